@@ -1,0 +1,3 @@
+//! # qtensor — quantized tensor types and PyTorch-exact numerics
+//!
+//! (Being written; see ARCHITECTURE.md.)
