@@ -11,4 +11,5 @@
 //! println!("int8 dispatch level: {level}");
 //! ```
 
+pub mod float;
 pub mod isa;
