@@ -1,0 +1,123 @@
+//! The comparison table of `bench-vs-torch`: PyTorch and qstack medians side by side.
+
+use crate::bench_json::Record;
+
+/// Bytes one measurement moves through memory (read plus written), for the GB/s column.
+pub type BytesMoved = fn(&Record) -> Option<f64>;
+
+/// A Markdown table: one row per PyTorch measurement, matched with the qstack measurement of
+/// the same key; `ratio` is torch/qstack (above 1 means qstack is faster), GB/s is qstack's.
+/// qstack rows without a PyTorch counterpart are appended with empty torch cells.
+pub fn markdown(torch: &[Record], qstack: &[Record], bytes: BytesMoved) -> String {
+    let Some(first) = torch.first().or(qstack.first()) else {
+        return "(no measurements)\n".to_string();
+    };
+    let key_names: Vec<&str> = first.key.iter().map(|(k, _)| k.as_str()).collect();
+    let mut header: Vec<&str> = key_names.clone();
+    header.extend([
+        "torch ns",
+        "qstack ns",
+        "ratio (torch/qstack)",
+        "qstack GB/s",
+    ]);
+    let mut out = format!("| {} |\n", header.join(" | "));
+    let align: Vec<&str> = header
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i == 0 { "---" } else { "---:" })
+        .collect();
+    out += &format!("| {} |\n", align.join(" | "));
+    let cells = |r: &Record| -> Vec<String> {
+        key_names
+            .iter()
+            .map(|k| r.get(k).map(|v| v.to_string()).unwrap_or_default())
+            .collect()
+    };
+    let gbps = |r: &Record| {
+        bytes(r)
+            .filter(|_| r.ns > 0.0)
+            .map(|b| format!("{:.2}", b / r.ns))
+            .unwrap_or_default()
+    };
+    for t in torch {
+        let q = qstack.iter().find(|q| q.key == t.key);
+        let mut row = cells(t);
+        row.push(format!("{:.0}", t.ns));
+        match q {
+            Some(q) => {
+                row.push(format!("{:.0}", q.ns));
+                row.push(if q.ns > 0.0 {
+                    format!("{:.2}", t.ns / q.ns)
+                } else {
+                    String::new()
+                });
+                row.push(gbps(q));
+            }
+            None => row.extend([String::new(), String::new(), String::new()]),
+        }
+        out += &format!("| {} |\n", row.join(" | "));
+    }
+    for q in qstack
+        .iter()
+        .filter(|q| !torch.iter().any(|t| t.key == q.key))
+    {
+        let mut row = cells(q);
+        row.extend([
+            String::new(),
+            format!("{:.0}", q.ns),
+            String::new(),
+            gbps(q),
+        ]);
+        out += &format!("| {} |\n", row.join(" | "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench_json::parse_records;
+
+    fn five_bytes_per_element(r: &Record) -> Option<f64> {
+        r.get("n")?.as_f64().map(|n| 5.0 * n)
+    }
+
+    #[test]
+    fn rows_match_by_key_with_ratio_and_bandwidth() {
+        let torch = parse_records(
+            "{\"op\":\"quantize\",\"n\":1000,\"threads\":1,\"ns\":3000}\n\
+             {\"op\":\"dequantize\",\"n\":1000,\"threads\":1,\"ns\":800}",
+        )
+        .unwrap();
+        let qstack = parse_records(
+            "{\"op\":\"dequantize\",\"n\":1000,\"threads\":1,\"ns\":1000}\n\
+             {\"op\":\"quantize\",\"n\":1000,\"threads\":1,\"ns\":1000}\n\
+             {\"op\":\"quantize\",\"n\":1000,\"threads\":2,\"ns\":500}",
+        )
+        .unwrap();
+        let table = markdown(&torch, &qstack, five_bytes_per_element);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| op | n | threads | torch ns | qstack ns | ratio (torch/qstack) | qstack GB/s |"
+        );
+        assert_eq!(
+            lines[2],
+            "| quantize | 1000 | 1 | 3000 | 1000 | 3.00 | 5.00 |"
+        );
+        assert_eq!(
+            lines[3],
+            "| dequantize | 1000 | 1 | 800 | 1000 | 0.80 | 5.00 |"
+        );
+        assert_eq!(lines[4], "| quantize | 1000 | 2 |  | 500 |  | 10.00 |");
+        assert_eq!(lines.len(), 5);
+    }
+
+    #[test]
+    fn empty_input_says_so() {
+        assert_eq!(
+            markdown(&[], &[], five_bytes_per_element),
+            "(no measurements)\n"
+        );
+    }
+}
