@@ -5,15 +5,21 @@ use crate::bench_json::Record;
 /// Bytes one measurement moves through memory (read plus written), for the GB/s column.
 pub type BytesMoved = fn(&Record) -> Option<f64>;
 
-/// A Markdown table: one row per PyTorch measurement, matched with the qstack measurement of
-/// the same key; `ratio` is torch/qstack (above 1 means qstack is faster), GB/s is qstack's.
-/// qstack rows without a PyTorch counterpart are appended with empty torch cells.
-pub fn markdown(torch: &[Record], qstack: &[Record], bytes: BytesMoved) -> String {
-    let Some(first) = torch.first().or(qstack.first()) else {
+/// A Markdown table: one row per PyTorch measurement, matched with the qstack measurement that
+/// has the same values in `key_names` (other fields, such as `repeats`, are ignored); `ratio` is
+/// torch/qstack (above 1 means qstack is faster), GB/s is qstack's. qstack rows without a
+/// PyTorch counterpart are appended with empty torch cells.
+pub fn markdown(
+    torch: &[Record],
+    qstack: &[Record],
+    key_names: &[&str],
+    bytes: BytesMoved,
+) -> String {
+    if torch.is_empty() && qstack.is_empty() {
         return "(no measurements)\n".to_string();
-    };
-    let key_names: Vec<&str> = first.key.iter().map(|(k, _)| k.as_str()).collect();
-    let mut header: Vec<&str> = key_names.clone();
+    }
+    let same = |a: &Record, b: &Record| key_names.iter().all(|k| a.get(k) == b.get(k));
+    let mut header: Vec<&str> = key_names.to_vec();
     header.extend([
         "torch ns",
         "qstack ns",
@@ -40,7 +46,7 @@ pub fn markdown(torch: &[Record], qstack: &[Record], bytes: BytesMoved) -> Strin
             .unwrap_or_default()
     };
     for t in torch {
-        let q = qstack.iter().find(|q| q.key == t.key);
+        let q = qstack.iter().find(|q| same(q, t));
         let mut row = cells(t);
         row.push(format!("{:.0}", t.ns));
         match q {
@@ -57,10 +63,7 @@ pub fn markdown(torch: &[Record], qstack: &[Record], bytes: BytesMoved) -> Strin
         }
         out += &format!("| {} |\n", row.join(" | "));
     }
-    for q in qstack
-        .iter()
-        .filter(|q| !torch.iter().any(|t| t.key == q.key))
-    {
+    for q in qstack.iter().filter(|q| !torch.iter().any(|t| same(t, q))) {
         let mut row = cells(q);
         row.extend([
             String::new(),
@@ -78,6 +81,8 @@ mod tests {
     use super::*;
     use crate::bench_json::parse_records;
 
+    const KEY: &[&str] = &["op", "n", "threads"];
+
     fn five_bytes_per_element(r: &Record) -> Option<f64> {
         r.get("n")?.as_f64().map(|n| 5.0 * n)
     }
@@ -85,7 +90,7 @@ mod tests {
     #[test]
     fn rows_match_by_key_with_ratio_and_bandwidth() {
         let torch = parse_records(
-            "{\"op\":\"quantize\",\"n\":1000,\"threads\":1,\"ns\":3000}\n\
+            "{\"op\":\"quantize\",\"n\":1000,\"threads\":1,\"ns\":3000,\"repeats\":15}\n\
              {\"op\":\"dequantize\",\"n\":1000,\"threads\":1,\"ns\":800}",
         )
         .unwrap();
@@ -95,7 +100,7 @@ mod tests {
              {\"op\":\"quantize\",\"n\":1000,\"threads\":2,\"ns\":500}",
         )
         .unwrap();
-        let table = markdown(&torch, &qstack, five_bytes_per_element);
+        let table = markdown(&torch, &qstack, KEY, five_bytes_per_element);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
@@ -116,7 +121,7 @@ mod tests {
     #[test]
     fn empty_input_says_so() {
         assert_eq!(
-            markdown(&[], &[], five_bytes_per_element),
+            markdown(&[], &[], KEY, five_bytes_per_element),
             "(no measurements)\n"
         );
     }

@@ -9,7 +9,7 @@ use crate::bench_table::{BytesMoved, markdown};
 use crate::python;
 use crate::run::{cargo, output, step};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// One comparison: a Rust binary in `benches/src/bin/` and a PyTorch script measuring the same
 /// operations on the same shapes.
@@ -23,6 +23,8 @@ pub struct Suite {
     pub rust_bin: &'static str,
     /// The PyTorch script, relative to the workspace root.
     pub torch_script: &'static str,
+    /// The fields that identify a measurement on both sides (extra fields are ignored).
+    pub key_fields: &'static [&'static str],
     /// Memory traffic of one measurement, for the GB/s column.
     pub bytes: BytesMoved,
 }
@@ -32,12 +34,16 @@ fn quantize_bytes(record: &Record) -> Option<f64> {
     record.get("n")?.as_f64().map(|n| 5.0 * n)
 }
 
+/// Arguments both sides of every suite take for `--quick` (fewer timed repeats).
+const QUICK_ARGS: &[&str] = &["--repeats", "5", "--warmup", "1"];
+
 /// Every known suite, run in this order when no `--suite` is given.
 pub const SUITES: &[Suite] = &[Suite {
     name: "quantize",
     title: "quantize_per_tensor -> quint8 and dequantize (f32, contiguous)",
     rust_bin: "vs_torch_quantize",
     torch_script: "tools/bench/torch_quantize.py",
+    key_fields: &["op", "n", "threads"],
     bytes: quantize_bytes,
 }];
 
@@ -65,7 +71,7 @@ fn select(names: &[String]) -> Result<Vec<Suite>> {
 }
 
 fn run_suite(suite: &Suite, quick: bool, python: &Path) -> Result {
-    let quick_arg: &[&str] = if quick { &["--quick"] } else { &[] };
+    let quick_arg: &[&str] = if quick { QUICK_ARGS } else { &[] };
     if !Path::new(suite.torch_script).is_file() {
         return Err(format!(
             "{} does not exist in this checkout",
@@ -93,7 +99,10 @@ fn run_suite(suite: &Suite, quick: bool, python: &Path) -> Result {
     let qstack = parse_records(&qstack_text)?;
     let torch = parse_records(&torch_text)?;
     println!("\n### {}: {}\n", suite.name, suite.title);
-    print!("{}", markdown(&torch, &qstack, suite.bytes));
+    print!(
+        "{}",
+        markdown(&torch, &qstack, suite.key_fields, suite.bytes)
+    );
     println!(
         "\n(median ns per call; ratio > 1 means qstack is faster; GB/s = bytes read + written / time)"
     );
@@ -103,7 +112,7 @@ fn run_suite(suite: &Suite, quick: bool, python: &Path) -> Result {
 /// Runs `cmd` capturing stdout, echoes the command line and its output, returns the output.
 fn echo_output(cmd: &mut Command) -> Result<String> {
     println!("$ {}", crate::run::describe(cmd));
-    let text = output(cmd)?;
+    let text = output(cmd.stderr(Stdio::inherit()))?;
     print!("{text}");
     Ok(text)
 }
