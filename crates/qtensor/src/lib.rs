@@ -8,6 +8,7 @@ pub mod element;
 pub mod error;
 pub mod half_conv;
 pub mod qscheme;
+pub mod quant;
 pub mod tensor;
 
 pub use dtype::{QDType, calculate_qmin_qmax};
@@ -15,4 +16,10 @@ pub use element::Element;
 pub use error::{QTensorError, Result};
 pub use half_conv::{f16_slice_to_f32, f32_slice_to_f16, f32_to_f16_saturating};
 pub use qscheme::{QParams, QScheme};
+pub use quant::{
+    dequantize_slice_i8, dequantize_slice_u8, dequantize_val, dequantize_val_float_qparams,
+    dequantize_val_per_channel, quantize_slice_i8, quantize_slice_u8, quantize_val,
+    quantize_val_float_qparams, quantize_val_scalar_path, quantize_val_sub_byte,
+    requantize_from_int,
+};
 pub use tensor::{Layout, Tensor, channel_blocks};

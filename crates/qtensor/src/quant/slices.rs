@@ -1,0 +1,276 @@
+//! Auto-vectorizing slice loops for 8-bit per-tensor quantize/dequantize, parallel (rayon)
+//! above a size threshold.
+
+use rayon::prelude::*;
+
+use super::scalar::{F32_BELOW_2POW31, max_ps, min_ps};
+use crate::dtype::QDType;
+use crate::error::{QTensorError, Result};
+
+/// Below this many elements the loops run on the calling thread.
+const PAR_THRESHOLD: usize = 1 << 18;
+/// Elements per rayon task.
+const PAR_CHUNK: usize = 1 << 16;
+/// `1.5 * 2^23`: adding it to a float of magnitude `< 2^22` rounds it to an integer (ties to
+/// even), and the integer can then be read from the low mantissa bits.
+const MAGIC: f32 = 12_582_912.0;
+
+/// Runs `f` over matching chunks of `src` and `dst`, in parallel for large inputs.
+pub(crate) fn par_zip_chunks<S: Sync, D: Send>(
+    src: &[S],
+    dst: &mut [D],
+    f: impl Fn(&[S], &mut [D]) + Sync + Send,
+) {
+    if src.len() >= PAR_THRESHOLD {
+        src.par_chunks(PAR_CHUNK)
+            .zip(dst.par_chunks_mut(PAR_CHUNK))
+            .for_each(|(s, d)| f(s, d));
+    } else {
+        f(src, dst);
+    }
+}
+
+/// Elements per unrolled block of the quantize loop (16 bytes out).
+const BLOCK: usize = 16;
+
+/// Branch-free form of [`quantize_val`](super::quantize_val) for an 8-bit dtype, computed
+/// entirely in `f32` so that it vectorizes. Rounding and clamping commute for integer bounds,
+/// so the product is clamped to `[qmin - zp, qmax - zp]` first, rounded by adding `MAGIC`
+/// (the low byte of the sum's bit pattern is then the integer in two's complement), and the
+/// zero point is added after rounding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PerTensor8 {
+    inv: f32,
+    zero_point: f32,
+    t_min: f32,
+    t_max: f32,
+    /// torch's 32-bit `r + zp` can wrap: only for `zp > 127` or `zp < 0`.
+    wraps: bool,
+    /// Clipped products above this wrap to `qmin` (`r == 2147483520`, `zp >= 128`).
+    wrap_to_min_above: f32,
+    /// Clipped products below this wrap to `qmax` (`r == i32::MIN`, `zp < 0`).
+    wrap_to_max_below: f32,
+}
+
+impl PerTensor8 {
+    /// `scale` is the `f32` scale; `zero_point` must lie in `[qmin, qmax]`, an 8-bit range.
+    pub(crate) fn new(scale: f32, zero_point: i32, qmin: i32, qmax: i32) -> Self {
+        Self {
+            inv: 1.0 / scale,
+            zero_point: zero_point as f32,
+            t_min: (qmin - zero_point) as f32,
+            t_max: (qmax - zero_point) as f32,
+            wraps: !(0..=127).contains(&zero_point),
+            wrap_to_min_above: if zero_point > 127 {
+                2_147_483_392.0
+            } else {
+                f32::INFINITY
+            },
+            wrap_to_max_below: if zero_point < 0 {
+                -2_147_483_520.0
+            } else {
+                f32::NEG_INFINITY
+            },
+        }
+    }
+
+    /// Quantized value as a two's-complement byte. `WRAP` must be `self.wraps`.
+    #[inline(always)]
+    fn byte<const WRAP: bool>(self, x: f32) -> u8 {
+        let mut t = x * self.inv;
+        if WRAP {
+            let clipped = min_ps(t, F32_BELOW_2POW31);
+            t = if clipped > self.wrap_to_min_above {
+                f32::NEG_INFINITY
+            } else {
+                clipped
+            };
+            t = if t < self.wrap_to_max_below {
+                f32::INFINITY
+            } else {
+                t
+            };
+        }
+        // min_ps first: a NaN product becomes qmax, as `min(t, 2147483520)` makes it in torch.
+        let t = max_ps(min_ps(t, self.t_max), self.t_min);
+        ((t + MAGIC) + self.zero_point).to_bits() as u8
+    }
+
+    fn run_blocks<const WRAP: bool>(self, src: &[f32], dst: &mut [u8]) {
+        let mut src_blocks = src.chunks_exact(BLOCK);
+        let mut dst_blocks = dst.chunks_exact_mut(BLOCK);
+        for (s, d) in (&mut src_blocks).zip(&mut dst_blocks) {
+            for (o, &x) in d.iter_mut().zip(s) {
+                *o = self.byte::<WRAP>(x);
+            }
+        }
+        let tail = dst_blocks.into_remainder();
+        for (o, &x) in tail.iter_mut().zip(src_blocks.remainder()) {
+            *o = self.byte::<WRAP>(x);
+        }
+    }
+
+    /// Quantizes `src` into two's-complement bytes (`dst.len() == src.len()`).
+    pub(crate) fn run(self, src: &[f32], dst: &mut [u8]) {
+        if self.wraps {
+            self.run_blocks::<true>(src, dst);
+        } else {
+            self.run_blocks::<false>(src, dst);
+        }
+    }
+}
+
+fn check_len(src: usize, dst: usize) -> Result<()> {
+    if src == dst {
+        Ok(())
+    } else {
+        Err(QTensorError::ShapeMismatch {
+            expected: vec![src],
+            got: vec![dst],
+        })
+    }
+}
+
+fn check_scale(scale: f32) -> Result<()> {
+    if scale.is_finite() && scale > 0.0 {
+        Ok(())
+    } else {
+        Err(QTensorError::InvalidScale {
+            scale: f64::from(scale),
+        })
+    }
+}
+
+fn check_zero_point(zero_point: i32, dtype: QDType) -> Result<()> {
+    let (qmin, qmax) = dtype.range_i32();
+    if (qmin..=qmax).contains(&zero_point) {
+        Ok(())
+    } else {
+        Err(QTensorError::ZeroPointOutOfRange {
+            zero_point: i64::from(zero_point),
+            qmin: i64::from(qmin),
+            qmax: i64::from(qmax),
+        })
+    }
+}
+
+fn check_quantize(
+    src: usize,
+    dst: usize,
+    scale: f32,
+    zero_point: i32,
+    dtype: QDType,
+) -> Result<()> {
+    check_len(src, dst)?;
+    check_scale(scale)?;
+    check_zero_point(zero_point, dtype)
+}
+
+/// Per-tensor quantize to quint8 (full range 0..=255), bit-exact with
+/// [`quantize_val`](super::quantize_val) and torch. Errors on a bad scale, zero point or length.
+pub fn quantize_slice_u8(src: &[f32], scale: f32, zero_point: i32, dst: &mut [u8]) -> Result<()> {
+    check_quantize(src.len(), dst.len(), scale, zero_point, QDType::QUInt8)?;
+    let kernel = PerTensor8::new(scale, zero_point, 0, 255);
+    par_zip_chunks(src, dst, |s, d| kernel.run(s, d));
+    Ok(())
+}
+
+/// Per-tensor quantize to qint8 (full range -128..=127), bit-exact with
+/// [`quantize_val`](super::quantize_val) and torch. Errors on a bad scale, zero point or length.
+pub fn quantize_slice_i8(src: &[f32], scale: f32, zero_point: i32, dst: &mut [i8]) -> Result<()> {
+    check_quantize(src.len(), dst.len(), scale, zero_point, QDType::QInt8)?;
+    let kernel = PerTensor8::new(scale, zero_point, -128, 127);
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(dst);
+    par_zip_chunks(src, bytes, |s, d| kernel.run(s, d));
+    Ok(())
+}
+
+/// Per-tensor dequantize of quint8 values: `scale * (q - zero_point)` in `f32`.
+pub fn dequantize_slice_u8(src: &[u8], scale: f32, zero_point: i32, dst: &mut [f32]) -> Result<()> {
+    check_quantize(src.len(), dst.len(), scale, zero_point, QDType::QUInt8)?;
+    par_zip_chunks(src, dst, |s, d| {
+        for (o, &q) in d.iter_mut().zip(s) {
+            *o = scale * (i32::from(q) - zero_point) as f32;
+        }
+    });
+    Ok(())
+}
+
+/// Per-tensor dequantize of qint8 values: `scale * (q - zero_point)` in `f32`.
+pub fn dequantize_slice_i8(src: &[i8], scale: f32, zero_point: i32, dst: &mut [f32]) -> Result<()> {
+    check_quantize(src.len(), dst.len(), scale, zero_point, QDType::QInt8)?;
+    par_zip_chunks(src, dst, |s, d| {
+        for (o, &q) in d.iter_mut().zip(s) {
+            *o = scale * (i32::from(q) - zero_point) as f32;
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::quantize_val;
+    use super::*;
+
+    fn specials() -> Vec<f32> {
+        let mut v = vec![
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -1e30,
+            3e9,
+            -3e9,
+            2147483520.0,
+            2147483392.0,
+            2147483648.0,
+            -2147483520.0,
+            -2147483648.0,
+            -2147483904.0,
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+        ];
+        v.extend((-600..600).map(|i| i as f32 * 0.5));
+        v
+    }
+
+    #[test]
+    fn u8_loop_equals_oracle_for_every_zero_point() {
+        let src = specials();
+        let mut dst = vec![0u8; src.len()];
+        for zp in 0..=255 {
+            for scale in [1.0f32, 0.37, 3.0] {
+                quantize_slice_u8(&src, scale, zp, &mut dst).unwrap();
+                for (&x, &q) in src.iter().zip(&dst) {
+                    let want = quantize_val(x, 1.0 / scale, zp, 0, 255);
+                    assert_eq!(i32::from(q), want, "x={x} scale={scale} zp={zp}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn i8_loop_equals_oracle_for_every_zero_point() {
+        let src = specials();
+        let mut dst = vec![0i8; src.len()];
+        for zp in -128..=127 {
+            for scale in [1.0f32, 0.37, 3.0] {
+                quantize_slice_i8(&src, scale, zp, &mut dst).unwrap();
+                for (&x, &q) in src.iter().zip(&dst) {
+                    let want = quantize_val(x, 1.0 / scale, zp, -128, 127);
+                    assert_eq!(i32::from(q), want, "x={x} scale={scale} zp={zp}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dequantize_loops() {
+        let mut out = [0.0f32; 3];
+        dequantize_slice_u8(&[0, 3, 255], 0.5, 3, &mut out).unwrap();
+        assert_eq!(out, [-1.5, 0.0, 126.0]);
+        dequantize_slice_i8(&[-128, 0, 127], 0.25, -1, &mut out).unwrap();
+        assert_eq!(out, [-31.75, 0.25, 32.0]);
+    }
+}
