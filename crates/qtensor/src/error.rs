@@ -57,6 +57,18 @@ pub enum QTensorError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// An integer value outside the range of the dtype it should be stored in.
+    #[error("value {value} at index {index} is outside the quantized range [{qmin}, {qmax}]")]
+    ValueOutOfRange {
+        /// The rejected value.
+        value: i64,
+        /// Its flat index.
+        index: usize,
+        /// Lower end of the allowed range.
+        qmin: i64,
+        /// Upper end of the allowed range.
+        qmax: i64,
+    },
     /// An operation that is not defined for the given dtype, scheme or layout.
     #[error("unsupported: {0}")]
     Unsupported(String),
