@@ -1,4 +1,80 @@
 //! Float (f32 and f16) matrix multiplication: the one place that wraps the float GEMM crate.
 //!
-//! Being written by the float-modules issue; int8-versus-fp32 comparisons are only honest when
-//! this path is strong.
+//! Every float matmul and convolution of the workspace goes through here, so that the fp32
+//! baseline the int8 kernels are compared against is strong, and so that swapping the crate
+//! touches one folder.
+//!
+//! - [`sgemm`]: `C = alpha * A * B + beta * C` in f32 on strided views ([`MatRef`], [`MatMut`]);
+//!   `beta = 0` overwrites `C` without reading it, `beta = 1` accumulates.
+//! - [`hgemm`]: the same with f16 storage and f32 accumulation (the crate's f16 kernel).
+//! - [`gemm_mixed`]: f32 result where either operand may be stored as f16 (f16 weights times f32
+//!   activations); f16 operands are widened exactly, then [`sgemm`] runs.
+//! - [`reference_sgemm`]: the naive oracle the above are tested against.
+//!
+//! Views check their bounds when built, so the `unsafe` call into the crate (in `call.rs`, the only
+//! one) needs no further checks.
+//!
+//! # Why the `gemm` crate
+//!
+//! Chosen by measurement against `matrixmultiply` 0.3.11 (default features, AVX-512 enabled),
+//! single thread, release build, on this project's development machine (Xeon, Sapphire/Emerald
+//! Rapids class, shared by other jobs, so a few percent is noise). Best of many runs, in µs;
+//! `M x K x N`, A row-major, B row-major (`NN`) or B = Wᵀ of a row-major `N x K` weight (`NT`):
+//!
+//! | shape | layout | matrixmultiply | gemm 0.19 (AVX2 only) | gemm 0.19 + `x86-v4` |
+//! |---|---|---:|---:|---:|
+//! | 64 x 800 x 500 | NN | 397 | 667 | 363 |
+//! | 64 x 800 x 500 | NT | 464 | 783 | 441 |
+//! | 64 x 256 x 120 | NN | 44 | 49 | 28 |
+//! | 64 x 256 x 120 | NT | 35 | 56 | 36 |
+//! | 64 x 500 x 10 | NT | 14 | 14 | 17 |
+//! | 1024 x 1024 x 1024 | NN | 15148 | 25855 | 13012 |
+//! | 16 x 150 x 4096 (im2col conv) | NN | 312 | 381 | 180 |
+//! | 6 x 25 x 50176 (im2col conv) | NN | 633 | 251 | 239 |
+//!
+//! With its AVX-512 kernels (`x86-v4` feature, detected at run time; AVX2/FMA machines fall back
+//! to the AVX2 kernels, aarch64 uses NEON) `gemm` matches or beats `matrixmultiply` on every shape
+//! but the tiny `64 x 500 x 10`, is far ahead on the wide, short im2col products of convolutions,
+//! and it has an f16 GEMM (`matrixmultiply` has none). f16 timings (f16 in and out, f32
+//! accumulation): 64 x 800 x 500 NN 613 µs, 1024³ 20.0 ms; widening the f16 operands first
+//! ([`gemm_mixed`]) costs ≈ 0.33 ns per widened element with `half`'s slice conversion.
+//!
+//! The crate picks its kernel by CPU detection and ignores the `QSTACK_ISA` cap; float results may
+//! differ across ISAs in the last bits (summation order). Bit-exactness across ISAs is a property
+//! of the int8 paths only.
+//!
+//! ```
+//! use qkernels::float::{sgemm, MatMut, MatRef, Threads};
+//! // x: 2 x 3 activations, w: 2 x 3 weight (out x in, row-major) -> y = x wᵀ : 2 x 2
+//! let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+//! let w = [1.0f32, 0.0, 0.0, 0.0, 1.0, 1.0];
+//! let mut y = [0.0f32; 4];
+//! sgemm(
+//!     1.0,
+//!     MatRef::row_major(&x, 2, 3)?,
+//!     MatRef::row_major(&w, 2, 3)?.t(),
+//!     0.0,
+//!     MatMut::row_major(&mut y, 2, 2)?,
+//!     Threads::Single,
+//! )?;
+//! assert_eq!(y, [1.0, 5.0, 4.0, 11.0]);
+//! # Ok::<(), qkernels::float::FloatGemmError>(())
+//! ```
+
+mod call;
+mod error;
+mod hgemm;
+mod reference;
+mod sgemm;
+mod threads;
+mod view;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{FloatGemmError, Result};
+pub use hgemm::{FloatMat, gemm_mixed, hgemm};
+pub use reference::reference_sgemm;
+pub use sgemm::sgemm;
+pub use threads::Threads;
+pub use view::{MatMut, MatRef};
