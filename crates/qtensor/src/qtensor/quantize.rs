@@ -38,7 +38,7 @@ pub fn quantize_per_tensor(
             if dtype == QDType::QUInt8 {
                 IntRepr::U8(Tensor::from_parts(shape, out, layout))
             } else {
-                let out = out.into_iter().map(|b| b as i8).collect();
+                let out: Vec<i8> = bytemuck::allocation::cast_vec(out);
                 IntRepr::I8(Tensor::from_parts(shape, out, layout))
             }
         }
