@@ -10,6 +10,14 @@
 //! assert!(isa::runnable().contains(&Isa::Scalar));
 //! println!("int8 dispatch level: {level}");
 //! ```
+//!
+//! [`gemm`] multiplies quint8 activations by qint8 weights packed once per kernel family
+//! ([`gemm::PackedWeights`]) and fuses fbgemm-exact requantization, dequantization to f32 or
+//! raw i32 output; [`gemm::reference`] is its scalar oracle. Errors are [`GemmError`].
 
+pub mod error;
 pub mod float;
+pub mod gemm;
 pub mod isa;
+
+pub use error::GemmError;

@@ -1,0 +1,293 @@
+//! The blocked, optionally parallel loop around a [`Microkernel`]: validation, the overflow
+//! bound, zero-point folding, A packing per task, tiles, epilogue, and disjoint output writes.
+//!
+//! Every output element is computed by exactly one tile over the full K, with integer
+//! arithmetic that is exact (modulo 2³², and the overflow check makes it exact), followed by
+//! a per-element epilogue; so results do not depend on the task split or the thread count.
+
+use rayon::prelude::*;
+
+use super::microkernel::{Microkernel, TileJob};
+use super::pack::PackedWeights;
+use super::pipeline::{OutRow, Stage};
+use crate::error::{GemmError, Result};
+
+/// Multiply-accumulates above which the work is split over rayon's threads.
+const PARALLEL_MACS: usize = 1 << 21;
+/// Target size of one task's block of packed activations.
+const A_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Quantized activations: `rows × K` u8 (K taken from the packed weights), row stride
+/// `row_stride`, with one zero point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Activations<'a> {
+    /// Row-major data, at least `(rows − 1)·row_stride + K` bytes.
+    pub data: &'a [u8],
+    /// Rows (M).
+    pub rows: usize,
+    /// Row stride (≥ K).
+    pub row_stride: usize,
+    /// Zero point, `0..=255`.
+    pub zero_point: i32,
+}
+
+/// Elements an output row segment can hold.
+pub(crate) trait OutElem: Copy + Send + Sync {
+    fn wrap(s: &mut [Self]) -> OutRow<'_>;
+}
+impl OutElem for u8 {
+    fn wrap(s: &mut [Self]) -> OutRow<'_> {
+        OutRow::U8(s)
+    }
+}
+impl OutElem for f32 {
+    fn wrap(s: &mut [Self]) -> OutRow<'_> {
+        OutRow::F32(s)
+    }
+}
+impl OutElem for i32 {
+    fn wrap(s: &mut [Self]) -> OutRow<'_> {
+        OutRow::I32(s)
+    }
+}
+
+/// The output buffer shared by the tasks; each task writes a disjoint set of tiles.
+struct SharedOut<T> {
+    ptr: *mut T,
+    len: usize,
+    ldc: usize,
+}
+
+// SAFETY: SharedOut is only a pointer to a `&mut [T]` borrowed for the whole call; tasks
+// write disjoint (row, column-range) segments (see `row`), so sharing it across threads is
+// like handing out disjoint `&mut` sub-slices.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// Row `m`, columns `n0..n0 + nc`. Callers guarantee no two live segments overlap.
+    #[allow(clippy::mut_from_ref)]
+    fn row(&self, m: usize, n0: usize, nc: usize) -> &mut [T] {
+        let start = m * self.ldc + n0;
+        assert!(start + nc <= self.len, "output segment out of bounds");
+        // SAFETY: in bounds (asserted above) of the `&mut [T]` this was made from, which
+        // outlives the call; the tiles partition the output so segments are disjoint.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), nc) }
+    }
+}
+
+/// Checks a buffer of `rows` rows of `cols` with stride `ld`.
+pub(crate) fn check_matrix(
+    what: &'static str,
+    len: usize,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+) -> Result<()> {
+    if ld < cols {
+        return Err(GemmError::StrideTooSmall {
+            what,
+            stride: ld,
+            row_len: cols,
+        });
+    }
+    if rows == 0 {
+        return Ok(());
+    }
+    let needed = (rows - 1)
+        .checked_mul(ld)
+        .and_then(|x| x.checked_add(cols))
+        .unwrap_or(usize::MAX);
+    if len < needed {
+        return Err(GemmError::BufferTooSmall {
+            what,
+            needed,
+            got: len,
+        });
+    }
+    Ok(())
+}
+
+/// Errors when `Σ_k (a − za)(w − zw)` could leave the i32 range.
+pub(crate) fn check_overflow(k: usize, a_zero_point: i32, w: &PackedWeights) -> Result<()> {
+    let a_max = a_zero_point.max(255 - a_zero_point) as u64;
+    let bound = (k as u64)
+        .saturating_mul(a_max)
+        .saturating_mul(u64::from(w.w_abs_max()));
+    if bound > i32::MAX as u64 {
+        return Err(GemmError::AccumulatorOverflow {
+            k,
+            a_zero_point,
+            w_abs_max: w.w_abs_max(),
+            bound,
+        });
+    }
+    Ok(())
+}
+
+/// Runs the whole GEMM into `out` (already validated by the caller).
+pub(crate) fn run<T: OutElem>(
+    kernel: &dyn Microkernel,
+    a: &Activations<'_>,
+    w: &PackedWeights,
+    stage: &Stage,
+    out: &mut [T],
+    ldc: usize,
+) {
+    let (m, n, k) = (a.rows, w.n(), w.k());
+    if m == 0 {
+        return;
+    }
+    let za = a.zero_point;
+    let kk = k as i64;
+    let off = i64::from(kernel.a_offset());
+    // corr[n] = a_offset·Σ_k W − za·(Σ_k W − zw·K), in wrapping i32 like the kernels.
+    let corr: Vec<i32> = w
+        .weight_sums()
+        .iter()
+        .zip(w.zero_points())
+        .map(|(&s, &zw)| {
+            let s = i64::from(s);
+            (off * s - i64::from(za) * (s - i64::from(zw) * kk)) as i32
+        })
+        .collect();
+    let row_sums: Option<Vec<i32>> = (!w.is_symmetric()).then(|| {
+        (0..m)
+            .map(|r| {
+                a.data[r * a.row_stride..r * a.row_stride + k]
+                    .iter()
+                    .map(|&x| i32::from(x))
+                    .sum()
+            })
+            .collect()
+    });
+
+    let shape = kernel.tile_shape(m);
+    let layout = kernel.layout();
+    let kp = w.k_padded();
+    let tile_cols = shape.panels * layout.nr;
+    let m_tiles = m.div_ceil(shape.rows);
+    let n_tiles = n.div_ceil(tile_cols);
+    let tile_a = kernel.a_tile_bytes(shape.rows, kp);
+    let mb = (A_BLOCK_BYTES / tile_a.max(1)).clamp(1, m_tiles);
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MACS;
+    let (mb, n_split) = if parallel {
+        let target = 4 * threads;
+        let mb = mb.min(m_tiles.div_ceil(threads)).max(1);
+        let m_blocks = m_tiles.div_ceil(mb);
+        (mb, target.div_ceil(m_blocks).clamp(1, n_tiles))
+    } else {
+        (mb, 1)
+    };
+    let m_blocks = m_tiles.div_ceil(mb);
+    let nb = n_tiles.div_ceil(n_split);
+    let shared = SharedOut {
+        ptr: out.as_mut_ptr(),
+        len: out.len(),
+        ldc,
+    };
+    let ctx = TaskCtx {
+        kernel,
+        a,
+        w,
+        stage,
+        corr: &corr,
+        row_sums: row_sums.as_deref(),
+        out: &shared,
+    };
+    let task = |t: usize| {
+        let (mi, ni) = (t / n_split, t % n_split);
+        let mt = mi * mb..((mi + 1) * mb).min(m_tiles);
+        let nt = ni * nb..((ni + 1) * nb).min(n_tiles);
+        if !nt.is_empty() {
+            ctx.run_block(mt, nt);
+        }
+    };
+    let tasks = m_blocks * n_split;
+    if parallel {
+        (0..tasks).into_par_iter().for_each(task);
+    } else {
+        (0..tasks).for_each(task);
+    }
+}
+
+struct TaskCtx<'a, T> {
+    kernel: &'a dyn Microkernel,
+    a: &'a Activations<'a>,
+    w: &'a PackedWeights,
+    stage: &'a Stage,
+    corr: &'a [i32],
+    row_sums: Option<&'a [i32]>,
+    out: &'a SharedOut<T>,
+}
+
+impl<T: OutElem> TaskCtx<'_, T> {
+    /// Packs the A tiles of `m_tiles`, then runs every tile of `m_tiles × n_tiles`.
+    fn run_block(&self, m_tiles: std::ops::Range<usize>, n_tiles: std::ops::Range<usize>) {
+        let (m, n, k) = (self.a.rows, self.w.n(), self.w.k());
+        let kernel = self.kernel;
+        let shape = kernel.tile_shape(m);
+        let nr = kernel.layout().nr;
+        let kp = self.w.k_padded();
+        let tile_cols = shape.panels * nr;
+        let tile_a = kernel.a_tile_bytes(shape.rows, kp);
+        let mut apack = vec![0u8; tile_a * m_tiles.len()];
+        for (i, mt) in m_tiles.clone().enumerate() {
+            let r0 = mt * shape.rows;
+            let rows = shape.rows.min(m - r0);
+            let src = &self.a.data[r0 * self.a.row_stride..];
+            let dst = &mut apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)];
+            kernel.pack_a(src, self.a.row_stride, rows, k, kp, dst);
+        }
+        let mut acc = vec![0i32; shape.rows * tile_cols];
+        for nt in n_tiles {
+            let n0 = nt * tile_cols;
+            let nc = tile_cols.min(n - n0);
+            let panels = nc.div_ceil(nr);
+            let b = self.w.panel_bytes_of(n0 / nr, panels);
+            for (i, mt) in m_tiles.clone().enumerate() {
+                let r0 = mt * shape.rows;
+                let rows = shape.rows.min(m - r0);
+                let a_tile = &apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)];
+                kernel.compute(TileJob {
+                    a: a_tile,
+                    rows,
+                    b,
+                    panels,
+                    kp,
+                    acc: &mut acc,
+                    acc_ld: tile_cols,
+                });
+                for r in 0..rows {
+                    let raw = &mut acc[r * tile_cols..r * tile_cols + nc];
+                    fix_up(
+                        raw,
+                        &self.corr[n0..n0 + nc],
+                        self.row_sums
+                            .map(|s| (s[r0 + r], &self.w.zero_points()[n0..n0 + nc])),
+                    );
+                    let dst = self.out.row(r0 + r, n0, nc);
+                    kernel.finish(self.stage, n0, raw, T::wrap(dst));
+                }
+            }
+        }
+    }
+}
+
+/// `raw = acc + corr[n] − row_sum·zw[n]` (wrapping).
+fn fix_up(acc: &mut [i32], corr: &[i32], row: Option<(i32, &[i32])>) {
+    match row {
+        None => {
+            for (x, &c) in acc.iter_mut().zip(corr) {
+                *x = x.wrapping_add(c);
+            }
+        }
+        Some((rs, zw)) => {
+            for ((x, &c), &z) in acc.iter_mut().zip(corr).zip(zw) {
+                *x = x.wrapping_add(c).wrapping_sub(rs.wrapping_mul(z));
+            }
+        }
+    }
+}

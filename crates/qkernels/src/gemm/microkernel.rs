@@ -1,0 +1,143 @@
+//! The per-family kernel interface ([`Microkernel`]) and the table from [`KernelKind`] to the
+//! compiled kernels. See the module docs of [`crate::gemm`] for the contract.
+
+use super::kind::KernelKind;
+use super::pipeline::{OutRow, Stage};
+use crate::error::{GemmError, Result};
+
+/// How a family packs weights: panels of `nr` columns, `[K/kr][nr][kr]` bytes per panel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PanelLayout {
+    /// Output columns per panel.
+    pub nr: usize,
+    /// Consecutive k values stored together per column (K is padded to a multiple).
+    pub kr: usize,
+}
+
+/// Register tile: up to `rows` output rows × `panels` panels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TileShape {
+    /// Output rows per tile (MR).
+    pub rows: usize,
+    /// Panels per tile (tile width = `panels · nr`).
+    pub panels: usize,
+}
+
+/// One micro-kernel call: `acc[r·acc_ld + c] = Σ_{k<kp} (A[r,k] − a_offset)·B[k,c]` for
+/// `r < rows`, `c < panels·nr`, overwriting `acc`.
+pub(crate) struct TileJob<'a> {
+    /// The tile's packed activations ([`Microkernel::pack_a`] output, length
+    /// [`Microkernel::a_tile_bytes`]).
+    pub a: &'a [u8],
+    /// Rows in the tile, `1..=TileShape::rows`.
+    pub rows: usize,
+    /// `panels` consecutive packed panels of `kp · nr` bytes each.
+    pub b: &'a [i8],
+    /// Panels in the tile, `1..=TileShape::panels`.
+    pub panels: usize,
+    /// K padded to a multiple of `kr`.
+    pub kp: usize,
+    /// Accumulators, at least `(rows − 1)·acc_ld + panels·nr` values.
+    pub acc: &'a mut [i32],
+    /// Row stride of `acc` (≥ `panels·nr`).
+    pub acc_ld: usize,
+}
+
+impl TileJob<'_> {
+    /// Checks every length the kernels rely on (the safe boundary of the unsafe kernels).
+    pub(crate) fn assert_valid(&self, layout: PanelLayout, a_bytes: usize, shape: TileShape) {
+        assert!(
+            self.rows >= 1 && self.rows <= shape.rows,
+            "tile rows {}",
+            self.rows
+        );
+        assert!(
+            self.panels >= 1 && self.panels <= shape.panels,
+            "tile panels {}",
+            self.panels
+        );
+        assert!(
+            self.kp.is_multiple_of(layout.kr) && self.kp > 0,
+            "kp {}",
+            self.kp
+        );
+        assert!(self.a.len() >= a_bytes, "packed A too short");
+        assert!(
+            self.b.len() >= self.panels * self.kp * layout.nr,
+            "packed B too short"
+        );
+        assert!(self.acc_ld >= self.panels * layout.nr, "acc_ld too small");
+        assert!(
+            self.acc.len() >= (self.rows - 1) * self.acc_ld + self.panels * layout.nr,
+            "acc too short"
+        );
+    }
+}
+
+/// A kernel family. Implementations are zero-sized values that can only be obtained through
+/// [`kernel_for`], which checks the CPU first; so `compute` may call `#[target_feature]` code.
+pub(crate) trait Microkernel: Sync {
+    /// The family.
+    fn kind(&self) -> KernelKind;
+    /// Weight panel layout.
+    fn layout(&self) -> PanelLayout;
+    /// Register tile for a GEMM with `m` rows (small `m` may choose wider tiles).
+    fn tile_shape(&self, m: usize) -> TileShape;
+    /// Bytes of packed A for a tile of `rows` rows (default: `rows · kp`, row-major u8).
+    fn a_tile_bytes(&self, rows: usize, kp: usize) -> usize {
+        rows * kp
+    }
+    /// The kernel computes `Σ (a − a_offset)·b` (e.g. 128 when activations are XORed with
+    /// 0x80 for a signed dot product); the driver adds `a_offset·Σ_k W[n,k]` back.
+    fn a_offset(&self) -> i32 {
+        0
+    }
+    /// Packs `rows` activation rows (`a[r·lda ..][..k]`) into `dst` (exactly
+    /// [`Microkernel::a_tile_bytes`] long), zero-padding K to `kp`. Default: row-major u8.
+    fn pack_a(&self, a: &[u8], lda: usize, rows: usize, k: usize, kp: usize, dst: &mut [u8]) {
+        for (r, d) in dst.chunks_exact_mut(kp).take(rows).enumerate() {
+            d[..k].copy_from_slice(&a[r * lda..r * lda + k]);
+            d[k..].fill(0);
+        }
+    }
+    /// Runs one tile (see [`TileJob`]).
+    fn compute(&self, job: TileJob<'_>);
+    /// Converts corrected sums of columns `n0..n0+raw.len()` of one row (default: scalar).
+    fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
+        stage.finish_scalar(n0, raw, out);
+    }
+}
+
+/// Whether a kernel for `kind` is compiled into this build (ignores the CPU).
+pub(crate) fn kernel_compiled(kind: KernelKind) -> bool {
+    match kind {
+        KernelKind::Scalar => true,
+        KernelKind::Avx2
+        | KernelKind::Avx2Saturating
+        | KernelKind::AvxVnni
+        | KernelKind::Avx512Vnni => cfg!(target_arch = "x86_64"),
+        KernelKind::Neon | KernelKind::DotProd | KernelKind::I8mm => false,
+    }
+}
+
+/// The kernel of `kind`, if this process may run it (compiled, CPU, `QSTACK_ISA` cap).
+pub(crate) fn kernel_for(kind: KernelKind) -> Result<&'static dyn Microkernel> {
+    let unsupported = GemmError::UnsupportedKernel { kind };
+    if !kind.is_runnable() {
+        return Err(unsupported);
+    }
+    let found: Option<&'static dyn Microkernel> = match kind {
+        KernelKind::Scalar => Some(&super::scalar::ScalarKernel),
+        #[cfg(target_arch = "x86_64")]
+        KernelKind::Avx2 => super::x86_64::avx2::kernel(),
+        #[cfg(target_arch = "x86_64")]
+        KernelKind::Avx2Saturating => super::x86_64::avx2_saturating::kernel(),
+        #[cfg(target_arch = "x86_64")]
+        KernelKind::AvxVnni => super::x86_64::avx_vnni::kernel(),
+        #[cfg(target_arch = "x86_64")]
+        KernelKind::Avx512Vnni => super::x86_64::avx512_vnni::kernel(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    found.ok_or(unsupported)
+}

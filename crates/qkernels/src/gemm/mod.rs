@@ -1,0 +1,158 @@
+//! # int8 GEMM: quint8 activations × packed qint8 weights, with fused output pipelines
+//!
+//! `out[m, n] = pipeline(Σ_k (A[m,k] − za)·(W[n,k] − zw[n]))` where A is `M × K` u8
+//! (any row stride), W is PyTorch's Linear weight `N × K` i8 packed once into
+//! [`PackedWeights`], and the pipeline is one of [`Output`]: requantize to quint8 with
+//! fbgemm's exact float rules, dequantize to f32 (dynamic Linear), or raw i32.
+//!
+//! ```
+//! use qkernels::gemm::{self, Activations, Output, PackedWeights, Requantize, WeightQParams};
+//! // 2 × 3 activations (zero point 3), 2 output channels.
+//! let a = [3u8, 4, 5, 6, 7, 8];
+//! let w = [1i8, 0, -1, 2, 2, 2];
+//! let packed = PackedWeights::pack_best(&w, 2, 3, WeightQParams::PerTensor { scale: 0.5, zero_point: 0 })?;
+//! let mut raw = [0i32; 4];
+//! let acts = Activations { data: &a, rows: 2, row_stride: 3, zero_point: 3 };
+//! gemm::gemm_u8s8(acts, &packed, Output::I32 { out: &mut raw, ldc: 2 })?;
+//! assert_eq!(raw, [-2, 6, -2, 24]);
+//! let mut q = [0u8; 4];
+//! let params = Requantize { act_scale: 0.1, out_scale: 0.05, out_zero_point: 10, bias: None, activation: Default::default() };
+//! gemm::gemm_u8s8(acts, &packed, Output::QUInt8 { params, out: &mut q, ldc: 2 })?;
+//! assert_eq!(q, [8, 16, 8, 34]);
+//! # Ok::<(), qkernels::GemmError>(())
+//! ```
+//!
+//! ## Dispatch
+//! [`KernelKind::best`] maps the cached [`crate::isa::detect`] (capped by `QSTACK_ISA`) to an
+//! exact kernel family. [`PackedWeights::pack`] takes an explicit [`KernelKind`] to force one;
+//! the packed data records it and [`gemm_u8s8`] runs that family (and returns it), while
+//! [`gemm_u8s8_with`] rejects a different family with [`GemmError::FamilyMismatch`].
+//! [`kernel_runs`] counts the calls each family's kernel object actually executed.
+//!
+//! ## Overflow
+//! Kernels accumulate in i32 with wrapping arithmetic, so the result is exact iff the true
+//! value fits. Before running, `K·max(za, 255 − za)·max|W − zw|` is checked against
+//! `i32::MAX`; if it could overflow the call fails with [`GemmError::AccumulatorOverflow`]
+//! (K = 65536 passes with symmetric weights: `65536·255·128 < 2³¹`).
+//!
+//! ## Threads
+//! Above about 2M multiply-accumulates the tiles are spread over rayon's current pool. Each
+//! output is computed by one tile over the full K, so results are identical for any thread
+//! count.
+//!
+//! ## Adding a kernel family (the interface for new ISAs)
+//! A family is one file implementing the crate-private `Microkernel` trait
+//! (`gemm/microkernel.rs`) plus one arm in `microkernel::kernel_for` and
+//! `microkernel::kernel_compiled`:
+//! * `layout() -> PanelLayout { nr, kr }`: weights are packed generically as panels of `nr`
+//!   columns, each `[K/kr][nr][kr]` i8 (K zero-padded). `kr = 4` suits `vpdpbusd`/`sdot`
+//!   (`[k/4][nr][4]`), `kr = 8` suits `usmmla` (two columns × 8 k = one 16-byte operand),
+//!   `kr = 1` a widening `smlal` kernel.
+//! * `tile_shape(m) -> TileShape { rows, panels }`: the register tile; may depend on M
+//!   (small-M tiles are wider so weights stream once).
+//! * `a_tile_bytes`/`pack_a`: the family's packed-A format for one tile (default row-major
+//!   u8, K zero-padded to `kp`); `a_offset()` declares a constant the kernel subtracts from A
+//!   (128 for an XOR-0x80 `sdot` kernel); the driver adds `a_offset·Σ_k W[n,k]` back.
+//! * `compute(TileJob)`: overwrite `acc[r·acc_ld + c] = Σ_{k<kp} (A[r,k] − a_offset)·B[k,c]`
+//!   for the tile's rows and `panels·nr` columns (wrapping i32). Call
+//!   `TileJob::assert_valid` first; then call the `#[target_feature]` code in an `unsafe`
+//!   block whose `// SAFETY:` names the CPU check of the family's `kernel()` constructor.
+//! * optional `finish`: a vectorized epilogue; the default scalar one is the definition.
+//!
+//! The constructor is a `fn kernel() -> Option<&'static dyn Microkernel>` returning a value
+//! of a type with a private field only when `Isa::is_supported()` holds, so holding the
+//! object proves the CPU check. Everything else (zero points, row sums, tiling, threads,
+//! epilogue, bounds) is shared.
+
+mod driver;
+mod kind;
+mod microkernel;
+mod pack;
+mod pipeline;
+pub mod reference;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use driver::Activations;
+pub use kind::KernelKind;
+pub use pack::{PackedWeights, WeightQParams};
+pub use pipeline::{
+    Activation, Dequantize, Output, Requantize, cvt_rne_x86, dequantize_one, quantized_six,
+    requantize_one,
+};
+
+use crate::error::{GemmError, Result};
+use pipeline::Stage;
+
+static RUNS: [AtomicU64; KernelKind::ALL.len()] =
+    [const { AtomicU64::new(0) }; KernelKind::ALL.len()];
+
+/// How many GEMM calls the kernel object of `kind` has executed in this process.
+pub fn kernel_runs(kind: KernelKind) -> u64 {
+    let i = KernelKind::ALL.iter().position(|&k| k == kind).unwrap_or(0);
+    RUNS[i].load(Ordering::Relaxed)
+}
+
+/// Multiplies `a` by the packed weights through the pipeline of `out`, on the family the
+/// weights were packed for. Returns the family whose kernel ran.
+///
+/// Errors: bad activation or output shapes/strides, activation zero point outside 0..=255,
+/// invalid pipeline scales or zero point, bias length ≠ N, a possible i32 overflow
+/// ([`GemmError::AccumulatorOverflow`]), or a family this process cannot run.
+pub fn gemm_u8s8(
+    a: Activations<'_>,
+    weights: &PackedWeights,
+    out: Output<'_>,
+) -> Result<KernelKind> {
+    gemm_u8s8_with(weights.kind(), a, weights, out)
+}
+
+/// [`gemm_u8s8`] on an explicitly requested family; the weights must have been packed for it.
+pub fn gemm_u8s8_with(
+    kind: KernelKind,
+    a: Activations<'_>,
+    weights: &PackedWeights,
+    out: Output<'_>,
+) -> Result<KernelKind> {
+    if kind != weights.kind() {
+        return Err(GemmError::FamilyMismatch {
+            packed: weights.kind(),
+            requested: kind,
+        });
+    }
+    let kernel = microkernel::kernel_for(kind)?;
+    let (m, n, k) = (a.rows, weights.n(), weights.k());
+    if !(0..=255).contains(&a.zero_point) {
+        return Err(GemmError::ZeroPointOutOfRange {
+            what: "activation zero point",
+            zero_point: a.zero_point,
+            min: 0,
+            max: 255,
+        });
+    }
+    driver::check_matrix("activations", a.data.len(), m, k, a.row_stride)?;
+    driver::check_overflow(k, a.zero_point, weights)?;
+    match out {
+        Output::QUInt8 { params, out, ldc } => {
+            driver::check_matrix("output", out.len(), m, n, ldc)?;
+            let stage = Stage::Requant(params.prepare(weights)?);
+            driver::run(kernel, &a, weights, &stage, out, ldc);
+        }
+        Output::F32 { params, out, ldc } => {
+            driver::check_matrix("output", out.len(), m, n, ldc)?;
+            let stage = Stage::Dequant(params.prepare(weights)?);
+            driver::run(kernel, &a, weights, &stage, out, ldc);
+        }
+        Output::I32 { out, ldc } => {
+            driver::check_matrix("output", out.len(), m, n, ldc)?;
+            driver::run(kernel, &a, weights, &Stage::Raw, out, ldc);
+        }
+    }
+    let ran = kernel.kind();
+    let i = KernelKind::ALL.iter().position(|&k| k == ran).unwrap_or(0);
+    RUNS[i].fetch_add(1, Ordering::Relaxed);
+    Ok(ran)
+}

@@ -1,0 +1,128 @@
+//! AVX2 exact family: both operands widened to i16 and multiplied with `vpmaddwd`, which sums
+//! pairs of i16 products exactly into i32 (no saturation for any u8 × i8 input). Weights
+//! `[K/2][8][2]` per panel, sign-extended with `vpmovsxbw` as they are loaded; the tile's
+//! activations are packed once as u16 so each k-pair is one broadcast dword. 6 rows × 2 ymm.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+use super::TileFn;
+use super::epilogue::{self, CpuChecked};
+use crate::gemm::kind::KernelKind;
+use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
+use crate::gemm::pipeline::{OutRow, Stage};
+
+const LAYOUT: PanelLayout = PanelLayout { nr: 8, kr: 2 };
+const MAX: TileShape = TileShape { rows: 6, panels: 8 };
+
+/// The family's kernel object; exists only if the CPU has AVX2 and FMA.
+pub(crate) struct Avx2Kernel {
+    cpu: CpuChecked,
+}
+
+/// The safe constructor: `Some` only after the CPU check.
+pub(crate) fn kernel() -> Option<&'static dyn Microkernel> {
+    static KERNEL: OnceLock<Option<Avx2Kernel>> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| CpuChecked::new().map(|cpu| Avx2Kernel { cpu }))
+        .as_ref()
+        .map(|k| k as &dyn Microkernel)
+}
+
+const TABLE: [[TileFn; 8]; 6] = tile_table!(tile; 1, 2, 3, 4, 5, 6);
+
+impl Microkernel for Avx2Kernel {
+    fn kind(&self) -> KernelKind {
+        KernelKind::Avx2
+    }
+
+    fn layout(&self) -> PanelLayout {
+        LAYOUT
+    }
+
+    fn tile_shape(&self, m: usize) -> TileShape {
+        match m {
+            0..=1 => TileShape { rows: 1, panels: 8 },
+            2 => TileShape { rows: 2, panels: 4 },
+            3..=4 => TileShape { rows: 4, panels: 2 },
+            _ => TileShape { rows: 6, panels: 2 },
+        }
+    }
+
+    fn a_tile_bytes(&self, rows: usize, kp: usize) -> usize {
+        2 * rows * kp
+    }
+
+    fn pack_a(&self, a: &[u8], lda: usize, rows: usize, k: usize, kp: usize, dst: &mut [u8]) {
+        for (r, d) in dst.chunks_exact_mut(2 * kp).take(rows).enumerate() {
+            let (vals, pad) = d.split_at_mut(2 * k);
+            for (pair, &x) in vals.chunks_exact_mut(2).zip(&a[r * lda..r * lda + k]) {
+                pair.copy_from_slice(&u16::from(x).to_le_bytes());
+            }
+            pad.fill(0);
+        }
+    }
+
+    fn compute(&self, job: TileJob<'_>) {
+        job.assert_valid(LAYOUT, 2 * job.rows * job.kp, MAX);
+        let f = TABLE[job.rows - 1][job.panels - 1];
+        let panel_bytes = job.kp * LAYOUT.nr;
+        // SAFETY: `self` exists only after the AVX2 check in `kernel()`; the lengths the tile
+        // reads and writes were asserted by `assert_valid` (A as 2·rows·kp bytes of u16).
+        unsafe {
+            f(
+                job.a.as_ptr(),
+                job.kp,
+                job.b.as_ptr(),
+                panel_bytes,
+                job.acc.as_mut_ptr(),
+                job.acc_ld,
+            )
+        }
+    }
+
+    fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
+        epilogue::finish(stage, n0, raw, out, self.cpu);
+    }
+}
+
+/// One `R × 8P` tile over all of K.
+///
+/// # Safety
+/// AVX2 available; `a` holds `R` rows of `kp` little-endian u16 (`kp % 2 == 0`), `b` holds
+/// `P` panels of `panel_bytes = 8·kp` bytes, `acc` holds `R` rows of `acc_ld ≥ 8·P` i32.
+#[target_feature(enable = "avx2")]
+unsafe fn tile<const R: usize, const P: usize>(
+    a: *const u8,
+    kp: usize,
+    b: *const i8,
+    panel_bytes: usize,
+    acc: *mut i32,
+    acc_ld: usize,
+) {
+    let mut c = [[_mm256_setzero_si256(); P]; R];
+    let mut bv = [_mm256_setzero_si256(); P];
+    // SAFETY: every offset stays inside the extents of the function's contract
+    // (A at 2·(r·kp + 2g) + 4 ≤ 2·R·kp bytes, B at p·panel_bytes + 16g + 16).
+    unsafe {
+        for g in 0..kp / 2 {
+            for p in 0..P {
+                let raw = _mm_loadu_si128(b.add(p * panel_bytes + 16 * g).cast());
+                bv[p] = _mm256_cvtepi8_epi16(raw);
+            }
+            for r in 0..R {
+                let av =
+                    _mm256_set1_epi32(a.add(2 * (r * kp + 2 * g)).cast::<i32>().read_unaligned());
+                for p in 0..P {
+                    c[r][p] = _mm256_add_epi32(c[r][p], _mm256_madd_epi16(av, bv[p]));
+                }
+            }
+        }
+        for r in 0..R {
+            for p in 0..P {
+                _mm256_storeu_si256(acc.add(r * acc_ld + 8 * p).cast(), c[r][p]);
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! AVX-VNNI family: VEX `vpdpbusd` on ymm (`_mm256_dpbusd_avx_epi32`), for CPUs with AVX-VNNI
+//! (with or without AVX-512). Weights `[K/4][8][4]` per panel (one ymm per k-quad), A read
+//! as broadcast dwords; 6 rows × 2 ymm for large M, up to 8 ymm wide for M = 1.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+use super::TileFn;
+use super::epilogue::{self, CpuChecked};
+use crate::gemm::kind::KernelKind;
+use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
+use crate::gemm::pipeline::{OutRow, Stage};
+use crate::isa::Isa;
+
+const LAYOUT: PanelLayout = PanelLayout { nr: 8, kr: 4 };
+const MAX: TileShape = TileShape { rows: 6, panels: 8 };
+
+/// The family's kernel object; exists only if the CPU has AVX-VNNI (+AVX2/FMA).
+pub(crate) struct AvxVnniKernel {
+    cpu: CpuChecked,
+}
+
+/// The safe constructor: `Some` only after the CPU check.
+pub(crate) fn kernel() -> Option<&'static dyn Microkernel> {
+    static KERNEL: OnceLock<Option<AvxVnniKernel>> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| {
+            Isa::AvxVnni
+                .is_supported()
+                .then(CpuChecked::new)
+                .flatten()
+                .map(|cpu| AvxVnniKernel { cpu })
+        })
+        .as_ref()
+        .map(|k| k as &dyn Microkernel)
+}
+
+const TABLE: [[TileFn; 8]; 6] = tile_table!(tile; 1, 2, 3, 4, 5, 6);
+
+impl Microkernel for AvxVnniKernel {
+    fn kind(&self) -> KernelKind {
+        KernelKind::AvxVnni
+    }
+
+    fn layout(&self) -> PanelLayout {
+        LAYOUT
+    }
+
+    fn tile_shape(&self, m: usize) -> TileShape {
+        match m {
+            0..=1 => TileShape { rows: 1, panels: 8 },
+            2 => TileShape { rows: 2, panels: 4 },
+            3..=4 => TileShape { rows: 4, panels: 3 },
+            _ => TileShape { rows: 6, panels: 2 },
+        }
+    }
+
+    fn compute(&self, job: TileJob<'_>) {
+        job.assert_valid(LAYOUT, job.rows * job.kp, MAX);
+        let f = TABLE[job.rows - 1][job.panels - 1];
+        let panel_bytes = job.kp * LAYOUT.nr;
+        // SAFETY: `self` exists only after the AVX-VNNI check in `kernel()`; the lengths the
+        // tile reads and writes were asserted by `assert_valid`.
+        unsafe {
+            f(
+                job.a.as_ptr(),
+                job.kp,
+                job.b.as_ptr(),
+                panel_bytes,
+                job.acc.as_mut_ptr(),
+                job.acc_ld,
+            )
+        }
+    }
+
+    fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
+        epilogue::finish(stage, n0, raw, out, self.cpu);
+    }
+}
+
+/// One `R × 8P` tile over all of K.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI available; `a` holds `R` rows of `kp` bytes (`kp % 4 == 0`), `b` holds
+/// `P` panels of `panel_bytes = 8·kp` bytes, `acc` holds `R` rows of `acc_ld ≥ 8·P` i32.
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn tile<const R: usize, const P: usize>(
+    a: *const u8,
+    kp: usize,
+    b: *const i8,
+    panel_bytes: usize,
+    acc: *mut i32,
+    acc_ld: usize,
+) {
+    let mut c = [[_mm256_setzero_si256(); P]; R];
+    let mut bv = [_mm256_setzero_si256(); P];
+    // SAFETY: every offset stays inside the extents of the function's contract.
+    unsafe {
+        for g in 0..kp / 4 {
+            for p in 0..P {
+                bv[p] = _mm256_loadu_si256(b.add(p * panel_bytes + 32 * g).cast());
+            }
+            for r in 0..R {
+                let av = _mm256_set1_epi32(a.add(r * kp + 4 * g).cast::<i32>().read_unaligned());
+                for p in 0..P {
+                    c[r][p] = _mm256_dpbusd_avx_epi32(c[r][p], av, bv[p]);
+                }
+            }
+        }
+        for r in 0..R {
+            for p in 0..P {
+                _mm256_storeu_si256(acc.add(r * acc_ld + 8 * p).cast(), c[r][p]);
+            }
+        }
+    }
+}
