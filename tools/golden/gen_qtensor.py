@@ -935,6 +935,62 @@ def gen_f16(out_dir: str) -> GoldenFile:
     return gf
 
 
+# --------------------------------------------------------------------------------------
+# large tiled inputs: exercise the vectorized and multi-threaded paths
+# --------------------------------------------------------------------------------------
+TILE = 997  # prime: misaligned with any SIMD block or thread chunk
+TILED_N = (1 << 18) + 12345  # above a 2**18 parallel threshold, not a multiple of TILE
+
+
+def _tiled(pattern: np.ndarray) -> tuple[np.ndarray, int, int]:
+    reps, tail = divmod(TILED_N, pattern.size)
+    return np.concatenate([np.tile(pattern, reps), pattern[:tail]]), reps, tail
+
+
+def _untile(full: np.ndarray, size: int) -> np.ndarray:
+    """The output for the first tile, after checking torch's output really is periodic."""
+    head = full[:size]
+    reps = full.size // size
+    body = full[: reps * size].reshape(reps, size)
+    assert np.array_equal(body.view(np.uint8).reshape(reps, -1), np.tile(head.view(np.uint8), (reps, 1))), \
+        "torch output is not periodic"
+    return head
+
+
+def gen_quantize_tiled(out_dir: str) -> GoldenFile:
+    gf = GoldenFile(TOPIC, "quantize_tiled",
+                    f"per-tensor quantize/dequantize/fake-quant over {TILED_N} elements built by repeating a "
+                    f"{TILE}-element pattern; expected values are given for one period")
+    rng = np.random.default_rng(1013)
+    for dtype, scale, zp in (("quint8", 0.05, 128), ("quint8", 0.00214854861, 3), ("qint8", 1.0 / 3.0, -5),
+                             ("qint8", 0.5, 127), ("qint32", 0.001, 7)):
+        qmin, qmax = QRANGE[dtype]
+        lo, hi = (max(qmin, -2**24) - zp - 20) * scale, (min(qmax, 2**24) - zp + 20) * scale
+        pattern = rng.uniform(lo, hi, size=TILE)
+        half = (np.round(pattern / scale) + 0.5) * scale
+        pattern = np.where(rng.random(TILE) < 0.2, half, pattern)
+        pattern[rng.choice(TILE, size=40, replace=False)] = rng.choice(
+            [np.nan, np.inf, -np.inf, -0.0, 1e30, -1e30, 3e9, -3e9, 2**22, 2**23 + 1], size=40)
+        pattern = pattern.astype(np.float32)
+        full, reps, tail = _tiled(pattern)
+        q = torch.quantize_per_tensor(torch.from_numpy(full), scale, zp, _dtype(dtype))
+        ints = _untile(q.int_repr().numpy().reshape(-1), TILE)
+        deq = _untile(q.dequantize().numpy(), TILE)
+        fq = torch.fake_quantize_per_tensor_affine(torch.from_numpy(full), scale, zp,
+                                                   max(qmin, -2**31), min(qmax, 2**31 - 1))
+        gf.case(f"{dtype}_s{_fmt(scale)}_zp{_fmt(zp)}", {
+            "dtype": dtype,
+            "n": i64([full.size]),
+            "pattern": f32(pattern),
+            "scale": f64([scale]),
+            "zero_point": i64([zp]),
+            "int_values": i64(ints.astype(np.int64)),
+            "dequant": f32(deq),
+            "fake_quant": f32(_untile(fq.numpy(), TILE)),
+        })
+    return gf
+
+
 FAMILIES = [
     gen_quantize_per_tensor,
     gen_quantize_per_channel,
@@ -949,6 +1005,7 @@ FAMILIES = [
     gen_fake_quant_per_tensor,
     gen_fake_quant_per_channel,
     gen_f16,
+    gen_quantize_tiled,
 ]
 
 

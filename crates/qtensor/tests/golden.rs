@@ -801,3 +801,90 @@ fn golden_f16_conversion() {
     }
     f.finish();
 }
+
+fn tile<T: Copy>(pattern: &[T], n: usize) -> Vec<T> {
+    pattern.iter().copied().cycle().take(n).collect()
+}
+
+#[test]
+fn golden_quantize_tiled() {
+    let g = golden!("quantize_tiled.golden");
+    let mut f = Failures::new("quantize_tiled");
+    for case in &g.cases {
+        f.case_checked();
+        let dt = dtype(case.str("dtype"));
+        let n = usize::try_from(case.i64("n")).expect("n >= 0");
+        let (scale, zp) = (case.f64("scale"), case.i64("zero_point"));
+        let x_data = tile(case.f32s("pattern"), n);
+        let x = Tensor::new(&[n], x_data.clone()).expect("1-d tensor");
+        let inp = input_f32(&x_data);
+        let ints = tile(case.i64s("int_values"), n);
+        let deq = tile(case.f32s("dequant"), n);
+        if let Some(q) = f.ok(
+            case,
+            "quantize_per_tensor",
+            quantize_per_tensor(&x, scale, zp, dt),
+        ) {
+            f.ints(case, "int_values", &ints, &q.int_values(), &inp);
+            f.f32s(case, "dequantize", &deq, q.dequantize().data(), &inp);
+        }
+        let (s32, z32) = (scale as f32, zp as i32);
+        let mut got_deq = vec![0f32; n];
+        match dt {
+            QDType::QUInt8 => {
+                let mut dst = vec![0u8; n];
+                if f.ok(
+                    case,
+                    "quantize_slice_u8",
+                    quantize_slice_u8(&x_data, s32, z32, &mut dst),
+                )
+                .is_some()
+                {
+                    f.ints(case, "quantize_slice_u8", &ints, &dst, &inp);
+                }
+                if f.ok(
+                    case,
+                    "dequantize_slice_u8",
+                    dequantize_slice_u8(&dst, s32, z32, &mut got_deq),
+                )
+                .is_some()
+                {
+                    f.f32s(case, "dequantize_slice_u8", &deq, &got_deq, &inp);
+                }
+            }
+            QDType::QInt8 => {
+                let mut dst = vec![0i8; n];
+                if f.ok(
+                    case,
+                    "quantize_slice_i8",
+                    quantize_slice_i8(&x_data, s32, z32, &mut dst),
+                )
+                .is_some()
+                {
+                    f.ints(case, "quantize_slice_i8", &ints, &dst, &inp);
+                }
+                if f.ok(
+                    case,
+                    "dequantize_slice_i8",
+                    dequantize_slice_i8(&dst, s32, z32, &mut got_deq),
+                )
+                .is_some()
+                {
+                    f.f32s(case, "dequantize_slice_i8", &deq, &got_deq, &inp);
+                }
+            }
+            _ => {}
+        }
+        let r = fake_quantize_per_tensor_affine(&x, scale, zp, dt.qmin(), dt.qmax());
+        if let Some((y, _mask)) = f.ok(case, "fake_quantize_per_tensor_affine", r) {
+            f.f32s(
+                case,
+                "fake_quant",
+                &tile(case.f32s("fake_quant"), n),
+                y.data(),
+                &inp,
+            );
+        }
+    }
+    f.finish();
+}
