@@ -1,0 +1,154 @@
+//! The qstack side of `cargo xtask bench-vs-torch --suite quantize`: times
+//! `qtensor::quantize_per_tensor` (f32 -> quint8) and `QTensor::dequantize` the way
+//! `tools/bench/torch_quantize.py` times `torch.quantize_per_tensor` and `Tensor.dequantize`:
+//! same sizes, thread counts, input distribution (N(0, 3) f32), scale, zero point, warm-up and
+//! repeat counts, and the same output — one JSON object per line on stdout:
+//!
+//! `{"op": "quantize", "n": 1048576, "threads": 1, "ns": 412345, "repeats": 15}`
+//!
+//! `ns` is the median wall time of one call (allocation of the result and its drop included,
+//! as in Python). Each thread count runs inside a rayon pool of exactly that many threads.
+//!
+//! Usage: `vs_torch_quantize [--sizes 1048576,16777216] [--threads 1,2] [--repeats 15]
+//! [--warmup 3] [--scale 0.05] [--zero-point 128]`
+
+use qtensor::{QDType, Tensor, quantize_per_tensor};
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The measurement settings (defaults equal the PyTorch script's).
+struct Settings {
+    sizes: Vec<usize>,
+    threads: Vec<usize>,
+    repeats: usize,
+    warmup: usize,
+    scale: f64,
+    zero_point: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            sizes: vec![1 << 20, 1 << 24],
+            threads: vec![1, 2],
+            repeats: 15,
+            warmup: 3,
+            scale: 0.05,
+            zero_point: 128,
+        }
+    }
+}
+
+fn parse_list(name: &str, text: &str) -> Result<Vec<usize>, String> {
+    text.split(',')
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse()
+                .map_err(|e| format!("{name}: bad number {v:?}: {e}"))
+        })
+        .collect()
+}
+
+fn parse_args(args: &[String]) -> Result<Settings, String> {
+    let mut settings = Settings::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{flag} needs a value"))
+                .cloned()
+        };
+        let number = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {v:?}: {e}"));
+        match flag.as_str() {
+            "--sizes" => settings.sizes = parse_list(flag, &value()?)?,
+            "--threads" => settings.threads = parse_list(flag, &value()?)?,
+            "--repeats" => settings.repeats = number(value()?)? as usize,
+            "--warmup" => settings.warmup = number(value()?)? as usize,
+            "--scale" => settings.scale = number(value()?)?,
+            "--zero-point" => settings.zero_point = number(value()?)? as i64,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if settings.repeats == 0 || settings.threads.contains(&0) {
+        return Err("--repeats and every --threads value must be at least 1".to_string());
+    }
+    Ok(settings)
+}
+
+/// Deterministic N(0, `std`) samples (xorshift64* and Box–Muller); the exact values do not
+/// matter for timing, only their spread relative to the quantization range.
+fn normal_samples(n: usize, std: f32) -> Tensor<f32> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut uniform = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+        (bits as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    Tensor::from_fn(&[n], |_| {
+        let (u1, u2) = (uniform(), uniform());
+        let r = (-2.0 * u1.ln()).sqrt();
+        (r * (std::f64::consts::TAU * u2).cos()) as f32 * std
+    })
+}
+
+/// Median wall time of `f` in nanoseconds over `repeats` runs after `warmup` untimed runs.
+fn median_ns<R>(repeats: usize, warmup: usize, mut f: impl FnMut() -> R) -> u128 {
+    for _ in 0..warmup {
+        black_box(f());
+    }
+    let mut times: Vec<u128> = (0..repeats)
+        .map(|_| {
+            let start = Instant::now();
+            drop(black_box(f()));
+            start.elapsed().as_nanos()
+        })
+        .collect();
+    times.sort_unstable();
+    let mid = times.len() / 2;
+    if times.len() % 2 == 1 {
+        times[mid]
+    } else {
+        (times[mid - 1] + times[mid]) / 2
+    }
+}
+
+fn run(settings: &Settings) -> Result<(), String> {
+    for &n in &settings.sizes {
+        let x = normal_samples(n, 3.0);
+        for &threads in &settings.threads {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| format!("cannot build a rayon pool of {threads} threads: {e}"))?;
+            let (s, zp) = (settings.scale, settings.zero_point);
+            let q = quantize_per_tensor(&x, s, zp, QDType::QUInt8).map_err(|e| e.to_string())?;
+            let (rep, warm) = (settings.repeats, settings.warmup);
+            let quantize = pool.install(|| {
+                median_ns(rep, warm, || {
+                    quantize_per_tensor(black_box(&x), s, zp, QDType::QUInt8)
+                })
+            });
+            let dequantize = pool.install(|| median_ns(rep, warm, || black_box(&q).dequantize()));
+            for (op, ns) in [("quantize", quantize), ("dequantize", dequantize)] {
+                println!(
+                    "{{\"op\": \"{op}\", \"n\": {n}, \"threads\": {threads}, \"ns\": {ns}, \"repeats\": {rep}}}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_args(&args).and_then(|settings| run(&settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vs_torch_quantize: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
