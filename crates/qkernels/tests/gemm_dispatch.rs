@@ -1,0 +1,505 @@
+//! Which kernel ran, family mismatches, saturation semantics, errors, large K, threads.
+
+use qkernels::GemmError;
+use qkernels::gemm::reference::{self, Accumulation};
+use qkernels::gemm::{
+    self, Activation, Activations, Dequantize, KernelKind, Output, PackedWeights, Requantize,
+    WeightQParams,
+};
+
+const PT: WeightQParams<'static> = WeightQParams::PerTensor {
+    scale: 0.02,
+    zero_point: 0,
+};
+
+fn acts(data: &[u8], rows: usize, k: usize, zp: i32) -> Activations<'_> {
+    Activations {
+        data,
+        rows,
+        row_stride: k,
+        zero_point: zp,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn raw_kernel(
+    kind: KernelKind,
+    a: &[u8],
+    m: usize,
+    za: i32,
+    w: &[i8],
+    n: usize,
+    k: usize,
+    q: WeightQParams<'_>,
+) -> Vec<i32> {
+    let packed = PackedWeights::pack(w, n, k, q, kind).unwrap();
+    let mut out = vec![0i32; m * n];
+    let ran = gemm::gemm_u8s8(
+        acts(a, m, k, za),
+        &packed,
+        Output::I32 {
+            out: &mut out,
+            ldc: n,
+        },
+    )
+    .unwrap();
+    assert_eq!(ran, kind);
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn raw_oracle(
+    acc: Accumulation,
+    a: &[u8],
+    m: usize,
+    za: i32,
+    w: &[i8],
+    n: usize,
+    k: usize,
+    q: WeightQParams<'_>,
+) -> Vec<i32> {
+    let mut out = vec![0i32; m * n];
+    reference::gemm_u8s8(
+        a,
+        m,
+        k,
+        za,
+        w,
+        n,
+        k,
+        q,
+        acc,
+        Output::I32 {
+            out: &mut out,
+            ldc: n,
+        },
+    )
+    .unwrap();
+    out
+}
+
+#[test]
+fn forcing_a_kernel_runs_that_kernel() {
+    let (m, n, k) = (3, 20, 9);
+    let a: Vec<u8> = (0..m * k).map(|i| (i * 37 % 256) as u8).collect();
+    let w: Vec<i8> = (0..n * k).map(|i| (i * 53 % 256) as u8 as i8).collect();
+    for kind in KernelKind::all_runnable() {
+        let before = gemm::kernel_runs(kind);
+        raw_kernel(kind, &a, m, 7, &w, n, k, PT);
+        assert!(gemm::kernel_runs(kind) > before, "{kind} did not run");
+    }
+    eprintln!("runnable kernels: {:?}", KernelKind::all_runnable());
+}
+
+#[test]
+fn weights_packed_for_one_family_refuse_another() {
+    let w = [1i8; 8];
+    let packed = PackedWeights::pack(&w, 2, 4, PT, KernelKind::Scalar).unwrap();
+    let mut out = [0i32; 2];
+    for other in KernelKind::ALL
+        .into_iter()
+        .filter(|&k| k != KernelKind::Scalar)
+    {
+        let err = gemm::gemm_u8s8_with(
+            other,
+            acts(&[1; 4], 1, 4, 0),
+            &packed,
+            Output::I32 {
+                out: &mut out,
+                ldc: 2,
+            },
+        );
+        assert_eq!(
+            err,
+            Err(GemmError::FamilyMismatch {
+                packed: KernelKind::Scalar,
+                requested: other
+            })
+        );
+    }
+    assert!(
+        gemm::gemm_u8s8_with(
+            KernelKind::Scalar,
+            acts(&[1; 4], 1, 4, 0),
+            &packed,
+            Output::I32 {
+                out: &mut out,
+                ldc: 2
+            }
+        )
+        .is_ok()
+    );
+    assert_eq!(out, [4, 4]);
+}
+
+#[test]
+fn kernels_of_other_architectures_are_not_runnable() {
+    let foreign: &[KernelKind] = if cfg!(target_arch = "x86_64") {
+        &[KernelKind::Neon, KernelKind::DotProd, KernelKind::I8mm]
+    } else {
+        &[
+            KernelKind::Avx2,
+            KernelKind::Avx2Saturating,
+            KernelKind::AvxVnni,
+            KernelKind::Avx512Vnni,
+        ]
+    };
+    for &kind in foreign {
+        assert!(!kind.is_runnable());
+        assert_eq!(
+            PackedWeights::pack(&[1; 4], 1, 4, PT, kind),
+            Err(GemmError::UnsupportedKernel { kind })
+        );
+    }
+}
+
+/// Full-range activations times large weights saturate `vpmaddubsw` pairs: the saturating
+/// kernel must then differ from exact math and equal the pair-saturating oracle; with 7-bit
+/// activations (reduce_range) it must equal exact math.
+#[test]
+fn saturating_kernel_saturates_exactly_like_fbgemm_and_only_then() {
+    let kind = KernelKind::Avx2Saturating;
+    if !kind.is_runnable() {
+        return;
+    }
+    let (m, n, k) = (5, 19, 37);
+    let a: Vec<u8> = (0..m * k).map(|i| 200 + (i % 56) as u8).collect();
+    let w: Vec<i8> = (0..n * k)
+        .map(|i| if i % 5 == 0 { 90 } else { -128 + (i % 7) as i8 })
+        .collect();
+    let got = raw_kernel(kind, &a, m, 3, &w, n, k, PT);
+    assert_eq!(
+        got,
+        raw_oracle(Accumulation::PairSaturating16, &a, m, 3, &w, n, k, PT)
+    );
+    assert_ne!(got, raw_oracle(Accumulation::Exact, &a, m, 3, &w, n, k, PT));
+    let a7: Vec<u8> = a.iter().map(|&x| x & 127).collect();
+    let got7 = raw_kernel(kind, &a7, m, 3, &w, n, k, PT);
+    assert_eq!(
+        got7,
+        raw_oracle(Accumulation::Exact, &a7, m, 3, &w, n, k, PT)
+    );
+}
+
+/// K = 65536 with the extreme values that give the largest magnitude still in range.
+#[test]
+fn k_65536_is_exact_and_a_possible_overflow_is_an_error() {
+    let (m, n, k) = (2, 3, 65536);
+    let a = vec![255u8; m * k];
+    let mut w = vec![-128i8; n * k];
+    w[k..2 * k].fill(127);
+    // (The saturating kernel saturates these pairs by design; it is covered separately.)
+    for kind in KernelKind::all_runnable()
+        .into_iter()
+        .filter(|k| !k.saturates_pairs())
+    {
+        let got = raw_kernel(kind, &a, m, 0, &w, n, k, PT);
+        let full = -(65536i64 * 255 * 128) as i32;
+        let pos = (65536i64 * 255 * 127) as i32;
+        assert_eq!(got, vec![full, pos, full, full, pos, full], "{kind}");
+        // Dequantized output sees the same exact sum.
+        let packed = PackedWeights::pack(&w, n, k, PT, kind).unwrap();
+        let mut f = vec![0f32; m * n];
+        let params = Dequantize {
+            act_scale: 0.5,
+            bias: None,
+            relu: false,
+        };
+        gemm::gemm_u8s8(
+            acts(&a, m, k, 0),
+            &packed,
+            Output::F32 {
+                params,
+                out: &mut f,
+                ldc: n,
+            },
+        )
+        .unwrap();
+        assert_eq!(f[0], full as f32 * (0.5f32 * 0.02));
+    }
+    let asym = WeightQParams::PerTensor {
+        scale: 0.02,
+        zero_point: 1,
+    };
+    let packed = PackedWeights::pack(&w, n, k, asym, KernelKind::best()).unwrap();
+    let mut out = vec![0i32; m * n];
+    let err = gemm::gemm_u8s8(
+        acts(&a, m, k, 0),
+        &packed,
+        Output::I32 {
+            out: &mut out,
+            ldc: n,
+        },
+    );
+    assert_eq!(
+        err,
+        Err(GemmError::AccumulatorOverflow {
+            k,
+            a_zero_point: 0,
+            w_abs_max: 129,
+            bound: 65536 * 255 * 129
+        })
+    );
+    // A centred activation zero point halves the bound and makes the same weights legal.
+    assert!(
+        gemm::gemm_u8s8(
+            acts(&a, m, k, 128),
+            &packed,
+            Output::I32 {
+                out: &mut out,
+                ldc: n
+            }
+        )
+        .is_ok()
+    );
+    assert_eq!(out[0], (65536i64 * 127 * -129) as i32);
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let (m, n, k) = (70, 150, 260);
+    let a: Vec<u8> = (0..m * k).map(|i| (i * 7919 % 251) as u8).collect();
+    let w: Vec<i8> = (0..n * k).map(|i| (i * 104729 % 255) as u8 as i8).collect();
+    let scales: Vec<f32> = (0..n).map(|i| 0.001 + i as f32 * 1e-4).collect();
+    let zps: Vec<i32> = (0..n).map(|i| (i % 9) as i32 - 4).collect();
+    let q = WeightQParams::PerChannel {
+        scales: &scales,
+        zero_points: &zps,
+    };
+    let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.37 - 20.0).collect();
+    let params = Requantize {
+        act_scale: 0.05,
+        out_scale: 3.0,
+        out_zero_point: 100,
+        bias: Some(&bias),
+        activation: Activation::Relu,
+    };
+    let want_for = |acc: Accumulation| {
+        let mut want = vec![0u8; m * n];
+        let out = Output::QUInt8 {
+            params,
+            out: &mut want,
+            ldc: n,
+        };
+        reference::gemm_u8s8(&a, m, k, 9, &w, n, k, q, acc, out).unwrap();
+        want
+    };
+    let exact = want_for(Accumulation::Exact);
+    assert!(exact.iter().any(|&x| x > 100) && exact.contains(&100));
+    for kind in KernelKind::all_runnable() {
+        let want = if kind.saturates_pairs() {
+            want_for(Accumulation::PairSaturating16)
+        } else {
+            exact.clone()
+        };
+        let packed = PackedWeights::pack(&w, n, k, q, kind).unwrap();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut got = vec![0u8; m * n];
+            pool.install(|| {
+                gemm::gemm_u8s8(
+                    acts(&a, m, k, 9),
+                    &packed,
+                    Output::QUInt8 {
+                        params,
+                        out: &mut got,
+                        ldc: n,
+                    },
+                )
+            })
+            .unwrap();
+            assert_eq!(got, want, "{kind} with {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_typed_errors_naming_the_value() {
+    let w = [0i8; 12];
+    let packed = PackedWeights::pack(&w, 3, 4, PT, KernelKind::Scalar).unwrap();
+    let mut out = [0u8; 6];
+    let ok = Requantize {
+        act_scale: 0.1,
+        out_scale: 0.1,
+        out_zero_point: 0,
+        bias: None,
+        activation: Activation::None,
+    };
+    let run = |a: Activations<'_>, p: Requantize<'_>, out: &mut [u8], ldc| {
+        gemm::gemm_u8s8(
+            a,
+            &packed,
+            Output::QUInt8 {
+                params: p,
+                out,
+                ldc,
+            },
+        )
+    };
+    let short = [0u8; 7];
+    assert_eq!(
+        run(acts(&short, 2, 4, 0), ok, &mut out, 3),
+        Err(GemmError::BufferTooSmall {
+            what: "activations",
+            needed: 8,
+            got: 7
+        })
+    );
+    let a = [0u8; 8];
+    assert_eq!(
+        run(
+            Activations {
+                row_stride: 3,
+                ..acts(&a, 2, 4, 0)
+            },
+            ok,
+            &mut out,
+            3
+        ),
+        Err(GemmError::StrideTooSmall {
+            what: "activations",
+            stride: 3,
+            row_len: 4
+        })
+    );
+    assert_eq!(
+        run(acts(&a, 2, 4, 0), ok, &mut out[..5], 3),
+        Err(GemmError::BufferTooSmall {
+            what: "output",
+            needed: 6,
+            got: 5
+        })
+    );
+    assert_eq!(
+        run(acts(&a, 2, 4, 256), ok, &mut out, 3),
+        Err(GemmError::ZeroPointOutOfRange {
+            what: "activation zero point",
+            zero_point: 256,
+            min: 0,
+            max: 255
+        })
+    );
+    let bad = Requantize {
+        out_scale: f32::NAN,
+        ..ok
+    };
+    assert!(matches!(
+        run(acts(&a, 2, 4, 0), bad, &mut out, 3),
+        Err(GemmError::InvalidScale {
+            what: "output scale",
+            ..
+        })
+    ));
+    let bias = [0f32; 2];
+    let bad = Requantize {
+        bias: Some(&bias),
+        ..ok
+    };
+    assert_eq!(
+        run(acts(&a, 2, 4, 0), bad, &mut out, 3),
+        Err(GemmError::QParamsLength {
+            what: "bias",
+            expected: 3,
+            got: 2
+        })
+    );
+    let bad = Requantize {
+        out_zero_point: -1,
+        ..ok
+    };
+    assert!(matches!(
+        run(acts(&a, 2, 4, 0), bad, &mut out, 3),
+        Err(GemmError::ZeroPointOutOfRange { zero_point: -1, .. })
+    ));
+    assert!(run(acts(&a, 0, 4, 0), ok, &mut [], 3).is_ok());
+
+    let scales = [0.1f32, 0.2];
+    let zps = [0i32, 0];
+    let pc = WeightQParams::PerChannel {
+        scales: &scales,
+        zero_points: &zps,
+    };
+    assert_eq!(
+        PackedWeights::pack(&w, 3, 4, pc, KernelKind::Scalar),
+        Err(GemmError::QParamsLength {
+            what: "weight scales",
+            expected: 3,
+            got: 2
+        })
+    );
+    assert_eq!(
+        PackedWeights::pack(&w[..11], 3, 4, PT, KernelKind::Scalar),
+        Err(GemmError::BufferTooSmall {
+            what: "weights",
+            needed: 12,
+            got: 11
+        })
+    );
+    assert_eq!(
+        PackedWeights::pack(&w, 0, 4, PT, KernelKind::Scalar),
+        Err(GemmError::EmptyDimension {
+            what: "n (out_features)"
+        })
+    );
+    let neg = WeightQParams::PerTensor {
+        scale: -1.0,
+        zero_point: 0,
+    };
+    assert_eq!(
+        PackedWeights::pack(&w, 3, 4, neg, KernelKind::Scalar),
+        Err(GemmError::InvalidScale {
+            what: "weight scale",
+            scale: -1.0
+        })
+    );
+    let zp = WeightQParams::PerTensor {
+        scale: 1.0,
+        zero_point: 128,
+    };
+    assert!(matches!(
+        PackedWeights::pack(&w, 3, 4, zp, KernelKind::Scalar),
+        Err(GemmError::ZeroPointOutOfRange {
+            zero_point: 128,
+            ..
+        })
+    ));
+    let msg = GemmError::ZeroPointOutOfRange {
+        what: "activation zero point",
+        zero_point: 300,
+        min: 0,
+        max: 255,
+    }
+    .to_string();
+    assert!(msg.contains("300"), "{msg}");
+}
+
+#[test]
+fn relu6_clamps_at_the_quantized_six() {
+    // out_scale 0.1, zp 10: 6.0 quantizes to 70; large positive sums clamp there.
+    assert_eq!(gemm::quantized_six(0.1, 10), 70);
+    let w = [100i8; 4];
+    let packed = PackedWeights::pack(&w, 1, 4, PT, KernelKind::best()).unwrap();
+    let a = [200u8, 200, 200, 200, 0, 0, 0, 0];
+    let mut out = [0u8; 2];
+    let params = Requantize {
+        act_scale: 0.1,
+        out_scale: 0.1,
+        out_zero_point: 10,
+        bias: None,
+        activation: Activation::Relu6,
+    };
+    gemm::gemm_u8s8(
+        acts(&a, 2, 4, 5),
+        &packed,
+        Output::QUInt8 {
+            params,
+            out: &mut out,
+            ldc: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!(out, [70, 10]);
+}
