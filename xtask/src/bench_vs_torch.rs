@@ -117,6 +117,22 @@ fn echo_output(cmd: &mut Command) -> Result<String> {
     Ok(text)
 }
 
+/// The CPU model and logical core count from `/proc/cpuinfo`, for the record.
+fn machine_summary() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("unknown CPU", |(_, name)| name.trim());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{model}, {cores} logical cores available, {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
 /// Entry point of `cargo xtask bench-vs-torch`.
 pub fn main(raw: &[String]) -> Result {
     let mut args = Args::new(raw);
@@ -125,6 +141,7 @@ pub fn main(raw: &[String]) -> Result {
     let suites = select(&args.values("--suite")?)?;
     args.finish()?;
     let python = python::resolve(explicit.as_deref())?;
+    println!("machine: {}", machine_summary());
     for suite in &suites {
         run_suite(suite, quick, &python)?;
     }
