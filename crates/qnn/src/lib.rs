@@ -4,8 +4,64 @@
 //! form, and the quantized and dynamic-quantized modules that run on [`qkernels`].
 //! Each layer is a plain struct that a downstream crate can use on its own.
 //!
-//! **Status:** only the crate skeleton exists so far; the float-module and quantized-module
-//! issues fill it. See `ARCHITECTURE.md` at the repository root for the planned layout.
+//! - [`Module`]: `forward`, `backward` (returns the input gradient, accumulates parameter
+//!   gradients), named parameters and buffers, train/eval, and a [`ModuleKind`] for passes.
+//! - [`Value`]: what flows between modules (f32, f16, quantized tensor, or a tuple).
+//! - [`float`]: Linear, Conv2d, BatchNorm1d/2d, LayerNorm, activations, pooling, Flatten,
+//!   Dropout, Identity, Sequential.
+//! - [`loss`], [`optim`]: CrossEntropyLoss, MSELoss; SGD and Adam/AdamW with PyTorch's formulas.
+//! - [`init`]: a seedable PRNG and PyTorch's default initializations.
+//! - [`state_dict`]: parameters and buffers by PyTorch name, loaded with shape checks.
+//!
+//! Float matmuls go through [`qkernels::float`] (the one wrapper around the float GEMM crate).
+//!
+//! ```
+//! use qnn::float::{Flatten, Linear, ReLU, Sequential};
+//! use qnn::init::Rng;
+//! use qnn::loss::CrossEntropyLoss;
+//! use qnn::optim::{Optimizer, Sgd, SgdConfig};
+//! use qnn::qtensor::Tensor;
+//! use qnn::{Module, Value};
+//!
+//! let mut rng = Rng::new(0);
+//! let mut model = Sequential::new()
+//!     .push(Flatten::default())
+//!     .push(Linear::new(4, 8, true, &mut rng))
+//!     .push(ReLU::new())
+//!     .push(Linear::new(8, 3, true, &mut rng));
+//! let x = Tensor::from_fn(&[2, 2, 2], |i| i as f32 / 8.0);
+//! let targets = [0, 2];
+//!
+//! let mut loss_fn = CrossEntropyLoss::new();
+//! let mut sgd = Sgd::new(SgdConfig { momentum: 0.9, ..SgdConfig::new(0.1) })?;
+//!
+//! let logits = model.forward(&Value::F32(x))?.into_f32("example")?;
+//! let loss = loss_fn.forward(&logits, &targets)?;
+//! model.zero_grad();
+//! let grad_input = model.backward(&Value::F32(loss_fn.backward()?))?;
+//! sgd.step(&mut model)?;
+//!
+//! assert!(loss.is_finite());
+//! assert_eq!(grad_input.shape(), Some(&[2, 2, 2][..]));
+//! let mut names = Vec::new();
+//! model.visit_params(&mut |name, _| names.push(name.to_string()));
+//! assert_eq!(names, ["1.weight", "1.bias", "3.weight", "3.bias"]);
+//! # Ok::<(), qnn::QnnError>(())
+//! ```
 
+pub mod error;
+pub mod float;
+pub mod init;
+pub mod loss;
+pub mod module;
+pub mod optim;
+pub mod param;
+pub mod state_dict;
+pub mod value;
+
+pub use error::{QnnError, Result};
+pub use module::{Module, ModuleKind};
+pub use param::{BufferMut, BufferRef, Param};
 pub use qkernels;
 pub use qtensor;
+pub use value::Value;

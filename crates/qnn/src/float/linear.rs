@@ -1,0 +1,207 @@
+//! `nn.Linear`: `y = x Wᵀ + b`.
+
+use qkernels::float::{MatMut, MatRef, Threads, sgemm};
+use qtensor::Tensor;
+
+use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
+use crate::error::{QnnError, Result};
+use crate::init::{Rng, default_weight_and_bias};
+use crate::module::{Module, ModuleKind};
+use crate::param::Param;
+use crate::value::Value;
+
+const NAME: &str = "Linear";
+
+/// Fully connected layer: input `[*, in_features]`, output `[*, out_features]`, weight
+/// `[out_features, in_features]` (PyTorch's layout and names `weight`, `bias`).
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// Weight, `[out_features, in_features]`.
+    pub weight: Param,
+    /// Bias, `[out_features]`, if any.
+    pub bias: Option<Param>,
+    input: Option<Tensor<f32>>,
+    training: bool,
+}
+
+impl Linear {
+    /// A layer with PyTorch's default initialization drawn from `rng`.
+    pub fn new(in_features: usize, out_features: usize, bias: bool, rng: &mut Rng) -> Self {
+        let (w, b) = default_weight_and_bias(
+            &[out_features, in_features],
+            bias.then_some(out_features),
+            rng,
+        );
+        Self {
+            weight: Param::new(w),
+            bias: b.map(Param::new),
+            input: None,
+            training: true,
+        }
+    }
+
+    /// A layer with the given weight `[out, in]` and optional bias `[out]`.
+    pub fn from_tensors(weight: Tensor<f32>, bias: Option<Tensor<f32>>) -> Result<Self> {
+        let layer = Self {
+            weight: Param::new(weight),
+            bias: bias.map(Param::new),
+            input: None,
+            training: true,
+        };
+        layer.check_params()?;
+        Ok(layer)
+    }
+
+    /// Re-checks the parameter shapes (the fields are public and may have been replaced).
+    fn check_params(&self) -> Result<()> {
+        if self.weight.value.ndim() != 2 {
+            return Err(QnnError::WrongRank {
+                module: NAME,
+                expected: "2-d [out_features, in_features] weight",
+                got: self.weight.shape().to_vec(),
+            });
+        }
+        if let Some(b) = &self.bias {
+            same_shape(
+                "Linear bias vs weight rows",
+                &[self.weight.shape()[0]],
+                b.shape(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Number of input features.
+    pub fn in_features(&self) -> usize {
+        self.weight.shape().get(1).copied().unwrap_or(0)
+    }
+
+    /// Number of output features.
+    pub fn out_features(&self) -> usize {
+        self.weight.shape().first().copied().unwrap_or(0)
+    }
+
+    /// The forward computation on a tensor, without saving anything for backward.
+    pub fn apply(&self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
+        self.check_params()?;
+        let (inf, outf) = (self.in_features(), self.out_features());
+        let shape = x.shape();
+        match shape.last() {
+            None => {
+                return Err(QnnError::WrongRank {
+                    module: NAME,
+                    expected: "at least 1-d [*, in_features]",
+                    got: shape.to_vec(),
+                });
+            }
+            Some(&last) if last != inf => {
+                return Err(QnnError::ShapeMismatch {
+                    what: "Linear input features (last dim) vs weight".into(),
+                    expected: vec![inf],
+                    got: vec![last],
+                });
+            }
+            Some(_) => {}
+        }
+        let rows = x.numel() / inf.max(1);
+        let mut out = vec![0.0f32; rows * outf];
+        let beta = match &self.bias {
+            Some(b) => {
+                for row in out.chunks_exact_mut(outf.max(1)) {
+                    row.copy_from_slice(b.value.data());
+                }
+                1.0
+            }
+            None => 0.0,
+        };
+        sgemm(
+            1.0,
+            MatRef::row_major(x.data(), rows, inf)?,
+            MatRef::row_major(self.weight.value.data(), outf, inf)?.t(),
+            beta,
+            MatMut::row_major(&mut out, rows, outf)?,
+            Threads::Single,
+        )?;
+        let mut out_shape = shape.to_vec();
+        if let Some(last) = out_shape.last_mut() {
+            *last = outf;
+        }
+        tensor(&out_shape, out)
+    }
+}
+
+impl Module for Linear {
+    fn kind(&self) -> ModuleKind {
+        ModuleKind::Linear
+    }
+
+    fn forward(&mut self, input: &Value) -> Result<Value> {
+        let x = f32_input(input, NAME)?;
+        let y = self.apply(&x)?;
+        self.input = Some(x);
+        Ok(Value::F32(y))
+    }
+
+    fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        self.check_params()?;
+        let x = saved(&self.input, NAME)?;
+        let (inf, outf) = (self.in_features(), self.out_features());
+        let mut out_shape = x.shape().to_vec();
+        if let Some(last) = out_shape.last_mut() {
+            *last = outf;
+        }
+        let g = f32_grad(grad_output, NAME, &out_shape)?;
+        let rows = x.numel() / inf.max(1);
+        let gv = MatRef::row_major(g.data(), rows, outf)?;
+        // dW += dYᵀ X
+        sgemm(
+            1.0,
+            gv.t(),
+            MatRef::row_major(x.data(), rows, inf)?,
+            1.0,
+            MatMut::row_major(self.weight.grad.data_mut(), outf, inf)?,
+            Threads::Single,
+        )?;
+        if let Some(b) = &mut self.bias {
+            let db = b.grad.data_mut();
+            for row in g.data().chunks_exact(outf.max(1)) {
+                for (d, v) in db.iter_mut().zip(row) {
+                    *d += v;
+                }
+            }
+        }
+        // dX = dY W
+        let mut dx = vec![0.0f32; rows * inf];
+        sgemm(
+            1.0,
+            gv,
+            MatRef::row_major(self.weight.value.data(), outf, inf)?,
+            0.0,
+            MatMut::row_major(&mut dx, rows, inf)?,
+            Threads::Single,
+        )?;
+        Ok(Value::F32(tensor(x.shape(), dx)?))
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        f("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        f("weight", &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f("bias", b);
+        }
+    }
+
+    fn train(&mut self, mode: bool) {
+        self.training = mode;
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}

@@ -1,0 +1,29 @@
+//! Float (f32) layers with forward and backward, named and laid out as PyTorch's `torch.nn`.
+
+mod activation;
+mod batchnorm;
+mod conv2d;
+mod dropout;
+mod im2col;
+mod layernorm;
+mod linear;
+mod pool;
+mod sequential;
+mod shape;
+mod softmax;
+mod util;
+
+pub use activation::{
+    Activation, Elu, EluFn, Gelu, GeluFn, Hardsigmoid, HardsigmoidFn, Hardswish, HardswishFn,
+    LeakyReLU, LeakyReluFn, Pointwise, ReLU, ReLU6, Relu6Fn, ReluFn, SiLU, Sigmoid, SigmoidFn,
+    SiluFn, Tanh, TanhFn,
+};
+pub use batchnorm::{BatchNorm1d, BatchNorm2d, BatchNormConfig};
+pub use conv2d::{Conv2d, Conv2dConfig};
+pub use dropout::Dropout;
+pub use layernorm::LayerNorm;
+pub use linear::Linear;
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use sequential::Sequential;
+pub use shape::{Flatten, Identity};
+pub use softmax::{LogSoftmax, Softmax};
