@@ -90,6 +90,21 @@ use pipeline::Stage;
 static RUNS: [AtomicU64; KernelKind::ALL.len()] =
     [const { AtomicU64::new(0) }; KernelKind::ALL.len()];
 
+/// The single-thread `vpdpbusd` ceiling of this CPU in GOP/s (2 ops per multiply-accumulate),
+/// from a register-only loop of `iterations × 16` zmm instructions; `None` without AVX-512
+/// VNNI. Benchmarks report GEMM throughput as a fraction of it.
+pub fn vpdpbusd_peak_gops(iterations: u64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::peak::vpdpbusd_zmm(iterations).map(|(ops, secs)| ops / secs / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = iterations;
+        None
+    }
+}
+
 /// How many GEMM calls the kernel object of `kind` has executed in this process.
 pub fn kernel_runs(kind: KernelKind) -> u64 {
     let i = KernelKind::ALL.iter().position(|&k| k == kind).unwrap_or(0);

@@ -23,3 +23,4 @@ pub(crate) mod avx2_saturating;
 pub(crate) mod avx512_vnni;
 pub(crate) mod avx_vnni;
 mod epilogue;
+pub(crate) mod peak;

@@ -1,0 +1,234 @@
+//! The qstack side of the GEMM comparison with PyTorch (`tools/bench/torch_gemm.py` is the
+//! other side; both print one JSON object per line with the same keys):
+//!
+//! `{"suite":"gemm","mode":"static","m":64,"k":1024,"n":1024,"threads":1,"ns":123456,...}`
+//!
+//! * `static`: quint8 activations × per-channel qint8 weights with a float bias, requantized
+//!   to quint8 (`torch.ops.quantized.linear`). The output buffer is allocated per call.
+//! * `dynamic`: f32 input → min/max → `choose_qparams_quant_utils(reduce_range=true)` →
+//!   quantize → GEMM → f32 with bias (`torch.ops.quantized.linear_dynamic`), buffers
+//!   allocated per call.
+//! * `peak`: a register-only `vpdpbusd` zmm loop (1 thread); every GEMM line also carries its
+//!   `gops` (2·M·N·K / time) and `pct_peak` (against `threads ×` the 1-thread peak).
+//!
+//! `ns` is the median of `--repeats` timed calls after `--warmup` untimed ones, each thread
+//! count inside a rayon pool of exactly that many threads.
+//!
+//! Usage: `vs_torch_gemm [--shapes 1x1024x1024,64x1024x1024] [--threads 1,2]
+//! [--modes static,dynamic] [--repeats 15] [--warmup 3]` (shapes are MxKxN).
+
+use qkernels::gemm::{
+    self, Activation, Activations, Dequantize, KernelKind, Output, PackedWeights, Requantize,
+    WeightQParams,
+};
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The shapes (M, K, N).
+const SHAPES: [(usize, usize, usize); 7] = [
+    (1, 1024, 1024),
+    (16, 1024, 1024),
+    (64, 1024, 1024),
+    (256, 1024, 1024),
+    (128, 768, 3072),
+    (128, 3072, 768),
+    (512, 4096, 4096),
+];
+
+struct Settings {
+    shapes: Vec<(usize, usize, usize)>,
+    threads: Vec<usize>,
+    modes: Vec<String>,
+    repeats: usize,
+    warmup: usize,
+}
+
+fn parse_args(args: &[String]) -> Result<Settings, String> {
+    let mut s = Settings {
+        shapes: SHAPES.to_vec(),
+        threads: vec![1, 2],
+        modes: vec!["static".into(), "dynamic".into()],
+        repeats: 15,
+        warmup: 3,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let num = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|e| format!("{flag}: {v:?}: {e}"))
+        };
+        match flag.as_str() {
+            "--shapes" => {
+                s.shapes = value
+                    .split(',')
+                    .map(|t| {
+                        let d: Vec<usize> = t.split('x').map(num).collect::<Result<_, _>>()?;
+                        match d[..] {
+                            [m, k, n] if m > 0 && k > 0 && n > 0 => Ok((m, k, n)),
+                            _ => Err(format!("--shapes: {t:?} is not MxKxN")),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--threads" => s.threads = value.split(',').map(num).collect::<Result<_, _>>()?,
+            "--modes" => s.modes = value.split(',').map(str::to_string).collect(),
+            "--repeats" => s.repeats = num(value)?,
+            "--warmup" => s.warmup = num(value)?,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if s.repeats == 0 || s.threads.contains(&0) {
+        return Err("--repeats and every --threads value must be at least 1".into());
+    }
+    Ok(s)
+}
+
+/// Deterministic pseudo-random bytes.
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn median_ns(repeats: usize, warmup: usize, mut f: impl FnMut()) -> u128 {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut t: Vec<u128> = (0..repeats)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_nanos()
+        })
+        .collect();
+    t.sort_unstable();
+    t[t.len() / 2]
+}
+
+/// One dynamic Linear call: quantize `x` like fbgemm's dynamic path, then GEMM to f32.
+fn dynamic_linear(x: &[f32], m: usize, k: usize, w: &PackedWeights, bias: &[f32]) -> Vec<f32> {
+    let (lo, hi) = x
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (scale, zp) = qtensor::choose_qparams_quant_utils(lo, hi, 0, 255, false, false, true);
+    let mut q = vec![0u8; m * k];
+    qtensor::quantize_slice_u8(x, scale as f32, zp, &mut q).expect("quantize");
+    let mut y = vec![0f32; m * w.n()];
+    let params = Dequantize {
+        act_scale: scale as f32,
+        bias: Some(bias),
+        relu: false,
+    };
+    let acts = Activations {
+        data: &q,
+        rows: m,
+        row_stride: k,
+        zero_point: zp,
+    };
+    gemm::gemm_u8s8(
+        acts,
+        w,
+        Output::F32 {
+            params,
+            out: &mut y,
+            ldc: w.n(),
+        },
+    )
+    .expect("gemm");
+    y
+}
+
+fn run(s: &Settings) -> Result<(), String> {
+    let kind = KernelKind::best();
+    // Best of several runs: the first ones pay frequency ramp-up and noisy neighbours.
+    let peak = (0..7)
+        .filter_map(|_| gemm::vpdpbusd_peak_gops(100_000_000 / 16))
+        .reduce(f64::max);
+    if let Some(p) = peak {
+        println!("{{\"suite\":\"gemm\",\"mode\":\"peak\",\"threads\":1,\"gops\":{p:.1}}}");
+    }
+    for &(m, k, n) in &s.shapes {
+        let w: Vec<i8> = bytes(n * k, 7).into_iter().map(|b| b as i8).collect();
+        let scales: Vec<f32> = (0..n).map(|i| 0.001 + (i % 13) as f32 * 1e-4).collect();
+        let zps = vec![0i32; n];
+        let q = WeightQParams::PerChannel {
+            scales: &scales,
+            zero_points: &zps,
+        };
+        let packed = PackedWeights::pack(&w, n, k, q, kind).map_err(|e| e.to_string())?;
+        let bias: Vec<f32> = (0..n).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();
+        let a = bytes(m * k, 11);
+        let x: Vec<f32> = a.iter().map(|&b| (f32::from(b) - 128.0) / 40.0).collect();
+        for &threads in &s.threads {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| e.to_string())?;
+            for mode in &s.modes {
+                let ns = pool.install(|| match mode.as_str() {
+                    "static" => Ok(median_ns(s.repeats, s.warmup, || {
+                        let mut out = vec![0u8; m * n];
+                        let params = Requantize {
+                            act_scale: 0.02,
+                            out_scale: 0.5,
+                            out_zero_point: 128,
+                            bias: Some(&bias),
+                            activation: Activation::None,
+                        };
+                        let acts = Activations {
+                            data: &a,
+                            rows: m,
+                            row_stride: k,
+                            zero_point: 120,
+                        };
+                        gemm::gemm_u8s8(
+                            acts,
+                            &packed,
+                            Output::QUInt8 {
+                                params,
+                                out: &mut out,
+                                ldc: n,
+                            },
+                        )
+                        .expect("gemm");
+                        black_box(out);
+                    })),
+                    "dynamic" => Ok(median_ns(s.repeats, s.warmup, || {
+                        black_box(dynamic_linear(&x, m, k, &packed, &bias));
+                    })),
+                    other => Err(format!("unknown mode {other:?}")),
+                })?;
+                let gops = 2.0 * (m * n * k) as f64 / ns as f64;
+                let pct = peak.map_or(String::from("null"), |p| {
+                    format!("{:.1}", 100.0 * gops / (p * threads as f64))
+                });
+                println!(
+                    "{{\"suite\":\"gemm\",\"mode\":\"{mode}\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"ns\":{ns},\"gops\":{gops:.1},\"pct_peak\":{pct},\"kernel\":\"{kind}\",\"repeats\":{}}}",
+                    s.repeats
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_args(&args).and_then(|s| run(&s)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vs_torch_gemm: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
