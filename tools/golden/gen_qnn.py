@@ -1,0 +1,251 @@
+"""Golden vectors for the float modules of crates/qnn (issue 5): forward and backward.
+
+Families (one `<family>.golden` each, in crates/qnn/tests/data):
+
+* `linear`      -- nn.Linear: y, dx, dweight, dbias for inputs of rank 2 and 3, with/without bias.
+* `conv2d`      -- nn.Conv2d over stride / padding / dilation / groups / bias combinations.
+* `batchnorm2d` -- nn.BatchNorm2d in train mode (batch stats; running stats after the step,
+  momentum 0.1 and None) and eval mode (given running stats).
+* `activation`  -- ReLU, ReLU6, LeakyReLU, ELU, Hardswish, Hardsigmoid, GELU, SiLU, Sigmoid,
+  Tanh, Softmax, LogSoftmax: y and dx.
+* `pool`        -- MaxPool2d, AvgPool2d, AdaptiveAvgPool2d: y and dx.
+* `layernorm`   -- nn.LayerNorm: y, dx, dweight, dbias.
+
+Every case stores the input `x` with its `shape`, the upstream gradient `gy`, the module's
+parameters and options, and torch's outputs. Float GEMMs sum in a different order than
+torch's, so the Rust tests compare with a tolerance, not bit for bit.
+
+Fields (the contract with crates/qnn/tests/golden.rs):
+  all: shape i64[..]; x f32; gy f32; y f32; y_shape i64[..]; dx f32
+  linear: weight f32[out*in]; w_shape i64[2]; has_bias str; bias f32; dweight f32; dbias f32
+  conv2d: in_channels out_channels groups i64[1]; kernel stride padding dilation i64[2];
+          has_bias str; weight f32; bias f32; dweight f32; dbias f32
+  batchnorm2d: mode str train|eval; momentum f64[1] (-1 = None); eps f64[1]; weight bias f32[C];
+          running_mean running_var f32[C] (before); new_running_mean new_running_var f32[C] (after);
+          dweight dbias f32[C]
+  activation: op str; param f64[1] (slope / alpha / dim)
+  pool: op str max|avg|adaptive; kernel stride padding dilation i64[2]; ceil str;
+        count_include_pad str; divisor i64[1] (0 = None); out_size i64[2]
+  layernorm: norm_shape i64[..]; eps f64[1]; weight bias f32; dweight dbias f32
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from golden_io import GoldenFile, f32, f64, i64
+from torch_env import setup_torch
+
+TOPIC = "qnn"
+OUT_DIR = "crates/qnn/tests/data"
+
+torch = None  # set by generate()
+
+
+def _t(arr):
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def _run(module, x_np, rng):
+    """Forward + backward with a random upstream gradient; returns (x, gy, y, dx) numpy arrays."""
+    x = _t(x_np).requires_grad_(True)
+    y = module(x)
+    gy = _t(rng.uniform(-1, 1, y.shape))
+    y.backward(gy)
+    return x.detach().numpy(), gy.numpy(), y.detach().numpy(), x.grad.numpy()
+
+
+def _common(x, gy, y, dx):
+    return {
+        "shape": i64(list(x.shape)),
+        "x": f32(x),
+        "gy": f32(gy),
+        "y": f32(y),
+        "y_shape": i64(list(y.shape)),
+        "dx": f32(dx),
+    }
+
+
+def _grad(p):
+    return p.grad.numpy() if p is not None and p.grad is not None else np.zeros(0, np.float32)
+
+
+def linear_family():
+    rng = np.random.default_rng(501)
+    gf = GoldenFile(TOPIC, "linear", "nn.Linear forward and backward")
+    for i, (lead, fin, fout, bias) in enumerate([((4,), 8, 5, True), ((2, 3), 7, 4, False), ((16,), 64, 30, True), ((1,), 1, 1, True)]):
+        m = torch.nn.Linear(fin, fout, bias=bias)
+        with torch.no_grad():
+            m.weight.copy_(_t(rng.uniform(-0.5, 0.5, (fout, fin))))
+            if bias:
+                m.bias.copy_(_t(rng.uniform(-0.5, 0.5, fout)))
+        x, gy, y, dx = _run(m, rng.uniform(-2, 2, lead + (fin,)), rng)
+        fields = _common(x, gy, y, dx)
+        fields.update({
+            "weight": f32(m.weight.detach()),
+            "w_shape": i64([fout, fin]),
+            "has_bias": "yes" if bias else "no",
+            "bias": f32(m.bias.detach() if bias else np.zeros(0, np.float32)),
+            "dweight": f32(m.weight.grad),
+            "dbias": f32(_grad(m.bias)),
+        })
+        gf.case(f"linear_{i}", fields)
+    return gf
+
+
+CONV_CASES = [
+    # (N, Cin, H, W, Cout, kernel, stride, padding, dilation, groups, bias)
+    (2, 3, 7, 6, 4, (3, 3), (1, 1), (0, 0), (1, 1), 1, True),
+    (1, 2, 8, 8, 3, (3, 3), (2, 2), (1, 1), (1, 1), 1, True),
+    (2, 4, 6, 7, 4, (2, 3), (1, 2), (1, 0), (2, 1), 2, False),
+    (1, 6, 5, 5, 6, (3, 3), (1, 1), (1, 1), (1, 1), 6, True),
+    (3, 1, 12, 12, 6, (5, 5), (1, 1), (0, 0), (1, 1), 1, True),
+    (2, 6, 6, 6, 16, (5, 5), (1, 1), (2, 2), (1, 1), 2, True),
+]
+
+
+def conv2d_family():
+    rng = np.random.default_rng(502)
+    gf = GoldenFile(TOPIC, "conv2d", "nn.Conv2d forward and backward")
+    for i, (n, cin, h, w, cout, k, s, p, d, g, bias) in enumerate(CONV_CASES):
+        m = torch.nn.Conv2d(cin, cout, k, stride=s, padding=p, dilation=d, groups=g, bias=bias)
+        with torch.no_grad():
+            m.weight.copy_(_t(rng.uniform(-0.5, 0.5, tuple(m.weight.shape))))
+            if bias:
+                m.bias.copy_(_t(rng.uniform(-0.5, 0.5, cout)))
+        x, gy, y, dx = _run(m, rng.uniform(-2, 2, (n, cin, h, w)), rng)
+        fields = _common(x, gy, y, dx)
+        fields.update({
+            "in_channels": i64([cin]), "out_channels": i64([cout]), "groups": i64([g]),
+            "kernel": i64(list(k)), "stride": i64(list(s)), "padding": i64(list(p)), "dilation": i64(list(d)),
+            "has_bias": "yes" if bias else "no",
+            "weight": f32(m.weight.detach()),
+            "bias": f32(m.bias.detach() if bias else np.zeros(0, np.float32)),
+            "dweight": f32(m.weight.grad),
+            "dbias": f32(_grad(m.bias)),
+        })
+        gf.case(f"conv2d_{i}", fields)
+    return gf
+
+
+def batchnorm2d_family():
+    rng = np.random.default_rng(503)
+    gf = GoldenFile(TOPIC, "batchnorm2d", "nn.BatchNorm2d train/eval forward and backward, running stats")
+    for i, (mode, momentum, shape) in enumerate([("train", 0.1, (4, 3, 5, 5)), ("train", None, (2, 2, 3, 4)), ("eval", 0.1, (3, 4, 2, 3)), ("train", 0.3, (8, 6, 4, 4))]):
+        c = shape[1]
+        m = torch.nn.BatchNorm2d(c, momentum=momentum)
+        with torch.no_grad():
+            m.weight.copy_(_t(rng.uniform(0.5, 1.5, c)))
+            m.bias.copy_(_t(rng.uniform(-0.5, 0.5, c)))
+            m.running_mean.copy_(_t(rng.uniform(-0.5, 0.5, c)))
+            m.running_var.copy_(_t(rng.uniform(0.5, 2.0, c)))
+        rm0 = m.running_mean.clone().numpy()
+        rv0 = m.running_var.clone().numpy()
+        m.train(mode == "train")
+        x, gy, y, dx = _run(m, rng.normal(0.3, 1.5, shape), rng)
+        fields = _common(x, gy, y, dx)
+        fields.update({
+            "mode": mode,
+            "momentum": f64([-1.0 if momentum is None else momentum]),
+            "eps": f64([m.eps]),
+            "weight": f32(m.weight.detach()), "bias": f32(m.bias.detach()),
+            "running_mean": f32(rm0), "running_var": f32(rv0),
+            "new_running_mean": f32(m.running_mean), "new_running_var": f32(m.running_var),
+            "dweight": f32(m.weight.grad), "dbias": f32(m.bias.grad),
+        })
+        gf.case(f"batchnorm2d_{i}", fields)
+    return gf
+
+
+def activation_family():
+    rng = np.random.default_rng(504)
+    nn = torch.nn
+    ops = [
+        ("relu", 0.0, nn.ReLU()), ("relu6", 0.0, nn.ReLU6()), ("leaky_relu", 0.2, nn.LeakyReLU(0.2)),
+        ("elu", 1.3, nn.ELU(1.3)), ("hardswish", 0.0, nn.Hardswish()), ("hardsigmoid", 0.0, nn.Hardsigmoid()),
+        ("gelu", 0.0, nn.GELU()), ("silu", 0.0, nn.SiLU()), ("sigmoid", 0.0, nn.Sigmoid()), ("tanh", 0.0, nn.Tanh()),
+        ("softmax", 1.0, nn.Softmax(dim=1)), ("softmax", -1.0, nn.Softmax(dim=-1)),
+        ("log_softmax", 1.0, nn.LogSoftmax(dim=1)), ("log_softmax", -1.0, nn.LogSoftmax(dim=-1)),
+    ]
+    gf = GoldenFile(TOPIC, "activation", "element-wise activations, softmax and log-softmax: forward and backward")
+    for i, (op, param, m) in enumerate(ops):
+        x_np = rng.uniform(-7, 7, (3, 5, 4))
+        # keep away from kinks (where PyTorch picks one one-sided derivative) by >= 1e-3
+        for kink in (0.0, 6.0, -3.0, 3.0):
+            near = np.abs(x_np - kink) < 1e-3
+            x_np[near] = kink + 1e-2
+        x, gy, y, dx = _run(m, x_np, rng)
+        fields = _common(x, gy, y, dx)
+        fields.update({"op": op, "param": f64([param])})
+        gf.case(f"{op}_{i}", fields)
+    return gf
+
+
+POOL_CASES = [
+    # (op, shape, kernel, stride, padding, dilation, ceil, count_include_pad, divisor, out_size)
+    ("max", (2, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1), False, True, 0, (0, 0)),
+    ("max", (1, 2, 7, 6), (3, 3), (2, 2), (1, 1), (1, 1), True, True, 0, (0, 0)),
+    ("max", (1, 2, 9, 9), (3, 2), (1, 2), (1, 0), (2, 2), False, True, 0, (0, 0)),
+    ("avg", (2, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1), False, True, 0, (0, 0)),
+    ("avg", (1, 2, 7, 6), (3, 3), (2, 2), (1, 1), (1, 1), True, False, 0, (0, 0)),
+    ("avg", (1, 2, 7, 7), (3, 2), (2, 1), (1, 1), (1, 1), True, True, 0, (0, 0)),
+    ("avg", (1, 1, 6, 5), (2, 2), (1, 2), (1, 0), (1, 1), False, True, 3, (0, 0)),
+    ("adaptive", (2, 2, 7, 5), (0, 0), (0, 0), (0, 0), (1, 1), False, True, 0, (3, 2)),
+    ("adaptive", (1, 3, 5, 5), (0, 0), (0, 0), (0, 0), (1, 1), False, True, 0, (1, 1)),
+    ("adaptive", (1, 1, 4, 6), (0, 0), (0, 0), (0, 0), (1, 1), False, True, 0, (5, 4)),
+]
+
+
+def pool_family():
+    rng = np.random.default_rng(505)
+    nn = torch.nn
+    gf = GoldenFile(TOPIC, "pool", "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d forward and backward")
+    for i, (op, shape, k, s, p, d, ceil, cip, div, out) in enumerate(POOL_CASES):
+        if op == "max":
+            m = nn.MaxPool2d(k, s, p, d, ceil_mode=ceil)
+        elif op == "avg":
+            m = nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=cip, divisor_override=div or None)
+        else:
+            m = nn.AdaptiveAvgPool2d(out)
+        n = int(np.prod(shape))
+        # distinct values: no ties inside a max window
+        x_np = (rng.permutation(n).astype(np.float32) * 0.01 - n * 0.005).reshape(shape)
+        x, gy, y, dx = _run(m, x_np, rng)
+        fields = _common(x, gy, y, dx)
+        fields.update({
+            "op": op, "kernel": i64(list(k)), "stride": i64(list(s)), "padding": i64(list(p)),
+            "dilation": i64(list(d)), "ceil": "yes" if ceil else "no",
+            "count_include_pad": "yes" if cip else "no", "divisor": i64([div]), "out_size": i64(list(out)),
+        })
+        gf.case(f"{op}_{i}", fields)
+    return gf
+
+
+def layernorm_family():
+    rng = np.random.default_rng(506)
+    gf = GoldenFile(TOPIC, "layernorm", "nn.LayerNorm forward and backward")
+    for i, (shape, norm) in enumerate([((4, 6), (6,)), ((2, 3, 4, 5), (4, 5)), ((3, 16), (16,))]):
+        m = torch.nn.LayerNorm(norm)
+        with torch.no_grad():
+            m.weight.copy_(_t(rng.uniform(0.5, 1.5, norm)))
+            m.bias.copy_(_t(rng.uniform(-0.5, 0.5, norm)))
+        x, gy, y, dx = _run(m, rng.normal(0.5, 2.0, shape), rng)
+        fields = _common(x, gy, y, dx)
+        fields.update({
+            "norm_shape": i64(list(norm)), "eps": f64([m.eps]),
+            "weight": f32(m.weight.detach()), "bias": f32(m.bias.detach()),
+            "dweight": f32(m.weight.grad), "dbias": f32(m.bias.grad),
+        })
+        gf.case(f"layernorm_{i}", fields)
+    return gf
+
+
+def generate(out_dir: str) -> list[tuple[str, int]]:
+    """Write the qnn golden files into out_dir; returns [(path, case_count)]."""
+    global torch
+    torch = setup_torch()
+    written = []
+    for family in (linear_family, conv2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family):
+        gf = family()
+        written.append((gf.write(out_dir), gf.case_count))
+    return written
