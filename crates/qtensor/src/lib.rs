@@ -1,6 +1,30 @@
-//! # qtensor — quantized tensor types and PyTorch-exact numerics
+//! # qtensor — quantized tensors with PyTorch-exact numerics
 //!
-//! (Being written; see ARCHITECTURE.md.)
+//! The bottom layer of qstack: dense [`Tensor`]s, affine-quantized [`QTensor`]s (quint8,
+//! qint8, qint32 and packed quint4x2; per-tensor, per-channel and float-qparams), and the
+//! numerics that define them, bit for bit as torch 2.15 computes them with the fbgemm engine:
+//!
+//! * quantize / dequantize / requantize, one scalar function per torch code path in [`quant`]
+//!   (these are the oracle every faster kernel in the upper crates is tested against), plus
+//!   auto-vectorized slice loops that go parallel (rayon) on large inputs;
+//! * fake quantization with straight-through gradient masks ([`fake_quant`]);
+//! * qparam choice: ATen's and FBGEMM's `ChooseQuantizationParams` and the Python observers'
+//!   `_calculate_qparams` ([`choose_qparams`]), and [`calculate_qmin_qmax`];
+//! * saturating `f32` <-> `f16` conversion ([`half_conv`]).
+//!
+//! Every fallible function returns [`Result`]; bad scales, zero points, axes, channel counts
+//! or shapes are [`QTensorError`]s whose messages name the offending value. The crate has no
+//! `unsafe` code.
+//!
+//! ```
+//! use qtensor::{quantize_per_tensor, QDType, Tensor};
+//!
+//! let x = Tensor::new(&[2, 2], vec![-1.0, 0.0, 0.5, 2.0])?;
+//! let q = quantize_per_tensor(&x, 0.5, 2, QDType::QUInt8)?;
+//! assert_eq!(q.int_values(), vec![0, 2, 3, 6]); // zp + round_half_even(x / scale)
+//! assert_eq!(q.dequantize().data(), &[-1.0, 0.0, 0.5, 2.0]);
+//! # Ok::<(), qtensor::QTensorError>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod choose_qparams;

@@ -30,9 +30,6 @@ pub(crate) fn par_zip_chunks<S: Sync, D: Send>(
     }
 }
 
-/// Elements per unrolled block of the quantize loop (16 bytes out).
-const BLOCK: usize = 16;
-
 /// Branch-free form of [`quantize_val`](super::quantize_val) for an 8-bit dtype, computed
 /// entirely in `f32` so that it vectorizes. Rounding and clamping commute for integer bounds,
 /// so the product is clamped to `[qmin - zp, qmax - zp]` first, rounded by adding `MAGIC`
@@ -44,78 +41,67 @@ pub(crate) struct PerTensor8 {
     zero_point: f32,
     t_min: f32,
     t_max: f32,
-    /// torch's 32-bit `r + zp` can wrap: only for `zp > 127` or `zp < 0`.
-    wraps: bool,
-    /// Clipped products above this wrap to `qmin` (`r == 2147483520`, `zp >= 128`).
-    wrap_to_min_above: f32,
-    /// Clipped products below this wrap to `qmax` (`r == i32::MIN`, `zp < 0`).
-    wrap_to_max_below: f32,
+    wrap: u8,
 }
 
+/// torch's 32-bit `r + zp` cannot wrap (`0 <= zp <= 127`).
+const NO_WRAP: u8 = 0;
+/// `zp > 127`: `r == 2147483520` (NaN, +inf, products `>= 2147483520`) wraps to `qmin`.
+const WRAP_HIGH: u8 = 1;
+/// `zp < 0`: `r == i32::MIN` (-inf, products `<= -2^31`) wraps to `qmax`.
+const WRAP_LOW: u8 = 2;
+
 impl PerTensor8 {
-    /// `scale` is the `f32` scale; `zero_point` must lie in `[qmin, qmax]`, an 8-bit range.
+    /// `scale` is the `f32` scale; `[qmin, qmax]` must be the full quint8 or qint8 range and
+    /// `zero_point` lie inside it.
     pub(crate) fn new(scale: f32, zero_point: i32, qmin: i32, qmax: i32) -> Self {
         Self {
             inv: 1.0 / scale,
             zero_point: zero_point as f32,
             t_min: (qmin - zero_point) as f32,
             t_max: (qmax - zero_point) as f32,
-            wraps: !(0..=127).contains(&zero_point),
-            wrap_to_min_above: if zero_point > 127 {
-                2_147_483_392.0
-            } else {
-                f32::INFINITY
-            },
-            wrap_to_max_below: if zero_point < 0 {
-                -2_147_483_520.0
-            } else {
-                f32::NEG_INFINITY
+            wrap: match zero_point {
+                z if z > 127 => WRAP_HIGH,
+                z if z < 0 => WRAP_LOW,
+                _ => NO_WRAP,
             },
         }
     }
 
-    /// Quantized value as a two's-complement byte. `WRAP` must be `self.wraps`.
+    /// Quantized value as a two's-complement byte. `WRAP` must be `self.wrap`.
+    ///
+    /// Wrapping lanes are fixed up on the bit pattern, which is cheaper than a select:
+    /// `WRAP_HIGH` only occurs for quint8, whose `qmin` byte is 0, and `WRAP_LOW` only for
+    /// qint8, where the clamp has produced `qmin` (0x80) and flipping all bits gives 0x7f.
     #[inline(always)]
-    fn byte<const WRAP: bool>(self, x: f32) -> u8 {
-        let mut t = x * self.inv;
-        if WRAP {
-            let clipped = min_ps(t, F32_BELOW_2POW31);
-            t = if clipped > self.wrap_to_min_above {
-                f32::NEG_INFINITY
-            } else {
-                clipped
-            };
-            t = if t < self.wrap_to_max_below {
-                f32::INFINITY
-            } else {
-                t
-            };
-        }
+    fn byte<const WRAP: u8>(self, x: f32) -> u8 {
+        let t = x * self.inv;
         // min_ps first: a NaN product becomes qmax, as `min(t, 2147483520)` makes it in torch.
-        let t = max_ps(min_ps(t, self.t_max), self.t_min);
-        ((t + MAGIC) + self.zero_point).to_bits() as u8
+        let clamped = max_ps(min_ps(t, self.t_max), self.t_min);
+        let bits = ((clamped + MAGIC) + self.zero_point).to_bits();
+        let bits = match WRAP {
+            // the comparison is false for NaN and for the products >= 2147483520 that wrap
+            WRAP_HIGH if t < F32_BELOW_2POW31 => bits,
+            WRAP_HIGH => 0,
+            WRAP_LOW if t <= -2_147_483_648.0 => bits ^ 0xff,
+            _ => bits,
+        };
+        bits as u8
     }
 
-    fn run_blocks<const WRAP: bool>(self, src: &[f32], dst: &mut [u8]) {
-        let mut src_blocks = src.chunks_exact(BLOCK);
-        let mut dst_blocks = dst.chunks_exact_mut(BLOCK);
-        for (s, d) in (&mut src_blocks).zip(&mut dst_blocks) {
-            for (o, &x) in d.iter_mut().zip(s) {
-                *o = self.byte::<WRAP>(x);
-            }
-        }
-        let tail = dst_blocks.into_remainder();
-        for (o, &x) in tail.iter_mut().zip(src_blocks.remainder()) {
+    fn run_loop<const WRAP: u8>(self, src: &[f32], dst: &mut [u8]) {
+        // A plain zip loop: LLVM's loop vectorizer does better here than on unrolled blocks.
+        for (o, &x) in dst.iter_mut().zip(src) {
             *o = self.byte::<WRAP>(x);
         }
     }
 
     /// Quantizes `src` into two's-complement bytes (`dst.len() == src.len()`).
     pub(crate) fn run(self, src: &[f32], dst: &mut [u8]) {
-        if self.wraps {
-            self.run_blocks::<true>(src, dst);
-        } else {
-            self.run_blocks::<false>(src, dst);
+        match self.wrap {
+            WRAP_HIGH => self.run_loop::<WRAP_HIGH>(src, dst),
+            WRAP_LOW => self.run_loop::<WRAP_LOW>(src, dst),
+            _ => self.run_loop::<NO_WRAP>(src, dst),
         }
     }
 }
