@@ -243,14 +243,16 @@ pub fn calculate_qparams(
     }
     let min_neg = nan_min(min_val, 0.0);
     let max_pos = nan_max(max_val, 0.0);
-    let qrange = (qmax - qmin) as f32;
+    // Python ints: exact, then rounded to a double and by the f32 tensor op to f32.
+    let span = i128::from(qmax) - i128::from(qmin);
+    let qrange = span as f64 as f32;
     if qscheme.is_symmetric() {
         let m = nan_max(-min_neg, max_pos);
-        let divisor = ((qmax - qmin) as f64 / 2.0) as f32;
+        let divisor = (span as f64 / 2.0) as f32;
         let scale = nan_max(m / divisor, eps);
         let zero_point = match (dtype, has_custom_range) {
             (QDType::QUInt8, false) => 128,
-            (QDType::QUInt8, true) => (qmin + qmax).div_euclid(2),
+            (QDType::QUInt8, true) => (i128::from(qmin) + i128::from(qmax)).div_euclid(2) as i64,
             _ => 0,
         };
         return Ok(ObserverQParams {
@@ -280,6 +282,19 @@ mod tests {
     use super::*;
 
     const EPS: f32 = f32::EPSILON;
+
+    #[test]
+    fn extreme_ranges_do_not_panic() {
+        let (lo, hi) = (i64::MIN, i64::MAX);
+        for scheme in [QScheme::PerTensorAffine, QScheme::PerTensorSymmetric] {
+            let p = calculate_qparams(-1.0, 1.0, scheme, QDType::QUInt8, lo, hi, EPS, true);
+            assert!(p.unwrap().scale > 0.0);
+        }
+        let (s, _) = choose_qparams_quant_utils(-1.0, 1.0, i32::MIN, i32::MAX, true, true, true);
+        assert!(s > 0.0);
+        let (s, _) = choose_qparams_fbgemm(f32::MIN, f32::MAX, i32::MIN, i32::MAX, true, true);
+        assert!(s > 0.0);
+    }
 
     #[test]
     fn quant_utils_edge_cases() {

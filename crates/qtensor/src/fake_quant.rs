@@ -57,7 +57,7 @@ fn fake_quant_per_tensor_val(
 ) -> (f32, u8) {
     let qf = zp as f32 + (x * inv).round_ties_even();
     let q = clamp_f64(f64::from(qf), qmin, qmax) as i64;
-    let y = (q - zp) as f32 * scale;
+    let y = q.wrapping_sub(zp) as f32 * scale;
     let pass = qmin as f32 <= qf && qf <= qmax as f32;
     (y, u8::from(pass))
 }
@@ -229,6 +229,19 @@ mod tests {
         assert_eq!(y.data()[0], (-3.0 * f64::from(0.1f32)) as f32);
         assert_eq!(y.data()[1], (3.0 * f64::from(0.1f32)) as f32);
         assert!(fake_quantize_per_channel_affine(&x, &[0.1], &[3], 1, 0, 255).is_err());
+    }
+
+    #[test]
+    fn extreme_ranges_do_not_panic() {
+        let x = Tensor::new(&[3], vec![f32::NAN, f32::MAX, f32::MIN]).unwrap();
+        let (lo, hi) = (i64::MIN, i64::MAX);
+        let (_, mask) = fake_quantize_per_tensor_affine(&x, 1.0, hi, lo, hi).unwrap();
+        assert_eq!(mask.data()[0], 0);
+        let x = x.reshape(&[1, 3]).unwrap();
+        assert!(fake_quantize_per_channel_affine(&x, &[1e-30], &[i32::MAX], 0, lo, hi).is_ok());
+        assert!(
+            fake_quantize_per_channel_affine_float_zp(&x, &[1e-30], &[3e38], 0, lo, hi).is_ok()
+        );
     }
 
     #[test]
