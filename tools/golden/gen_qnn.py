@@ -10,6 +10,8 @@ Families (one `<family>.golden` each, in crates/qnn/tests/data):
   Tanh, Softmax, LogSoftmax: y and dx.
 * `pool`        -- MaxPool2d, AvgPool2d, AdaptiveAvgPool2d: y and dx.
 * `layernorm`   -- nn.LayerNorm: y, dx, dweight, dbias.
+* `loss`        -- nn.CrossEntropyLoss / nn.MSELoss (mean): loss and input gradient.
+* `optim`       -- SGD / Adam / AdamW (foreach=False): the parameter after each of 3 steps.
 
 Every case stores the input `x` with its `shape`, the upstream gradient `gy`, the module's
 parameters and options, and torch's outputs. Float GEMMs sum in a different order than
@@ -27,6 +29,9 @@ Fields (the contract with crates/qnn/tests/golden.rs):
   pool: op str max|avg|adaptive; kernel stride padding dilation i64[2]; ceil str;
         count_include_pad str; divisor i64[1] (0 = None); out_size i64[2]
   layernorm: norm_shape i64[..]; eps f64[1]; weight bias f32; dweight dbias f32
+  loss: op str ce|mse; shape i64[2]; x f32; target i64[N] (ce) or f32 (mse); loss f32[1]; dx f32
+  optim: op str sgd|adam|adamw; lr momentum dampening weight_decay beta1 beta2 eps f64[1];
+         nesterov amsgrad str; p0 f32[n]; grads f32[3*n]; params f32[3*n] (after each step)
 """
 
 from __future__ import annotations
@@ -240,12 +245,74 @@ def layernorm_family():
     return gf
 
 
+def loss_family():
+    rng = np.random.default_rng(507)
+    gf = GoldenFile(TOPIC, "loss", "CrossEntropyLoss and MSELoss (mean): value and gradient")
+    for i, (n, c) in enumerate([(4, 3), (16, 10), (1, 5)]):
+        x = _t(rng.normal(0, 3, (n, c))).requires_grad_(True)
+        target = rng.integers(0, c, n)
+        loss = torch.nn.CrossEntropyLoss()(x, torch.from_numpy(target))
+        loss.backward()
+        gf.case(f"ce_{i}", {"op": "ce", "shape": i64([n, c]), "x": f32(x.detach()), "target": i64(target),
+                            "loss": f32([loss.item()]), "dx": f32(x.grad)})
+    for i, (n, c) in enumerate([(4, 3), (2, 7)]):
+        x = _t(rng.normal(0, 2, (n, c))).requires_grad_(True)
+        target = _t(rng.normal(0, 2, (n, c)))
+        loss = torch.nn.MSELoss()(x, target)
+        loss.backward()
+        gf.case(f"mse_{i}", {"op": "mse", "shape": i64([n, c]), "x": f32(x.detach()), "target": f32(target),
+                             "loss": f32([loss.item()]), "dx": f32(x.grad)})
+    return gf
+
+
+OPTIM_CASES = [
+    # (op, lr, momentum, dampening, weight_decay, nesterov, beta1, beta2, eps, amsgrad)
+    ("sgd", 0.1, 0.0, 0.0, 0.0, False, 0, 0, 0, False),
+    ("sgd", 0.05, 0.9, 0.0, 1e-2, False, 0, 0, 0, False),
+    ("sgd", 0.05, 0.9, 0.3, 0.0, False, 0, 0, 0, False),
+    ("sgd", 0.05, 0.8, 0.0, 5e-3, True, 0, 0, 0, False),
+    ("adam", 1e-3, 0, 0, 0.0, False, 0.9, 0.999, 1e-8, False),
+    ("adam", 1e-2, 0, 0, 1e-2, False, 0.8, 0.99, 1e-6, True),
+    ("adamw", 1e-2, 0, 0, 1e-2, False, 0.9, 0.999, 1e-8, False),
+    ("adamw", 3e-3, 0, 0, 0.1, False, 0.85, 0.995, 1e-8, True),
+]
+
+
+def optim_family():
+    rng = np.random.default_rng(508)
+    gf = GoldenFile(TOPIC, "optim", "SGD / Adam / AdamW parameter trajectories over 3 steps (foreach=False)")
+    n = 9
+    for i, (op, lr, mom, damp, wd, nest, b1, b2, eps, ams) in enumerate(OPTIM_CASES):
+        p = torch.nn.Parameter(_t(rng.normal(0, 1, n)))
+        p0 = p.detach().clone()
+        if op == "sgd":
+            opt = torch.optim.SGD([p], lr=lr, momentum=mom, dampening=damp, weight_decay=wd, nesterov=nest, foreach=False)
+        elif op == "adam":
+            opt = torch.optim.Adam([p], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, amsgrad=ams, foreach=False)
+        else:
+            opt = torch.optim.AdamW([p], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, amsgrad=ams, foreach=False)
+        grads, params = [], []
+        for _ in range(3):
+            g = _t(rng.normal(0, 1, n))
+            p.grad = g.clone()
+            opt.step()
+            grads.append(g.numpy())
+            params.append(p.detach().clone().numpy())
+        gf.case(f"{op}_{i}", {
+            "op": op, "lr": f64([lr]), "momentum": f64([mom]), "dampening": f64([damp]), "weight_decay": f64([wd]),
+            "nesterov": "yes" if nest else "no", "beta1": f64([b1]), "beta2": f64([b2]), "eps": f64([eps]),
+            "amsgrad": "yes" if ams else "no", "p0": f32(p0), "grads": f32(np.concatenate(grads)),
+            "params": f32(np.concatenate(params)),
+        })
+    return gf
+
+
 def generate(out_dir: str) -> list[tuple[str, int]]:
     """Write the qnn golden files into out_dir; returns [(path, case_count)]."""
     global torch
     torch = setup_torch()
     written = []
-    for family in (linear_family, conv2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family):
+    for family in (linear_family, conv2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, loss_family, optim_family):
         gf = family()
         written.append((gf.write(out_dir), gf.case_count))
     return written

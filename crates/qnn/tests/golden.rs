@@ -231,3 +231,108 @@ fn layernorm_matches_torch() {
         check_param_grads(&c, &m, 1e-4, 1e-5);
     }
 }
+
+#[test]
+fn losses_match_torch() {
+    use qnn::loss::{CrossEntropyLoss, MseLoss};
+    for c in load("loss", include_str!("data/loss.golden")) {
+        let x = tensor(&c, "x", "shape");
+        let (loss, dx) = match c.str("op") {
+            "ce" => {
+                let targets: Vec<usize> = c.i64s("target").iter().map(|&t| t as usize).collect();
+                let mut ce = CrossEntropyLoss::new();
+                (ce.forward(&x, &targets).unwrap(), ce.backward().unwrap())
+            }
+            "mse" => {
+                let mut mse = MseLoss::new();
+                (
+                    mse.forward(&x, &tensor(&c, "target", "shape")).unwrap(),
+                    mse.backward().unwrap(),
+                )
+            }
+            other => panic!("{}: unknown op {other}", c.name),
+        };
+        close(&c.name, "loss", &[loss], c.f32s("loss"), 1e-6, 1e-6);
+        close(&c.name, "dx", dx.data(), c.f32s("dx"), 1e-7, 1e-6);
+    }
+}
+
+/// A module that is one parameter vector (for optimizer trajectories).
+struct Vector(qnn::Param);
+
+impl Module for Vector {
+    fn kind(&self) -> qnn::ModuleKind {
+        qnn::ModuleKind::Identity
+    }
+    fn forward(&mut self, input: &Value) -> qnn::Result<Value> {
+        Ok(input.clone())
+    }
+    fn backward(&mut self, g: &Value) -> qnn::Result<Value> {
+        Ok(g.clone())
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &qnn::Param)) {
+        f("p", &self.0);
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut qnn::Param)) {
+        f("p", &mut self.0);
+    }
+    fn train(&mut self, _: bool) {}
+    fn is_training(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn optimizers_follow_torch_trajectories() {
+    use qnn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+    for c in load("optim", include_str!("data/optim.golden")) {
+        let f = |k: &str| c.f64(k) as f32;
+        let mut opt: Box<dyn Optimizer> = match c.str("op") {
+            "sgd" => Box::new(
+                Sgd::new(SgdConfig {
+                    momentum: f("momentum"),
+                    dampening: f("dampening"),
+                    weight_decay: f("weight_decay"),
+                    nesterov: c.str("nesterov") == "yes",
+                    ..SgdConfig::new(f("lr"))
+                })
+                .unwrap(),
+            ),
+            op @ ("adam" | "adamw") => {
+                let base = if op == "adam" {
+                    AdamConfig::adam(f("lr"))
+                } else {
+                    AdamConfig::adamw(f("lr"))
+                };
+                Box::new(
+                    Adam::new(AdamConfig {
+                        betas: (f("beta1"), f("beta2")),
+                        eps: f("eps"),
+                        weight_decay: f("weight_decay"),
+                        amsgrad: c.str("amsgrad") == "yes",
+                        ..base
+                    })
+                    .unwrap(),
+                )
+            }
+            other => panic!("{}: unknown op {other}", c.name),
+        };
+        let p0 = c.f32s("p0");
+        let n = p0.len();
+        let mut m = Vector(qnn::Param::new(Tensor::new(&[n], p0.to_vec()).unwrap()));
+        for step in 0..3 {
+            m.0.grad
+                .data_mut()
+                .copy_from_slice(&c.f32s("grads")[step * n..(step + 1) * n]);
+            opt.step(&mut m).unwrap();
+            close(
+                &c.name,
+                &format!("param after step {}", step + 1),
+                m.0.value.data(),
+                &c.f32s("params")[step * n..(step + 1) * n],
+                1e-7,
+                1e-6,
+            );
+        }
+    }
+}
