@@ -249,10 +249,11 @@ fn aarch64_tester() -> Result<Tester> {
 pub fn main(raw: &[String]) -> Result {
     let options = parse(raw)?;
     if !options.models.is_empty() {
-        let tester = step("cross-test: aarch64 prerequisites", || Ok(aarch64_tester()))?;
-        match tester {
+        println!("\n==> cross-test: aarch64 prerequisites");
+        match aarch64_tester() {
             Err(reason) => prereqs::skip(&format!("aarch64 tests not run: {reason}"))?,
             Ok(tester) => {
+                println!("<== ready: {}", tester.program.to_string_lossy());
                 let legs = aarch64_legs(&options.models);
                 build_and_run(&tester, Some(AARCH64), options.release, &legs)?;
             }
