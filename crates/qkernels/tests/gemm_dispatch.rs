@@ -503,3 +503,73 @@ fn relu6_clamps_at_the_quantized_six() {
     .unwrap();
     assert_eq!(out, [70, 10]);
 }
+
+/// K spanning several K blocks with a tail, several M tiles and N tails, every pipeline.
+#[test]
+fn several_k_blocks_and_tiles_match_the_oracle() {
+    let (m, n, k) = (21, 70, 1501);
+    let a: Vec<u8> = (0..m * k).map(|i| (i * 7919 % 253) as u8).collect();
+    let w: Vec<i8> = (0..n * k)
+        .map(|i| (i * 104_729 % 251) as u8 as i8)
+        .collect();
+    let q = WeightQParams::PerTensor {
+        scale: 0.003,
+        zero_point: -3,
+    };
+    for kind in KernelKind::all_runnable() {
+        let acc = if kind.saturates_pairs() {
+            Accumulation::PairSaturating16
+        } else {
+            Accumulation::Exact
+        };
+        let got = raw_kernel(kind, &a, m, 77, &w, n, k, q);
+        assert_eq!(got, raw_oracle(acc, &a, m, 77, &w, n, k, q), "{kind}");
+    }
+}
+
+/// Small M with many columns splits the work along N when threads are available.
+#[test]
+fn small_m_split_over_columns_matches_the_oracle_for_any_thread_count() {
+    for (m, n, k) in [(1, 1100, 520), (3, 700, 300)] {
+        let a: Vec<u8> = (0..m * k).map(|i| (i * 31 % 256) as u8).collect();
+        let w: Vec<i8> = (0..n * k).map(|i| (i * 97 % 256) as u8 as i8).collect();
+        let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.01 - 3.0).collect();
+        let params = Dequantize {
+            act_scale: 0.07,
+            bias: Some(&bias),
+            relu: false,
+        };
+        let mut want = vec![0f32; m * n];
+        let out = Output::F32 {
+            params,
+            out: &mut want,
+            ldc: n,
+        };
+        reference::gemm_u8s8(&a, m, k, 5, &w, n, k, PT, Accumulation::Exact, out).unwrap();
+        for kind in KernelKind::all_runnable()
+            .into_iter()
+            .filter(|k| !k.saturates_pairs())
+        {
+            let packed = PackedWeights::pack(&w, n, k, PT, kind).unwrap();
+            for threads in [1, 2, 4] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut got = vec![0f32; m * n];
+                let out = Output::F32 {
+                    params,
+                    out: &mut got,
+                    ldc: n,
+                };
+                pool.install(|| gemm::gemm_u8s8(acts(&a, m, k, 5), &packed, out))
+                    .unwrap();
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{kind}, {m}x{k}x{n}, {threads} threads");
+            }
+        }
+    }
+}

@@ -13,9 +13,9 @@ use super::pipeline::{OutRow, Stage};
 use crate::error::{GemmError, Result};
 
 /// Multiply-accumulates above which the work is split over rayon's threads.
-const PARALLEL_MACS: usize = 1 << 21;
+const PARALLEL_MACS: usize = 1 << 19;
 /// Target size of one task's block of packed activations.
-const A_BLOCK_BYTES: usize = 256 * 1024;
+const A_BLOCK_BYTES: usize = 512 * 1024;
 
 /// Quantized activations: `rows × K` u8 (K taken from the packed weights), row stride
 /// `row_stride`, with one zero point.
@@ -241,32 +241,47 @@ impl<T: OutElem> TaskCtx<'_, T> {
             let dst = &mut apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)];
             kernel.pack_a(src, self.a.row_stride, rows, k, kp, dst);
         }
-        let mut acc = vec![0i32; shape.rows * tile_cols];
+        let kr = kernel.layout().kr;
+        let kc_max = (kernel.k_block().max(kr) / kr * kr).min(kp);
+        let tile_acc = shape.rows * tile_cols;
+        let mut acc = vec![0i32; tile_acc * m_tiles.len()];
+        let rows_of = |mt: usize| shape.rows.min(m - mt * shape.rows);
         for nt in n_tiles {
             let n0 = nt * tile_cols;
             let nc = tile_cols.min(n - n0);
             let panels = nc.div_ceil(nr);
             let b = self.w.panel_bytes_of(n0 / nr, panels);
+            // K blocks outer, M tiles inner: the block of weights stays in L1 across the tiles.
+            let mut k0 = 0;
+            while k0 < kp {
+                let kc = kc_max.min(kp - k0);
+                for (i, mt) in m_tiles.clone().enumerate() {
+                    let rows = rows_of(mt);
+                    kernel.compute(TileJob {
+                        a: &apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)],
+                        rows,
+                        b,
+                        panels,
+                        kp,
+                        k0,
+                        kc,
+                        accumulate: k0 > 0,
+                        acc: &mut acc[i * tile_acc..(i + 1) * tile_acc],
+                        acc_ld: tile_cols,
+                    });
+                }
+                k0 += kc;
+            }
             for (i, mt) in m_tiles.clone().enumerate() {
                 let r0 = mt * shape.rows;
-                let rows = shape.rows.min(m - r0);
-                let a_tile = &apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)];
-                kernel.compute(TileJob {
-                    a: a_tile,
-                    rows,
-                    b,
-                    panels,
-                    kp,
-                    acc: &mut acc,
-                    acc_ld: tile_cols,
-                });
-                for r in 0..rows {
-                    let raw = &mut acc[r * tile_cols..r * tile_cols + nc];
+                for r in 0..rows_of(mt) {
+                    let at = i * tile_acc + r * tile_cols;
+                    let raw = &mut acc[at..at + nc];
+                    let zw = &self.w.zero_points()[n0..n0 + nc];
                     fix_up(
                         raw,
                         &self.corr[n0..n0 + nc],
-                        self.row_sums
-                            .map(|s| (s[r0 + r], &self.w.zero_points()[n0..n0 + nc])),
+                        self.row_sums.map(|s| (s[r0 + r], zw)),
                     );
                     let dst = self.out.row(r0 + r, n0, nc);
                     kernel.finish(self.stage, n0, raw, T::wrap(dst));

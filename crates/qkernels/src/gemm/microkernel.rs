@@ -23,20 +23,27 @@ pub(crate) struct TileShape {
     pub panels: usize,
 }
 
-/// One micro-kernel call: `acc[r·acc_ld + c] = Σ_{k<kp} (A[r,k] − a_offset)·B[k,c]` for
-/// `r < rows`, `c < panels·nr`, overwriting `acc`.
+/// One micro-kernel call over the K block `k0..k0 + kc`:
+/// `acc[r·acc_ld + c] (+)= Σ_{k0 ≤ k < k0+kc} (A[r,k] − a_offset)·B[k,c]` for `r < rows`,
+/// `c < panels·nr`; overwriting `acc` when `accumulate` is false, adding to it otherwise.
 pub(crate) struct TileJob<'a> {
-    /// The tile's packed activations ([`Microkernel::pack_a`] output, length
+    /// The tile's packed activations over all of K ([`Microkernel::pack_a`] output, length
     /// [`Microkernel::a_tile_bytes`]).
     pub a: &'a [u8],
     /// Rows in the tile, `1..=TileShape::rows`.
     pub rows: usize,
-    /// `panels` consecutive packed panels of `kp · nr` bytes each.
+    /// `panels` consecutive packed panels of `kp · nr` bytes each (all of K).
     pub b: &'a [i8],
     /// Panels in the tile, `1..=TileShape::panels`.
     pub panels: usize,
-    /// K padded to a multiple of `kr`.
+    /// K padded to a multiple of `kr` (the packed length).
     pub kp: usize,
+    /// First k of the block (a multiple of `kr`).
+    pub k0: usize,
+    /// Length of the block (a positive multiple of `kr`, `k0 + kc ≤ kp`).
+    pub kc: usize,
+    /// Add to `acc` instead of overwriting it.
+    pub accumulate: bool,
     /// Accumulators, at least `(rows − 1)·acc_ld + panels·nr` values.
     pub acc: &'a mut [i32],
     /// Row stride of `acc` (≥ `panels·nr`).
@@ -57,8 +64,14 @@ impl TileJob<'_> {
             self.panels
         );
         assert!(
-            self.kp.is_multiple_of(layout.kr) && self.kp > 0,
-            "kp {}",
+            self.kp.is_multiple_of(layout.kr)
+                && self.k0.is_multiple_of(layout.kr)
+                && self.kc.is_multiple_of(layout.kr)
+                && self.kc > 0
+                && self.k0 + self.kc <= self.kp,
+            "k block {}..{} of {}",
+            self.k0,
+            self.k0 + self.kc,
             self.kp
         );
         assert!(self.a.len() >= a_bytes, "packed A too short");
@@ -83,9 +96,19 @@ pub(crate) trait Microkernel: Sync {
     fn layout(&self) -> PanelLayout;
     /// Register tile for a GEMM with `m` rows (small `m` may choose wider tiles).
     fn tile_shape(&self, m: usize) -> TileShape;
-    /// Bytes of packed A for a tile of `rows` rows (default: `rows · kp`, row-major u8).
+    /// K block length the driver iterates in (a multiple of `kr`; default 512), so the
+    /// tile's weight block stays in L1 while it is reused across the M tiles.
+    fn k_block(&self) -> usize {
+        512
+    }
+    /// Bytes between consecutive packed A rows (default `kp`; x86 families pad it by a
+    /// cache line so rows of a 4 KiB-multiple K do not alias in the L1 sets).
+    fn a_row_stride(&self, kp: usize) -> usize {
+        kp
+    }
+    /// Bytes of packed A for a tile of `rows` rows (default: `rows · a_row_stride(kp)`).
     fn a_tile_bytes(&self, rows: usize, kp: usize) -> usize {
-        rows * kp
+        rows * self.a_row_stride(kp)
     }
     /// The kernel computes `Σ (a − a_offset)·b` (e.g. 128 when activations are XORed with
     /// 0x80 for a signed dot product); the driver adds `a_offset·Σ_k W[n,k]` back.
@@ -93,9 +116,11 @@ pub(crate) trait Microkernel: Sync {
         0
     }
     /// Packs `rows` activation rows (`a[r·lda ..][..k]`) into `dst` (exactly
-    /// [`Microkernel::a_tile_bytes`] long), zero-padding K to `kp`. Default: row-major u8.
+    /// [`Microkernel::a_tile_bytes`] long), zero-padding each row to the row stride.
+    /// Default: row-major u8 with stride [`Microkernel::a_row_stride`].
     fn pack_a(&self, a: &[u8], lda: usize, rows: usize, k: usize, kp: usize, dst: &mut [u8]) {
-        for (r, d) in dst.chunks_exact_mut(kp).take(rows).enumerate() {
+        let stride = self.a_row_stride(kp);
+        for (r, d) in dst.chunks_exact_mut(stride).take(rows).enumerate() {
             d[..k].copy_from_slice(&a[r * lda..r * lda + k]);
             d[k..].fill(0);
         }

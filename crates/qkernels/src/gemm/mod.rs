@@ -36,7 +36,7 @@
 //! (K = 65536 passes with symmetric weights: `65536·255·128 < 2³¹`).
 //!
 //! ## Threads
-//! Above about 2M multiply-accumulates the tiles are spread over rayon's current pool. Each
+//! Above about 0.5M multiply-accumulates the tiles are spread over rayon's current pool. Each
 //! output is computed by one tile over the full K, so results are identical for any thread
 //! count.
 //!
@@ -50,11 +50,15 @@
 //!   `kr = 1` a widening `smlal` kernel.
 //! * `tile_shape(m) -> TileShape { rows, panels }`: the register tile; may depend on M
 //!   (small-M tiles are wider so weights stream once).
-//! * `a_tile_bytes`/`pack_a`: the family's packed-A format for one tile (default row-major
-//!   u8, K zero-padded to `kp`); `a_offset()` declares a constant the kernel subtracts from A
-//!   (128 for an XOR-0x80 `sdot` kernel); the driver adds `a_offset·Σ_k W[n,k]` back.
-//! * `compute(TileJob)`: overwrite `acc[r·acc_ld + c] = Σ_{k<kp} (A[r,k] − a_offset)·B[k,c]`
-//!   for the tile's rows and `panels·nr` columns (wrapping i32). Call
+//! * `a_row_stride`/`a_tile_bytes`/`pack_a`: the family's packed-A format for one tile
+//!   (default row-major u8 with stride `kp`, K zero-padded; the x86 families pad the stride by
+//!   64 bytes against L1 set aliasing); `a_offset()` declares a constant the kernel subtracts
+//!   from A (128 for an XOR-0x80 `sdot` kernel); the driver adds `a_offset·Σ_k W[n,k]` back.
+//! * `k_block()`: the K block the driver iterates in (default 512): for each N tile, for
+//!   each K block, for each M tile of the task, so the weight block stays in L1.
+//! * `compute(TileJob)`: for the K block `k0..k0+kc` (multiples of `kr`),
+//!   `acc[r·acc_ld + c] (+)= Σ_k (A[r,k] − a_offset)·B[k,c]` for the tile's rows and
+//!   `panels·nr` columns (wrapping i32), overwriting when `accumulate` is false. Call
 //!   `TileJob::assert_valid` first; then call the `#[target_feature]` code in an `unsafe`
 //!   block whose `// SAFETY:` names the CPU check of the family's `kernel()` constructor.
 //! * optional `finish`: a vectorized epilogue; the default scalar one is the definition.

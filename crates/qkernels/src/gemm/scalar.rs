@@ -22,19 +22,23 @@ impl Microkernel for ScalarKernel {
     }
 
     fn compute(&self, job: TileJob<'_>) {
-        let kp = job.kp;
+        job.assert_valid(LAYOUT, job.rows * job.kp, self.tile_shape(0));
+        let (kp, k0, kc) = (job.kp, job.k0, job.kc);
         for r in 0..job.rows {
-            let a = &job.a[r * kp..(r + 1) * kp];
+            let a = &job.a[r * kp + k0..r * kp + k0 + kc];
             for p in 0..job.panels {
                 let panel = &job.b[p * kp * LAYOUT.nr..(p + 1) * kp * LAYOUT.nr];
-                let mut sums = [0i32; LAYOUT.nr];
-                for (&av, bk) in a.iter().zip(panel.chunks_exact(LAYOUT.nr)) {
+                let block = &panel[k0 * LAYOUT.nr..(k0 + kc) * LAYOUT.nr];
+                let at = r * job.acc_ld + p * LAYOUT.nr;
+                let sums = &mut job.acc[at..at + LAYOUT.nr];
+                if !job.accumulate {
+                    sums.fill(0);
+                }
+                for (&av, bk) in a.iter().zip(block.chunks_exact(LAYOUT.nr)) {
                     for (s, &bv) in sums.iter_mut().zip(bk) {
                         *s = s.wrapping_add(i32::from(av) * i32::from(bv));
                     }
                 }
-                let at = r * job.acc_ld + p * LAYOUT.nr;
-                job.acc[at..at + LAYOUT.nr].copy_from_slice(&sums);
             }
         }
     }

@@ -50,12 +50,16 @@ impl Microkernel for Avx2Kernel {
         }
     }
 
-    fn a_tile_bytes(&self, rows: usize, kp: usize) -> usize {
-        2 * rows * kp
+    fn a_row_stride(&self, kp: usize) -> usize {
+        2 * kp + 64
     }
 
     fn pack_a(&self, a: &[u8], lda: usize, rows: usize, k: usize, kp: usize, dst: &mut [u8]) {
-        for (r, d) in dst.chunks_exact_mut(2 * kp).take(rows).enumerate() {
+        for (r, d) in dst
+            .chunks_exact_mut(self.a_row_stride(kp))
+            .take(rows)
+            .enumerate()
+        {
             let (vals, pad) = d.split_at_mut(2 * k);
             for (pair, &x) in vals.chunks_exact_mut(2).zip(&a[r * lda..r * lda + k]) {
                 pair.copy_from_slice(&u16::from(x).to_le_bytes());
@@ -65,19 +69,24 @@ impl Microkernel for Avx2Kernel {
     }
 
     fn compute(&self, job: TileJob<'_>) {
-        job.assert_valid(LAYOUT, 2 * job.rows * job.kp, MAX);
+        job.assert_valid(LAYOUT, self.a_tile_bytes(job.rows, job.kp), MAX);
         let f = TABLE[job.rows - 1][job.panels - 1];
         let panel_bytes = job.kp * LAYOUT.nr;
-        // SAFETY: `self` exists only after the AVX2 check in `kernel()`; the lengths the tile
-        // reads and writes were asserted by `assert_valid` (A as 2·rows·kp bytes of u16).
+        let a = &job.a[2 * job.k0..];
+        let b = &job.b[job.k0 * LAYOUT.nr..];
+        // SAFETY: `self` exists only after the CPU check in `kernel()`; `assert_valid`
+        // checked that the K block lies inside the packed A and B and that `acc` holds the
+        // tile, which are exactly the extents the tile reads and writes.
         unsafe {
             f(
-                job.a.as_ptr(),
-                job.kp,
-                job.b.as_ptr(),
+                a.as_ptr(),
+                self.a_row_stride(job.kp),
+                b.as_ptr(),
                 panel_bytes,
+                job.kc,
                 job.acc.as_mut_ptr(),
                 job.acc_ld,
+                job.accumulate,
             )
         }
     }
@@ -90,30 +99,40 @@ impl Microkernel for Avx2Kernel {
 /// One `R × 8P` tile over all of K.
 ///
 /// # Safety
-/// AVX2 available; `a` holds `R` rows of `kp` little-endian u16 (`kp % 2 == 0`), `b` holds
-/// `P` panels of `panel_bytes = 8·kp` bytes, `acc` holds `R` rows of `acc_ld ≥ 8·P` i32.
+/// AVX2 available; `kc` is a multiple of 2; `a` points at `R` rows (stride `a_stride`
+/// bytes) of at least `kc` little-endian u16 values each; `b` at `P` panels (stride `panel_bytes`) of at
+/// least `8·kc` bytes each; `acc` at `R` rows (stride `acc_ld ≥ 8·P`) of `8·P` i32.
 #[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const P: usize>(
     a: *const u8,
-    kp: usize,
+    a_stride: usize,
     b: *const i8,
     panel_bytes: usize,
+    kc: usize,
     acc: *mut i32,
     acc_ld: usize,
+    accumulate: bool,
 ) {
     let mut c = [[_mm256_setzero_si256(); P]; R];
     let mut bv = [_mm256_setzero_si256(); P];
-    // SAFETY: every offset stays inside the extents of the function's contract
-    // (A at 2·(r·kp + 2g) + 4 ≤ 2·R·kp bytes, B at p·panel_bytes + 16g + 16).
+    // SAFETY: every offset below stays inside the extents of the function's contract.
     unsafe {
-        for g in 0..kp / 2 {
+        if accumulate {
+            for r in 0..R {
+                for p in 0..P {
+                    c[r][p] = _mm256_loadu_si256(acc.add(r * acc_ld + 8 * p).cast());
+                }
+            }
+        }
+        for g in 0..kc / 2 {
             for p in 0..P {
                 let raw = _mm_loadu_si128(b.add(p * panel_bytes + 16 * g).cast());
                 bv[p] = _mm256_cvtepi8_epi16(raw);
             }
             for r in 0..R {
                 let av =
-                    _mm256_set1_epi32(a.add(2 * (r * kp + 2 * g)).cast::<i32>().read_unaligned());
+                    _mm256_set1_epi32(a.add(r * a_stride + 4 * g).cast::<i32>().read_unaligned());
                 for p in 0..P {
                     c[r][p] = _mm256_add_epi32(c[r][p], _mm256_madd_epi16(av, bv[p]));
                 }

@@ -1,6 +1,8 @@
-//! AVX-512 VNNI family: `vpdpbusd` on zmm. Weights `[K/4][16][4]` per panel (one zmm per
-//! k-quad), A read as broadcast dwords of 4 consecutive k, up to 8 rows × 3 zmm (24
-//! accumulators) for large M and up to 8 zmm wide for M ≤ 2 (the weights stream once).
+//! AVX-512 VNNI family: `vpdpbusd` on zmm. Weights are packed in 48-column panels
+//! `[K/4][48][4]` (three zmm per k-quad, contiguous, so one stream per tile and no L1 set
+//! aliasing between the three column vectors); A is read as broadcast dwords of 4
+//! consecutive k. Tiles: 8 rows × 48 columns (24 accumulators) for large M, 4 × 48 for
+//! M ≤ 4 and 1–2 rows × 96 columns for M ≤ 2, where the weights stream once.
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
@@ -13,8 +15,10 @@ use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
 use crate::gemm::pipeline::{OutRow, Stage};
 use crate::isa::Isa;
 
-const LAYOUT: PanelLayout = PanelLayout { nr: 16, kr: 4 };
-const MAX: TileShape = TileShape { rows: 8, panels: 8 };
+/// zmm vectors per panel.
+const V: usize = 3;
+const LAYOUT: PanelLayout = PanelLayout { nr: 16 * V, kr: 4 };
+const MAX: TileShape = TileShape { rows: 8, panels: 2 };
 
 /// The family's kernel object; exists only if the CPU has AVX-512 F/BW/VL/VNNI (+AVX2/FMA).
 pub(crate) struct Avx512VnniKernel {
@@ -36,7 +40,16 @@ pub(crate) fn kernel() -> Option<&'static dyn Microkernel> {
         .map(|k| k as &dyn Microkernel)
 }
 
-const TABLE: [[TileFn; 8]; 8] = tile_table!(tile; 1, 2, 3, 4, 5, 6, 7, 8);
+const TABLE: [[TileFn; 2]; 8] = [
+    [tile::<1, 1>, tile::<1, 2>],
+    [tile::<2, 1>, tile::<2, 2>],
+    [tile::<3, 1>, tile::<3, 2>],
+    [tile::<4, 1>, tile::<4, 2>],
+    [tile::<5, 1>, tile::<5, 2>],
+    [tile::<6, 1>, tile::<6, 2>],
+    [tile::<7, 1>, tile::<7, 2>],
+    [tile::<8, 1>, tile::<8, 2>],
+];
 
 impl Microkernel for Avx512VnniKernel {
     fn kind(&self) -> KernelKind {
@@ -51,29 +64,37 @@ impl Microkernel for Avx512VnniKernel {
         match m {
             0..=2 => TileShape {
                 rows: m.max(1),
-                panels: 8,
+                panels: 2,
             },
-            3..=4 => TileShape { rows: 4, panels: 4 },
-            5..=7 => TileShape { rows: 7, panels: 3 },
-            _ => TileShape { rows: 8, panels: 3 },
+            3..=4 => TileShape { rows: 4, panels: 1 },
+            5..=7 => TileShape { rows: 7, panels: 1 },
+            _ => TileShape { rows: 8, panels: 1 },
         }
     }
 
+    fn a_row_stride(&self, kp: usize) -> usize {
+        kp + 64
+    }
+
     fn compute(&self, job: TileJob<'_>) {
-        job.assert_valid(LAYOUT, job.rows * job.kp, MAX);
+        job.assert_valid(LAYOUT, self.a_tile_bytes(job.rows, job.kp), MAX);
         let f = TABLE[job.rows - 1][job.panels - 1];
         let panel_bytes = job.kp * LAYOUT.nr;
-        // SAFETY: `self` exists only after the AVX-512 VNNI check in `kernel()`; the lengths
-        // the tile reads and writes (rows·kp of A, panels·panel_bytes of B, rows·acc_ld of
-        // acc with acc_ld ≥ 16·panels) were asserted by `assert_valid`.
+        let a = &job.a[job.k0..];
+        let b = &job.b[job.k0 * LAYOUT.nr..];
+        // SAFETY: `self` exists only after the CPU check in `kernel()`; `assert_valid`
+        // checked that the K block lies inside the packed A and B and that `acc` holds the
+        // tile, which are exactly the extents the tile reads and writes.
         unsafe {
             f(
-                job.a.as_ptr(),
-                job.kp,
-                job.b.as_ptr(),
+                a.as_ptr(),
+                self.a_row_stride(job.kp),
+                b.as_ptr(),
                 panel_bytes,
+                job.kc,
                 job.acc.as_mut_ptr(),
                 job.acc_ld,
+                job.accumulate,
             )
         }
     }
@@ -83,39 +104,59 @@ impl Microkernel for Avx512VnniKernel {
     }
 }
 
-/// One `R × 16P` tile over all of K.
+/// One `R × 48P` tile over one K block.
 ///
 /// # Safety
-/// AVX-512 F/BW/VNNI available; `a` holds `R` rows of `kp` bytes (`kp % 4 == 0`), `b` holds
-/// `P` panels of `panel_bytes = 16·kp` bytes, `acc` holds `R` rows of `acc_ld ≥ 16·P` i32.
+/// AVX-512 F/BW/VNNI available; `kc` is a multiple of 4; `a` points at `R` rows (stride
+/// `a_stride` bytes) of at least `kc` bytes each; `b` at `P` panels (stride `panel_bytes`) of
+/// at least `48·kc` bytes each; `acc` at `R` rows (stride `acc_ld ≥ 48·P`) of `48·P` i32.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const P: usize>(
     a: *const u8,
-    kp: usize,
+    a_stride: usize,
     b: *const i8,
     panel_bytes: usize,
+    kc: usize,
     acc: *mut i32,
     acc_ld: usize,
+    accumulate: bool,
 ) {
-    let mut c = [[_mm512_setzero_si512(); P]; R];
-    let mut bv = [_mm512_setzero_si512(); P];
-    // SAFETY: every offset below stays inside the extents of the function's contract:
-    // A at r·kp + 4g + 4 ≤ R·kp, B at p·panel_bytes + 64g + 64 ≤ P·panel_bytes, acc rows.
+    let mut c = [[[_mm512_setzero_si512(); V]; P]; R];
+    let mut bv = [[_mm512_setzero_si512(); V]; P];
+    // SAFETY: every offset below stays inside the extents of the function's contract.
     unsafe {
-        for g in 0..kp / 4 {
+        if accumulate {
+            for r in 0..R {
+                for p in 0..P {
+                    for v in 0..V {
+                        c[r][p][v] =
+                            _mm512_loadu_si512(acc.add(r * acc_ld + 48 * p + 16 * v).cast());
+                    }
+                }
+            }
+        }
+        for g in 0..kc / 4 {
             for p in 0..P {
-                bv[p] = _mm512_loadu_si512(b.add(p * panel_bytes + 64 * g).cast());
+                for v in 0..V {
+                    bv[p][v] = _mm512_loadu_si512(b.add(p * panel_bytes + 192 * g + 64 * v).cast());
+                }
             }
             for r in 0..R {
-                let av = _mm512_set1_epi32(a.add(r * kp + 4 * g).cast::<i32>().read_unaligned());
+                let av =
+                    _mm512_set1_epi32(a.add(r * a_stride + 4 * g).cast::<i32>().read_unaligned());
                 for p in 0..P {
-                    c[r][p] = _mm512_dpbusd_epi32(c[r][p], av, bv[p]);
+                    for v in 0..V {
+                        c[r][p][v] = _mm512_dpbusd_epi32(c[r][p][v], av, bv[p][v]);
+                    }
                 }
             }
         }
         for r in 0..R {
             for p in 0..P {
-                _mm512_storeu_si512(acc.add(r * acc_ld + 16 * p).cast(), c[r][p]);
+                for v in 0..V {
+                    _mm512_storeu_si512(acc.add(r * acc_ld + 48 * p + 16 * v).cast(), c[r][p][v]);
+                }
             }
         }
     }

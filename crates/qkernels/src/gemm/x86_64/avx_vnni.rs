@@ -56,20 +56,29 @@ impl Microkernel for AvxVnniKernel {
         }
     }
 
+    fn a_row_stride(&self, kp: usize) -> usize {
+        kp + 64
+    }
+
     fn compute(&self, job: TileJob<'_>) {
-        job.assert_valid(LAYOUT, job.rows * job.kp, MAX);
+        job.assert_valid(LAYOUT, self.a_tile_bytes(job.rows, job.kp), MAX);
         let f = TABLE[job.rows - 1][job.panels - 1];
         let panel_bytes = job.kp * LAYOUT.nr;
-        // SAFETY: `self` exists only after the AVX-VNNI check in `kernel()`; the lengths the
-        // tile reads and writes were asserted by `assert_valid`.
+        let a = &job.a[job.k0..];
+        let b = &job.b[job.k0 * LAYOUT.nr..];
+        // SAFETY: `self` exists only after the CPU check in `kernel()`; `assert_valid`
+        // checked that the K block lies inside the packed A and B and that `acc` holds the
+        // tile, which are exactly the extents the tile reads and writes.
         unsafe {
             f(
-                job.a.as_ptr(),
-                job.kp,
-                job.b.as_ptr(),
+                a.as_ptr(),
+                self.a_row_stride(job.kp),
+                b.as_ptr(),
                 panel_bytes,
+                job.kc,
                 job.acc.as_mut_ptr(),
                 job.acc_ld,
+                job.accumulate,
             )
         }
     }
@@ -82,27 +91,39 @@ impl Microkernel for AvxVnniKernel {
 /// One `R × 8P` tile over all of K.
 ///
 /// # Safety
-/// AVX2 and AVX-VNNI available; `a` holds `R` rows of `kp` bytes (`kp % 4 == 0`), `b` holds
-/// `P` panels of `panel_bytes = 8·kp` bytes, `acc` holds `R` rows of `acc_ld ≥ 8·P` i32.
+/// AVX2 and AVX-VNNI available; `kc` is a multiple of 4; `a` points at `R` rows (stride `a_stride`
+/// bytes) of at least `kc` bytes each; `b` at `P` panels (stride `panel_bytes`) of at
+/// least `8·kc` bytes each; `acc` at `R` rows (stride `acc_ld ≥ 8·P`) of `8·P` i32.
 #[target_feature(enable = "avx2,avxvnni")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const P: usize>(
     a: *const u8,
-    kp: usize,
+    a_stride: usize,
     b: *const i8,
     panel_bytes: usize,
+    kc: usize,
     acc: *mut i32,
     acc_ld: usize,
+    accumulate: bool,
 ) {
     let mut c = [[_mm256_setzero_si256(); P]; R];
     let mut bv = [_mm256_setzero_si256(); P];
-    // SAFETY: every offset stays inside the extents of the function's contract.
+    // SAFETY: every offset below stays inside the extents of the function's contract.
     unsafe {
-        for g in 0..kp / 4 {
+        if accumulate {
+            for r in 0..R {
+                for p in 0..P {
+                    c[r][p] = _mm256_loadu_si256(acc.add(r * acc_ld + 8 * p).cast());
+                }
+            }
+        }
+        for g in 0..kc / 4 {
             for p in 0..P {
                 bv[p] = _mm256_loadu_si256(b.add(p * panel_bytes + 32 * g).cast());
             }
             for r in 0..R {
-                let av = _mm256_set1_epi32(a.add(r * kp + 4 * g).cast::<i32>().read_unaligned());
+                let av =
+                    _mm256_set1_epi32(a.add(r * a_stride + 4 * g).cast::<i32>().read_unaligned());
                 for p in 0..P {
                     c[r][p] = _mm256_dpbusd_avx_epi32(c[r][p], av, bv[p]);
                 }

@@ -5,8 +5,10 @@
 //! Each family monomorphizes its register tile over (rows, panels) and picks the instance from
 //! a table of function pointers, so tails in M and N run the same code with fewer registers.
 
-/// A monomorphized tile: `(a, kp, b, panel_bytes, acc, acc_ld)`; see each family's `tile`.
-pub(crate) type TileFn = unsafe fn(*const u8, usize, *const i8, usize, *mut i32, usize);
+/// A monomorphized tile: `(a, a_stride, b, panel_bytes, kc, acc, acc_ld, accumulate)` with
+/// `a` and `b` already offset to the K block; see each family's `tile`.
+pub(crate) type TileFn =
+    unsafe fn(*const u8, usize, *const i8, usize, usize, *mut i32, usize, bool);
 
 /// `[[f::<R, 1>, …, f::<R, 8>] for R in rows]`.
 macro_rules! tile_table {
