@@ -12,6 +12,9 @@ Families (one `<family>.golden` each, in crates/qnn/tests/data):
 * `layernorm`   -- nn.LayerNorm: y, dx, dweight, dbias.
 * `loss`        -- nn.CrossEntropyLoss / nn.MSELoss (mean): loss and input gradient.
 * `optim`       -- SGD / Adam / AdamW (foreach=False): the parameter after each of 3 steps.
+* `interop`     -- a small conv net trained a few steps in torch, its state dict saved with
+  `safetensors.torch.save_file` as `interop_small.safetensors`, and eval-mode outputs for a
+  batch (needs the `safetensors` Python package).
 
 Every case stores the input `x` with its `shape`, the upstream gradient `gy`, the module's
 parameters and options, and torch's outputs. Float GEMMs sum in a different order than
@@ -32,9 +35,12 @@ Fields (the contract with crates/qnn/tests/golden.rs):
   loss: op str ce|mse; shape i64[2]; x f32; target i64[N] (ce) or f32 (mse); loss f32[1]; dx f32
   optim: op str sgd|adam|adamw; lr momentum dampening weight_decay beta1 beta2 eps f64[1];
          nesterov amsgrad str; p0 f32[n]; grads f32[3*n]; params f32[3*n] (after each step)
+  interop: shape i64[4]; x f32; y_shape i64[2]; y f32 (model in eval mode)
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -307,6 +313,41 @@ def optim_family():
     return gf
 
 
+def interop_model():
+    """conv(1->4,3,p1) bn relu maxpool2 conv(4->8,3) relu flatten linear(32->10), for 1x8x8 input."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 10),
+    )
+
+
+def interop_family(out_dir):
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(509)
+    torch.manual_seed(509)
+    model = interop_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(5):
+        x = _t(rng.normal(0, 1, (16, 1, 8, 8)))
+        target = torch.from_numpy(rng.integers(0, 10, 16))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), target).backward()
+        opt.step()
+    model.eval()
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "interop_small.safetensors")
+    state = model.state_dict()
+    save_file(state, path)
+    x = _t(rng.normal(0, 1, (4, 1, 8, 8)))
+    with torch.no_grad():
+        y = model(x)
+    gf = GoldenFile(TOPIC, "interop", "eval outputs of the torch model saved in interop_small.safetensors")
+    gf.case("interop_small", {"shape": i64(list(x.shape)), "x": f32(x), "y_shape": i64(list(y.shape)), "y": f32(y)})
+    return path, len(state), gf
+
+
 def generate(out_dir: str) -> list[tuple[str, int]]:
     """Write the qnn golden files into out_dir; returns [(path, case_count)]."""
     global torch
@@ -315,4 +356,7 @@ def generate(out_dir: str) -> list[tuple[str, int]]:
     for family in (linear_family, conv2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, loss_family, optim_family):
         gf = family()
         written.append((gf.write(out_dir), gf.case_count))
+    st_path, n_tensors, gf = interop_family(out_dir)
+    written.append((st_path, n_tensors))
+    written.append((gf.write(out_dir), gf.case_count))
     return written

@@ -100,6 +100,25 @@ pub enum QnnError {
         /// Shape in the dict.
         got: Vec<usize>,
     },
+    /// A state-dict entry stored with a dtype this crate cannot load.
+    #[error("state-dict key `{key}`: unsupported dtype {dtype}")]
+    UnsupportedDtype {
+        /// The key.
+        key: String,
+        /// The dtype as the file names it (with the shape when only some shapes are supported).
+        dtype: String,
+    },
+    /// A malformed safetensors file (bad header, offsets, or lengths).
+    #[error("safetensors: {0}")]
+    SafeTensors(String),
+    /// A file that could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
     /// An error from a tensor operation.
     #[error(transparent)]
     Tensor(#[from] QTensorError),

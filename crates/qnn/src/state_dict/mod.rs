@@ -1,4 +1,9 @@
-//! In-memory state dicts under PyTorch's names (file formats build on these).
+//! State dicts under PyTorch's names: in memory, and as safetensors files that
+//! `safetensors.torch.save_file(model.state_dict(), path)` writes and reads.
+
+mod safetensors_io;
+
+pub use safetensors_io::{from_safetensors, load_safetensors, save_safetensors, to_safetensors};
 
 use std::collections::BTreeMap;
 
