@@ -4,6 +4,8 @@ Families (one `<family>.golden` each, in crates/qnn/tests/data):
 
 * `linear`      -- nn.Linear: y, dx, dweight, dbias for inputs of rank 2 and 3, with/without bias.
 * `conv2d`      -- nn.Conv2d over stride / padding / dilation / groups / bias combinations.
+* `conv1d`      -- nn.Conv1d, same fields as conv2d with 1-element kernel/stride/padding/dilation.
+* `conv_transpose2d` -- nn.ConvTranspose2d, conv2d fields plus output_padding.
 * `batchnorm2d` -- nn.BatchNorm2d in train mode (batch stats; running stats after the step,
   momentum 0.1 and None) and eval mode (given running stats).
 * `activation`  -- ReLU, ReLU6, LeakyReLU, ELU, Hardswish, Hardsigmoid, GELU, SiLU, Sigmoid,
@@ -136,6 +138,67 @@ def conv2d_family():
             "dbias": f32(_grad(m.bias)),
         })
         gf.case(f"conv2d_{i}", fields)
+    return gf
+
+
+CONV1D_CASES = [
+    # (N, Cin, L, Cout, k, stride, padding, dilation, groups, bias)
+    (2, 3, 10, 4, 3, 1, 0, 1, 1, True),
+    (1, 4, 11, 6, 3, 2, 1, 2, 2, False),
+    (3, 2, 7, 2, 1, 1, 0, 1, 2, True),
+]
+
+CONVT_CASES = [
+    # (N, Cin, H, W, Cout, kernel, stride, padding, output_padding, dilation, groups, bias)
+    (2, 3, 4, 5, 2, (3, 3), (1, 1), (0, 0), (0, 0), (1, 1), 1, True),
+    (1, 2, 3, 3, 4, (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), 1, True),
+    (2, 4, 3, 4, 6, (2, 3), (2, 1), (0, 1), (1, 0), (1, 2), 2, False),
+    (1, 3, 4, 4, 3, (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), 3, True),
+]
+
+
+def conv1d_family():
+    rng = np.random.default_rng(510)
+    gf = GoldenFile(TOPIC, "conv1d", "nn.Conv1d forward and backward")
+    for i, (n, cin, length, cout, k, s, p, d, g, bias) in enumerate(CONV1D_CASES):
+        m = torch.nn.Conv1d(cin, cout, k, stride=s, padding=p, dilation=d, groups=g, bias=bias)
+        with torch.no_grad():
+            m.weight.copy_(_t(rng.uniform(-0.5, 0.5, tuple(m.weight.shape))))
+            if bias:
+                m.bias.copy_(_t(rng.uniform(-0.5, 0.5, cout)))
+        x, gy, y, dx = _run(m, rng.uniform(-2, 2, (n, cin, length)), rng)
+        fields = _common(x, gy, y, dx)
+        fields.update({
+            "in_channels": i64([cin]), "out_channels": i64([cout]), "groups": i64([g]),
+            "kernel": i64([k]), "stride": i64([s]), "padding": i64([p]), "dilation": i64([d]),
+            "has_bias": "yes" if bias else "no", "weight": f32(m.weight.detach()),
+            "bias": f32(m.bias.detach() if bias else np.zeros(0, np.float32)),
+            "dweight": f32(m.weight.grad), "dbias": f32(_grad(m.bias)),
+        })
+        gf.case(f"conv1d_{i}", fields)
+    return gf
+
+
+def conv_transpose2d_family():
+    rng = np.random.default_rng(511)
+    gf = GoldenFile(TOPIC, "conv_transpose2d", "nn.ConvTranspose2d forward and backward")
+    for i, (n, cin, h, w, cout, k, s, p, op, d, g, bias) in enumerate(CONVT_CASES):
+        m = torch.nn.ConvTranspose2d(cin, cout, k, stride=s, padding=p, output_padding=op, dilation=d, groups=g, bias=bias)
+        with torch.no_grad():
+            m.weight.copy_(_t(rng.uniform(-0.5, 0.5, tuple(m.weight.shape))))
+            if bias:
+                m.bias.copy_(_t(rng.uniform(-0.5, 0.5, cout)))
+        x, gy, y, dx = _run(m, rng.uniform(-2, 2, (n, cin, h, w)), rng)
+        fields = _common(x, gy, y, dx)
+        fields.update({
+            "in_channels": i64([cin]), "out_channels": i64([cout]), "groups": i64([g]),
+            "kernel": i64(list(k)), "stride": i64(list(s)), "padding": i64(list(p)),
+            "output_padding": i64(list(op)), "dilation": i64(list(d)),
+            "has_bias": "yes" if bias else "no", "weight": f32(m.weight.detach()),
+            "bias": f32(m.bias.detach() if bias else np.zeros(0, np.float32)),
+            "dweight": f32(m.weight.grad), "dbias": f32(_grad(m.bias)),
+        })
+        gf.case(f"conv_transpose2d_{i}", fields)
     return gf
 
 
@@ -353,7 +416,7 @@ def generate(out_dir: str) -> list[tuple[str, int]]:
     global torch
     torch = setup_torch()
     written = []
-    for family in (linear_family, conv2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, loss_family, optim_family):
+    for family in (linear_family, conv2d_family, conv1d_family, conv_transpose2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, loss_family, optim_family):
         gf = family()
         written.append((gf.write(out_dir), gf.case_count))
     st_path, n_tensors, gf = interop_family(out_dir)

@@ -12,8 +12,12 @@ use crate::value::Value;
 pub enum ModuleKind {
     /// [`crate::float::Linear`].
     Linear,
+    /// [`crate::float::Conv1d`].
+    Conv1d,
     /// [`crate::float::Conv2d`].
     Conv2d,
+    /// [`crate::float::ConvTranspose2d`].
+    ConvTranspose2d,
     /// [`crate::float::BatchNorm1d`].
     BatchNorm1d,
     /// [`crate::float::BatchNorm2d`].

@@ -119,11 +119,7 @@ fn softmax_and_log_softmax_values() {
         1e-6,
     );
     let y = run(&mut LogSoftmax::new(1), &x);
-    assert_all_close(
-        &y.data()[..3],
-        &[-2.407_606, -1.407_606, -0.407_606],
-        1e-6,
-    );
+    assert_all_close(&y.data()[..3], &[-2.407_606, -1.407_606, -0.407_606], 1e-6);
     // along dim 0 of a column
     let y = run(&mut Softmax::new(0), &t(&[2, 1], &[0.0, 0.0]));
     assert_eq!(y.data(), &[0.5, 0.5]);

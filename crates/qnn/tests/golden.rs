@@ -114,6 +114,56 @@ fn conv2d_matches_torch() {
 }
 
 #[test]
+fn conv1d_matches_torch() {
+    for c in load("conv1d", include_str!("data/conv1d.golden")) {
+        let cfg = Conv1dConfig {
+            in_channels: c.i64("in_channels") as usize,
+            out_channels: c.i64("out_channels") as usize,
+            kernel_size: c.i64("kernel") as usize,
+            stride: c.i64("stride") as usize,
+            padding: c.i64("padding") as usize,
+            dilation: c.i64("dilation") as usize,
+            groups: c.i64("groups") as usize,
+            bias: c.str("has_bias") == "yes",
+        };
+        let w = Tensor::new(&cfg.weight_shape(), c.f32s("weight").to_vec()).unwrap();
+        let b = cfg
+            .bias
+            .then(|| Tensor::new(&[cfg.out_channels], c.f32s("bias").to_vec()).unwrap());
+        let mut m = Conv1d::from_tensors(cfg, w, b).unwrap();
+        check_io(&c, &mut m, 1e-5, 1e-5);
+        check_param_grads(&c, &m, 2e-5, 1e-5);
+    }
+}
+
+#[test]
+fn conv_transpose2d_matches_torch() {
+    for c in load(
+        "conv_transpose2d",
+        include_str!("data/conv_transpose2d.golden"),
+    ) {
+        let cfg = ConvTranspose2dConfig {
+            in_channels: c.i64("in_channels") as usize,
+            out_channels: c.i64("out_channels") as usize,
+            kernel_size: pair(&c, "kernel"),
+            stride: pair(&c, "stride"),
+            padding: pair(&c, "padding"),
+            output_padding: pair(&c, "output_padding"),
+            dilation: pair(&c, "dilation"),
+            groups: c.i64("groups") as usize,
+            bias: c.str("has_bias") == "yes",
+        };
+        let w = Tensor::new(&cfg.weight_shape(), c.f32s("weight").to_vec()).unwrap();
+        let b = cfg
+            .bias
+            .then(|| Tensor::new(&[cfg.out_channels], c.f32s("bias").to_vec()).unwrap());
+        let mut m = ConvTranspose2d::from_tensors(cfg, w, b).unwrap();
+        check_io(&c, &mut m, 1e-5, 1e-5);
+        check_param_grads(&c, &m, 2e-5, 1e-5);
+    }
+}
+
+#[test]
 fn batchnorm2d_matches_torch_including_running_stats() {
     for c in load("batchnorm2d", include_str!("data/batchnorm2d.golden")) {
         let ch = c.shape("shape")[1];

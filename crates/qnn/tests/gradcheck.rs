@@ -63,6 +63,61 @@ fn conv2d_gradients_over_options() {
 }
 
 #[test]
+fn conv1d_and_conv_transpose2d_gradients() {
+    let mut rng = Rng::new(3);
+    let c1 = [
+        (Conv1dConfig::new(2, 3, 3), vec![2, 2, 7]),
+        (
+            Conv1dConfig {
+                stride: 2,
+                padding: 1,
+                dilation: 2,
+                groups: 2,
+                bias: false,
+                ..Conv1dConfig::new(4, 2, 3)
+            },
+            vec![1, 4, 9],
+        ),
+        (Conv1dConfig::new(1, 2, 2), vec![1, 5]),
+    ];
+    for (i, (cfg, shape)) in c1.into_iter().enumerate() {
+        check(
+            &mut Conv1d::new(cfg, &mut rng).unwrap(),
+            &shape,
+            130 + i as u64,
+            &[],
+        );
+    }
+    let ct = [
+        (ConvTranspose2dConfig::new(2, 3, 3), [1, 2, 3, 3]),
+        (
+            ConvTranspose2dConfig::new(2, 2, 3)
+                .stride(2)
+                .padding(1)
+                .output_padding(1),
+            [2, 2, 3, 2],
+        ),
+        (
+            ConvTranspose2dConfig {
+                dilation: [2, 1],
+                groups: 2,
+                bias: false,
+                ..ConvTranspose2dConfig::new(4, 2, 2)
+            },
+            [1, 4, 3, 3],
+        ),
+    ];
+    for (i, (cfg, shape)) in ct.into_iter().enumerate() {
+        check(
+            &mut ConvTranspose2d::new(cfg, &mut rng).unwrap(),
+            &shape,
+            140 + i as u64,
+            &[],
+        );
+    }
+}
+
+#[test]
 fn activation_gradients() {
     let shape = [2, 3, 4];
     check(&mut ReLU::new(), &shape, 40, &[0.0]);

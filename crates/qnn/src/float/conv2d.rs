@@ -1,9 +1,9 @@
 //! `nn.Conv2d` on NCHW input: im2col per image and group, then the float GEMM.
 
-use qkernels::float::{MatMut, MatRef, Threads, sgemm};
 use qtensor::Tensor;
 
-use super::im2col::{Geom, col2im, im2col};
+use super::conv_core::{Channels, conv_backward, conv_forward};
+use super::im2col::Geom;
 use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
 use crate::error::{QnnError, Result};
 use crate::init::{Rng, default_weight_and_bias};
@@ -89,7 +89,7 @@ impl Conv2dConfig {
         ]
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let bad = |reason: String| {
             Err(QnnError::InvalidConfig {
                 module: NAME,
@@ -251,41 +251,24 @@ impl Conv2d {
     /// The forward computation on a tensor, without saving anything for backward.
     pub fn apply(&self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
         let (n, g) = self.input_geom(x.shape())?;
-        let cfg = &self.config;
-        let groups = cfg.groups;
-        let (cin_g, cout_g) = (cfg.in_channels / groups, cfg.out_channels / groups);
-        let k = cin_g * g.kh * g.kw;
-        let ohw = g.oh * g.ow;
-        let in_img = cfg.in_channels * g.h * g.w;
-        let out_img = cfg.out_channels * ohw;
-        let mut out = vec![0.0f32; n * out_img];
-        let mut cols = vec![0.0f32; k * ohw];
-        let wdata = self.weight.value.data();
-        for b in 0..n {
-            let ximg = &x.data()[b * in_img..(b + 1) * in_img];
-            let yimg = &mut out[b * out_img..(b + 1) * out_img];
-            if let Some(bias) = &self.bias {
-                for (oc, plane) in yimg.chunks_exact_mut(ohw.max(1)).enumerate() {
-                    plane.fill(bias.value.data()[oc]);
-                }
-            }
-            let beta = if self.bias.is_some() { 1.0 } else { 0.0 };
-            for grp in 0..groups {
-                let xg = &ximg[grp * cin_g * g.h * g.w..(grp + 1) * cin_g * g.h * g.w];
-                im2col(xg, cin_g, &g, &mut cols);
-                let wg = &wdata[grp * cout_g * k..(grp + 1) * cout_g * k];
-                let yg = &mut yimg[grp * cout_g * ohw..(grp + 1) * cout_g * ohw];
-                sgemm(
-                    1.0,
-                    MatRef::row_major(wg, cout_g, k)?,
-                    MatRef::row_major(&cols, k, ohw)?,
-                    beta,
-                    MatMut::row_major(yg, cout_g, ohw)?,
-                    Threads::Single,
-                )?;
-            }
-        }
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        let out = conv_forward(
+            self.channels(),
+            &g,
+            n,
+            x.data(),
+            self.weight.value.data(),
+            bias,
+        )?;
         tensor(&self.out_shape(x.shape(), &g), out)
+    }
+
+    fn channels(&self) -> Channels {
+        Channels {
+            cin: self.config.in_channels,
+            cout: self.config.out_channels,
+            groups: self.config.groups,
+        }
     }
 }
 
@@ -305,63 +288,18 @@ impl Module for Conv2d {
         let x = saved(&self.input, NAME)?;
         let (n, g) = self.input_geom(x.shape())?;
         let gy = f32_grad(grad_output, NAME, &self.out_shape(x.shape(), &g))?;
-        let cfg = self.config;
-        let groups = cfg.groups;
-        let (cin_g, cout_g) = (cfg.in_channels / groups, cfg.out_channels / groups);
-        let k = cin_g * g.kh * g.kw;
-        let ohw = g.oh * g.ow;
-        let plane_in = g.h * g.w;
-        let in_img = cfg.in_channels * plane_in;
-        let out_img = cfg.out_channels * ohw;
-        let mut dx = vec![0.0f32; n * in_img];
-        let mut cols = vec![0.0f32; k * ohw];
-        let mut dcols = vec![0.0f32; k * ohw];
-        for b in 0..n {
-            let ximg = &x.data()[b * in_img..(b + 1) * in_img];
-            let gimg = &gy.data()[b * out_img..(b + 1) * out_img];
-            if let Some(bias) = &mut self.bias {
-                for (d, plane) in bias
-                    .grad
-                    .data_mut()
-                    .iter_mut()
-                    .zip(gimg.chunks_exact(ohw.max(1)))
-                {
-                    *d += plane.iter().sum::<f32>();
-                }
-            }
-            for grp in 0..groups {
-                let xg = &ximg[grp * cin_g * plane_in..(grp + 1) * cin_g * plane_in];
-                im2col(xg, cin_g, &g, &mut cols);
-                let gg = MatRef::row_major(
-                    &gimg[grp * cout_g * ohw..(grp + 1) * cout_g * ohw],
-                    cout_g,
-                    ohw,
-                )?;
-                // dW_g += dY_g colsᵀ
-                let dw = &mut self.weight.grad.data_mut()[grp * cout_g * k..(grp + 1) * cout_g * k];
-                sgemm(
-                    1.0,
-                    gg,
-                    MatRef::row_major(&cols, k, ohw)?.t(),
-                    1.0,
-                    MatMut::row_major(dw, cout_g, k)?,
-                    Threads::Single,
-                )?;
-                // dcols = W_gᵀ dY_g, then scatter back
-                let wg = &self.weight.value.data()[grp * cout_g * k..(grp + 1) * cout_g * k];
-                sgemm(
-                    1.0,
-                    MatRef::row_major(wg, cout_g, k)?.t(),
-                    gg,
-                    0.0,
-                    MatMut::row_major(&mut dcols, k, ohw)?,
-                    Threads::Single,
-                )?;
-                let dxg = &mut dx[b * in_img + grp * cin_g * plane_in
-                    ..b * in_img + (grp + 1) * cin_g * plane_in];
-                col2im(&dcols, cin_g, &g, dxg);
-            }
-        }
+        let ch = self.channels();
+        let db = self.bias.as_mut().map(|b| b.grad.data_mut());
+        let dx = conv_backward(
+            ch,
+            &g,
+            n,
+            x.data(),
+            self.weight.value.data(),
+            gy.data(),
+            self.weight.grad.data_mut(),
+            db,
+        )?;
         Ok(Value::F32(tensor(x.shape(), dx)?))
     }
 

@@ -2,7 +2,10 @@
 
 mod activation;
 mod batchnorm;
+mod conv1d;
 mod conv2d;
+mod conv_core;
+mod conv_transpose2d;
 mod dropout;
 mod im2col;
 mod layernorm;
@@ -19,6 +22,8 @@ pub use activation::{
     SiluFn, Tanh, TanhFn,
 };
 pub use batchnorm::{BatchNorm1d, BatchNorm2d, BatchNormConfig};
+pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig};
+pub use conv1d::{Conv1d, Conv1dConfig};
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use layernorm::LayerNorm;

@@ -1,0 +1,264 @@
+//! The shared convolution arithmetic on raw NCHW slices: im2col + GEMM per image and group.
+//!
+//! Used by Conv2d, Conv1d (as a 1 x L plane) and ConvTranspose2d (whose forward is a
+//! convolution's input gradient and whose backward is a convolution's forward).
+
+use qkernels::float::{MatMut, MatRef, Threads, sgemm};
+
+use super::im2col::{Geom, col2im, im2col};
+use crate::error::Result;
+
+/// Channel counts of a grouped convolution from its "input" planes (`h x w` in [`Geom`]) to its
+/// "output" planes (`oh x ow`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Channels {
+    pub cin: usize,
+    pub cout: usize,
+    pub groups: usize,
+}
+
+impl Channels {
+    fn per_group(&self) -> (usize, usize) {
+        (self.cin / self.groups, self.cout / self.groups)
+    }
+}
+
+/// `y = conv(x, w) + b` for `n` images; `w` is `[cout, cin/groups, kh, kw]` row-major.
+pub(crate) fn conv_forward(
+    ch: Channels,
+    g: &Geom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let (cin_g, cout_g) = ch.per_group();
+    let k = cin_g * g.kh * g.kw;
+    let (plane_in, ohw) = (g.h * g.w, g.oh * g.ow);
+    let (in_img, out_img) = (ch.cin * plane_in, ch.cout * ohw);
+    let mut out = vec![0.0f32; n * out_img];
+    let mut cols = vec![0.0f32; k * ohw];
+    for b in 0..n {
+        let ximg = &x[b * in_img..(b + 1) * in_img];
+        let yimg = &mut out[b * out_img..(b + 1) * out_img];
+        if let Some(bias) = bias {
+            for (plane, &bv) in yimg.chunks_exact_mut(ohw.max(1)).zip(bias) {
+                plane.fill(bv);
+            }
+        }
+        let beta = if bias.is_some() { 1.0 } else { 0.0 };
+        for grp in 0..ch.groups {
+            im2col(
+                &ximg[grp * cin_g * plane_in..(grp + 1) * cin_g * plane_in],
+                cin_g,
+                g,
+                &mut cols,
+            );
+            let wg = &w[grp * cout_g * k..(grp + 1) * cout_g * k];
+            let yg = &mut yimg[grp * cout_g * ohw..(grp + 1) * cout_g * ohw];
+            sgemm(
+                1.0,
+                MatRef::row_major(wg, cout_g, k)?,
+                MatRef::row_major(&cols, k, ohw)?,
+                beta,
+                MatMut::row_major(yg, cout_g, ohw)?,
+                Threads::Single,
+            )?;
+        }
+    }
+    Ok(out)
+}
+
+/// Returns `dx` and accumulates `dw` (and `db`) for the convolution of [`conv_forward`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_backward(
+    ch: Channels,
+    g: &Geom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    gy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) -> Result<Vec<f32>> {
+    let (cin_g, cout_g) = ch.per_group();
+    let k = cin_g * g.kh * g.kw;
+    let (plane_in, ohw) = (g.h * g.w, g.oh * g.ow);
+    let (in_img, out_img) = (ch.cin * plane_in, ch.cout * ohw);
+    let mut dx = vec![0.0f32; n * in_img];
+    let mut cols = vec![0.0f32; k * ohw];
+    let mut dcols = vec![0.0f32; k * ohw];
+    if let Some(db) = db {
+        for b in 0..n {
+            for (d, plane) in db
+                .iter_mut()
+                .zip(gy[b * out_img..(b + 1) * out_img].chunks_exact(ohw.max(1)))
+            {
+                *d += plane.iter().sum::<f32>();
+            }
+        }
+    }
+    for b in 0..n {
+        let ximg = &x[b * in_img..(b + 1) * in_img];
+        let gimg = &gy[b * out_img..(b + 1) * out_img];
+        for grp in 0..ch.groups {
+            im2col(
+                &ximg[grp * cin_g * plane_in..(grp + 1) * cin_g * plane_in],
+                cin_g,
+                g,
+                &mut cols,
+            );
+            let gg = MatRef::row_major(
+                &gimg[grp * cout_g * ohw..(grp + 1) * cout_g * ohw],
+                cout_g,
+                ohw,
+            )?;
+            // dW_g += dY_g colsᵀ
+            let dwg = &mut dw[grp * cout_g * k..(grp + 1) * cout_g * k];
+            sgemm(
+                1.0,
+                gg,
+                MatRef::row_major(&cols, k, ohw)?.t(),
+                1.0,
+                MatMut::row_major(dwg, cout_g, k)?,
+                Threads::Single,
+            )?;
+            // dcols = W_gᵀ dY_g, scattered back into dx
+            let wg = &w[grp * cout_g * k..(grp + 1) * cout_g * k];
+            sgemm(
+                1.0,
+                MatRef::row_major(wg, cout_g, k)?.t(),
+                gg,
+                0.0,
+                MatMut::row_major(&mut dcols, k, ohw)?,
+                Threads::Single,
+            )?;
+            col2im(
+                &dcols,
+                cin_g,
+                g,
+                &mut dx[b * in_img + grp * cin_g * plane_in
+                    ..b * in_img + (grp + 1) * cin_g * plane_in],
+            );
+        }
+    }
+    Ok(dx)
+}
+
+/// Transposed convolution: `y = convᵀ(x, w) + b`, where the convolution maps `y`-shaped planes
+/// (`h x w` in `g`) to `x`-shaped planes (`oh x ow`). `ch` describes that convolution
+/// (`cin` = channels of `y`, `cout` = channels of `x`); `w` is `[cout, cin/groups, kh, kw]`,
+/// which is PyTorch's ConvTranspose weight layout `[in, out/groups, kh, kw]`.
+pub(crate) fn conv_transpose_forward(
+    ch: Channels,
+    g: &Geom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let (cy_g, cx_g) = ch.per_group();
+    let k = cy_g * g.kh * g.kw;
+    let (plane_y, plane_x) = (g.h * g.w, g.oh * g.ow);
+    let (y_img, x_img) = (ch.cin * plane_y, ch.cout * plane_x);
+    let mut out = vec![0.0f32; n * y_img];
+    let mut cols = vec![0.0f32; k * plane_x];
+    for b in 0..n {
+        let yimg = &mut out[b * y_img..(b + 1) * y_img];
+        for grp in 0..ch.groups {
+            let xg = MatRef::row_major(
+                &x[b * x_img + grp * cx_g * plane_x..b * x_img + (grp + 1) * cx_g * plane_x],
+                cx_g,
+                plane_x,
+            )?;
+            let wg = &w[grp * cx_g * k..(grp + 1) * cx_g * k];
+            sgemm(
+                1.0,
+                MatRef::row_major(wg, cx_g, k)?.t(),
+                xg,
+                0.0,
+                MatMut::row_major(&mut cols, k, plane_x)?,
+                Threads::Single,
+            )?;
+            col2im(
+                &cols,
+                cy_g,
+                g,
+                &mut yimg[grp * cy_g * plane_y..(grp + 1) * cy_g * plane_y],
+            );
+        }
+        if let Some(bias) = bias {
+            for (plane, &bv) in yimg.chunks_exact_mut(plane_y.max(1)).zip(bias) {
+                plane.iter_mut().for_each(|v| *v += bv);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Returns `dx` and accumulates `dw` (and `db`) for [`conv_transpose_forward`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_transpose_backward(
+    ch: Channels,
+    g: &Geom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    gy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) -> Result<Vec<f32>> {
+    let (cy_g, cx_g) = ch.per_group();
+    let k = cy_g * g.kh * g.kw;
+    let (plane_y, plane_x) = (g.h * g.w, g.oh * g.ow);
+    let (y_img, x_img) = (ch.cin * plane_y, ch.cout * plane_x);
+    let mut dx = vec![0.0f32; n * x_img];
+    let mut dcols = vec![0.0f32; k * plane_x];
+    if let Some(db) = db {
+        for b in 0..n {
+            for (d, plane) in db
+                .iter_mut()
+                .zip(gy[b * y_img..(b + 1) * y_img].chunks_exact(plane_y.max(1)))
+            {
+                *d += plane.iter().sum::<f32>();
+            }
+        }
+    }
+    for b in 0..n {
+        for grp in 0..ch.groups {
+            im2col(
+                &gy[b * y_img + grp * cy_g * plane_y..b * y_img + (grp + 1) * cy_g * plane_y],
+                cy_g,
+                g,
+                &mut dcols,
+            );
+            let dc = MatRef::row_major(&dcols, k, plane_x)?;
+            let wg = &w[grp * cx_g * k..(grp + 1) * cx_g * k];
+            let dxg =
+                &mut dx[b * x_img + grp * cx_g * plane_x..b * x_img + (grp + 1) * cx_g * plane_x];
+            sgemm(
+                1.0,
+                MatRef::row_major(wg, cx_g, k)?,
+                dc,
+                0.0,
+                MatMut::row_major(dxg, cx_g, plane_x)?,
+                Threads::Single,
+            )?;
+            let xg = MatRef::row_major(
+                &x[b * x_img + grp * cx_g * plane_x..b * x_img + (grp + 1) * cx_g * plane_x],
+                cx_g,
+                plane_x,
+            )?;
+            let dwg = &mut dw[grp * cx_g * k..(grp + 1) * cx_g * k];
+            sgemm(
+                1.0,
+                xg,
+                dc.t(),
+                1.0,
+                MatMut::row_major(dwg, cx_g, k)?,
+                Threads::Single,
+            )?;
+        }
+    }
+    Ok(dx)
+}

@@ -1,0 +1,335 @@
+//! `nn.ConvTranspose2d` on NCHW input: the adjoint of a convolution (col2im of Wᵀ x).
+
+use qtensor::Tensor;
+
+use super::conv_core::{Channels, conv_transpose_backward, conv_transpose_forward};
+use super::im2col::Geom;
+use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
+use crate::error::{QnnError, Result};
+use crate::init::{Rng, default_weight_and_bias};
+use crate::module::{Module, ModuleKind};
+use crate::param::Param;
+use crate::value::Value;
+
+const NAME: &str = "ConvTranspose2d";
+
+/// Hyper-parameters of a [`ConvTranspose2d`] (PyTorch's constructor arguments; zero padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2dConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel `[height, width]`.
+    pub kernel_size: [usize; 2],
+    /// Stride `[height, width]`.
+    pub stride: [usize; 2],
+    /// Implicit zero padding removed from each side of the output, `[height, width]`.
+    pub padding: [usize; 2],
+    /// Extra rows/columns added to one side of the output, `[height, width]`.
+    pub output_padding: [usize; 2],
+    /// Dilation `[height, width]`.
+    pub dilation: [usize; 2],
+    /// Groups.
+    pub groups: usize,
+    /// Whether the layer has a bias.
+    pub bias: bool,
+}
+
+impl ConvTranspose2dConfig {
+    /// Square kernel, stride 1, no padding, dilation 1, one group, with bias (PyTorch's defaults).
+    pub fn new(in_channels: usize, out_channels: usize, kernel_size: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel_size: [kernel_size; 2],
+            stride: [1; 2],
+            padding: [0; 2],
+            output_padding: [0; 2],
+            dilation: [1; 2],
+            groups: 1,
+            bias: true,
+        }
+    }
+
+    /// Sets the stride on both axes.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = [s; 2];
+        self
+    }
+
+    /// Sets the padding on both axes.
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = [p; 2];
+        self
+    }
+
+    /// Sets the output padding on both axes.
+    pub fn output_padding(mut self, p: usize) -> Self {
+        self.output_padding = [p; 2];
+        self
+    }
+
+    /// The weight shape `[in, out / groups, kh, kw]` (PyTorch's layout).
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [
+            self.in_channels,
+            self.out_channels / self.groups.max(1),
+            self.kernel_size[0],
+            self.kernel_size[1],
+        ]
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |reason: String| {
+            Err(QnnError::InvalidConfig {
+                module: NAME,
+                reason,
+            })
+        };
+        if self.groups == 0
+            || !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
+        {
+            return bad(format!(
+                "in_channels {} and out_channels {} must be divisible by groups {}",
+                self.in_channels, self.out_channels, self.groups
+            ));
+        }
+        if self.kernel_size.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
+            return bad(format!(
+                "kernel_size {:?}, stride {:?} and dilation {:?} must be positive",
+                self.kernel_size, self.stride, self.dilation
+            ));
+        }
+        for a in 0..2 {
+            if self.output_padding[a] >= self.stride[a]
+                && self.output_padding[a] >= self.dilation[a]
+            {
+                return bad(format!(
+                    "output_padding {:?} must be smaller than either stride {:?} or dilation {:?}",
+                    self.output_padding, self.stride, self.dilation
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Geometry of the adjoint convolution: its input plane is this layer's `oh x ow` output,
+    /// its output plane is this layer's `h x w` input.
+    fn geom(&self, h: usize, w: usize) -> Result<Geom> {
+        let out = |n: usize, a: usize| -> Option<usize> {
+            ((n.checked_sub(1)?) * self.stride[a]
+                + self.dilation[a] * (self.kernel_size[a] - 1)
+                + self.output_padding[a]
+                + 1)
+            .checked_sub(2 * self.padding[a])
+            .filter(|&o| o > 0)
+        };
+        match (out(h, 0), out(w, 1)) {
+            (Some(oh), Some(ow)) => Ok(Geom {
+                h: oh,
+                w: ow,
+                kh: self.kernel_size[0],
+                kw: self.kernel_size[1],
+                sh: self.stride[0],
+                sw: self.stride[1],
+                ph: self.padding[0],
+                pw: self.padding[1],
+                dh: self.dilation[0],
+                dw: self.dilation[1],
+                oh: h,
+                ow: w,
+            }),
+            _ => Err(QnnError::InvalidConfig {
+                module: NAME,
+                reason: format!(
+                    "input {h}x{w} gives an empty output with padding {:?}",
+                    self.padding
+                ),
+            }),
+        }
+    }
+}
+
+/// Transposed 2-d convolution over `(N, C_in, H, W)` (or unbatched) input, weight
+/// `[C_in, C_out / groups, kh, kw]`, output `H_out = (H - 1) s - 2 p + d (k - 1) + output_padding + 1`.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose2d {
+    config: ConvTranspose2dConfig,
+    /// Weight, `[C_in, C_out / groups, kh, kw]`.
+    pub weight: Param,
+    /// Bias, `[C_out]`, if any.
+    pub bias: Option<Param>,
+    input: Option<Tensor<f32>>,
+    training: bool,
+}
+
+impl ConvTranspose2d {
+    /// A layer with PyTorch's default initialization drawn from `rng`.
+    pub fn new(config: ConvTranspose2dConfig, rng: &mut Rng) -> Result<Self> {
+        config.validate()?;
+        let (w, b) = default_weight_and_bias(
+            &config.weight_shape(),
+            config.bias.then_some(config.out_channels),
+            rng,
+        );
+        Ok(Self {
+            config,
+            weight: Param::new(w),
+            bias: b.map(Param::new),
+            input: None,
+            training: true,
+        })
+    }
+
+    /// A layer with the given weight and bias; `config.bias` is set from `bias.is_some()`.
+    pub fn from_tensors(
+        mut config: ConvTranspose2dConfig,
+        weight: Tensor<f32>,
+        bias: Option<Tensor<f32>>,
+    ) -> Result<Self> {
+        config.bias = bias.is_some();
+        config.validate()?;
+        let layer = Self {
+            config,
+            weight: Param::new(weight),
+            bias: bias.map(Param::new),
+            input: None,
+            training: true,
+        };
+        layer.check_params()?;
+        Ok(layer)
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &ConvTranspose2dConfig {
+        &self.config
+    }
+
+    fn check_params(&self) -> Result<()> {
+        same_shape(
+            "ConvTranspose2d weight",
+            &self.config.weight_shape(),
+            self.weight.shape(),
+        )?;
+        if let Some(b) = &self.bias {
+            same_shape(
+                "ConvTranspose2d bias",
+                &[self.config.out_channels],
+                b.shape(),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn input_geom(&self, shape: &[usize]) -> Result<(usize, Geom)> {
+        self.check_params()?;
+        let (n, c, h, w) = match *shape {
+            [n, c, h, w] => (n, c, h, w),
+            [c, h, w] => (1, c, h, w),
+            _ => {
+                return Err(QnnError::WrongRank {
+                    module: NAME,
+                    expected: "3-d (C, H, W) or 4-d (N, C, H, W)",
+                    got: shape.to_vec(),
+                });
+            }
+        };
+        if c != self.config.in_channels {
+            return Err(QnnError::ShapeMismatch {
+                what: "ConvTranspose2d input channels vs in_channels".into(),
+                expected: vec![self.config.in_channels],
+                got: vec![c],
+            });
+        }
+        Ok((n, self.config.geom(h, w)?))
+    }
+
+    fn out_shape(&self, in_shape: &[usize], g: &Geom) -> Vec<usize> {
+        let mut s = in_shape.to_vec();
+        let nd = s.len();
+        s[nd - 3] = self.config.out_channels;
+        s[nd - 2] = g.h;
+        s[nd - 1] = g.w;
+        s
+    }
+
+    /// The adjoint convolution maps this layer's output channels to its input channels.
+    fn channels(&self) -> Channels {
+        Channels {
+            cin: self.config.out_channels,
+            cout: self.config.in_channels,
+            groups: self.config.groups,
+        }
+    }
+
+    /// The forward computation on a tensor, without saving anything for backward.
+    pub fn apply(&self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
+        let (n, g) = self.input_geom(x.shape())?;
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        let out = conv_transpose_forward(
+            self.channels(),
+            &g,
+            n,
+            x.data(),
+            self.weight.value.data(),
+            bias,
+        )?;
+        tensor(&self.out_shape(x.shape(), &g), out)
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn kind(&self) -> ModuleKind {
+        ModuleKind::ConvTranspose2d
+    }
+
+    fn forward(&mut self, input: &Value) -> Result<Value> {
+        let x = f32_input(input, NAME)?;
+        let y = self.apply(&x)?;
+        self.input = Some(x);
+        Ok(Value::F32(y))
+    }
+
+    fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        let x = saved(&self.input, NAME)?;
+        let (n, g) = self.input_geom(x.shape())?;
+        let gy = f32_grad(grad_output, NAME, &self.out_shape(x.shape(), &g))?;
+        let ch = self.channels();
+        let db = self.bias.as_mut().map(|b| b.grad.data_mut());
+        let dx = conv_transpose_backward(
+            ch,
+            &g,
+            n,
+            x.data(),
+            self.weight.value.data(),
+            gy.data(),
+            self.weight.grad.data_mut(),
+            db,
+        )?;
+        Ok(Value::F32(tensor(x.shape(), dx)?))
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        f("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        f("weight", &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f("bias", b);
+        }
+    }
+
+    fn train(&mut self, mode: bool) {
+        self.training = mode;
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}
