@@ -19,5 +19,5 @@ pub use scalar::{
     quantize_val_float_qparams, quantize_val_scalar_path, quantize_val_sub_byte,
     requantize_from_int,
 };
-pub(crate) use slices::{PerTensor8, par_zip_chunks};
+pub(crate) use slices::{PerTensor8, par_map_to_vec};
 pub use slices::{dequantize_slice_i8, dequantize_slice_u8, quantize_slice_i8, quantize_slice_u8};

@@ -3,19 +3,13 @@
 use super::{IntRepr, QTensor, for_each_channel_block};
 use crate::qscheme::QParams;
 use crate::quant::{
-    dequantize_val, dequantize_val_float_qparams, dequantize_val_per_channel, par_zip_chunks,
+    dequantize_val, dequantize_val_float_qparams, dequantize_val_per_channel, par_map_to_vec,
 };
 use crate::tensor::Tensor;
 
 /// `scale * (q - zero_point)` over a slice of 8-bit values, in parallel for large inputs.
 fn dequantize_8bit<Q: Copy + Into<i32> + Sync>(src: &[Q], scale: f32, zp: i32) -> Vec<f32> {
-    let mut out = vec![0.0f32; src.len()];
-    par_zip_chunks(src, &mut out, |s, d| {
-        for (o, &q) in d.iter_mut().zip(s) {
-            *o = scale * (q.into() - zp) as f32;
-        }
-    });
-    out
+    par_map_to_vec(src, |q| scale * (q.into() - zp) as f32)
 }
 
 impl QTensor {

@@ -10,7 +10,7 @@ use crate::dtype::QDType;
 use crate::error::{QTensorError, Result};
 use crate::qscheme::QParams;
 use crate::quant::{
-    PerTensor8, par_zip_chunks, quantize_val_float_qparams, quantize_val_scalar_path,
+    PerTensor8, par_map_to_vec, quantize_val_float_qparams, quantize_val_scalar_path,
     quantize_val_sub_byte,
 };
 use crate::tensor::Tensor;
@@ -33,8 +33,7 @@ pub fn quantize_per_tensor(
     let repr = match dtype {
         QDType::QUInt8 | QDType::QInt8 => {
             let kernel = PerTensor8::new(s, zp, qmin, qmax);
-            let mut out = vec![0u8; src.len()];
-            par_zip_chunks(src, &mut out, |s, d| kernel.run(s, d));
+            let out = kernel.quantize_to_vec(src);
             if dtype == QDType::QUInt8 {
                 IntRepr::U8(Tensor::from_parts(shape, out, layout))
             } else {
@@ -44,12 +43,7 @@ pub fn quantize_per_tensor(
         }
         QDType::QInt32 => {
             let inv = 1.0 / s;
-            let mut out = vec![0i32; src.len()];
-            par_zip_chunks(src, &mut out, |s, d| {
-                for (o, &v) in d.iter_mut().zip(s) {
-                    *o = quantize_val_scalar_path(v, inv, zp, qmin, qmax);
-                }
-            });
+            let out = par_map_to_vec(src, |v| quantize_val_scalar_path(v, inv, zp, qmin, qmax));
             IntRepr::I32(Tensor::from_parts(shape, out, layout))
         }
         QDType::QUInt4x2 => {

@@ -30,6 +30,24 @@ pub(crate) fn par_zip_chunks<S: Sync, D: Send>(
     }
 }
 
+/// Maps `src` into a new vector. Serial work collects without zero-filling the output first
+/// (its pages are written once); parallel work zero-fills and then writes chunks.
+pub(crate) fn par_map_to_vec<S: Copy + Sync, D: Copy + Default + Send>(
+    src: &[S],
+    f: impl Fn(S) -> D + Sync + Send,
+) -> Vec<D> {
+    if src.len() < PAR_THRESHOLD || rayon::current_num_threads() == 1 {
+        return src.iter().map(|&x| f(x)).collect();
+    }
+    let mut out = vec![D::default(); src.len()];
+    par_zip_chunks(src, &mut out, |s, d| {
+        for (o, &x) in d.iter_mut().zip(s) {
+            *o = f(x);
+        }
+    });
+    out
+}
+
 /// Branch-free form of [`quantize_val`](super::quantize_val) for an 8-bit dtype, computed
 /// entirely in `f32` so that it vectorizes. Rounding and clamping commute for integer bounds,
 /// so the product is clamped to `[qmin - zp, qmax - zp]` first, rounded by adding `MAGIC`
@@ -93,6 +111,15 @@ impl PerTensor8 {
         // A plain zip loop: LLVM's loop vectorizer does better here than on unrolled blocks.
         for (o, &x) in dst.iter_mut().zip(src) {
             *o = self.byte::<WRAP>(x);
+        }
+    }
+
+    /// Quantizes `src` into a new vector of two's-complement bytes.
+    pub(crate) fn quantize_to_vec(self, src: &[f32]) -> Vec<u8> {
+        match self.wrap {
+            WRAP_HIGH => par_map_to_vec(src, |x| self.byte::<WRAP_HIGH>(x)),
+            WRAP_LOW => par_map_to_vec(src, |x| self.byte::<WRAP_LOW>(x)),
+            _ => par_map_to_vec(src, |x| self.byte::<NO_WRAP>(x)),
         }
     }
 
