@@ -188,6 +188,7 @@ fn apply_leg(cmd: &mut Command, leg: &Leg) {
 
 /// Builds the test binaries once, then runs them for every leg: first the guard test with its
 /// output shown (it prints the detected dispatch levels), then the whole emulated suite.
+/// Every leg runs even when an earlier one fails; the error lists the failed legs.
 pub fn build_and_run(tester: &Tester, target: Option<&str>, release: bool, legs: &[Leg]) -> Result {
     let what = target.unwrap_or("host");
     step(&format!("cross-test: build test binaries ({what})"), || {
@@ -195,8 +196,9 @@ pub fn build_and_run(tester: &Tester, target: Option<&str>, release: bool, legs:
             .test(target, release, EMULATED_PACKAGES)
             .args(["--lib", "--tests", "--no-run"]))
     })?;
+    let mut failed = Vec::new();
     for leg in legs {
-        step(
+        let outcome = step(
             &format!("cross-test: {} (expect {})", leg.label, leg.expect),
             || {
                 let mut guard = tester.test(target, release, &["qkernels"]);
@@ -208,9 +210,16 @@ pub fn build_and_run(tester: &Tester, target: Option<&str>, release: bool, legs:
                 apply_leg(&mut suite, leg);
                 run(&mut suite)
             },
-        )?;
+        );
+        if let Err(err) = outcome {
+            failed.push(format!("{}: {err}", leg.label));
+        }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("\n"))
+    }
 }
 
 /// The `qkernels` dispatch cap variable (`qkernels::isa::ISA_ENV`).
@@ -248,6 +257,7 @@ fn aarch64_tester() -> Result<Tester> {
 /// Entry point of `cargo xtask cross-test`.
 pub fn main(raw: &[String]) -> Result {
     let options = parse(raw)?;
+    let mut failures = Vec::new();
     if !options.models.is_empty() {
         println!("\n==> cross-test: aarch64 prerequisites");
         match aarch64_tester() {
@@ -255,15 +265,23 @@ pub fn main(raw: &[String]) -> Result {
             Ok(tester) => {
                 println!("<== ready: {}", tester.program.to_string_lossy());
                 let legs = aarch64_legs(&options.models);
-                build_and_run(&tester, Some(AARCH64), options.release, &legs)?;
+                if let Err(err) = build_and_run(&tester, Some(AARCH64), options.release, &legs) {
+                    failures.push(err);
+                }
             }
         }
     }
-    if options.x86_levels {
-        crate::x86_levels::run_levels(options.release)?;
+    if options.x86_levels
+        && let Err(err) = crate::x86_levels::run_levels(options.release)
+    {
+        failures.push(err);
     }
-    println!("\ncross-test: done");
-    Ok(())
+    if failures.is_empty() {
+        println!("\ncross-test: done, all legs passed");
+        Ok(())
+    } else {
+        Err(format!("failed legs:\n{}", failures.join("\n")))
+    }
 }
 
 #[cfg(test)]
