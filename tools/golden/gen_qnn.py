@@ -12,6 +12,8 @@ Families (one `<family>.golden` each, in crates/qnn/tests/data):
   Tanh, Softmax, LogSoftmax: y and dx.
 * `pool`        -- MaxPool2d, AvgPool2d, AdaptiveAvgPool2d: y and dx.
 * `layernorm`   -- nn.LayerNorm: y, dx, dweight, dbias.
+* `embedding`   -- nn.Embedding (with/without padding_idx) and nn.EmbeddingBag (sum, mean, max;
+  2-d input or 1-d input with offsets, including an empty bag): y and dweight.
 * `loss`        -- nn.CrossEntropyLoss / nn.MSELoss (mean): loss and input gradient.
 * `optim`       -- SGD / Adam / AdamW (foreach=False): the parameter after each of 3 steps.
 * `interop`     -- a small conv net trained a few steps in torch, its state dict saved with
@@ -34,6 +36,9 @@ Fields (the contract with crates/qnn/tests/golden.rs):
   pool: op str max|avg|adaptive; kernel stride padding dilation i64[2]; ceil str;
         count_include_pad str; divisor i64[1] (0 = None); out_size i64[2]
   layernorm: norm_shape i64[..]; eps f64[1]; weight bias f32; dweight dbias f32
+  embedding: op str embedding|bag; w_shape i64[2]; weight f32; idx i32; idx_shape i64[..];
+             offsets i32 (empty = 2-d input); mode str sum|mean|max|none; padding_idx i64[1] (-1 = None);
+             gy f32; y f32; y_shape i64[..]; dweight f32
   loss: op str ce|mse; shape i64[2]; x f32; target i64[N] (ce) or f32 (mse); loss f32[1]; dx f32
   optim: op str sgd|adam|adamw; lr momentum dampening weight_decay beta1 beta2 eps f64[1];
          nesterov amsgrad str; p0 f32[n]; grads f32[3*n]; params f32[3*n] (after each step)
@@ -314,6 +319,40 @@ def layernorm_family():
     return gf
 
 
+def embedding_family():
+    from golden_io import i32
+
+    rng = np.random.default_rng(512)
+    gf = GoldenFile(TOPIC, "embedding", "nn.Embedding and nn.EmbeddingBag forward and weight gradient")
+
+    def emit(name, op, m, idx, offsets, mode, padding_idx):
+        args = (torch.from_numpy(idx),) if offsets is None else (torch.from_numpy(idx), torch.from_numpy(offsets))
+        y = m(*args)
+        gy = _t(rng.uniform(-1, 1, y.shape))
+        y.backward(gy)
+        gf.case(name, {
+            "op": op, "w_shape": i64(list(m.weight.shape)), "weight": f32(m.weight.detach()),
+            "idx": i32(idx), "idx_shape": i64(list(idx.shape)),
+            "offsets": i32(np.zeros(0, np.int64) if offsets is None else offsets), "mode": mode,
+            "padding_idx": i64([-1 if padding_idx is None else padding_idx]),
+            "gy": f32(gy), "y": f32(y.detach()), "y_shape": i64(list(y.shape)), "dweight": f32(m.weight.grad),
+        })
+
+    for i, pad in enumerate([None, 2]):
+        m = torch.nn.Embedding(7, 4, padding_idx=pad)
+        idx = rng.integers(0, 7, (3, 5))
+        idx[0, 0] = 2
+        emit(f"embedding_{i}", "embedding", m, idx, None, "none", pad)
+    for i, mode in enumerate(["sum", "mean", "max"]):
+        m = torch.nn.EmbeddingBag(9, 3, mode=mode)
+        emit(f"bag2d_{mode}", "bag", m, rng.integers(0, 9, (4, 3)), None, mode, None)
+        m = torch.nn.EmbeddingBag(9, 3, mode=mode)
+        idx = rng.integers(0, 9, 10)
+        offsets = np.array([0, 3, 3, 7])  # bag 1 is empty
+        emit(f"bag_offsets_{mode}", "bag", m, idx, offsets, mode, None)
+    return gf
+
+
 def loss_family():
     rng = np.random.default_rng(507)
     gf = GoldenFile(TOPIC, "loss", "CrossEntropyLoss and MSELoss (mean): value and gradient")
@@ -416,7 +455,7 @@ def generate(out_dir: str) -> list[tuple[str, int]]:
     global torch
     torch = setup_torch()
     written = []
-    for family in (linear_family, conv2d_family, conv1d_family, conv_transpose2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, loss_family, optim_family):
+    for family in (linear_family, conv2d_family, conv1d_family, conv_transpose2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, embedding_family, loss_family, optim_family):
         gf = family()
         written.append((gf.write(out_dir), gf.case_count))
     st_path, n_tensors, gf = interop_family(out_dir)

@@ -74,6 +74,18 @@ pub enum QnnError {
         /// Number of classes (logit columns).
         num_classes: usize,
     },
+    /// An embedding index outside `[0, size)`.
+    #[error("{module}: index {index} at position {position} is out of range for {size} embeddings")]
+    IndexOutOfRange {
+        /// The module.
+        module: &'static str,
+        /// Flat position of the index in the input.
+        position: usize,
+        /// The rejected index.
+        index: i64,
+        /// Number of embeddings.
+        size: usize,
+    },
     /// A state-dict key the model does not have.
     #[error("unexpected state-dict key `{key}` with shape {shape:?}")]
     UnexpectedKey {

@@ -62,6 +62,10 @@ pub enum ModuleKind {
     Identity,
     /// [`crate::float::Sequential`].
     Sequential,
+    /// [`crate::float::Embedding`].
+    Embedding,
+    /// [`crate::float::EmbeddingBag`].
+    EmbeddingBag,
 }
 
 /// A layer: forward, backward, named parameters and buffers, train/eval mode.

@@ -15,6 +15,8 @@ pub enum Value {
     F16(Tensor<f16>),
     /// A quantized tensor.
     Quantized(QTensor),
+    /// An integer tensor (indices for `Embedding` / `EmbeddingBag`, bag offsets).
+    I32(Tensor<i32>),
     /// Several values.
     Tuple(Vec<Value>),
 }
@@ -26,6 +28,7 @@ impl Value {
             Value::F32(_) => "f32",
             Value::F16(_) => "f16",
             Value::Quantized(_) => "quantized",
+            Value::I32(_) => "i32",
             Value::Tuple(_) => "tuple",
         }
     }
@@ -54,12 +57,30 @@ impl Value {
         }
     }
 
+    /// The i32 tensor inside, or `WrongValueKind` naming `module`.
+    pub fn as_i32(&self, module: &'static str) -> Result<&Tensor<i32>> {
+        match self {
+            Value::I32(t) => Ok(t),
+            other => Err(QnnError::WrongValueKind {
+                module,
+                expected: "i32",
+                got: other.kind_name(),
+            }),
+        }
+    }
+
+    /// The "no gradient" value returned by `backward` for integer inputs: an empty tuple.
+    pub fn no_grad() -> Self {
+        Value::Tuple(Vec::new())
+    }
+
     /// The shape of a tensor value; `None` for a tuple.
     pub fn shape(&self) -> Option<&[usize]> {
         match self {
             Value::F32(t) => Some(t.shape()),
             Value::F16(t) => Some(t.shape()),
             Value::Quantized(q) => Some(q.shape()),
+            Value::I32(t) => Some(t.shape()),
             Value::Tuple(_) => None,
         }
     }
@@ -74,6 +95,12 @@ impl From<Tensor<f32>> for Value {
 impl From<Tensor<f16>> for Value {
     fn from(t: Tensor<f16>) -> Self {
         Value::F16(t)
+    }
+}
+
+impl From<Tensor<i32>> for Value {
+    fn from(t: Tensor<i32>) -> Self {
+        Value::I32(t)
     }
 }
 

@@ -188,3 +188,37 @@ fn state_dict_errors_name_the_key_and_shapes() {
     );
     load_state_dict(&mut m, &extra, false).unwrap();
 }
+
+#[test]
+fn embedding_rejects_bad_indices_and_kinds() {
+    let mut e = Embedding::new(5, 2, None, &mut Rng::new(0)).unwrap();
+    let err = e
+        .forward(&Value::I32(Tensor::new(&[3], vec![0, 5, 1]).unwrap()))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Embedding: index 5 at position 1 is out of range for 5 embeddings"
+    );
+    let err = e
+        .forward(&Value::I32(Tensor::new(&[1], vec![-1]).unwrap()))
+        .unwrap_err();
+    assert!(matches!(err, QnnError::IndexOutOfRange { index: -1, .. }));
+    assert_eq!(
+        e.forward(&Value::F32(Tensor::zeros(&[2]))).unwrap_err(),
+        QnnError::WrongValueKind {
+            module: "Embedding",
+            expected: "i32",
+            got: "f32"
+        }
+    );
+    assert!(Embedding::new(5, 2, Some(5), &mut Rng::new(0)).is_err());
+    let mut bag = EmbeddingBag::new(5, 2, BagMode::Sum, &mut Rng::new(0));
+    let bad_offsets = Value::Tuple(vec![
+        Value::I32(Tensor::new(&[3], vec![0, 1, 2]).unwrap()),
+        Value::I32(Tensor::new(&[2], vec![2, 1]).unwrap()),
+    ]);
+    assert!(matches!(
+        bag.forward(&bad_offsets),
+        Err(QnnError::InvalidConfig { .. })
+    ));
+}

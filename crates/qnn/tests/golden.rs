@@ -386,3 +386,39 @@ fn optimizers_follow_torch_trajectories() {
         }
     }
 }
+
+#[test]
+fn embeddings_match_torch() {
+    for c in load("embedding", include_str!("data/embedding.golden")) {
+        let w = tensor(&c, "weight", "w_shape");
+        let pad = c.i64("padding_idx");
+        let mut m: Box<dyn Module> = match (c.str("op"), c.str("mode")) {
+            ("embedding", _) => {
+                Box::new(Embedding::from_tensor(w, (pad >= 0).then_some(pad as usize)).unwrap())
+            }
+            ("bag", "sum") => Box::new(EmbeddingBag::from_tensor(w, BagMode::Sum).unwrap()),
+            ("bag", "mean") => Box::new(EmbeddingBag::from_tensor(w, BagMode::Mean).unwrap()),
+            ("bag", "max") => Box::new(EmbeddingBag::from_tensor(w, BagMode::Max).unwrap()),
+            other => panic!("{}: unknown op {other:?}", c.name),
+        };
+        let idx = Tensor::new(&c.shape("idx_shape"), c.i32s("idx").to_vec()).unwrap();
+        let offsets = c.i32s("offsets");
+        let input = if offsets.is_empty() {
+            Value::I32(idx)
+        } else {
+            Value::Tuple(vec![
+                Value::I32(idx),
+                Value::I32(Tensor::new(&[offsets.len()], offsets.to_vec()).unwrap()),
+            ])
+        };
+        let y = m.forward(&input).unwrap().into_f32("golden").unwrap();
+        assert_eq!(y.shape(), c.shape("y_shape").as_slice(), "{}", c.name);
+        close(&c.name, "y", y.data(), c.f32s("y"), 1e-6, 1e-6);
+        assert_eq!(
+            m.backward(&Value::F32(tensor(&c, "gy", "y_shape")))
+                .unwrap(),
+            Value::no_grad()
+        );
+        check_param_grads(&c, m.as_ref(), 1e-6, 1e-6);
+    }
+}
