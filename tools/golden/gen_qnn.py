@@ -14,6 +14,8 @@ Families (one `<family>.golden` each, in crates/qnn/tests/data):
 * `layernorm`   -- nn.LayerNorm: y, dx, dweight, dbias.
 * `embedding`   -- nn.Embedding (with/without padding_idx) and nn.EmbeddingBag (sum, mean, max;
   2-d input or 1-d input with offsets, including an empty bag): y and dweight.
+* `rnn`         -- nn.RNN / nn.LSTM / nn.GRU (layers, bidirectional, batch_first, bias): outputs,
+  final states, and gradients of x, h0, c0 and every parameter (flattened in parameter order).
 * `loss`        -- nn.CrossEntropyLoss / nn.MSELoss (mean): loss and input gradient.
 * `optim`       -- SGD / Adam / AdamW (foreach=False): the parameter after each of 3 steps.
 * `interop`     -- a small conv net trained a few steps in torch, its state dict saved with
@@ -39,6 +41,9 @@ Fields (the contract with crates/qnn/tests/golden.rs):
   embedding: op str embedding|bag; w_shape i64[2]; weight f32; idx i32; idx_shape i64[..];
              offsets i32 (empty = 2-d input); mode str sum|mean|max|none; padding_idx i64[1] (-1 = None);
              gy f32; y f32; y_shape i64[..]; dweight f32
+  rnn: op str lstm|gru|rnn; input_size hidden_size num_layers i64[1]; bias batch_first
+       bidirectional str; params f32 (all, in named_parameters order); shape state_shape y_shape
+       i64; x h0 c0 f32; y h_n c_n f32; gy ghn gcn f32; dx dh0 dc0 dparams f32
   loss: op str ce|mse; shape i64[2]; x f32; target i64[N] (ce) or f32 (mse); loss f32[1]; dx f32
   optim: op str sgd|adam|adamw; lr momentum dampening weight_decay beta1 beta2 eps f64[1];
          nesterov amsgrad str; p0 f32[n]; grads f32[3*n]; params f32[3*n] (after each step)
@@ -353,6 +358,57 @@ def embedding_family():
     return gf
 
 
+RNN_CASES = [
+    # (op, I, H, layers, bias, batch_first, bidirectional, T, B)
+    ("lstm", 3, 4, 1, True, False, False, 5, 2),
+    ("lstm", 4, 3, 2, True, True, True, 4, 3),
+    ("gru", 3, 4, 2, True, False, True, 4, 2),
+    ("gru", 2, 5, 1, False, True, False, 3, 2),
+    ("rnn", 3, 4, 2, True, False, False, 4, 2),
+]
+
+
+def rnn_family():
+    rng = np.random.default_rng(513)
+    gf = GoldenFile(TOPIC, "rnn", "nn.RNN / nn.LSTM / nn.GRU forward and backward through time")
+    for i, (op, isz, hsz, layers, bias, bf, bi, t, b) in enumerate(RNN_CASES):
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[op]
+        m = cls(isz, hsz, num_layers=layers, bias=bias, batch_first=bf, bidirectional=bi)
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(_t(rng.uniform(-0.6, 0.6, tuple(p.shape))))
+        d = 2 if bi else 1
+        x = _t(rng.uniform(-1, 1, (b, t, isz) if bf else (t, b, isz))).requires_grad_(True)
+        h0 = _t(rng.uniform(-1, 1, (layers * d, b, hsz))).requires_grad_(True)
+        c0 = _t(rng.uniform(-1, 1, (layers * d, b, hsz))).requires_grad_(True)
+        if op == "lstm":
+            y, (hn, cn) = m(x, (h0, c0))
+        else:
+            y, hn = m(x, h0)
+            cn = None
+        gy = _t(rng.uniform(-1, 1, tuple(y.shape)))
+        ghn = _t(rng.uniform(-1, 1, tuple(hn.shape)))
+        gcn = _t(rng.uniform(-1, 1, tuple(hn.shape)))
+        outs, grads = [y, hn], [gy, ghn]
+        if cn is not None:
+            outs.append(cn)
+            grads.append(gcn)
+        torch.autograd.backward(outs, grads)
+        empty = np.zeros(0, np.float32)
+        gf.case(f"{op}_{i}", {
+            "op": op, "input_size": i64([isz]), "hidden_size": i64([hsz]), "num_layers": i64([layers]),
+            "bias": "yes" if bias else "no", "batch_first": "yes" if bf else "no", "bidirectional": "yes" if bi else "no",
+            "params": f32(np.concatenate([p.detach().numpy().reshape(-1) for p in m.parameters()])),
+            "shape": i64(list(x.shape)), "state_shape": i64(list(h0.shape)), "y_shape": i64(list(y.shape)),
+            "x": f32(x.detach()), "h0": f32(h0.detach()), "c0": f32(c0.detach()),
+            "y": f32(y.detach()), "h_n": f32(hn.detach()), "c_n": f32(cn.detach() if cn is not None else empty),
+            "gy": f32(gy), "ghn": f32(ghn), "gcn": f32(gcn),
+            "dx": f32(x.grad), "dh0": f32(h0.grad), "dc0": f32(c0.grad if c0.grad is not None else empty),
+            "dparams": f32(np.concatenate([p.grad.numpy().reshape(-1) for p in m.parameters()])),
+        })
+    return gf
+
+
 def loss_family():
     rng = np.random.default_rng(507)
     gf = GoldenFile(TOPIC, "loss", "CrossEntropyLoss and MSELoss (mean): value and gradient")
@@ -455,7 +511,7 @@ def generate(out_dir: str) -> list[tuple[str, int]]:
     global torch
     torch = setup_torch()
     written = []
-    for family in (linear_family, conv2d_family, conv1d_family, conv_transpose2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, embedding_family, loss_family, optim_family):
+    for family in (linear_family, conv2d_family, conv1d_family, conv_transpose2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, embedding_family, rnn_family, loss_family, optim_family):
         gf = family()
         written.append((gf.write(out_dir), gf.case_count))
     st_path, n_tensors, gf = interop_family(out_dir)

@@ -62,6 +62,18 @@ pub enum ModuleKind {
     Identity,
     /// [`crate::float::Sequential`].
     Sequential,
+    /// [`crate::float::RNNCell`].
+    RNNCell,
+    /// [`crate::float::LSTMCell`].
+    LSTMCell,
+    /// [`crate::float::GRUCell`].
+    GRUCell,
+    /// [`crate::float::Rnn`].
+    Rnn,
+    /// [`crate::float::Lstm`].
+    Lstm,
+    /// [`crate::float::Gru`].
+    Gru,
     /// [`crate::float::Embedding`].
     Embedding,
     /// [`crate::float::EmbeddingBag`].

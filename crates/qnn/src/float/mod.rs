@@ -12,10 +12,11 @@ mod im2col;
 mod layernorm;
 mod linear;
 mod pool;
+mod rnn;
 mod sequential;
 mod shape;
 mod softmax;
-mod util;
+pub(crate) mod util;
 
 pub use activation::{
     Activation, Elu, EluFn, Gelu, GeluFn, Hardsigmoid, HardsigmoidFn, Hardswish, HardswishFn,
@@ -31,6 +32,7 @@ pub use embedding::{BagMode, Embedding, EmbeddingBag};
 pub use layernorm::LayerNorm;
 pub use linear::Linear;
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use rnn::{CellKind, CellParams, GRUCell, Gru, LSTMCell, Lstm, RNNCell, RecurrentConfig, Rnn};
 pub use sequential::Sequential;
 pub use shape::{Flatten, Identity};
 pub use softmax::{LogSoftmax, Softmax};

@@ -1,0 +1,11 @@
+//! Recurrent layers: RNN/LSTM/GRU cells and multi-layer, bidirectional sequence modules.
+
+mod cell_math;
+mod cells;
+mod params;
+mod recurrent;
+
+pub use cell_math::CellKind;
+pub use cells::{GRUCell, LSTMCell, RNNCell};
+pub use params::CellParams;
+pub use recurrent::{Gru, Lstm, RecurrentConfig, Rnn};
