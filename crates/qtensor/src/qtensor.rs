@@ -120,6 +120,57 @@ impl QTensor {
         ))
     }
 
+    /// Wraps 8-bit storage without copying it: `bytes` are the quint8 values, or the qint8
+    /// values as two's-complement bytes, in the memory order of `layout` (every byte is a
+    /// valid value of both dtypes). For producers of storage outside this crate, such as the
+    /// SIMD quantize kernels of `qkernels`.
+    ///
+    /// Errors: a dtype other than quint8/qint8 (`Unsupported`), a byte count that differs from
+    /// the element count of `shape` (`ShapeMismatch`), channels-last on a shape that is not
+    /// 4-D (`Unsupported`), or qparams that [`QTensor::from_int_values`] would reject.
+    ///
+    /// ```
+    /// use qtensor::{Layout, QDType, QParams, QTensor};
+    /// let qparams = QParams::PerTensor { scale: 0.5, zero_point: -1 };
+    /// let q = QTensor::from_u8_storage(vec![0xff, 3], &[2], Layout::RowMajor, QDType::QInt8, qparams)?;
+    /// assert_eq!(q.int_values(), vec![-1, 3]);
+    /// assert!(QTensor::from_u8_storage(vec![0; 3], &[2], Layout::RowMajor, QDType::QUInt8,
+    ///     QParams::PerTensor { scale: 1.0, zero_point: 0 }).is_err());
+    /// # Ok::<(), qtensor::QTensorError>(())
+    /// ```
+    pub fn from_u8_storage(
+        bytes: Vec<u8>,
+        shape: &[usize],
+        layout: Layout,
+        dtype: QDType,
+        qparams: QParams,
+    ) -> Result<Self> {
+        if !matches!(dtype, QDType::QUInt8 | QDType::QInt8) {
+            return Err(QTensorError::Unsupported(format!(
+                "from_u8_storage needs quint8 or qint8, got {dtype}"
+            )));
+        }
+        if checked_numel(shape) != Some(bytes.len()) {
+            return Err(QTensorError::ShapeMismatch {
+                expected: shape.to_vec(),
+                got: vec![bytes.len()],
+            });
+        }
+        if layout == Layout::ChannelsLast && shape.len() != 4 {
+            return Err(QTensorError::Unsupported(format!(
+                "channels-last needs a 4-D tensor, got shape {shape:?}"
+            )));
+        }
+        validate::check_qparams(shape, dtype, &qparams)?;
+        let repr = if dtype == QDType::QUInt8 {
+            IntRepr::U8(Tensor::from_parts(shape, bytes, layout))
+        } else {
+            let values: Vec<i8> = bytemuck::allocation::cast_vec(bytes);
+            IntRepr::I8(Tensor::from_parts(shape, values, layout))
+        };
+        Ok(Self::from_parts(repr, dtype, shape, layout, qparams))
+    }
+
     /// The quantized dtype.
     pub fn dtype(&self) -> QDType {
         self.dtype
