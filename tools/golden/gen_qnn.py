@@ -16,6 +16,8 @@ Families (one `<family>.golden` each, in crates/qnn/tests/data):
   2-d input or 1-d input with offsets, including an empty bag): y and dweight.
 * `rnn`         -- nn.RNN / nn.LSTM / nn.GRU (layers, bidirectional, batch_first, bias): outputs,
   final states, and gradients of x, h0, c0 and every parameter (flattened in parameter order).
+* `attention`   -- nn.MultiheadAttention (need_weights, averaged) and nn.TransformerEncoderLayer
+  (dropout 0, post-/pre-norm, relu/gelu): outputs, input and parameter gradients.
 * `loss`        -- nn.CrossEntropyLoss / nn.MSELoss (mean): loss and input gradient.
 * `optim`       -- SGD / Adam / AdamW (foreach=False): the parameter after each of 3 steps.
 * `interop`     -- a small conv net trained a few steps in torch, its state dict saved with
@@ -44,6 +46,9 @@ Fields (the contract with crates/qnn/tests/golden.rs):
   rnn: op str lstm|gru|rnn; input_size hidden_size num_layers i64[1]; bias batch_first
        bidirectional str; params f32 (all, in named_parameters order); shape state_shape y_shape
        i64; x h0 c0 f32; y h_n c_n f32; gy ghn gcn f32; dx dh0 dc0 dparams f32
+  attention: op str mha|encoder; embed_dim num_heads dim_feedforward i64[1]; batch_first
+       norm_first activation str; names str (comma-joined parameter names); sizes i64; params
+       dparams f32; q k v f32 with q_shape kv_shape; y y_shape; w w_shape (mha); gy gw; dq dk dv
   loss: op str ce|mse; shape i64[2]; x f32; target i64[N] (ce) or f32 (mse); loss f32[1]; dx f32
   optim: op str sgd|adam|adamw; lr momentum dampening weight_decay beta1 beta2 eps f64[1];
          nesterov amsgrad str; p0 f32[n]; grads f32[3*n]; params f32[3*n] (after each step)
@@ -409,6 +414,64 @@ def rnn_family():
     return gf
 
 
+def attention_family():
+    rng = np.random.default_rng(514)
+    gf = GoldenFile(TOPIC, "attention", "nn.MultiheadAttention and nn.TransformerEncoderLayer forward and backward")
+
+    def set_params(m):
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(_t(rng.uniform(-0.5, 0.5, tuple(p.shape))))
+
+    def params_fields(m):
+        named = list(m.named_parameters())
+        return {
+            "names": ",".join(n for n, _ in named),
+            "sizes": i64([p.numel() for _, p in named]),
+            "params": f32(np.concatenate([p.detach().numpy().reshape(-1) for _, p in named])),
+            "dparams": f32(np.concatenate([p.grad.numpy().reshape(-1) for _, p in named])),
+        }
+
+    for i, (e, h, l, s, n, bf) in enumerate([(4, 2, 3, 5, 2, False), (6, 3, 4, 4, 3, True)]):
+        m = torch.nn.MultiheadAttention(e, h, batch_first=bf)
+        set_params(m)
+        shp = (lambda t: (n, t, e)) if bf else (lambda t: (t, n, e))
+        q = _t(rng.uniform(-1, 1, shp(l))).requires_grad_(True)
+        k = _t(rng.uniform(-1, 1, shp(s))).requires_grad_(True)
+        v = _t(rng.uniform(-1, 1, shp(s))).requires_grad_(True)
+        y, w = m(q, k, v, need_weights=True, average_attn_weights=True)
+        gy = _t(rng.uniform(-1, 1, tuple(y.shape)))
+        gw = _t(rng.uniform(-1, 1, tuple(w.shape)))
+        torch.autograd.backward([y, w], [gy, gw])
+        fields = {"op": "mha", "embed_dim": i64([e]), "num_heads": i64([h]), "dim_feedforward": i64([0]),
+                  "batch_first": "yes" if bf else "no", "norm_first": "no", "activation": "none",
+                  "q": f32(q.detach()), "k": f32(k.detach()), "v": f32(v.detach()),
+                  "q_shape": i64(list(q.shape)), "kv_shape": i64(list(k.shape)),
+                  "y": f32(y.detach()), "y_shape": i64(list(y.shape)), "w": f32(w.detach()), "w_shape": i64(list(w.shape)),
+                  "gy": f32(gy), "gw": f32(gw), "dq": f32(q.grad), "dk": f32(k.grad), "dv": f32(v.grad)}
+        fields.update(params_fields(m))
+        gf.case(f"mha_{i}", fields)
+
+    for i, (e, h, ff, s, n, bf, nf, act) in enumerate([(4, 2, 6, 3, 2, False, False, "relu"), (6, 3, 5, 4, 2, True, True, "gelu")]):
+        m = torch.nn.TransformerEncoderLayer(e, h, dim_feedforward=ff, dropout=0.0, activation=act, batch_first=bf, norm_first=nf)
+        set_params(m)
+        m.train()
+        x = _t(rng.uniform(-1, 1, (n, s, e) if bf else (s, n, e))).requires_grad_(True)
+        y = m(x)
+        gy = _t(rng.uniform(-1, 1, tuple(y.shape)))
+        y.backward(gy)
+        empty = np.zeros(0, np.float32)
+        fields = {"op": "encoder", "embed_dim": i64([e]), "num_heads": i64([h]), "dim_feedforward": i64([ff]),
+                  "batch_first": "yes" if bf else "no", "norm_first": "yes" if nf else "no", "activation": act,
+                  "q": f32(x.detach()), "k": f32(empty), "v": f32(empty),
+                  "q_shape": i64(list(x.shape)), "kv_shape": i64([0]),
+                  "y": f32(y.detach()), "y_shape": i64(list(y.shape)), "w": f32(empty), "w_shape": i64([0]),
+                  "gy": f32(gy), "gw": f32(empty), "dq": f32(x.grad), "dk": f32(empty), "dv": f32(empty)}
+        fields.update(params_fields(m))
+        gf.case(f"encoder_{i}", fields)
+    return gf
+
+
 def loss_family():
     rng = np.random.default_rng(507)
     gf = GoldenFile(TOPIC, "loss", "CrossEntropyLoss and MSELoss (mean): value and gradient")
@@ -511,7 +574,7 @@ def generate(out_dir: str) -> list[tuple[str, int]]:
     global torch
     torch = setup_torch()
     written = []
-    for family in (linear_family, conv2d_family, conv1d_family, conv_transpose2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, embedding_family, rnn_family, loss_family, optim_family):
+    for family in (linear_family, conv2d_family, conv1d_family, conv_transpose2d_family, batchnorm2d_family, activation_family, pool_family, layernorm_family, embedding_family, rnn_family, attention_family, loss_family, optim_family):
         gf = family()
         written.append((gf.write(out_dir), gf.case_count))
     st_path, n_tensors, gf = interop_family(out_dir)

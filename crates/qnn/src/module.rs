@@ -74,6 +74,10 @@ pub enum ModuleKind {
     Lstm,
     /// [`crate::float::Gru`].
     Gru,
+    /// [`crate::float::MultiheadAttention`].
+    MultiheadAttention,
+    /// [`crate::float::TransformerEncoderLayer`].
+    TransformerEncoderLayer,
     /// [`crate::float::Embedding`].
     Embedding,
     /// [`crate::float::EmbeddingBag`].

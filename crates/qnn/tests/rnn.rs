@@ -3,103 +3,11 @@
 
 mod common;
 
-use common::rand_tensor;
+use common::{check_tuple_gradients as check, pack, rand_tensor, unpack};
 use qnn::float::*;
 use qnn::init::Rng;
 use qnn::qtensor::Tensor;
-use qnn::{Module, Value};
-
-fn pack(ts: &[Tensor<f32>]) -> Value {
-    if ts.len() == 1 {
-        Value::F32(ts[0].clone())
-    } else {
-        Value::Tuple(ts.iter().cloned().map(Value::F32).collect())
-    }
-}
-
-fn unpack(v: Value) -> Vec<Tensor<f32>> {
-    match v {
-        Value::F32(t) => vec![t],
-        Value::Tuple(vs) => vs
-            .into_iter()
-            .map(|v| v.into_f32("unpack").unwrap())
-            .collect(),
-        other => panic!("unexpected {}", other.kind_name()),
-    }
-}
-
-fn probe(m: &mut dyn Module, inputs: &[Tensor<f32>], rs: &[Tensor<f32>]) -> f64 {
-    let outs = unpack(m.forward(&pack(inputs)).unwrap());
-    outs.iter()
-        .zip(rs)
-        .map(|(o, r)| {
-            o.data()
-                .iter()
-                .zip(r.data())
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum::<f64>()
-        })
-        .sum()
-}
-
-/// Central-difference check of every input tensor and parameter of a module with tuple I/O.
-fn check(m: &mut dyn Module, inputs: Vec<Tensor<f32>>) -> usize {
-    let (h, atol, rtol) = (1e-2f32, 2e-3f64, 1e-2f64);
-    let outs = unpack(m.forward(&pack(&inputs)).unwrap());
-    let rs: Vec<Tensor<f32>> = outs
-        .iter()
-        .enumerate()
-        .map(|(k, o)| rand_tensor(o.shape(), -1.0, 1.0, 500 + k as u64))
-        .collect();
-    m.zero_grad();
-    let grads = unpack(m.backward(&pack(&rs)).unwrap());
-    assert_eq!(grads.len(), inputs.len());
-    let mut analytic = Vec::new();
-    m.visit_params(&mut |n, p| analytic.push((n.to_string(), p.grad.data().to_vec())));
-    let mut checked = 0;
-    let close = |what: &str, i: usize, num: f64, ana: f32| {
-        let tol = atol + rtol * ana.abs() as f64;
-        assert!(
-            (num - ana as f64).abs() <= tol,
-            "{what}[{i}]: numeric {num:.6} vs analytic {ana:.6}"
-        );
-    };
-    for k in 0..inputs.len() {
-        assert_eq!(grads[k].shape(), inputs[k].shape());
-        for i in 0..inputs[k].numel() {
-            let mut up = inputs.clone();
-            up[k].data_mut()[i] += h;
-            let mut down = inputs.clone();
-            down[k].data_mut()[i] -= h;
-            close(
-                &format!("input {k}"),
-                i,
-                (probe(m, &up, &rs) - probe(m, &down, &rs)) / (2.0 * h as f64),
-                grads[k].data()[i],
-            );
-            checked += 1;
-        }
-    }
-    for (name, g) in &analytic {
-        for (i, &ga) in g.iter().enumerate() {
-            let nudge = |m: &mut dyn Module, delta: f32| {
-                m.visit_params_mut(&mut |n, p| {
-                    if n == name {
-                        p.value.data_mut()[i] += delta
-                    }
-                })
-            };
-            nudge(m, h);
-            let up = probe(m, &inputs, &rs);
-            nudge(m, -2.0 * h);
-            let down = probe(m, &inputs, &rs);
-            nudge(m, h);
-            close(name, i, (up - down) / (2.0 * h as f64), ga);
-            checked += 1;
-        }
-    }
-    checked
-}
+use qnn::Module;
 
 #[test]
 fn cell_gradients() {

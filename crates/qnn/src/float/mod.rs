@@ -1,6 +1,7 @@
 //! Float (f32) layers with forward and backward, named and laid out as PyTorch's `torch.nn`.
 
 mod activation;
+mod attention;
 mod batchnorm;
 mod conv1d;
 mod conv2d;
@@ -16,6 +17,7 @@ mod rnn;
 mod sequential;
 mod shape;
 mod softmax;
+mod transformer;
 pub(crate) mod util;
 
 pub use activation::{
@@ -23,6 +25,7 @@ pub use activation::{
     LeakyReLU, LeakyReluFn, Pointwise, ReLU, ReLU6, Relu6Fn, ReluFn, SiLU, Sigmoid, SigmoidFn,
     SiluFn, Tanh, TanhFn,
 };
+pub use attention::MultiheadAttention;
 pub use batchnorm::{BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig};
 pub use conv1d::{Conv1d, Conv1dConfig};
@@ -36,3 +39,4 @@ pub use rnn::{CellKind, CellParams, GRUCell, Gru, LSTMCell, Lstm, RNNCell, Recur
 pub use sequential::Sequential;
 pub use shape::{Flatten, Identity};
 pub use softmax::{LogSoftmax, Softmax};
+pub use transformer::{TransformerEncoderConfig, TransformerEncoderLayer};

@@ -1,0 +1,529 @@
+//! `nn.MultiheadAttention` (no masks, no dropout, kdim = vdim = embed_dim).
+
+use qkernels::float::{MatMut, MatRef, Threads, sgemm};
+use qtensor::Tensor;
+
+use super::util::{same_shape, saved, tensor};
+use crate::error::{QnnError, Result};
+use crate::init::{Rng, uniform};
+use crate::module::{Module, ModuleKind};
+use crate::param::Param;
+use crate::value::Value;
+
+const NAME: &str = "MultiheadAttention";
+
+/// `y = a wᵀ + b` for `a` `[rows, k]`, `w` rows `[n, k]` (a row block of a larger weight).
+fn project(
+    a: &[f32],
+    rows: usize,
+    k: usize,
+    w: &[f32],
+    b: Option<&[f32]>,
+    n: usize,
+) -> Result<Vec<f32>> {
+    let mut out = vec![0.0f32; rows * n];
+    let beta = match b {
+        Some(b) => {
+            out.chunks_exact_mut(n.max(1))
+                .for_each(|r| r.copy_from_slice(b));
+            1.0
+        }
+        None => 0.0,
+    };
+    sgemm(
+        1.0,
+        MatRef::row_major(a, rows, k)?,
+        MatRef::row_major(w, n, k)?.t(),
+        beta,
+        MatMut::row_major(&mut out, rows, n)?,
+        Threads::Single,
+    )?;
+    Ok(out)
+}
+
+/// Swaps the first two axes of a `[a, b, f]` buffer.
+fn swap01(data: &[f32], a: usize, b: usize, f: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; data.len()];
+    for i in 0..a {
+        for j in 0..b {
+            out[(j * a + i) * f..(j * a + i + 1) * f]
+                .copy_from_slice(&data[(i * b + j) * f..(i * b + j + 1) * f]);
+        }
+    }
+    out
+}
+
+/// What forward kept (all sequence-first).
+#[derive(Clone, Debug)]
+struct Saved {
+    l: usize,
+    s: usize,
+    n: usize,
+    q_in: Vec<f32>,
+    k_in: Vec<f32>,
+    v_in: Vec<f32>,
+    /// Projected and scaled queries, keys, values `[L|S, N, E]`.
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// Attention probabilities `[N, H, L, S]`.
+    attn: Vec<f32>,
+    /// Concatenated head outputs `[L, N, E]`.
+    heads: Vec<f32>,
+    self_attention: bool,
+}
+
+/// Scaled dot-product attention over `num_heads` heads with PyTorch's packed parameters:
+/// `in_proj_weight [3E, E]`, `in_proj_bias [3E]`, `out_proj.weight [E, E]`, `out_proj.bias [E]`.
+///
+/// Input: `x` (self-attention, `query = key = value = x`) or `(query, key, value)`, each
+/// `[L, N, E]` (`[N, L, E]` if batch_first). Output: `(attn_output, attn_weights)` with the
+/// weights averaged over heads, `[N, L, S]`. Backward takes `(d_output, d_weights)` or
+/// `d_output` alone and returns `dx` (self-attention) or `(dq, dk, dv)`.
+#[derive(Clone, Debug)]
+pub struct MultiheadAttention {
+    embed_dim: usize,
+    num_heads: usize,
+    batch_first: bool,
+    /// `[3E, E]`: the query, key and value projections stacked.
+    pub in_proj_weight: Param,
+    /// `[3E]`, if bias.
+    pub in_proj_bias: Option<Param>,
+    /// `[E, E]`.
+    pub out_proj_weight: Param,
+    /// `[E]`, if bias.
+    pub out_proj_bias: Option<Param>,
+    saved: Option<Saved>,
+    training: bool,
+}
+
+impl MultiheadAttention {
+    /// PyTorch's init: `in_proj_weight` xavier-uniform, `out_proj.weight` as `nn.Linear`
+    /// (kaiming-uniform a=√5), both biases zero.
+    pub fn new(
+        embed_dim: usize,
+        num_heads: usize,
+        bias: bool,
+        batch_first: bool,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        if num_heads == 0 || embed_dim == 0 || !embed_dim.is_multiple_of(num_heads) {
+            return Err(QnnError::InvalidConfig {
+                module: NAME,
+                reason: format!(
+                    "embed_dim {embed_dim} must be a positive multiple of num_heads {num_heads}"
+                ),
+            });
+        }
+        let e = embed_dim;
+        let xavier = (6.0 / (e + 3 * e) as f32).sqrt();
+        let in_w = uniform(&[3 * e, e], -xavier, xavier, rng);
+        let out_bound = 1.0 / (e as f32).sqrt();
+        let out_w = uniform(&[e, e], -out_bound, out_bound, rng);
+        Ok(Self {
+            embed_dim,
+            num_heads,
+            batch_first,
+            in_proj_weight: Param::new(in_w),
+            in_proj_bias: bias.then(|| Param::new(Tensor::zeros(&[3 * e]))),
+            out_proj_weight: Param::new(out_w),
+            out_proj_bias: bias.then(|| Param::new(Tensor::zeros(&[e]))),
+            saved: None,
+            training: true,
+        })
+    }
+
+    /// `(embed_dim, num_heads)`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.embed_dim, self.num_heads)
+    }
+
+    fn check_params(&self) -> Result<()> {
+        let e = self.embed_dim;
+        same_shape(
+            "MultiheadAttention in_proj_weight",
+            &[3 * e, e],
+            self.in_proj_weight.shape(),
+        )?;
+        same_shape(
+            "MultiheadAttention out_proj.weight",
+            &[e, e],
+            self.out_proj_weight.shape(),
+        )?;
+        if let Some(b) = &self.in_proj_bias {
+            same_shape("MultiheadAttention in_proj_bias", &[3 * e], b.shape())?;
+        }
+        if let Some(b) = &self.out_proj_bias {
+            same_shape("MultiheadAttention out_proj.bias", &[e], b.shape())?;
+        }
+        Ok(())
+    }
+
+    /// `(seq, batch)` of a 3-d `[.., .., E]` input, and its data sequence-first.
+    fn seq_first(&self, t: &Tensor<f32>, what: &str) -> Result<(usize, usize, Vec<f32>)> {
+        match *t.shape() {
+            [a, b, e] if e == self.embed_dim => Ok(if self.batch_first {
+                (b, a, swap01(t.data(), a, b, e))
+            } else {
+                (a, b, t.data().to_vec())
+            }),
+            [_, _, e] => Err(QnnError::ShapeMismatch {
+                what: format!("MultiheadAttention {what} embed dim"),
+                expected: vec![self.embed_dim],
+                got: vec![e],
+            }),
+            _ => Err(QnnError::WrongRank {
+                module: NAME,
+                expected: "3-d (L, N, E) inputs, or (N, L, E) when batch_first",
+                got: t.shape().to_vec(),
+            }),
+        }
+    }
+
+    fn bias_block(&self, k: usize) -> Option<&[f32]> {
+        let e = self.embed_dim;
+        self.in_proj_bias
+            .as_ref()
+            .map(|b| &b.value.data()[k * e..(k + 1) * e])
+    }
+}
+
+impl Module for MultiheadAttention {
+    fn kind(&self) -> ModuleKind {
+        ModuleKind::MultiheadAttention
+    }
+
+    fn forward(&mut self, input: &Value) -> Result<Value> {
+        self.check_params()?;
+        let (qt, kt, vt, self_attention) = match input {
+            Value::F32(x) => (x, x, x, true),
+            Value::Tuple(v) if v.len() == 3 => (
+                v[0].as_f32(NAME)?,
+                v[1].as_f32(NAME)?,
+                v[2].as_f32(NAME)?,
+                false,
+            ),
+            other => {
+                return Err(QnnError::WrongValueKind {
+                    module: NAME,
+                    expected: "f32 x or (query, key, value) tuple",
+                    got: other.kind_name(),
+                });
+            }
+        };
+        let (l, n, q_in) = self.seq_first(qt, "query")?;
+        let (s, nk, k_in) = self.seq_first(kt, "key")?;
+        let (sv, nv, v_in) = self.seq_first(vt, "value")?;
+        if nk != n || nv != n || sv != s {
+            return Err(QnnError::ShapeMismatch {
+                what: "MultiheadAttention key/value vs query (seq, batch)".into(),
+                expected: vec![s, n],
+                got: vec![sv.max(nk), nv],
+            });
+        }
+        let (e, h) = (self.embed_dim, self.num_heads);
+        let d = e / h;
+        let scale = 1.0 / (d as f32).sqrt();
+        let w = self.in_proj_weight.value.data();
+        let mut q = project(&q_in, l * n, e, &w[..e * e], self.bias_block(0), e)?;
+        q.iter_mut().for_each(|v| *v *= scale);
+        let k = project(&k_in, s * n, e, &w[e * e..2 * e * e], self.bias_block(1), e)?;
+        let v = project(&v_in, s * n, e, &w[2 * e * e..], self.bias_block(2), e)?;
+        let mut attn = vec![0.0f32; n * h * l * s];
+        let mut heads = vec![0.0f32; l * n * e];
+        for b in 0..n {
+            for hh in 0..h {
+                let off = b * e + hh * d;
+                let qv = MatRef::new(&q[off..], l, d, n * e, 1)?;
+                let kv = MatRef::new(&k[off..], s, d, n * e, 1)?;
+                let vv = MatRef::new(&v[off..], s, d, n * e, 1)?;
+                let a = &mut attn[(b * h + hh) * l * s..(b * h + hh + 1) * l * s];
+                sgemm(
+                    1.0,
+                    qv,
+                    kv.t(),
+                    0.0,
+                    MatMut::row_major(a, l, s)?,
+                    Threads::Single,
+                )?;
+                for row in a.chunks_exact_mut(s.max(1)) {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let sum: f32 = row
+                        .iter_mut()
+                        .map(|x| {
+                            *x = (*x - max).exp();
+                            *x
+                        })
+                        .sum();
+                    row.iter_mut().for_each(|x| *x /= sum);
+                }
+                sgemm(
+                    1.0,
+                    MatRef::row_major(a, l, s)?,
+                    vv,
+                    0.0,
+                    MatMut::new(&mut heads[off..], l, d, n * e, 1)?,
+                    Threads::Single,
+                )?;
+            }
+        }
+        let out = project(
+            &heads,
+            l * n,
+            e,
+            self.out_proj_weight.value.data(),
+            self.out_proj_bias.as_ref().map(|b| b.value.data()),
+            e,
+        )?;
+        let mut weights = vec![0.0f32; n * l * s];
+        for b in 0..n {
+            for hh in 0..h {
+                let a = &attn[(b * h + hh) * l * s..(b * h + hh + 1) * l * s];
+                weights[b * l * s..(b + 1) * l * s]
+                    .iter_mut()
+                    .zip(a)
+                    .for_each(|(w, v)| *w += v / h as f32);
+            }
+        }
+        let out = if self.batch_first {
+            tensor(&[n, l, e], swap01(&out, l, n, e))?
+        } else {
+            tensor(&[l, n, e], out)?
+        };
+        self.saved = Some(Saved {
+            l,
+            s,
+            n,
+            q_in,
+            k_in,
+            v_in,
+            q,
+            k,
+            v,
+            attn,
+            heads,
+            self_attention,
+        });
+        Ok(Value::Tuple(vec![
+            Value::F32(out),
+            Value::F32(tensor(&[n, l, s], weights)?),
+        ]))
+    }
+
+    fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        let sv = saved(&self.saved, NAME)?.clone();
+        let (l, s, n) = (sv.l, sv.s, sv.n);
+        let (e, h) = (self.embed_dim, self.num_heads);
+        let d = e / h;
+        let scale = 1.0 / (d as f32).sqrt();
+        let (dout, dweights) = match grad_output {
+            Value::F32(g) => (g, None),
+            Value::Tuple(v) if v.len() == 1 => (v[0].as_f32(NAME)?, None),
+            Value::Tuple(v) if v.len() == 2 => (v[0].as_f32(NAME)?, Some(v[1].as_f32(NAME)?)),
+            other => {
+                return Err(QnnError::WrongValueKind {
+                    module: NAME,
+                    expected: "f32 d_output or (d_output, d_weights)",
+                    got: other.kind_name(),
+                });
+            }
+        };
+        let out_shape = if self.batch_first {
+            [n, l, e]
+        } else {
+            [l, n, e]
+        };
+        same_shape(
+            "MultiheadAttention gradient vs output",
+            &out_shape,
+            dout.shape(),
+        )?;
+        if let Some(dw) = dweights {
+            same_shape(
+                "MultiheadAttention gradient vs attention weights",
+                &[n, l, s],
+                dw.shape(),
+            )?;
+        }
+        let dout = if self.batch_first {
+            swap01(dout.data(), n, l, e)
+        } else {
+            dout.data().to_vec()
+        };
+        // output projection
+        let dv_out = MatRef::row_major(&dout, l * n, e)?;
+        sgemm(
+            1.0,
+            dv_out.t(),
+            MatRef::row_major(&sv.heads, l * n, e)?,
+            1.0,
+            MatMut::row_major(self.out_proj_weight.grad.data_mut(), e, e)?,
+            Threads::Single,
+        )?;
+        if let Some(b) = &mut self.out_proj_bias {
+            for row in dout.chunks_exact(e) {
+                b.grad
+                    .data_mut()
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(a, v)| *a += v);
+            }
+        }
+        let mut dheads = vec![0.0f32; l * n * e];
+        sgemm(
+            1.0,
+            dv_out,
+            MatRef::row_major(self.out_proj_weight.value.data(), e, e)?,
+            0.0,
+            MatMut::row_major(&mut dheads, l * n, e)?,
+            Threads::Single,
+        )?;
+        // attention
+        let (mut dq, mut dk, mut dv) = (
+            vec![0.0f32; l * n * e],
+            vec![0.0f32; s * n * e],
+            vec![0.0f32; s * n * e],
+        );
+        let mut da = vec![0.0f32; l * s];
+        for b in 0..n {
+            for hh in 0..h {
+                let off = b * e + hh * d;
+                let a = &sv.attn[(b * h + hh) * l * s..(b * h + hh + 1) * l * s];
+                let av = MatRef::row_major(a, l, s)?;
+                let dhv = MatRef::new(&dheads[off..], l, d, n * e, 1)?;
+                // dV = Aᵀ dO ; dA = dO Vᵀ (+ d_weights / H)
+                sgemm(
+                    1.0,
+                    av.t(),
+                    dhv,
+                    0.0,
+                    MatMut::new(&mut dv[off..], s, d, n * e, 1)?,
+                    Threads::Single,
+                )?;
+                sgemm(
+                    1.0,
+                    dhv,
+                    MatRef::new(&sv.v[off..], s, d, n * e, 1)?.t(),
+                    0.0,
+                    MatMut::row_major(&mut da, l, s)?,
+                    Threads::Single,
+                )?;
+                if let Some(dw) = dweights {
+                    da.iter_mut()
+                        .zip(&dw.data()[b * l * s..(b + 1) * l * s])
+                        .for_each(|(x, g)| *x += g / h as f32);
+                }
+                // softmax backward, in place: dS = A (dA - Σ dA A)
+                for (drow, arow) in da.chunks_exact_mut(s.max(1)).zip(a.chunks_exact(s.max(1))) {
+                    let dot: f32 = drow.iter().zip(arow).map(|(x, y)| x * y).sum();
+                    drow.iter_mut()
+                        .zip(arow)
+                        .for_each(|(x, y)| *x = y * (*x - dot));
+                }
+                let dsv = MatRef::row_major(&da, l, s)?;
+                // scores = (scale q) kᵀ: d(scaled q) = dS k, dk = dSᵀ (scaled q)
+                sgemm(
+                    scale,
+                    dsv,
+                    MatRef::new(&sv.k[off..], s, d, n * e, 1)?,
+                    0.0,
+                    MatMut::new(&mut dq[off..], l, d, n * e, 1)?,
+                    Threads::Single,
+                )?;
+                sgemm(
+                    1.0,
+                    dsv.t(),
+                    MatRef::new(&sv.q[off..], l, d, n * e, 1)?,
+                    0.0,
+                    MatMut::new(&mut dk[off..], s, d, n * e, 1)?,
+                    Threads::Single,
+                )?;
+            }
+        }
+        // input projections: block k of in_proj maps input k
+        let ins = [(&sv.q_in, &dq, l), (&sv.k_in, &dk, s), (&sv.v_in, &dv, s)];
+        let mut dins = Vec::with_capacity(3);
+        for (blk, (x, g, rows)) in ins.into_iter().enumerate() {
+            let gv = MatRef::row_major(g, rows * n, e)?;
+            let dw = &mut self.in_proj_weight.grad.data_mut()[blk * e * e..(blk + 1) * e * e];
+            sgemm(
+                1.0,
+                gv.t(),
+                MatRef::row_major(x, rows * n, e)?,
+                1.0,
+                MatMut::row_major(dw, e, e)?,
+                Threads::Single,
+            )?;
+            if let Some(b) = &mut self.in_proj_bias {
+                let db = &mut b.grad.data_mut()[blk * e..(blk + 1) * e];
+                for row in g.chunks_exact(e) {
+                    db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                }
+            }
+            let mut dx = vec![0.0f32; rows * n * e];
+            sgemm(
+                1.0,
+                gv,
+                MatRef::row_major(
+                    &self.in_proj_weight.value.data()[blk * e * e..(blk + 1) * e * e],
+                    e,
+                    e,
+                )?,
+                0.0,
+                MatMut::row_major(&mut dx, rows * n, e)?,
+                Threads::Single,
+            )?;
+            dins.push((dx, rows));
+        }
+        let to_value = |(dx, rows): (Vec<f32>, usize)| -> Result<Value> {
+            Ok(Value::F32(if self.batch_first {
+                tensor(&[n, rows, e], swap01(&dx, rows, n, e))?
+            } else {
+                tensor(&[rows, n, e], dx)?
+            }))
+        };
+        if sv.self_attention {
+            let mut it = dins.into_iter();
+            let (mut sum, rows) = it
+                .next()
+                .ok_or(QnnError::BackwardBeforeForward { module: NAME })?;
+            for (dx, _) in it {
+                sum.iter_mut().zip(&dx).for_each(|(a, v)| *a += v);
+            }
+            return to_value((sum, rows));
+        }
+        Ok(Value::Tuple(
+            dins.into_iter().map(to_value).collect::<Result<_>>()?,
+        ))
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        f("in_proj_weight", &self.in_proj_weight);
+        if let Some(b) = &self.in_proj_bias {
+            f("in_proj_bias", b);
+        }
+        f("out_proj.weight", &self.out_proj_weight);
+        if let Some(b) = &self.out_proj_bias {
+            f("out_proj.bias", b);
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        f("in_proj_weight", &mut self.in_proj_weight);
+        if let Some(b) = &mut self.in_proj_bias {
+            f("in_proj_bias", b);
+        }
+        f("out_proj.weight", &mut self.out_proj_weight);
+        if let Some(b) = &mut self.out_proj_bias {
+            f("out_proj.bias", b);
+        }
+    }
+
+    fn train(&mut self, mode: bool) {
+        self.training = mode;
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}
