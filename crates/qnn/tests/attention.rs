@@ -3,10 +3,10 @@
 mod common;
 
 use common::{check_gradients, check_tuple_gradients, pack, rand_tensor, unpack};
+use qnn::Module;
 use qnn::float::*;
 use qnn::init::Rng;
 use qnn::qtensor::Tensor;
-use qnn::Module;
 
 /// Random non-zero biases, so that their gradients are exercised.
 fn randomize_biases(m: &mut dyn Module, seed: u64) {

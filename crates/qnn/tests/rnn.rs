@@ -4,10 +4,10 @@
 mod common;
 
 use common::{check_tuple_gradients as check, pack, rand_tensor, unpack};
+use qnn::Module;
 use qnn::float::*;
 use qnn::init::Rng;
 use qnn::qtensor::Tensor;
-use qnn::Module;
 
 #[test]
 fn cell_gradients() {
