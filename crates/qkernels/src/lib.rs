@@ -15,6 +15,7 @@
 //! ([`gemm::PackedWeights`]) and fuses fbgemm-exact requantization, dequantization to f32 or
 //! raw i32 output; [`gemm::reference`] is its scalar oracle. Errors are [`GemmError`].
 
+pub mod conv;
 pub mod error;
 pub mod float;
 pub mod gemm;

@@ -89,7 +89,11 @@ pub use pipeline::{
 };
 
 use crate::error::{GemmError, Result};
-use pipeline::Stage;
+
+// Crate-private hooks for the convolution drivers (crate::conv), which feed their own
+// gathered A tiles to the same micro-kernels and epilogues.
+pub(crate) use microkernel::{Microkernel, TileJob, kernel_for};
+pub(crate) use pipeline::{OutRow, Stage};
 
 static RUNS: [AtomicU64; KernelKind::ALL.len()] =
     [const { AtomicU64::new(0) }; KernelKind::ALL.len()];

@@ -1,0 +1,201 @@
+//! Implicit-GEMM convolution on the GEMM micro-kernels.
+//!
+//! Per group, the convolution is the GEMM `out[m, n] = Σ_k A[m, k]·W[n, k]` where row `m` is
+//! an output pixel and `k = tap·(C/groups) + c`. A is never materialized: each task gathers
+//! the rows of its own block of M tiles (one contiguous channel run per tap, or the input
+//! zero point for padding taps) into a tile-sized staging row, hands them to the family's
+//! `pack_a`, and then runs the same N-tile × K-block × M-tile loop as the GEMM driver.
+//! Every output is computed by one tile over the full K, so results do not depend on the
+//! task split or the thread count.
+
+use rayon::prelude::*;
+
+use super::geometry::ConvGeometry;
+use crate::gemm::{Microkernel, OutRow, PackedWeights, Stage, TileJob};
+
+/// Multiply-accumulates above which work is split over rayon's threads.
+const PARALLEL_MACS: usize = 1 << 19;
+/// Target size of one task's block of packed activations.
+const A_BLOCK_BYTES: usize = 256 * 1024;
+
+/// One group's packed weights with its prepared pipeline and zero-point correction.
+pub(crate) struct GroupPlan<'a> {
+    pub w: &'a PackedWeights,
+    pub stage: Stage,
+    /// `a_offset·Σ_k W − za·(Σ_k W − zw·K)` per output channel (wrapping).
+    pub corr: Vec<i32>,
+}
+
+impl<'a> GroupPlan<'a> {
+    pub(crate) fn new(
+        kernel: &dyn Microkernel,
+        w: &'a PackedWeights,
+        stage: Stage,
+        za: i32,
+    ) -> Self {
+        let kk = w.k() as i64;
+        let off = i64::from(kernel.a_offset());
+        let corr = w
+            .weight_sums()
+            .iter()
+            .zip(w.zero_points())
+            .map(|(&s, &zw)| {
+                let s = i64::from(s);
+                (off * s - i64::from(za) * (s - i64::from(zw) * kk)) as i32
+            })
+            .collect();
+        GroupPlan { w, stage, corr }
+    }
+}
+
+/// Everything a task needs.
+pub(crate) struct Plan<'a> {
+    pub kernel: &'a dyn Microkernel,
+    pub g: &'a ConvGeometry,
+    pub out_dims: [usize; 3],
+    pub input: &'a [u8],
+    pub za: i32,
+    pub groups: Vec<GroupPlan<'a>>,
+}
+
+impl Plan<'_> {
+    /// Runs the whole convolution into the NDHWC `out` (validated by the caller).
+    pub(crate) fn run(&self, out: &mut [u8]) {
+        let g = self.g;
+        let m = g.batch * self.out_dims.iter().product::<usize>();
+        let o = g.out_channels;
+        let k = g.k();
+        let shape = self.kernel.tile_shape(m);
+        let kp = self.groups[0].w.k_padded();
+        let tile_a = self.kernel.a_tile_bytes(shape.rows, kp);
+        let m_tiles = m.div_ceil(shape.rows);
+        let mut mb = (A_BLOCK_BYTES / tile_a.max(1)).clamp(1, m_tiles);
+        let threads = rayon::current_num_threads();
+        let parallel = threads > 1 && m.saturating_mul(o).saturating_mul(k) >= PARALLEL_MACS;
+        if parallel {
+            mb = mb.min(m_tiles.div_ceil(4 * threads)).max(1);
+        }
+        let chunk = mb * shape.rows * o;
+        let task = |(bi, dst): (usize, &mut [u8])| {
+            let t0 = bi * mb;
+            self.run_block(t0..(t0 + mb).min(m_tiles), m, dst);
+        };
+        if parallel {
+            out.par_chunks_mut(chunk).enumerate().for_each(task);
+        } else {
+            out.chunks_mut(chunk).enumerate().for_each(task);
+        }
+    }
+
+    /// Gathers row `m` of group `grp` (all taps) into `row` (length K); returns its sum.
+    fn gather_row(&self, m: usize, grp: usize, row: &mut [u8]) -> i32 {
+        let g = self.g;
+        let [od, oh, ow] = self.out_dims;
+        let x = m % ow;
+        let y = (m / ow) % oh;
+        let z = (m / (ow * oh)) % od;
+        let n = m / (ow * oh * od);
+        let cg = g.group_in();
+        let c0 = grp * cg;
+        let [id, ih, iw] = g.input;
+        let fill = self.za as u8;
+        let mut t = 0;
+        for tz in 0..g.kernel[0] {
+            let iz = g.input_coord(0, z, tz);
+            for ty in 0..g.kernel[1] {
+                let iy = g.input_coord(1, y, ty);
+                for tx in 0..g.kernel[2] {
+                    let dst = &mut row[t * cg..(t + 1) * cg];
+                    match (iz, iy, g.input_coord(2, x, tx)) {
+                        (Some(iz), Some(iy), Some(ix)) => {
+                            let at = (((n * id + iz) * ih + iy) * iw + ix) * g.in_channels + c0;
+                            dst.copy_from_slice(&self.input[at..at + cg]);
+                        }
+                        _ => dst.fill(fill),
+                    }
+                    t += 1;
+                }
+            }
+        }
+        row.iter().map(|&v| i32::from(v)).sum()
+    }
+
+    /// Runs M tiles `tiles` (output rows starting at `tiles.start · MR`) into `dst`.
+    fn run_block(&self, tiles: std::ops::Range<usize>, m: usize, dst: &mut [u8]) {
+        let kernel = self.kernel;
+        let o = self.g.out_channels;
+        let og = self.g.group_out();
+        let k = self.g.k();
+        let shape = kernel.tile_shape(m);
+        let layout = kernel.layout();
+        let nr = layout.nr;
+        let kp = self.groups[0].w.k_padded();
+        let tile_cols = shape.panels * nr;
+        let tile_a = kernel.a_tile_bytes(shape.rows, kp);
+        let rows_of = |mt: usize| shape.rows.min(m - mt * shape.rows);
+        let r_first = tiles.start * shape.rows;
+        let mut apack = vec![0u8; tile_a * tiles.len()];
+        let mut staging = vec![0u8; shape.rows * k];
+        let mut row_sums = vec![0i32; tiles.len() * shape.rows];
+        let tile_acc = shape.rows * tile_cols;
+        let mut acc = vec![0i32; tile_acc * tiles.len()];
+        let kc_max = (kernel.k_block().max(layout.kr) / layout.kr * layout.kr).min(kp);
+        for (grp, plan) in self.groups.iter().enumerate() {
+            let symmetric = plan.w.is_symmetric();
+            for (i, mt) in tiles.clone().enumerate() {
+                let rows = rows_of(mt);
+                for r in 0..rows {
+                    let s =
+                        self.gather_row(mt * shape.rows + r, grp, &mut staging[r * k..(r + 1) * k]);
+                    row_sums[i * shape.rows + r] = s;
+                }
+                let d = &mut apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)];
+                kernel.pack_a(&staging, k, rows, k, kp, d);
+            }
+            for nt in 0..og.div_ceil(tile_cols) {
+                let n0 = nt * tile_cols;
+                let nc = tile_cols.min(og - n0);
+                let panels = nc.div_ceil(nr);
+                let b = plan.w.panel_bytes_of(n0 / nr, panels);
+                let mut k0 = 0;
+                while k0 < kp {
+                    let kc = kc_max.min(kp - k0);
+                    for (i, mt) in tiles.clone().enumerate() {
+                        let rows = rows_of(mt);
+                        kernel.compute(TileJob {
+                            a: &apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)],
+                            rows,
+                            b,
+                            panels,
+                            kp,
+                            k0,
+                            kc,
+                            accumulate: k0 > 0,
+                            acc: &mut acc[i * tile_acc..(i + 1) * tile_acc],
+                            acc_ld: tile_cols,
+                        });
+                    }
+                    k0 += kc;
+                }
+                let zw = &plan.w.zero_points()[n0..n0 + nc];
+                let corr = &plan.corr[n0..n0 + nc];
+                for (i, mt) in tiles.clone().enumerate() {
+                    for r in 0..rows_of(mt) {
+                        let at = i * tile_acc + r * tile_cols;
+                        let raw = &mut acc[at..at + nc];
+                        let rs = row_sums[i * shape.rows + r];
+                        for ((x, &c), &z) in raw.iter_mut().zip(corr).zip(zw) {
+                            *x = x.wrapping_add(c);
+                            if !symmetric {
+                                *x = x.wrapping_sub(rs.wrapping_mul(z));
+                            }
+                        }
+                        let row = mt * shape.rows + r - r_first;
+                        let c0 = row * o + grp * og + n0;
+                        kernel.finish(&plan.stage, n0, raw, OutRow::U8(&mut dst[c0..c0 + nc]));
+                    }
+                }
+            }
+        }
+    }
+}

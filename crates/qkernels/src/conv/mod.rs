@@ -1,0 +1,168 @@
+//! # int8 convolution: NDHWC quint8 activations × packed qint8 weights, fused requantization
+//!
+//! [`conv_u8s8`] computes PyTorch's `quantized::conv{1,2,3}d(_relu)` on channels-last data:
+//! `out[n, z, y, x, o] = requant(Σ_{c, taps} (in[...] − za)·(W[o, c, taps] − zw[o]))` with
+//! any stride, padding (filled with the input zero point, like fbgemm's im2col), dilation
+//! and groups, and the fbgemm-exact requantization of [`crate::gemm::Requantize`] (optional
+//! ReLU / ReLU6). 1-d and 2-d convolutions are 3-d ones with unit leading dims
+//! ([`ConvGeometry::new`] right-aligns the shapes).
+//!
+//! ```
+//! use qkernels::conv::{self, ConvGeometry, PackedConvWeights};
+//! use qkernels::gemm::{Requantize, WeightQParams};
+//! // One 3×3 image with 1 channel, one 2×2 filter of ones, padding 0.
+//! let g = ConvGeometry::new(1, 1, 1, 1, &[3, 3], &[2, 2])?;
+//! let x = [10u8, 11, 12, 13, 14, 15, 16, 17, 18];
+//! let w = PackedConvWeights::pack_best(&[1, 1, 1, 1], &g,
+//!     WeightQParams::PerTensor { scale: 1.0, zero_point: 0 })?;
+//! let params = Requantize { act_scale: 1.0, out_scale: 1.0, out_zero_point: 0, bias: None,
+//!     activation: Default::default() };
+//! let mut y = [0u8; 4];
+//! conv::conv_u8s8(&g, &x, 10, &w, params, &mut y)?;
+//! assert_eq!(y, [8, 12, 20, 24]); // Σ (x − 10) over each 2×2 window
+//! # Ok::<(), qkernels::conv::ConvError>(())
+//! ```
+//!
+//! ## Paths
+//! * **1×1, stride 1, no padding:** per group, a direct [`crate::gemm::gemm_u8s8`] over the
+//!   NDHWC input (row stride C) into the NDHWC output (row stride O); no copy.
+//! * **K×K and strided 1×1:** implicit GEMM on the same micro-kernels: each task gathers the
+//!   rows of its own block of output pixels (one contiguous channel run per tap, zero point
+//!   for padding) into the family's packed-A tiles; no im2col matrix is ever built.
+//! * **Depthwise** (one input and one output channel per group): a direct kernel over an
+//!   indirection list of tap pointers, vectorized over channels.
+//!
+//! [`reference`] is the scalar oracle. Results are identical for every kernel family and
+//! thread count.
+
+mod depthwise;
+mod error;
+mod geometry;
+mod implicit;
+mod pack;
+pub mod reference;
+
+pub use error::{ConvError, Result};
+pub use geometry::ConvGeometry;
+pub use pack::PackedConvWeights;
+
+use crate::error::GemmError;
+use crate::gemm::{self, Activations, KernelKind, Output, Requantize, Stage, kernel_for};
+use pack::Form;
+
+fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(ConvError::Length {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+fn check_overflow(k: usize, za: i32, w_abs_max: u32) -> Result<()> {
+    let bound = (k as u64)
+        .saturating_mul(za.max(255 - za) as u64)
+        .saturating_mul(u64::from(w_abs_max));
+    if bound > i32::MAX as u64 {
+        return Err(GemmError::AccumulatorOverflow {
+            k,
+            a_zero_point: za,
+            w_abs_max,
+            bound,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Convolves the NDHWC quint8 `input` (zero point `input_zero_point`) with `weights` and
+/// writes the requantized NDHWC quint8 result to `out`. Returns the kernel family that ran.
+///
+/// Errors: an invalid geometry, weights packed for another geometry, buffers of the wrong
+/// length, an input zero point outside 0..=255, invalid requantization parameters or a bias
+/// not of length O, or a possible i32 overflow.
+pub fn conv_u8s8(
+    geometry: &ConvGeometry,
+    input: &[u8],
+    input_zero_point: i32,
+    weights: &PackedConvWeights,
+    params: Requantize<'_>,
+    out: &mut [u8],
+) -> Result<KernelKind> {
+    let g = geometry;
+    let out_dims = g.output()?;
+    weights.check(g)?;
+    check_len("input", g.input_len(), input.len())?;
+    check_len("output", g.output_len()?, out.len())?;
+    if let Some(b) = params.bias {
+        check_len("bias", g.out_channels, b.len())?;
+    }
+    let za = input_zero_point;
+    if !(0..=255).contains(&za) {
+        return Err(GemmError::ZeroPointOutOfRange {
+            what: "input zero point",
+            zero_point: za,
+            min: 0,
+            max: 255,
+        }
+        .into());
+    }
+    let kernel = kernel_for(weights.kind())?;
+    let (cg, og) = (g.group_in(), g.group_out());
+    match &weights.form {
+        Form::Depthwise(dw) => {
+            check_overflow(g.taps(), za, 255)?;
+            let stage = Stage::Requant(params.prepare(&dw.qparams)?);
+            depthwise::run(kernel, g, out_dims, input, za, dw, &stage, out);
+        }
+        Form::Gemm(mats) if g.is_pointwise() => {
+            let m = g.batch * out_dims.iter().product::<usize>();
+            for (grp, w) in mats.iter().enumerate() {
+                let a = Activations {
+                    data: &input[grp * cg..],
+                    rows: m,
+                    row_stride: g.in_channels,
+                    zero_point: za,
+                };
+                let p = Requantize {
+                    bias: params.bias.map(|b| &b[grp * og..(grp + 1) * og]),
+                    ..params
+                };
+                gemm::gemm_u8s8(
+                    a,
+                    w,
+                    Output::QUInt8 {
+                        params: p,
+                        out: &mut out[grp * og..],
+                        ldc: g.out_channels,
+                    },
+                )?;
+            }
+        }
+        Form::Gemm(mats) => {
+            let mut groups = Vec::with_capacity(mats.len());
+            for (grp, w) in mats.iter().enumerate() {
+                check_overflow(w.k(), za, w.w_abs_max())?;
+                let p = Requantize {
+                    bias: params.bias.map(|b| &b[grp * og..(grp + 1) * og]),
+                    ..params
+                };
+                let stage = Stage::Requant(p.prepare(w)?);
+                groups.push(implicit::GroupPlan::new(kernel, w, stage, za));
+            }
+            implicit::Plan {
+                kernel,
+                g,
+                out_dims,
+                input,
+                za,
+                groups,
+            }
+            .run(out);
+        }
+    }
+    Ok(kernel.kind())
+}

@@ -1,0 +1,177 @@
+//! [`PackedConvWeights`]: qint8 convolution weights in PyTorch layout
+//! `[O][C/groups][kd][kh][kw]`, packed once for one GEMM kernel family.
+//!
+//! Grouped and dense convolutions keep one [`PackedWeights`] per group whose reduction index
+//! is `k = ((tz·kh + ty)·kw + tx)·(C/groups) + c`, so one kernel tap is one contiguous
+//! channel run of an NDHWC input pixel. Depthwise convolutions (one input and one output
+//! channel per group) keep `w − zw` as i16 in `[tap][channel]` order for the direct kernel.
+
+use super::error::{ConvError, Result};
+use super::geometry::ConvGeometry;
+use crate::gemm::{KernelKind, PackedWeights, WeightQParams};
+
+/// Depthwise weights: `w − zw` per `[tap][channel]` and their per-channel sums.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct DepthwiseWeights {
+    /// `(w[c, t] − zw[c])`, `taps × C`.
+    pub w: Vec<i16>,
+    /// `Σ_t (w[c, t] − zw[c])` per channel.
+    pub sums: Vec<i32>,
+    /// Carries the qparams for the requantization (a `C × 1` zero matrix).
+    pub qparams: PackedWeights,
+}
+
+/// How the weights are stored.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Form {
+    /// One GEMM weight matrix per group (`O/groups × taps·C/groups`).
+    Gemm(Vec<PackedWeights>),
+    /// Direct depthwise kernel.
+    Depthwise(DepthwiseWeights),
+}
+
+/// Convolution weights packed for one kernel family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedConvWeights {
+    kind: KernelKind,
+    in_channels: usize,
+    out_channels: usize,
+    groups: usize,
+    kernel: [usize; 3],
+    pub(crate) form: Form,
+}
+
+/// The qparams of output channels `o0..o0 + n`.
+fn slice_qparams<'a>(q: &WeightQParams<'a>, o0: usize, n: usize) -> WeightQParams<'a> {
+    match *q {
+        WeightQParams::PerTensor { .. } => *q,
+        WeightQParams::PerChannel {
+            scales,
+            zero_points,
+        } => WeightQParams::PerChannel {
+            scales: &scales[o0..o0 + n],
+            zero_points: &zero_points[o0..o0 + n],
+        },
+    }
+}
+
+impl PackedConvWeights {
+    /// Packs `weights` (`[O][C/groups][kd][kh][kw]`, the channel, group and kernel values of
+    /// `geometry`) for `kind`.
+    ///
+    /// Errors: an invalid geometry, a weight buffer of the wrong length, per-channel qparams
+    /// not of length O, invalid scales or zero points, or a kind this process cannot run.
+    pub fn pack(
+        weights: &[i8],
+        geometry: &ConvGeometry,
+        qparams: WeightQParams<'_>,
+        kind: KernelKind,
+    ) -> Result<Self> {
+        geometry.output()?;
+        let (cg, og, taps) = (geometry.group_in(), geometry.group_out(), geometry.taps());
+        let o = geometry.out_channels;
+        let expected = o * cg * taps;
+        if weights.len() != expected {
+            return Err(ConvError::Length {
+                what: "weights",
+                expected,
+                got: weights.len(),
+            });
+        }
+        if let WeightQParams::PerChannel {
+            scales,
+            zero_points,
+        } = qparams
+            && (scales.len() != o || zero_points.len() != o)
+        {
+            return Err(ConvError::Length {
+                what: "per-channel weight qparams",
+                expected: o,
+                got: scales.len().min(zero_points.len()),
+            });
+        }
+        let form = if geometry.is_depthwise() {
+            let carrier = PackedWeights::pack(&vec![0i8; o], o, 1, qparams, kind)?;
+            let zps = carrier.zero_points().to_vec();
+            let mut w = vec![0i16; taps * o];
+            let mut sums = vec![0i32; o];
+            for c in 0..o {
+                for t in 0..taps {
+                    let v = i16::from(weights[c * taps + t]) - zps[c] as i16;
+                    w[t * o + c] = v;
+                    sums[c] += i32::from(v);
+                }
+            }
+            Form::Depthwise(DepthwiseWeights {
+                w,
+                sums,
+                qparams: carrier,
+            })
+        } else {
+            let k = taps * cg;
+            let mut mats = Vec::with_capacity(geometry.groups);
+            let mut mat = vec![0i8; og * k];
+            for grp in 0..geometry.groups {
+                for n in 0..og {
+                    let oc = grp * og + n;
+                    for c in 0..cg {
+                        for t in 0..taps {
+                            mat[n * k + t * cg + c] = weights[(oc * cg + c) * taps + t];
+                        }
+                    }
+                }
+                let q = slice_qparams(&qparams, grp * og, og);
+                mats.push(PackedWeights::pack(&mat, og, k, q, kind)?);
+            }
+            Form::Gemm(mats)
+        };
+        Ok(PackedConvWeights {
+            kind,
+            in_channels: geometry.in_channels,
+            out_channels: o,
+            groups: geometry.groups,
+            kernel: geometry.kernel,
+            form,
+        })
+    }
+
+    /// Packs for [`KernelKind::best`].
+    pub fn pack_best(
+        weights: &[i8],
+        geometry: &ConvGeometry,
+        qparams: WeightQParams<'_>,
+    ) -> Result<Self> {
+        Self::pack(weights, geometry, qparams, KernelKind::best())
+    }
+
+    /// The kernel family the weights were packed for.
+    pub fn kind(&self) -> KernelKind {
+        self.kind
+    }
+
+    /// Whether the direct depthwise kernel runs these weights.
+    pub fn is_depthwise(&self) -> bool {
+        matches!(self.form, Form::Depthwise(_))
+    }
+
+    /// Errors unless `g` has the channels, groups and kernel the weights were packed for.
+    pub(crate) fn check(&self, g: &ConvGeometry) -> Result<()> {
+        for (what, packed, given) in [
+            ("in_channels", self.in_channels, g.in_channels),
+            ("out_channels", self.out_channels, g.out_channels),
+            ("groups", self.groups, g.groups),
+            ("kernel depth", self.kernel[0], g.kernel[0]),
+            ("kernel height", self.kernel[1], g.kernel[1]),
+            ("kernel width", self.kernel[2], g.kernel[2]),
+        ] {
+            if packed != given {
+                return Err(ConvError::WeightMismatch {
+                    what,
+                    packed,
+                    given,
+                });
+            }
+        }
+        Ok(())
+    }
+}

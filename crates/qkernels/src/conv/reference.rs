@@ -1,0 +1,146 @@
+//! The scalar convolution oracle: a direct loop over output pixels, channels and taps in
+//! i64 (padding taps read the input zero point, PyTorch's im2col fill), followed by the
+//! requantization formulas of PyTorch numerics §2.8 written out. It reads PyTorch's weight
+//! layout `[O][C/groups][kd][kh][kw]` and shares no code with the kernels except the scalar
+//! definitions [`cvt_rne_x86`] and [`quantized_six`].
+
+use super::error::{ConvError, Result};
+use super::geometry::ConvGeometry;
+use crate::gemm::{Activation, Requantize, WeightQParams, cvt_rne_x86, quantized_six};
+
+fn qparams_of(q: WeightQParams<'_>, o: usize) -> Result<(Vec<f32>, Vec<i32>, bool)> {
+    Ok(match q {
+        WeightQParams::PerTensor { scale, zero_point } => {
+            (vec![scale; o], vec![zero_point; o], false)
+        }
+        WeightQParams::PerChannel {
+            scales,
+            zero_points,
+        } => {
+            if scales.len() != o || zero_points.len() != o {
+                return Err(ConvError::Length {
+                    what: "per-channel weight qparams",
+                    expected: o,
+                    got: scales.len().min(zero_points.len()),
+                });
+            }
+            (scales.to_vec(), zero_points.to_vec(), true)
+        }
+    })
+}
+
+/// The zero-point-corrected sums `raw[n, od, oh, ow, o] = Σ (x − za)·(w − zw[o])`
+/// (NDHWC output order), wrapped to i32.
+pub fn conv_raw(
+    g: &ConvGeometry,
+    input: &[u8],
+    a_zero_point: i32,
+    weights: &[i8],
+    w_zero_points: &[i32],
+) -> Result<Vec<i32>> {
+    let od = g.output()?;
+    if input.len() != g.input_len() {
+        return Err(ConvError::Length {
+            what: "input",
+            expected: g.input_len(),
+            got: input.len(),
+        });
+    }
+    let (cg, og, taps) = (g.group_in(), g.group_out(), g.taps());
+    if weights.len() != g.out_channels * cg * taps {
+        return Err(ConvError::Length {
+            what: "weights",
+            expected: g.out_channels * cg * taps,
+            got: weights.len(),
+        });
+    }
+    if w_zero_points.len() != g.out_channels {
+        return Err(ConvError::Length {
+            what: "weight zero points",
+            expected: g.out_channels,
+            got: w_zero_points.len(),
+        });
+    }
+    let [id, ih, iw] = g.input;
+    let [kd, kh, kw] = g.kernel;
+    let mut out = Vec::with_capacity(g.output_len()?);
+    for n in 0..g.batch {
+        for z in 0..od[0] {
+            for y in 0..od[1] {
+                for x in 0..od[2] {
+                    for (o, &zw) in w_zero_points.iter().enumerate() {
+                        let grp = o / og;
+                        let zw = i64::from(zw);
+                        let mut acc = 0i64;
+                        for c in 0..cg {
+                            for tz in 0..kd {
+                                for ty in 0..kh {
+                                    for tx in 0..kw {
+                                        let iz = (z * g.stride[0] + tz * g.dilation[0])
+                                            .wrapping_sub(g.padding[0]);
+                                        let iy = (y * g.stride[1] + ty * g.dilation[1])
+                                            .wrapping_sub(g.padding[1]);
+                                        let ix = (x * g.stride[2] + tx * g.dilation[2])
+                                            .wrapping_sub(g.padding[2]);
+                                        let a = if iz < id && iy < ih && ix < iw {
+                                            let at = (((n * id + iz) * ih + iy) * iw + ix)
+                                                * g.in_channels
+                                                + grp * cg
+                                                + c;
+                                            i64::from(input[at])
+                                        } else {
+                                            i64::from(a_zero_point)
+                                        };
+                                        let wi = (((o * cg + c) * kd + tz) * kh + ty) * kw + tx;
+                                        acc += (a - i64::from(a_zero_point))
+                                            * (i64::from(weights[wi]) - zw);
+                                    }
+                                }
+                            }
+                        }
+                        out.push(acc as i32);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The oracle quint8 convolution: NDHWC input `input` (zero point `a_zero_point`), PyTorch
+/// layout weights, fbgemm requantization; returns the NDHWC output.
+pub fn conv_u8s8(
+    g: &ConvGeometry,
+    input: &[u8],
+    a_zero_point: i32,
+    weights: &[i8],
+    qparams: WeightQParams<'_>,
+    params: Requantize<'_>,
+) -> Result<Vec<u8>> {
+    let (scales, zps, per_channel) = qparams_of(qparams, g.out_channels)?;
+    let raw = conv_raw(g, input, a_zero_point, weights, &zps)?;
+    let zp = params.out_zero_point;
+    let (lo, hi) = match params.activation {
+        Activation::None => (0, 255),
+        Activation::Relu => (zp, 255),
+        Activation::Relu6 => (zp, quantized_six(params.out_scale, zp)),
+    };
+    let o_count = g.out_channels;
+    Ok(raw
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| {
+            let j = i % o_count;
+            let atw = params.act_scale * scales[j];
+            let mult = atw / params.out_scale;
+            let rf = r as f32;
+            let xf = match params.bias {
+                None => rf,
+                Some(b) if per_channel => rf + b[j] / atw,
+                Some(b) => b[j].mul_add((1.0f64 / f64::from(atw)) as f32, rf),
+            };
+            let q = i64::from(cvt_rne_x86(xf * mult)) + i64::from(zp);
+            q.clamp(i64::from(lo), i64::from(hi)) as u8
+        })
+        .collect())
+}
