@@ -11,8 +11,11 @@ use super::view::{MatMut, MatRef};
 
 /// `C = alpha * A * B + beta * C` with f16 operands and result, accumulated in f32.
 ///
-/// Runs the `gemm` crate's f16 kernel, which widens packed panels to f32, multiplies and
-/// accumulates in f32, and rounds once when storing `C`. `alpha` and `beta` are rounded to f16.
+/// On x86-64 this runs the `gemm` crate's f16 kernel, which widens packed panels to f32,
+/// multiplies and accumulates in f32, and rounds once when storing `C` (`alpha` and `beta` are
+/// rounded to f16 first). On other targets the crate's f16 kernel may accumulate in f16 (aarch64
+/// with FEAT_FP16 uses half-precision FMAs), so there the operands are widened to f32, [`sgemm`]
+/// runs, and the result is rounded once: the f32-accumulation contract holds everywhere.
 /// With `beta == 0.0`, `C` is overwritten without being read.
 pub fn hgemm(
     alpha: f32,
@@ -40,15 +43,39 @@ pub fn hgemm(
         }
         return Ok(());
     }
-    crate_gemm(
-        a,
-        b,
-        &mut c,
-        f16::from_f32(beta),
-        f16::from_f32(alpha),
-        beta != 0.0,
+    if cfg!(target_arch = "x86_64") {
+        return crate_gemm(
+            a,
+            b,
+            &mut c,
+            f16::from_f32(beta),
+            f16::from_f32(alpha),
+            beta != 0.0,
+            threads,
+        );
+    }
+    let (wa, wb) = (widen(&a), widen(&b));
+    let mut acc = vec![0.0f32; m * n];
+    sgemm(
+        alpha,
+        MatRef::row_major(&wa, m, k)?,
+        MatRef::row_major(&wb, k, n)?,
+        0.0,
+        MatMut::row_major(&mut acc, m, n)?,
         threads,
-    )
+    )?;
+    for (i, row) in acc.chunks_exact(n).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            if let Some(x) = c.get_mut(i, j) {
+                *x = f16::from_f32(if beta == 0.0 {
+                    v
+                } else {
+                    v + beta * x.to_f32()
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One operand of [`gemm_mixed`]: f32 or f16 storage.
