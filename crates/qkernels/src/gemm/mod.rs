@@ -75,6 +75,8 @@ mod pack;
 mod pipeline;
 pub mod reference;
 mod scalar;
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
