@@ -22,25 +22,30 @@ struct Case {
 
 fn geometry() -> impl Strategy<Value = ConvGeometry> {
     (
-        1usize..=3,                                           // spatial dims
-        1usize..=2,                                           // batch
-        prop_oneof![Just(0usize), Just(1), Just(2), Just(3)], // group style
-        1usize..=5,                                           // channels per group
-        1usize..=5,                                           // out per group
-        1usize..=3,                                           // kernel
-        1usize..=2,                                           // stride
-        0usize..=2,                                           // padding
-        1usize..=2,                                           // dilation
-        3usize..=7,                                           // spatial size
+        1usize..=3, // spatial dims
+        1usize..=2, // batch
+        0usize..=4, // group style
+        1usize..=5, // channels per group
+        1usize..=5, // out per group
+        1usize..=3, // kernel
+        1usize..=2, // stride
+        0usize..=2, // padding
+        1usize..=2, // dilation
+        3usize..=7, // spatial size
     )
         .prop_map(|(dims, batch, style, cg, og, k, s, p, d, size)| {
             let (groups, cg, og) = match style {
                 0 => (1, cg + 1, og + 2),
                 1 => (3, cg, og),
-                2 => (cg + 2, 1, 1), // depthwise
+                2 => (cg + 2, 1, 1),                    // depthwise
+                4 => (8 * (cg % 2 + 1), 1, og % 2 + 1), // fbgemm depthwise fast path
                 _ => (1, cg * 4 + 3, og * 3 + 1),
             };
-            let (k, p) = if style == 3 { (1, 0) } else { (k, p) };
+            let (k, p, d) = match style {
+                3 => (1, 0, d),
+                4 => (2 * (k % 2) + 3, k % 2 + 1, 1),
+                _ => (k, p, d),
+            };
             let s = if style == 3 && dims == 2 { 1 } else { s };
             let size = size.max(d * (k - 1) + 1);
             let spatial: Vec<usize> = (0..dims).map(|i| size + (i % 2)).collect();

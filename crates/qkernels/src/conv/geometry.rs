@@ -190,9 +190,30 @@ impl ConvGeometry {
         self.kernel == [1; 3] && self.stride == [1; 3] && self.padding == [0; 3]
     }
 
-    /// Whether every group has one input and one output channel (depthwise, multiplier 1).
+    /// Whether every group has one input channel and one or two output channels (depthwise
+    /// with channel multiplier 1 or 2), which the direct depthwise kernel runs.
     pub fn is_depthwise(&self) -> bool {
-        self.groups > 1 && self.group_in() == 1 && self.group_out() == 1
+        self.groups > 1 && self.group_in() == 1 && matches!(self.group_out(), 1 | 2)
+    }
+
+    /// Whether PyTorch's fbgemm engine runs this convolution on its depthwise fast path
+    /// (`takeDepthWiseFastPath`: groups = C a multiple of 8, O = C or 2C, 2-d or 3-d, square
+    /// 3×3 / 5×5 spatial kernel (each dim 3 or 5), stride 1 or 2, no dilation, "same"
+    /// padding `(k − 1)/2`). That kernel multiplies u8 activations by i8 weights with
+    /// `vpmaddubsw`, so each pair of consecutive taps `(2j, 2j + 1)` is summed with
+    /// saturation to i16 before the exact i32 accumulation, on every x86 CPU; qstack
+    /// reproduces this for bit-exact results.
+    pub fn fbgemm_depthwise_saturates(&self) -> bool {
+        let spatial3 = self.input[0] > 1 || self.kernel[0] > 1;
+        self.is_depthwise()
+            && self.groups.is_multiple_of(8)
+            && self.kernel[1] == self.kernel[2]
+            && (if spatial3 { 0..3 } else { 1..3 }).all(|d| {
+                matches!(self.kernel[d], 3 | 5)
+                    && matches!(self.stride[d], 1 | 2)
+                    && self.dilation[d] == 1
+                    && self.padding[d] == (self.kernel[d] - 1) / 2
+            })
     }
 
     /// Input coordinate of output coordinate `o` at kernel offset `t` in dim `d`, if it is

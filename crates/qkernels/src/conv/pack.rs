@@ -10,14 +10,18 @@ use super::error::{ConvError, Result};
 use super::geometry::ConvGeometry;
 use crate::gemm::{KernelKind, PackedWeights, WeightQParams};
 
-/// Depthwise weights: `w − zw` per `[tap][channel]` and their per-channel sums.
+/// Depthwise weights (one input channel, `mult` ∈ {1, 2} output channels per group).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DepthwiseWeights {
-    /// `(w[c, t] − zw[c])`, `taps × C`.
+    /// Raw weights `w[o, t]` as i16 in `[tap][O]` order.
     pub w: Vec<i16>,
-    /// `Σ_t (w[c, t] − zw[c])` per channel.
-    pub sums: Vec<i32>,
-    /// Carries the qparams for the requantization (a `C × 1` zero matrix).
+    /// `Σ_t w[o, t] − zw[o]·taps` per output channel (the activation zero point's factor).
+    pub col_offsets: Vec<i32>,
+    /// Weight zero points per output channel.
+    pub zero_points: Vec<i32>,
+    /// Output channels per input channel (1 or 2).
+    pub mult: usize,
+    /// Carries the qparams for the requantization (an `O × 1` zero matrix).
     pub qparams: PackedWeights,
 }
 
@@ -92,19 +96,22 @@ impl PackedConvWeights {
         }
         let form = if geometry.is_depthwise() {
             let carrier = PackedWeights::pack(&vec![0i8; o], o, 1, qparams, kind)?;
-            let zps = carrier.zero_points().to_vec();
+            let zero_points = carrier.zero_points().to_vec();
             let mut w = vec![0i16; taps * o];
-            let mut sums = vec![0i32; o];
-            for c in 0..o {
+            let mut col_offsets = vec![0i32; o];
+            for oc in 0..o {
                 for t in 0..taps {
-                    let v = i16::from(weights[c * taps + t]) - zps[c] as i16;
-                    w[t * o + c] = v;
-                    sums[c] += i32::from(v);
+                    let v = i16::from(weights[oc * taps + t]);
+                    w[t * o + oc] = v;
+                    col_offsets[oc] += i32::from(v);
                 }
+                col_offsets[oc] -= zero_points[oc] * taps as i32;
             }
             Form::Depthwise(DepthwiseWeights {
                 w,
-                sums,
+                col_offsets,
+                zero_points,
+                mult: og,
                 qparams: carrier,
             })
         } else {

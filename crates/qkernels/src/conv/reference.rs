@@ -30,7 +30,9 @@ fn qparams_of(q: WeightQParams<'_>, o: usize) -> Result<(Vec<f32>, Vec<i32>, boo
 }
 
 /// The zero-point-corrected sums `raw[n, od, oh, ow, o] = Σ (x − za)·(w − zw[o])`
-/// (NDHWC output order), wrapped to i32.
+/// (NDHWC output order), wrapped to i32; on fbgemm's depthwise fast path
+/// ([`ConvGeometry::fbgemm_depthwise_saturates`]) the raw products of consecutive tap pairs
+/// are first saturated to i16, as PyTorch computes them.
 pub fn conv_raw(
     g: &ConvGeometry,
     input: &[u8],
@@ -61,6 +63,7 @@ pub fn conv_raw(
             got: w_zero_points.len(),
         });
     }
+    let saturate = g.fbgemm_depthwise_saturates();
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
     let mut out = Vec::with_capacity(g.output_len()?);
@@ -71,7 +74,9 @@ pub fn conv_raw(
                     for (o, &zw) in w_zero_points.iter().enumerate() {
                         let grp = o / og;
                         let zw = i64::from(zw);
-                        let mut acc = 0i64;
+                        let za = i64::from(a_zero_point);
+                        // (activation, weight) per reduction index, taps in (z, y, x) order
+                        let mut terms = Vec::with_capacity(cg * kd * kh * kw);
                         for c in 0..cg {
                             for tz in 0..kd {
                                 for ty in 0..kh {
@@ -89,15 +94,32 @@ pub fn conv_raw(
                                                 + c;
                                             i64::from(input[at])
                                         } else {
-                                            i64::from(a_zero_point)
+                                            za
                                         };
                                         let wi = (((o * cg + c) * kd + tz) * kh + ty) * kw + tx;
-                                        acc += (a - i64::from(a_zero_point))
-                                            * (i64::from(weights[wi]) - zw);
+                                        terms.push((a, i64::from(weights[wi])));
                                     }
                                 }
                             }
                         }
+                        let acc: i64 = if saturate {
+                            // fbgemm depthwise: raw u8·i8 products of taps (2j, 2j+1) summed
+                            // and saturated to i16, then zero points corrected exactly.
+                            let pairs: i64 = terms
+                                .chunks(2)
+                                .map(|p| {
+                                    p.iter()
+                                        .map(|&(a, w)| a * w)
+                                        .sum::<i64>()
+                                        .clamp(i64::from(i16::MIN), i64::from(i16::MAX))
+                                })
+                                .sum();
+                            let a_sum: i64 = terms.iter().map(|&(a, _)| a).sum();
+                            let w_sum: i64 = terms.iter().map(|&(_, w)| w).sum();
+                            pairs - za * (w_sum - zw * terms.len() as i64) - a_sum * zw
+                        } else {
+                            terms.iter().map(|&(a, w)| (a - za) * (w - zw)).sum()
+                        };
                         out.push(acc as i32);
                     }
                 }

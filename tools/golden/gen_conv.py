@@ -1,0 +1,159 @@
+"""Golden vectors for the int8 convolution of crates/qkernels (issue 4).
+
+Families (one `<family>.golden` each, in crates/qkernels/tests/data/conv):
+
+* `conv2d` -- torch.ops.quantized.conv2d / conv2d_relu (fbgemm engine): dense, strided,
+  padded, dilated, grouped, depthwise 3x3/5x5 stride 1/2, 1x1, tiny input channels.
+* `conv1d` -- torch.ops.quantized.conv1d / conv1d_relu.
+* `conv3d` -- torch.ops.quantized.conv3d / conv3d_relu.
+
+PyTorch takes NCHW quint8 tensors (and computes channels-last); the generator stores
+activations and outputs in channels-last order (N, D, H, W, C) so the Rust test feeds them
+directly.
+
+Fields (the contract with crates/qkernels/tests/conv_golden.rs):
+  geom i64[19] = (N, C, O, groups, D, H, W, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw)
+    with leading spatial dims 1 (padding 0) for conv1d/conv2d;
+  w u8[O*C/g*kd*kh*kw] (qint8 two's complement, PyTorch layout O, C/g, kd, kh, kw);
+  per_channel str yes|no; w_scales f64[O or 1]; w_zps i64[O or 1];
+  has_bias str yes|no; bias f32[O or 0]; relu str yes|no;
+  x_q u8 (NDHWC); x_scale f64[1]; x_zp i64[1]; out_scale f64[1]; out_zp i64[1]; y u8 (NDHWC)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from golden_io import GoldenFile, f32, f64, i64, u8
+from torch_env import setup_torch
+
+TOPIC = "conv"
+OUT_DIR = "crates/qkernels/tests/data/conv"
+
+torch = None  # set by generate()
+
+# (N, C, O, groups, spatial, kernel, stride, padding, dilation) with 2-d spatial values
+SHAPES_2D = [
+    (1, 3, 6, 1, (12, 12), (5, 5), (1, 1), (0, 0), (1, 1)),  # LeNet conv1 style, tiny C
+    (2, 1, 4, 1, (9, 8), (3, 3), (1, 1), (1, 1), (1, 1)),
+    (1, 8, 16, 1, (10, 9), (3, 3), (1, 1), (1, 1), (1, 1)),
+    (1, 16, 17, 1, (7, 7), (3, 3), (2, 2), (1, 1), (1, 1)),
+    (1, 12, 20, 1, (9, 11), (3, 3), (1, 1), (2, 2), (2, 2)),  # dilated
+    (2, 32, 24, 1, (6, 6), (1, 1), (1, 1), (0, 0), (1, 1)),  # 1x1
+    (1, 40, 33, 1, (5, 5), (1, 1), (2, 2), (0, 0), (1, 1)),  # strided 1x1
+    (1, 16, 12, 4, (8, 8), (3, 3), (1, 1), (1, 1), (1, 1)),  # groups
+    (1, 24, 24, 24, (9, 9), (3, 3), (1, 1), (1, 1), (1, 1)),  # depthwise 3x3 s1
+    (1, 20, 20, 20, (10, 10), (3, 3), (2, 2), (1, 1), (1, 1)),  # depthwise 3x3 s2
+    (1, 17, 17, 17, (11, 11), (5, 5), (1, 1), (2, 2), (1, 1)),  # depthwise 5x5 s1
+    (2, 33, 33, 33, (12, 12), (5, 5), (2, 2), (2, 2), (1, 1)),  # depthwise 5x5 s2
+    (1, 8, 16, 8, (6, 6), (3, 3), (1, 1), (1, 1), (1, 1)),  # channel multiplier 2
+    (1, 64, 70, 1, (6, 6), (3, 3), (1, 1), (1, 1), (1, 1)),
+    (1, 5, 7, 1, (13, 6), (5, 3), (3, 2), (2, 1), (1, 2)),  # mixed
+    # fbgemm's depthwise fast path (C % 8 == 0, "same" padding): tap pairs saturate to i16
+    (1, 16, 16, 16, (9, 9), (5, 5), (1, 1), (2, 2), (1, 1)),
+    (1, 24, 24, 24, (11, 11), (5, 5), (2, 2), (2, 2), (1, 1)),
+    (1, 16, 16, 16, (10, 10), (3, 3), (2, 2), (1, 1), (1, 1)),
+    (1, 8, 16, 8, (7, 7), (5, 5), (2, 2), (2, 2), (1, 1)),
+]
+
+SHAPES_1D = [
+    (1, 4, 6, 1, (20,), (3,), (1,), (1,), (1,)),
+    (2, 6, 9, 3, (17,), (5,), (2,), (2,), (1,)),
+    (1, 16, 16, 16, (15,), (3,), (1,), (1,), (2,)),
+    (1, 32, 20, 1, (9,), (1,), (1,), (0,), (1,)),
+]
+
+SHAPES_3D = [
+    (1, 3, 5, 1, (5, 6, 6), (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1)),
+    (1, 8, 8, 2, (4, 7, 5), (2, 3, 3), (1, 2, 2), (0, 1, 1), (1, 1, 1)),
+    (2, 16, 12, 1, (3, 4, 4), (1, 1, 1), (1, 1, 1), (0, 0, 0), (1, 1, 1)),
+    (1, 8, 8, 8, (4, 5, 5), (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1)),  # depthwise fast path
+    (1, 8, 8, 8, (4, 5, 5), (3, 3, 3), (2, 1, 2), (1, 1, 1), (1, 1, 1)),
+]
+
+
+def _weights(rng, wshape, per_channel, symmetric):
+    o = wshape[0]
+    w = torch.from_numpy(rng.standard_normal(wshape).astype(np.float32) * 0.3)
+    if per_channel:
+        scales = torch.from_numpy((rng.uniform(0.3, 1.5, o) * float(w.abs().max()) / 127).astype(np.float64))
+        zps = torch.zeros(o, dtype=torch.int64) if symmetric else torch.from_numpy(rng.integers(-20, 21, o))
+        qw = torch.quantize_per_channel(w, scales, zps, 0, torch.qint8)
+        return qw, scales.numpy(), zps.numpy()
+    scale = float(w.abs().max()) / 110
+    zp = 0 if symmetric else int(rng.integers(-15, 16))
+    return torch.quantize_per_tensor(w, scale, zp, torch.qint8), np.array([scale]), np.array([zp])
+
+
+def _channels_last(t):
+    """(N, C, *spatial) -> flat N, *spatial, C order."""
+    dims = t.dim()
+    return t.permute(0, *range(2, dims), 1).contiguous().reshape(-1)
+
+
+def _pad3(v, fill):
+    return [fill] * (3 - len(v)) + list(v)
+
+
+def _family(name, shapes, dims, seed):
+    ops = {
+        1: (torch.ops.quantized.conv1d_prepack, torch.ops.quantized.conv1d, torch.ops.quantized.conv1d_relu,
+            torch.nn.functional.conv1d),
+        2: (torch.ops.quantized.conv2d_prepack, torch.ops.quantized.conv2d, torch.ops.quantized.conv2d_relu,
+            torch.nn.functional.conv2d),
+        3: (torch.ops.quantized.conv3d_prepack, torch.ops.quantized.conv3d, torch.ops.quantized.conv3d_relu,
+            torch.nn.functional.conv3d),
+    }[dims]
+    prepack, conv, conv_relu, fconv = ops
+    gf = GoldenFile(TOPIC, name, f"torch.ops.quantized.{name}(_relu), fbgemm, channels-last data")
+    rng = np.random.default_rng(seed)
+    for si, (n, c, o, groups, spatial, kernel, stride, padding, dilation) in enumerate(shapes):
+        for variant in range(3):
+            per_channel = variant != 0
+            has_bias = variant != 1
+            relu = (si + variant) % 2 == 1
+            symmetric = variant == 2 or (per_channel and si % 2 == 0)
+            qw, w_scales, w_zps = _weights(rng, (o, c // groups, *kernel), per_channel, symmetric)
+            bias = torch.from_numpy(rng.standard_normal(o).astype(np.float32) * 2.0) if has_bias else None
+            x = torch.from_numpy(rng.standard_normal((n, c, *spatial)).astype(np.float32) * 1.5 + 0.3)
+            x_scale = float(rng.uniform(0.01, 0.05))
+            x_zp = int(rng.integers(0, 256))
+            qx = torch.quantize_per_tensor(x, x_scale, x_zp, torch.quint8)
+            packed = prepack(qw, bias, list(stride), list(padding), list(dilation), groups)
+            ref = fconv(qx.dequantize(), qw.dequantize(), bias, stride, padding, dilation, groups)
+            span = float(ref.max() - ref.min()) + 1e-3
+            out_scale = span / 200.0 * float(rng.uniform(0.5, 1.2))
+            out_zp = int(rng.integers(20, 236))
+            y = (conv_relu if relu else conv)(qx, packed, out_scale, out_zp)
+            geom = [n, c, o, groups, *_pad3(spatial, 1), *_pad3(kernel, 1), *_pad3(stride, 1),
+                    *_pad3(padding, 0), *_pad3(dilation, 1)]
+            fields = {
+                "geom": i64(geom),
+                "w": u8(qw.int_repr().reshape(-1).numpy().view(np.uint8)),
+                "per_channel": "yes" if per_channel else "no",
+                "w_scales": f64(w_scales),
+                "w_zps": i64(w_zps),
+                "has_bias": "yes" if has_bias else "no",
+                "bias": f32(bias.numpy() if bias is not None else np.zeros(0, np.float32)),
+                "relu": "yes" if relu else "no",
+                "x_q": u8(_channels_last(qx.int_repr())),
+                "x_scale": f64([x_scale]),
+                "x_zp": i64([x_zp]),
+                "out_scale": f64([out_scale]),
+                "out_zp": i64([out_zp]),
+                "y": u8(_channels_last(y.int_repr())),
+            }
+            gf.case(f"s{si}_v{variant}_n{n}c{c}o{o}g{groups}_k{'x'.join(map(str, kernel))}", fields)
+    return gf
+
+
+def generate(out_dir: str) -> list[tuple[str, int]]:
+    """Write the conv golden files into out_dir; returns [(path, case_count)]."""
+    global torch
+    torch = setup_torch()
+    written = []
+    for name, shapes, dims, seed in (("conv2d", SHAPES_2D, 2, 41), ("conv1d", SHAPES_1D, 1, 43),
+                                     ("conv3d", SHAPES_3D, 3, 47)):
+        gf = _family(name, shapes, dims, seed)
+        written.append((gf.write(out_dir), gf.case_count))
+    return written
