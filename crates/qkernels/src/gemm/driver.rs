@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::microkernel::{Microkernel, TileJob};
 use super::pack::PackedWeights;
-use super::pipeline::{OutRow, Stage};
+use super::pipeline::{OutRow, RowFix, Stage};
 use crate::error::{GemmError, Result};
 
 /// Multiply-accumulates above which the work is split over rayon's threads.
@@ -276,32 +276,14 @@ impl<T: OutElem> TaskCtx<'_, T> {
                 let r0 = mt * shape.rows;
                 for r in 0..rows_of(mt) {
                     let at = i * tile_acc + r * tile_cols;
-                    let raw = &mut acc[at..at + nc];
                     let zw = &self.w.zero_points()[n0..n0 + nc];
-                    fix_up(
-                        raw,
-                        &self.corr[n0..n0 + nc],
-                        self.row_sums.map(|s| (s[r0 + r], zw)),
-                    );
+                    let fix = RowFix {
+                        corr: &self.corr[n0..n0 + nc],
+                        row: self.row_sums.map(|s| (s[r0 + r], zw)),
+                    };
                     let dst = self.out.row(r0 + r, n0, nc);
-                    kernel.finish(self.stage, n0, raw, T::wrap(dst));
+                    kernel.finish_fixed(self.stage, n0, &mut acc[at..at + nc], fix, T::wrap(dst));
                 }
-            }
-        }
-    }
-}
-
-/// `raw = acc + corr[n] − row_sum·zw[n]` (wrapping).
-fn fix_up(acc: &mut [i32], corr: &[i32], row: Option<(i32, &[i32])>) {
-    match row {
-        None => {
-            for (x, &c) in acc.iter_mut().zip(corr) {
-                *x = x.wrapping_add(c);
-            }
-        }
-        Some((rs, zw)) => {
-            for ((x, &c), &z) in acc.iter_mut().zip(corr).zip(zw) {
-                *x = x.wrapping_add(c).wrapping_sub(rs.wrapping_mul(z));
             }
         }
     }

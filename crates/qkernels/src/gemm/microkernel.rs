@@ -2,7 +2,7 @@
 //! compiled kernels. See the module docs of [`crate::gemm`] for the contract.
 
 use super::kind::KernelKind;
-use super::pipeline::{OutRow, Stage};
+use super::pipeline::{OutRow, RowFix, Stage};
 use crate::error::{GemmError, Result};
 
 /// How a family packs weights: panels of `nr` columns, `[K/kr][nr][kr]` bytes per panel.
@@ -131,6 +131,19 @@ pub(crate) trait Microkernel: Sync {
     fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
         stage.finish_scalar(n0, raw, out);
     }
+    /// Like [`Microkernel::finish`] on raw accumulators: applies the zero-point correction
+    /// `fix` first ([`RowFix::apply`]; vector epilogues fuse it). `acc` is scratch.
+    fn finish_fixed(
+        &self,
+        stage: &Stage,
+        n0: usize,
+        acc: &mut [i32],
+        fix: RowFix<'_>,
+        out: OutRow<'_>,
+    ) {
+        fix.apply(acc);
+        self.finish(stage, n0, acc, out);
+    }
 }
 
 /// Whether a kernel for `kind` is compiled into this build (ignores the CPU).
@@ -141,9 +154,7 @@ pub(crate) fn kernel_compiled(kind: KernelKind) -> bool {
         | KernelKind::Avx2Saturating
         | KernelKind::AvxVnni
         | KernelKind::Avx512Vnni => cfg!(target_arch = "x86_64"),
-        KernelKind::Neon | KernelKind::DotProd | KernelKind::I8mm => {
-            cfg!(target_arch = "aarch64")
-        }
+        KernelKind::Neon | KernelKind::DotProd | KernelKind::I8mm => false,
     }
 }
 
@@ -163,12 +174,6 @@ pub(crate) fn kernel_for(kind: KernelKind) -> Result<&'static dyn Microkernel> {
         KernelKind::AvxVnni => super::x86_64::avx_vnni::kernel(),
         #[cfg(target_arch = "x86_64")]
         KernelKind::Avx512Vnni => super::x86_64::avx512_vnni::kernel(),
-        #[cfg(target_arch = "aarch64")]
-        KernelKind::Neon => super::aarch64::neon::kernel(),
-        #[cfg(target_arch = "aarch64")]
-        KernelKind::DotProd => super::aarch64::dotprod::kernel(),
-        #[cfg(target_arch = "aarch64")]
-        KernelKind::I8mm => super::aarch64::i8mm::kernel(),
         #[allow(unreachable_patterns)]
         _ => None,
     };

@@ -117,6 +117,33 @@ pub(crate) enum Stage {
     Raw,
 }
 
+/// The zero-point correction of one row segment:
+/// `raw[j] = acc[j] + corr[j] − row_sum·zw[j]` (wrapping), the `row` term only for
+/// asymmetric weights.
+#[derive(Clone, Copy)]
+pub(crate) struct RowFix<'a> {
+    pub corr: &'a [i32],
+    pub row: Option<(i32, &'a [i32])>,
+}
+
+impl RowFix<'_> {
+    /// Turns accumulators into corrected sums in place.
+    pub(crate) fn apply(&self, acc: &mut [i32]) {
+        match self.row {
+            None => {
+                for (x, &c) in acc.iter_mut().zip(self.corr) {
+                    *x = x.wrapping_add(c);
+                }
+            }
+            Some((rs, zw)) => {
+                for ((x, &c), &z) in acc.iter_mut().zip(self.corr).zip(zw) {
+                    *x = x.wrapping_add(c).wrapping_sub(rs.wrapping_mul(z));
+                }
+            }
+        }
+    }
+}
+
 /// One output row segment handed to an epilogue.
 pub(crate) enum OutRow<'a> {
     U8(&'a mut [u8]),

@@ -13,7 +13,7 @@ use super::TileFn;
 use super::epilogue::{self, CpuChecked};
 use crate::gemm::kind::KernelKind;
 use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
-use crate::gemm::pipeline::{OutRow, Stage};
+use crate::gemm::pipeline::{OutRow, RowFix, Stage};
 
 const LAYOUT: PanelLayout = PanelLayout { nr: 8, kr: 4 };
 const MAX: TileShape = TileShape { rows: 4, panels: 8 };
@@ -79,7 +79,25 @@ impl Microkernel for Avx2SaturatingKernel {
     }
 
     fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
-        epilogue::finish(stage, n0, raw, out, self.cpu);
+        epilogue::finish(stage, n0, raw, None, out, self.cpu);
+    }
+
+    fn finish_fixed(
+        &self,
+        stage: &Stage,
+        n0: usize,
+        acc: &mut [i32],
+        fix: RowFix<'_>,
+        out: OutRow<'_>,
+    ) {
+        let corr = match fix.row {
+            None => Some(fix.corr),
+            Some(_) => {
+                fix.apply(acc);
+                None
+            }
+        };
+        epilogue::finish(stage, n0, acc, corr, out, self.cpu);
     }
 }
 

@@ -12,8 +12,7 @@ use super::TileFn;
 use super::epilogue::{self, CpuChecked};
 use crate::gemm::kind::KernelKind;
 use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
-use crate::gemm::pipeline::{OutRow, Stage};
-use crate::isa::Isa;
+use crate::gemm::pipeline::{OutRow, RowFix, Stage};
 
 /// zmm vectors per panel.
 const V: usize = 3;
@@ -29,13 +28,7 @@ pub(crate) struct Avx512VnniKernel {
 pub(crate) fn kernel() -> Option<&'static dyn Microkernel> {
     static KERNEL: OnceLock<Option<Avx512VnniKernel>> = OnceLock::new();
     KERNEL
-        .get_or_init(|| {
-            Isa::Avx512Vnni
-                .is_supported()
-                .then(CpuChecked::new)
-                .flatten()
-                .map(|cpu| Avx512VnniKernel { cpu })
-        })
+        .get_or_init(|| CpuChecked::new_wide().map(|cpu| Avx512VnniKernel { cpu }))
         .as_ref()
         .map(|k| k as &dyn Microkernel)
 }
@@ -100,7 +93,25 @@ impl Microkernel for Avx512VnniKernel {
     }
 
     fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
-        epilogue::finish(stage, n0, raw, out, self.cpu);
+        epilogue::finish(stage, n0, raw, None, out, self.cpu);
+    }
+
+    fn finish_fixed(
+        &self,
+        stage: &Stage,
+        n0: usize,
+        acc: &mut [i32],
+        fix: RowFix<'_>,
+        out: OutRow<'_>,
+    ) {
+        let corr = match fix.row {
+            None => Some(fix.corr),
+            Some(_) => {
+                fix.apply(acc);
+                None
+            }
+        };
+        epilogue::finish(stage, n0, acc, corr, out, self.cpu);
     }
 }
 

@@ -1,57 +1,95 @@
-//! The AVX2+FMA epilogue shared by every x86 family (all of them require AVX2 and FMA):
-//! the formulas of [`crate::gemm::pipeline`] eight lanes at a time, with the same
-//! operations in the same order (`cvtps2dq` is the x86 conversion the scalar code emulates).
+//! The vector epilogues shared by the x86 families: the formulas of
+//! [`crate::gemm::pipeline`] 8 (AVX2+FMA) or 16 (AVX-512) lanes at a time, with the same
+//! operations in the same order (`cvtps2dq` is the x86 conversion the scalar code
+//! emulates), fused with the zero-point correction of symmetric weights. Tails use the
+//! scalar definitions.
 
 use std::arch::x86_64::*;
 
 use crate::gemm::pipeline::{
     DequantVecs, OutRow, RequantVecs, Stage, dequantize_one, requantize_one,
 };
+use crate::isa::Isa;
 
-/// Converts one row segment. Callers must have checked AVX2 and FMA (every x86 family's
-/// constructor does).
-pub(crate) fn finish(
-    stage: &Stage,
-    n0: usize,
-    raw: &[i32],
-    out: OutRow<'_>,
-    cpu_checked: CpuChecked,
-) {
-    let _ = cpu_checked;
-    match (stage, out) {
-        (Stage::Requant(r), OutRow::U8(out)) => {
-            assert!(out.len() == raw.len() && r.mult.len() >= n0 + raw.len());
-            // SAFETY: AVX2+FMA were detected (a `CpuChecked` exists only after the family's
-            // constructor checked them); lengths asserted above.
-            unsafe { requant_row(r, n0, raw, out) }
-        }
-        (Stage::Dequant(d), OutRow::F32(out)) => {
-            assert!(out.len() == raw.len() && d.scale.len() >= n0 + raw.len());
-            // SAFETY: as above.
-            unsafe { dequant_row(d, n0, raw, out) }
-        }
-        (stage, out) => stage.finish_scalar(n0, raw, out),
+/// Proof that AVX2 and FMA were detected (and, if `wide`, AVX-512 F/BW); only the family
+/// constructors make one.
+#[derive(Clone, Copy)]
+pub(crate) struct CpuChecked {
+    wide: bool,
+}
+
+impl CpuChecked {
+    /// The AVX2+FMA proof, if the CPU has them.
+    pub(crate) fn new() -> Option<Self> {
+        Isa::Avx2
+            .is_supported()
+            .then_some(CpuChecked { wide: false })
+    }
+
+    /// The AVX-512 proof (16-lane epilogue), if the CPU has AVX-512 F/BW/VL/VNNI.
+    pub(crate) fn new_wide() -> Option<Self> {
+        Isa::Avx512Vnni
+            .is_supported()
+            .then_some(CpuChecked { wide: true })
     }
 }
 
-/// Proof that AVX2 and FMA were detected; only the family constructors make one.
-#[derive(Clone, Copy)]
-pub(crate) struct CpuChecked(());
-
-impl CpuChecked {
-    /// Returns the proof if the CPU has AVX2 and FMA.
-    pub(crate) fn new() -> Option<Self> {
-        crate::isa::Isa::Avx2
-            .is_supported()
-            .then_some(CpuChecked(()))
+/// Converts one row segment `raw[j] = acc[j] + corr[j]` (wrapping; `corr` absent means
+/// zero) through the stage.
+pub(crate) fn finish(
+    stage: &Stage,
+    n0: usize,
+    acc: &[i32],
+    corr: Option<&[i32]>,
+    out: OutRow<'_>,
+    cpu: CpuChecked,
+) {
+    let n = acc.len();
+    assert!(corr.is_none_or(|c| c.len() == n), "correction length");
+    match (stage, out) {
+        (Stage::Requant(r), OutRow::U8(out)) => {
+            assert!(out.len() == n && r.mult.len() >= n0 + n);
+            if cpu.wide {
+                // SAFETY: AVX-512 F/BW were detected (`wide` is only set by `new_wide`);
+                // lengths asserted above.
+                unsafe { requant_row_512(r, n0, acc, corr, out) }
+            } else {
+                // SAFETY: AVX2 and FMA were detected (a `CpuChecked` exists only after
+                // `new`); lengths asserted above.
+                unsafe { requant_row(r, n0, acc, corr, out) }
+            }
+        }
+        (Stage::Dequant(d), OutRow::F32(out)) => {
+            assert!(out.len() == n && d.scale.len() >= n0 + n);
+            // SAFETY: as above (AVX2 and FMA detected).
+            unsafe { dequant_row(d, n0, acc, corr, out) }
+        }
+        (stage, out) => match corr {
+            Some(c) => {
+                let raw: Vec<i32> = acc
+                    .iter()
+                    .zip(c)
+                    .map(|(&a, &b)| a.wrapping_add(b))
+                    .collect();
+                stage.finish_scalar(n0, &raw, out);
+            }
+            None => stage.finish_scalar(n0, acc, out),
+        },
     }
 }
 
 /// # Safety
-/// AVX2 and FMA available; `out.len() == raw.len()`, vectors cover `n0 + raw.len()`.
+/// AVX2 and FMA available; `out.len() == acc.len()`, vectors cover `n0 + acc.len()`,
+/// `corr` (if any) has `acc.len()` entries.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn requant_row(r: &RequantVecs, n0: usize, raw: &[i32], out: &mut [u8]) {
-    let n = raw.len();
+unsafe fn requant_row(
+    r: &RequantVecs,
+    n0: usize,
+    acc: &[i32],
+    corr: Option<&[i32]>,
+    out: &mut [u8],
+) {
+    let n = acc.len();
     let (mult, ba, bb) = (
         &r.mult[n0..n0 + n],
         &r.bias_a[n0..n0 + n],
@@ -66,7 +104,10 @@ unsafe fn requant_row(r: &RequantVecs, n0: usize, raw: &[i32], out: &mut [u8]) {
     while j + 8 <= n {
         // SAFETY: j + 8 <= n and every slice here has length n.
         unsafe {
-            let x = _mm256_loadu_si256(raw.as_ptr().add(j).cast());
+            let mut x = _mm256_loadu_si256(acc.as_ptr().add(j).cast());
+            if let Some(c) = corr {
+                x = _mm256_add_epi32(x, _mm256_loadu_si256(c.as_ptr().add(j).cast()));
+            }
             let xf = _mm256_fmadd_ps(
                 _mm256_loadu_ps(ba.as_ptr().add(j)),
                 _mm256_loadu_ps(bb.as_ptr().add(j)),
@@ -83,15 +124,72 @@ unsafe fn requant_row(r: &RequantVecs, n0: usize, raw: &[i32], out: &mut [u8]) {
         j += 8;
     }
     for t in j..n {
-        out[t] = requantize_one(raw[t], ba[t], bb[t], mult[t], r.zero_point, r.lo, r.hi);
+        let raw = acc[t].wrapping_add(corr.map_or(0, |c| c[t]));
+        out[t] = requantize_one(raw, ba[t], bb[t], mult[t], r.zero_point, r.lo, r.hi);
     }
 }
 
 /// # Safety
-/// AVX2 and FMA available; `out.len() == raw.len()`, vectors cover `n0 + raw.len()`.
+/// AVX-512 F/BW available; `out.len() == acc.len()`, vectors cover `n0 + acc.len()`,
+/// `corr` (if any) has `acc.len()` entries.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn requant_row_512(
+    r: &RequantVecs,
+    n0: usize,
+    acc: &[i32],
+    corr: Option<&[i32]>,
+    out: &mut [u8],
+) {
+    let n = acc.len();
+    let (mult, ba, bb) = (
+        &r.mult[n0..n0 + n],
+        &r.bias_a[n0..n0 + n],
+        &r.bias_b[n0..n0 + n],
+    );
+    let zp = _mm512_set1_epi32(r.zero_point);
+    let lo = _mm512_set1_epi32(r.lo);
+    let hi = _mm512_set1_epi32(r.hi);
+    let floor = _mm512_set1_epi32(-256);
+    let ceil = _mm512_set1_epi32(511);
+    let mut j = 0;
+    while j + 16 <= n {
+        // SAFETY: j + 16 <= n and every slice here has length n.
+        unsafe {
+            let mut x = _mm512_loadu_si512(acc.as_ptr().add(j).cast());
+            if let Some(c) = corr {
+                x = _mm512_add_epi32(x, _mm512_loadu_si512(c.as_ptr().add(j).cast()));
+            }
+            let xf = _mm512_fmadd_ps(
+                _mm512_loadu_ps(ba.as_ptr().add(j)),
+                _mm512_loadu_ps(bb.as_ptr().add(j)),
+                _mm512_cvtepi32_ps(x),
+            );
+            let q = _mm512_cvtps_epi32(_mm512_mul_ps(xf, _mm512_loadu_ps(mult.as_ptr().add(j))));
+            let q = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, floor), ceil), zp);
+            let q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+            // q is in [lo, hi] ⊂ [0, 255]: truncating to bytes is exact.
+            _mm_storeu_si128(out.as_mut_ptr().add(j).cast(), _mm512_cvtepi32_epi8(q));
+        }
+        j += 16;
+    }
+    for t in j..n {
+        let raw = acc[t].wrapping_add(corr.map_or(0, |c| c[t]));
+        out[t] = requantize_one(raw, ba[t], bb[t], mult[t], r.zero_point, r.lo, r.hi);
+    }
+}
+
+/// # Safety
+/// AVX2 and FMA available; `out.len() == acc.len()`, vectors cover `n0 + acc.len()`,
+/// `corr` (if any) has `acc.len()` entries.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dequant_row(d: &DequantVecs, n0: usize, raw: &[i32], out: &mut [f32]) {
-    let n = raw.len();
+unsafe fn dequant_row(
+    d: &DequantVecs,
+    n0: usize,
+    acc: &[i32],
+    corr: Option<&[i32]>,
+    out: &mut [f32],
+) {
+    let n = acc.len();
     let scale = &d.scale[n0..n0 + n];
     let bias = d.bias.as_ref().map(|b| &b[n0..n0 + n]);
     let zero = _mm256_setzero_ps();
@@ -99,7 +197,11 @@ unsafe fn dequant_row(d: &DequantVecs, n0: usize, raw: &[i32], out: &mut [f32]) 
     while j + 8 <= n {
         // SAFETY: j + 8 <= n and every slice here has length n.
         unsafe {
-            let xf = _mm256_cvtepi32_ps(_mm256_loadu_si256(raw.as_ptr().add(j).cast()));
+            let mut x = _mm256_loadu_si256(acc.as_ptr().add(j).cast());
+            if let Some(c) = corr {
+                x = _mm256_add_epi32(x, _mm256_loadu_si256(c.as_ptr().add(j).cast()));
+            }
+            let xf = _mm256_cvtepi32_ps(x);
             let s = _mm256_loadu_ps(scale.as_ptr().add(j));
             let mut y = match bias {
                 Some(b) => _mm256_fmadd_ps(xf, s, _mm256_loadu_ps(b.as_ptr().add(j))),
@@ -113,6 +215,7 @@ unsafe fn dequant_row(d: &DequantVecs, n0: usize, raw: &[i32], out: &mut [f32]) 
         j += 8;
     }
     for t in j..n {
-        out[t] = dequantize_one(raw[t], scale[t], bias.map(|b| b[t]), d.relu);
+        let raw = acc[t].wrapping_add(corr.map_or(0, |c| c[t]));
+        out[t] = dequantize_one(raw, scale[t], bias.map(|b| b[t]), d.relu);
     }
 }
