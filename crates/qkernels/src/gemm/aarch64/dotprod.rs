@@ -19,9 +19,10 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use super::{MAX_TILE, TileArgs, TileFn, store, tile_shape_8x8, tile_table};
+use super::{MAX_TILE, TileArgs, TileFn, epilogue, store, tile_shape_8x8, tile_table};
 use crate::gemm::kind::KernelKind;
 use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
+use crate::gemm::pipeline::{OutRow, Stage};
 use crate::isa::Isa;
 
 const LAYOUT: PanelLayout = PanelLayout { nr: 8, kr: 4 };
@@ -94,6 +95,10 @@ impl Microkernel for DotProdKernel {
         // rounded to 16, so the tile's 16-byte loads from `k0 + 16j < k0 + kc ≤ kp` stay
         // inside the row, and `assert_valid` checked the whole packed A is present.
         unsafe { f(&args) }
+    }
+
+    fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
+        epilogue::finish(stage, n0, raw, out);
     }
 }
 

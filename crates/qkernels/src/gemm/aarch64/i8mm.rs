@@ -18,9 +18,10 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use super::{MAX_TILE, TileArgs, TileFn, store, tile_shape_8x8, tile_table};
+use super::{MAX_TILE, TileArgs, TileFn, epilogue, store, tile_shape_8x8, tile_table};
 use crate::gemm::kind::KernelKind;
 use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
+use crate::gemm::pipeline::{OutRow, Stage};
 use crate::isa::Isa;
 
 const LAYOUT: PanelLayout = PanelLayout { nr: 8, kr: 8 };
@@ -94,6 +95,10 @@ impl Microkernel for I8mmKernel {
         // `a_tile_bytes` in all) and B (panels of `8·kp` bytes) and that `acc` holds the
         // tile's `rows` rows, which are exactly the extents the tile reads and writes.
         unsafe { f(&args) }
+    }
+
+    fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
+        epilogue::finish(stage, n0, raw, out);
     }
 }
 

@@ -19,8 +19,13 @@ use std::arch::aarch64::*;
 use super::microkernel::TileShape;
 
 pub(crate) mod dotprod;
+mod epilogue;
 pub(crate) mod i8mm;
 pub(crate) mod neon;
+
+// The epilogue and the NEON family rely on Advanced SIMD, which every aarch64 Linux target
+// enables at compile time (the families check it at run time as well).
+const _: () = assert!(cfg!(target_feature = "neon"));
 
 /// One tile call: the packed operands of one K block and where its sums go.
 #[derive(Clone, Copy)]

@@ -10,9 +10,10 @@
 
 use std::arch::aarch64::*;
 
-use super::{MAX_TILE, TileArgs, TileFn, store, tile_shape_8x8, tile_table};
+use super::{MAX_TILE, TileArgs, TileFn, epilogue, store, tile_shape_8x8, tile_table};
 use crate::gemm::kind::KernelKind;
 use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
+use crate::gemm::pipeline::{OutRow, Stage};
 use crate::isa::Isa;
 
 const LAYOUT: PanelLayout = PanelLayout { nr: 8, kr: 1 };
@@ -65,6 +66,10 @@ impl Microkernel for NeonKernel {
         // (panels of `8·kp` bytes) and that `acc` holds the tile, which are exactly the
         // extents the tile reads and writes.
         unsafe { f(&args) }
+    }
+
+    fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
+        epilogue::finish(stage, n0, raw, out);
     }
 }
 

@@ -1,0 +1,206 @@
+//! The NEON epilogue shared by the aarch64 families: the formulas of
+//! [`crate::gemm::pipeline`] eight lanes at a time, with the same operations in the same order
+//! (`fmla` is the fused `mul_add`, `scvtf` the `as f32` conversion).
+//!
+//! The one difference to emulate is the float → int conversion: the definition is x86
+//! `cvtps2dq` (round half to even, NaN and |x| ≥ 2³¹ give `i32::MIN`, which the clamp turns
+//! into the lower bound), while `fcvtns` rounds the same way but saturates (and maps NaN to
+//! 0). Values below −2³¹ saturate to `i32::MIN` as on x86; lanes that are NaN or ≥ 2³¹ are
+//! replaced by the lower bound after the clamp.
+
+use std::arch::aarch64::*;
+
+use crate::gemm::pipeline::{
+    DequantVecs, OutRow, RequantVecs, Stage, dequantize_one, requantize_one,
+};
+
+/// Converts one row segment.
+pub(crate) fn finish(stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
+    match (stage, out) {
+        (Stage::Requant(r), OutRow::U8(out)) => {
+            assert!(
+                out.len() == raw.len()
+                    && r.mult.len() >= n0 + raw.len()
+                    && r.bias_a.len() >= n0 + raw.len()
+                    && r.bias_b.len() >= n0 + raw.len()
+            );
+            // SAFETY: NEON is enabled for the whole build (asserted at compile time in
+            // `aarch64/mod.rs`) and checked by every family constructor; lengths asserted above.
+            unsafe { requant_row(r, n0, raw, out) }
+        }
+        (Stage::Dequant(d), OutRow::F32(out)) => {
+            assert!(
+                out.len() == raw.len()
+                    && d.scale.len() >= n0 + raw.len()
+                    && d.bias.as_ref().is_none_or(|b| b.len() >= n0 + raw.len())
+            );
+            // SAFETY: as above.
+            unsafe { dequant_row(d, n0, raw, out) }
+        }
+        (stage, out) => stage.finish_scalar(n0, raw, out),
+    }
+}
+
+/// # Safety
+/// NEON available; `out.len() == raw.len()`, the vectors cover `n0 + raw.len()`.
+#[target_feature(enable = "neon")]
+unsafe fn requant_row(r: &RequantVecs, n0: usize, raw: &[i32], out: &mut [u8]) {
+    let n = raw.len();
+    let (mult, ba, bb) = (
+        &r.mult[n0..n0 + n],
+        &r.bias_a[n0..n0 + n],
+        &r.bias_b[n0..n0 + n],
+    );
+    let zp = vdupq_n_s32(r.zero_point);
+    let lo = vdupq_n_s32(r.lo);
+    let hi = vdupq_n_s32(r.hi);
+    let limit = vdupq_n_f32(2_147_483_648.0);
+    let four = |j: usize| {
+        // SAFETY: callers pass `j + 4 <= n`; every slice here has length n.
+        unsafe {
+            let x = vcvtq_f32_s32(vld1q_s32(raw.as_ptr().add(j)));
+            let xf = vfmaq_f32(
+                x,
+                vld1q_f32(ba.as_ptr().add(j)),
+                vld1q_f32(bb.as_ptr().add(j)),
+            );
+            let y = vmulq_f32(xf, vld1q_f32(mult.as_ptr().add(j)));
+            let q = vminq_s32(vmaxq_s32(vqaddq_s32(vcvtnq_s32_f32(y), zp), lo), hi);
+            // x86 gives i32::MIN (clamped to `lo`) for NaN and y ≥ 2³¹; `y < 2³¹` is false
+            // exactly for those.
+            vbslq_s32(vcltq_f32(y, limit), q, lo)
+        }
+    };
+    let mut j = 0;
+    while j + 8 <= n {
+        let (q0, q1) = (four(j), four(j + 4));
+        let w16 = vcombine_u16(
+            vmovn_u32(vreinterpretq_u32_s32(q0)),
+            vmovn_u32(vreinterpretq_u32_s32(q1)),
+        );
+        // SAFETY: j + 8 <= n = out.len(); every lane is in 0..=255 after the clamp.
+        unsafe { vst1_u8(out.as_mut_ptr().add(j), vmovn_u16(w16)) };
+        j += 8;
+    }
+    for t in j..n {
+        out[t] = requantize_one(raw[t], ba[t], bb[t], mult[t], r.zero_point, r.lo, r.hi);
+    }
+}
+
+/// # Safety
+/// NEON available; `out.len() == raw.len()`, the vectors cover `n0 + raw.len()`.
+#[target_feature(enable = "neon")]
+unsafe fn dequant_row(d: &DequantVecs, n0: usize, raw: &[i32], out: &mut [f32]) {
+    let n = raw.len();
+    let scale = &d.scale[n0..n0 + n];
+    let bias = d.bias.as_ref().map(|b| &b[n0..n0 + n]);
+    let zero = vdupq_n_f32(0.0);
+    let mut j = 0;
+    while j + 4 <= n {
+        // SAFETY: j + 4 <= n and every slice here has length n.
+        unsafe {
+            let xf = vcvtq_f32_s32(vld1q_s32(raw.as_ptr().add(j)));
+            let s = vld1q_f32(scale.as_ptr().add(j));
+            let mut y = match bias {
+                Some(b) => vfmaq_f32(vld1q_f32(b.as_ptr().add(j)), xf, s),
+                None => vmulq_f32(xf, s),
+            };
+            if d.relu {
+                y = vbslq_f32(vcltq_f32(y, zero), zero, y);
+            }
+            vst1q_f32(out.as_mut_ptr().add(j), y);
+        }
+        j += 4;
+    }
+    for t in j..n {
+        out[t] = dequantize_one(raw[t], scale[t], bias.map(|b| b[t]), d.relu);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cycles through `values` with a stride, so neighbouring lanes get different values.
+    fn pick<T: Copy>(values: &[T], i: usize, stride: usize) -> T {
+        values[(i * stride + i / values.len()) % values.len()]
+    }
+
+    const RAWS: [i32; 12] = [
+        0,
+        1,
+        -1,
+        3,
+        -5,
+        7,
+        1_000_001,
+        -777_777,
+        i32::MAX,
+        i32::MIN,
+        i32::MIN + 1,
+        2_147_483_520,
+    ];
+
+    /// Halves (ties), results near ±2³¹, overflow to infinity, NaN and negative zero.
+    const FLOATS: [f32; 12] = [
+        0.5,
+        1.0,
+        -0.5,
+        2.5e-3,
+        1.0e10,
+        -1.0e10,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -0.0,
+        1.0,
+        0.999_999_94,
+    ];
+
+    #[test]
+    fn requant_equals_the_scalar_definition_on_edge_values() {
+        let n = 203;
+        let raw: Vec<i32> = (0..n).map(|i| pick(&RAWS, i, 5)).collect();
+        for (zero_point, lo, hi) in [(0, 0, 255), (128, 0, 255), (17, 17, 200), (255, 255, 255)] {
+            let r = RequantVecs {
+                mult: (0..n).map(|i| pick(&FLOATS, i, 7)).collect(),
+                bias_a: (0..n).map(|i| pick(&FLOATS, i, 3)).collect(),
+                bias_b: (0..n).map(|i| pick(&FLOATS, i, 11)).collect(),
+                zero_point,
+                lo,
+                hi,
+            };
+            let stage = Stage::Requant(r);
+            for n0 in [0, 5] {
+                let len = n - n0;
+                let (mut got, mut want) = (vec![1u8; len], vec![2u8; len]);
+                finish(&stage, n0, &raw[..len], OutRow::U8(&mut got));
+                stage.finish_scalar(n0, &raw[..len], OutRow::U8(&mut want));
+                assert_eq!(got, want, "zp {zero_point}, [{lo}, {hi}], n0 {n0}");
+            }
+        }
+    }
+
+    #[test]
+    fn dequant_equals_the_scalar_definition_on_edge_values() {
+        let n = 203;
+        let raw: Vec<i32> = (0..n).map(|i| pick(&RAWS, i, 5)).collect();
+        for (bias, relu) in [(false, false), (true, false), (false, true), (true, true)] {
+            let d = DequantVecs {
+                scale: (0..n).map(|i| pick(&FLOATS, i, 7)).collect(),
+                bias: bias.then(|| (0..n).map(|i| pick(&FLOATS, i, 3)).collect()),
+                relu,
+            };
+            let stage = Stage::Dequant(d);
+            for n0 in [0, 3] {
+                let len = n - n0;
+                let (mut got, mut want) = (vec![1f32; len], vec![2f32; len]);
+                finish(&stage, n0, &raw[..len], OutRow::F32(&mut got));
+                stage.finish_scalar(n0, &raw[..len], OutRow::F32(&mut want));
+                let got: Vec<u32> = got.iter().map(|x| x.to_bits()).collect();
+                let want: Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
+                assert_eq!(got, want, "bias {bias}, relu {relu}, n0 {n0}");
+            }
+        }
+    }
+}
