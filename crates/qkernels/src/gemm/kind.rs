@@ -102,7 +102,10 @@ impl KernelKind {
     /// Whether this process may run the family: compiled for this architecture, supported
     /// by the CPU, and not above the `QSTACK_ISA` cap.
     pub fn is_runnable(self) -> bool {
-        super::microkernel::kernel_compiled(self) && isa::runnable().contains(&self.isa())
+        let level = self.isa();
+        super::microkernel::kernel_compiled(self)
+            && level.is_supported()
+            && isa::env_cap().is_none_or(|cap| level.is_at_most(cap))
     }
 
     /// Every family this process may run, lowest first (tests check each against the oracle).
