@@ -1,0 +1,163 @@
+//! The qstack side of the convolution comparison with PyTorch (`tools/bench/torch_conv.py`
+//! is the other side; both print one JSON object per line with the same keys):
+//!
+//! `{"suite":"conv","mode":"int8","shape":"1,64,56,64,3,1","threads":1,"ns":123456,...}`
+//!
+//! Shapes are `N,C,H,O,k,groups` (H = W, stride 1, padding k/2): an NHWC quint8 input,
+//! per-channel symmetric qint8 weights packed once, a float bias, quint8 NHWC output
+//! (allocated per call, as torch does). `ns` is the median of `--repeats` timed calls after
+//! `--warmup` untimed ones, each thread count inside a rayon pool of exactly that many threads.
+//!
+//! Usage: `vs_torch_conv [--shapes "N,C,H,O,k,g;..."] [--threads 1,2] [--repeats 15]
+//! [--warmup 3]`.
+
+use qkernels::conv::{self, ConvGeometry, PackedConvWeights};
+use qkernels::gemm::{Activation, Requantize, WeightQParams};
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The shapes (N, C, H=W, O, k, groups).
+const SHAPES: &str =
+    "64,3,32,6,5,1;1,64,56,64,3,1;8,64,56,64,3,1;1,256,14,256,3,1;1,256,14,1024,1,1;1,144,56,144,3,144";
+
+struct Settings {
+    shapes: Vec<[usize; 6]>,
+    threads: Vec<usize>,
+    repeats: usize,
+    warmup: usize,
+}
+
+fn parse_shapes(v: &str) -> Result<Vec<[usize; 6]>, String> {
+    v.split(';')
+        .map(|t| {
+            let d: Vec<usize> = t
+                .split(',')
+                .map(|x| x.trim().parse::<usize>().map_err(|e| format!("{t:?}: {e}")))
+                .collect::<Result<_, _>>()?;
+            d.try_into()
+                .map_err(|_| format!("--shapes: {t:?} is not N,C,H,O,k,g"))
+        })
+        .collect()
+}
+
+fn parse_args(args: &[String]) -> Result<Settings, String> {
+    let mut s = Settings {
+        shapes: parse_shapes(SHAPES)?,
+        threads: vec![1, 2],
+        repeats: 15,
+        warmup: 3,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag}: {v:?}: {e}"));
+        match flag.as_str() {
+            "--shapes" => s.shapes = parse_shapes(value)?,
+            "--threads" => s.threads = value.split(',').map(num).collect::<Result<_, _>>()?,
+            "--repeats" => s.repeats = num(value)?.max(1),
+            "--warmup" => s.warmup = num(value)?,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(s)
+}
+
+/// A deterministic xorshift byte stream.
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+fn run(s: &Settings) -> Result<(), String> {
+    for &[n, c, h, o, k, g] in &s.shapes {
+        let geometry = ConvGeometry::new(n, c, o, g, &[h, h], &[k, k])
+            .and_then(|x| x.with_padding(&[k / 2, k / 2]))
+            .map_err(|e| e.to_string())?;
+        let input = bytes(geometry.input_len(), 1);
+        let weights: Vec<i8> = bytes(o * (c / g) * k * k, 2)
+            .iter()
+            .map(|&b| (b as i8) / 2)
+            .collect();
+        let scales: Vec<f32> = (0..o).map(|i| 0.001 + i as f32 * 1e-5).collect();
+        let zps = vec![0i32; o];
+        let bias: Vec<f32> = (0..o).map(|i| i as f32 * 0.01).collect();
+        let packed = PackedConvWeights::pack_best(
+            &weights,
+            &geometry,
+            WeightQParams::PerChannel {
+                scales: &scales,
+                zero_points: &zps,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let params = Requantize {
+            act_scale: 0.02,
+            out_scale: 0.5,
+            out_zero_point: 128,
+            bias: Some(&bias),
+            activation: Activation::None,
+        };
+        let out_len = geometry.output_len().map_err(|e| e.to_string())?;
+        for &threads in &s.threads {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let (ns, kernel) = pool.install(|| {
+                let call = || {
+                    let mut out = vec![0u8; out_len];
+                    let kind = conv::conv_u8s8(&geometry, &input, 120, &packed, params, &mut out)
+                        .expect("conv");
+                    black_box(&out);
+                    kind
+                };
+                for _ in 0..s.warmup {
+                    call();
+                }
+                let mut times = Vec::with_capacity(s.repeats);
+                let mut kind = None;
+                for _ in 0..s.repeats {
+                    let t0 = Instant::now();
+                    kind = Some(call());
+                    times.push(t0.elapsed().as_nanos() as u64);
+                }
+                times.sort_unstable();
+                (times[times.len() / 2], kind)
+            });
+            let macs = (n * h * h * o * (c / g) * k * k) as f64;
+            println!(
+                "{{\"suite\":\"conv\",\"mode\":\"int8\",\"shape\":\"{n},{c},{h},{o},{k},{g}\",\"threads\":{threads},\"ns\":{ns},\"gops\":{:.1},\"repeats\":{},\"kernel\":\"{}\",\"path\":\"{}\"}}",
+                2.0 * macs / ns as f64,
+                s.repeats,
+                kernel.map(|k| k.name()).unwrap_or("?"),
+                if packed.is_depthwise() {
+                    "depthwise"
+                } else if geometry.is_pointwise() {
+                    "gemm"
+                } else {
+                    "implicit-gemm"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_args(&args).and_then(|s| run(&s)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vs_torch_conv: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
