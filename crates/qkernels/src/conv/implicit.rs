@@ -11,12 +11,25 @@
 use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
-use crate::gemm::{Microkernel, OutRow, PackedWeights, Stage, TileJob};
+use crate::gemm::{KernelKind, Microkernel, OutRow, PackedWeights, Stage, TileJob};
 
 /// Multiply-accumulates above which work is split over rayon's threads.
 const PARALLEL_MACS: usize = 1 << 19;
 /// Target size of one task's block of packed activations.
 const A_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Whether the family packs A in the default row-major u8 layout of
+/// `Microkernel::pack_a` (row `r` at `r·a_row_stride`, K bytes then zeros), so rows can be
+/// gathered straight into the packed tile. Every family is checked against the oracle.
+fn a_is_row_major(kind: KernelKind) -> bool {
+    matches!(
+        kind,
+        KernelKind::Scalar
+            | KernelKind::Avx2Saturating
+            | KernelKind::AvxVnni
+            | KernelKind::Avx512Vnni
+    )
+}
 
 /// One group's packed weights with its prepared pipeline and zero-point correction.
 pub(crate) struct GroupPlan<'a> {
@@ -87,8 +100,9 @@ impl Plan<'_> {
         }
     }
 
-    /// Gathers row `m` of group `grp` (all taps) into `row` (length K); returns its sum.
-    fn gather_row(&self, m: usize, grp: usize, row: &mut [u8]) -> i32 {
+    /// Gathers row `m` of group `grp` (all taps) into `row` (length K). Along the width a
+    /// run of in-bounds taps with dilation 1 and one group is one contiguous copy.
+    fn gather_row(&self, m: usize, grp: usize, row: &mut [u8]) {
         let g = self.g;
         let [od, oh, ow] = self.out_dims;
         let x = m % ow;
@@ -98,26 +112,44 @@ impl Plan<'_> {
         let cg = g.group_in();
         let c0 = grp * cg;
         let [id, ih, iw] = g.input;
+        let kw = g.kernel[2];
         let fill = self.za as u8;
+        // Width taps in bounds: tx in lo..hi (for dilation 1; general case per tap below).
+        let x0 = (x * g.stride[2]) as isize - g.padding[2] as isize;
+        let contiguous = g.dilation[2] == 1 && g.groups == 1;
+        let lo = (-x0).clamp(0, kw as isize) as usize;
+        let hi = (iw as isize - x0).clamp(lo as isize, kw as isize) as usize;
         let mut t = 0;
         for tz in 0..g.kernel[0] {
             let iz = g.input_coord(0, z, tz);
             for ty in 0..g.kernel[1] {
-                let iy = g.input_coord(1, y, ty);
-                for tx in 0..g.kernel[2] {
-                    let dst = &mut row[t * cg..(t + 1) * cg];
-                    match (iz, iy, g.input_coord(2, x, tx)) {
-                        (Some(iz), Some(iy), Some(ix)) => {
-                            let at = (((n * id + iz) * ih + iy) * iw + ix) * g.in_channels + c0;
-                            dst.copy_from_slice(&self.input[at..at + cg]);
-                        }
-                        _ => dst.fill(fill),
+                let seg = &mut row[t * cg..(t + kw) * cg];
+                t += kw;
+                let (Some(iz), Some(iy)) = (iz, g.input_coord(1, y, ty)) else {
+                    seg.fill(fill);
+                    continue;
+                };
+                let line = ((n * id + iz) * ih + iy) * iw;
+                if contiguous {
+                    seg[..lo * cg].fill(fill);
+                    if hi > lo {
+                        let at = (line + (x0 + lo as isize) as usize) * g.in_channels;
+                        seg[lo * cg..hi * cg].copy_from_slice(&self.input[at..at + (hi - lo) * cg]);
                     }
-                    t += 1;
+                    seg[hi * cg..].fill(fill);
+                } else {
+                    for (tx, dst) in seg.chunks_exact_mut(cg).enumerate() {
+                        match g.input_coord(2, x, tx) {
+                            Some(ix) => {
+                                let at = (line + ix) * g.in_channels + c0;
+                                dst.copy_from_slice(&self.input[at..at + cg]);
+                            }
+                            None => dst.fill(fill),
+                        }
+                    }
                 }
             }
         }
-        row.iter().map(|&v| i32::from(v)).sum()
     }
 
     /// Runs M tiles `tiles` (output rows starting at `tiles.start · MR`) into `dst`.
@@ -136,6 +168,8 @@ impl Plan<'_> {
         let r_first = tiles.start * shape.rows;
         let mut apack = vec![0u8; tile_a * tiles.len()];
         let mut staging = vec![0u8; shape.rows * k];
+        let row_major = a_is_row_major(kernel.kind());
+        let a_stride = kernel.a_row_stride(kp);
         let mut row_sums = vec![0i32; tiles.len() * shape.rows];
         let tile_acc = shape.rows * tile_cols;
         let mut acc = vec![0i32; tile_acc * tiles.len()];
@@ -144,13 +178,27 @@ impl Plan<'_> {
             let symmetric = plan.w.is_symmetric();
             for (i, mt) in tiles.clone().enumerate() {
                 let rows = rows_of(mt);
-                for r in 0..rows {
-                    let s =
-                        self.gather_row(mt * shape.rows + r, grp, &mut staging[r * k..(r + 1) * k]);
-                    row_sums[i * shape.rows + r] = s;
-                }
                 let d = &mut apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)];
-                kernel.pack_a(&staging, k, rows, k, kp, d);
+                let sum = |v: &[u8]| v.iter().map(|&b| i32::from(b)).sum::<i32>();
+                if row_major {
+                    // The family's packed A is the default row-major u8 layout: gather in place.
+                    for (r, dr) in d.chunks_exact_mut(a_stride).take(rows).enumerate() {
+                        self.gather_row(mt * shape.rows + r, grp, &mut dr[..k]);
+                        dr[k..].fill(0);
+                        if !symmetric {
+                            row_sums[i * shape.rows + r] = sum(&dr[..k]);
+                        }
+                    }
+                } else {
+                    for r in 0..rows {
+                        let row = &mut staging[r * k..(r + 1) * k];
+                        self.gather_row(mt * shape.rows + r, grp, row);
+                        if !symmetric {
+                            row_sums[i * shape.rows + r] = sum(row);
+                        }
+                    }
+                    kernel.pack_a(&staging, k, rows, k, kp, d);
+                }
             }
             for nt in 0..og.div_ceil(tile_cols) {
                 let n0 = nt * tile_cols;
