@@ -2,29 +2,37 @@
 
 use crate::bench_json::Record;
 
-/// Bytes one measurement moves through memory (read plus written), for the GB/s column.
-pub type BytesMoved = fn(&Record) -> Option<f64>;
+/// The last column: an amount of work per measurement (bytes moved, operations) divided by its
+/// time, shown as `<amount>/ns`, i.e. giga-units per second.
+#[derive(Clone, Copy, Debug)]
+pub struct Throughput {
+    /// The column's unit (`GB/s`, `GOP/s`).
+    pub unit: &'static str,
+    /// The work one measurement does, from its fields (`None` leaves the cell empty).
+    pub amount: fn(&Record) -> Option<f64>,
+}
 
 /// A Markdown table: one row per PyTorch measurement, matched with the qstack measurement that
 /// has the same values in `key_names` (other fields, such as `repeats`, are ignored); `ratio` is
-/// torch/qstack (above 1 means qstack is faster), GB/s is qstack's. qstack rows without a
-/// PyTorch counterpart are appended with empty torch cells.
+/// torch/qstack (above 1 means qstack is faster), the throughput column is qstack's. qstack rows
+/// without a PyTorch counterpart are appended with empty torch cells.
 pub fn markdown(
     torch: &[Record],
     qstack: &[Record],
     key_names: &[&str],
-    bytes: BytesMoved,
+    throughput: Throughput,
 ) -> String {
     if torch.is_empty() && qstack.is_empty() {
         return "(no measurements)\n".to_string();
     }
     let same = |a: &Record, b: &Record| key_names.iter().all(|k| a.get(k) == b.get(k));
+    let rate_header = format!("qstack {}", throughput.unit);
     let mut header: Vec<&str> = key_names.to_vec();
     header.extend([
         "torch ns",
         "qstack ns",
         "ratio (torch/qstack)",
-        "qstack GB/s",
+        rate_header.as_str(),
     ]);
     let mut out = format!("| {} |\n", header.join(" | "));
     let align: Vec<&str> = header
@@ -39,8 +47,8 @@ pub fn markdown(
             .map(|k| r.get(k).map(|v| v.to_string()).unwrap_or_default())
             .collect()
     };
-    let gbps = |r: &Record| {
-        bytes(r)
+    let rate = |r: &Record| {
+        (throughput.amount)(r)
             .filter(|_| r.ns > 0.0)
             .map(|b| format!("{:.2}", b / r.ns))
             .unwrap_or_default()
@@ -57,7 +65,7 @@ pub fn markdown(
                 } else {
                     String::new()
                 });
-                row.push(gbps(q));
+                row.push(rate(q));
             }
             None => row.extend([String::new(), String::new(), String::new()]),
         }
@@ -69,7 +77,7 @@ pub fn markdown(
             String::new(),
             format!("{:.0}", q.ns),
             String::new(),
-            gbps(q),
+            rate(q),
         ]);
         out += &format!("| {} |\n", row.join(" | "));
     }
@@ -83,9 +91,10 @@ mod tests {
 
     const KEY: &[&str] = &["op", "n", "threads"];
 
-    fn five_bytes_per_element(r: &Record) -> Option<f64> {
-        r.get("n")?.as_f64().map(|n| 5.0 * n)
-    }
+    const FIVE_BYTES_PER_ELEMENT: Throughput = Throughput {
+        unit: "GB/s",
+        amount: |r| r.get("n")?.as_f64().map(|n| 5.0 * n),
+    };
 
     #[test]
     fn rows_match_by_key_with_ratio_and_bandwidth() {
@@ -100,7 +109,7 @@ mod tests {
              {\"op\":\"quantize\",\"n\":1000,\"threads\":2,\"ns\":500}",
         )
         .unwrap();
-        let table = markdown(&torch, &qstack, KEY, five_bytes_per_element);
+        let table = markdown(&torch, &qstack, KEY, FIVE_BYTES_PER_ELEMENT);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
@@ -121,7 +130,7 @@ mod tests {
     #[test]
     fn empty_input_says_so() {
         assert_eq!(
-            markdown(&[], &[], KEY, five_bytes_per_element),
+            markdown(&[], &[], KEY, FIVE_BYTES_PER_ELEMENT),
             "(no measurements)\n"
         );
     }

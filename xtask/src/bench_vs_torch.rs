@@ -5,7 +5,7 @@
 use crate::Result;
 use crate::args::Args;
 use crate::bench_json::{Record, parse_records};
-use crate::bench_table::{BytesMoved, markdown};
+use crate::bench_table::{Throughput, markdown};
 use crate::python;
 use crate::run::{cargo, output, step};
 use std::path::Path;
@@ -25,8 +25,8 @@ pub struct Suite {
     pub torch_script: &'static str,
     /// The fields that identify a measurement on both sides (extra fields are ignored).
     pub key_fields: &'static [&'static str],
-    /// Memory traffic of one measurement, for the GB/s column.
-    pub bytes: BytesMoved,
+    /// The throughput column (memory traffic or arithmetic).
+    pub throughput: Throughput,
 }
 
 /// Quantize (f32 in, u8 out) and dequantize (u8 in, f32 out) both move 5 bytes per element.
@@ -34,18 +34,65 @@ fn quantize_bytes(record: &Record) -> Option<f64> {
     record.get("n")?.as_f64().map(|n| 5.0 * n)
 }
 
+/// A GEMM line's operations: 2·M·N·K.
+fn gemm_ops(record: &Record) -> Option<f64> {
+    let dim = |name| record.get(name)?.as_f64();
+    Some(2.0 * dim("m")? * dim("n")? * dim("k")?)
+}
+
+/// A conv line's operations from its `shape` `N,C,H,O,k,groups` (H = W, stride 1, padding
+/// k/2, so the output is H×H): 2·N·O·H·H·(C/groups)·k·k.
+fn conv_ops(record: &Record) -> Option<f64> {
+    let shape = record.get("shape")?.to_string();
+    let d: Vec<f64> = shape
+        .split(',')
+        .map(|v| v.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let [n, c, h, o, k, g] = d[..] else {
+        return None;
+    };
+    Some(2.0 * n * o * h * h * (c / g) * k * k)
+}
+
 /// Arguments both sides of every suite take for `--quick` (fewer timed repeats).
 const QUICK_ARGS: &[&str] = &["--repeats", "5", "--warmup", "1"];
 
 /// Every known suite, run in this order when no `--suite` is given.
-pub const SUITES: &[Suite] = &[Suite {
-    name: "quantize",
-    title: "quantize_per_tensor -> quint8 and dequantize (f32, contiguous)",
-    rust_bin: "vs_torch_quantize",
-    torch_script: "tools/bench/torch_quantize.py",
-    key_fields: &["op", "n", "threads"],
-    bytes: quantize_bytes,
-}];
+pub const SUITES: &[Suite] = &[
+    Suite {
+        name: "quantize",
+        title: "quantize_per_tensor -> quint8 and dequantize (f32, contiguous)",
+        rust_bin: "vs_torch_quantize",
+        torch_script: "tools/bench/torch_quantize.py",
+        key_fields: &["op", "n", "threads"],
+        throughput: Throughput {
+            unit: "GB/s",
+            amount: quantize_bytes,
+        },
+    },
+    Suite {
+        name: "gemm",
+        title: "quantized Linear: static (quint8 out) and dynamic (f32 out), fbgemm vs qkernels",
+        rust_bin: "vs_torch_gemm",
+        torch_script: "tools/bench/torch_gemm.py",
+        key_fields: &["mode", "m", "k", "n", "threads"],
+        throughput: Throughput {
+            unit: "GOP/s",
+            amount: gemm_ops,
+        },
+    },
+    Suite {
+        name: "conv",
+        title: "quantized conv2d (NHWC quint8, per-channel qint8 weights) and f32 conv2d",
+        rust_bin: "vs_torch_conv",
+        torch_script: "tools/bench/torch_conv.py",
+        key_fields: &["mode", "shape", "threads"],
+        throughput: Throughput {
+            unit: "GOP/s",
+            amount: conv_ops,
+        },
+    },
+];
 
 fn select(names: &[String]) -> Result<Vec<Suite>> {
     if names.is_empty() {
@@ -101,10 +148,16 @@ fn run_suite(suite: &Suite, quick: bool, python: &Path) -> Result {
     println!("\n### {}: {}\n", suite.name, suite.title);
     print!(
         "{}",
-        markdown(&torch, &qstack, suite.key_fields, suite.bytes)
+        markdown(&torch, &qstack, suite.key_fields, suite.throughput)
     );
+    let rate_note = if suite.throughput.unit == "GB/s" {
+        "bytes read + written"
+    } else {
+        "2 x multiply-accumulates"
+    };
     println!(
-        "\n(median ns per call; ratio > 1 means qstack is faster; GB/s = bytes read + written / time)"
+        "\n(median ns per call; ratio > 1 means qstack is faster; qstack {} = {rate_note} / time)",
+        suite.throughput.unit
     );
     Ok(())
 }
@@ -157,11 +210,26 @@ mod tests {
         assert_eq!(select(&[]).unwrap().len(), SUITES.len());
         let picked = select(&["quantize".to_string()]).unwrap();
         assert_eq!(picked[0].rust_bin, "vs_torch_quantize");
-        let err = select(&["conv".to_string()]).unwrap_err();
+        let err = select(&["lstm".to_string()]).unwrap_err();
         assert!(
-            err.contains("\"conv\"") && err.contains("quantize"),
+            err.contains("\"lstm\"") && err.contains("quantize, gemm, conv"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn gemm_and_conv_count_two_ops_per_multiply_accumulate() {
+        let gemm =
+            &parse_records("{\"mode\":\"static\",\"m\":2,\"k\":3,\"n\":5,\"threads\":1,\"ns\":1}")
+                .unwrap()[0];
+        assert_eq!(gemm_ops(gemm), Some(60.0));
+        // N=1, C=4, H=W=3, O=2, k=3, groups=2: 1*2*9 outputs x (4/2)*9 taps, x2.
+        let conv =
+            &parse_records("{\"mode\":\"int8\",\"shape\":\"1,4,3,2,3,2\",\"threads\":1,\"ns\":1}")
+                .unwrap()[0];
+        assert_eq!(conv_ops(conv), Some(2.0 * 18.0 * 18.0));
+        let bad = &parse_records("{\"shape\":\"1,4,3\",\"ns\":1}").unwrap()[0];
+        assert_eq!(conv_ops(bad), None);
     }
 
     #[test]
