@@ -20,5 +20,6 @@ pub mod error;
 pub mod float;
 pub mod gemm;
 pub mod isa;
+pub mod quant;
 
 pub use error::GemmError;

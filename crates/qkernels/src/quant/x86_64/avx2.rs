@@ -1,0 +1,155 @@
+//! AVX2: 32 elements per step (four ymm of f32, one ymm of bytes).
+
+use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
+
+use super::{Avx2Checked, CLIP};
+
+/// Elements per step.
+const BLOCK: usize = 32;
+
+/// Quantizes `src` into `dst` (equal lengths; checked by the caller).
+pub(crate) fn quantize<const SIGNED: bool>(
+    cpu: Avx2Checked,
+    src: &[f32],
+    inv_scale: f32,
+    zero_point: i32,
+    dst: &mut [MaybeUninit<u8>],
+) {
+    let _ = cpu;
+    // SAFETY: an `Avx2Checked` exists only after AVX2 was detected.
+    unsafe { quantize_slice::<SIGNED>(src, inv_scale, zero_point, dst) }
+}
+
+/// Dequantizes `src` into `dst` (equal lengths; checked by the caller).
+pub(crate) fn dequantize<const SIGNED: bool>(
+    cpu: Avx2Checked,
+    src: &[u8],
+    scale: f32,
+    zero_point: i32,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let _ = cpu;
+    // SAFETY: an `Avx2Checked` exists only after AVX2 was detected.
+    unsafe { dequantize_slice::<SIGNED>(src, scale, zero_point, dst) }
+}
+
+/// Broadcast constants of a quantize call.
+#[derive(Clone, Copy)]
+struct QuantConsts {
+    inv_scale: __m256,
+    clip: __m256,
+    zero_point: __m256i,
+    /// Dword order that undoes the per-lane interleaving of the packs.
+    unpermute: __m256i,
+}
+
+#[target_feature(enable = "avx2")]
+fn quantize_slice<const SIGNED: bool>(
+    src: &[f32],
+    inv_scale: f32,
+    zero_point: i32,
+    dst: &mut [MaybeUninit<u8>],
+) {
+    let k = QuantConsts {
+        inv_scale: _mm256_set1_ps(inv_scale),
+        clip: _mm256_set1_ps(CLIP),
+        zero_point: _mm256_set1_epi32(zero_point),
+        unpermute: _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+    };
+    let (src_blocks, src_tail) = src.as_chunks::<BLOCK>();
+    let (dst_blocks, dst_tail) = dst.as_chunks_mut::<BLOCK>();
+    for (s, d) in src_blocks.iter().zip(dst_blocks) {
+        quantize_block::<SIGNED>(s, d, &k);
+    }
+    if !src_tail.is_empty() {
+        // The tail runs through the same block code on a zero-padded copy.
+        let mut s = [0.0f32; BLOCK];
+        let mut d = [MaybeUninit::<u8>::uninit(); BLOCK];
+        s[..src_tail.len()].copy_from_slice(src_tail);
+        quantize_block::<SIGNED>(&s, &mut d, &k);
+        dst_tail.copy_from_slice(&d[..dst_tail.len()]);
+    }
+}
+
+/// `min(x * inv_scale, CLIP)`, rounded to i32, plus the zero point (wrapping).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn to_i32(x: __m256, k: &QuantConsts) -> __m256i {
+    let t = _mm256_min_ps(_mm256_mul_ps(x, k.inv_scale), k.clip);
+    _mm256_add_epi32(_mm256_cvtps_epi32(t), k.zero_point)
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn quantize_block<const SIGNED: bool>(
+    src: &[f32; BLOCK],
+    dst: &mut [MaybeUninit<u8>; BLOCK],
+    k: &QuantConsts,
+) {
+    let p = src.as_ptr();
+    // SAFETY: the four 8-lane loads read `src[0..32]`, inside the array.
+    let (a, b, c, d) = unsafe {
+        (
+            _mm256_loadu_ps(p),
+            _mm256_loadu_ps(p.add(8)),
+            _mm256_loadu_ps(p.add(16)),
+            _mm256_loadu_ps(p.add(24)),
+        )
+    };
+    let ab = _mm256_packs_epi32(to_i32(a, k), to_i32(b, k));
+    let cd = _mm256_packs_epi32(to_i32(c, k), to_i32(d, k));
+    let bytes = if SIGNED {
+        _mm256_packs_epi16(ab, cd)
+    } else {
+        _mm256_packus_epi16(ab, cd)
+    };
+    let bytes = _mm256_permutevar8x32_epi32(bytes, k.unpermute);
+    // SAFETY: the 32-byte store writes `dst[0..32]`, inside the array.
+    unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), bytes) }
+}
+
+#[target_feature(enable = "avx2")]
+fn dequantize_slice<const SIGNED: bool>(
+    src: &[u8],
+    scale: f32,
+    zero_point: i32,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let scale_v = _mm256_set1_ps(scale);
+    let zp_v = _mm256_set1_epi32(zero_point);
+    let (src_blocks, src_tail) = src.as_chunks::<BLOCK>();
+    let (dst_blocks, dst_tail) = dst.as_chunks_mut::<BLOCK>();
+    for (s, d) in src_blocks.iter().zip(dst_blocks) {
+        dequantize_block::<SIGNED>(s, d, scale_v, zp_v);
+    }
+    if !src_tail.is_empty() {
+        let mut s = [0u8; BLOCK];
+        let mut d = [MaybeUninit::<f32>::uninit(); BLOCK];
+        s[..src_tail.len()].copy_from_slice(src_tail);
+        dequantize_block::<SIGNED>(&s, &mut d, scale_v, zp_v);
+        dst_tail.copy_from_slice(&d[..dst_tail.len()]);
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn dequantize_block<const SIGNED: bool>(
+    src: &[u8; BLOCK],
+    dst: &mut [MaybeUninit<f32>; BLOCK],
+    scale: __m256,
+    zero_point: __m256i,
+) {
+    for j in 0..BLOCK / 8 {
+        // SAFETY: reads the 8 bytes `src[8j..8j + 8]`, inside the array (j < 4).
+        let raw = unsafe { _mm_loadl_epi64(src.as_ptr().add(8 * j).cast()) };
+        let q = if SIGNED {
+            _mm256_cvtepi8_epi32(raw)
+        } else {
+            _mm256_cvtepu8_epi32(raw)
+        };
+        let v = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, zero_point)));
+        // SAFETY: writes the 8 floats `dst[8j..8j + 8]`, inside the array (j < 4).
+        unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(8 * j).cast(), v) }
+    }
+}

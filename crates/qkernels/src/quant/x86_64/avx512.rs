@@ -1,0 +1,156 @@
+//! AVX-512 F/BW: 64 elements per step (four zmm of f32, one zmm of bytes).
+
+use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
+
+use super::{Avx512Checked, CLIP};
+
+/// Elements per step.
+const BLOCK: usize = 64;
+
+/// Quantizes `src` into `dst` (equal lengths; checked by the caller).
+pub(crate) fn quantize<const SIGNED: bool>(
+    cpu: Avx512Checked,
+    src: &[f32],
+    inv_scale: f32,
+    zero_point: i32,
+    dst: &mut [MaybeUninit<u8>],
+) {
+    let _ = cpu;
+    // SAFETY: an `Avx512Checked` exists only after AVX-512 F and BW were detected.
+    unsafe { quantize_slice::<SIGNED>(src, inv_scale, zero_point, dst) }
+}
+
+/// Dequantizes `src` into `dst` (equal lengths; checked by the caller).
+pub(crate) fn dequantize<const SIGNED: bool>(
+    cpu: Avx512Checked,
+    src: &[u8],
+    scale: f32,
+    zero_point: i32,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let _ = cpu;
+    // SAFETY: an `Avx512Checked` exists only after AVX-512 F and BW were detected.
+    unsafe { dequantize_slice::<SIGNED>(src, scale, zero_point, dst) }
+}
+
+/// Broadcast constants of a quantize call.
+#[derive(Clone, Copy)]
+struct QuantConsts {
+    inv_scale: __m512,
+    clip: __m512,
+    zero_point: __m512i,
+    /// Dword order that undoes the per-lane interleaving of the packs.
+    unpermute: __m512i,
+}
+
+#[target_feature(enable = "avx512f,avx512bw")]
+fn quantize_slice<const SIGNED: bool>(
+    src: &[f32],
+    inv_scale: f32,
+    zero_point: i32,
+    dst: &mut [MaybeUninit<u8>],
+) {
+    let k = QuantConsts {
+        inv_scale: _mm512_set1_ps(inv_scale),
+        clip: _mm512_set1_ps(CLIP),
+        zero_point: _mm512_set1_epi32(zero_point),
+        unpermute: _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+    };
+    let (src_blocks, src_tail) = src.as_chunks::<BLOCK>();
+    let (dst_blocks, dst_tail) = dst.as_chunks_mut::<BLOCK>();
+    for (s, d) in src_blocks.iter().zip(dst_blocks) {
+        quantize_block::<SIGNED>(s, d, &k);
+    }
+    if !src_tail.is_empty() {
+        // The tail runs through the same block code on a zero-padded copy.
+        let mut s = [0.0f32; BLOCK];
+        let mut d = [MaybeUninit::<u8>::uninit(); BLOCK];
+        s[..src_tail.len()].copy_from_slice(src_tail);
+        quantize_block::<SIGNED>(&s, &mut d, &k);
+        dst_tail.copy_from_slice(&d[..dst_tail.len()]);
+    }
+}
+
+/// `min(x * inv_scale, CLIP)`, rounded to i32 (`vcvtps2dq`, MXCSR round-to-nearest-even),
+/// plus the zero point (wrapping).
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+fn to_i32(x: __m512, k: &QuantConsts) -> __m512i {
+    let t = _mm512_min_ps(_mm512_mul_ps(x, k.inv_scale), k.clip);
+    _mm512_add_epi32(_mm512_cvtps_epi32(t), k.zero_point)
+}
+
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+fn quantize_block<const SIGNED: bool>(
+    src: &[f32; BLOCK],
+    dst: &mut [MaybeUninit<u8>; BLOCK],
+    k: &QuantConsts,
+) {
+    let p = src.as_ptr();
+    // SAFETY: the four 16-lane loads read `src[0..64]`, inside the array.
+    let (a, b, c, d) = unsafe {
+        (
+            _mm512_loadu_ps(p),
+            _mm512_loadu_ps(p.add(16)),
+            _mm512_loadu_ps(p.add(32)),
+            _mm512_loadu_ps(p.add(48)),
+        )
+    };
+    let ab = _mm512_packs_epi32(to_i32(a, k), to_i32(b, k));
+    let cd = _mm512_packs_epi32(to_i32(c, k), to_i32(d, k));
+    let bytes = if SIGNED {
+        _mm512_packs_epi16(ab, cd)
+    } else {
+        _mm512_packus_epi16(ab, cd)
+    };
+    let bytes = _mm512_permutexvar_epi32(k.unpermute, bytes);
+    // SAFETY: the 64-byte store writes `dst[0..64]`, inside the array.
+    unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), bytes) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw")]
+fn dequantize_slice<const SIGNED: bool>(
+    src: &[u8],
+    scale: f32,
+    zero_point: i32,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let scale_v = _mm512_set1_ps(scale);
+    let zp_v = _mm512_set1_epi32(zero_point);
+    let (src_blocks, src_tail) = src.as_chunks::<BLOCK>();
+    let (dst_blocks, dst_tail) = dst.as_chunks_mut::<BLOCK>();
+    for (s, d) in src_blocks.iter().zip(dst_blocks) {
+        dequantize_block::<SIGNED>(s, d, scale_v, zp_v);
+    }
+    if !src_tail.is_empty() {
+        let mut s = [0u8; BLOCK];
+        let mut d = [MaybeUninit::<f32>::uninit(); BLOCK];
+        s[..src_tail.len()].copy_from_slice(src_tail);
+        dequantize_block::<SIGNED>(&s, &mut d, scale_v, zp_v);
+        dst_tail.copy_from_slice(&d[..dst_tail.len()]);
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+fn dequantize_block<const SIGNED: bool>(
+    src: &[u8; BLOCK],
+    dst: &mut [MaybeUninit<f32>; BLOCK],
+    scale: __m512,
+    zero_point: __m512i,
+) {
+    for j in 0..BLOCK / 16 {
+        // SAFETY: reads the 16 bytes `src[16j..16j + 16]`, inside the array (j < 4).
+        let raw = unsafe { _mm_loadu_si128(src.as_ptr().add(16 * j).cast()) };
+        let q = if SIGNED {
+            _mm512_cvtepi8_epi32(raw)
+        } else {
+            _mm512_cvtepu8_epi32(raw)
+        };
+        let v = _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(q, zero_point)));
+        // SAFETY: writes the 16 floats `dst[16j..16j + 16]`, inside the array (j < 4).
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(16 * j).cast(), v) }
+    }
+}
