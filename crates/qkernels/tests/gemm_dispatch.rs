@@ -573,3 +573,11 @@ fn small_m_split_over_columns_matches_the_oracle_for_any_thread_count() {
         }
     }
 }
+
+#[test]
+fn quantized_six_follows_pytorch_quantize_val() {
+    assert_eq!(gemm::quantized_six(0.1, 10), 70);
+    assert_eq!(gemm::quantized_six(0.05, 200), 255);
+    // 6 / 1e-12 overflows i32: fbgemm clips the product below 2^31, so the bound is 255.
+    assert_eq!(gemm::quantized_six(1e-12, 0), 255);
+}

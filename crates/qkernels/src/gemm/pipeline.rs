@@ -7,7 +7,7 @@
 //!   per-channel bias `xf = f32(raw) + f32(bias[n] / atw[n])`, no bias `xf = f32(raw)`;
 //!   `q = cvt_rne(f32(xf·mult))` (x86 `cvtps2dq`: NaN and |x| ≥ 2³¹ give `i32::MIN`), then
 //!   `clamp(q + z_out, lo, hi)` with `lo = z_out` for ReLU/ReLU6 and `hi` the quantized 6.0
-//!   for ReLU6.
+//!   ([`quantized_six`]) for ReLU6.
 //! * [`Dequantize`] → f32 for dynamic quantization (§2.10):
 //!   `y = fma(f32(raw), f32(s_in·s_w[n]), bias[n])`, or `f32(raw)·f32(s_in·s_w[n])` without
 //!   bias; optional ReLU `y < 0 → 0`.
@@ -28,8 +28,8 @@ pub enum Activation {
     None,
     /// Clamp to `[z_out, 255]` (PyTorch `linear_relu`).
     Relu,
-    /// Clamp to `[z_out, q(6.0)]` where `q(6.0) = clamp(z_out + rne(f32(6·f32(1/s_out))))`,
-    /// PyTorch's quantization of the ReLU6 bound (numerics §2.1).
+    /// Clamp to `[z_out, q(6.0)]`, `q(6.0)` being PyTorch's quantization of the ReLU6 bound
+    /// ([`quantized_six`]).
     Relu6,
 }
 
@@ -185,11 +185,10 @@ pub fn dequantize_one(raw: i32, scale: f32, bias: Option<f32>, relu: bool) -> f3
     if relu && y < 0.0 { 0.0 } else { y }
 }
 
-/// PyTorch's quantization of 6.0 with the output qparams (the ReLU6 upper bound).
+/// PyTorch's quantization of 6.0 with the output qparams (the ReLU6 upper bound):
+/// `qtensor::quantize_val(6.0, 1/s_out, z_out, 0, 255)` (numerics §2.1, the fbgemm rule).
 pub fn quantized_six(out_scale: f32, out_zero_point: i32) -> i32 {
-    let inv = 1.0f32 / out_scale;
-    let q = cvt_rne_x86(6.0f32 * inv);
-    (i64::from(q) + i64::from(out_zero_point)).clamp(0, 255) as i32
+    qtensor::quantize_val(6.0, 1.0f32 / out_scale, out_zero_point, 0, 255)
 }
 
 fn check_scale(what: &'static str, scale: f32) -> Result<()> {
