@@ -1,13 +1,13 @@
 //! f16 storage with f32 accumulation: the crate's f16 GEMM, and a mixed f16/f32 GEMM.
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 
 use super::call::{check_shapes, crate_gemm};
 use super::error::Result;
 use super::sgemm::sgemm;
 use super::threads::Threads;
 use super::view::{MatMut, MatRef};
+use super::widen::widen_f16_slice;
 
 /// `C = alpha * A * B + beta * C` with f16 operands and result, accumulated in f32.
 ///
@@ -110,7 +110,7 @@ fn widen(v: &MatRef<'_, f16>) -> Vec<f32> {
     let (rows, cols) = (v.rows(), v.cols());
     let mut out = vec![0.0f32; rows * cols];
     if let (true, Some(src)) = (v.is_row_major_contiguous(), v.data().get(..rows * cols)) {
-        src.convert_to_f32_slice(&mut out);
+        widen_f16_slice(src, &mut out);
         return out;
     }
     for (i, row) in out.chunks_exact_mut(cols.max(1)).enumerate() {
@@ -121,11 +121,87 @@ fn widen(v: &MatRef<'_, f16>) -> Vec<f32> {
     out
 }
 
+/// Columns `j0..j0 + nb` of an f16 view, widened to f32, with the strides of the widened block.
+///
+/// Column-contiguous views (`row_stride == 1`, e.g. `Wᵀ` of a row-major weight) and
+/// row-contiguous views are converted slice by slice; other strides element by element.
+fn widen_cols(v: &MatRef<'_, f16>, j0: usize, nb: usize) -> (Vec<f32>, usize, usize) {
+    let rows = v.rows();
+    let mut out = vec![0.0f32; rows * nb];
+    let (rs, cs, data) = (v.row_stride(), v.col_stride(), v.data());
+    if rs == 1 || rows <= 1 {
+        for (j, col) in out.chunks_exact_mut(rows.max(1)).enumerate() {
+            let start = (j0 + j) * cs;
+            match data.get(start..start + rows) {
+                Some(src) => widen_f16_slice(src, col),
+                None => col
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, x)| *x = v.get(i, j0 + j).map_or(0.0, |h| h.to_f32())),
+            }
+        }
+        return (out, 1, rows);
+    }
+    for (i, row) in out.chunks_exact_mut(nb.max(1)).enumerate() {
+        let start = i * rs + j0 * cs;
+        match (cs == 1).then(|| data.get(start..start + nb)).flatten() {
+            Some(src) => widen_f16_slice(src, row),
+            None => row
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, x)| *x = v.get(i, j0 + j).map_or(0.0, |h| h.to_f32())),
+        }
+    }
+    (out, nb, 1)
+}
+
+/// Column-block width for widening an f16 `k x n` operand: about 256 KiB of f32 per block (so
+/// the widened panel is still in L2 when the GEMM packs it), a multiple of 16, at least 16.
+fn block_cols(k: usize, n: usize) -> usize {
+    let nb = (65_536 / k.max(1)).max(16) / 16 * 16;
+    nb.min(n).max(1)
+}
+
+/// `C = alpha * A * B + beta * C` with `B` stored as f16: `B` is widened one column block at a
+/// time, each block multiplied while it is hot in cache.
+fn gemm_f32_f16(
+    alpha: f32,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f16>,
+    beta: f32,
+    mut c: MatMut<'_, f32>,
+    threads: Threads,
+) -> Result<()> {
+    check_shapes(&a, &b, &c)?;
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let (c_rs, c_cs) = (c.row_stride(), c.col_stride());
+    let nb = block_cols(k, n);
+    let mut j0 = 0;
+    while j0 < n {
+        let w = nb.min(n - j0);
+        let (block, rs, cs) = widen_cols(&b, j0, w);
+        let c_data = c.data_mut();
+        let start = (j0 * c_cs).min(c_data.len());
+        let c_block = MatMut::new(&mut c_data[start..], m, w, c_rs, c_cs)?;
+        sgemm(
+            alpha,
+            a,
+            MatRef::new(&block, k, w, rs, cs)?,
+            beta,
+            c_block,
+            threads,
+        )?;
+        j0 += w;
+    }
+    Ok(())
+}
+
 /// `C = alpha * A * B + beta * C` in f32 where `A` and `B` may each be stored as f16.
 ///
-/// f16 operands are widened to f32 (exactly) into a scratch buffer, then [`sgemm`] runs, so the
-/// result equals the f32 GEMM of the widened values. This is the path for f16 weights times f32
-/// activations.
+/// f16 operands are widened to f32 (exactly), so the result is the f32 GEMM of the widened
+/// values up to summation order. This is the path for f16 weights times f32 activations: the f16
+/// operand is widened one column block (about 256 KiB of f32) at a time, right before that block
+/// is multiplied, so the widened panel is still in cache and the whole f32 copy never exists.
 pub fn gemm_mixed(
     alpha: f32,
     a: FloatMat<'_>,
@@ -134,21 +210,23 @@ pub fn gemm_mixed(
     c: MatMut<'_, f32>,
     threads: Threads,
 ) -> Result<()> {
-    let a_buf;
-    let a_view = match a {
-        FloatMat::F32(v) => v,
-        FloatMat::F16(v) => {
-            a_buf = widen(&v);
-            MatRef::row_major(&a_buf, v.rows(), v.cols())?
+    match (a, b) {
+        (FloatMat::F32(a), FloatMat::F32(b)) => sgemm(alpha, a, b, beta, c, threads),
+        (FloatMat::F32(a), FloatMat::F16(b)) => gemm_f32_f16(alpha, a, b, beta, c, threads),
+        // C = A B  <=>  Cᵀ = Bᵀ Aᵀ: the f16 operand moves to the right
+        (FloatMat::F16(a), FloatMat::F32(b)) => {
+            gemm_f32_f16(alpha, b.t(), a.t(), beta, c.t(), threads)
         }
-    };
-    let b_buf;
-    let b_view = match b {
-        FloatMat::F32(v) => v,
-        FloatMat::F16(v) => {
-            b_buf = widen(&v);
-            MatRef::row_major(&b_buf, v.rows(), v.cols())?
+        (FloatMat::F16(a), FloatMat::F16(b)) => {
+            let (wa, rs, cs) = widen_cols(&a, 0, a.cols());
+            gemm_f32_f16(
+                alpha,
+                MatRef::new(&wa, a.rows(), a.cols(), rs, cs)?,
+                b,
+                beta,
+                c,
+                threads,
+            )
         }
-    };
-    sgemm(alpha, a_view, b_view, beta, c, threads)
+    }
 }

@@ -326,5 +326,6 @@ fn gemm_mixed_equals_sgemm_on_widened_values() {
         Threads::Single,
     )
     .unwrap();
-    assert_eq!(got, want);
+    // same values, summed in another order (the f16 operand is widened block by block)
+    assert_close(&got, &want, 1e-5);
 }
