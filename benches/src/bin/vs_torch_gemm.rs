@@ -6,8 +6,8 @@
 //! * `static`: quint8 activations × per-channel qint8 weights with a float bias, requantized
 //!   to quint8 (`torch.ops.quantized.linear`). The output buffer is allocated per call.
 //! * `dynamic`: f32 input → min/max → `choose_qparams_quant_utils(reduce_range=true)` →
-//!   quantize → GEMM → f32 with bias (`torch.ops.quantized.linear_dynamic`), buffers
-//!   allocated per call.
+//!   quantize (`qkernels::quant::quantize_u8`, SIMD) → GEMM → f32 with bias
+//!   (`torch.ops.quantized.linear_dynamic`), buffers allocated per call.
 //! * `peak`: a register-only `vpdpbusd` zmm loop (1 thread); every GEMM line also carries its
 //!   `gops` (2·M·N·K / time) and `pct_peak` (against `threads ×` the 1-thread peak).
 //!
@@ -137,7 +137,7 @@ fn dynamic_linear(x: &[f32], m: usize, k: usize, w: &PackedWeights, bias: &[f32]
     let (lo, hi) = min_max(x);
     let (scale, zp) = qtensor::choose_qparams_quant_utils(lo, hi, 0, 255, false, false, true);
     let mut q = vec![0u8; m * k];
-    qtensor::quantize_slice_u8(x, scale as f32, zp, &mut q).expect("quantize");
+    qkernels::quant::quantize_u8(x, scale as f32, zp, &mut q).expect("quantize");
     let mut y = vec![0f32; m * w.n()];
     let params = Dequantize {
         act_scale: scale as f32,

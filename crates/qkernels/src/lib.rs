@@ -16,10 +16,12 @@
 //! raw i32 output; [`gemm::reference`] is its scalar oracle. Errors are [`GemmError`].
 
 pub mod conv;
+pub mod eltwise;
 pub mod error;
 pub mod float;
 pub mod gemm;
 pub mod isa;
+pub mod pool;
 pub mod quant;
 
 pub use error::GemmError;
