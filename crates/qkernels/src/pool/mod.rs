@@ -37,6 +37,7 @@ impl Pool2d {
     /// Output `[OH, OW]` (floor mode), checking the values.
     pub fn output(&self) -> Result<[usize; 2]> {
         let mut out = [0; 2];
+        #[allow(clippy::needless_range_loop)] // d indexes five arrays
         for d in 0..2 {
             let (k, s, p, dl) = (
                 self.kernel[d],
