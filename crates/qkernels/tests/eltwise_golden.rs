@@ -64,12 +64,6 @@ impl Case {
             _ => panic!("case {}: field {key} of type {ty} missing", self.name),
         }
     }
-    fn flag(&self, key: &str) -> bool {
-        match self.fields.get(key) {
-            Some(Field::Str(s)) => s == "yes",
-            _ => panic!("case {}: string field {key} missing", self.name),
-        }
-    }
     fn f64s(&self, key: &str) -> Vec<f64> {
         self.bytes(key, "f64")
             .chunks_exact(8)
@@ -80,12 +74,6 @@ impl Case {
         self.bytes(key, "i64")
             .chunks_exact(8)
             .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect()
-    }
-    fn f32s(&self, key: &str) -> Vec<f32> {
-        self.bytes(key, "f32")
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
             .collect()
     }
 }
