@@ -25,28 +25,26 @@ const PARALLEL_MACS: usize = 1 << 18;
 fn accumulate(taps: &[&[u8]], w: &[i16], saturate: bool, acc: &mut [i32]) {
     let c = acc.len();
     acc.fill(0);
-    if saturate {
-        for (j, pair) in taps.chunks(2).enumerate() {
-            let w0 = &w[2 * j * c..(2 * j + 1) * c];
-            let x0 = &pair[0][..c];
-            if let [_, x1] = pair {
-                let w1 = &w[(2 * j + 1) * c..(2 * j + 2) * c];
-                for o in 0..c {
-                    let p =
-                        i32::from(x0[o]) * i32::from(w0[o]) + i32::from(x1[o]) * i32::from(w1[o]);
-                    acc[o] += p.clamp(i32::from(i16::MIN), i32::from(i16::MAX));
-                }
-            } else {
-                for o in 0..c {
-                    acc[o] += i32::from(x0[o]) * i32::from(w0[o]);
-                }
+    // u8·i8 products fit in i16 exactly (|255·−128| < 2¹⁵), so products are formed in i16
+    // and, on the saturating path, each tap pair is added with i16 saturation.
+    for (j, pair) in taps.chunks(2).enumerate() {
+        let w0 = &w[2 * j * c..(2 * j + 1) * c];
+        let x0 = &pair[0][..c];
+        if let [_, x1] = pair {
+            let w1 = &w[(2 * j + 1) * c..(2 * j + 2) * c];
+            let x1 = &x1[..c];
+            for o in 0..c {
+                let p0 = i16::from(x0[o]).wrapping_mul(w0[o]);
+                let p1 = i16::from(x1[o]).wrapping_mul(w1[o]);
+                acc[o] += if saturate {
+                    i32::from(p0.saturating_add(p1))
+                } else {
+                    i32::from(p0) + i32::from(p1)
+                };
             }
-        }
-    } else {
-        for (t, x) in taps.iter().enumerate() {
-            let wt = &w[t * c..(t + 1) * c];
-            for ((a, &xv), &wv) in acc.iter_mut().zip(&x[..c]).zip(wt) {
-                *a += i32::from(xv) * i32::from(wv);
+        } else {
+            for o in 0..c {
+                acc[o] += i32::from(i16::from(x0[o]).wrapping_mul(w0[o]));
             }
         }
     }
@@ -94,7 +92,19 @@ pub(crate) fn run(
     stage: &Stage,
     out: &mut [u8],
 ) {
-    let (c_in, o) = (g.in_channels, g.out_channels);
+    let o = g.out_channels;
+    // With a channel multiplier, output channel `oc` reads input channel `oc / mult`: widen
+    // the input once so every tap is a contiguous vector of O values.
+    let widened: Vec<u8>;
+    let src: &[u8] = if w.mult == 1 {
+        input
+    } else {
+        widened = input
+            .iter()
+            .flat_map(|&v| std::iter::repeat_n(v, w.mult))
+            .collect();
+        &widened
+    };
     let [_, oh, ow] = out_dims;
     let zeros = vec![za as u8; o];
     let kind = kernel.kind();
@@ -113,7 +123,7 @@ pub(crate) fn run(
         let n = r / (oh * out_dims[0]);
         let [id, ih, iw] = g.input;
         let mut offsets: Vec<Option<usize>> = Vec::with_capacity(ntaps);
-        let mut expanded = vec![0u8; if w.mult > 1 { ntaps * o } else { 0 }];
+        let mut taps: Vec<&[u8]> = Vec::with_capacity(ntaps);
         let mut acc = vec![0i32; o];
         for (x, px) in dst.chunks_exact_mut(o).enumerate() {
             offsets.clear();
@@ -124,35 +134,18 @@ pub(crate) fn run(
                     for tx in 0..g.kernel[2] {
                         offsets.push(match (iz, iy, g.input_coord(2, x, tx)) {
                             (Some(iz), Some(iy), Some(ix)) => {
-                                Some((((n * id + iz) * ih + iy) * iw + ix) * c_in)
+                                Some((((n * id + iz) * ih + iy) * iw + ix) * o)
                             }
                             _ => None,
                         });
                     }
                 }
             }
-            let taps: Vec<&[u8]> = if w.mult == 1 {
-                offsets
-                    .iter()
-                    .map(|off| match off {
-                        Some(at) => &input[*at..*at + o],
-                        None => &zeros[..],
-                    })
-                    .collect()
-            } else {
-                for (t, off) in offsets.iter().enumerate() {
-                    let e = &mut expanded[t * o..(t + 1) * o];
-                    match off {
-                        Some(at) => {
-                            for (oc, v) in e.iter_mut().enumerate() {
-                                *v = input[at + oc / w.mult];
-                            }
-                        }
-                        None => e.fill(za as u8),
-                    }
-                }
-                expanded.chunks_exact(o).collect()
-            };
+            taps.clear();
+            taps.extend(offsets.iter().map(|off| match off {
+                Some(at) => &src[*at..*at + o],
+                None => &zeros[..],
+            }));
             accumulate_for(kind, &taps, &w.w, saturate, &mut acc);
             for (a, &k) in acc.iter_mut().zip(&corr) {
                 *a = a.wrapping_sub(k);

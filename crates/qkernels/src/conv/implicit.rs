@@ -131,12 +131,16 @@ impl Plan<'_> {
                 };
                 let line = ((n * id + iz) * ih + iy) * iw;
                 if contiguous {
-                    seg[..lo * cg].fill(fill);
+                    if lo > 0 {
+                        seg[..lo * cg].fill(fill);
+                    }
                     if hi > lo {
                         let at = (line + (x0 + lo as isize) as usize) * g.in_channels;
                         seg[lo * cg..hi * cg].copy_from_slice(&self.input[at..at + (hi - lo) * cg]);
                     }
-                    seg[hi * cg..].fill(fill);
+                    if hi < kw {
+                        seg[hi * cg..].fill(fill);
+                    }
                 } else {
                     for (tx, dst) in seg.chunks_exact_mut(cg).enumerate() {
                         match g.input_coord(2, x, tx) {
@@ -182,9 +186,9 @@ impl Plan<'_> {
                 let sum = |v: &[u8]| v.iter().map(|&b| i32::from(b)).sum::<i32>();
                 if row_major {
                     // The family's packed A is the default row-major u8 layout: gather in place.
+                    // Bytes k.. of each row stay zero from the allocation (never written).
                     for (r, dr) in d.chunks_exact_mut(a_stride).take(rows).enumerate() {
                         self.gather_row(mt * shape.rows + r, grp, &mut dr[..k]);
-                        dr[k..].fill(0);
                         if !symmetric {
                             row_sums[i * shape.rows + r] = sum(&dr[..k]);
                         }
