@@ -91,3 +91,68 @@ unsafe fn store(dst: *mut i32, v: int32x4_t, accumulate: bool) {
         vst1q_s32(dst, v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Three rows of K = 10 (values `10·r + k + 1`), packed with K padded to 16.
+    fn rows() -> Vec<u8> {
+        (0..3)
+            .flat_map(|r| (0..10).map(move |k| 10 * r + k + 1))
+            .collect()
+    }
+
+    #[test]
+    fn i8mm_packs_row_pairs_by_k_octet_with_zero_padding() {
+        let Some(kernel) = super::i8mm::kernel() else {
+            return;
+        };
+        assert_eq!(kernel.a_tile_bytes(3, 16), 64);
+        let mut dst = vec![0xEE; 64];
+        kernel.pack_a(&rows(), 10, 3, 10, 16, &mut dst);
+        let mut want = Vec::new();
+        for pair in 0..2u8 {
+            for octet in 0..2u8 {
+                for r in [2 * pair, 2 * pair + 1] {
+                    for k in 8 * octet..8 * octet + 8 {
+                        want.push(if r < 3 && k < 10 { 10 * r + k + 1 } else { 0 });
+                    }
+                }
+            }
+        }
+        assert_eq!(dst, want);
+    }
+
+    #[test]
+    fn dotprod_packs_shifted_rows_with_a_padded_stride() {
+        let Some(kernel) = super::dotprod::kernel() else {
+            return;
+        };
+        assert_eq!(kernel.a_offset(), 128);
+        assert_eq!(kernel.a_row_stride(12), 32);
+        let mut dst = vec![0xEE; 3 * 32];
+        kernel.pack_a(&rows(), 10, 3, 10, 12, &mut dst);
+        for (r, row) in dst.chunks_exact(32).enumerate() {
+            let want: Vec<u8> = (0..32)
+                .map(|k| {
+                    if k < 10 {
+                        (10 * r as u8 + k + 1) ^ 0x80
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            assert_eq!(row, want.as_slice(), "row {r}");
+        }
+    }
+
+    #[test]
+    fn every_family_is_offered_exactly_when_the_cpu_has_it() {
+        use crate::isa::Isa;
+        assert_eq!(super::neon::kernel().is_some(), Isa::Neon.is_supported());
+        assert_eq!(
+            super::dotprod::kernel().is_some(),
+            Isa::DotProd.is_supported()
+        );
+        assert_eq!(super::i8mm::kernel().is_some(), Isa::I8mm.is_supported());
+    }
+}
