@@ -102,7 +102,7 @@ impl Plan<'_> {
 
     /// Gathers row `m` of group `grp` (all taps) into `row` (length K). Along the width a
     /// run of in-bounds taps with dilation 1 and one group is one contiguous copy.
-    fn gather_row(&self, m: usize, grp: usize, row: &mut [u8]) {
+    pub(crate) fn gather_row(&self, m: usize, grp: usize, row: &mut [u8]) {
         let g = self.g;
         let [od, oh, ow] = self.out_dims;
         let x = m % ow;

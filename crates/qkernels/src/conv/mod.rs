@@ -29,8 +29,10 @@
 //! * **K×K and strided 1×1:** implicit GEMM on the same micro-kernels: each task gathers the
 //!   rows of its own block of output pixels (one contiguous channel run per tap, zero point
 //!   for padding) into the family's packed-A tiles; no im2col matrix is ever built.
-//! * **Depthwise** (one input and one output channel per group): a direct kernel over an
-//!   indirection list of tap pointers, vectorized over channels.
+//! * **Depthwise** (one input and one or two output channels per group): a direct kernel
+//!   over an indirection list of tap pointers, vectorized over channels.
+//! * **Few outputs, short reduction** (one group, O ≤ 8, taps·C ≤ 128, e.g. LeNet's first
+//!   layer with C = 1..4): a direct kernel, one gathered row and O dot products per pixel.
 //!
 //! [`reference`] is the scalar oracle. Results are identical for every kernel family and
 //! thread count.
@@ -41,6 +43,7 @@ mod geometry;
 mod implicit;
 mod pack;
 pub mod reference;
+mod small;
 
 pub use error::{ConvError, Result};
 pub use geometry::ConvGeometry;
@@ -141,6 +144,19 @@ pub fn conv_u8s8(
                     },
                 )?;
             }
+        }
+        Form::Small(w16, w) => {
+            check_overflow(w.k(), za, w.w_abs_max())?;
+            let stage = Stage::Requant(params.prepare(w)?);
+            let plan = implicit::Plan {
+                kernel,
+                g,
+                out_dims,
+                input,
+                za,
+                groups: vec![implicit::GroupPlan::new(kernel, w, stage, za)],
+            };
+            small::run(&plan, w16, out);
         }
         Form::Gemm(mats) => {
             let mut groups = Vec::with_capacity(mats.len());

@@ -25,6 +25,11 @@ pub(crate) struct DepthwiseWeights {
     pub qparams: PackedWeights,
 }
 
+/// Largest O of the direct small-conv kernel.
+pub(crate) const SMALL_MAX_OUT: usize = 8;
+/// Largest K (`taps · C`) of the direct small-conv kernel.
+pub(crate) const SMALL_MAX_K: usize = 128;
+
 /// How the weights are stored.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Form {
@@ -32,6 +37,10 @@ pub(crate) enum Form {
     Gemm(Vec<PackedWeights>),
     /// Direct depthwise kernel.
     Depthwise(DepthwiseWeights),
+    /// Few output channels and a short reduction (e.g. LeNet's first layer, C = 1..4):
+    /// `K × 8` weights (`W[o, k]` at `k·8 + o`, zero for `o ≥ O`) for the direct small-conv
+    /// kernel, plus the GEMM packing (for the qparams and weight sums).
+    Small(Vec<i32>, PackedWeights),
 }
 
 /// Convolution weights packed for one kernel family.
@@ -130,7 +139,22 @@ impl PackedConvWeights {
                 let q = slice_qparams(&qparams, grp * og, og);
                 mats.push(PackedWeights::pack(&mat, og, k, q, kind)?);
             }
-            Form::Gemm(mats)
+            if geometry.groups == 1
+                && o <= SMALL_MAX_OUT
+                && k <= SMALL_MAX_K
+                && !geometry.is_pointwise()
+            {
+                // transposed to [k][8] (columns o ≥ O are zero) for 8-lane accumulation
+                let mut wt = vec![0i32; k * 8];
+                for n in 0..o {
+                    for kk in 0..k {
+                        wt[kk * 8 + n] = i32::from(mat[n * k + kk]);
+                    }
+                }
+                Form::Small(wt, mats.pop().expect("one group"))
+            } else {
+                Form::Gemm(mats)
+            }
         };
         Ok(PackedConvWeights {
             kind,

@@ -1,0 +1,180 @@
+//! Direct convolution for few output channels and a short reduction (LeNet's first layer:
+//! C = 1 or 3, 5×5, O = 6), where a GEMM register tile would be mostly empty columns.
+//!
+//! Per output pixel the `taps · C` inputs are read as one contiguous run per kernel row
+//! straight from the input when the window is inside it (else gathered once with the zero
+//! point for padding); `acc[o] = Σ_k x[k]·W[o, k]` runs on 8 lanes (O ≤ 8) with weights
+//! stored `[k][8]`, is corrected like the GEMM (`+ corr[o] − Σx·zw[o]`) and requantized with
+//! the scalar fbgemm formula ([`crate::gemm::requantize_one`]). Output rows are spread over
+//! rayon's threads.
+
+use rayon::prelude::*;
+
+use super::implicit::Plan;
+use crate::gemm::{KernelKind, Stage, requantize_one};
+
+/// Multiply-accumulates above which output rows are spread over rayon's threads.
+const PARALLEL_MACS: usize = 1 << 18;
+
+/// A run of the reduction: `len` bytes of the source at `start`, reduction index `k0`.
+type Seg = (usize, usize, usize);
+
+/// `acc[o] = Σ_segs Σ_j src[start + j]·w[(k0 + j)·8 + o]`.
+#[inline(always)]
+fn dots(src: &[u8], segs: &[Seg], w: &[i32], acc: &mut [i32; 8]) {
+    *acc = [0; 8];
+    for &(start, len, k0) in segs {
+        let x = &src[start..start + len];
+        let ws = &w[k0 * 8..(k0 + x.len()) * 8];
+        for (&xv, wk) in x.iter().zip(ws.chunks_exact(8)) {
+            let xv = i32::from(xv);
+            for o in 0..8 {
+                acc[o] += xv * wk[o];
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dots_avx2(src: &[u8], segs: &[Seg], w: &[i32], acc: &mut [i32; 8]) {
+    use std::arch::x86_64::*;
+    let mut a = _mm256_setzero_si256();
+    for &(start, len, k0) in segs {
+        let x = &src[start..start + len];
+        let ws = &w[k0 * 8..(k0 + len) * 8];
+        for (&xv, wk) in x.iter().zip(ws.chunks_exact(8)) {
+            // SAFETY: `wk` is a chunk of exactly 8 i32 (32 bytes); unaligned load.
+            let wv = unsafe { _mm256_loadu_si256(wk.as_ptr().cast()) };
+            a = _mm256_add_epi32(a, _mm256_mullo_epi32(_mm256_set1_epi32(i32::from(xv)), wv));
+        }
+    }
+    // SAFETY: `acc` is 8 i32 (32 bytes); unaligned store.
+    unsafe { _mm256_storeu_si256(acc.as_mut_ptr().cast(), a) };
+}
+
+/// Requantizes one pixel (`px.len()` ≤ 8 channels) with the fbgemm formula of
+/// [`crate::gemm::requantize_one`], compiled with FMA so `mul_add` and the rounding inline.
+#[inline(always)]
+fn requant_pixel(acc: &[i32; 8], stage: &Stage, px: &mut [u8]) {
+    let Stage::Requant(rq) = stage else {
+        unreachable!("the conv entry point prepares a requantize stage")
+    };
+    for (j, p) in px.iter_mut().enumerate() {
+        *p = requantize_one(
+            acc[j],
+            rq.bias_a[j],
+            rq.bias_b[j],
+            rq.mult[j],
+            rq.zero_point,
+            rq.lo,
+            rq.hi,
+        );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn requant_pixel_fma(acc: &[i32; 8], stage: &Stage, px: &mut [u8]) {
+    requant_pixel(acc, stage, px)
+}
+
+fn dots_for(kind: KernelKind, src: &[u8], segs: &[Seg], w: &[i32], acc: &mut [i32; 8]) {
+    match kind {
+        #[cfg(target_arch = "x86_64")]
+        KernelKind::Avx2
+        | KernelKind::Avx2Saturating
+        | KernelKind::AvxVnni
+        | KernelKind::Avx512Vnni => {
+            // SAFETY: the weights were packed for `kind`, which `kernel_for` (called by the
+            // pack) only accepts when the CPU supports its level, which includes AVX2.
+            unsafe { dots_avx2(src, segs, w, acc) }
+        }
+        _ => dots(src, segs, w, acc),
+    }
+}
+
+/// Runs the convolution of `plan` (one group, O ≤ 8) with `[k][8]` weights `w` into `out`.
+pub(crate) fn run(plan: &Plan<'_>, w: &[i32], out: &mut [u8]) {
+    let g = plan.g;
+    let gp = &plan.groups[0];
+    let (o, k, c) = (g.out_channels, g.k(), g.in_channels);
+    let [_, oh, ow] = plan.out_dims;
+    let [id, ih, iw] = g.input;
+    let [kd, kh, kw] = g.kernel;
+    let row_len = ow * o;
+    let kind = plan.kernel.kind();
+    #[cfg(target_arch = "x86_64")]
+    let fma =
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let fma = false;
+    let symmetric = gp.w.is_symmetric();
+    let zw = gp.w.zero_points();
+    let parallel = rayon::current_num_threads() > 1
+        && out.len().saturating_mul(k) >= PARALLEL_MACS
+        && out.len() > row_len;
+    let task = |(r, dst): (usize, &mut [u8])| {
+        let y = r % oh;
+        let z = (r / oh) % plan.out_dims[0];
+        let n = r / (oh * plan.out_dims[0]);
+        let mut buf = vec![0u8; k];
+        let mut segs: Vec<Seg> = Vec::with_capacity(kd * kh);
+        let mut acc = [0i32; 8];
+        // rows of the window (all kz, ky in bounds) → input line offsets
+        let mut lines = Vec::with_capacity(kd * kh);
+        for tz in 0..kd {
+            for ty in 0..kh {
+                if let (Some(iz), Some(iy)) = (g.input_coord(0, z, tz), g.input_coord(1, y, ty)) {
+                    lines.push(((n * id + iz) * ih + iy) * iw);
+                }
+            }
+        }
+        let rows_inside = lines.len() == kd * kh && g.dilation[2] == 1;
+        for (x, px) in dst.chunks_exact_mut(o).enumerate() {
+            let x0 = (x * g.stride[2]).checked_sub(g.padding[2]);
+            segs.clear();
+            let src: &[u8] = match x0 {
+                Some(x0) if rows_inside && x0 + kw <= iw => {
+                    for (i, &line) in lines.iter().enumerate() {
+                        segs.push(((line + x0) * c, kw * c, i * kw * c));
+                    }
+                    plan.input
+                }
+                _ => {
+                    plan.gather_row(r * ow + x, 0, &mut buf);
+                    segs.push((0, k, 0));
+                    &buf
+                }
+            };
+            dots_for(kind, src, &segs, w, &mut acc);
+            let rs: i32 = if symmetric {
+                0
+            } else {
+                segs.iter()
+                    .flat_map(|&(s, l, _)| &src[s..s + l])
+                    .map(|&v| i32::from(v))
+                    .sum()
+            };
+            for j in 0..o {
+                acc[j] = acc[j]
+                    .wrapping_add(gp.corr[j])
+                    .wrapping_sub(rs.wrapping_mul(zw[j]));
+            }
+            if fma {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `fma` is set only when the CPU reports AVX2 and FMA.
+                unsafe {
+                    requant_pixel_fma(&acc, &gp.stage, px)
+                };
+            } else {
+                requant_pixel(&acc, &gp.stage, px);
+            }
+        }
+    };
+    if parallel {
+        out.par_chunks_mut(row_len).enumerate().for_each(task);
+    } else {
+        out.chunks_mut(row_len).enumerate().for_each(task);
+    }
+}
