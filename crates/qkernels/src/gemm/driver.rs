@@ -157,8 +157,7 @@ pub(crate) fn run<T: OutElem>(
             .map(|r| {
                 a.data[r * a.row_stride..r * a.row_stride + k]
                     .iter()
-                    .map(|&x| i32::from(x))
-                    .sum()
+                    .fold(0i32, |acc, &x| acc.wrapping_add(i32::from(x)))
             })
             .collect()
     });

@@ -104,7 +104,7 @@ impl PackedWeights {
             for (kk, &w) in row.iter().enumerate() {
                 let at = base + (kk / layout.kr) * layout.nr * layout.kr + kk % layout.kr;
                 bytes[at] = w;
-                sum += i32::from(w);
+                sum = sum.wrapping_add(i32::from(w));
                 w_abs_max = w_abs_max.max((i32::from(w) - zw).unsigned_abs());
             }
             weight_sums[col] = sum;
@@ -169,7 +169,7 @@ impl PackedWeights {
         self.zero_points.iter().all(|&z| z == 0)
     }
 
-    /// Raw weight sums `Σ_k W[n,k]`, one per output channel.
+    /// Raw weight sums `Σ_k W[n,k]` (wrapping i32, like every sum here), one per output channel.
     pub fn weight_sums(&self) -> &[i32] {
         &self.weight_sums
     }
