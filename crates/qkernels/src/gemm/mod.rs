@@ -61,7 +61,9 @@
 //!   `panels·nr` columns (wrapping i32), overwriting when `accumulate` is false. Call
 //!   `TileJob::assert_valid` first; then call the `#[target_feature]` code in an `unsafe`
 //!   block whose `// SAFETY:` names the CPU check of the family's `kernel()` constructor.
-//! * optional `finish`: a vectorized epilogue; the default scalar one is the definition.
+//! * optional `finish` / `finish_fixed`: a vectorized epilogue (`finish_fixed` also receives
+//!   the per-row zero-point correction `RowFix` so it can be fused); the default scalar
+//!   `Stage::finish_scalar` is the definition every epilogue must equal bit for bit.
 //!
 //! The constructor is a `fn kernel() -> Option<&'static dyn Microkernel>` returning a value
 //! of a type with a private field only when `Isa::is_supported()` holds, so holding the
