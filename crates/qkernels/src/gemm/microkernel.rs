@@ -154,7 +154,9 @@ pub(crate) fn kernel_compiled(kind: KernelKind) -> bool {
         | KernelKind::Avx2Saturating
         | KernelKind::AvxVnni
         | KernelKind::Avx512Vnni => cfg!(target_arch = "x86_64"),
-        KernelKind::Neon | KernelKind::DotProd | KernelKind::I8mm => false,
+        KernelKind::Neon | KernelKind::DotProd | KernelKind::I8mm => {
+            cfg!(target_arch = "aarch64")
+        }
     }
 }
 
@@ -174,6 +176,12 @@ pub(crate) fn kernel_for(kind: KernelKind) -> Result<&'static dyn Microkernel> {
         KernelKind::AvxVnni => super::x86_64::avx_vnni::kernel(),
         #[cfg(target_arch = "x86_64")]
         KernelKind::Avx512Vnni => super::x86_64::avx512_vnni::kernel(),
+        #[cfg(target_arch = "aarch64")]
+        KernelKind::Neon => super::aarch64::neon::kernel(),
+        #[cfg(target_arch = "aarch64")]
+        KernelKind::DotProd => super::aarch64::dotprod::kernel(),
+        #[cfg(target_arch = "aarch64")]
+        KernelKind::I8mm => super::aarch64::i8mm::kernel(),
         #[allow(unreachable_patterns)]
         _ => None,
     };
