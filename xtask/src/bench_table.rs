@@ -12,8 +12,10 @@ pub struct Throughput {
     pub amount: fn(&Record) -> Option<f64>,
 }
 
-/// A Markdown table: one row per PyTorch measurement, matched with the qstack measurement that
-/// has the same values in `key_names` (other fields, such as `repeats`, are ignored); `ratio` is
+/// A Markdown table: one row per PyTorch measurement and matching qstack measurement, matched
+/// on the values in `key_names` (other fields, such as `repeats`, are ignored); a key field the
+/// PyTorch line lacks (such as `impl`, naming one of several qstack code paths) matches any
+/// value, so each qstack variant gets its own row against the same PyTorch time. `ratio` is
 /// torch/qstack (above 1 means qstack is faster), the throughput column is qstack's. qstack rows
 /// without a PyTorch counterpart are appended with empty torch cells.
 pub fn markdown(
@@ -25,7 +27,11 @@ pub fn markdown(
     if torch.is_empty() && qstack.is_empty() {
         return "(no measurements)\n".to_string();
     }
-    let same = |a: &Record, b: &Record| key_names.iter().all(|k| a.get(k) == b.get(k));
+    let same = |t: &Record, q: &Record| {
+        key_names
+            .iter()
+            .all(|k| t.get(k).is_none() || t.get(k) == q.get(k))
+    };
     let rate_header = format!("qstack {}", throughput.unit);
     let mut header: Vec<&str> = key_names.to_vec();
     header.extend([
@@ -54,22 +60,25 @@ pub fn markdown(
             .unwrap_or_default()
     };
     for t in torch {
-        let q = qstack.iter().find(|q| same(q, t));
-        let mut row = cells(t);
-        row.push(format!("{:.0}", t.ns));
-        match q {
-            Some(q) => {
-                row.push(format!("{:.0}", q.ns));
-                row.push(if q.ns > 0.0 {
-                    format!("{:.2}", t.ns / q.ns)
-                } else {
-                    String::new()
-                });
-                row.push(rate(q));
-            }
-            None => row.extend([String::new(), String::new(), String::new()]),
+        let matches: Vec<&Record> = qstack.iter().filter(|q| same(t, q)).collect();
+        if matches.is_empty() {
+            let mut row = cells(t);
+            row.push(format!("{:.0}", t.ns));
+            row.extend([String::new(), String::new(), String::new()]);
+            out += &format!("| {} |\n", row.join(" | "));
         }
-        out += &format!("| {} |\n", row.join(" | "));
+        for q in matches {
+            let mut row = cells(q);
+            row.push(format!("{:.0}", t.ns));
+            row.push(format!("{:.0}", q.ns));
+            row.push(if q.ns > 0.0 {
+                format!("{:.2}", t.ns / q.ns)
+            } else {
+                String::new()
+            });
+            row.push(rate(q));
+            out += &format!("| {} |\n", row.join(" | "));
+        }
     }
     for q in qstack.iter().filter(|q| !torch.iter().any(|t| same(t, q))) {
         let mut row = cells(q);
@@ -124,6 +133,31 @@ mod tests {
             "| dequantize | 1000 | 1 | 800 | 1000 | 0.80 | 5.00 |"
         );
         assert_eq!(lines[4], "| quantize | 1000 | 2 |  | 500 |  | 10.00 |");
+        assert_eq!(lines.len(), 5);
+    }
+
+    #[test]
+    fn a_key_field_torch_lacks_gives_one_row_per_qstack_variant() {
+        let torch =
+            parse_records("{\"op\":\"quantize\",\"n\":10,\"threads\":1,\"ns\":300}").unwrap();
+        let qstack = parse_records(
+            "{\"op\":\"quantize\",\"n\":10,\"threads\":1,\"impl\":\"a\",\"ns\":100}\n\
+             {\"op\":\"quantize\",\"n\":10,\"threads\":1,\"impl\":\"b\",\"ns\":150}\n\
+             {\"op\":\"quantize\",\"n\":10,\"threads\":2,\"impl\":\"a\",\"ns\":50}",
+        )
+        .unwrap();
+        let keys = ["op", "n", "threads", "impl"];
+        let table = markdown(&torch, &qstack, &keys, FIVE_BYTES_PER_ELEMENT);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[2],
+            "| quantize | 10 | 1 | a | 300 | 100 | 3.00 | 0.50 |"
+        );
+        assert_eq!(
+            lines[3],
+            "| quantize | 10 | 1 | b | 300 | 150 | 2.00 | 0.33 |"
+        );
+        assert_eq!(lines[4], "| quantize | 10 | 2 | a |  | 50 |  | 1.00 |");
         assert_eq!(lines.len(), 5);
     }
 

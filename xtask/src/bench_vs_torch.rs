@@ -64,7 +64,7 @@ pub const SUITES: &[Suite] = &[
         title: "quantize_per_tensor -> quint8 and dequantize (f32, contiguous)",
         rust_bin: "vs_torch_quantize",
         torch_script: "tools/bench/torch_quantize.py",
-        key_fields: &["op", "n", "threads"],
+        key_fields: &["op", "n", "threads", "impl"],
         throughput: Throughput {
             unit: "GB/s",
             amount: quantize_bytes,

@@ -1,17 +1,27 @@
-//! The qstack side of `cargo xtask bench-vs-torch --suite quantize`: times
-//! `qtensor::quantize_per_tensor` (f32 -> quint8) and `QTensor::dequantize` the way
-//! `tools/bench/torch_quantize.py` times `torch.quantize_per_tensor` and `Tensor.dequantize`:
-//! same sizes, thread counts, input distribution (N(0, 3) f32), scale, zero point, warm-up and
-//! repeat counts, and the same output — one JSON object per line on stdout:
+//! The qstack side of `cargo xtask bench-vs-torch --suite quantize`: times per-tensor
+//! quantize (f32 -> quint8) and dequantize the way `tools/bench/torch_quantize.py` times
+//! `torch.quantize_per_tensor` and `Tensor.dequantize`: same sizes, thread counts, input
+//! distribution (N(0, 3) f32), scale, zero point, warm-up and repeat counts, and the same
+//! output — one JSON object per line on stdout, with an `impl` field naming the code path:
 //!
-//! `{"op": "quantize", "n": 1048576, "threads": 1, "ns": 412345, "repeats": 15}`
+//! `{"op": "quantize", "n": 1048576, "threads": 1, "impl": "qkernels", "ns": 412345, "repeats": 15}`
 //!
-//! `ns` is the median wall time of one call (allocation of the result and its drop included,
-//! as in Python). Each thread count runs inside a rayon pool of exactly that many threads.
+//! * `qtensor`: `qtensor::quantize_per_tensor` / `QTensor::dequantize` (portable,
+//!   auto-vectorized, `#![forbid(unsafe_code)]`);
+//! * `qkernels`: `qkernels::quant::quantize_per_tensor_fast` / `dequantize_fast` (SIMD level
+//!   chosen at run time, printed on stderr);
+//! * `qkernels_into`: `qkernels::quant::quantize_u8` / `dequantize_into` writing into one
+//!   reused buffer, so no allocation and no page faults on a fresh output (torch has no
+//!   equivalent call; this row shows what the allocation costs).
+//!
+//! `ns` is the median wall time of one call (for the allocating paths the result's allocation
+//! and drop included, as in Python). Each thread count runs inside a rayon pool of exactly that
+//! many threads.
 //!
 //! Usage: `vs_torch_quantize [--sizes 1048576,16777216] [--threads 1,2] [--repeats 15]
 //! [--warmup 3] [--scale 0.05] [--zero-point 128]`
 
+use qkernels::quant;
 use qtensor::{QDType, Tensor, quantize_per_tensor};
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -115,7 +125,18 @@ fn median_ns<R>(repeats: usize, warmup: usize, mut f: impl FnMut() -> R) -> u128
     }
 }
 
+/// Prints one result line.
+fn emit(op: &str, n: usize, threads: usize, imp: &str, ns: u128, repeats: usize) {
+    println!(
+        "{{\"op\": \"{op}\", \"n\": {n}, \"threads\": {threads}, \"impl\": \"{imp}\", \"ns\": {ns}, \"repeats\": {repeats}}}"
+    );
+}
+
 fn run(settings: &Settings) -> Result<(), String> {
+    eprintln!(
+        "vs_torch_quantize: qkernels dispatch level {}",
+        qkernels::isa::detect()
+    );
     for &n in &settings.sizes {
         let x = normal_samples(n, 3.0);
         for &threads in &settings.threads {
@@ -125,17 +146,69 @@ fn run(settings: &Settings) -> Result<(), String> {
                 .map_err(|e| format!("cannot build a rayon pool of {threads} threads: {e}"))?;
             let (s, zp) = (settings.scale, settings.zero_point);
             let q = quantize_per_tensor(&x, s, zp, QDType::QUInt8).map_err(|e| e.to_string())?;
+            let fast = quant::quantize_per_tensor_fast(&x, s, zp, QDType::QUInt8)
+                .map_err(|e| e.to_string())?;
+            if fast != q {
+                return Err(format!("qkernels and qtensor quantize differ at n={n}"));
+            }
             let (rep, warm) = (settings.repeats, settings.warmup);
-            let quantize = pool.install(|| {
-                median_ns(rep, warm, || {
-                    quantize_per_tensor(black_box(&x), s, zp, QDType::QUInt8)
-                })
-            });
-            let dequantize = pool.install(|| median_ns(rep, warm, || black_box(&q).dequantize()));
-            for (op, ns) in [("quantize", quantize), ("dequantize", dequantize)] {
-                println!(
-                    "{{\"op\": \"{op}\", \"n\": {n}, \"threads\": {threads}, \"ns\": {ns}, \"repeats\": {rep}}}"
-                );
+            let time = |f: &mut (dyn FnMut() + Send)| pool.install(|| median_ns(rep, warm, f));
+            let mut bytes = vec![0u8; n];
+            let mut floats = vec![0.0f32; n];
+            let (s32, zp32) = (s as f32, zp as i32);
+            let rows = [
+                (
+                    "quantize",
+                    "qtensor",
+                    time(&mut || {
+                        drop(black_box(quantize_per_tensor(
+                            black_box(&x),
+                            s,
+                            zp,
+                            QDType::QUInt8,
+                        )))
+                    }),
+                ),
+                (
+                    "quantize",
+                    "qkernels",
+                    time(&mut || {
+                        drop(black_box(quant::quantize_per_tensor_fast(
+                            black_box(&x),
+                            s,
+                            zp,
+                            QDType::QUInt8,
+                        )))
+                    }),
+                ),
+                (
+                    "quantize",
+                    "qkernels_into",
+                    time(&mut || {
+                        let r = quant::quantize_u8(black_box(x.data()), s32, zp32, &mut bytes);
+                        black_box(r).ok();
+                    }),
+                ),
+                (
+                    "dequantize",
+                    "qtensor",
+                    time(&mut || drop(black_box(black_box(&q).dequantize()))),
+                ),
+                (
+                    "dequantize",
+                    "qkernels",
+                    time(&mut || drop(black_box(quant::dequantize_fast(black_box(&q))))),
+                ),
+                (
+                    "dequantize",
+                    "qkernels_into",
+                    time(&mut || {
+                        black_box(quant::dequantize_into(black_box(&q), &mut floats)).ok();
+                    }),
+                ),
+            ];
+            for (op, imp, ns) in rows {
+                emit(op, n, threads, imp, ns, rep);
             }
         }
     }

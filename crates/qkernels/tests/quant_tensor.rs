@@ -91,7 +91,11 @@ fn errors_are_qtensors_errors() {
         let got = quant::quantize_per_tensor_fast(&x, scale, zp, dtype).unwrap_err();
         // compared as text: a NaN scale makes the errors unequal under `==`
         assert!(matches!(got, QuantError::Tensor(_)), "{got:?}");
-        assert_eq!(got.to_string(), want.to_string(), "scale={scale} zp={zp} {dtype}");
+        assert_eq!(
+            got.to_string(),
+            want.to_string(),
+            "scale={scale} zp={zp} {dtype}"
+        );
     }
     let q = quantize_per_tensor(&x, 1.0, 0, QDType::QUInt8).unwrap();
     assert_eq!(
