@@ -1,6 +1,7 @@
 //! The NEON epilogue shared by the aarch64 families: the formulas of
 //! [`crate::gemm::pipeline`] eight lanes at a time, with the same operations in the same order
-//! (`fmla` is the fused `mul_add`, `scvtf` the `as f32` conversion).
+//! (`fmla` is the fused `mul_add`, `scvtf` the `as f32` conversion). The per-column
+//! zero-point correction of symmetric weights is fused into the same pass.
 //!
 //! The one difference to emulate is the float → int conversion: the definition is x86
 //! `cvtps2dq` (round half to even, NaN and |x| ≥ 2³¹ give `i32::MIN`, which the clamp turns
@@ -11,40 +12,104 @@
 use std::arch::aarch64::*;
 
 use crate::gemm::pipeline::{
-    DequantVecs, OutRow, RequantVecs, Stage, dequantize_one, requantize_one,
+    DequantVecs, OutRow, RequantVecs, RowFix, Stage, dequantize_one, requantize_one,
 };
 
-/// Converts one row segment.
+/// Converts one row segment of corrected sums.
 pub(crate) fn finish(stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
-    match (stage, out) {
-        (Stage::Requant(r), OutRow::U8(out)) => {
-            assert!(
-                out.len() == raw.len()
-                    && r.mult.len() >= n0 + raw.len()
-                    && r.bias_a.len() >= n0 + raw.len()
-                    && r.bias_b.len() >= n0 + raw.len()
-            );
-            // SAFETY: NEON is enabled for the whole build (asserted at compile time in
-            // `aarch64/mod.rs`) and checked by every family constructor; lengths asserted above.
-            unsafe { requant_row(r, n0, raw, out) }
+    convert(stage, n0, raw, None, out);
+}
+
+/// Converts one row segment of raw accumulators, applying `fix` first (fused into the
+/// conversion for symmetric weights; `acc` is scratch).
+pub(crate) fn finish_fixed(
+    stage: &Stage,
+    n0: usize,
+    acc: &mut [i32],
+    fix: RowFix<'_>,
+    out: OutRow<'_>,
+) {
+    match fix.row {
+        None => convert(stage, n0, acc, Some(fix.corr), out),
+        Some(_) => {
+            fix.apply(acc);
+            convert(stage, n0, acc, None, out);
         }
-        (Stage::Dequant(d), OutRow::F32(out)) => {
-            assert!(
-                out.len() == raw.len()
-                    && d.scale.len() >= n0 + raw.len()
-                    && d.bias.as_ref().is_none_or(|b| b.len() >= n0 + raw.len())
-            );
-            // SAFETY: as above.
-            unsafe { dequant_row(d, n0, raw, out) }
-        }
-        (stage, out) => stage.finish_scalar(n0, raw, out),
     }
 }
 
+/// Converts `acc + corr` (wrapping; `corr` absent means zero).
+fn convert(stage: &Stage, n0: usize, acc: &[i32], corr: Option<&[i32]>, out: OutRow<'_>) {
+    let n = acc.len();
+    assert!(corr.is_none_or(|c| c.len() == n), "correction length");
+    match (stage, out) {
+        (Stage::Requant(r), OutRow::U8(out)) => {
+            assert!(
+                out.len() == n
+                    && r.mult.len() >= n0 + n
+                    && r.bias_a.len() >= n0 + n
+                    && r.bias_b.len() >= n0 + n
+            );
+            // SAFETY: NEON is enabled for the whole build (asserted at compile time in
+            // `aarch64/mod.rs`) and checked by every family constructor; lengths asserted above.
+            unsafe { requant_row(r, n0, acc, corr, out) }
+        }
+        (Stage::Dequant(d), OutRow::F32(out)) => {
+            assert!(
+                out.len() == n
+                    && d.scale.len() >= n0 + n
+                    && d.bias.as_ref().is_none_or(|b| b.len() >= n0 + n)
+            );
+            // SAFETY: as above.
+            unsafe { dequant_row(d, n0, acc, corr, out) }
+        }
+        (stage, out) => match corr {
+            None => stage.finish_scalar(n0, acc, out),
+            Some(c) => {
+                let raw: Vec<i32> = acc
+                    .iter()
+                    .zip(c)
+                    .map(|(&x, &y)| x.wrapping_add(y))
+                    .collect();
+                stage.finish_scalar(n0, &raw, out);
+            }
+        },
+    }
+}
+
+/// Four corrected sums from `acc[j..]` and `corr[j..]`.
+///
 /// # Safety
-/// NEON available; `out.len() == raw.len()`, the vectors cover `n0 + raw.len()`.
+/// NEON available; `j + 4 ≤ acc.len()`, and `≤ corr.len()` when present.
+#[inline]
 #[target_feature(enable = "neon")]
-unsafe fn requant_row(r: &RequantVecs, n0: usize, raw: &[i32], out: &mut [u8]) {
+unsafe fn load_fixed(acc: &[i32], corr: Option<&[i32]>, j: usize) -> int32x4_t {
+    // SAFETY: in bounds by the function's contract.
+    unsafe {
+        let x = vld1q_s32(acc.as_ptr().add(j));
+        match corr {
+            Some(c) => vaddq_s32(x, vld1q_s32(c.as_ptr().add(j))),
+            None => x,
+        }
+    }
+}
+
+/// The scalar corrected sum `acc[t] + corr[t]`.
+fn fixed(acc: &[i32], corr: Option<&[i32]>, t: usize) -> i32 {
+    corr.map_or(acc[t], |c| acc[t].wrapping_add(c[t]))
+}
+
+/// # Safety
+/// NEON available; `out.len() == raw.len()` (and `corr`'s when present), the vectors cover
+/// `n0 + raw.len()`.
+#[target_feature(enable = "neon")]
+unsafe fn requant_row(
+    r: &RequantVecs,
+    n0: usize,
+    raw: &[i32],
+    corr: Option<&[i32]>,
+    out: &mut [u8],
+) {
     let n = raw.len();
     let (mult, ba, bb) = (
         &r.mult[n0..n0 + n],
@@ -58,7 +123,7 @@ unsafe fn requant_row(r: &RequantVecs, n0: usize, raw: &[i32], out: &mut [u8]) {
     let four = |j: usize| {
         // SAFETY: callers pass `j + 4 <= n`; every slice here has length n.
         unsafe {
-            let x = vcvtq_f32_s32(vld1q_s32(raw.as_ptr().add(j)));
+            let x = vcvtq_f32_s32(load_fixed(raw, corr, j));
             let xf = vfmaq_f32(
                 x,
                 vld1q_f32(ba.as_ptr().add(j)),
@@ -83,14 +148,22 @@ unsafe fn requant_row(r: &RequantVecs, n0: usize, raw: &[i32], out: &mut [u8]) {
         j += 8;
     }
     for t in j..n {
-        out[t] = requantize_one(raw[t], ba[t], bb[t], mult[t], r.zero_point, r.lo, r.hi);
+        let x = fixed(raw, corr, t);
+        out[t] = requantize_one(x, ba[t], bb[t], mult[t], r.zero_point, r.lo, r.hi);
     }
 }
 
 /// # Safety
-/// NEON available; `out.len() == raw.len()`, the vectors cover `n0 + raw.len()`.
+/// NEON available; `out.len() == raw.len()` (and `corr`'s when present), the vectors cover
+/// `n0 + raw.len()`.
 #[target_feature(enable = "neon")]
-unsafe fn dequant_row(d: &DequantVecs, n0: usize, raw: &[i32], out: &mut [f32]) {
+unsafe fn dequant_row(
+    d: &DequantVecs,
+    n0: usize,
+    raw: &[i32],
+    corr: Option<&[i32]>,
+    out: &mut [f32],
+) {
     let n = raw.len();
     let scale = &d.scale[n0..n0 + n];
     let bias = d.bias.as_ref().map(|b| &b[n0..n0 + n]);
@@ -99,7 +172,7 @@ unsafe fn dequant_row(d: &DequantVecs, n0: usize, raw: &[i32], out: &mut [f32]) 
     while j + 4 <= n {
         // SAFETY: j + 4 <= n and every slice here has length n.
         unsafe {
-            let xf = vcvtq_f32_s32(vld1q_s32(raw.as_ptr().add(j)));
+            let xf = vcvtq_f32_s32(load_fixed(raw, corr, j));
             let s = vld1q_f32(scale.as_ptr().add(j));
             let mut y = match bias {
                 Some(b) => vfmaq_f32(vld1q_f32(b.as_ptr().add(j)), xf, s),
@@ -113,7 +186,7 @@ unsafe fn dequant_row(d: &DequantVecs, n0: usize, raw: &[i32], out: &mut [f32]) 
         j += 4;
     }
     for t in j..n {
-        out[t] = dequantize_one(raw[t], scale[t], bias.map(|b| b[t]), d.relu);
+        out[t] = dequantize_one(fixed(raw, corr, t), scale[t], bias.map(|b| b[t]), d.relu);
     }
 }
 
@@ -157,6 +230,46 @@ mod tests {
         0.999_999_94,
     ];
 
+    /// A zero-point correction: per-column terms, and a row-sum term when `zw` is present.
+    struct Fix {
+        corr: Vec<i32>,
+        row: Option<(i32, Vec<i32>)>,
+    }
+
+    impl Fix {
+        fn get(&self) -> RowFix<'_> {
+            RowFix {
+                corr: &self.corr,
+                row: self.row.as_ref().map(|(s, z)| (*s, z.as_slice())),
+            }
+        }
+    }
+
+    /// No correction, a fused per-column one and one with a row sum, each with the corrected
+    /// sums the scalar definition gets.
+    fn fixes(acc: &[i32]) -> Vec<(Option<Fix>, Vec<i32>)> {
+        let corr: Vec<i32> = (0..acc.len()).map(|i| pick(&RAWS, i, 7)).collect();
+        let zw: Vec<i32> = (0..acc.len())
+            .map(|i| (i as i32 * 37) % 256 - 128)
+            .collect();
+        let with_row = Fix {
+            corr: corr.clone(),
+            row: Some((-123_457, zw)),
+        };
+        let mut row_raw = acc.to_vec();
+        with_row.get().apply(&mut row_raw);
+        let col_raw = acc
+            .iter()
+            .zip(&corr)
+            .map(|(&a, &c)| a.wrapping_add(c))
+            .collect();
+        vec![
+            (None, acc.to_vec()),
+            (Some(Fix { corr, row: None }), col_raw),
+            (Some(with_row), row_raw),
+        ]
+    }
+
     #[test]
     fn requant_equals_the_scalar_definition_on_edge_values() {
         let n = 203;
@@ -172,11 +285,19 @@ mod tests {
             };
             let stage = Stage::Requant(r);
             for n0 in [0, 5] {
-                let len = n - n0;
-                let (mut got, mut want) = (vec![1u8; len], vec![2u8; len]);
-                finish(&stage, n0, &raw[..len], OutRow::U8(&mut got));
-                stage.finish_scalar(n0, &raw[..len], OutRow::U8(&mut want));
-                assert_eq!(got, want, "zp {zero_point}, [{lo}, {hi}], n0 {n0}");
+                for (fix, want_raw) in fixes(&raw[..n - n0]) {
+                    let len = n - n0;
+                    let (mut got, mut want) = (vec![1u8; len], vec![2u8; len]);
+                    let mut acc = raw[..len].to_vec();
+                    match &fix {
+                        None => finish(&stage, n0, &acc, OutRow::U8(&mut got)),
+                        Some(f) => {
+                            finish_fixed(&stage, n0, &mut acc, f.get(), OutRow::U8(&mut got))
+                        }
+                    }
+                    stage.finish_scalar(n0, &want_raw, OutRow::U8(&mut want));
+                    assert_eq!(got, want, "zp {zero_point}, [{lo}, {hi}], n0 {n0}");
+                }
             }
         }
     }
@@ -193,13 +314,21 @@ mod tests {
             };
             let stage = Stage::Dequant(d);
             for n0 in [0, 3] {
-                let len = n - n0;
-                let (mut got, mut want) = (vec![1f32; len], vec![2f32; len]);
-                finish(&stage, n0, &raw[..len], OutRow::F32(&mut got));
-                stage.finish_scalar(n0, &raw[..len], OutRow::F32(&mut want));
-                let got: Vec<u32> = got.iter().map(|x| x.to_bits()).collect();
-                let want: Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
-                assert_eq!(got, want, "bias {bias}, relu {relu}, n0 {n0}");
+                for (fix, want_raw) in fixes(&raw[..n - n0]) {
+                    let len = n - n0;
+                    let (mut got, mut want) = (vec![1f32; len], vec![2f32; len]);
+                    let mut acc = raw[..len].to_vec();
+                    match &fix {
+                        None => finish(&stage, n0, &acc, OutRow::F32(&mut got)),
+                        Some(f) => {
+                            finish_fixed(&stage, n0, &mut acc, f.get(), OutRow::F32(&mut got))
+                        }
+                    }
+                    stage.finish_scalar(n0, &want_raw, OutRow::F32(&mut want));
+                    let got: Vec<u32> = got.iter().map(|x| x.to_bits()).collect();
+                    let want: Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
+                    assert_eq!(got, want, "bias {bias}, relu {relu}, n0 {n0}");
+                }
             }
         }
     }

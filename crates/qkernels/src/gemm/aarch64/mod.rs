@@ -146,6 +146,18 @@ mod tests {
     }
 
     #[test]
+    fn the_families_are_registered_in_the_dispatch_table() {
+        use crate::gemm::KernelKind;
+        use crate::gemm::microkernel::{kernel_compiled, kernel_for};
+        for kind in [KernelKind::Neon, KernelKind::DotProd, KernelKind::I8mm] {
+            assert!(kernel_compiled(kind), "{kind} is not registered");
+            if kind.isa().is_supported() && kind.isa().is_at_most(crate::isa::detect()) {
+                assert_eq!(kernel_for(kind).map(|k| k.kind()).ok(), Some(kind));
+            }
+        }
+    }
+
+    #[test]
     fn every_family_is_offered_exactly_when_the_cpu_has_it() {
         use crate::isa::Isa;
         assert_eq!(super::neon::kernel().is_some(), Isa::Neon.is_supported());

@@ -13,7 +13,7 @@ use std::arch::aarch64::*;
 use super::{MAX_TILE, TileArgs, TileFn, epilogue, store, tile_shape_8x8, tile_table};
 use crate::gemm::kind::KernelKind;
 use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
-use crate::gemm::pipeline::{OutRow, Stage};
+use crate::gemm::pipeline::{OutRow, RowFix, Stage};
 use crate::isa::Isa;
 
 const LAYOUT: PanelLayout = PanelLayout { nr: 8, kr: 1 };
@@ -70,6 +70,17 @@ impl Microkernel for NeonKernel {
 
     fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
         epilogue::finish(stage, n0, raw, out);
+    }
+
+    fn finish_fixed(
+        &self,
+        stage: &Stage,
+        n0: usize,
+        acc: &mut [i32],
+        fix: RowFix<'_>,
+        out: OutRow<'_>,
+    ) {
+        epilogue::finish_fixed(stage, n0, acc, fix, out);
     }
 }
 
