@@ -61,8 +61,14 @@ pub(crate) fn finish(
         }
         (Stage::Dequant(d), OutRow::F32(out)) => {
             assert!(out.len() == n && d.scale.len() >= n0 + n);
-            // SAFETY: as above (AVX2 and FMA detected).
-            unsafe { dequant_row(d, n0, acc, corr, out) }
+            if cpu.wide {
+                // SAFETY: AVX-512 F was detected (`wide` is only set by `new_wide`); lengths
+                // asserted above.
+                unsafe { dequant_row_512(d, n0, acc, corr, out) }
+            } else {
+                // SAFETY: AVX2 and FMA were detected; lengths asserted above.
+                unsafe { dequant_row(d, n0, acc, corr, out) }
+            }
         }
         (stage, out) => match corr {
             Some(c) => {
@@ -213,6 +219,50 @@ unsafe fn dequant_row(
             _mm256_storeu_ps(out.as_mut_ptr().add(j), y);
         }
         j += 8;
+    }
+    for t in j..n {
+        let raw = acc[t].wrapping_add(corr.map_or(0, |c| c[t]));
+        out[t] = dequantize_one(raw, scale[t], bias.map(|b| b[t]), d.relu);
+    }
+}
+
+/// # Safety
+/// AVX-512 F available; `out.len() == acc.len()`, vectors cover `n0 + acc.len()`,
+/// `corr` (if any) has `acc.len()` entries.
+#[target_feature(enable = "avx512f")]
+unsafe fn dequant_row_512(
+    d: &DequantVecs,
+    n0: usize,
+    acc: &[i32],
+    corr: Option<&[i32]>,
+    out: &mut [f32],
+) {
+    let n = acc.len();
+    let scale = &d.scale[n0..n0 + n];
+    let bias = d.bias.as_ref().map(|b| &b[n0..n0 + n]);
+    let zero = _mm512_setzero_ps();
+    let mut j = 0;
+    while j + 16 <= n {
+        // SAFETY: j + 16 <= n and every slice here has length n.
+        unsafe {
+            let mut x = _mm512_loadu_si512(acc.as_ptr().add(j).cast());
+            if let Some(c) = corr {
+                x = _mm512_add_epi32(x, _mm512_loadu_si512(c.as_ptr().add(j).cast()));
+            }
+            let xf = _mm512_cvtepi32_ps(x);
+            let s = _mm512_loadu_ps(scale.as_ptr().add(j));
+            let mut y = match bias {
+                Some(b) => _mm512_fmadd_ps(xf, s, _mm512_loadu_ps(b.as_ptr().add(j))),
+                None => _mm512_mul_ps(xf, s),
+            };
+            if d.relu {
+                // Lanes with y < 0 (ordered, so NaN and -0.0 are kept) become +0.0.
+                let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, zero);
+                y = _mm512_mask_mov_ps(y, negative, zero);
+            }
+            _mm512_storeu_ps(out.as_mut_ptr().add(j), y);
+        }
+        j += 16;
     }
     for t in j..n {
         let raw = acc[t].wrapping_add(corr.map_or(0, |c| c[t]));
