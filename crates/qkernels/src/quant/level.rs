@@ -60,24 +60,27 @@ impl Level {
     }
 
     /// Writes every element of `dst` (same length as `src`): the quantized values as bytes,
-    /// two's complement when `SIGNED` (qint8), else quint8.
+    /// two's complement when `SIGNED` (qint8), else quint8. `stream` asks for non-temporal
+    /// stores (x86 families; for large outputs that are not read back soon).
     pub(crate) fn quantize<const SIGNED: bool>(
         self,
         src: &[f32],
         inv_scale: f32,
         zero_point: i32,
         dst: &mut [MaybeUninit<u8>],
+        stream: bool,
     ) {
+        let _ = stream; // only the x86 families stream
         assert_eq!(src.len(), dst.len(), "quantize slices of different lengths");
         match self {
             Level::Portable => portable::quantize::<SIGNED>(src, inv_scale, zero_point, dst),
             #[cfg(target_arch = "x86_64")]
             Level::Avx2(cpu) => {
-                x86_64::avx2::quantize::<SIGNED>(cpu, src, inv_scale, zero_point, dst)
+                x86_64::avx2::quantize::<SIGNED>(cpu, src, inv_scale, zero_point, dst, stream)
             }
             #[cfg(target_arch = "x86_64")]
             Level::Avx512(cpu) => {
-                x86_64::avx512::quantize::<SIGNED>(cpu, src, inv_scale, zero_point, dst)
+                x86_64::avx512::quantize::<SIGNED>(cpu, src, inv_scale, zero_point, dst, stream)
             }
             #[cfg(target_arch = "aarch64")]
             Level::Neon(cpu) => aarch64::quantize::<SIGNED>(cpu, src, inv_scale, zero_point, dst),
@@ -85,14 +88,16 @@ impl Level {
     }
 
     /// Writes every element of `dst` (same length as `src`): `scale * (q - zero_point)` with
-    /// `q` read as `i8` when `SIGNED`, else as `u8`.
+    /// `q` read as `i8` when `SIGNED`, else as `u8`. `stream` as for [`Level::quantize`].
     pub(crate) fn dequantize<const SIGNED: bool>(
         self,
         src: &[u8],
         scale: f32,
         zero_point: i32,
         dst: &mut [MaybeUninit<f32>],
+        stream: bool,
     ) {
+        let _ = stream; // only the x86 families stream
         assert_eq!(
             src.len(),
             dst.len(),
@@ -102,11 +107,11 @@ impl Level {
             Level::Portable => portable::dequantize::<SIGNED>(src, scale, zero_point, dst),
             #[cfg(target_arch = "x86_64")]
             Level::Avx2(cpu) => {
-                x86_64::avx2::dequantize::<SIGNED>(cpu, src, scale, zero_point, dst)
+                x86_64::avx2::dequantize::<SIGNED>(cpu, src, scale, zero_point, dst, stream)
             }
             #[cfg(target_arch = "x86_64")]
             Level::Avx512(cpu) => {
-                x86_64::avx512::dequantize::<SIGNED>(cpu, src, scale, zero_point, dst)
+                x86_64::avx512::dequantize::<SIGNED>(cpu, src, scale, zero_point, dst, stream)
             }
             #[cfg(target_arch = "aarch64")]
             Level::Neon(cpu) => aarch64::dequantize::<SIGNED>(cpu, src, scale, zero_point, dst),

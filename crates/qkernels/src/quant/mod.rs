@@ -46,6 +46,9 @@ pub use error::{QuantError, Result};
 pub use parallel::PAR_THRESHOLD;
 pub use tensor::{dequantize_fast, dequantize_into, quantize_per_tensor_fast};
 
+#[cfg(test)]
+mod tests;
+
 use crate::isa::{self, Isa};
 use level::Level;
 
@@ -84,6 +87,17 @@ fn as_uninit<T>(dst: &mut [T]) -> &mut [MaybeUninit<T>] {
     unsafe { &mut *(dst as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
+/// Outputs of at least this many bytes written into caller buffers use non-temporal stores
+/// on x86 (they bypass the caches and skip the read-for-ownership of the destination; measured
+/// 1.6x faster at 16M-element dequantize into a reused buffer). Fresh allocations never
+/// stream: on not-yet-faulted pages streaming stores measured slower.
+pub const STREAM_MIN_BYTES: usize = 4 << 20;
+
+/// Whether an output of `len` elements of `T` written into a caller's buffer should stream.
+fn stream_into<T>(len: usize) -> bool {
+    len.saturating_mul(std::mem::size_of::<T>()) >= STREAM_MIN_BYTES
+}
+
 /// Quantizes over the pool; fills every element of `dst` (same length as `src`).
 pub(crate) fn run_quantize<const SIGNED: bool>(
     level: Level,
@@ -91,9 +105,10 @@ pub(crate) fn run_quantize<const SIGNED: bool>(
     inv_scale: f32,
     zero_point: i32,
     dst: &mut [MaybeUninit<u8>],
+    stream: bool,
 ) {
     parallel::zip_chunks(src, dst, |s, d| {
-        level.quantize::<SIGNED>(s, inv_scale, zero_point, d)
+        level.quantize::<SIGNED>(s, inv_scale, zero_point, d, stream)
     });
 }
 
@@ -104,35 +119,40 @@ pub(crate) fn run_dequantize<const SIGNED: bool>(
     scale: f32,
     zero_point: i32,
     dst: &mut [MaybeUninit<f32>],
+    stream: bool,
 ) {
     parallel::zip_chunks(src, dst, |s, d| {
-        level.dequantize::<SIGNED>(s, scale, zero_point, d)
+        level.dequantize::<SIGNED>(s, scale, zero_point, d, stream)
     });
 }
 
 fn quantize_u8_on(level: Level, src: &[f32], scale: f32, zp: i32, dst: &mut [u8]) -> Result<()> {
     check(src.len(), dst.len(), scale, zp, 0, 255)?;
-    run_quantize::<false>(level, src, 1.0 / scale, zp, as_uninit(dst));
+    let stream = stream_into::<u8>(dst.len());
+    run_quantize::<false>(level, src, 1.0 / scale, zp, as_uninit(dst), stream);
     Ok(())
 }
 
 fn quantize_i8_on(level: Level, src: &[f32], scale: f32, zp: i32, dst: &mut [i8]) -> Result<()> {
     check(src.len(), dst.len(), scale, zp, -128, 127)?;
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(dst);
-    run_quantize::<true>(level, src, 1.0 / scale, zp, as_uninit(bytes));
+    let stream = stream_into::<u8>(bytes.len());
+    run_quantize::<true>(level, src, 1.0 / scale, zp, as_uninit(bytes), stream);
     Ok(())
 }
 
 fn dequantize_u8_on(level: Level, src: &[u8], scale: f32, zp: i32, dst: &mut [f32]) -> Result<()> {
     check(src.len(), dst.len(), scale, zp, 0, 255)?;
-    run_dequantize::<false>(level, src, scale, zp, as_uninit(dst));
+    let stream = stream_into::<f32>(dst.len());
+    run_dequantize::<false>(level, src, scale, zp, as_uninit(dst), stream);
     Ok(())
 }
 
 fn dequantize_i8_on(level: Level, src: &[i8], scale: f32, zp: i32, dst: &mut [f32]) -> Result<()> {
     check(src.len(), dst.len(), scale, zp, -128, 127)?;
     let bytes: &[u8] = bytemuck::cast_slice(src);
-    run_dequantize::<true>(level, bytes, scale, zp, as_uninit(dst));
+    let stream = stream_into::<f32>(dst.len());
+    run_dequantize::<true>(level, bytes, scale, zp, as_uninit(dst), stream);
     Ok(())
 }
 

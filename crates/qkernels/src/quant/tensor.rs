@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use qtensor::{IntRepr, Layout, QDType, QParams, QTensor, Tensor};
 
 use super::level::Level;
-use super::{QuantError, Result, as_uninit, run_dequantize, run_quantize};
+use super::{QuantError, Result, as_uninit, run_dequantize, run_quantize, stream_into};
 
 /// A vector of `n` elements, every one written by `fill`.
 ///
@@ -47,9 +47,9 @@ pub fn quantize_per_tensor_fast(
     let src = x.data();
     let bytes = filled(src.len(), |dst| {
         if signed {
-            run_quantize::<true>(level, src, inv, zp, dst)
+            run_quantize::<true>(level, src, inv, zp, dst, false)
         } else {
-            run_quantize::<false>(level, src, inv, zp, dst)
+            run_quantize::<false>(level, src, inv, zp, dst, false)
         }
     });
     let qparams = QParams::PerTensor { scale, zero_point };
@@ -79,9 +79,9 @@ fn per_tensor_8bit(q: &QTensor) -> Option<(&[u8], f32, i32, bool)> {
 fn dequantize_on(level: Level, src: &[u8], scale: f32, zp: i32, signed: bool) -> Vec<f32> {
     filled(src.len(), |dst| {
         if signed {
-            run_dequantize::<true>(level, src, scale, zp, dst)
+            run_dequantize::<true>(level, src, scale, zp, dst, false)
         } else {
-            run_dequantize::<false>(level, src, scale, zp, dst)
+            run_dequantize::<false>(level, src, scale, zp, dst, false)
         }
     })
 }
@@ -114,12 +114,13 @@ pub fn dequantize_into(q: &QTensor, dst: &mut [f32]) -> Result<()> {
         });
     }
     let level = Level::detected();
+    let stream = stream_into::<f32>(dst.len());
     match per_tensor_8bit(q) {
         Some((src, scale, zp, true)) => {
-            run_dequantize::<true>(level, src, scale, zp, as_uninit(dst))
+            run_dequantize::<true>(level, src, scale, zp, as_uninit(dst), stream)
         }
         Some((src, scale, zp, false)) => {
-            run_dequantize::<false>(level, src, scale, zp, as_uninit(dst))
+            run_dequantize::<false>(level, src, scale, zp, as_uninit(dst), stream)
         }
         None => dst.copy_from_slice(q.dequantize().data()),
     }

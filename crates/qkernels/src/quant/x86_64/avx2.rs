@@ -5,6 +5,9 @@ use std::mem::MaybeUninit;
 
 use super::{Avx2Checked, CLIP};
 
+/// Alignment in bytes of the streaming (non-temporal) stores.
+const ALIGN: usize = 32;
+
 /// Elements per step.
 const BLOCK: usize = 32;
 
@@ -15,10 +18,11 @@ pub(crate) fn quantize<const SIGNED: bool>(
     inv_scale: f32,
     zero_point: i32,
     dst: &mut [MaybeUninit<u8>],
+    stream: bool,
 ) {
     let _ = cpu;
     // SAFETY: an `Avx2Checked` exists only after AVX2 was detected.
-    unsafe { quantize_slice::<SIGNED>(src, inv_scale, zero_point, dst) }
+    unsafe { quantize_slice::<SIGNED>(src, inv_scale, zero_point, dst, stream) }
 }
 
 /// Dequantizes `src` into `dst` (equal lengths; checked by the caller).
@@ -28,10 +32,11 @@ pub(crate) fn dequantize<const SIGNED: bool>(
     scale: f32,
     zero_point: i32,
     dst: &mut [MaybeUninit<f32>],
+    stream: bool,
 ) {
     let _ = cpu;
     // SAFETY: an `Avx2Checked` exists only after AVX2 was detected.
-    unsafe { dequantize_slice::<SIGNED>(src, scale, zero_point, dst) }
+    unsafe { dequantize_slice::<SIGNED>(src, scale, zero_point, dst, stream) }
 }
 
 /// Broadcast constants of a quantize call.
@@ -50,6 +55,7 @@ fn quantize_slice<const SIGNED: bool>(
     inv_scale: f32,
     zero_point: i32,
     dst: &mut [MaybeUninit<u8>],
+    stream: bool,
 ) {
     let k = QuantConsts {
         inv_scale: _mm256_set1_ps(inv_scale),
@@ -57,18 +63,39 @@ fn quantize_slice<const SIGNED: bool>(
         zero_point: _mm256_set1_epi32(zero_point),
         unpermute: _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
     };
+    // Streaming stores need aligned destinations: the unaligned head goes the padded way.
+    let head = if stream {
+        dst.as_ptr().align_offset(ALIGN).min(dst.len())
+    } else {
+        0
+    };
+    let (src_head, src) = src.split_at(head);
+    let (dst_head, dst) = dst.split_at_mut(head);
+    quantize_padded::<SIGNED>(src_head, dst_head, &k);
     let (src_blocks, src_tail) = src.as_chunks::<BLOCK>();
     let (dst_blocks, dst_tail) = dst.as_chunks_mut::<BLOCK>();
-    for (s, d) in src_blocks.iter().zip(dst_blocks) {
-        quantize_block::<SIGNED>(s, d, &k);
+    if stream {
+        for (s, d) in src_blocks.iter().zip(dst_blocks) {
+            quantize_block::<SIGNED, true>(s, d, &k);
+        }
+        _mm_sfence();
+    } else {
+        for (s, d) in src_blocks.iter().zip(dst_blocks) {
+            quantize_block::<SIGNED, false>(s, d, &k);
+        }
     }
-    if !src_tail.is_empty() {
-        // The tail runs through the same block code on a zero-padded copy.
+    quantize_padded::<SIGNED>(src_tail, dst_tail, &k);
+}
+
+/// Short runs (tails, unaligned heads) through the block code on zero-padded copies.
+#[target_feature(enable = "avx2")]
+fn quantize_padded<const SIGNED: bool>(src: &[f32], dst: &mut [MaybeUninit<u8>], k: &QuantConsts) {
+    for (src, dst) in src.chunks(BLOCK).zip(dst.chunks_mut(BLOCK)) {
         let mut s = [0.0f32; BLOCK];
         let mut d = [MaybeUninit::<u8>::uninit(); BLOCK];
-        s[..src_tail.len()].copy_from_slice(src_tail);
-        quantize_block::<SIGNED>(&s, &mut d, &k);
-        dst_tail.copy_from_slice(&d[..dst_tail.len()]);
+        s[..src.len()].copy_from_slice(src);
+        quantize_block::<SIGNED, false>(&s, &mut d, k);
+        dst.copy_from_slice(&d[..dst.len()]);
     }
 }
 
@@ -82,7 +109,7 @@ fn to_i32(x: __m256, k: &QuantConsts) -> __m256i {
 
 #[target_feature(enable = "avx2")]
 #[inline]
-fn quantize_block<const SIGNED: bool>(
+fn quantize_block<const SIGNED: bool, const STREAM: bool>(
     src: &[f32; BLOCK],
     dst: &mut [MaybeUninit<u8>; BLOCK],
     k: &QuantConsts,
@@ -105,8 +132,14 @@ fn quantize_block<const SIGNED: bool>(
         _mm256_packus_epi16(ab, cd)
     };
     let bytes = _mm256_permutevar8x32_epi32(bytes, k.unpermute);
-    // SAFETY: the 32-byte store writes `dst[0..32]`, inside the array.
-    unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), bytes) }
+    if STREAM {
+        // SAFETY: the 32-byte store writes `dst[0..32]`, inside the array, which the caller
+        // aligned to 32 bytes (`quantize_slice` splits off the unaligned head).
+        unsafe { _mm256_stream_si256(dst.as_mut_ptr().cast(), bytes) }
+    } else {
+        // SAFETY: the 32-byte store writes `dst[0..32]`, inside the array.
+        unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), bytes) }
+    }
 }
 
 #[target_feature(enable = "avx2")]
@@ -115,26 +148,54 @@ fn dequantize_slice<const SIGNED: bool>(
     scale: f32,
     zero_point: i32,
     dst: &mut [MaybeUninit<f32>],
+    stream: bool,
 ) {
     let scale_v = _mm256_set1_ps(scale);
     let zp_v = _mm256_set1_epi32(zero_point);
+    // Streaming stores need aligned destinations: the unaligned head goes the padded way.
+    let head = if stream {
+        dst.as_ptr().align_offset(ALIGN).min(dst.len())
+    } else {
+        0
+    };
+    let (src_head, src) = src.split_at(head);
+    let (dst_head, dst) = dst.split_at_mut(head);
+    dequantize_padded::<SIGNED>(src_head, dst_head, scale_v, zp_v);
     let (src_blocks, src_tail) = src.as_chunks::<BLOCK>();
     let (dst_blocks, dst_tail) = dst.as_chunks_mut::<BLOCK>();
-    for (s, d) in src_blocks.iter().zip(dst_blocks) {
-        dequantize_block::<SIGNED>(s, d, scale_v, zp_v);
+    if stream {
+        for (s, d) in src_blocks.iter().zip(dst_blocks) {
+            dequantize_block::<SIGNED, true>(s, d, scale_v, zp_v);
+        }
+        _mm_sfence();
+    } else {
+        for (s, d) in src_blocks.iter().zip(dst_blocks) {
+            dequantize_block::<SIGNED, false>(s, d, scale_v, zp_v);
+        }
     }
-    if !src_tail.is_empty() {
+    dequantize_padded::<SIGNED>(src_tail, dst_tail, scale_v, zp_v);
+}
+
+/// Short runs (tails, unaligned heads) through the block code on zero-padded copies.
+#[target_feature(enable = "avx2")]
+fn dequantize_padded<const SIGNED: bool>(
+    src: &[u8],
+    dst: &mut [MaybeUninit<f32>],
+    scale: __m256,
+    zero_point: __m256i,
+) {
+    for (src, dst) in src.chunks(BLOCK).zip(dst.chunks_mut(BLOCK)) {
         let mut s = [0u8; BLOCK];
         let mut d = [MaybeUninit::<f32>::uninit(); BLOCK];
-        s[..src_tail.len()].copy_from_slice(src_tail);
-        dequantize_block::<SIGNED>(&s, &mut d, scale_v, zp_v);
-        dst_tail.copy_from_slice(&d[..dst_tail.len()]);
+        s[..src.len()].copy_from_slice(src);
+        dequantize_block::<SIGNED, false>(&s, &mut d, scale, zero_point);
+        dst.copy_from_slice(&d[..dst.len()]);
     }
 }
 
 #[target_feature(enable = "avx2")]
 #[inline]
-fn dequantize_block<const SIGNED: bool>(
+fn dequantize_block<const SIGNED: bool, const STREAM: bool>(
     src: &[u8; BLOCK],
     dst: &mut [MaybeUninit<f32>; BLOCK],
     scale: __m256,
@@ -149,7 +210,13 @@ fn dequantize_block<const SIGNED: bool>(
             _mm256_cvtepu8_epi32(raw)
         };
         let v = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, zero_point)));
-        // SAFETY: writes the 8 floats `dst[8j..8j + 8]`, inside the array (j < 4).
-        unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(8 * j).cast(), v) }
+        if STREAM {
+            // SAFETY: writes the 8 floats `dst[8j..8j + 8]`, inside the array (j < 4),
+            // which the caller aligned to 32 bytes, so each store is aligned.
+            unsafe { _mm256_stream_ps(dst.as_mut_ptr().add(8 * j).cast(), v) }
+        } else {
+            // SAFETY: writes the 8 floats `dst[8j..8j + 8]`, inside the array (j < 4).
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(8 * j).cast(), v) }
+        }
     }
 }
