@@ -18,8 +18,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// The shapes (N, C, H=W, O, k, groups).
-const SHAPES: &str =
-    "64,3,32,6,5,1;1,64,56,64,3,1;8,64,56,64,3,1;1,256,14,256,3,1;1,256,14,1024,1,1;1,144,56,144,3,144";
+const SHAPES: &str = "64,3,32,6,5,1;1,64,56,64,3,1;8,64,56,64,3,1;1,256,14,256,3,1;1,256,14,1024,1,1;1,144,56,144,3,144";
 
 struct Settings {
     shapes: Vec<[usize; 6]>,
@@ -51,7 +50,10 @@ fn parse_args(args: &[String]) -> Result<Settings, String> {
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag}: {v:?}: {e}"));
+        let num = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|e| format!("{flag}: {v:?}: {e}"))
+        };
         match flag.as_str() {
             "--shapes" => s.shapes = parse_shapes(value)?,
             "--threads" => s.threads = value.split(',').map(num).collect::<Result<_, _>>()?,
