@@ -32,13 +32,33 @@ impl Geom {
             .filter(|&y| y < self.h)
     }
 
-    /// Input column touched by output column `ox` and kernel column `j`, or `None` in the padding.
-    #[inline]
+    /// Input column touched by output column `ox` and kernel column `j`, or `None` in the padding
+    /// (the per-element definition that [`valid_cols`] computes in closed form).
+    #[cfg(test)]
     pub fn in_x(&self, ox: usize, j: usize) -> Option<usize> {
         (ox * self.sw + j * self.dw)
             .checked_sub(self.pw)
             .filter(|&x| x < self.w)
     }
+}
+
+/// The output columns `[lo, hi)` whose input column for kernel column `j` is inside the image
+/// (outside it lies the zero padding), and the input column of `lo`.
+#[inline]
+fn valid_cols(g: &Geom, j: usize) -> (usize, usize, usize) {
+    let off = j * g.dw;
+    let lo = if off >= g.pw {
+        0
+    } else {
+        (g.pw - off).div_ceil(g.sw)
+    };
+    let hi = if g.w + g.pw > off {
+        ((g.w - 1 + g.pw - off) / g.sw + 1).min(g.ow)
+    } else {
+        0
+    };
+    let lo = lo.min(hi);
+    (lo, hi, (lo * g.sw + off).saturating_sub(g.pw))
 }
 
 /// Writes the `[channels * kh * kw, oh * ow]` column matrix of `x` (`channels` planes of `h x w`).
@@ -51,19 +71,21 @@ pub(crate) fn im2col(x: &[f32], channels: usize, g: &Geom, cols: &mut [f32]) {
             for j in 0..g.kw {
                 let row = (c * g.kh + i) * g.kw + j;
                 let dst = &mut cols[row * ncols..(row + 1) * ncols];
+                let (lo, hi, x0) = valid_cols(g, j);
                 for oy in 0..g.oh {
                     let drow = &mut dst[oy * g.ow..(oy + 1) * g.ow];
-                    match g.in_y(oy, i) {
-                        None => drow.fill(0.0),
-                        Some(y) => {
-                            let src = &xc[y * g.w..(y + 1) * g.w];
-                            if g.sw == 1 && g.pw == 0 && g.dw == 1 {
-                                drow.copy_from_slice(&src[j..j + g.ow]);
-                            } else {
-                                for (ox, d) in drow.iter_mut().enumerate() {
-                                    *d = g.in_x(ox, j).map_or(0.0, |xx| src[xx]);
-                                }
-                            }
+                    let Some(y) = g.in_y(oy, i) else {
+                        drow.fill(0.0);
+                        continue;
+                    };
+                    let src = &xc[y * g.w..(y + 1) * g.w];
+                    drow[..lo].fill(0.0);
+                    drow[hi..].fill(0.0);
+                    if g.sw == 1 {
+                        drow[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
+                    } else {
+                        for (k, d) in drow[lo..hi].iter_mut().enumerate() {
+                            *d = src[x0 + k * g.sw];
                         }
                     }
                 }
@@ -82,18 +104,78 @@ pub(crate) fn col2im(cols: &[f32], channels: usize, g: &Geom, dx: &mut [f32]) {
             for j in 0..g.kw {
                 let row = (c * g.kh + i) * g.kw + j;
                 let src = &cols[row * ncols..(row + 1) * ncols];
+                let (lo, hi, x0) = valid_cols(g, j);
                 for oy in 0..g.oh {
-                    if let Some(y) = g.in_y(oy, i) {
-                        let srow = &src[oy * g.ow..(oy + 1) * g.ow];
-                        let drow = &mut dxc[y * g.w..(y + 1) * g.w];
-                        for (ox, v) in srow.iter().enumerate() {
-                            if let Some(xx) = g.in_x(ox, j) {
-                                drow[xx] += v;
+                    let Some(y) = g.in_y(oy, i) else { continue };
+                    let srow = &src[oy * g.ow + lo..oy * g.ow + hi];
+                    let drow = &mut dxc[y * g.w..(y + 1) * g.w];
+                    if g.sw == 1 {
+                        drow[x0..x0 + srow.len()]
+                            .iter_mut()
+                            .zip(srow)
+                            .for_each(|(d, v)| *d += v);
+                    } else {
+                        for (k, v) in srow.iter().enumerate() {
+                            drow[x0 + k * g.sw] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_column_ranges_match_the_per_element_definition() {
+        let mut checked = 0;
+        for w in 1usize..9 {
+            for kw in 1..4 {
+                for sw in 1..4 {
+                    for pw in 0..3 {
+                        for dw in 1..3 {
+                            let span = dw * (kw - 1) + 1;
+                            let Some(r) = (w + 2 * pw).checked_sub(span) else {
+                                continue;
+                            };
+                            let ow = r / sw + 1;
+                            let g = Geom {
+                                h: 1,
+                                w,
+                                kh: 1,
+                                kw,
+                                sh: 1,
+                                sw,
+                                ph: 0,
+                                pw,
+                                dh: 1,
+                                dw,
+                                oh: 1,
+                                ow,
+                            };
+                            for j in 0..kw {
+                                let (lo, hi, x0) = valid_cols(&g, j);
+                                for ox in 0..ow {
+                                    let inside = (lo..hi).contains(&ox);
+                                    assert_eq!(
+                                        g.in_x(ox, j).is_some(),
+                                        inside,
+                                        "{g:?} j {j} ox {ox}: range {lo}..{hi}"
+                                    );
+                                    if inside {
+                                        assert_eq!(g.in_x(ox, j), Some(x0 + (ox - lo) * sw));
+                                    }
+                                }
+                                checked += 1;
                             }
                         }
                     }
                 }
             }
         }
+        assert!(checked > 500, "{checked}");
     }
 }
