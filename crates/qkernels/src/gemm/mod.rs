@@ -70,6 +70,8 @@
 //! object proves the CPU check. Everything else (zero points, row sums, tiling, threads,
 //! epilogue, bounds) is shared.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 mod driver;
 mod kind;
 mod microkernel;
@@ -77,8 +79,6 @@ mod pack;
 mod pipeline;
 pub mod reference;
 mod scalar;
-#[cfg(target_arch = "aarch64")]
-mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
