@@ -581,3 +581,43 @@ fn quantized_six_follows_pytorch_quantize_val() {
     // 6 / 1e-12 overflows i32: fbgemm clips the product below 2^31, so the bound is 255.
     assert_eq!(gemm::quantized_six(1e-12, 0), 255);
 }
+
+#[test]
+fn the_oracle_rejects_bad_buffers_instead_of_panicking() {
+    let (a, w) = ([1u8; 4], [1i8; 8]);
+    let mut out = [0i32; 1];
+    let short = Output::I32 {
+        out: &mut out,
+        ldc: 2,
+    };
+    let err = reference::gemm_u8s8(&a, 1, 4, 0, &w, 2, 4, PT, Accumulation::Exact, short);
+    assert_eq!(
+        err,
+        Err(GemmError::BufferTooSmall {
+            what: "output",
+            needed: 2,
+            got: 1
+        })
+    );
+    let mut f = [0f32; 2];
+    let bias = [0f32; 3];
+    let params = Dequantize {
+        act_scale: 1.0,
+        bias: Some(&bias),
+        relu: false,
+    };
+    let out = Output::F32 {
+        params,
+        out: &mut f,
+        ldc: 2,
+    };
+    let err = reference::gemm_u8s8(&a, 1, 4, 0, &w, 2, 4, PT, Accumulation::Exact, out);
+    assert_eq!(
+        err,
+        Err(GemmError::QParamsLength {
+            what: "bias",
+            expected: 2,
+            got: 3
+        })
+    );
+}

@@ -64,7 +64,8 @@ pub fn raw_sum(
     exact as i32
 }
 
-/// The oracle GEMM: `a` is `m × k` (row stride `lda`), `w` is `n × k` row-major.
+/// The oracle GEMM: `a` is `m × k` (row stride `lda`), `w` is `n × k` row-major. Errors on
+/// short buffers, small strides and qparam or bias lengths ≠ `n`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_u8s8(
     a: &[u8],
@@ -116,6 +117,30 @@ pub fn gemm_u8s8(
     let zp_of = |j: usize| zps[j];
     let raw =
         |i: usize, j: usize| raw_sum(a, lda, i, a_zero_point, w, j, k, zp_of(j), accumulation);
+    let (out_len, ldc) = match &out {
+        Output::I32 { out, ldc } => (out.len(), *ldc),
+        Output::F32 { out, ldc, .. } => (out.len(), *ldc),
+        Output::QUInt8 { out, ldc, .. } => (out.len(), *ldc),
+    };
+    super::driver::check_matrix("output", out_len, m, n, ldc)?;
+    if let Output::QUInt8 { params, .. } = &out
+        && let Some(b) = params.bias.filter(|b| b.len() != n)
+    {
+        return Err(GemmError::QParamsLength {
+            what: "bias",
+            expected: n,
+            got: b.len(),
+        });
+    }
+    if let Output::F32 { params, .. } = &out
+        && let Some(b) = params.bias.filter(|b| b.len() != n)
+    {
+        return Err(GemmError::QParamsLength {
+            what: "bias",
+            expected: n,
+            got: b.len(),
+        });
+    }
     match out {
         Output::I32 { out, ldc } => {
             for i in 0..m {
