@@ -2,6 +2,7 @@
 //! cross-test` or CI), the detected dispatch level must be exactly that level, so a CPU model
 //! whose features silently changed fails loudly instead of testing the wrong kernels.
 
+use qkernels::gemm::KernelKind;
 use qkernels::isa::{self, Isa};
 
 #[test]
