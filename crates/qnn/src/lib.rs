@@ -7,11 +7,18 @@
 //! - [`Module`]: `forward`, `backward` (returns the input gradient, accumulates parameter
 //!   gradients), named parameters and buffers, train/eval, and a [`ModuleKind`] for passes.
 //! - [`Value`]: what flows between modules (f32, f16, quantized tensor, or a tuple).
-//! - [`float`]: Linear, Conv2d, BatchNorm1d/2d, LayerNorm, activations, pooling, Flatten,
-//!   Dropout, Identity, Sequential.
+//! - [`float`]: Linear, Conv1d, Conv2d, ConvTranspose2d, BatchNorm1d/2d, LayerNorm,
+//!   activations, Softmax/LogSoftmax, pooling, Flatten, Dropout, Identity, Embedding,
+//!   EmbeddingBag, RNN/LSTM/GRU cells and sequence modules, MultiheadAttention,
+//!   TransformerEncoderLayer, Sequential — every one with forward and backward, checked against
+//!   finite differences and PyTorch goldens.
 //! - [`loss`], [`optim`]: CrossEntropyLoss, MSELoss; SGD and Adam/AdamW with PyTorch's formulas.
 //! - [`init`]: a seedable PRNG and PyTorch's default initializations.
-//! - [`state_dict`]: parameters and buffers by PyTorch name, loaded with shape checks.
+//! - [`state_dict`]: parameters and buffers by PyTorch name, loaded with key and shape checks, and
+//!   safetensors files as `safetensors.torch.save_file(model.state_dict())` writes them.
+//!
+//! Not yet here: `half()` (f16 weights; the f16 GEMM building blocks are in
+//! [`qkernels::float`]), quantized and dynamic-quantized modules, attention masks.
 //!
 //! Float matmuls go through [`qkernels::float`] (the one wrapper around the float GEMM crate).
 //!
