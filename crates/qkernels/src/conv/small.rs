@@ -111,6 +111,15 @@ pub(crate) fn run(plan: &Plan<'_>, w: &[i32], out: &mut [u8]) {
     let fma = false;
     let symmetric = gp.w.is_symmetric();
     let zw = gp.w.zero_points();
+    // −za·(Σ_k W − zw·K): the plan's correction also holds the GEMM kernel's activation
+    // offset (e.g. 128 for an XOR-0x80 dot-product kernel), which this kernel does not use.
+    let kk = k as i64;
+    let corr: Vec<i32> =
+        gp.w.weight_sums()
+            .iter()
+            .zip(zw)
+            .map(|(&s, &z)| (-i64::from(plan.za) * (i64::from(s) - i64::from(z) * kk)) as i32)
+            .collect();
     let parallel = rayon::current_num_threads() > 1
         && out.len().saturating_mul(k) >= PARALLEL_MACS
         && out.len() > row_len;
@@ -158,7 +167,7 @@ pub(crate) fn run(plan: &Plan<'_>, w: &[i32], out: &mut [u8]) {
             };
             for j in 0..o {
                 acc[j] = acc[j]
-                    .wrapping_add(gp.corr[j])
+                    .wrapping_add(corr[j])
                     .wrapping_sub(rs.wrapping_mul(zw[j]));
             }
             if fma {
