@@ -22,4 +22,11 @@ fn detected_level_matches_expectation() {
         detected, expected,
         "dispatch level differs from the CPU model's"
     );
+    // The level must also have its own GEMM family compiled in and chosen: a family that
+    // silently fell back to scalar would otherwise pass every oracle test unnoticed.
+    assert_eq!(
+        KernelKind::best(),
+        KernelKind::best_for(expected),
+        "the {expected} level has no GEMM kernel family registered"
+    );
 }
