@@ -140,12 +140,10 @@ fn run(s: &Settings) -> Result<(), String> {
                 2.0 * macs / ns as f64,
                 s.repeats,
                 kernel.map(|k| k.name()).unwrap_or("?"),
-                if packed.is_depthwise() {
-                    "depthwise"
-                } else if geometry.is_pointwise() {
-                    "gemm"
-                } else {
-                    "implicit-gemm"
+                match packed.path() {
+                    "gemm" if geometry.is_pointwise() => "gemm",
+                    "gemm" => "implicit-gemm",
+                    other => other,
                 }
             );
         }

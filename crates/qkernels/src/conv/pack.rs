@@ -180,6 +180,16 @@ impl PackedConvWeights {
         self.kind
     }
 
+    /// Which path runs these weights: `"depthwise"`, `"small"` (direct few-output kernel) or
+    /// `"gemm"` (direct GEMM for pointwise convolutions, implicit GEMM otherwise).
+    pub fn path(&self) -> &'static str {
+        match self.form {
+            Form::Depthwise(_) => "depthwise",
+            Form::Small(..) => "small",
+            Form::Gemm(_) => "gemm",
+        }
+    }
+
     /// Whether the direct depthwise kernel runs these weights.
     pub fn is_depthwise(&self) -> bool {
         matches!(self.form, Form::Depthwise(_))
