@@ -17,8 +17,10 @@
 //! - [`state_dict`]: parameters and buffers by PyTorch name, loaded with key and shape checks, and
 //!   safetensors files as `safetensors.torch.save_file(model.state_dict())` writes them.
 //!
-//! Not yet here: `half()` (f16 weights; the f16 GEMM building blocks are in
-//! [`qkernels::float`]), quantized and dynamic-quantized modules, attention masks.
+//! - [`Module::half`]: f16 weights (half the bytes, see [`Module::param_bytes`]) for Linear,
+//!   Conv1d and Conv2d, computed with f16 storage and f32 accumulation; inference only.
+//!
+//! Not yet here: quantized and dynamic-quantized modules, attention masks.
 //!
 //! Float matmuls go through [`qkernels::float`] (the one wrapper around the float GEMM crate).
 //!

@@ -132,6 +132,25 @@ pub trait Module: Any + Send {
     fn eval(&mut self) {
         self.train(false);
     }
+
+    /// PyTorch's `.half()` for inference: stores the weights as f16 (halving their size) and
+    /// computes with f16 storage and f32 accumulation (activations stay f32).
+    ///
+    /// Linear, Conv1d and Conv2d convert their weight (biases stay f32, they are tiny);
+    /// [`crate::float::Sequential`] converts its children; other layers keep f32 (the default
+    /// does nothing). State-dict names are unchanged: visitors see the weight widened to f32, and
+    /// loading into a halved layer rounds to f16. A halved layer is inference-only: its
+    /// `backward` is an error.
+    fn half(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Bytes of parameter storage: 4 per f32 scalar, 2 per f16 scalar.
+    fn param_bytes(&self) -> usize {
+        let mut n = 0;
+        self.visit_params(&mut |_, p| n += 4 * p.value.numel());
+        n
+    }
 }
 
 impl dyn Module {

@@ -2,7 +2,10 @@
 
 use qtensor::Tensor;
 
-use super::conv_core::{Channels, conv_backward, conv_forward};
+use half::f16;
+
+use super::conv_core::{Channels, ConvWeight, conv_backward, conv_forward};
+use super::half_weight::{backward_on_half, placeholder, round_to_f16, visit_half, visit_half_mut};
 use super::im2col::Geom;
 use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
 use crate::error::{QnnError, Result};
@@ -155,8 +158,9 @@ impl Conv2dConfig {
 #[derive(Clone, Debug)]
 pub struct Conv2d {
     config: Conv2dConfig,
-    /// Weight, `[C_out, C_in / groups, kh, kw]`.
+    /// Weight, `[C_out, C_in / groups, kh, kw]` (empty once halved by `half()`).
     pub weight: Param,
+    weight_f16: Option<Tensor<f16>>,
     /// Bias, `[C_out]`, if any.
     pub bias: Option<Param>,
     input: Option<Tensor<f32>>,
@@ -176,6 +180,7 @@ impl Conv2d {
             config,
             weight: Param::new(w),
             bias: b.map(Param::new),
+            weight_f16: None,
             input: None,
             training: true,
         })
@@ -197,6 +202,7 @@ impl Conv2d {
             config,
             weight: Param::new(weight),
             bias: bias.map(Param::new),
+            weight_f16: None,
             input: None,
             training: true,
         })
@@ -213,7 +219,9 @@ impl Conv2d {
         same_shape(
             "Conv2d weight",
             &self.config.weight_shape(),
-            self.weight.shape(),
+            self.weight_f16
+                .as_ref()
+                .map_or(self.weight.shape(), |h| h.shape()),
         )?;
         if let Some(b) = &self.bias {
             same_shape("Conv2d bias", &[self.config.out_channels], b.shape())?;
@@ -252,15 +260,20 @@ impl Conv2d {
     pub fn apply(&self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
         let (n, g) = self.input_geom(x.shape())?;
         let bias = self.bias.as_ref().map(|b| b.value.data());
-        let out = conv_forward(
-            self.channels(),
-            &g,
-            n,
-            x.data(),
-            self.weight.value.data(),
-            bias,
-        )?;
+        let out = conv_forward(self.channels(), &g, n, x.data(), self.conv_weight(), bias)?;
         tensor(&self.out_shape(x.shape(), &g), out)
+    }
+
+    fn conv_weight(&self) -> ConvWeight<'_> {
+        match &self.weight_f16 {
+            Some(h) => ConvWeight::F16(h.data()),
+            None => ConvWeight::F32(self.weight.value.data()),
+        }
+    }
+
+    /// The f16 weight once the layer is halved.
+    pub fn weight_f16(&self) -> Option<&Tensor<f16>> {
+        self.weight_f16.as_ref()
     }
 
     fn channels(&self) -> Channels {
@@ -285,6 +298,9 @@ impl Module for Conv2d {
     }
 
     fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        if self.weight_f16.is_some() {
+            return Err(backward_on_half(NAME));
+        }
         let x = saved(&self.input, NAME)?;
         let (n, g) = self.input_geom(x.shape())?;
         let gy = f32_grad(grad_output, NAME, &self.out_shape(x.shape(), &g))?;
@@ -304,14 +320,20 @@ impl Module for Conv2d {
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        f("weight", &self.weight);
+        match &self.weight_f16 {
+            Some(h) => visit_half("weight", h, f),
+            None => f("weight", &self.weight),
+        }
         if let Some(b) = &self.bias {
             f("bias", b);
         }
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        f("weight", &mut self.weight);
+        match &mut self.weight_f16 {
+            Some(h) => visit_half_mut("weight", h, f),
+            None => f("weight", &mut self.weight),
+        }
         if let Some(b) = &mut self.bias {
             f("bias", b);
         }
@@ -323,5 +345,27 @@ impl Module for Conv2d {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn half(&mut self) -> Result<()> {
+        if self.weight_f16.is_none() {
+            same_shape(
+                "Conv2d weight",
+                &self.config.weight_shape(),
+                self.weight.shape(),
+            )?;
+            self.weight_f16 = Some(round_to_f16(&self.weight.value)?);
+            self.weight = placeholder();
+            self.input = None;
+        }
+        Ok(())
+    }
+
+    fn param_bytes(&self) -> usize {
+        let w = match &self.weight_f16 {
+            Some(h) => 2 * h.numel(),
+            None => 4 * self.weight.value.numel(),
+        };
+        w + self.bias.as_ref().map_or(0, |b| 4 * b.value.numel())
     }
 }

@@ -3,7 +3,8 @@
 //! Used by Conv2d, Conv1d (as a 1 x L plane) and ConvTranspose2d (whose forward is a
 //! convolution's input gradient and whose backward is a convolution's forward).
 
-use qkernels::float::{MatMut, MatRef, Threads, sgemm};
+use half::f16;
+use qkernels::float::{FloatMat, MatMut, MatRef, Threads, gemm_mixed, sgemm};
 
 use super::im2col::{Geom, col2im, im2col};
 use crate::error::Result;
@@ -23,13 +24,33 @@ impl Channels {
     }
 }
 
+/// A convolution weight, f32 or (after `half()`) f16, `[cout, cin/groups, kh, kw]` row-major.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ConvWeight<'a> {
+    /// f32 storage.
+    F32(&'a [f32]),
+    /// f16 storage, widened inside the mixed GEMM.
+    F16(&'a [f16]),
+}
+
+impl<'a> ConvWeight<'a> {
+    /// Rows `rows` of the `[cout, k]` weight matrix, as a GEMM operand.
+    fn block(&self, rows: std::ops::Range<usize>, k: usize) -> Result<FloatMat<'a>> {
+        let (r0, r1) = (rows.start * k, rows.end * k);
+        Ok(match *self {
+            ConvWeight::F32(w) => FloatMat::F32(MatRef::row_major(&w[r0..r1], rows.len(), k)?),
+            ConvWeight::F16(w) => FloatMat::F16(MatRef::row_major(&w[r0..r1], rows.len(), k)?),
+        })
+    }
+}
+
 /// `y = conv(x, w) + b` for `n` images; `w` is `[cout, cin/groups, kh, kw]` row-major.
 pub(crate) fn conv_forward(
     ch: Channels,
     g: &Geom,
     n: usize,
     x: &[f32],
-    w: &[f32],
+    w: ConvWeight<'_>,
     bias: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
     let (cin_g, cout_g) = ch.per_group();
@@ -54,12 +75,12 @@ pub(crate) fn conv_forward(
                 g,
                 &mut cols,
             );
-            let wg = &w[grp * cout_g * k..(grp + 1) * cout_g * k];
+            let wg = w.block(grp * cout_g..(grp + 1) * cout_g, k)?;
             let yg = &mut yimg[grp * cout_g * ohw..(grp + 1) * cout_g * ohw];
-            sgemm(
+            gemm_mixed(
                 1.0,
-                MatRef::row_major(wg, cout_g, k)?,
-                MatRef::row_major(&cols, k, ohw)?,
+                wg,
+                FloatMat::F32(MatRef::row_major(&cols, k, ohw)?),
                 beta,
                 MatMut::row_major(yg, cout_g, ohw)?,
                 Threads::Single,

@@ -1,7 +1,10 @@
 //! `nn.Linear`: `y = x Wᵀ + b`.
 
-use qkernels::float::{MatMut, MatRef, Threads, sgemm};
+use half::f16;
+use qkernels::float::{FloatMat, MatMut, MatRef, Threads, gemm_mixed, sgemm};
 use qtensor::Tensor;
+
+use super::half_weight::{backward_on_half, placeholder, round_to_f16, visit_half, visit_half_mut};
 
 use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
 use crate::error::{QnnError, Result};
@@ -14,10 +17,14 @@ const NAME: &str = "Linear";
 
 /// Fully connected layer: input `[*, in_features]`, output `[*, out_features]`, weight
 /// `[out_features, in_features]` (PyTorch's layout and names `weight`, `bias`).
+///
+/// After [`Module::half`] the weight is stored as f16 ([`Linear::weight_f16`]) and `weight` is
+/// an empty placeholder.
 #[derive(Clone, Debug)]
 pub struct Linear {
-    /// Weight, `[out_features, in_features]`.
+    /// Weight, `[out_features, in_features]` (empty once the layer is halved).
     pub weight: Param,
+    weight_f16: Option<Tensor<f16>>,
     /// Bias, `[out_features]`, if any.
     pub bias: Option<Param>,
     input: Option<Tensor<f32>>,
@@ -35,6 +42,7 @@ impl Linear {
         Self {
             weight: Param::new(w),
             bias: b.map(Param::new),
+            weight_f16: None,
             input: None,
             training: true,
         }
@@ -45,6 +53,7 @@ impl Linear {
         let layer = Self {
             weight: Param::new(weight),
             bias: bias.map(Param::new),
+            weight_f16: None,
             input: None,
             training: true,
         };
@@ -54,31 +63,41 @@ impl Linear {
 
     /// Re-checks the parameter shapes (the fields are public and may have been replaced).
     fn check_params(&self) -> Result<()> {
-        if self.weight.value.ndim() != 2 {
+        let shape = self.weight_shape();
+        if shape.len() != 2 {
             return Err(QnnError::WrongRank {
                 module: NAME,
                 expected: "2-d [out_features, in_features] weight",
-                got: self.weight.shape().to_vec(),
+                got: shape.to_vec(),
             });
         }
         if let Some(b) = &self.bias {
-            same_shape(
-                "Linear bias vs weight rows",
-                &[self.weight.shape()[0]],
-                b.shape(),
-            )?;
+            same_shape("Linear bias vs weight rows", &[shape[0]], b.shape())?;
         }
         Ok(())
     }
 
+    /// The weight's shape, wherever it is stored.
+    fn weight_shape(&self) -> &[usize] {
+        match &self.weight_f16 {
+            Some(h) => h.shape(),
+            None => self.weight.shape(),
+        }
+    }
+
+    /// The f16 weight `[out_features, in_features]` once the layer is halved.
+    pub fn weight_f16(&self) -> Option<&Tensor<f16>> {
+        self.weight_f16.as_ref()
+    }
+
     /// Number of input features.
     pub fn in_features(&self) -> usize {
-        self.weight.shape().get(1).copied().unwrap_or(0)
+        self.weight_shape().get(1).copied().unwrap_or(0)
     }
 
     /// Number of output features.
     pub fn out_features(&self) -> usize {
-        self.weight.shape().first().copied().unwrap_or(0)
+        self.weight_shape().first().copied().unwrap_or(0)
     }
 
     /// The forward computation on a tensor, without saving anything for backward.
@@ -114,10 +133,14 @@ impl Linear {
             }
             None => 0.0,
         };
-        sgemm(
+        let w = match &self.weight_f16 {
+            Some(h) => FloatMat::F16(MatRef::row_major(h.data(), outf, inf)?.t()),
+            None => FloatMat::F32(MatRef::row_major(self.weight.value.data(), outf, inf)?.t()),
+        };
+        gemm_mixed(
             1.0,
-            MatRef::row_major(x.data(), rows, inf)?,
-            MatRef::row_major(self.weight.value.data(), outf, inf)?.t(),
+            FloatMat::F32(MatRef::row_major(x.data(), rows, inf)?),
+            w,
             beta,
             MatMut::row_major(&mut out, rows, outf)?,
             Threads::Single,
@@ -143,6 +166,9 @@ impl Module for Linear {
     }
 
     fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        if self.weight_f16.is_some() {
+            return Err(backward_on_half(NAME));
+        }
         self.check_params()?;
         let x = saved(&self.input, NAME)?;
         let (inf, outf) = (self.in_features(), self.out_features());
@@ -184,14 +210,20 @@ impl Module for Linear {
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        f("weight", &self.weight);
+        match &self.weight_f16 {
+            Some(h) => visit_half("weight", h, f),
+            None => f("weight", &self.weight),
+        }
         if let Some(b) = &self.bias {
             f("bias", b);
         }
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        f("weight", &mut self.weight);
+        match &mut self.weight_f16 {
+            Some(h) => visit_half_mut("weight", h, f),
+            None => f("weight", &mut self.weight),
+        }
         if let Some(b) = &mut self.bias {
             f("bias", b);
         }
@@ -203,5 +235,23 @@ impl Module for Linear {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    fn half(&mut self) -> Result<()> {
+        if self.weight_f16.is_none() {
+            self.check_params()?;
+            self.weight_f16 = Some(round_to_f16(&self.weight.value)?);
+            self.weight = placeholder();
+            self.input = None;
+        }
+        Ok(())
+    }
+
+    fn param_bytes(&self) -> usize {
+        let w = match &self.weight_f16 {
+            Some(h) => 2 * h.numel(),
+            None => 4 * self.weight.value.numel(),
+        };
+        w + self.bias.as_ref().map_or(0, |b| 4 * b.value.numel())
     }
 }

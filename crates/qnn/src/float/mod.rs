@@ -9,6 +9,7 @@ mod conv_core;
 mod conv_transpose2d;
 mod dropout;
 mod embedding;
+mod half_weight;
 mod im2col;
 mod layernorm;
 mod linear;

@@ -133,4 +133,12 @@ impl Module for Sequential {
     fn is_training(&self) -> bool {
         self.training
     }
+
+    fn half(&mut self) -> Result<()> {
+        self.children.iter_mut().try_for_each(|(_, m)| m.half())
+    }
+
+    fn param_bytes(&self) -> usize {
+        self.children.iter().map(|(_, m)| m.param_bytes()).sum()
+    }
 }

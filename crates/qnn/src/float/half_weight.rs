@@ -1,0 +1,56 @@
+//! f16 weight storage for [`crate::Module::half`]: rounding, and the temporary f32 views that keep
+//! state-dict names and visitors working on a halved layer.
+
+use half::f16;
+use qkernels::float::widen_f16_slice;
+use qtensor::Tensor;
+
+use crate::error::{QnnError, Result};
+use crate::param::Param;
+
+/// `t` rounded to f16 (round to nearest even, as PyTorch's `.half()`).
+pub(crate) fn round_to_f16(t: &Tensor<f32>) -> Result<Tensor<f16>> {
+    let data = t.data().iter().map(|&v| f16::from_f32(v)).collect();
+    Ok(Tensor::new(t.shape(), data)?)
+}
+
+/// `t` widened to f32 (exact).
+pub(crate) fn widen(t: &Tensor<f16>) -> Result<Tensor<f32>> {
+    let mut out = vec![0.0f32; t.numel()];
+    widen_f16_slice(t.data(), &mut out);
+    Ok(Tensor::new(t.shape(), out)?)
+}
+
+/// The placeholder left in a layer's `weight` field once the weight lives in f16: an empty
+/// parameter, so that the f32 copy (and its gradient) is freed.
+pub(crate) fn placeholder() -> Param {
+    Param::new(Tensor::zeros(&[0]))
+}
+
+/// Calls `f` with a temporary f32 parameter holding the widened f16 weight.
+pub(crate) fn visit_half(name: &str, h: &Tensor<f16>, f: &mut dyn FnMut(&str, &Param)) {
+    if let Ok(w) = widen(h) {
+        f(name, &Param::new(w));
+    }
+}
+
+/// Calls `f` with a temporary f32 parameter holding the widened f16 weight, then rounds what `f`
+/// left there back into `h` (loading a state dict into a halved model rounds the loaded values).
+pub(crate) fn visit_half_mut(name: &str, h: &mut Tensor<f16>, f: &mut dyn FnMut(&str, &mut Param)) {
+    let Ok(w) = widen(h) else { return };
+    let mut p = Param::new(w);
+    f(name, &mut p);
+    if p.value.shape() == h.shape()
+        && let Ok(r) = round_to_f16(&p.value)
+    {
+        *h = r;
+    }
+}
+
+/// The error for `backward` on a halved (inference-only) layer.
+pub(crate) fn backward_on_half(module: &'static str) -> QnnError {
+    QnnError::InvalidConfig {
+        module,
+        reason: "backward on a layer converted by half(): f16 layers are inference-only".into(),
+    }
+}
