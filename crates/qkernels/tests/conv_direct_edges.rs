@@ -1,0 +1,136 @@
+//! The direct conv kernels (depthwise and small-C) against the scalar oracle on the shapes
+//! that stress their vector blocking: channel counts around the 16- and 32-channel blocks
+//! (with tails), multiplier 1 and 2, fbgemm's saturating depthwise fast path and the exact
+//! one, 3×3 / 5×5 windows with strides 1 and 2 and every padding; and few-channel convs on
+//! rows wide enough for whole pixel blocks plus tails, with borders on every side.
+
+use proptest::prelude::*;
+use qkernels::conv::{self, ConvGeometry, PackedConvWeights, reference};
+use qkernels::gemm::{Activation, KernelKind, Requantize, WeightQParams};
+
+/// xorshift64 stream from a seed.
+fn stream(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
+/// Runs every exact runnable family on `g` with random data from `seed` and compares each
+/// with the oracle; `path` is the direct path the weights must select.
+fn check(g: &ConvGeometry, seed: u64, per_channel: bool, act: u8, path: &str) {
+    let mut next = stream(seed);
+    let input: Vec<u8> = (0..g.input_len()).map(|_| next() as u8).collect();
+    let n_w = g.out_channels * g.group_in() * g.taps();
+    let weights: Vec<i8> = (0..n_w).map(|_| next() as i8).collect();
+    let o = g.out_channels;
+    let scales: Vec<f32> = (0..o)
+        .map(|_| 0.001 + (next() % 1000) as f32 * 1e-5)
+        .collect();
+    let zps: Vec<i32> = (0..o).map(|_| (next() % 21) as i32 - 10).collect();
+    let bias: Vec<f32> = (0..o)
+        .map(|_| ((next() % 2001) as f32 - 1000.0) * 0.01)
+        .collect();
+    let za = (next() % 256) as i32;
+    let q = if per_channel {
+        WeightQParams::PerChannel {
+            scales: &scales,
+            zero_points: &zps,
+        }
+    } else {
+        WeightQParams::PerTensor {
+            scale: scales[0],
+            zero_point: zps[0],
+        }
+    };
+    let p = Requantize {
+        act_scale: 0.02,
+        out_scale: 0.05 * (g.k() as f32).sqrt(),
+        out_zero_point: (next() % 256) as i32,
+        bias: Some(&bias),
+        activation: [Activation::None, Activation::Relu, Activation::Relu6][act as usize % 3],
+    };
+    let want = reference::conv_u8s8(g, &input, za, &weights, q, p).expect("oracle");
+    for kind in KernelKind::all_runnable() {
+        if kind.saturates_pairs() {
+            continue;
+        }
+        let w = PackedConvWeights::pack(&weights, g, q, kind).expect("pack");
+        assert_eq!(w.path(), path, "{g:?}");
+        let mut got = vec![0u8; want.len()];
+        conv::conv_u8s8(g, &input, za, &w, p, &mut got).expect("conv");
+        assert_eq!(got, want, "kind {kind} geometry {g:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)))]
+
+    #[test]
+    fn depthwise_blocks_tails_and_borders(
+        groups in 2usize..=72,
+        mult in 1usize..=2,
+        k5 in any::<bool>(),
+        stride in 1usize..=2,
+        pad in 0usize..=2,
+        h in 5usize..=9,
+        w in 5usize..=11,
+        batch in 1usize..=2,
+        seed in any::<u64>(),
+        per_channel in any::<bool>(),
+        act in 0u8..3,
+    ) {
+        let k = if k5 { 5 } else { 3 };
+        let g = ConvGeometry::new(batch, groups, groups * mult, groups, &[h, w], &[k, k])
+            .and_then(|g| g.with_stride(&[stride, stride]))
+            .and_then(|g| g.with_padding(&[pad, pad]))
+            .expect("valid geometry");
+        check(&g, seed, per_channel, act, "depthwise");
+    }
+
+    #[test]
+    fn depthwise_fbgemm_fast_path(
+        groups8 in 1usize..=9,
+        mult in 1usize..=2,
+        k5 in any::<bool>(),
+        stride in 1usize..=2,
+        h in 3usize..=9,
+        w in 3usize..=11,
+        seed in any::<u64>(),
+        per_channel in any::<bool>(),
+    ) {
+        let k = if k5 { 5 } else { 3 };
+        let groups = groups8 * 8;
+        let g = ConvGeometry::new(1, groups, groups * mult, groups, &[h, w], &[k, k])
+            .and_then(|g| g.with_stride(&[stride, stride]))
+            .and_then(|g| g.with_padding(&[k / 2, k / 2]))
+            .expect("valid geometry");
+        prop_assert!(g.fbgemm_depthwise_saturates());
+        check(&g, seed, per_channel, 0, "depthwise");
+    }
+
+    #[test]
+    fn small_c_pixel_blocks_and_borders(
+        c in 1usize..=4,
+        o in 1usize..=8,
+        k in 2usize..=5,
+        stride in 1usize..=2,
+        pad in 0usize..=2,
+        h in 5usize..=8,
+        w in 5usize..=40,
+        batch in 1usize..=2,
+        seed in any::<u64>(),
+        per_channel in any::<bool>(),
+        act in 0u8..3,
+    ) {
+        let g = ConvGeometry::new(batch, c, o, 1, &[h, w], &[k, k])
+            .and_then(|g| g.with_stride(&[stride, stride]))
+            .and_then(|g| g.with_padding(&[pad, pad]))
+            .expect("valid geometry");
+        check(&g, seed, per_channel, act, "small");
+    }
+}
