@@ -44,6 +44,8 @@ mod implicit;
 mod pack;
 pub mod reference;
 mod small;
+#[cfg(target_arch = "x86_64")]
+mod small_pixels;
 
 pub use error::{ConvError, Result};
 pub use geometry::ConvGeometry;

@@ -123,6 +123,13 @@ pub(crate) fn run(plan: &Plan<'_>, w: &[i32], out: &mut [u8]) {
     let parallel = rayon::current_num_threads() > 1
         && out.len().saturating_mul(k) >= PARALLEL_MACS
         && out.len() > row_len;
+    #[cfg(target_arch = "x86_64")]
+    if fma && kind != KernelKind::Scalar && super::small_pixels::applies(g) {
+        let planes_parallel = parallel && out.len() > oh * row_len;
+        // SAFETY: `fma` is set only when the CPU reports AVX2 and FMA.
+        unsafe { super::small_pixels::run(plan, w, &corr, zw, symmetric, planes_parallel, out) };
+        return;
+    }
     let task = |(r, dst): (usize, &mut [u8])| {
         let y = r % oh;
         let z = (r / oh) % plan.out_dims[0];
