@@ -17,9 +17,9 @@ use std::process::Command;
 /// The aarch64 target triple.
 pub const AARCH64: &str = "aarch64-unknown-linux-gnu";
 
-/// Packages whose tests make sense under emulation (kernels and tensors; the upper crates'
-/// end-to-end tests are too slow under qemu). Later issues add more.
-pub const EMULATED_PACKAGES: &[&str] = &["qtensor", "qkernels"];
+/// Packages whose tests run under emulation: tensors, kernels and the layers (qnn's suite takes
+/// seconds under qemu and catches platform differences in the float GEMM crate).
+pub const EMULATED_PACKAGES: &[&str] = &["qtensor", "qkernels", "qnn"];
 
 /// `PROPTEST_CASES` under emulation, unless the caller set one.
 pub const EMULATED_PROPTEST_CASES: &str = "32";
