@@ -93,6 +93,100 @@ impl Window {
     }
 }
 
+/// The running maximum after seeing `v` at `idx`: `v` replaces `best` when greater, or when it
+/// is the first NaN (NaN counts as maximal; ties keep the first). Selected with bit masks, not
+/// branches: on random data the comparison is unpredictable.
+#[inline(always)]
+fn pick(best: f32, best_i: usize, v: f32, idx: usize) -> (f32, usize) {
+    let take = v > best || (v.is_nan() && !best.is_nan());
+    let m32 = (take as u32).wrapping_neg();
+    let m = (take as usize).wrapping_neg();
+    let b = best.to_bits() ^ ((best.to_bits() ^ v.to_bits()) & m32);
+    (f32::from_bits(b), best_i ^ ((best_i ^ idx) & m))
+}
+
+/// One output row of 2x2 stride-2 max pooling from input rows `r0`, `r1`: the maxima into `out`
+/// and each window's position of its maximum (0..4, row-major) into `code`, with selects the
+/// compiler can vectorize (no data-dependent branches).
+fn pool_rows_2x2(r0: &[f32], r1: &[f32], out: &mut [f32], code: &mut [usize]) {
+    for (((o, c), a), b) in out
+        .iter_mut()
+        .zip(code.iter_mut())
+        .zip(r0.chunks_exact(2))
+        .zip(r1.chunks_exact(2))
+    {
+        let mut best = a[0];
+        let mut at = 0usize;
+        for (v, i) in [(a[1], 1usize), (b[0], 2), (b[1], 3)] {
+            let take = v > best || (v.is_nan() && !best.is_nan());
+            best = if take { v } else { best };
+            at = if take { i } else { at };
+        }
+        *o = best;
+        *c = at;
+    }
+}
+
+/// Max pooling of `np` planes `hw[0] x hw[1]` when every window lies inside the plane (no
+/// padding): no bounds tests, branch-free selects. Returns the outputs and the flat input index
+/// of each output's maximum.
+#[inline(never)]
+fn max_pool_inside(
+    x: &[f32],
+    np: usize,
+    hw: [usize; 2],
+    out_hw: [usize; 2],
+    k: [usize; 2],
+    s: [usize; 2],
+    d: [usize; 2],
+) -> (Vec<f32>, Vec<usize>) {
+    let ([h, w], [oh, ow]) = (hw, out_hw);
+    let mut out = vec![0.0f32; np * oh * ow];
+    let mut arg = vec![0usize; np * oh * ow];
+    let plane_out = (oh * ow).max(1);
+    for (pl, (o, a)) in out
+        .chunks_exact_mut(plane_out)
+        .zip(arg.chunks_exact_mut(plane_out))
+        .enumerate()
+    {
+        let base = pl * h * w;
+        let xs = &x[base..base + h * w];
+        if k == [2, 2] && s == [2, 2] && d == [1, 1] {
+            for oy in 0..oh {
+                let r0 = &xs[2 * oy * w..2 * oy * w + 2 * ow];
+                let r1 = &xs[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
+                let orow = &mut o[oy * ow..(oy + 1) * ow];
+                let arow = &mut a[oy * ow..(oy + 1) * ow];
+                pool_rows_2x2(r0, r1, orow, arow);
+                // window code (0..4, row-major in the window) -> flat input index
+                for (ox, av) in arow.iter_mut().enumerate() {
+                    let c = *av;
+                    *av = base + (2 * oy + c / 2) * w + 2 * ox + c % 2;
+                }
+            }
+            continue;
+        }
+        for oy in 0..oh {
+            let orow = &mut o[oy * ow..(oy + 1) * ow];
+            let arow = &mut a[oy * ow..(oy + 1) * ow];
+            for (ox, (ov, av)) in orow.iter_mut().zip(arow.iter_mut()).enumerate() {
+                let first = oy * s[0] * w + ox * s[1];
+                let (mut best, mut best_i) = (xs[first], first);
+                for i in 0..k[0] {
+                    let row = first + i * d[0] * w;
+                    for j in 0..k[1] {
+                        let idx = row + j * d[1];
+                        (best, best_i) = pick(best, best_i, xs[idx], idx);
+                    }
+                }
+                *ov = best;
+                *av = base + best_i;
+            }
+        }
+    }
+    (out, arg)
+}
+
 /// Max over each window; the gradient goes to the first maximal element (NaN counts as maximal).
 #[derive(Clone, Debug)]
 pub struct MaxPool2d {
@@ -136,6 +230,13 @@ impl MaxPool2d {
         let Window { k, s, p, d, .. } = self.win;
         let mut out = Vec::with_capacity(np * oh * ow);
         let mut arg = Vec::with_capacity(np * oh * ow);
+        let inside = p == [0, 0]
+            && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h
+            && (ow - 1) * s[1] + (k[1] - 1) * d[1] < w;
+        if inside {
+            let (out, arg) = max_pool_inside(x.data(), np, [h, w], [oh, ow], k, s, d);
+            return Ok((tensor(&with_hw(x.shape(), oh, ow), out)?, arg));
+        }
         for pl in 0..np {
             let base = pl * h * w;
             let xs = &x.data()[base..base + h * w];
