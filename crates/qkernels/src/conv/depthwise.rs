@@ -272,30 +272,47 @@ pub(crate) fn run(
         let z = (r / oh) % out_dims[0];
         let n = r / (oh * out_dims[0]);
         let [id, ih, iw] = g.input;
-        let mut offsets: Vec<Option<usize>> = Vec::with_capacity(ntaps);
+        let kw = g.kernel[2];
+        let (sx, px0, dx) = (g.stride[2], g.padding[2], g.dilation[2]);
+        // the input line (pixel index of x = 0) of every (tz, ty), or None for padding
+        let mut lines: Vec<Option<usize>> = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
+        for tz in 0..g.kernel[0] {
+            let iz = g.input_coord(0, z, tz);
+            for ty in 0..g.kernel[1] {
+                lines.push(match (iz, g.input_coord(1, y, ty)) {
+                    (Some(iz), Some(iy)) => Some(((n * id + iz) * ih + iy) * iw),
+                    _ => None,
+                });
+            }
+        }
         let mut taps: Vec<&[u8]> = Vec::with_capacity(ntaps);
         let mut acc = vec![0i32; o];
         for (x, px) in dst.chunks_exact_mut(o).enumerate() {
-            offsets.clear();
-            for tz in 0..g.kernel[0] {
-                let iz = g.input_coord(0, z, tz);
-                for ty in 0..g.kernel[1] {
-                    let iy = g.input_coord(1, y, ty);
-                    for tx in 0..g.kernel[2] {
-                        offsets.push(match (iz, iy, g.input_coord(2, x, tx)) {
-                            (Some(iz), Some(iy), Some(ix)) => {
-                                Some((((n * id + iz) * ih + iy) * iw + ix) * o)
-                            }
-                            _ => None,
-                        });
+            taps.clear();
+            match (x * sx).checked_sub(px0) {
+                // interior along x: every tap column is inside the input
+                Some(ix0) if ix0 + (kw - 1) * dx < iw => {
+                    for line in &lines {
+                        match line {
+                            Some(b) => taps.extend((0..kw).map(|tx| {
+                                let at = (b + ix0 + tx * dx) * o;
+                                &src[at..at + o]
+                            })),
+                            None => taps.extend((0..kw).map(|_| &zeros[..])),
+                        }
+                    }
+                }
+                _ => {
+                    for line in &lines {
+                        for tx in 0..kw {
+                            taps.push(match (line, g.input_coord(2, x, tx)) {
+                                (Some(b), Some(ix)) => &src[(b + ix) * o..(b + ix + 1) * o],
+                                _ => &zeros[..],
+                            });
+                        }
                     }
                 }
             }
-            taps.clear();
-            taps.extend(offsets.iter().map(|off| match off {
-                Some(at) => &src[*at..*at + o],
-                None => &zeros[..],
-            }));
             accumulate_for(kind, &taps, &w.w, saturate, &init, &mut acc);
             if !symmetric {
                 for (oc, a) in acc.iter_mut().enumerate() {
