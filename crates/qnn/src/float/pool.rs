@@ -115,14 +115,15 @@ fn pool_rows_2x2(r0: &[f32], r1: &[f32], out: &mut [f32], code: &mut [usize]) {
         .zip(r0.chunks_exact(2))
         .zip(r1.chunks_exact(2))
     {
-        let mut best = a[0];
-        let mut at = 0usize;
-        for (v, i) in [(a[1], 1usize), (b[0], 2), (b[1], 3)] {
-            let take = v > best || (v.is_nan() && !best.is_nan());
-            best = if take { v } else { best };
-            at = if take { i } else { at };
-        }
-        *o = best;
+        let v = [a[0], a[1], b[0], b[1]];
+        let any_nan = v.iter().fold(false, |acc, x| acc | x.is_nan());
+        let m = v[0].max(v[1]).max(v[2].max(v[3]));
+        let best = if any_nan { f32::NAN } else { m };
+        // first position equal to the maximum (or the first NaN), by arithmetic, not branches
+        // (`==` makes -0.0 and 0.0 tie, so the value is read back at the chosen position)
+        let e = v.map(|x| usize::from((x == best) | (x.is_nan() & any_nan)));
+        let at = (1 - e[0]) * (1 + (1 - e[1]) * (1 + (1 - e[2])));
+        *o = v[at & 3];
         *c = at;
     }
 }
