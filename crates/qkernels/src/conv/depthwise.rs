@@ -154,10 +154,18 @@ fn accumulate_avx2(
 /// accumulators), then the AVX2 loop for the remaining channels.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f,avx512bw")]
-fn accumulate_avx512(taps: &[&[u8]], w: &[i16], saturate: bool, init: &[i32], acc: &mut [i32]) {
+fn accumulate_avx512<const NT: usize>(
+    taps: &[&[u8]],
+    w: &[i16],
+    saturate: bool,
+    init: &[i32],
+    acc: &mut [i32],
+) {
     use std::arch::x86_64::*;
     let c = acc.len();
-    let nt = taps.len();
+    // NT > 0: the tap count is a constant (3×3, 5×5), so the tap loop unrolls
+    let nt = if NT > 0 { NT } else { taps.len() };
+    assert!(taps.len() == nt);
     assert!(w.len() >= nt * c && init.len() >= c && taps.iter().all(|t| t.len() >= c));
     let blocks = c / 32;
     let wp = w.as_ptr();
@@ -219,7 +227,13 @@ fn accumulate_for(
         #[cfg(target_arch = "x86_64")]
         KernelKind::Avx512Vnni => {
             // SAFETY: as above; the Avx512Vnni level requires AVX2 and AVX-512 F and BW.
-            unsafe { accumulate_avx512(taps, w, saturate, init, acc) }
+            unsafe {
+                match taps.len() {
+                    9 => accumulate_avx512::<9>(taps, w, saturate, init, acc),
+                    25 => accumulate_avx512::<25>(taps, w, saturate, init, acc),
+                    _ => accumulate_avx512::<0>(taps, w, saturate, init, acc),
+                }
+            }
         }
         _ => accumulate_init(taps, w, saturate, init, acc),
     }

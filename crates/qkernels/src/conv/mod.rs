@@ -30,9 +30,12 @@
 //!   rows of its own block of output pixels (one contiguous channel run per tap, zero point
 //!   for padding) into the family's packed-A tiles; no im2col matrix is ever built.
 //! * **Depthwise** (one input and one or two output channels per group): a direct kernel
-//!   over an indirection list of tap pointers, vectorized over channels.
+//!   over an indirection list of tap pointers (by arithmetic for interior pixels),
+//!   vectorized over channels: 32 per step on AVX-512BW, 16 on AVX2, portable otherwise.
 //! * **Few outputs, short reduction** (one group, O ≤ 8, taps·C ≤ 128, e.g. LeNet's first
-//!   layer with C = 1..4): a direct kernel, one gathered row and O dot products per pixel.
+//!   layer with C = 1..4): on x86 with AVX2 + FMA and width stride 1, a kernel vectorized
+//!   over 8 output pixels with broadcast weight pairs and a vectorized requantization;
+//!   otherwise a direct kernel, one gathered row and O dot products per pixel.
 //!
 //! [`reference`] is the scalar oracle. Results are identical for every kernel family and
 //! thread count.
