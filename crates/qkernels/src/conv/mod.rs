@@ -37,7 +37,7 @@
 //!   over 8 output pixels with broadcast weight pairs and a vectorized requantization;
 //!   otherwise a direct kernel, one gathered row and O dot products per pixel.
 //!
-//! [`reference`] is the scalar oracle. Results are identical for every kernel family and
+//! [`reference`](mod@reference) is the scalar oracle. Results are identical for every kernel family and
 //! thread count.
 
 mod depthwise;
