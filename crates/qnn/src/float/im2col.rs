@@ -63,6 +63,12 @@ fn valid_cols(g: &Geom, j: usize) -> (usize, usize, usize) {
 
 /// Writes the `[channels * kh * kw, oh * ow]` column matrix of `x` (`channels` planes of `h x w`).
 pub(crate) fn im2col(x: &[f32], channels: usize, g: &Geom, cols: &mut [f32]) {
+    im2col_ld(x, channels, g, cols, g.oh * g.ow);
+}
+
+/// [`im2col`] into a matrix whose rows are `ld >= oh * ow` apart (several images side by side:
+/// image `b`'s columns start at `cols[b * oh * ow..]`).
+pub(crate) fn im2col_ld(x: &[f32], channels: usize, g: &Geom, cols: &mut [f32], ld: usize) {
     let plane = g.h * g.w;
     let ncols = g.oh * g.ow;
     for c in 0..channels {
@@ -70,7 +76,7 @@ pub(crate) fn im2col(x: &[f32], channels: usize, g: &Geom, cols: &mut [f32]) {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = (c * g.kh + i) * g.kw + j;
-                let dst = &mut cols[row * ncols..(row + 1) * ncols];
+                let dst = &mut cols[row * ld..row * ld + ncols];
                 let (lo, hi, x0) = valid_cols(g, j);
                 for oy in 0..g.oh {
                     let drow = &mut dst[oy * g.ow..(oy + 1) * g.ow];

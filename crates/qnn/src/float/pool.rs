@@ -2,7 +2,7 @@
 
 use qtensor::Tensor;
 
-use super::util::{f32_grad, f32_input, saved, tensor};
+use super::util::{f32_grad, f32_input, f32_input_ref, saved, tensor};
 use crate::error::{QnnError, Result};
 use crate::module::{Module, ModuleKind};
 use crate::value::Value;
@@ -283,7 +283,7 @@ impl Module for MaxPool2d {
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
-        let x = f32_input(input, "MaxPool2d")?;
+        let x = f32_input_ref(input, "MaxPool2d")?;
         let (y, arg) = self.run(&x)?;
         self.saved = Some((x.shape().to_vec(), arg));
         Ok(Value::F32(y))

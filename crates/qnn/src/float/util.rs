@@ -15,6 +15,19 @@ pub(crate) fn f32_input(value: &Value, module: &'static str) -> Result<Tensor<f3
     }
 }
 
+/// Like [`f32_input`], borrowing the tensor when it is already row-major (no copy).
+pub(crate) fn f32_input_ref<'a>(
+    value: &'a Value,
+    module: &'static str,
+) -> Result<std::borrow::Cow<'a, Tensor<f32>>> {
+    let t = value.as_f32(module)?;
+    if t.layout() == Layout::RowMajor {
+        Ok(std::borrow::Cow::Borrowed(t))
+    } else {
+        Ok(std::borrow::Cow::Owned(t.to_row_major()?))
+    }
+}
+
 /// Like [`f32_input`], for a gradient that must have the shape of the saved output.
 pub(crate) fn f32_grad(
     value: &Value,
