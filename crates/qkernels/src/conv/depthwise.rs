@@ -151,7 +151,7 @@ fn accumulate_avx2(
 }
 
 /// AVX-512BW channel loop: the AVX2 loop's arithmetic on 32 channels per step (two zmm
-/// accumulators), then the AVX2 loop for the remaining channels.
+/// accumulators), then at most one 16-channel ymm step, then the AVX2 loop's scalar tail.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f,avx512bw")]
 fn accumulate_avx512<const NT: usize>(
@@ -205,7 +205,47 @@ fn accumulate_avx512<const NT: usize>(
             _mm512_storeu_si512(acc.as_mut_ptr().add(off + 16).cast(), hi);
         }
     }
-    accumulate_avx2(taps, w, saturate, init, acc, blocks * 32)
+    let mut done = blocks * 32;
+    if done + 16 <= c {
+        // one 16-channel block on ymm, unrolled like the loop above
+        let off = done;
+        // SAFETY: off + 16 ≤ c; the bounds are those of the 32-channel blocks (asserted
+        // above); all loads and stores are unaligned.
+        unsafe {
+            let load_x =
+                |t: usize| _mm256_cvtepu8_epi16(_mm_loadu_si128(taps[t].as_ptr().add(off).cast()));
+            let load_w = |t: usize| _mm256_loadu_si256(wp.add(t * c + off).cast());
+            let lo16 = |v: __m256i| _mm256_cvtepi16_epi32(_mm256_castsi256_si128(v));
+            let hi16 = |v: __m256i| _mm256_cvtepi16_epi32(_mm256_extracti128_si256(v, 1));
+            let mut lo = _mm256_loadu_si256(init.as_ptr().add(off).cast());
+            let mut hi = _mm256_loadu_si256(init.as_ptr().add(off + 8).cast());
+            let mut t = 0;
+            while t + 1 < nt {
+                let p0 = _mm256_mullo_epi16(load_x(t), load_w(t));
+                let p1 = _mm256_mullo_epi16(load_x(t + 1), load_w(t + 1));
+                if saturate {
+                    let s = _mm256_adds_epi16(p0, p1);
+                    lo = _mm256_add_epi32(lo, lo16(s));
+                    hi = _mm256_add_epi32(hi, hi16(s));
+                } else {
+                    lo = _mm256_add_epi32(lo, _mm256_add_epi32(lo16(p0), lo16(p1)));
+                    hi = _mm256_add_epi32(hi, _mm256_add_epi32(hi16(p0), hi16(p1)));
+                }
+                t += 2;
+            }
+            if t < nt {
+                let p0 = _mm256_mullo_epi16(load_x(t), load_w(t));
+                lo = _mm256_add_epi32(lo, lo16(p0));
+                hi = _mm256_add_epi32(hi, hi16(p0));
+            }
+            _mm256_storeu_si256(acc.as_mut_ptr().add(off).cast(), lo);
+            _mm256_storeu_si256(acc.as_mut_ptr().add(off + 8).cast(), hi);
+        }
+        done += 16;
+    }
+    if done < c {
+        accumulate_avx2(taps, w, saturate, init, acc, done)
+    }
 }
 
 /// Runs the channel loop compiled for `kind`.
