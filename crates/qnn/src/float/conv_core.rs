@@ -6,7 +6,7 @@
 use half::f16;
 use qkernels::float::{FloatMat, MatMut, MatRef, Threads, gemm_mixed, sgemm};
 
-use super::im2col::{Geom, col2im, im2col, im2col_ld};
+use super::im2col::{Geom, col2im, col2im_ld, im2col, im2col_ld};
 use crate::error::Result;
 
 /// Channel counts of a grouped convolution from its "input" planes (`h x w` in [`Geom`]) to its
@@ -160,6 +160,79 @@ fn conv_forward_batched(
     Ok(())
 }
 
+/// `db += ` the sum of `gy` over images and output positions.
+fn bias_grad(db: &mut [f32], gy: &[f32], n: usize, out_img: usize, ohw: usize) {
+    for b in 0..n {
+        for (d, plane) in db
+            .iter_mut()
+            .zip(gy[b * out_img..(b + 1) * out_img].chunks_exact(ohw.max(1)))
+        {
+            *d += plane.iter().sum::<f32>();
+        }
+    }
+}
+
+/// Ungrouped weight and input gradients with `batch` images per GEMM (the layout of
+/// [`conv_forward_batched`]): `dY` gathered into `[cout, batch * ohw]`, then
+/// `dW += dY colsᵀ` and `dcols = Wᵀ dY`, scattered back per image.
+#[allow(clippy::too_many_arguments)]
+fn conv_backward_batched(
+    ch: Channels,
+    g: &Geom,
+    n: usize,
+    batch: usize,
+    x: &[f32],
+    w: &[f32],
+    gy: &[f32],
+    dw: &mut [f32],
+    dx: &mut [f32],
+) -> Result<()> {
+    let k = ch.cin * g.kh * g.kw;
+    let (plane_in, ohw) = (g.h * g.w, g.oh * g.ow);
+    let (in_img, out_img) = (ch.cin * plane_in, ch.cout * ohw);
+    let mut cols = vec![0.0f32; k * batch * ohw];
+    let mut dcols = vec![0.0f32; k * batch * ohw];
+    let mut gcat = vec![0.0f32; ch.cout * batch * ohw];
+    let mut b0 = 0;
+    while b0 < n {
+        let nb = batch.min(n - b0);
+        let ld = nb * ohw;
+        for i in 0..nb {
+            let ximg = &x[(b0 + i) * in_img..(b0 + i + 1) * in_img];
+            im2col_ld(ximg, ch.cin, g, &mut cols[i * ohw..], ld);
+            let gimg = &gy[(b0 + i) * out_img..(b0 + i + 1) * out_img];
+            for (co, plane) in gimg.chunks_exact(ohw.max(1)).enumerate() {
+                gcat[co * ld + i * ohw..co * ld + (i + 1) * ohw].copy_from_slice(plane);
+            }
+        }
+        let gg = MatRef::row_major(&gcat[..ch.cout * ld], ch.cout, ld)?;
+        // dW += dY colsᵀ
+        sgemm(
+            1.0,
+            gg,
+            MatRef::row_major(&cols[..k * ld], k, ld)?.t(),
+            1.0,
+            MatMut::row_major(dw, ch.cout, k)?,
+            Threads::Single,
+        )?;
+        // dcols = Wᵀ dY
+        sgemm(
+            1.0,
+            MatRef::row_major(w, ch.cout, k)?.t(),
+            gg,
+            0.0,
+            MatMut::row_major(&mut dcols[..k * ld], k, ld)?,
+            Threads::Single,
+        )?;
+        for i in 0..nb {
+            let dimg = &mut dx[(b0 + i) * in_img..(b0 + i + 1) * in_img];
+            col2im_ld(&dcols[i * ohw..], ch.cin, g, dimg, ld);
+        }
+        b0 += nb;
+    }
+    Ok(())
+}
+
 /// Returns `dx` and accumulates `dw` (and `db`) for the convolution of [`conv_forward`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward(
@@ -177,6 +250,14 @@ pub(crate) fn conv_backward(
     let (plane_in, ohw) = (g.h * g.w, g.oh * g.ow);
     let (in_img, out_img) = (ch.cin * plane_in, ch.cout * ohw);
     let mut dx = vec![0.0f32; n * in_img];
+    let batch = images_per_gemm(k, ohw, n);
+    if ch.groups == 1 && batch > 1 {
+        if let Some(db) = db {
+            bias_grad(db, gy, n, out_img, ohw);
+        }
+        conv_backward_batched(ch, g, n, batch, x, w, gy, dw, &mut dx)?;
+        return Ok(dx);
+    }
     let mut cols = vec![0.0f32; k * ohw];
     let mut dcols = vec![0.0f32; k * ohw];
     if let Some(db) = db {

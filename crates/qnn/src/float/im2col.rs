@@ -102,6 +102,11 @@ pub(crate) fn im2col_ld(x: &[f32], channels: usize, g: &Geom, cols: &mut [f32], 
 
 /// Adds the column matrix `cols` back into the `channels` planes of `dx` (the adjoint of [`im2col`]).
 pub(crate) fn col2im(cols: &[f32], channels: usize, g: &Geom, dx: &mut [f32]) {
+    col2im_ld(cols, channels, g, dx, g.oh * g.ow);
+}
+
+/// [`col2im`] from a matrix whose rows are `ld >= oh * ow` apart (the layout of [`im2col_ld`]).
+pub(crate) fn col2im_ld(cols: &[f32], channels: usize, g: &Geom, dx: &mut [f32], ld: usize) {
     let plane = g.h * g.w;
     let ncols = g.oh * g.ow;
     for c in 0..channels {
@@ -109,7 +114,7 @@ pub(crate) fn col2im(cols: &[f32], channels: usize, g: &Geom, dx: &mut [f32]) {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = (c * g.kh + i) * g.kw + j;
-                let src = &cols[row * ncols..(row + 1) * ncols];
+                let src = &cols[row * ld..row * ld + ncols];
                 let (lo, hi, x0) = valid_cols(g, j);
                 for oy in 0..g.oh {
                     let Some(y) = g.in_y(oy, i) else { continue };
