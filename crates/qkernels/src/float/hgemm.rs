@@ -126,8 +126,20 @@ fn widen(v: &MatRef<'_, f16>) -> Vec<f32> {
 /// Column-contiguous views (`row_stride == 1`, e.g. `Wᵀ` of a row-major weight) and
 /// row-contiguous views are converted slice by slice; other strides element by element.
 fn widen_cols(v: &MatRef<'_, f16>, j0: usize, nb: usize) -> (Vec<f32>, usize, usize) {
+    let mut out = Vec::new();
+    let (rs, cs) = widen_cols_into(v, j0, nb, &mut out);
+    (out, rs, cs)
+}
+
+/// [`widen_cols`] into `out` (resized to `rows * nb`; its allocation is reused across calls).
+fn widen_cols_into(
+    v: &MatRef<'_, f16>,
+    j0: usize,
+    nb: usize,
+    out: &mut Vec<f32>,
+) -> (usize, usize) {
     let rows = v.rows();
-    let mut out = vec![0.0f32; rows * nb];
+    out.resize(rows * nb, 0.0);
     let (rs, cs, data) = (v.row_stride(), v.col_stride(), v.data());
     if rs == 1 || rows <= 1 {
         for (j, col) in out.chunks_exact_mut(rows.max(1)).enumerate() {
@@ -140,7 +152,7 @@ fn widen_cols(v: &MatRef<'_, f16>, j0: usize, nb: usize) -> (Vec<f32>, usize, us
                     .for_each(|(i, x)| *x = v.get(i, j0 + j).map_or(0.0, |h| h.to_f32())),
             }
         }
-        return (out, 1, rows);
+        return (1, rows);
     }
     for (i, row) in out.chunks_exact_mut(nb.max(1)).enumerate() {
         let start = i * rs + j0 * cs;
@@ -152,7 +164,13 @@ fn widen_cols(v: &MatRef<'_, f16>, j0: usize, nb: usize) -> (Vec<f32>, usize, us
                 .for_each(|(j, x)| *x = v.get(i, j0 + j).map_or(0.0, |h| h.to_f32())),
         }
     }
-    (out, nb, 1)
+    (nb, 1)
+}
+
+thread_local! {
+    /// The widened f32 block of [`gemm_f32_f16`], kept per thread so that repeated calls (one
+    /// per layer and batch) neither allocate nor zero it again. At most one block (about 256 KiB).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Column-block width for widening an f16 `k x n` operand: about 256 KiB of f32 per block (so
@@ -176,10 +194,11 @@ fn gemm_f32_f16(
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let (c_rs, c_cs) = (c.row_stride(), c.col_stride());
     let nb = block_cols(k, n);
+    let mut block = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut j0 = 0;
     while j0 < n {
         let w = nb.min(n - j0);
-        let (block, rs, cs) = widen_cols(&b, j0, w);
+        let (rs, cs) = widen_cols_into(&b, j0, w, &mut block);
         let c_data = c.data_mut();
         let start = (j0 * c_cs).min(c_data.len());
         let c_block = MatMut::new(&mut c_data[start..], m, w, c_rs, c_cs)?;
@@ -193,6 +212,7 @@ fn gemm_f32_f16(
         )?;
         j0 += w;
     }
+    SCRATCH.with(|s| *s.borrow_mut() = block);
     Ok(())
 }
 
