@@ -359,7 +359,9 @@ mod tests {
                 "-p",
                 "qtensor",
                 "-p",
-                "qkernels"
+                "qkernels",
+                "-p",
+                "qnn"
             ]
         );
         let release = tester.test(None, true, &["qkernels"]);
