@@ -6,8 +6,8 @@
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
-use super::TileFn;
 use super::epilogue::{self, CpuChecked};
+use super::{TileFn, run_tile};
 use crate::gemm::kind::KernelKind;
 use crate::gemm::microkernel::{Microkernel, PanelLayout, TileJob, TileShape};
 use crate::gemm::pipeline::{OutRow, RowFix, Stage};
@@ -61,26 +61,9 @@ impl Microkernel for AvxVnniKernel {
     }
 
     fn compute(&self, job: TileJob<'_>) {
-        job.assert_valid(LAYOUT, self.a_tile_bytes(job.rows, job.kp), MAX);
-        let f = TABLE[job.rows - 1][job.panels - 1];
-        let panel_bytes = job.kp * LAYOUT.nr;
-        let a = &job.a[job.k0..];
-        let b = &job.b[job.k0 * LAYOUT.nr..];
-        // SAFETY: `self` exists only after the CPU check in `kernel()`; `assert_valid`
-        // checked that the K block lies inside the packed A and B and that `acc` holds the
-        // tile, which are exactly the extents the tile reads and writes.
-        unsafe {
-            f(
-                a.as_ptr(),
-                self.a_row_stride(job.kp),
-                b.as_ptr(),
-                panel_bytes,
-                job.kc,
-                job.acc.as_mut_ptr(),
-                job.acc_ld,
-                job.accumulate,
-            )
-        }
+        // SAFETY: `self` exists only after the CPU check in `kernel()`, so the CPU has the
+        // features `TABLE`'s tiles are compiled for.
+        unsafe { run_tile(self, &TABLE, MAX, 1, job) }
     }
 
     fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
@@ -95,14 +78,7 @@ impl Microkernel for AvxVnniKernel {
         fix: RowFix<'_>,
         out: OutRow<'_>,
     ) {
-        let corr = match fix.row {
-            None => Some(fix.corr),
-            Some(_) => {
-                fix.apply(acc);
-                None
-            }
-        };
-        epilogue::finish(stage, n0, acc, corr, out, self.cpu);
+        epilogue::finish_fixed(stage, n0, acc, fix, out, self.cpu);
     }
 }
 

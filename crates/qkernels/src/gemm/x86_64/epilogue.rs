@@ -7,7 +7,7 @@
 use std::arch::x86_64::*;
 
 use crate::gemm::pipeline::{
-    DequantVecs, OutRow, RequantVecs, Stage, dequantize_one, requantize_one,
+    DequantVecs, OutRow, RequantVecs, RowFix, Stage, dequantize_one, requantize_one,
 };
 use crate::isa::Isa;
 
@@ -32,6 +32,27 @@ impl CpuChecked {
             .is_supported()
             .then_some(CpuChecked { wide: true })
     }
+}
+
+/// Converts one row segment of raw accumulators, applying `fix` first: fused into the
+/// conversion as a correction vector for symmetric weights, applied to `acc` (scratch)
+/// otherwise. Shared by every x86 family's `Microkernel::finish_fixed`.
+pub(crate) fn finish_fixed(
+    stage: &Stage,
+    n0: usize,
+    acc: &mut [i32],
+    fix: RowFix<'_>,
+    out: OutRow<'_>,
+    cpu: CpuChecked,
+) {
+    let corr = match fix.row {
+        None => Some(fix.corr),
+        Some(_) => {
+            fix.apply(acc);
+            None
+        }
+    };
+    finish(stage, n0, acc, corr, out, cpu);
 }
 
 /// Converts one row segment `raw[j] = acc[j] + corr[j]` (wrapping; `corr` absent means

@@ -7,8 +7,46 @@
 
 /// A monomorphized tile: `(a, a_stride, b, panel_bytes, kc, acc, acc_ld, accumulate)` with
 /// `a` and `b` already offset to the K block; see each family's `tile`.
+use super::microkernel::{Microkernel, TileJob, TileShape};
+
 pub(crate) type TileFn =
     unsafe fn(*const u8, usize, *const i8, usize, usize, *mut i32, usize, bool);
+
+/// Runs the family's tile `table[rows − 1][panels − 1]` on `job`: the body every x86 family's
+/// `Microkernel::compute` shares. `a_bytes_per_k` is the packed-A bytes per k step (2 for the
+/// widened AVX2 layout, 1 otherwise).
+///
+/// # Safety
+/// The CPU must have the features every function in `table` is compiled for: callers pass
+/// their family's kernel object, which exists only after that check.
+pub(crate) unsafe fn run_tile<K: Microkernel, const P: usize>(
+    kernel: &K,
+    table: &[[TileFn; P]],
+    max: TileShape,
+    a_bytes_per_k: usize,
+    job: TileJob<'_>,
+) {
+    let layout = kernel.layout();
+    job.assert_valid(layout, kernel.a_tile_bytes(job.rows, job.kp), max);
+    let f = table[job.rows - 1][job.panels - 1];
+    let a = &job.a[a_bytes_per_k * job.k0..];
+    let b = &job.b[job.k0 * layout.nr..];
+    // SAFETY: the CPU features are this function's precondition; `assert_valid` checked that
+    // the K block lies inside the packed A and B and that `acc` holds the tile, which are
+    // exactly the extents the tile reads and writes.
+    unsafe {
+        f(
+            a.as_ptr(),
+            kernel.a_row_stride(job.kp),
+            b.as_ptr(),
+            job.kp * layout.nr,
+            job.kc,
+            job.acc.as_mut_ptr(),
+            job.acc_ld,
+            job.accumulate,
+        )
+    }
+}
 
 /// `[[f::<R, 1>, …, f::<R, 8>] for R in rows]`.
 macro_rules! tile_table {
