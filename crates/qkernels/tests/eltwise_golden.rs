@@ -3,81 +3,9 @@
 //! sigmoid/tanh/hardsigmoid/hardswish/leaky_relu/elu (all 256 inputs), cat, nearest
 //! upsampling, max/avg/adaptive-avg pooling, reproduced bit for bit.
 
-use std::collections::HashMap;
+mod common;
 
-enum Field {
-    Bytes(String, Vec<u8>),
-    Str(String),
-}
-
-struct Case {
-    name: String,
-    fields: HashMap<String, Field>,
-}
-
-/// Parses the golden v1 format (tools/golden/README.md), checking the `# cases` count.
-fn parse(text: &str) -> Vec<Case> {
-    let mut cases: Vec<Case> = Vec::new();
-    let mut declared = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# cases ") {
-            declared = Some(rest.trim().parse::<usize>().expect("case count"));
-            continue;
-        }
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let parts: Vec<&str> = line.split(' ').collect();
-        if parts[0] == "case" {
-            cases.push(Case {
-                name: parts[1].to_string(),
-                fields: HashMap::new(),
-            });
-            continue;
-        }
-        let field = if parts[1] == "str" {
-            Field::Str(parts[2].to_string())
-        } else {
-            let hex = parts[3];
-            let bytes = if hex == "-" {
-                Vec::new()
-            } else {
-                (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-                    .collect()
-            };
-            Field::Bytes(parts[1].to_string(), bytes)
-        };
-        let case = cases.last_mut().expect("field before first case");
-        case.fields.insert(parts[0].to_string(), field);
-    }
-    assert_eq!(declared, Some(cases.len()), "truncated golden file");
-    assert!(!cases.is_empty());
-    cases
-}
-
-impl Case {
-    fn bytes(&self, key: &str, ty: &str) -> &[u8] {
-        match self.fields.get(key) {
-            Some(Field::Bytes(t, b)) if t == ty => b,
-            _ => panic!("case {}: field {key} of type {ty} missing", self.name),
-        }
-    }
-    fn f64s(&self, key: &str) -> Vec<f64> {
-        self.bytes(key, "f64")
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect()
-    }
-    fn i64s(&self, key: &str) -> Vec<i64> {
-        self.bytes(key, "i64")
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect()
-    }
-}
-
+use common::{Case, parse};
 use qkernels::eltwise::activation::{self, Lut};
 use qkernels::eltwise::layout::{self, CatInput};
 use qkernels::eltwise::{QParams, binary, scalar};
@@ -91,19 +19,16 @@ fn qp(c: &Case, prefix: &str) -> QParams {
 }
 
 fn op(c: &Case) -> &str {
-    match c.fields.get("op") {
-        Some(Field::Str(s)) => s,
-        _ => panic!("case {}: op missing", c.name),
-    }
+    c.str("op")
 }
 
 fn run_eltwise(c: &Case) -> (Vec<u8>, Option<QParams>) {
-    let want_len = c.bytes("y", "u8").len();
+    let want_len = c.u8s("y").len();
     let mut y = vec![0u8; want_len];
     let params = || c.f64s("params");
     let qparams = match op(c) {
         "add" | "add_relu" | "mul" => {
-            let (a, b) = (c.bytes("a", "u8"), c.bytes("b", "u8"));
+            let (a, b) = (c.u8s("a"), c.u8s("b"));
             let (qa, qb, qo) = (qp(c, "a"), qp(c, "b"), qp(c, "y"));
             if op(c) == "mul" {
                 binary::mul(a, qa, b, qb, qo, &mut y).unwrap();
@@ -114,7 +39,7 @@ fn run_eltwise(c: &Case) -> (Vec<u8>, Option<QParams>) {
         }
         "add_scalar" | "add_scalar_relu" => Some(
             scalar::add_scalar(
-                c.bytes("x", "u8"),
+                c.u8s("x"),
                 qp(c, "x"),
                 params()[0] as f32,
                 op(c) == "add_scalar_relu",
@@ -122,11 +47,11 @@ fn run_eltwise(c: &Case) -> (Vec<u8>, Option<QParams>) {
             )
             .unwrap(),
         ),
-        "mul_scalar" => Some(
-            scalar::mul_scalar(c.bytes("x", "u8"), qp(c, "x"), params()[0] as f32, &mut y).unwrap(),
-        ),
+        "mul_scalar" => {
+            Some(scalar::mul_scalar(c.u8s("x"), qp(c, "x"), params()[0] as f32, &mut y).unwrap())
+        }
         "relu6" => {
-            y.copy_from_slice(c.bytes("x", "u8"));
+            y.copy_from_slice(c.u8s("x"));
             activation::relu6(&mut y, qp(c, "x")).unwrap();
             Some(qp(c, "x"))
         }
@@ -141,7 +66,7 @@ fn run_eltwise(c: &Case) -> (Vec<u8>, Option<QParams>) {
                 _ => Lut::elu(qi, qo, params()[0] as f32),
             }
             .unwrap();
-            lut.apply(c.bytes("x", "u8"), &mut y).unwrap();
+            lut.apply(c.u8s("x"), &mut y).unwrap();
             Some(match name {
                 "sigmoid" | "hardsigmoid" => activation::SIGMOID_QPARAMS,
                 "tanh" => activation::TANH_QPARAMS,
@@ -153,12 +78,12 @@ fn run_eltwise(c: &Case) -> (Vec<u8>, Option<QParams>) {
             let (outer, c1, c2) = (s[0] as usize, s[1] as usize, s[2] as usize);
             let inputs = [
                 CatInput {
-                    data: c.bytes("a", "u8"),
+                    data: c.u8s("a"),
                     inner: c1,
                     qparams: qp(c, "a"),
                 },
                 CatInput {
-                    data: c.bytes("b", "u8"),
+                    data: c.u8s("b"),
                     inner: c2,
                     qparams: qp(c, "b"),
                 },
@@ -168,13 +93,8 @@ fn run_eltwise(c: &Case) -> (Vec<u8>, Option<QParams>) {
         }
         "upsample_nearest" => {
             let s: Vec<usize> = c.i64s("shape").iter().map(|&v| v as usize).collect();
-            layout::upsample_nearest2d(
-                c.bytes("x", "u8"),
-                [s[0], s[1], s[2], s[3]],
-                [s[4], s[5]],
-                &mut y,
-            )
-            .unwrap();
+            layout::upsample_nearest2d(c.u8s("x"), [s[0], s[1], s[2], s[3]], [s[4], s[5]], &mut y)
+                .unwrap();
             None
         }
         other => panic!("unknown op {other}"),
@@ -183,11 +103,11 @@ fn run_eltwise(c: &Case) -> (Vec<u8>, Option<QParams>) {
 }
 
 fn run_pool(c: &Case) -> Vec<u8> {
-    let mut y = vec![0u8; c.bytes("y", "u8").len()];
+    let mut y = vec![0u8; c.u8s("y").len()];
     let s: Vec<usize> = c.i64s("shape").iter().map(|&v| v as usize).collect();
     let shape = [s[0], s[1], s[2], s[3]];
     let p = c.f64s("params");
-    let x = c.bytes("x", "u8");
+    let x = c.u8s("x");
     match op(c) {
         "max_pool2d" => {
             let (k, st, pd, d) = (p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize);
@@ -235,7 +155,7 @@ fn eltwise_goldens_are_bit_exact() {
     let mut failures = Vec::new();
     for c in &cases {
         let (got, qparams) = run_eltwise(c);
-        let want = c.bytes("y", "u8");
+        let want = c.u8s("y");
         let diff = got.iter().zip(want).filter(|(a, b)| a != b).count();
         if diff > 0 {
             failures.push(format!("{}: {diff} of {} differ", c.name, want.len()));
@@ -254,7 +174,7 @@ fn pool_goldens_are_bit_exact() {
     let mut failures = Vec::new();
     for c in &cases {
         let got = run_pool(c);
-        let want = c.bytes("y", "u8");
+        let want = c.u8s("y");
         let diff = got.iter().zip(want).filter(|(a, b)| a != b).count();
         if diff > 0 {
             failures.push(format!("{}: {diff} of {} differ", c.name, want.len()));
