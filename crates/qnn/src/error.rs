@@ -1,6 +1,9 @@
 //! The crate's error type.
 
+use qkernels::GemmError;
+use qkernels::conv::ConvError;
 use qkernels::float::FloatGemmError;
+use qkernels::quant::QuantError;
 use qtensor::QTensorError;
 
 /// Result alias used by every fallible function of this crate.
@@ -137,4 +140,27 @@ pub enum QnnError {
     /// An error from the float GEMM.
     #[error(transparent)]
     Gemm(#[from] FloatGemmError),
+    /// An error from an int8 GEMM kernel.
+    #[error(transparent)]
+    Int8Gemm(#[from] GemmError),
+    /// An error from an int8 convolution kernel.
+    #[error(transparent)]
+    Conv(#[from] ConvError),
+    /// An error from a SIMD quantize/dequantize kernel.
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    /// `backward` on an inference-only module (quantized, dynamic, or halved).
+    #[error("{module}: inference-only module, backward is not supported")]
+    NotTrainable {
+        /// The module.
+        module: &'static str,
+    },
+    /// Quantization parameters a module cannot use (wrong scheme or dtype, bad scale…).
+    #[error("{module}: invalid quantization parameters: {reason}")]
+    InvalidQParams {
+        /// The module.
+        module: &'static str,
+        /// What is wrong, naming the values.
+        reason: String,
+    },
 }

@@ -58,13 +58,17 @@
 //! # Ok::<(), qnn::QnnError>(())
 //! ```
 
+pub mod dynamic;
 pub mod error;
 pub mod float;
+pub mod fused;
 pub mod init;
 pub mod loss;
 pub mod module;
 pub mod optim;
 pub mod param;
+pub mod qat;
+pub mod quantized;
 pub mod state_dict;
 pub mod value;
 

@@ -82,6 +82,126 @@ pub enum ModuleKind {
     Embedding,
     /// [`crate::float::EmbeddingBag`].
     EmbeddingBag,
+    /// One of the fused float modules (`crate::fused`), built by qflow's fuse pass: `ConvReLU1d`.
+    ConvReLU1d,
+    /// One of the fused float modules (`crate::fused`), built by qflow's fuse pass: `ConvReLU2d`.
+    ConvReLU2d,
+    /// One of the fused float modules (`crate::fused`), built by qflow's fuse pass: `ConvBn1d`.
+    ConvBn1d,
+    /// One of the fused float modules (`crate::fused`), built by qflow's fuse pass: `ConvBnReLU1d`.
+    ConvBnReLU1d,
+    /// One of the fused float modules (`crate::fused`), built by qflow's fuse pass: `ConvBn2d`.
+    ConvBn2d,
+    /// One of the fused float modules (`crate::fused`), built by qflow's fuse pass: `ConvBnReLU2d`.
+    ConvBnReLU2d,
+    /// One of the fused float modules (`crate::fused`), built by qflow's fuse pass: `LinearReLU`.
+    LinearReLU,
+    /// One of the fused float modules (`crate::fused`), built by qflow's fuse pass: `LinearBn1d`.
+    LinearBn1d,
+    /// One of the fused float modules (`crate::fused`), built by qflow's fuse pass: `BNReLU2d`.
+    BNReLU2d,
+    /// One of the quantization-aware training modules (`crate::qat`): `FakeQuantize`.
+    FakeQuantize,
+    /// One of the quantization-aware training modules (`crate::qat`): `FixedQParamsFakeQuantize`.
+    FixedQParamsFakeQuantize,
+    /// One of the quantization-aware training modules (`crate::qat`): `FusedMovingAvgObsFakeQuantize`.
+    FusedMovingAvgObsFakeQuantize,
+    /// One of the quantization-aware training modules (`crate::qat`): `ObserverModule`.
+    ObserverModule,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatLinear`.
+    QatLinear,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatLinearReLU`.
+    QatLinearReLU,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatConv1d`.
+    QatConv1d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatConv2d`.
+    QatConv2d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatConvReLU2d`.
+    QatConvReLU2d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatConvBn2d`.
+    QatConvBn2d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatConvBnReLU2d`.
+    QatConvBnReLU2d,
+    /// One of the static quantized modules (`crate::quantized`): `Quantize`.
+    Quantize,
+    /// One of the static quantized modules (`crate::quantized`): `DeQuantize`.
+    DeQuantize,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedLinear`.
+    QuantizedLinear,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedLinearReLU`.
+    QuantizedLinearReLU,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedConv1d`.
+    QuantizedConv1d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedConv2d`.
+    QuantizedConv2d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedConv3d`.
+    QuantizedConv3d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedConvReLU1d`.
+    QuantizedConvReLU1d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedConvReLU2d`.
+    QuantizedConvReLU2d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedConvReLU3d`.
+    QuantizedConvReLU3d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedConvTranspose2d`.
+    QuantizedConvTranspose2d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedBatchNorm2d`.
+    QuantizedBatchNorm2d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedBNReLU2d`.
+    QuantizedBNReLU2d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedLayerNorm`.
+    QuantizedLayerNorm,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedGroupNorm`.
+    QuantizedGroupNorm,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedInstanceNorm2d`.
+    QuantizedInstanceNorm2d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedReLU`.
+    QuantizedReLU,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedReLU6`.
+    QuantizedReLU6,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedHardswish`.
+    QuantizedHardswish,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedLeakyReLU`.
+    QuantizedLeakyReLU,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedElu`.
+    QuantizedElu,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedSigmoid`.
+    QuantizedSigmoid,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedTanh`.
+    QuantizedTanh,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedSoftmax`.
+    QuantizedSoftmax,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedMaxPool2d`.
+    QuantizedMaxPool2d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedAvgPool2d`.
+    QuantizedAvgPool2d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedAdaptiveAvgPool2d`.
+    QuantizedAdaptiveAvgPool2d,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedFlatten`.
+    QuantizedFlatten,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedDropout`.
+    QuantizedDropout,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedEmbedding`.
+    QuantizedEmbedding,
+    /// One of the static quantized modules (`crate::quantized`): `QuantizedEmbeddingBag`.
+    QuantizedEmbeddingBag,
+    /// One of the static quantized modules (`crate::quantized`): `QFunctional`.
+    QFunctional,
+    /// One of the dynamic quantized modules (`crate::dynamic`): `DynamicLinear`.
+    DynamicLinear,
+    /// One of the dynamic quantized modules (`crate::dynamic`): `DynamicLinearReLU`.
+    DynamicLinearReLU,
+    /// One of the dynamic quantized modules (`crate::dynamic`): `DynamicLstm`.
+    DynamicLstm,
+    /// One of the dynamic quantized modules (`crate::dynamic`): `DynamicGru`.
+    DynamicGru,
+    /// One of the dynamic quantized modules (`crate::dynamic`): `DynamicLSTMCell`.
+    DynamicLSTMCell,
+    /// One of the dynamic quantized modules (`crate::dynamic`): `DynamicGRUCell`.
+    DynamicGRUCell,
+    /// One of the dynamic quantized modules (`crate::dynamic`): `DynamicRNNCell`.
+    DynamicRNNCell,
+    /// One of the a user-defined layer (passes leave it alone): `Custom`.
+    Custom,
 }
 
 /// A layer: forward, backward, named parameters and buffers, train/eval mode.

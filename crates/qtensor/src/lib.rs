@@ -33,6 +33,7 @@ pub mod element;
 pub mod error;
 pub mod fake_quant;
 pub mod half_conv;
+pub mod observer;
 pub mod qscheme;
 pub mod qtensor;
 pub mod quant;
