@@ -75,7 +75,9 @@ fuzz_target!(|data: &[u8]| {
             );
             let _ = q.dequantize();
         }
-        let _ = fake_quantize_per_channel_affine(&x2, &scales, &zps, 0, qmin, qmax);
+        let scales32 = scales.map(|s| s as f32);
+        let zps32 = zps.map(|z| z as i32);
+        let _ = fake_quantize_per_channel_affine(&x2, &scales32, &zps32, 0, qmin, qmax);
     }
 
     let (fq_min, fq_max) = (b.i64() % 70_000, b.i64() % 70_000);
