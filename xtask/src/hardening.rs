@@ -18,6 +18,10 @@ use crate::run::{run, step, succeeds};
 /// The fuzz targets, as `fuzz/Cargo.toml` names them.
 pub const FUZZ_TARGETS: &[&str] = &["qparams_quantize", "state_dict_safetensors"];
 
+/// The qtensor test binaries Miri runs (the golden suites are too large for its speed; they
+/// run natively in every CI run, and the same code paths are covered here by proptests).
+const MIRI_QTENSOR_TESTS: &[&str] = &["errors", "proptest_quantize", "proptest_fake_quant"];
+
 /// The qkernels test binaries that exercise the scalar paths under Miri (fast enough there).
 const MIRI_QKERNELS_TESTS: &[&str] = &["gemm_oracle", "quant_oracle", "eltwise_props"];
 
@@ -103,8 +107,12 @@ pub fn miri(raw: &[String]) -> Result {
         );
     }
     step("miri: qtensor", || {
-        run(nightly_cargo()
-            .args(["miri", "test", "-p", "qtensor", "--lib", "--tests"])
+        let mut cmd = nightly_cargo();
+        cmd.args(["miri", "test", "-p", "qtensor", "--lib"]);
+        for test in MIRI_QTENSOR_TESTS {
+            cmd.args(["--test", test]);
+        }
+        run(cmd
             .env("PROPTEST_CASES", "4")
             .env("MIRIFLAGS", "-Zmiri-disable-isolation"))
     })?;
