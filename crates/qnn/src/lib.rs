@@ -20,7 +20,12 @@
 //! - [`Module::half`]: f16 weights (half the bytes, see [`Module::param_bytes`]) for Linear,
 //!   Conv1d and Conv2d, computed with f16 storage and f32 accumulation; inference only.
 //!
-//! Not yet here: quantized and dynamic-quantized modules, attention masks.
+//! - [`quantized`]: static quantized modules (quint8 in and out, on [`qkernels`]): Quantize,
+//!   DeQuantize, Linear/LinearReLU, Conv1d/2d/3d and their ReLU fusions, activations, pooling,
+//!   Flatten, Dropout — built with `from_float` as PyTorch builds them, bit-exact with
+//!   PyTorch's fbgemm goldens, weights packed once and saved as int8 + qparams.
+//!
+//! Not yet here: dynamic-quantized modules, attention masks.
 //!
 //! Float matmuls go through [`qkernels::float`] (the one wrapper around the float GEMM crate).
 //!
