@@ -115,6 +115,16 @@ pub enum QnnError {
         /// Shape in the dict.
         got: Vec<usize>,
     },
+    /// A state-dict entry whose dtype differs from the model's buffer.
+    #[error("state-dict key `{key}`: expected dtype {expected}, got {got}")]
+    KeyDtypeMismatch {
+        /// The key.
+        key: String,
+        /// Dtype the model expects.
+        expected: &'static str,
+        /// Dtype in the dict.
+        got: &'static str,
+    },
     /// A state-dict entry stored with a dtype this crate cannot load.
     #[error("state-dict key `{key}`: unsupported dtype {dtype}")]
     UnsupportedDtype {

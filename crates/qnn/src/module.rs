@@ -265,6 +265,13 @@ pub trait Module: Any + Send {
         Ok(())
     }
 
+    /// Rebuilds derived state after [`crate::state_dict::load_state_dict`] has written the
+    /// parameters and buffers (quantized modules repack their weights for this CPU here).
+    /// Containers must forward it to their children. The default does nothing.
+    fn after_load(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Bytes of parameter storage: 4 per f32 scalar, 2 per f16 scalar.
     fn param_bytes(&self) -> usize {
         let mut n = 0;

@@ -103,14 +103,15 @@ fn bad_files_give_typed_errors() {
 
     // an unsupported dtype names the key
     let data = [1u8, 2, 3, 4];
-    let view = safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::U8, vec![4], &data)
-        .unwrap();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::BOOL, vec![4], &data)
+            .unwrap();
     let bytes = safetensors::serialize([("mask", view)], None).unwrap();
     assert_eq!(
         from_safetensors(&bytes).unwrap_err(),
         QnnError::UnsupportedDtype {
             key: "mask".into(),
-            dtype: "U8 with shape [4]".into()
+            dtype: "BOOL with shape [4]".into()
         }
     );
 

@@ -141,4 +141,10 @@ impl Module for Sequential {
     fn param_bytes(&self) -> usize {
         self.children.iter().map(|(_, m)| m.param_bytes()).sum()
     }
+
+    fn after_load(&mut self) -> Result<()> {
+        self.children
+            .iter_mut()
+            .try_for_each(|(_, m)| m.after_load())
+    }
 }

@@ -1,7 +1,9 @@
 //! safetensors files: PyTorch's state-dict names, row-major little-endian data.
 //!
-//! Loading accepts F32, and widens F16, BF16 and F64 tensors to f32 (as `load_state_dict`
-//! copies across dtypes); a 0-d I64 is a counter such as `num_batches_tracked`. Any other dtype
+//! Loading accepts F32, and widens F16 and BF16 tensors to f32 (as `load_state_dict` copies
+//! across dtypes); F64 tensors are kept as 1-d f64 vectors (scales) when 1-d and narrowed to f32
+//! otherwise; a 0-d I64 is a counter such as `num_batches_tracked`, a 1-d I64 a zero-point
+//! vector; I8, U8 and I32 tensors are the integer storage of quantized modules. Any other dtype
 //! is [`QnnError::UnsupportedDtype`], naming the key.
 
 use std::collections::BTreeMap;
@@ -20,7 +22,7 @@ fn st_err(e: impl std::fmt::Display) -> QnnError {
     QnnError::SafeTensors(e.to_string())
 }
 
-/// Serializes a state dict (F32 tensors and 0-d I64 counters) to safetensors bytes.
+/// Serializes a state dict to safetensors bytes (little-endian, row-major).
 pub fn to_safetensors(dict: &BTreeMap<String, StateEntry>) -> Result<Vec<u8>> {
     let owned: Vec<(&String, Dtype, Vec<usize>, Vec<u8>)> = dict
         .iter()
@@ -31,6 +33,28 @@ pub fn to_safetensors(dict: &BTreeMap<String, StateEntry>) -> Result<Vec<u8>> {
                 Ok((k, Dtype::F32, t.shape().to_vec(), bytes))
             }
             StateEntry::I64(v) => Ok((k, Dtype::I64, Vec::new(), v.to_le_bytes().to_vec())),
+            StateEntry::I8(t) => {
+                let t = t.to_row_major()?;
+                let bytes = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+                Ok((k, Dtype::I8, t.shape().to_vec(), bytes))
+            }
+            StateEntry::U8(t) => {
+                let t = t.to_row_major()?;
+                Ok((k, Dtype::U8, t.shape().to_vec(), t.data().to_vec()))
+            }
+            StateEntry::I32(t) => {
+                let t = t.to_row_major()?;
+                let bytes = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+                Ok((k, Dtype::I32, t.shape().to_vec(), bytes))
+            }
+            StateEntry::F64s(v) => {
+                let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Ok((k, Dtype::F64, vec![v.len()], bytes))
+            }
+            StateEntry::I64s(v) => {
+                let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Ok((k, Dtype::I64, vec![v.len()], bytes))
+            }
         })
         .collect::<Result<_>>()?;
     let views = owned
@@ -51,6 +75,13 @@ fn widen<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
         .collect()
 }
 
+/// Decodes little-endian elements of `N` bytes.
+fn decode<const N: usize, T>(data: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+    data.chunks_exact(N)
+        .map(|c| f(c.try_into().unwrap_or([0; N])))
+        .collect()
+}
+
 /// Parses safetensors bytes into a state dict.
 pub fn from_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, StateEntry>> {
     let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
@@ -62,7 +93,35 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, StateEntry>> {
             Dtype::F32 => widen::<4>(data, f32::from_le_bytes),
             Dtype::F16 => widen::<2>(data, |b| f16::from_le_bytes(b).to_f32()),
             Dtype::BF16 => widen::<2>(data, |b| bf16::from_le_bytes(b).to_f32()),
+            Dtype::F64 if shape.len() == 1 => {
+                out.insert(
+                    name,
+                    StateEntry::F64s(decode::<8, f64>(data, f64::from_le_bytes)),
+                );
+                continue;
+            }
             Dtype::F64 => widen::<8>(data, |b| f64::from_le_bytes(b) as f32),
+            Dtype::I64 if shape.len() == 1 => {
+                out.insert(
+                    name,
+                    StateEntry::I64s(decode::<8, i64>(data, i64::from_le_bytes)),
+                );
+                continue;
+            }
+            Dtype::I8 => {
+                let v = decode::<1, i8>(data, i8::from_le_bytes);
+                out.insert(name, StateEntry::I8(Tensor::new(&shape, v)?));
+                continue;
+            }
+            Dtype::U8 => {
+                out.insert(name, StateEntry::U8(Tensor::new(&shape, data.to_vec())?));
+                continue;
+            }
+            Dtype::I32 => {
+                let v = decode::<4, i32>(data, i32::from_le_bytes);
+                out.insert(name, StateEntry::I32(Tensor::new(&shape, v)?));
+                continue;
+            }
             Dtype::I64 if shape.is_empty() => {
                 let v = data
                     .get(..8)
