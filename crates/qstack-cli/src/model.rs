@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use half::f16;
-use qnn::state_dict::{StateEntry, from_safetensors, load_state_dict, state_dict};
+use qnn::state_dict::{StateEntry, from_safetensors, load_state_dict, state_dict, to_safetensors};
 use qnn::{Module, Value};
 use qtensor::Tensor;
 use safetensors::tensor::{Dtype, TensorView};
@@ -106,6 +106,9 @@ pub fn save_state_dict(
     f16_weights: bool,
     path: &Path,
 ) -> Result<u64> {
+    if !f16_weights {
+        return write_atomic(path, &to_safetensors(dict)?);
+    }
     let st_err = |e: safetensors::SafeTensorError| CliError::Weights {
         path: path.to_path_buf(),
         reason: format!("cannot serialize: {e}"),
@@ -116,7 +119,7 @@ pub fn save_state_dict(
             StateEntry::F32(t) => {
                 let t = t.to_row_major().map_err(qnn::QnnError::from)?;
                 let exact_f16 = t.data().iter().all(|v| f16::from_f32(*v).to_f32() == *v);
-                let (dtype, bytes) = if f16_weights && t.ndim() >= 2 && exact_f16 {
+                let (dtype, bytes) = if t.ndim() >= 2 && exact_f16 {
                     let b = t
                         .data()
                         .iter()
@@ -124,14 +127,21 @@ pub fn save_state_dict(
                         .collect();
                     (Dtype::F16, b)
                 } else {
-                    (
-                        Dtype::F32,
-                        t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    )
+                    let b = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+                    (Dtype::F32, b)
                 };
                 owned.push((k, dtype, t.shape().to_vec(), bytes));
             }
             StateEntry::I64(v) => owned.push((k, Dtype::I64, Vec::new(), v.to_le_bytes().to_vec())),
+            other => {
+                return Err(CliError::Weights {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "`{k}` is a {} tensor; fp16 files hold float models only",
+                        other.dtype_name()
+                    ),
+                });
+            }
         }
     }
     let views = owned
