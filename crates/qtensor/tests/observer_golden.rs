@@ -11,7 +11,7 @@
 mod golden_support;
 
 use golden_support::{Case, Failures, load};
-use qtensor::observer::{Observer, ObserverConfig, ObserverSpec};
+use qtensor::observer::{HistogramObserver, Observer, ObserverConfig, ObserverSpec};
 use qtensor::{QDType, QParams, QScheme, QTensorError, Tensor};
 
 macro_rules! golden {
@@ -106,16 +106,27 @@ fn spec(case: &Case) -> ObserverSpec {
         },
         "histogram" => ObserverSpec::Histogram {
             config,
-            bins: 2048,
+            bins: case.i64("bins") as usize,
             upsample_rate: 16,
         },
         other => panic!("unknown kind {other}"),
     }
 }
 
+/// The tensor of call `i`: `x_<i>` as f32, or (histogram cases with `encoding u16`) `xq_<i>`
+/// codes with `x = (q - 32768) / 1024`.
 fn input(case: &Case, i: usize) -> Tensor<f32> {
     let shape = case.shape(&format!("shape_{i}"));
-    Tensor::new(&shape, case.f32s(&format!("x_{i}")).to_vec()).unwrap()
+    let compact = case.str("kind") == "histogram" && case.str("encoding") == "u16";
+    let data = if compact {
+        case.u16s(&format!("xq_{i}"))
+            .iter()
+            .map(|&q| (f32::from(q) - 32768.0) / 1024.0)
+            .collect()
+    } else {
+        case.f32s(&format!("x_{i}")).to_vec()
+    };
+    Tensor::new(&shape, data).unwrap()
 }
 
 /// Checks `calculate_qparams` against torch's `(scales, zero_points)`: equal bits, or an
@@ -182,33 +193,26 @@ fn check_quant_range(f: &mut Failures, case: &Case, obs: &dyn Observer) {
         got.downcast_ref::<qtensor::observer::MovingAveragePerChannelMinMaxObserver>()
     {
         o.quant_range()
+    } else if let Some(o) = got.downcast_ref::<HistogramObserver>() {
+        o.quant_range()
     } else {
         return;
     };
     f.eq(case, "quant_min/quant_max", (want[0], want[1]), range);
 }
 
-#[test]
-fn golden_per_tensor_observers() {
-    let g = golden!("per_tensor.golden");
-    let mut f = Failures::new("observers/per_tensor");
+/// Replays the per-tensor cases of one family (MinMax, MovingAverage or Histogram).
+fn check_per_tensor_family(g: &golden_support::GoldenFile, f: &mut Failures) {
     for case in &g.cases {
         f.case_checked();
         let Some(mut obs) = f.ok(case, "build", spec(case).build()) else {
             continue;
         };
-        check_quant_range(&mut f, case, obs.as_ref());
+        check_quant_range(f, case, obs.as_ref());
         let (scales, zps) = (case.f32s("scales"), case.f64s("zero_points"));
         let (mins, maxs) = (case.f32s("mins"), case.f32s("maxs"));
         let got = obs.calculate_qparams();
-        check_qparams(
-            &mut f,
-            case,
-            "before any call",
-            got,
-            &scales[..1],
-            &zps[..1],
-        );
+        check_qparams(f, case, "before any call", got, &scales[..1], &zps[..1]);
         for i in 0..case.i64("calls") as usize {
             let x = input(case, i);
             if f.ok(case, "observe", obs.observe(&x)).is_none() {
@@ -221,10 +225,26 @@ fn golden_per_tensor_observers() {
             let show = |_: usize| format!("after call {i}");
             f.f32s(case, "min_val", &mins[i..=i], &[lo], &show);
             f.f32s(case, "max_val", &maxs[i..=i], &[hi], &show);
+            // the generator stores the histogram for the cases with at most 128 bins
+            if case.str("kind") == "histogram" && case.i64("bins") <= 128 {
+                let hist = obs
+                    .as_any()
+                    .downcast_ref::<HistogramObserver>()
+                    .map(|o| o.histogram().to_vec())
+                    .unwrap_or_default();
+                let show = |b: usize| format!("after call {i}, bin {b}");
+                f.f32s(
+                    case,
+                    "histogram",
+                    case.f32s(&format!("hist_{i}")),
+                    &hist,
+                    &show,
+                );
+            }
             let what = format!("after call {i}");
             let got = obs.calculate_qparams();
             check_qparams(
-                &mut f,
+                f,
                 case,
                 &what,
                 got,
@@ -233,6 +253,21 @@ fn golden_per_tensor_observers() {
             );
         }
     }
+}
+
+#[test]
+fn golden_per_tensor_observers() {
+    let g = golden!("per_tensor.golden");
+    let mut f = Failures::new("observers/per_tensor");
+    check_per_tensor_family(&g, &mut f);
+    f.finish();
+}
+
+#[test]
+fn golden_histogram_observer() {
+    let g = golden!("histogram.golden");
+    let mut f = Failures::new("observers/histogram");
+    check_per_tensor_family(&g, &mut f);
     f.finish();
 }
 
@@ -393,9 +428,6 @@ fn golden_config_errors() {
                 },
                 other => panic!("unknown kind {other}"),
             };
-            if kind == "histogram" && !HISTOGRAM_READY {
-                continue;
-            }
             let got = spec.build();
             match (raises[i] == 1, got) {
                 (true, Ok(_)) => f.fail(case, format!("torch rejects {c:?}, qstack accepted it")),
@@ -419,6 +451,10 @@ fn golden_config_errors() {
                         .or_else(|| {
                             any.downcast_ref::<MovingAveragePerChannelMinMaxObserver>()
                                 .map(|o| o.quant_range())
+                        })
+                        .or_else(|| {
+                            any.downcast_ref::<HistogramObserver>()
+                                .map(|o| o.quant_range())
                         });
                     if let Some(range) = range {
                         f.eq(case, &format!("quant range of {c:?}"), want, range);
@@ -429,6 +465,3 @@ fn golden_config_errors() {
     }
     f.finish();
 }
-
-/// Histogram specs are checked once the observer exists.
-const HISTOGRAM_READY: bool = false;
