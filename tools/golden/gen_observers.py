@@ -9,6 +9,8 @@ Families (one `<family>.golden` each, in crates/qtensor/tests/data/observers):
 * `histogram`     -- HistogramObserver: several observe() calls (equal, growing and shrinking
   ranges, constant tensors, infinities), min/max and calculate_qparams() after every call; the
   cases with few bins also store the histogram after every call.
+* `defaults`      -- torch's ready-made observers (`default_observer`, …): class, arguments,
+  and the qparams after observing one fixed tensor.
 * `fixed`         -- FixedQParamsObserver.calculate_qparams() (f32 scale, int32 zero point).
 * `config_errors` -- which constructor arguments torch accepts, and the quant_min/quant_max
   it derives from them (one case per observer class, arrays over the argument grid).
@@ -26,6 +28,9 @@ Fields (the contract with crates/qtensor/tests/observer_golden.rs):
   histogram: as per_tensor, plus bins i64[1], encoding str (f32: x_<i> as above; u16:
       xq_<i> u16 with x = (q - 32768) / 1024) and, when bins <= 128, hist_<i> f32[bins] after
       call i
+  defaults: name str; class str; dtype str; qscheme str (or "none"); reduce_range i64[1];
+      quant_range i64[2] (0 0 when torch has none); eps f64[1] (0 when none); ch_axis i64[1];
+      is_dynamic i64[1]; shape i64; x f32; has_qparams i64[1]; scales f32; zero_points f64
   fixed: scale_in f64[1]; zero_point_in i64[1]; dtype str; quant_range i64[2];
       scale f32[1]; zero_point i64[1]
   config_errors: kind str; dtype qscheme reduce_range range raises u8[n]
@@ -286,6 +291,12 @@ def family_histogram():
     for config in [configs[2], configs[-1]]:
         for sname, seq in large.items():
             _run_per_tensor(gf, f"histogram_{_short(config)}_large_{sname}", "histogram", config, seq, 0.01, compact=True)
+    # the other dtypes torch accepts: dst_nbins is 2**32 for qint32 and 256 for quint4x2
+    for dtype, qscheme in [("qint32", "per_tensor_affine"), ("qint32", "per_tensor_symmetric"),
+                           ("quint4x2", "per_tensor_affine")]:
+        config = (dtype, qscheme, False, None, EPS_DEFAULT)
+        for sname in ["mixed", "outliers"]:
+            _run_per_tensor(gf, f"histogram_{_short(config)}_{sname}", "histogram", config, seqs[sname], 0.01)
     for bins in [16, 100]:
         for sname in ["mixed", "widen_left", "constant_then_wider", "same_range", "outliers"]:
             _run_per_tensor(gf, f"histogram_bins{bins}_{sname}", "histogram", configs[0], seqs[sname], 0.01, bins=bins)
@@ -394,6 +405,53 @@ def family_fixed():
     return gf
 
 
+DEFAULT_NAMES = [
+    "default_observer", "default_weight_observer", "weight_observer_range_neg_127_to_127",
+    "default_histogram_observer", "default_per_channel_weight_observer",
+    "per_channel_weight_observer_range_neg_127_to_127", "default_dynamic_quant_observer",
+    "default_float_qparams_observer", "default_float_qparams_observer_4bit",
+    "default_fixed_qparams_range_neg1to1_observer", "default_fixed_qparams_range_0to1_observer",
+    "default_placeholder_observer", "default_debug_observer",
+]
+
+
+def family_defaults():
+    from torch.ao.quantization import observer as o
+
+    gf = GoldenFile(TOPIC, "defaults", "torch's ready-made observers and their qparams on one tensor")
+    rng = np.random.default_rng(7004)
+    x = (rng.standard_normal((4, 6)) * np.array([[0.5], [1.0], [2.0], [4.0]]) + 0.3).astype(np.float32)
+    for name in DEFAULT_NAMES:
+        obs = getattr(o, name)()
+        qscheme = getattr(obs, "qscheme", None)
+        qmin, qmax = getattr(obs, "quant_min", None), getattr(obs, "quant_max", None)
+        eps = getattr(obs, "eps", None)
+        eps = float(eps.item() if hasattr(eps, "item") else eps) if eps is not None else 0.0
+        fields = {
+            "name": name,
+            "class": type(obs).__name__,
+            "dtype": str(obs.dtype).replace("torch.", ""),
+            "qscheme": str(qscheme).replace("torch.", "") if qscheme is not None else "none",
+            "reduce_range": i64([int(getattr(obs, "reduce_range", False))]),
+            "quant_range": i64([qmin or 0, qmax or 0]),
+            "eps": f64([eps]),
+            "ch_axis": i64([getattr(obs, "ch_axis", 0)]),
+            "is_dynamic": i64([int(obs.is_dynamic)]),
+            "shape": i64(list(x.shape)),
+            "x": f32(x),
+        }
+        obs(_t(x))
+        try:
+            s, z = obs.calculate_qparams()
+            fields["has_qparams"] = i64([1])
+            fields["scales"] = f32(s.to(torch.float32))
+            fields["zero_points"] = f64(z.to(torch.float64))
+        except Exception:  # noqa: BLE001 - torch raises a bare Exception for placeholders
+            fields["has_qparams"] = i64([0])
+        gf.case(name, fields)
+    return gf
+
+
 CUSTOM_RANGES = [(0, 255), (-128, 127), (-3, 5), (1, 255), (0, 0), (5, -5), (-128, 128),
                  (0, 1000), (-(2**31), 2**31 - 1), (-(2**31), 2**31)]
 
@@ -427,7 +485,14 @@ def family_config_errors():
     return gf
 
 
-FAMILIES = [family_per_tensor, family_per_channel, family_histogram, family_fixed, family_config_errors]
+FAMILIES = [
+    family_per_tensor,
+    family_per_channel,
+    family_histogram,
+    family_defaults,
+    family_fixed,
+    family_config_errors,
+]
 
 
 def generate(out_dir: str) -> list[tuple[str, int]]:

@@ -11,7 +11,9 @@
 mod golden_support;
 
 use golden_support::{Case, Failures, load};
-use qtensor::observer::{HistogramObserver, Observer, ObserverConfig, ObserverSpec};
+use qtensor::observer::{
+    HistogramObserver, Observer, ObserverConfig, ObserverSpec, PlaceholderDtype,
+};
 use qtensor::{QDType, QParams, QScheme, QTensorError, Tensor};
 
 macro_rules! golden {
@@ -461,6 +463,101 @@ fn golden_config_errors() {
                     }
                 }
             }
+        }
+    }
+    f.finish();
+}
+
+/// torch's ready-made observer of that name, as qstack builds it.
+fn default_spec(name: &str) -> ObserverSpec {
+    match name {
+        "default_observer" => ObserverSpec::default_observer(),
+        "default_weight_observer" => ObserverSpec::default_weight_observer(),
+        "weight_observer_range_neg_127_to_127" => {
+            ObserverSpec::weight_observer_range_neg_127_to_127()
+        }
+        "default_histogram_observer" => ObserverSpec::default_histogram_observer(),
+        "default_per_channel_weight_observer" => {
+            ObserverSpec::default_per_channel_weight_observer()
+        }
+        "per_channel_weight_observer_range_neg_127_to_127" => {
+            ObserverSpec::per_channel_weight_observer_range_neg_127_to_127()
+        }
+        "default_dynamic_quant_observer" => ObserverSpec::default_dynamic_quant_observer(),
+        "default_float_qparams_observer" => ObserverSpec::default_float_qparams_observer(),
+        "default_float_qparams_observer_4bit" => {
+            ObserverSpec::default_float_qparams_observer_4bit()
+        }
+        "default_fixed_qparams_range_neg1to1_observer" => {
+            ObserverSpec::default_fixed_qparams_range_neg1to1_observer()
+        }
+        "default_fixed_qparams_range_0to1_observer" => {
+            ObserverSpec::default_fixed_qparams_range_0to1_observer()
+        }
+        "default_placeholder_observer" => ObserverSpec::default_placeholder_observer(),
+        "default_debug_observer" => ObserverSpec::default_debug_observer(),
+        other => panic!("unknown default observer {other}"),
+    }
+}
+
+#[test]
+fn golden_default_observers() {
+    let g = golden!("defaults.golden");
+    let mut f = Failures::new("observers/defaults");
+    for case in &g.cases {
+        f.case_checked();
+        let spec = default_spec(case.str("name"));
+        let class = match &spec {
+            ObserverSpec::MinMax(_) => "MinMaxObserver",
+            ObserverSpec::Histogram { .. } => "HistogramObserver",
+            ObserverSpec::PerChannelMinMax { .. } => "PerChannelMinMaxObserver",
+            ObserverSpec::Placeholder { .. } => "PlaceholderObserver",
+            ObserverSpec::FixedQParams { .. } => "FixedQParamsObserver",
+            ObserverSpec::Recording { .. } => "RecordingObserver",
+            other => panic!("unexpected spec {other:?}"),
+        };
+        f.eq(case, "class", case.str("class"), class);
+        if let Some(c) = spec.config() {
+            f.eq(case, "dtype", dtype(case.str("dtype")), c.dtype);
+            f.eq(case, "qscheme", qscheme(case.str("qscheme")), c.qscheme);
+            f.eq(
+                case,
+                "reduce_range",
+                case.flag("reduce_range"),
+                c.reduce_range,
+            );
+            f.eq(case, "eps", case.f64("eps"), f64::from(c.eps));
+        }
+        match &spec {
+            ObserverSpec::PerChannelMinMax { ch_axis, .. } => {
+                f.eq(case, "ch_axis", case.i64("ch_axis") as usize, *ch_axis);
+            }
+            ObserverSpec::Placeholder {
+                dtype: d,
+                is_dynamic,
+            } => {
+                f.eq(case, "is_dynamic", case.flag("is_dynamic"), *is_dynamic);
+                let want = match case.str("dtype") {
+                    "float32" => PlaceholderDtype::Float32,
+                    "float16" => PlaceholderDtype::Float16,
+                    q => PlaceholderDtype::Quantized(dtype(q)),
+                };
+                f.eq(case, "placeholder dtype", want, *d);
+            }
+            _ => {}
+        }
+        let Some(mut obs) = f.ok(case, "build", spec.build()) else {
+            continue;
+        };
+        check_quant_range(&mut f, case, obs.as_ref());
+        let x = Tensor::new(&case.shape("shape"), case.f32s("x").to_vec()).unwrap();
+        f.ok(case, "observe", obs.observe(&x));
+        let got = obs.calculate_qparams();
+        if case.flag("has_qparams") {
+            let (s, z) = (case.f32s("scales"), case.f64s("zero_points"));
+            check_qparams(&mut f, case, "qparams", got, s, z);
+        } else if got.is_ok() {
+            f.fail(case, "torch raises from calculate_qparams, qstack answered");
         }
     }
     f.finish();

@@ -20,7 +20,8 @@
 //! | `RecordingObserver` | [`RecordingObserver`] | `recording.rs` |
 //!
 //! `uniform.rs` holds what the uniform-quantization observers share (constructor checks,
-//! `aminmax`, `_calculate_qparams`), `spec.rs` [`ObserverSpec::build`].
+//! `aminmax`, `_calculate_qparams`), `spec.rs` [`ObserverSpec::build`], `defaults.rs` torch's
+//! ready-made observers (`ObserverSpec::default_observer()`, …).
 //!
 //! Where qstack differs from torch, it is stricter, never different in value:
 //! * NaN and infinities are recorded exactly as torch records them (NaN sticks in the buffers),
@@ -47,6 +48,7 @@
 //! # Ok::<(), qtensor::QTensorError>(())
 //! ```
 
+mod defaults;
 mod fixed;
 mod histogram;
 mod minmax;
