@@ -10,6 +10,9 @@
 //! * fake quantization with straight-through gradient masks ([`fake_quant`]);
 //! * qparam choice: ATen's and FBGEMM's `ChooseQuantizationParams` and the Python observers'
 //!   `_calculate_qparams` ([`choose_qparams`]), and [`calculate_qmin_qmax`];
+//! * the stateful observers of `torch.ao.quantization.observer` (MinMax, moving average,
+//!   per-channel, histogram, fixed, placeholder, recording) behind one [`observer::Observer`]
+//!   trait, built from an [`observer::ObserverSpec`];
 //! * saturating `f32` <-> `f16` conversion ([`half_conv`]).
 //!
 //! Every fallible function returns [`Result`]; bad scales, zero points, axes, channel counts

@@ -7,7 +7,57 @@
 //! Observers live here, below the module crates, so that fake-quant (qnn) and the passes (qflow)
 //! share them without reaching upward.
 //!
-//! (The implementations are being filled in; the contract below is fixed.)
+//! One file per observer family:
+//!
+//! | PyTorch class | qstack type | file |
+//! |---|---|---|
+//! | `MinMaxObserver` | [`MinMaxObserver`] | `minmax.rs` |
+//! | `MovingAverageMinMaxObserver` | [`MovingAverageMinMaxObserver`] | `moving_average.rs` |
+//! | `PerChannelMinMaxObserver`, `MovingAveragePerChannelMinMaxObserver` | [`PerChannelMinMaxObserver`], [`MovingAveragePerChannelMinMaxObserver`] | `per_channel.rs` |
+//! | `FixedQParamsObserver` | [`FixedQParamsObserver`] | `fixed.rs` |
+//! | `PlaceholderObserver`, `NoopObserver` | [`PlaceholderObserver`], [`NoopObserver`] | `placeholder.rs` |
+//! | `RecordingObserver` | [`RecordingObserver`] | `recording.rs` |
+//!
+//! `uniform.rs` holds what the uniform-quantization observers share (constructor checks,
+//! `aminmax`, `_calculate_qparams`), `spec.rs` [`ObserverSpec::build`].
+//!
+//! Where qstack differs from torch, it is stricter, never different in value:
+//! * NaN and infinities are recorded exactly as torch records them (NaN sticks in the buffers),
+//!   but a `calculate_qparams` that would give torch's NaN or infinite scale is an
+//!   `InvalidScale` error;
+//! * per-channel observers reject any change of channel count (torch broadcasts a count of 1);
+//! * `FixedQParamsObserver` validates its scale, range and zero point.
+//!
+//! ```
+//! use qtensor::observer::{ObserverConfig, ObserverSpec};
+//! use qtensor::{QDType, QParams, QScheme, Tensor};
+//!
+//! let spec = ObserverSpec::MovingAverageMinMax {
+//!     config: ObserverConfig::new(QDType::QUInt8, QScheme::PerTensorAffine),
+//!     averaging_constant: 0.01,
+//! };
+//! let mut obs = spec.build()?;
+//! obs.observe(&Tensor::new(&[4], vec![-1.0, 0.0, 1.0, 3.0])?)?;
+//! assert_eq!(obs.min_max(), Some((-1.0, 3.0)));
+//! assert!(matches!(obs.calculate_qparams()?, QParams::PerTensor { zero_point: 64, .. }));
+//! # Ok::<(), qtensor::QTensorError>(())
+//! ```
+
+mod fixed;
+mod minmax;
+mod moving_average;
+mod per_channel;
+mod placeholder;
+mod recording;
+mod spec;
+mod uniform;
+
+pub use fixed::FixedQParamsObserver;
+pub use minmax::MinMaxObserver;
+pub use moving_average::MovingAverageMinMaxObserver;
+pub use per_channel::{MovingAveragePerChannelMinMaxObserver, PerChannelMinMaxObserver};
+pub use placeholder::{NoopObserver, PlaceholderObserver};
+pub use recording::RecordingObserver;
 
 use std::any::Any;
 use std::fmt;
