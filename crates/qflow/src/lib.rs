@@ -1,11 +1,49 @@
 //! # qflow — graphs and quantization passes
 //!
-//! A model is a graph of named nodes (PyTorch module paths such as `features.0` or `fc1`);
-//! each node holds a [`qnn`] layer or a functional op. The passes — propagate qconfig, fuse,
-//! prepare, convert, prepare_qat, quantize_dynamic — rewrite nodes by kind and by name, which
-//! is how PyTorch's eager-mode module swapping is expressed in a statically typed language.
+//! A model is a [`Graph`] of named [`Node`]s (PyTorch module paths such as `features.0` or
+//! `layer1.0.conv1`); each node holds an [`Op`]: a boxed [`qnn`] layer (any `qnn::Module`,
+//! including user-defined ones) or a [`FunctionalOp`] (add, cat, flatten, matmul, …). The
+//! passes rewrite nodes by kind and by name, which is how PyTorch's eager-mode module swapping
+//! is expressed in a statically typed language.
 //!
-//! **Status:** only the crate skeleton exists so far; the qflow issue fills it. See
-//! `ARCHITECTURE.md` at the repository root for the planned layout.
+//! - Build: [`SequentialBuilder`] (a chain) or [`FunctionalBuilder`] (skip connections, several
+//!   inputs and outputs), or [`Graph::new`] from [`Node`]s. Errors are typed ([`QflowError`]).
+//! - Run: [`Graph::run`] / [`Graph::run_with`] (a per-node hook) in topological order;
+//!   [`Graph::backward_all`] in reverse, adding gradients where a value fans out. [`Graph`]
+//!   implements [`qnn::Module`], so SGD/Adam, `qnn::state_dict` and safetensors files work on it
+//!   with parameter names `<node>.<param>` (`layer1.0.conv1.weight`).
+//! - Edit: [`Graph::node`], [`Graph::nodes_of_kind`], [`Graph::consumers`],
+//!   [`Graph::replace_op`], [`Graph::insert_after`], [`Graph::insert_before`],
+//!   [`Graph::remove_node`], [`Graph::add_node`], and the typed rewriters
+//!   [`Graph::rewrite_modules`], [`Graph::rewrite_kind`], [`Graph::take_module`].
+//!
+//! ```
+//! use qflow::{FunctionalOp, SequentialBuilder};
+//! use qnn::float::{Conv2d, Conv2dConfig, Linear, ReLU};
+//! use qnn::init::Rng;
+//! use qnn::qtensor::Tensor;
+//! use qnn::{Module, Value};
+//!
+//! let mut rng = Rng::new(0);
+//! let mut model = SequentialBuilder::new("x")
+//!     .add("conv1", Conv2d::new(Conv2dConfig::new(1, 2, 3), &mut rng)?)
+//!     .add("relu1", ReLU::new())
+//!     .functional("flatten", FunctionalOp::Flatten { start_dim: 1, end_dim: -1 })
+//!     .add("fc1", Linear::new(2 * 2 * 2, 3, true, &mut rng))
+//!     .build()?;
+//! let x = Tensor::from_fn(&[1, 1, 4, 4], |i| i as f32 / 16.0);
+//! let y = model.run(&[Value::F32(x)])?;
+//! assert_eq!(y[0].shape(), Some(&[1, 3][..]));
+//! assert_eq!(model.node("relu1").map(|n| n.inputs().to_vec()), Some(vec!["conv1".to_string()]));
+//! model.eval();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+pub mod error;
+pub mod graph;
+pub mod passes;
+pub mod qconfig;
+
+pub use error::{QflowError, Result};
+pub use graph::{FunctionalBuilder, FunctionalOp, Graph, Node, Op, SequentialBuilder};
 pub use qnn;

@@ -1,0 +1,2 @@
+//! Graph passes: fusion and QConfig propagation (prepare, convert, prepare_qat and
+//! quantize_dynamic live next to them).
