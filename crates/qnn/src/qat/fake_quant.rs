@@ -123,6 +123,12 @@ pub trait FakeQuant: Module {
 
     /// A boxed copy with the same state.
     fn box_clone(&self) -> Box<dyn FakeQuant>;
+
+    /// Sizes the per-channel buffers (`scale`, `zero_point`, the running range) for
+    /// `channels` channels before the first observation, as PyTorch's `_load_from_state_dict`
+    /// resizes them, so that a state dict saved after training loads into a fresh module (QAT
+    /// layers call it with their output channels). Per-tensor modules ignore it.
+    fn expect_channels(&mut self, _channels: usize) {}
 }
 
 impl Clone for Box<dyn FakeQuant> {

@@ -254,6 +254,20 @@ impl FakeQuant for FakeQuantize {
     fn box_clone(&self) -> Box<dyn FakeQuant> {
         Box::new(self.clone())
     }
+
+    fn expect_channels(&mut self, channels: usize) {
+        if !self.qscheme.is_per_channel() || self.scale.numel() == channels {
+            return;
+        }
+        self.scale = Tensor::from_fn(&[channels], |_| 1.0);
+        self.zero_point = match self.zero_point {
+            ZeroPoints::Float(_) => ZeroPoints::Float(Tensor::zeros(&[channels])),
+            ZeroPoints::Int(_) => ZeroPoints::Int(Tensor::zeros(&[channels])),
+        };
+        if let Some(state) = &mut self.state {
+            state.expect_channels(channels);
+        }
+    }
 }
 
 impl Module for FakeQuantize {
@@ -273,7 +287,10 @@ impl Module for FakeQuantize {
     }
 
     fn visit_buffers(&self, f: &mut dyn FnMut(&str, BufferRef<'_>)) {
-        f("fake_quant_enabled", BufferRef::U8(&self.fake_quant_enabled));
+        f(
+            "fake_quant_enabled",
+            BufferRef::U8(&self.fake_quant_enabled),
+        );
         f("observer_enabled", BufferRef::U8(&self.observer_enabled));
         f("scale", BufferRef::F32(&self.scale));
         match &self.zero_point {
@@ -286,8 +303,14 @@ impl Module for FakeQuantize {
     }
 
     fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
-        f("fake_quant_enabled", BufferMut::U8(&mut self.fake_quant_enabled));
-        f("observer_enabled", BufferMut::U8(&mut self.observer_enabled));
+        f(
+            "fake_quant_enabled",
+            BufferMut::U8(&mut self.fake_quant_enabled),
+        );
+        f(
+            "observer_enabled",
+            BufferMut::U8(&mut self.observer_enabled),
+        );
         f("scale", BufferMut::F32(&mut self.scale));
         match &mut self.zero_point {
             ZeroPoints::Int(z) => f("zero_point", BufferMut::I32(z)),

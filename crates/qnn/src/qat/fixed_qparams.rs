@@ -57,7 +57,13 @@ impl FixedQParamsFakeQuantize {
     /// A module with the given parameters. `InvalidQParams` unless `quant_min <= quant_max`
     /// lie inside the dtype, the scale (as f32) is finite and positive, and the zero point lies
     /// in the range.
-    pub fn new(scale: f64, zero_point: i64, dtype: QDType, quant_min: i64, quant_max: i64) -> Result<Self> {
+    pub fn new(
+        scale: f64,
+        zero_point: i64,
+        dtype: QDType,
+        quant_min: i64,
+        quant_max: i64,
+    ) -> Result<Self> {
         check_in_dtype(NAME, dtype, quant_min, quant_max)?;
         let s = scale as f32;
         if !(s.is_finite() && s > 0.0) {
@@ -100,7 +106,10 @@ impl FixedQParamsFakeQuantize {
             (Some(&s), ZeroPoints::Int(z)) if z.numel() == 1 => Ok((s, z.data()[0])),
             _ => Err(QnnError::InvalidQParams {
                 module: NAME,
-                reason: format!("scale {:?} / zero_point {:?} must hold one value each", self.scale, self.zero_point),
+                reason: format!(
+                    "scale {:?} / zero_point {:?} must hold one value each",
+                    self.scale, self.zero_point
+                ),
             }),
         }
     }
@@ -116,7 +125,8 @@ impl FakeQuant for FixedQParamsFakeQuantize {
         }
         let (s, z) = self.scale_zp()?;
         let (qmin, qmax) = self.quant_range;
-        let (output, mask) = fake_quantize_per_tensor_affine(x, f64::from(s), i64::from(z), qmin, qmax)?;
+        let (output, mask) =
+            fake_quantize_per_tensor_affine(x, f64::from(s), i64::from(z), qmin, qmax)?;
         Ok(FakeQuantOutput {
             output,
             mask: Some(mask),
@@ -208,25 +218,46 @@ impl Module for FixedQParamsFakeQuantize {
     }
 
     fn visit_buffers(&self, f: &mut dyn FnMut(&str, BufferRef<'_>)) {
-        f("fake_quant_enabled", BufferRef::U8(&self.fake_quant_enabled));
+        f(
+            "fake_quant_enabled",
+            BufferRef::U8(&self.fake_quant_enabled),
+        );
         f("observer_enabled", BufferRef::U8(&self.observer_enabled));
         f("scale", BufferRef::F32(&self.scale));
         if let ZeroPoints::Int(z) = &self.zero_point {
             f("zero_point", BufferRef::I32(z));
         }
-        f("activation_post_process.scale", BufferRef::F32(&self.observer_scale));
-        f("activation_post_process.zero_point", BufferRef::I32(&self.observer_zero_point));
+        f(
+            "activation_post_process.scale",
+            BufferRef::F32(&self.observer_scale),
+        );
+        f(
+            "activation_post_process.zero_point",
+            BufferRef::I32(&self.observer_zero_point),
+        );
     }
 
     fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
-        f("fake_quant_enabled", BufferMut::U8(&mut self.fake_quant_enabled));
-        f("observer_enabled", BufferMut::U8(&mut self.observer_enabled));
+        f(
+            "fake_quant_enabled",
+            BufferMut::U8(&mut self.fake_quant_enabled),
+        );
+        f(
+            "observer_enabled",
+            BufferMut::U8(&mut self.observer_enabled),
+        );
         f("scale", BufferMut::F32(&mut self.scale));
         if let ZeroPoints::Int(z) = &mut self.zero_point {
             f("zero_point", BufferMut::I32(z));
         }
-        f("activation_post_process.scale", BufferMut::F32(&mut self.observer_scale));
-        f("activation_post_process.zero_point", BufferMut::I32(&mut self.observer_zero_point));
+        f(
+            "activation_post_process.scale",
+            BufferMut::F32(&mut self.observer_scale),
+        );
+        f(
+            "activation_post_process.zero_point",
+            BufferMut::I32(&mut self.observer_zero_point),
+        );
     }
 
     fn after_load(&mut self) -> Result<()> {

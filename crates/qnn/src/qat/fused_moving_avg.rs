@@ -88,7 +88,9 @@ impl FusedMovingAvgObsFakeQuantize {
             other => {
                 return Err(QnnError::InvalidQParams {
                     module: NAME,
-                    reason: format!("the fused module only works with moving-average min/max observers, got {other:?}"),
+                    reason: format!(
+                        "the fused module only works with moving-average min/max observers, got {other:?}"
+                    ),
                 });
             }
         };
@@ -97,14 +99,23 @@ impl FusedMovingAvgObsFakeQuantize {
         {
             return Err(QnnError::InvalidQParams {
                 module: NAME,
-                reason: format!("scheme {:?} does not fit observer {observer:?}", config.qscheme),
+                reason: format!(
+                    "scheme {:?} does not fit observer {observer:?}",
+                    config.qscheme
+                ),
             });
         }
-        let custom = (config.quant_min.unwrap_or(0), config.quant_max.unwrap_or(255));
+        let custom = (
+            config.quant_min.unwrap_or(0),
+            config.quant_max.unwrap_or(255),
+        );
         check_in_dtype(NAME, config.dtype, custom.0, custom.1)?;
         let quant_range = calculate_qmin_qmax(config.dtype, config.reduce_range, Some(custom))?;
         let (min_val, max_val) = match ch_axis {
-            None => (Tensor::scalar(f32::INFINITY), Tensor::scalar(f32::NEG_INFINITY)),
+            None => (
+                Tensor::scalar(f32::INFINITY),
+                Tensor::scalar(f32::NEG_INFINITY),
+            ),
             Some(_) => (Tensor::zeros(&[0]), Tensor::zeros(&[0])),
         };
         Ok(Self {
@@ -134,6 +145,14 @@ impl FusedMovingAvgObsFakeQuantize {
     /// The running maximum.
     pub fn max_val(&self) -> &Tensor<f32> {
         &self.max_val
+    }
+
+    /// ATen's first-call resize of the per-channel buffers (running range `inf` / `-inf`).
+    fn resize_channels(&mut self, c: usize) {
+        self.min_val = Tensor::from_fn(&[c], |_| f32::INFINITY);
+        self.max_val = Tensor::from_fn(&[c], |_| f32::NEG_INFINITY);
+        self.scale = Tensor::from_fn(&[c], |_| 1.0);
+        self.zero_point = ZeroPoints::Int(Tensor::zeros(&[c]));
     }
 
     /// Per-channel `(min, max)` of `x` along axis 0 (after the axis check).
@@ -177,7 +196,9 @@ impl FusedMovingAvgObsFakeQuantize {
             .data()
             .iter()
             .zip(self.max_val.data())
-            .map(|(&lo, &hi)| choose_qparams_fbgemm(lo, hi, qmin as i32, qmax as i32, symmetric, false))
+            .map(|(&lo, &hi)| {
+                choose_qparams_fbgemm(lo, hi, qmin as i32, qmax as i32, symmetric, false)
+            })
             .unzip();
         let n = scales.len();
         self.scale = Tensor::from_fn(&[n], |i| scales[i]);
@@ -189,7 +210,10 @@ impl FusedMovingAvgObsFakeQuantize {
             ZeroPoints::Int(z) if z.numel() == self.scale.numel() => Ok(z),
             other => Err(QnnError::InvalidQParams {
                 module: NAME,
-                reason: format!("zero_point {other:?} does not match scale {:?}", self.scale.shape()),
+                reason: format!(
+                    "zero_point {other:?} does not match scale {:?}",
+                    self.scale.shape()
+                ),
             }),
         }
     }
@@ -215,15 +239,13 @@ impl FakeQuant for FusedMovingAvgObsFakeQuantize {
             if axis != 0 {
                 return Err(QnnError::InvalidQParams {
                     module: NAME,
-                    reason: format!("per-channel fused fake-quant supports only ch_axis 0, got {axis}"),
+                    reason: format!(
+                        "per-channel fused fake-quant supports only ch_axis 0, got {axis}"
+                    ),
                 });
             }
             if self.min_val.numel() == 0 {
-                let c = x.shape()[0];
-                self.min_val = Tensor::from_fn(&[c], |_| f32::INFINITY);
-                self.max_val = Tensor::from_fn(&[c], |_| f32::NEG_INFINITY);
-                self.scale = Tensor::from_fn(&[c], |_| 1.0);
-                self.zero_point = ZeroPoints::Int(Tensor::zeros(&[c]));
+                self.resize_channels(x.shape()[0]);
             }
         }
         if self.observer_enabled() {
@@ -239,7 +261,9 @@ impl FakeQuant for FusedMovingAvgObsFakeQuantize {
         let (qmin, qmax) = self.quant_range;
         let zp = self.int_zero_points()?;
         let (output, mask) = match self.ch_axis {
-            Some(axis) => fake_quantize_per_channel_affine(x, self.scale.data(), zp.data(), axis, qmin, qmax)?,
+            Some(axis) => {
+                fake_quantize_per_channel_affine(x, self.scale.data(), zp.data(), axis, qmin, qmax)?
+            }
             None => fake_quantize_per_tensor_affine(
                 x,
                 f64::from(self.scale.data()[0]),
@@ -279,7 +303,9 @@ impl FakeQuant for FusedMovingAvgObsFakeQuantize {
                     .data()
                     .iter()
                     .zip(self.max_val.data())
-                    .map(|(&lo, &hi)| one(lo, hi).map(|p| (f64::from(p.scale), p.zero_point as i64)))
+                    .map(|(&lo, &hi)| {
+                        one(lo, hi).map(|p| (f64::from(p.scale), p.zero_point as i64))
+                    })
                     .collect::<qtensor::Result<Vec<_>>>()?
                     .into_iter()
                     .unzip();
@@ -345,6 +371,12 @@ impl FakeQuant for FusedMovingAvgObsFakeQuantize {
     fn box_clone(&self) -> Box<dyn FakeQuant> {
         Box::new(self.clone())
     }
+
+    fn expect_channels(&mut self, channels: usize) {
+        if self.ch_axis.is_some() && self.min_val.numel() == 0 {
+            self.resize_channels(channels);
+        }
+    }
 }
 
 impl Module for FusedMovingAvgObsFakeQuantize {
@@ -364,27 +396,48 @@ impl Module for FusedMovingAvgObsFakeQuantize {
     }
 
     fn visit_buffers(&self, f: &mut dyn FnMut(&str, BufferRef<'_>)) {
-        f("fake_quant_enabled", BufferRef::I64s(&self.fake_quant_enabled));
+        f(
+            "fake_quant_enabled",
+            BufferRef::I64s(&self.fake_quant_enabled),
+        );
         f("observer_enabled", BufferRef::I64s(&self.observer_enabled));
         f("scale", BufferRef::F32(&self.scale));
         if let ZeroPoints::Int(z) = &self.zero_point {
             f("zero_point", BufferRef::I32(z));
         }
         f("activation_post_process.eps", BufferRef::F32(&self.eps));
-        f("activation_post_process.min_val", BufferRef::F32(&self.min_val));
-        f("activation_post_process.max_val", BufferRef::F32(&self.max_val));
+        f(
+            "activation_post_process.min_val",
+            BufferRef::F32(&self.min_val),
+        );
+        f(
+            "activation_post_process.max_val",
+            BufferRef::F32(&self.max_val),
+        );
     }
 
     fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
-        f("fake_quant_enabled", BufferMut::I64s(&mut self.fake_quant_enabled));
-        f("observer_enabled", BufferMut::I64s(&mut self.observer_enabled));
+        f(
+            "fake_quant_enabled",
+            BufferMut::I64s(&mut self.fake_quant_enabled),
+        );
+        f(
+            "observer_enabled",
+            BufferMut::I64s(&mut self.observer_enabled),
+        );
         f("scale", BufferMut::F32(&mut self.scale));
         if let ZeroPoints::Int(z) = &mut self.zero_point {
             f("zero_point", BufferMut::I32(z));
         }
         f("activation_post_process.eps", BufferMut::F32(&mut self.eps));
-        f("activation_post_process.min_val", BufferMut::F32(&mut self.min_val));
-        f("activation_post_process.max_val", BufferMut::F32(&mut self.max_val));
+        f(
+            "activation_post_process.min_val",
+            BufferMut::F32(&mut self.min_val),
+        );
+        f(
+            "activation_post_process.max_val",
+            BufferMut::F32(&mut self.max_val),
+        );
     }
 
     fn train(&mut self, mode: bool) {

@@ -8,6 +8,14 @@
 //!   current scale and zero point, the observer inside, a tensor-level [`FakeQuant::apply`]).
 //! - [`FakeQuantize`], [`FixedQParamsFakeQuantize`], [`FusedMovingAvgObsFakeQuantize`]: the
 //!   three PyTorch fake-quant modules, bit for bit (outputs, scale, zero point, masks).
+//! - QAT layers: [`Linear`], [`LinearReLU`], [`Conv1d`], [`Conv2d`], [`ConvReLU2d`],
+//!   [`ConvBn2d`], [`ConvBnReLU2d`]: float layers whose weight passes through a weight
+//!   fake-quant (gradients through its straight-through mask). Built with `from_float` /
+//!   `from_fused` / `from_parts` from the float layers and the qconfig's weight spec; converted
+//!   back with `to_float()` (Conv+BN folded with the running statistics, as PyTorch does) and
+//!   `to_float_with_weight_qparams()` (the float layer plus the weight qparams convert quantizes
+//!   with). Toggling observers / fake-quant model-wide is qflow's job; each module has
+//!   per-instance toggles.
 //!
 //! ```
 //! use qnn::qat::{FakeQuant, FakeQuantSpec};
@@ -29,12 +37,20 @@
 //! # Ok::<(), qnn::QnnError>(())
 //! ```
 
+mod conv;
+mod conv_bn;
 mod fake_quant;
 mod fake_quantize;
 mod fixed_qparams;
 mod fused_moving_avg;
+mod linear;
 mod observer_args;
 mod observer_state;
+mod weight;
+
+pub use conv::{Conv1d, Conv2d, ConvReLU2d, QatConv1d, QatConv2d};
+pub use conv_bn::{ConvBn2d, ConvBnReLU2d, QatConvBn2d};
+pub use linear::{Linear, LinearReLU, QatLinear};
 
 pub use fake_quant::{FakeQuant, FakeQuantOutput, ZeroPoints};
 pub use fake_quantize::FakeQuantize;
@@ -42,9 +58,11 @@ pub use fixed_qparams::FixedQParamsFakeQuantize;
 pub use fused_moving_avg::FusedMovingAvgObsFakeQuantize;
 
 use qtensor::QDType;
-use qtensor::observer::{Observer, ObserverSpec};
+use qtensor::observer::{
+    MovingAveragePerChannelMinMaxObserver, Observer, ObserverSpec, PerChannelMinMaxObserver,
+};
 
-use crate::error::{QnnError, Result};
+use crate::error::Result;
 
 /// What fake-quant module to build, with its arguments.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,13 +124,15 @@ impl FakeQuantSpec {
 
 /// Builds an observer from its spec (the single place fake-quant modules do so).
 pub(crate) fn build_observer(spec: &ObserverSpec) -> Result<Box<dyn Observer>> {
-    Err(QnnError::InvalidQParams {
-        module: "FakeQuantize",
-        reason: format!("observer {spec:?} not yet available"),
-    })
+    Ok(spec.build()?)
 }
 
 /// Per-channel `(min_vals, max_vals)` of the per-channel min/max observers.
-pub(crate) fn per_channel_range(_observer: &dyn Observer) -> Option<(Vec<f32>, Vec<f32>)> {
-    None
+pub(crate) fn per_channel_range(observer: &dyn Observer) -> Option<(Vec<f32>, Vec<f32>)> {
+    let any = observer.as_any();
+    if let Some(o) = any.downcast_ref::<PerChannelMinMaxObserver>() {
+        return Some((o.min_vals().to_vec(), o.max_vals().to_vec()));
+    }
+    any.downcast_ref::<MovingAveragePerChannelMinMaxObserver>()
+        .map(|o| (o.min_vals().to_vec(), o.max_vals().to_vec()))
 }

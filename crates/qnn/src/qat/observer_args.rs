@@ -45,7 +45,10 @@ pub(crate) fn ch_axis_of(spec: &ObserverSpec) -> Option<usize> {
 /// PyTorch's `FakeQuantize.__init__` checks on a custom range (`quant_min <= quant_max`, both
 /// inside `torch.iinfo(dtype)`), then the observer's effective range (`calculate_qmin_qmax`,
 /// which halves for `reduce_range`).
-pub(crate) fn checked_quant_range(module: &'static str, config: &ObserverConfig) -> Result<(i64, i64)> {
+pub(crate) fn checked_quant_range(
+    module: &'static str,
+    config: &ObserverConfig,
+) -> Result<(i64, i64)> {
     let custom = match (config.quant_min, config.quant_max) {
         (Some(qmin), Some(qmax)) => {
             check_in_dtype(module, config.dtype, qmin, qmax)?;
@@ -55,9 +58,7 @@ pub(crate) fn checked_quant_range(module: &'static str, config: &ObserverConfig)
         (qmin, qmax) => {
             return Err(QnnError::InvalidQParams {
                 module,
-                reason: format!(
-                    "quant_min {qmin:?} and quant_max {qmax:?} must be given together"
-                ),
+                reason: format!("quant_min {qmin:?} and quant_max {qmax:?} must be given together"),
             });
         }
     };
@@ -67,11 +68,20 @@ pub(crate) fn checked_quant_range(module: &'static str, config: &ObserverConfig)
             reason: "symmetric quint8 with reduce_range is not supported (as in PyTorch)".into(),
         });
     }
-    Ok(calculate_qmin_qmax(config.dtype, config.reduce_range, custom)?)
+    Ok(calculate_qmin_qmax(
+        config.dtype,
+        config.reduce_range,
+        custom,
+    )?)
 }
 
 /// `quant_min <= quant_max`, both inside the dtype's storable range.
-pub(crate) fn check_in_dtype(module: &'static str, dtype: QDType, qmin: i64, qmax: i64) -> Result<()> {
+pub(crate) fn check_in_dtype(
+    module: &'static str,
+    dtype: QDType,
+    qmin: i64,
+    qmax: i64,
+) -> Result<()> {
     if qmin > qmax {
         return Err(QnnError::InvalidQParams {
             module,

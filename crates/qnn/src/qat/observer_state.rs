@@ -28,7 +28,10 @@ impl ObserverState {
             _ => return None,
         };
         let (min_val, max_val) = match ch_axis {
-            None => (Tensor::scalar(f32::INFINITY), Tensor::scalar(f32::NEG_INFINITY)),
+            None => (
+                Tensor::scalar(f32::INFINITY),
+                Tensor::scalar(f32::NEG_INFINITY),
+            ),
             Some(_) => (Tensor::zeros(&[0]), Tensor::zeros(&[0])),
         };
         Some(Self {
@@ -53,6 +56,15 @@ impl ObserverState {
         }
     }
 
+    /// Sizes an empty per-channel range for `channels` channels (`inf` / `-inf`, which
+    /// [`ObserverState::restore`] treats as not yet observed).
+    pub(crate) fn expect_channels(&mut self, channels: usize) {
+        if self.ch_axis.is_some() && self.min_val.numel() == 0 {
+            self.min_val = Tensor::from_fn(&[channels], |_| f32::INFINITY);
+            self.max_val = Tensor::from_fn(&[channels], |_| f32::NEG_INFINITY);
+        }
+    }
+
     pub(crate) fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, BufferRef<'_>)) {
         f(&format!("{prefix}eps"), BufferRef::F32(&self.eps));
         f(&format!("{prefix}min_val"), BufferRef::F32(&self.min_val));
@@ -61,8 +73,14 @@ impl ObserverState {
 
     pub(crate) fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
         f(&format!("{prefix}eps"), BufferMut::F32(&mut self.eps));
-        f(&format!("{prefix}min_val"), BufferMut::F32(&mut self.min_val));
-        f(&format!("{prefix}max_val"), BufferMut::F32(&mut self.max_val));
+        f(
+            &format!("{prefix}min_val"),
+            BufferMut::F32(&mut self.min_val),
+        );
+        f(
+            &format!("{prefix}max_val"),
+            BufferMut::F32(&mut self.max_val),
+        );
     }
 
     /// A fresh observer from `spec` (with the loaded `eps`) that has seen exactly the loaded
@@ -87,10 +105,8 @@ impl ObserverState {
                 got: self.max_val.shape().to_vec(),
             });
         }
-        let uninitialised = match self.ch_axis {
-            None => mins.first() == Some(&f32::INFINITY) && maxs.first() == Some(&f32::NEG_INFINITY),
-            Some(_) => mins.is_empty(),
-        };
+        let uninitialised = mins.iter().all(|&v| v == f32::INFINITY)
+            && maxs.iter().all(|&v| v == f32::NEG_INFINITY);
         if !uninitialised {
             let mut shape = vec![1usize; self.ch_axis.unwrap_or(0)];
             shape.push(mins.len());
