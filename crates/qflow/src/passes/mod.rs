@@ -1,2 +1,12 @@
 //! Graph passes: fusion and QConfig propagation (prepare, convert, prepare_qat and
 //! quantize_dynamic live next to them).
+
+pub mod convert;
+pub mod dynamic;
+pub mod observer_node;
+pub mod prepare;
+pub mod qat;
+
+pub use dynamic::{DEFAULT_DYNAMIC_KINDS, DynamicDType, quantize_dynamic, quantize_dynamic_configured};
+pub use observer_node::ObserverNode;
+pub use prepare::{observer_name, prepare_configured, set_global_qconfig};
