@@ -117,11 +117,92 @@ def linear_family():
     return gf
 
 
+def _rnn_case(gf, rng, name, module, mode, qscheme, cfg, x_shape, with_state, relu=False):
+    import torch.ao.nn.quantized.dynamic as nnqd
+
+    i, h, layers, bias, batch_first, bidir = cfg
+    if module in ("LSTM", "GRU"):
+        f = getattr(torch.nn, module)(i, h, num_layers=layers, bias=bool(bias), batch_first=bool(batch_first), bidirectional=bool(bidir))
+    elif module == "RNNCell":
+        f = torch.nn.RNNCell(i, h, bias=bool(bias), nonlinearity="relu" if relu else "tanh")
+    else:
+        f = getattr(torch.nn, module)(i, h, bias=bool(bias))
+    fields = {"module": module, "mode": mode, "qscheme": qscheme, "relu": "yes" if relu else "no", "config": i64(np.array(cfg))}
+    with torch.no_grad():
+        for pname, p in f.named_parameters():
+            p.copy_(_t(rng.standard_normal(tuple(p.shape)) * (1.2 / np.sqrt(h))))
+    for pname, p in f.named_parameters():
+        fields[f"p_{pname}"] = f32(p.detach())
+        if mode == "qint8" and pname.startswith("weight"):
+            sc, zp = _qparams(p.detach(), qscheme)
+            fields[f"s_{pname}"] = f64(sc)
+            fields[f"z_{pname}"] = i64(zp)
+    f.qconfig = _qconfig(mode, qscheme)
+    q = getattr(nnqd, module).from_float(f)
+    x = _t(rng.standard_normal(x_shape) * 1.5)
+    fields["x_shape"] = i64(np.array(x_shape))
+    fields["x"] = f32(x)
+    fields["has_state"] = "yes" if with_state else "no"
+    is_lstm = module in ("LSTM", "LSTMCell")
+    if module in ("LSTM", "GRU"):
+        b = x_shape[0] if batch_first else x_shape[1]
+        sshape = (layers * (2 if bidir else 1), b, h)
+    else:
+        sshape = (x_shape[0], h)
+    h0 = _t(rng.standard_normal(sshape) * 0.5)
+    c0 = _t(rng.standard_normal(sshape) * 0.5)
+    if with_state:
+        fields["h0"] = f32(h0)
+        if is_lstm:
+            fields["c0"] = f32(c0)
+    state = ((h0, c0) if is_lstm else h0) if with_state else None
+    if module in ("LSTM", "GRU"):
+        out, hn = q(x, state) if with_state else q(x)
+        fields["out"] = f32(out.detach())
+        if is_lstm:
+            fields["h_n"] = f32(hn[0].detach())
+            fields["c_n"] = f32(hn[1].detach())
+        else:
+            fields["h_n"] = f32(hn.detach())
+    else:
+        res = q(x, state) if with_state else q(x)
+        if is_lstm:
+            fields["h_n"] = f32(res[0].detach())
+            fields["c_n"] = f32(res[1].detach())
+        else:
+            fields["h_n"] = f32(res.detach())
+    gf.case(name, fields)
+
+
+def rnn_family():
+    rng = np.random.default_rng(6002)
+    gf = GoldenFile(TOPIC, "rnn", "nnqd.LSTM / GRU / LSTMCell / GRUCell / RNNCell (qint8 and fp16) from_float, f32 in and out")
+    # config = (input, hidden, layers, bias, batch_first, bidirectional)
+    seq = [
+        ("uni", (5, 6, 1, 1, 0, 0), (4, 3, 5), False),
+        ("deep_bidir_bf_state", (7, 5, 2, 1, 1, 1), (2, 5, 7), True),
+        ("deep", (6, 8, 2, 1, 0, 0), (6, 2, 6), True),
+    ]
+    for module in ("LSTM", "GRU"):
+        for mode, qscheme in (("qint8", "per_tensor"), ("qint8", "per_channel"), ("fp16", "none")):
+            for tag, cfg, xs, st in seq:
+                _rnn_case(gf, rng, f"{module}_{mode}_{qscheme}_{tag}", module, mode, qscheme, cfg, xs, st)
+    for module in ("LSTMCell", "GRUCell", "RNNCell"):
+        for mode, qscheme in (("qint8", "per_tensor"), ("qint8", "per_channel"), ("fp16", "none")):
+            for bias in (1,):
+                for st in (False, True):
+                    relus = (False, True) if module == "RNNCell" else (False,)
+                    for relu in relus:
+                        name = f"{module}_{mode}_{qscheme}_{'bias' if bias else 'nobias'}_{'state' if st else 'nostate'}{'_relu' if relu else ''}"
+                        _rnn_case(gf, rng, name, module, mode, qscheme, (6, 7, 1, bias, 0, 0), (3, 6), st, relu)
+    return gf
+
+
 def generate(out_dir):
     global torch
     torch = setup_torch()
     written = []
-    for family in (linear_family,):
+    for family in (linear_family, rnn_family):
         gf = family()
         written.append((gf.write(out_dir), gf.case_count))
     return written

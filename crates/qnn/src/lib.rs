@@ -20,13 +20,18 @@
 //! - [`Module::half`]: f16 weights (half the bytes, see [`Module::param_bytes`]) for Linear,
 //!   Conv1d and Conv2d, computed with f16 storage and f32 accumulation; inference only.
 //!
+//! - [`quantized`]: static quantized modules (quint8 in and out, on [`qkernels`]): Quantize,
+//!   DeQuantize, Linear/LinearReLU, Conv1d/2d/3d and their ReLU fusions, activations, pooling,
+//!   Flatten, Dropout — built with `from_float` as PyTorch builds them, bit-exact with
+//!   PyTorch's fbgemm goldens, weights packed once and saved as int8 + qparams.
 //! - [`dynamic`]: dynamic quantized modules (`torch.ao.nn.quantized.dynamic`): f32 in and out,
 //!   int8 (per-tensor or per-channel) or f16 weights packed once, activation qparams chosen on
 //!   every call. [`dynamic::Linear`] and [`dynamic::LinearReLU`] are bit-exact with PyTorch's
 //!   fbgemm `linear_dynamic`; build them with `from_float(&float::Linear, &weight_qparams)` or
-//!   `from_float_fp16(&float::Linear)`.
+//!   `from_float_fp16(&float::Linear)`. [`dynamic::Lstm`], [`dynamic::Gru`] and the three
+//!   dynamic cells take `from_float(&float_module, &mut |name, weight| qparams)`.
 //!
-//! Not yet here: static quantized modules, attention masks.
+//! Not yet here: attention masks.
 //!
 //! Float matmuls go through [`qkernels::float`] (the one wrapper around the float GEMM crate).
 //!

@@ -6,6 +6,10 @@
 //! - [`Linear`], [`LinearReLU`]: bit-exact with PyTorch's fbgemm `linear_dynamic` /
 //!   `linear_relu_dynamic` (qint8, per-tensor or per-channel weights) and with
 //!   `linear_dynamic_fp16` (f16 weights, within a few ulp: see `fp16_gemm`).
+//! - [`Lstm`], [`Gru`] (multi-layer, bidirectional, batch_first) and [`LSTMCell`],
+//!   [`GRUCell`], [`RNNCell`]: every gate GEMM is a dynamic linear (bit-exact GEMMs), the
+//!   input projection of a whole sequence is one GEMM per layer and direction as in PyTorch
+//!   (so its qparams span the sequence), the gate math is ATen's op order in f32.
 //!
 //! Construction (what qflow's `quantize_dynamic` pass calls): `from_float(&float_layer,
 //! &weight_qparams)` with the qparams the weight observer produced, or `from_float_fp16`.
@@ -25,10 +29,16 @@
 //! # Ok::<(), qnn::QnnError>(())
 //! ```
 
+mod cell_weights;
+mod cells;
 mod fp16_gemm;
+mod gates;
 mod input_quant;
 mod linear;
+mod recurrent;
 mod weight;
 
+pub use cells::{GRUCell, LSTMCell, RNNCell};
 pub use linear::{Linear, LinearReLU};
+pub use recurrent::{Gru, Lstm};
 pub use weight::WeightDType;
