@@ -10,8 +10,8 @@
 
 use qnn::float;
 use qnn::fused;
-use qnn::qtensor::observer::{ObserverConfig, ObserverSpec, PlaceholderDtype};
-use qnn::qtensor::{QDType, QScheme};
+use qnn::qtensor::observer::{ObserverSpec, PlaceholderDtype};
+use qnn::qtensor::{QDType, QParams, Tensor};
 use qnn::{Module, ModuleKind};
 
 use super::convert::observe_weight;
@@ -44,14 +44,8 @@ impl DynamicDType {
             is_dynamic: true,
         });
         let weight = match self {
-            DynamicDType::QInt8 => ObserverSpec::MinMax(ObserverConfig::new(
-                QDType::QInt8,
-                QScheme::PerTensorSymmetric,
-            )),
-            DynamicDType::QInt8PerChannel => ObserverSpec::PerChannelMinMax {
-                config: ObserverConfig::new(QDType::QInt8, QScheme::PerChannelSymmetric),
-                ch_axis: 0,
-            },
+            DynamicDType::QInt8 => ObserverSpec::default_weight_observer(),
+            DynamicDType::QInt8PerChannel => ObserverSpec::default_per_channel_weight_observer(),
             DynamicDType::Float16 => ObserverSpec::Placeholder {
                 dtype: PlaceholderDtype::Float16,
                 is_dynamic: false,
@@ -132,16 +126,22 @@ fn dynamic_op(node: &Node) -> Result<Option<Op>> {
     let Some(qconfig) = node.qconfig() else {
         return Ok(None);
     };
-    let name = node.name();
-    let linear = match node.kind() {
-        Some(ModuleKind::Linear) => node.module_as::<float::Linear>(),
-        Some(ModuleKind::LinearReLU) => node.module_as::<fused::LinearReLU>().map(|m| m.linear()),
-        _ => None,
-    };
-    let Some(linear) = linear else {
+    let Some(kind) = node.kind() else {
         return Ok(None);
     };
-    let relu = node.kind() == Some(ModuleKind::LinearReLU);
+    if !matches!(
+        kind,
+        ModuleKind::Linear
+            | ModuleKind::LinearReLU
+            | ModuleKind::Lstm
+            | ModuleKind::Gru
+            | ModuleKind::LSTMCell
+            | ModuleKind::GRUCell
+            | ModuleKind::RNNCell
+    ) {
+        return Ok(None);
+    }
+    let name = node.name();
     let spec = match &qconfig.weight {
         QuantSpec::Observer(s) => s,
         QuantSpec::FakeQuant(_) => {
@@ -150,12 +150,6 @@ fn dynamic_op(node: &Node) -> Result<Option<Op>> {
                 reason: "dynamic quantization needs a weight observer, not a fake-quant".into(),
             });
         }
-    };
-    let wrap = |r: qnn::Result<Op>| {
-        r.map_err(|source| QflowError::Node {
-            node: name.into(),
-            source,
-        })
     };
     let fp16 = matches!(
         spec,
@@ -166,19 +160,59 @@ fn dynamic_op(node: &Node) -> Result<Option<Op>> {
             dtype: PlaceholderDtype::Float16
         }
     );
-    let op = if fp16 {
-        wrap(if relu {
-            qnn::dynamic::LinearReLU::from_float_fp16(linear).map(Op::module)
-        } else {
-            qnn::dynamic::Linear::from_float_fp16(linear).map(Op::module)
-        })?
-    } else {
-        let wq = observe_weight(name, spec, &linear.weight.value)?;
-        wrap(if relu {
-            qnn::dynamic::LinearReLU::from_float(linear, &wq).map(Op::module)
-        } else {
-            qnn::dynamic::Linear::from_float(linear, &wq).map(Op::module)
-        })?
+    // Multi-weight modules: one fresh observer per weight (`weight_ih_l0`, …).
+    let mut per_weight = |_: &str, w: &Tensor<f32>| -> qnn::qtensor::Result<QParams> {
+        let mut obs = spec.build()?;
+        obs.observe(w)?;
+        obs.calculate_qparams()
     };
-    Ok(Some(op))
+    let wrong = || QflowError::WrongModule {
+        node: name.into(),
+        expected: format!("the float layer of kind {kind:?}"),
+        got: "another module".into(),
+    };
+    macro_rules! multi {
+        ($float:ty, $dynamic:ty) => {{
+            let f = node.module_as::<$float>().ok_or_else(wrong)?;
+            if fp16 {
+                <$dynamic>::from_float_fp16(f).map(Op::module)
+            } else {
+                <$dynamic>::from_float(f, &mut per_weight).map(Op::module)
+            }
+        }};
+    }
+    let built = match kind {
+        ModuleKind::Linear | ModuleKind::LinearReLU => {
+            let relu = kind == ModuleKind::LinearReLU;
+            let linear = if relu {
+                node.module_as::<fused::LinearReLU>().map(|m| m.linear())
+            } else {
+                node.module_as::<float::Linear>()
+            }
+            .ok_or_else(wrong)?;
+            if fp16 {
+                if relu {
+                    qnn::dynamic::LinearReLU::from_float_fp16(linear).map(Op::module)
+                } else {
+                    qnn::dynamic::Linear::from_float_fp16(linear).map(Op::module)
+                }
+            } else {
+                let wq = observe_weight(name, spec, &linear.weight.value)?;
+                if relu {
+                    qnn::dynamic::LinearReLU::from_float(linear, &wq).map(Op::module)
+                } else {
+                    qnn::dynamic::Linear::from_float(linear, &wq).map(Op::module)
+                }
+            }
+        }
+        ModuleKind::Lstm => multi!(float::Lstm, qnn::dynamic::Lstm),
+        ModuleKind::Gru => multi!(float::Gru, qnn::dynamic::Gru),
+        ModuleKind::LSTMCell => multi!(float::LSTMCell, qnn::dynamic::LSTMCell),
+        ModuleKind::GRUCell => multi!(float::GRUCell, qnn::dynamic::GRUCell),
+        _ => multi!(float::RNNCell, qnn::dynamic::RNNCell),
+    };
+    built.map(Some).map_err(|source| QflowError::Node {
+        node: name.into(),
+        source,
+    })
 }

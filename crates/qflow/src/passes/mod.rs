@@ -7,6 +7,9 @@ pub mod observer_node;
 pub mod prepare;
 pub mod qat;
 
-pub use dynamic::{DEFAULT_DYNAMIC_KINDS, DynamicDType, quantize_dynamic, quantize_dynamic_configured};
+pub use convert::convert;
+pub use dynamic::{
+    DEFAULT_DYNAMIC_KINDS, DynamicDType, quantize_dynamic, quantize_dynamic_configured,
+};
 pub use observer_node::ObserverNode;
 pub use prepare::{observer_name, prepare_configured, set_global_qconfig};
