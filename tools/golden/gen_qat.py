@@ -7,10 +7,15 @@ Families (one `<family>.golden` each, in crates/qnn/tests/data/qat):
   a sequence of forward calls with observer / fake-quant toggles, recording after every call
   the output, the input gradient for a random upstream gradient (= gy * mask), the `scale`
   and `zero_point` buffers; at the end calculate_qparams() and the observer's min_val/max_val.
-* `qat_layers` -- nnqat.Linear, nniqat.LinearReLU, nnqat.Conv2d, nniqat.ConvReLU2d,
+* `qat_layers` -- nnqat.Linear, nniqat.LinearReLU, nnqat.Conv1d, nnqat.Conv2d, nniqat.ConvReLU2d,
   nniqat.ConvBn2d, nniqat.ConvBnReLU2d: three SGD training steps (forward, backward, p -= lr*g)
   recording outputs, input and parameter gradients, the weight fake-quant's scale, and at the end
-  the parameters, BN running statistics and to_float()'s (BN-folded) weight and bias.
+  the parameters, BN running statistics, to_float()'s (BN-folded) weight and bias, and the
+  weight qparams convert computes from them.
+
+* `interop` -- a QAT ConvBnReLU2d and a QAT Linear trained two steps in torch, saved with
+  `safetensors.torch.save_file` as `interop_qat.safetensors` (keys `conv.*`, `fc.*`; needs the
+  `safetensors` Python package), and eval-mode outputs of one more forward.
 
 Fields (the contract with crates/qnn/tests/qat_golden.rs):
   fake_quant: kind str fq|fused|fixed; observer str minmax|ma|pc_minmax|pc_ma|fixed;
@@ -19,12 +24,14 @@ Fields (the contract with crates/qnn/tests/qat_golden.rs):
     fixed_zp i64[1]; steps i64[1]; shape i64[..]; obs_on fq_on u8[steps]; x gy y dx f32[steps*numel];
     scale f32 / zero_point f32 (all steps concatenated) with qp_len i64[steps];
     cq_scale f32; cq_zero_point f32; min_val max_val f32 (0 values when not applicable)
-  qat_layers: op str linear|linear_relu|conv|conv_relu|convbn|convbn_relu; wfq str (weight
+  qat_layers: op str linear|linear_relu|conv|conv_relu|conv1d|convbn|convbn_relu; wfq str (weight
     fake-quant: fq_tensor|fq_channel|fused_tensor|fused_channel); conv geometry as gen_qnn's conv2d;
     weight bias f32 (initial), bn_weight bn_bias bn_mean bn_var f32; lr f64[1]; steps i64[1];
     x gy f32 (all steps), y dx f32 (all steps), dweight dbias dbn_weight dbn_bias f32 (all steps),
     wfq_scale f32 (all steps, per-channel concatenated); final_weight final_bias final_bn_weight
-    final_bn_bias final_bn_mean final_bn_var f32; float_weight float_bias f32 (to_float)
+    final_bn_bias final_bn_mean final_bn_var f32; float_weight float_bias f32 (to_float);
+    cq_scale f32, cq_zero_point i64 (convert: weight_fake_quant(to_float().weight), calculate_qparams())
+  interop: shape i64[..]; x f32; y_shape i64[..]; y f32; wfq_scale f32 (after the forward)
 """
 
 from __future__ import annotations
@@ -210,6 +217,7 @@ LAYER_CASES = [
     ("convbn_fused_channel", "convbn", "fused_channel", (2, 3, 6, 6), 4, 3, 1, 1, 1, False, False),
     ("convbn_relu_fq_tensor_groups", "convbn_relu", "fq_tensor", (2, 4, 5, 5), 4, 3, 1, 1, 2, True, False),
     ("convbn_fused_tensor_frozen", "convbn", "fused_tensor", (3, 2, 5, 5), 3, 3, 1, 0, 1, True, True),
+    ("conv1d_fq_channel", "conv1d", "fq_channel", (2, 4, 9), 6, 3, 2, 1, 2, True, False),
 ]
 
 
@@ -221,6 +229,8 @@ def _layer(op, wfq, shape, out, k, stride, padding, groups, bias, rng):
     if op in ("linear", "linear_relu"):
         cls = nnqat.Linear if op == "linear" else nniqat.LinearReLU
         m = cls(cin, out, bias=bias, qconfig=qconfig)
+    elif op == "conv1d":
+        m = nnqat.Conv1d(cin, out, k, stride=stride, padding=padding, groups=groups, bias=bias, qconfig=qconfig)
     elif op in ("conv", "conv_relu"):
         cls = nnqat.Conv2d if op == "conv" else nniqat.ConvReLU2d
         m = cls(cin, out, k, stride=stride, padding=padding, groups=groups, bias=bias, qconfig=qconfig)
@@ -292,6 +302,9 @@ def qat_layers_family():
                         p.add_(p.grad, alpha=-lr)
         fl = m.to_float()
         conv = fl[0] if isinstance(fl, torch.nn.Sequential) else fl
+        # convert (quantized from_float): weight_post_process(folded weight), calculate_qparams()
+        m.weight_fake_quant(conv.weight.detach())
+        cq_scale, cq_zp = m.weight_fake_quant.calculate_qparams()
         fields = {
             "op": op,
             "wfq": wfq,
@@ -319,8 +332,50 @@ def qat_layers_family():
             "final_bn_var": f32(_flat(bn.running_var) if bn is not None else np.zeros(0, np.float32)),
             "float_weight": f32(_flat(conv.weight)),
             "float_bias": f32(_flat(conv.bias)),
+            "cq_scale": f32(cq_scale.detach().numpy().reshape(-1).astype(np.float32)),
+            "cq_zero_point": i64(cq_zp.detach().numpy().reshape(-1).astype(np.int64)),
         })
         gf.case(name, fields)
+    return gf
+
+
+def interop_family(out_dir):
+    """A QAT ConvBnReLU2d (per-channel FakeQuantize weights) and a QAT Linear (fused per-tensor
+    weights) trained two SGD steps in torch, their state dicts saved with safetensors under the
+    prefixes `conv.` and `fc.`, and the outputs of one more forward each (eval mode, BN frozen)."""
+    import os
+
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(703)
+    conv = _layer("convbn_relu", "fq_channel", (2, 3, 6, 6), 4, 3, 1, 1, 1, True, rng)
+    fc = _layer("linear", "fused_tensor", (3, 6), 5, 0, 1, 0, 1, True, rng)
+    for m, shape in ((conv, (2, 3, 6, 6)), (fc, (3, 6))):
+        m.train()
+        for _ in range(2):
+            y = m(_t(rng.uniform(-1, 1, shape)))
+            m.zero_grad()
+            y.square().sum().backward()
+            with torch.no_grad():
+                for p in m.parameters():
+                    p.add_(p.grad, alpha=-0.05)
+    state = {f"conv.{k}": v.detach().clone().contiguous() for k, v in conv.state_dict().items()}
+    state.update({f"fc.{k}": v.detach().clone().contiguous() for k, v in fc.state_dict().items()})
+    save_file(state, os.path.join(out_dir, "interop_qat.safetensors"))
+    conv.freeze_bn_stats()
+    conv.eval()
+    fc.eval()
+    gf = GoldenFile(TOPIC, "interop", "outputs of the QAT layers saved in interop_qat.safetensors")
+    for name, m, shape in (("conv", conv, (2, 3, 6, 6)), ("fc", fc, (3, 6))):
+        x = _t(rng.uniform(-1, 1, shape))
+        y = m(x)
+        gf.case(name, {
+            "shape": i64(list(shape)),
+            "x": f32(x),
+            "y_shape": i64(list(y.shape)),
+            "y": f32(y.detach()),
+            "wfq_scale": f32(m.weight_fake_quant.scale.detach().numpy().reshape(-1).copy()),
+        })
     return gf
 
 
@@ -336,4 +391,6 @@ def generate(out_dir):
     for fam in (fake_quant_family, qat_layers_family):
         gf = fam()
         out.append((gf.write(out_dir), gf.case_count))
+    gf = interop_family(out_dir)
+    out.append((gf.write(out_dir), gf.case_count))
     return out

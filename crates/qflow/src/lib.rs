@@ -19,6 +19,13 @@
 //! - Fuse: [`passes::fuse_modules`] by lists of node names (PyTorch's `fuse_modules`, eval
 //!   folding with PyTorch's exact formula or QAT fused modules), [`passes::fuse_auto`] finds the
 //!   patterns itself.
+//! - QConfig: [`qconfig::QConfig`] (an observer or fake-quant spec for activations and for
+//!   weights), [`qconfig::QConfigMapping`] (global / per kind / per node name / `None`), the
+//!   named defaults with PyTorch 2.15's arguments ([`qconfig::get_default_qconfig`],
+//!   [`qconfig::get_default_qat_qconfig`], …), and [`passes::propagate_qconfig`], which stores
+//!   the resolved QConfig in each node ([`Node::qconfig`]).
+//! - Save/load: [`io::save_graph`] / [`io::load_graph`] — one versioned safetensors file, the
+//!   structure in its metadata, the tensors under their state-dict names (float graphs for now).
 //!
 //! ```
 //! use qflow::passes::fuse_modules;
@@ -100,6 +107,7 @@
 
 pub mod error;
 pub mod graph;
+pub mod io;
 pub mod numeric_suite;
 pub mod passes;
 pub mod qconfig;

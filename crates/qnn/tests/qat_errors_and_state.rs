@@ -417,3 +417,41 @@ fn qat_linear_gradients_are_straight_through() {
     assert_eq!(q.weight.grad.data(), &[1.0, 2.0, 1.0, 0.0]);
     assert_eq!(q.kind(), qnn::ModuleKind::QatLinear);
 }
+
+#[test]
+fn fused_float_modules_round_trip() {
+    let mut rng = Rng::new(5);
+    let conv = float::Conv2d::new(Conv2dConfig::new(2, 3, 3), &mut rng).unwrap();
+    let bn = BatchNorm2d::new(BatchNormConfig::new(3));
+    let fused_float = qnn::fused::ConvBnReLU2d::new(conv.clone(), bn, float::ReLU::new()).unwrap();
+    let q = qat::ConvBnReLU2d::from_fused(&fused_float, &fused_weight_spec()).unwrap();
+    assert_eq!(q.kind(), qnn::ModuleKind::QatConvBnReLU2d);
+    let back = q.to_float_fused().unwrap();
+    assert_eq!(back.kind(), qnn::ModuleKind::ConvReLU2d);
+    // a fresh BN (mean 0, var 1, gamma 1, beta 0) folds to w / sqrt(1 + eps)
+    let r = 1.0 / (1.0f32 + 1e-5).sqrt();
+    for (a, b) in back
+        .conv()
+        .weight
+        .value
+        .data()
+        .iter()
+        .zip(conv.weight.value.data())
+    {
+        assert_eq!(*a, b * r);
+    }
+
+    let lin = float::Linear::new(3, 2, true, &mut rng);
+    let fl = qnn::fused::LinearReLU::new(lin.clone(), float::ReLU::new());
+    let q = qat::LinearReLU::from_fused(&fl, &fused_weight_spec()).unwrap();
+    assert_eq!(
+        q.to_float_fused().unwrap().linear().weight.value,
+        lin.weight.value
+    );
+    let cr = qnn::fused::ConvReLU2d::new(conv.clone(), float::ReLU::new());
+    let q = qat::ConvReLU2d::from_fused(&cr, &fused_weight_spec()).unwrap();
+    assert_eq!(
+        q.to_float_fused().unwrap().conv().weight.value,
+        conv.weight.value
+    );
+}

@@ -1,21 +1,22 @@
 //! PyTorch goldens for the QAT layers (torch 2.15.0, `tools/golden/gen_qat.py`): three SGD
-//! training steps of qat Linear / LinearReLU / Conv2d / ConvReLU2d / ConvBn2d / ConvBnReLU2d
+//! training steps of qat Linear / LinearReLU / Conv1d / Conv2d / ConvReLU2d / ConvBn2d / ConvBnReLU2d
 //! with each kind of weight fake-quant. The first step's weight fake-quant scale is compared bit
 //! for bit (except for Conv+BN: its `sqrt(running_var + eps)` is `torch.sqrt`, which on CPU goes
 //! through MKL's vectorized sqrt and is 1 ulp off the correctly rounded value for ~16% of
 //! inputs); outputs and gradients within 2e-5 (absolute) + 2e-5 (relative), because float GEMMs
 //! and convolutions sum in another order than torch's. `to_float()`'s BN folding is
-//! compared bit for bit on torch's final parameters.
+//! compared bit for bit on torch's final parameters; the weight qparams convert computes
+//! (`weight_fake_quant(to_float().weight)`, `calculate_qparams()`) within the same tolerance.
 
 #[allow(dead_code)]
 #[path = "../../qtensor/tests/golden_support/format.rs"]
 mod format;
 
 use format::Case;
-use qnn::float::{BatchNorm2d, BatchNormConfig, Conv2dConfig};
+use qnn::float::{BatchNorm2d, BatchNormConfig, Conv1dConfig, Conv2dConfig};
 use qnn::qat::{FakeQuant, FakeQuantSpec};
 use qnn::qtensor::observer::{ObserverConfig, ObserverSpec};
-use qnn::qtensor::{QDType, QScheme, Tensor};
+use qnn::qtensor::{QDType, QParams, QScheme, Tensor};
 use qnn::{BufferMut, Module, Value, float, qat};
 
 const TOL: f32 = 2e-5;
@@ -130,6 +131,25 @@ fn build(c: &Case, prefix: &str) -> Built {
             weight_shape: ws,
         };
     }
+    if op == "conv1d" {
+        let cfg = Conv1dConfig {
+            stride: c.i64("stride") as usize,
+            padding: c.i64("padding") as usize,
+            groups: c.i64("groups") as usize,
+            ..Conv1dConfig::new(shape[1], out, c.i64("kernel") as usize)
+        };
+        let ws = cfg.weight_shape().to_vec();
+        let conv = float::Conv1d::from_tensors(
+            cfg,
+            t(c, &key("weight"), &ws),
+            opt(c, &key("bias"), &[out]),
+        )
+        .unwrap();
+        return Built {
+            module: Box::new(qat::Conv1d::from_float(&conv, &spec).unwrap()),
+            weight_shape: ws,
+        };
+    }
     let cfg = Conv2dConfig::new(shape[1], out, c.i64("kernel") as usize)
         .stride(c.i64("stride") as usize)
         .padding(c.i64("padding") as usize)
@@ -176,6 +196,8 @@ fn weight_fq(m: &dyn Module) -> &dyn FakeQuant {
         l.weight_fake_quant()
     } else if let Some(l) = m.downcast_ref::<qat::ConvReLU2d>() {
         l.weight_fake_quant()
+    } else if let Some(l) = m.downcast_ref::<qat::Conv1d>() {
+        l.weight_fake_quant()
     } else if let Some(l) = m.downcast_ref::<qat::ConvBn2d>() {
         l.weight_fake_quant()
     } else if let Some(l) = m.downcast_ref::<qat::ConvBnReLU2d>() {
@@ -209,12 +231,51 @@ fn to_float(m: &dyn Module) -> (Vec<f32>, Vec<f32>) {
         conv(l.to_float().unwrap())
     } else if let Some(l) = m.downcast_ref::<qat::ConvReLU2d>() {
         conv(l.to_float().unwrap())
+    } else if let Some(l) = m.downcast_ref::<qat::Conv1d>() {
+        let f = l.to_float().unwrap();
+        (
+            f.weight.value.data().to_vec(),
+            f.bias.map(|b| b.value.data().to_vec()).unwrap_or_default(),
+        )
     } else if let Some(l) = m.downcast_ref::<qat::ConvBn2d>() {
         conv(l.to_float().unwrap())
     } else if let Some(l) = m.downcast_ref::<qat::ConvBnReLU2d>() {
         conv(l.to_float().unwrap())
     } else {
         panic!("not a QAT layer")
+    }
+}
+
+/// `to_float_with_weight_qparams()`'s qparams as (scales, zero points).
+fn convert_qparams(m: &mut dyn Module) -> (Vec<f32>, Vec<i64>) {
+    let q = if let Some(l) = m.downcast_mut::<qat::Linear>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else if let Some(l) = m.downcast_mut::<qat::LinearReLU>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else if let Some(l) = m.downcast_mut::<qat::Conv2d>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else if let Some(l) = m.downcast_mut::<qat::ConvReLU2d>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else if let Some(l) = m.downcast_mut::<qat::Conv1d>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else if let Some(l) = m.downcast_mut::<qat::ConvBn2d>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else if let Some(l) = m.downcast_mut::<qat::ConvBnReLU2d>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else {
+        panic!("not a QAT layer")
+    };
+    match q {
+        QParams::PerTensor { scale, zero_point } => (vec![scale as f32], vec![zero_point]),
+        QParams::PerChannel {
+            scales,
+            zero_points,
+            axis,
+        } => {
+            assert_eq!(axis, 0);
+            (scales.iter().map(|&s| s as f32).collect(), zero_points)
+        }
+        other => panic!("unexpected weight qparams {other:?}"),
     }
 }
 
@@ -331,6 +392,13 @@ fn qat_layers_train_like_torch() {
         let (fw, fb) = to_float(module.as_ref());
         close(name, "to_float weight", &fw, c.f32s("float_weight"));
         close(name, "to_float bias", &fb, c.f32s("float_bias"));
+        let (cq_s, cq_z) = convert_qparams(module.as_mut());
+        close(name, "convert weight scale", &cq_s, c.f32s("cq_scale"));
+        assert_eq!(
+            cq_z,
+            c.i64s("cq_zero_point"),
+            "{name}: convert weight zero points"
+        );
         // Folding alone is exact: torch's final parameters give torch's float layer bit for bit.
         let exact = build(&c, "final_");
         let (fw, fb) = to_float(exact.module.as_ref());

@@ -192,6 +192,11 @@ pub type ConvReLU2d = QatConv2d<true>;
 pub type Conv1d = QatConv1d<false>;
 
 impl ConvReLU2d {
+    /// `to_float()` as PyTorch returns it for this class: the fused float `nni.ConvReLU2d`.
+    pub fn to_float_fused(&self) -> Result<fused::ConvReLU2d> {
+        Ok(fused::ConvReLU2d::new(self.to_float()?, float::ReLU::new()))
+    }
+
     /// From PyTorch's fused float `nni.ConvReLU2d`.
     pub fn from_fused(
         fused: &fused::ConvReLU2d,

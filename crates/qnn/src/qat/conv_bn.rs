@@ -212,6 +212,12 @@ impl ConvBn2d {
 }
 
 impl ConvBnReLU2d {
+    /// `to_float()` as PyTorch returns it for this class: the fused float `nni.ConvReLU2d`
+    /// around the BN-folded convolution.
+    pub fn to_float_fused(&self) -> Result<fused::ConvReLU2d> {
+        Ok(fused::ConvReLU2d::new(self.to_float()?, float::ReLU::new()))
+    }
+
     /// From PyTorch's fused float `nni.ConvBnReLU2d`.
     pub fn from_fused(
         fused: &fused::ConvBnReLU2d,

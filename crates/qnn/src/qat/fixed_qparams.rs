@@ -268,6 +268,7 @@ impl Module for FixedQParamsFakeQuantize {
         *self = Self {
             fake_quant_enabled: self.fake_quant_enabled.clone(),
             observer_enabled: self.observer_enabled.clone(),
+            training: self.training,
             ..Self::new(f64::from(s), i64::from(z), self.dtype, qmin, qmax)?
         };
         Ok(())

@@ -91,6 +91,11 @@ impl<const RELU: bool> QatLinear<RELU> {
 }
 
 impl LinearReLU {
+    /// `to_float()` as PyTorch returns it for this class: the fused float `nni.LinearReLU`.
+    pub fn to_float_fused(&self) -> Result<fused::LinearReLU> {
+        Ok(fused::LinearReLU::new(self.to_float()?, float::ReLU::new()))
+    }
+
     /// From PyTorch's fused float `nni.LinearReLU`.
     pub fn from_fused(
         fused: &fused::LinearReLU,
