@@ -291,6 +291,12 @@ def family_histogram():
     for config in [configs[2], configs[-1]]:
         for sname, seq in large.items():
             _run_per_tensor(gf, f"histogram_{_short(config)}_large_{sname}", "histogram", config, seq, 0.01, compact=True)
+    # the other dtypes torch accepts: dst_nbins is 2**32 for qint32 and 256 for quint4x2
+    for dtype, qscheme in [("qint32", "per_tensor_affine"), ("qint32", "per_tensor_symmetric"),
+                           ("quint4x2", "per_tensor_affine")]:
+        config = (dtype, qscheme, False, None, EPS_DEFAULT)
+        for sname in ["mixed", "outliers"]:
+            _run_per_tensor(gf, f"histogram_{_short(config)}_{sname}", "histogram", config, seqs[sname], 0.01)
     for bins in [16, 100]:
         for sname in ["mixed", "widen_left", "constant_then_wider", "same_range", "outliers"]:
             _run_per_tensor(gf, f"histogram_bins{bins}_{sname}", "histogram", configs[0], seqs[sname], 0.01, bins=bins)

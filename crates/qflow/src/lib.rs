@@ -16,26 +16,43 @@
 //!   [`Graph::replace_op`], [`Graph::insert_after`], [`Graph::insert_before`],
 //!   [`Graph::remove_node`], [`Graph::add_node`], and the typed rewriters
 //!   [`Graph::rewrite_modules`], [`Graph::rewrite_kind`], [`Graph::take_module`].
+//! - Fuse: [`passes::fuse_modules`] by lists of node names (PyTorch's `fuse_modules`, eval
+//!   folding with PyTorch's exact formula or QAT fused modules), [`passes::fuse_auto`] finds the
+//!   patterns itself.
+//! - QConfig: [`qconfig::QConfig`] (an observer or fake-quant spec for activations and for
+//!   weights), [`qconfig::QConfigMapping`] (global / per kind / per node name / `None`), the
+//!   named defaults with PyTorch 2.15's arguments ([`qconfig::get_default_qconfig`],
+//!   [`qconfig::get_default_qat_qconfig`], …), and [`passes::propagate_qconfig`], which stores
+//!   the resolved QConfig in each node ([`Node::qconfig`]).
 //!
 //! ```
+//! use qflow::passes::fuse_modules;
 //! use qflow::{FunctionalOp, SequentialBuilder};
-//! use qnn::float::{Conv2d, Conv2dConfig, Linear, ReLU};
+//! use qnn::float::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Linear, ReLU};
 //! use qnn::init::Rng;
 //! use qnn::qtensor::Tensor;
-//! use qnn::{Module, Value};
+//! use qnn::{Module, ModuleKind, Value};
 //!
 //! let mut rng = Rng::new(0);
 //! let mut model = SequentialBuilder::new("x")
 //!     .add("conv1", Conv2d::new(Conv2dConfig::new(1, 2, 3), &mut rng)?)
+//!     .add("bn1", BatchNorm2d::new(BatchNormConfig::new(2)))
 //!     .add("relu1", ReLU::new())
 //!     .functional("flatten", FunctionalOp::Flatten { start_dim: 1, end_dim: -1 })
 //!     .add("fc1", Linear::new(2 * 2 * 2, 3, true, &mut rng))
 //!     .build()?;
 //! let x = Tensor::from_fn(&[1, 1, 4, 4], |i| i as f32 / 16.0);
-//! let y = model.run(&[Value::F32(x)])?;
+//! let y = model.run(&[Value::F32(x.clone())])?;
 //! assert_eq!(y[0].shape(), Some(&[1, 3][..]));
-//! assert_eq!(model.node("relu1").map(|n| n.inputs().to_vec()), Some(vec!["conv1".to_string()]));
+//! assert_eq!(model.consumers("conv1"), ["bn1"]);
+//!
 //! model.eval();
+//! let before = model.run(&[Value::F32(x.clone())])?;
+//! fuse_modules(&mut model, &[&["conv1", "bn1", "relu1"]])?; // conv1 = ConvReLU2d(folded conv)
+//! assert_eq!(model.node("conv1").and_then(|n| n.kind()), Some(ModuleKind::ConvReLU2d));
+//! assert_eq!(model.node("bn1").and_then(|n| n.kind()), Some(ModuleKind::Identity));
+//! let after = model.run(&[Value::F32(x)])?;
+//! assert_eq!(before[0].shape(), after[0].shape());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

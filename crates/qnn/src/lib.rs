@@ -30,6 +30,10 @@
 //!   fbgemm `linear_dynamic`; build them with `from_float(&float::Linear, &weight_qparams)` or
 //!   `from_float_fp16(&float::Linear)`. [`dynamic::Lstm`], [`dynamic::Gru`] and the three
 //!   dynamic cells take `from_float(&float_module, &mut |name, weight| qparams)`.
+//! - [`qat`]: quantization-aware training — the fake-quant modules (`FakeQuantize`,
+//!   `FixedQParamsFakeQuantize`, `FusedMovingAvgObsFakeQuantize`, bit-exact with PyTorch) behind
+//!   the [`qat::FakeQuant`] trait, and the QAT layers (Linear, LinearReLU, Conv1d, Conv2d,
+//!   ConvReLU2d, ConvBn2d, ConvBnReLU2d) with `from_float` and `to_float`.
 //!
 //! Not yet here: attention masks.
 //!

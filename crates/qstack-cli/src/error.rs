@@ -17,6 +17,9 @@ pub enum CliError {
     /// A model or optimizer rejected its input.
     #[error("model error: {0}")]
     Model(#[from] QnnError),
+    /// Building or running a model graph failed.
+    #[error("graph error: {0}")]
+    Graph(#[from] qflow::QflowError),
     /// A weights file could not be read or does not fit the architecture.
     #[error("{}: {reason}", path.display())]
     Weights {

@@ -1,7 +1,9 @@
-//! LeNet5 for 1×32×32 inputs, with PyTorch-style child names so that a PyTorch state dict of
-//! the usual `conv1`/`conv2`/`fc1`/`fc2`/`fc3` module loads as is.
+//! LeNet5 for 1×32×32 inputs as a qflow [`Graph`], with PyTorch-style node names (`conv1`,
+//! `relu1`, `pool1`, …) so that qflow's passes apply and a PyTorch state dict of the usual
+//! `conv1`/`conv2`/`fc1`/`fc2`/`fc3` module loads as is.
 
-use qnn::float::{Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, ReLU, Sequential};
+use qflow::{FunctionalOp, Graph, SequentialBuilder};
+use qnn::float::{Conv2d, Conv2dConfig, Linear, MaxPool2d, ReLU};
 use qnn::init::Rng;
 
 /// The child names, in order: what a graph built from this model calls its nodes.
@@ -11,22 +13,30 @@ pub const LENET5_NODES: [&str; 12] = [
 ];
 
 /// conv1 1→6 k5, relu1, pool1 (max 2), conv2 6→16 k5, relu2, pool2, flatten, fc1 400→120,
-/// relu3, fc2 120→84, relu4, fc3 84→10; PyTorch's default init drawn from `rng`.
-pub fn lenet5(rng: &mut Rng) -> qnn::Result<Sequential> {
+/// relu3, fc2 120→84, relu4, fc3 84→10 (flatten is a functional node); graph input `x`;
+/// PyTorch's default init drawn from `rng`.
+pub fn lenet5(rng: &mut Rng) -> crate::Result<Graph> {
     let [c1, r1, p1, c2, r2, p2, fl, f1, r3, f2, r4, f3] = LENET5_NODES;
-    Ok(Sequential::new()
-        .push_named(c1, Conv2d::new(Conv2dConfig::new(1, 6, 5), rng)?)
-        .push_named(r1, ReLU::new())
-        .push_named(p1, MaxPool2d::new(2)?)
-        .push_named(c2, Conv2d::new(Conv2dConfig::new(6, 16, 5), rng)?)
-        .push_named(r2, ReLU::new())
-        .push_named(p2, MaxPool2d::new(2)?)
-        .push_named(fl, Flatten::default())
-        .push_named(f1, Linear::new(16 * 5 * 5, 120, true, rng))
-        .push_named(r3, ReLU::new())
-        .push_named(f2, Linear::new(120, 84, true, rng))
-        .push_named(r4, ReLU::new())
-        .push_named(f3, Linear::new(84, 10, true, rng)))
+    Ok(SequentialBuilder::new("x")
+        .add(c1, Conv2d::new(Conv2dConfig::new(1, 6, 5), rng)?)
+        .add(r1, ReLU::new())
+        .add(p1, MaxPool2d::new(2)?)
+        .add(c2, Conv2d::new(Conv2dConfig::new(6, 16, 5), rng)?)
+        .add(r2, ReLU::new())
+        .add(p2, MaxPool2d::new(2)?)
+        .functional(
+            fl,
+            FunctionalOp::Flatten {
+                start_dim: 1,
+                end_dim: -1,
+            },
+        )
+        .add(f1, Linear::new(16 * 5 * 5, 120, true, rng))
+        .add(r3, ReLU::new())
+        .add(f2, Linear::new(120, 84, true, rng))
+        .add(r4, ReLU::new())
+        .add(f3, Linear::new(84, 10, true, rng))
+        .build()?)
 }
 
 #[cfg(test)]
@@ -62,5 +72,11 @@ mod tests {
         assert_eq!(names, expected);
         let dynm: &dyn Module = &m;
         assert_eq!(dynm.num_parameters(), 61_706);
+        let nodes: Vec<&str> = LENET5_NODES
+            .iter()
+            .filter(|n| m.node(n).is_some())
+            .copied()
+            .collect();
+        assert_eq!(nodes, LENET5_NODES);
     }
 }

@@ -44,8 +44,9 @@ impl Arch {
         }
     }
 
-    /// A freshly initialized model (PyTorch's default inits drawn from a PRNG seeded `seed`).
-    pub fn build(self, seed: u64) -> qnn::Result<Box<dyn Module>> {
+    /// A freshly initialized model (PyTorch's default inits drawn from a PRNG seeded `seed`);
+    /// LeNet5 is a [`qflow::Graph`], the sequence models are qnn modules.
+    pub fn build(self, seed: u64) -> crate::Result<Box<dyn Module>> {
         let mut rng = Rng::new(seed);
         Ok(match self {
             Arch::Lenet5 => Box::new(lenet5(&mut rng)?),
