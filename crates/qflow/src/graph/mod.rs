@@ -424,6 +424,10 @@ impl Graph {
         Ok(node.op)
     }
 
+    pub(crate) fn set_training_flag(&mut self, training: bool) {
+        self.training = training;
+    }
+
     pub(crate) fn node_at_mut(&mut self, i: usize) -> &mut Node {
         &mut self.nodes[i]
     }
