@@ -13,6 +13,10 @@ Families (one `<family>.golden` each, in crates/qnn/tests/data/qat):
   the parameters, BN running statistics, to_float()'s (BN-folded) weight and bias, and the
   weight qparams convert computes from them.
 
+* `interop` -- a QAT ConvBnReLU2d and a QAT Linear trained two steps in torch, saved with
+  `safetensors.torch.save_file` as `interop_qat.safetensors` (keys `conv.*`, `fc.*`; needs the
+  `safetensors` Python package), and eval-mode outputs of one more forward.
+
 Fields (the contract with crates/qnn/tests/qat_golden.rs):
   fake_quant: kind str fq|fused|fixed; observer str minmax|ma|pc_minmax|pc_ma|fixed;
     dtype str quint8|qint8; qscheme str; custom str yes|no; quant_min quant_max i64[1];
@@ -27,6 +31,7 @@ Fields (the contract with crates/qnn/tests/qat_golden.rs):
     wfq_scale f32 (all steps, per-channel concatenated); final_weight final_bias final_bn_weight
     final_bn_bias final_bn_mean final_bn_var f32; float_weight float_bias f32 (to_float);
     cq_scale f32, cq_zero_point i64 (convert: weight_fake_quant(to_float().weight), calculate_qparams())
+  interop: shape i64[..]; x f32; y_shape i64[..]; y f32; wfq_scale f32 (after the forward)
 """
 
 from __future__ import annotations
@@ -334,6 +339,46 @@ def qat_layers_family():
     return gf
 
 
+def interop_family(out_dir):
+    """A QAT ConvBnReLU2d (per-channel FakeQuantize weights) and a QAT Linear (fused per-tensor
+    weights) trained two SGD steps in torch, their state dicts saved with safetensors under the
+    prefixes `conv.` and `fc.`, and the outputs of one more forward each (eval mode, BN frozen)."""
+    import os
+
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(703)
+    conv = _layer("convbn_relu", "fq_channel", (2, 3, 6, 6), 4, 3, 1, 1, 1, True, rng)
+    fc = _layer("linear", "fused_tensor", (3, 6), 5, 0, 1, 0, 1, True, rng)
+    for m, shape in ((conv, (2, 3, 6, 6)), (fc, (3, 6))):
+        m.train()
+        for _ in range(2):
+            y = m(_t(rng.uniform(-1, 1, shape)))
+            m.zero_grad()
+            y.square().sum().backward()
+            with torch.no_grad():
+                for p in m.parameters():
+                    p.add_(p.grad, alpha=-0.05)
+    state = {f"conv.{k}": v.detach().clone().contiguous() for k, v in conv.state_dict().items()}
+    state.update({f"fc.{k}": v.detach().clone().contiguous() for k, v in fc.state_dict().items()})
+    save_file(state, os.path.join(out_dir, "interop_qat.safetensors"))
+    conv.freeze_bn_stats()
+    conv.eval()
+    fc.eval()
+    gf = GoldenFile(TOPIC, "interop", "outputs of the QAT layers saved in interop_qat.safetensors")
+    for name, m, shape in (("conv", conv, (2, 3, 6, 6)), ("fc", fc, (3, 6))):
+        x = _t(rng.uniform(-1, 1, shape))
+        y = m(x)
+        gf.case(name, {
+            "shape": i64(list(shape)),
+            "x": f32(x),
+            "y_shape": i64(list(y.shape)),
+            "y": f32(y.detach()),
+            "wfq_scale": f32(m.weight_fake_quant.scale.detach().numpy().reshape(-1).copy()),
+        })
+    return gf
+
+
 def generate(out_dir):
     global torch, FQ
     torch = setup_torch()
@@ -346,4 +391,6 @@ def generate(out_dir):
     for fam in (fake_quant_family, qat_layers_family):
         gf = fam()
         out.append((gf.write(out_dir), gf.case_count))
+    gf = interop_family(out_dir)
+    out.append((gf.write(out_dir), gf.case_count))
     return out

@@ -15,6 +15,8 @@ Families (crates/qnn/tests/data/qmodules/<family>.golden):
 * `quant` -- nnq.Quantize (quint8 / qint8) and the dequantized values.
 * `activation` -- relu, nnq.ReLU6, nnq.Hardswish, nnq.LeakyReLU, nnq.ELU, sigmoid, tanh.
 * `pool` -- max_pool2d, avg_pool2d, adaptive_avg_pool2d on channels-last quint8 inputs.
+* `batchnorm` -- nnq.BatchNorm2d / nniq.BNReLU2d (C below, at and above torch's 64 lanes).
+* `functional` -- nnq.QFunctional's ops (matmul is torch's float reference: one-quantum tolerance).
 * `lenet` -- a LeNet5 (32x32) prepared and converted with torch.ao.quantization's eager flow
   (fbgemm qconfig, conv+relu and linear+relu fused), every layer's float weights and
   observed qparams, and the quantized output.
@@ -294,6 +296,108 @@ def pool_family():
     return gf
 
 
+def batchnorm_family():
+    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.quantized as nnq
+
+    rng = np.random.default_rng(607)
+    gf = GoldenFile(TOPIC, "batchnorm", "nnq.BatchNorm2d / nniq.BNReLU2d from eval float BatchNorm2d")
+    # channel counts below, at and above torch's 64-lane vector step, plus a mixed one
+    for name, shape, relu in (("c8", (2, 8, 5, 4), False), ("c70_relu", (1, 70, 3, 3), True),
+                              ("c130", (1, 130, 2, 3), False), ("c64_relu", (2, 64, 3, 2), True),
+                              ("c3", (3, 3, 4, 4), False)):
+        c = shape[1]
+        bn = torch.nn.BatchNorm2d(c)
+        with torch.no_grad():
+            bn.weight.copy_(_t(rng.normal(1.0, 0.5, c)))
+            bn.bias.copy_(_t(rng.normal(0.0, 0.5, c)))
+            bn.running_mean.copy_(_t(rng.normal(0.0, 0.7, c)))
+            bn.running_var.copy_(_t(rng.uniform(0.2, 3.0, c)))
+        bn.eval()
+        x = _t(rng.normal(0.3, 1.2, shape))
+        yf = bn(x)
+        if relu:
+            yf = torch.relu(yf)
+        os_, oz = _act_qparams(yf)
+        m = (nniq.BNReLU2d if relu else nnq.BatchNorm2d)(c)
+        with torch.no_grad():
+            m.weight.copy_(bn.weight)
+            m.bias.copy_(bn.bias)
+            m.running_mean.copy_(bn.running_mean)
+            m.running_var.copy_(bn.running_var)
+        m.eps = bn.eps
+        m.scale = torch.tensor(os_)
+        m.zero_point = torch.tensor(oz)
+        m.eval()
+        xq, _, _ = _q_in(x)
+        y = m(xq)
+        fields = {
+            "weight": f32(bn.weight), "bias": f32(bn.bias), "mean": f32(bn.running_mean),
+            "var": f32(bn.running_var), "eps": f64([bn.eps]), "relu": _flag(relu),
+        }
+        fields.update(_io(xq, x, y, os_, oz))
+        gf.case(name, fields)
+    return gf
+
+
+def functional_family():
+    import torch.ao.nn.quantized as nnq
+
+    rng = np.random.default_rng(608)
+    gf = GoldenFile(TOPIC, "functional", "nnq.QFunctional add/add_relu/mul/cat/add_scalar/mul_scalar/matmul")
+
+    def qin(shape, mean=0.0, cl=False):
+        x = _t(rng.normal(mean, 1.3, shape))
+        q, _, _ = _q_in(x)
+        return q.contiguous(memory_format=torch.channels_last) if cl else q
+
+    def store(name, op, inputs, y, param=0.0, dim=0):
+        fields = {"op": op, "param": f64([param]), "dim": i64([dim]), "n_inputs": i64([len(inputs)])}
+        for i, q in enumerate(inputs):
+            fields[f"x{i}_q"] = u8(q.int_repr())
+            fields[f"x{i}_shape"] = i64(list(q.shape))
+            fields[f"x{i}_scale"] = f64([q.q_scale()])
+            fields[f"x{i}_zp"] = i64([q.q_zero_point()])
+            fields[f"x{i}_cl"] = _flag(q.dim() == 4 and q.is_contiguous(memory_format=torch.channels_last))
+        fields.update({"y": u8(y.int_repr()), "y_shape": i64(list(y.shape)),
+                       "y_scale": f64([y.q_scale()]), "y_zp": i64([y.q_zero_point()])})
+        gf.case(name, fields)
+
+    for op in ("add", "add_relu", "mul"):
+        for variant, shape, cl in (("4d", (2, 3, 8, 8), True), ("2d", (4, 64), False)):
+            a, b = qin(shape, 0.2, cl), qin(shape, -0.3, cl)
+            fa, fb = a.dequantize(), b.dequantize()
+            ref = {"add": fa + fb, "add_relu": torch.relu(fa + fb), "mul": fa * fb}[op]
+            f = nnq.QFunctional()
+            f.scale, f.zero_point = _act_qparams(ref)
+            y = getattr(f, op)(a, b)
+            store(f"{op}_{variant}", op, [a, b], y)
+    for name, c in (("add_scalar_pos", 0.7), ("add_scalar_big", 40.0), ("add_scalar_neg", -0.45)):
+        a = qin((2, 5, 7))
+        store(name, "add_scalar", [a], nnq.QFunctional().add_scalar(a, c), param=c)
+    for name, c in (("mul_scalar_pos", 1.7), ("mul_scalar_neg", -0.6), ("mul_scalar_zero", 0.0)):
+        a = qin((3, 4, 2, 2), cl=True)
+        store(name, "mul_scalar", [a], nnq.QFunctional().mul_scalar(a, c), param=c)
+    cats = [
+        ("cat_channels", [(1, 3, 4, 5), (1, 6, 4, 5), (1, 2, 4, 5)], 1, True),
+        ("cat_rows", [(2, 7), (5, 7)], 0, False),
+        ("cat_last", [(2, 3, 4), (2, 3, 1)], -1, False),
+    ]
+    for name, shapes, dim, cl in cats:
+        xs = [qin(s, 0.1 * i, cl) for i, s in enumerate(shapes)]
+        f = nnq.QFunctional()
+        f.scale, f.zero_point = _act_qparams(torch.cat([x.dequantize() for x in xs], dim))
+        if name == "cat_rows":  # one input already has the output qparams: copied as is
+            xs[0] = torch.quantize_per_tensor(xs[0].dequantize(), f.scale, f.zero_point, torch.quint8)
+        store(name, "cat", xs, f.cat(xs, dim), dim=dim)
+    for name, sa, sb in (("matmul_2d", (5, 16), (16, 7)), ("matmul_3d", (2, 4, 9), (2, 9, 3))):
+        a, b = qin(sa), qin(sb)
+        f = nnq.QFunctional()
+        f.scale, f.zero_point = _act_qparams(torch.matmul(a.dequantize(), b.dequantize()))
+        store(name, "matmul", [a, b], f.matmul(a, b))
+    return gf
+
+
 def lenet_family():
     import torch.ao.quantization as tq
 
@@ -352,7 +456,7 @@ def generate(out_dir: str) -> list[tuple[str, int]]:
     global torch
     torch = setup_torch()
     written = []
-    for family in (linear_family, conv_family, quant_family, activation_family, pool_family, lenet_family):
+    for family in (linear_family, conv_family, quant_family, activation_family, pool_family, batchnorm_family, functional_family, lenet_family):
         gf = family()
         written.append((gf.write(out_dir), gf.case_count))
     return written

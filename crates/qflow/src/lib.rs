@@ -24,6 +24,8 @@
 //!   named defaults with PyTorch 2.15's arguments ([`qconfig::get_default_qconfig`],
 //!   [`qconfig::get_default_qat_qconfig`], …), and [`passes::propagate_qconfig`], which stores
 //!   the resolved QConfig in each node ([`Node::qconfig`]).
+//! - Save/load: [`io::save_graph`] / [`io::load_graph`] — one versioned safetensors file, the
+//!   structure in its metadata, the tensors under their state-dict names (float graphs for now).
 //!
 //! ```
 //! use qflow::passes::fuse_modules;
@@ -58,6 +60,7 @@
 
 pub mod error;
 pub mod graph;
+pub mod io;
 pub mod passes;
 pub mod qconfig;
 

@@ -317,3 +317,106 @@ fn flatten_gives_logical_order_and_dropout_is_identity() {
     assert_eq!(f.int_values(), q.to_row_major().unwrap().int_values());
     assert_eq!(Dropout::new(0.5).forward(&x).unwrap(), x);
 }
+
+#[test]
+fn batch_norm_and_functional_round_trip() {
+    let x = input(&[2, 3, 4, 4]);
+    let (w, b, m, v) = (
+        det(&[3], 1),
+        det(&[3], 2),
+        det(&[3], 3),
+        det(&[3], 4).map(|x| x.abs() + 0.5),
+    );
+    let mut a = BatchNorm2d::from_stats(Some(&w), Some(&b), &m, &v, 1e-5, 0.05, 100).unwrap();
+    let mut fresh = BatchNorm2d::from_stats(None, None, &m, &v, 1e-5, 0.05, 100).unwrap();
+    round_trip(&mut a, &mut fresh, &x);
+    let mut a = BNReLU2d::from_stats(Some(&w), Some(&b), &m, &v, 1e-5, 0.05, 100).unwrap();
+    let mut fresh = BNReLU2d::from_stats(Some(&w), None, &m, &v, 1e-5, 0.05, 100).unwrap();
+    round_trip(&mut a, &mut fresh, &x);
+    let pair = Value::Tuple(vec![x.clone(), x.clone()]);
+    let mut a = QFunctional::new(FunctionalOp::Add, 0.05, 10).unwrap();
+    round_trip(
+        &mut a,
+        &mut QFunctional::new(FunctionalOp::Add, 0.07, 10).unwrap(),
+        &pair,
+    );
+
+    let e =
+        BatchNorm2d::from_stats(Some(&det(&[2], 1)), None, &m, &v, 1e-5, 0.05, 100).unwrap_err();
+    assert!(matches!(e, QnnError::ShapeMismatch { .. }), "{e}");
+    let mut bn = BatchNorm2d::from_stats(None, None, &m, &v, 1e-5, 0.05, 100).unwrap();
+    assert!(matches!(
+        bn.forward(&input(&[1, 4, 2, 2])).unwrap_err(),
+        QnnError::ShapeMismatch { .. }
+    ));
+    assert!(matches!(
+        bn.forward(&input(&[3, 4])).unwrap_err(),
+        QnnError::WrongRank { .. }
+    ));
+    let mut cfg = qnn::float::BatchNormConfig::new(3);
+    cfg.track_running_stats = false;
+    let e = BatchNorm2d::from_float(&qnn::float::BatchNorm2d::new(cfg), 0.1, 0).unwrap_err();
+    assert!(matches!(e, QnnError::InvalidConfig { .. }), "{e}");
+}
+
+#[test]
+fn functional_rejects_bad_inputs() {
+    let mut f = QFunctional::new(FunctionalOp::Add, 0.05, 10).unwrap();
+    let (a, b) = (input(&[2, 3]), input(&[3, 2]));
+    let e = f
+        .forward(&Value::Tuple(vec![a.clone(), b.clone()]))
+        .unwrap_err();
+    assert!(matches!(e, QnnError::ShapeMismatch { .. }), "{e}");
+    let e = f.forward(&Value::Tuple(vec![a.clone()])).unwrap_err();
+    assert!(matches!(e, QnnError::InvalidConfig { .. }), "{e}");
+    let e = f
+        .forward(&Value::Tuple(vec![a.clone(), Value::F32(det(&[2, 3], 1))]))
+        .unwrap_err();
+    assert!(matches!(e, QnnError::WrongValueKind { .. }), "{e}");
+    let Value::Quantized(qa) = &a else {
+        unreachable!()
+    };
+    let Value::Quantized(qb) = &b else {
+        unreachable!()
+    };
+    assert!(matches!(
+        f.cat(&[qa, qb], 0).unwrap_err(),
+        QnnError::ShapeMismatch { .. }
+    ));
+    assert!(matches!(
+        f.cat(&[qa], 2).unwrap_err(),
+        QnnError::DimOutOfRange { .. }
+    ));
+    assert!(matches!(
+        f.cat(&[], 0).unwrap_err(),
+        QnnError::InvalidConfig { .. }
+    ));
+    assert!(matches!(
+        f.matmul(qa, qa).unwrap_err(),
+        QnnError::ShapeMismatch { .. }
+    ));
+    assert_eq!(f.matmul(qa, qb).unwrap().shape(), &[2, 2]);
+    assert!(QFunctional::new(FunctionalOp::Mul, -1.0, 0).is_err());
+    // channels-last and row-major operands mix; the output follows the first operand
+    let x = input(&[1, 2, 3, 3]);
+    let Value::Quantized(cl) = &x else {
+        unreachable!()
+    };
+    let rm = cl.to_row_major().unwrap();
+    let y1 = f.add(cl, &rm).unwrap();
+    assert_eq!(y1, f.add(cl, cl).unwrap());
+    assert_eq!(f.add(&rm, cl).unwrap(), y1.to_row_major().unwrap());
+}
+
+#[test]
+fn flatten_from_float_keeps_the_dims() {
+    let x = input(&[2, 3, 2, 2]);
+    let mut f = Flatten::from_float(&qnn::float::Flatten::new(2, 3));
+    assert_eq!(f.forward(&x).unwrap().shape(), Some(&[2, 3, 4][..]));
+    let q = Quantize::new(0.1, 3, QDType::QInt8).unwrap();
+    let y = q.quantize(&det(&[1, 2, 2, 3], 1)).unwrap();
+    assert_eq!(y.layout(), qnn::qtensor::Layout::ChannelsLast);
+    let want =
+        qnn::qtensor::quantize_per_tensor(&det(&[1, 2, 2, 3], 1), 0.1, 3, QDType::QInt8).unwrap();
+    assert_eq!(y.to_row_major().unwrap(), want);
+}

@@ -7,9 +7,11 @@
 //! - [`Conv1d`], [`Conv2d`], [`Conv3d`] and [`ConvReLU1d`], [`ConvReLU2d`], [`ConvReLU3d`]:
 //!   int8 convolution (stride, zero padding, dilation, groups); `Conv2d` reads either layout
 //!   and writes channels-last.
+//! - [`BatchNorm2d`], [`BNReLU2d`]: PyTorch's fused per-channel batch norm on the integers.
 //! - [`ReLU`], [`ReLU6`], [`Hardswish`], [`LeakyReLU`], [`ELU`], [`Sigmoid`], [`Tanh`].
 //! - [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`] (channels-last out), [`Flatten`]
 //!   (logical NCHW order), [`Dropout`] (identity).
+//! - [`QFunctional`]: add, add_relu, mul, cat, add_scalar, mul_scalar, matmul.
 //!
 //! Every module is inference-only (`backward` is [`crate::QnnError::NotTrainable`]) and keeps
 //! its state (int8 weights, weight scales/zero points/axis, f32 bias, output scale/zero point)
@@ -37,15 +39,19 @@
 //! ```
 
 mod activation;
+mod batchnorm;
 mod common;
 mod conv;
+mod functional;
 mod linear;
 mod pool;
 mod shape;
 mod stubs;
 
 pub use activation::{ELU, Hardswish, LeakyReLU, ReLU, ReLU6, Sigmoid, Tanh};
+pub use batchnorm::{BNReLU2d, BatchNorm2d};
 pub use conv::{Conv1d, Conv2d, Conv3d, ConvOptions, ConvReLU1d, ConvReLU2d, ConvReLU3d};
+pub use functional::{FunctionalOp, QFunctional};
 pub use linear::{Linear, LinearReLU};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use shape::{Dropout, Flatten};
