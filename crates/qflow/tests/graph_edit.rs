@@ -131,7 +131,14 @@ fn lookup_and_kinds() {
     assert_eq!(g.module_as::<Linear>("fc1").unwrap().in_features(), 3);
     assert!(g.module_as::<ReLU>("fc1").is_none());
     let text = g.to_string();
-    assert!(text.contains("fc1: Linear <- x"), "{text}");
+    assert!(
+        text.contains("fc1: Linear(in=3, out=3, bias=1) <- x"),
+        "{text}"
+    );
+    assert!(text.contains("relu1: ReLU() <- fc1"), "{text}");
+    assert_eq!(g.fresh_name("obs"), "obs");
+    assert_eq!(g.fresh_name("fc1"), "fc1_1");
+    assert_eq!(g.fresh_name("x"), "x_1");
 }
 
 #[test]

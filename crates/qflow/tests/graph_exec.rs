@@ -322,3 +322,69 @@ fn run_with_reports_every_node_in_order() {
     assert_eq!(names, ["fc1", "relu", "add", "fc2", "square"]);
     assert_eq!(seen[3].1, [1, 3]);
 }
+
+/// A two-input layer (like `QFunctional.add` after convert): receives a tuple, returns the
+/// tuple of input gradients.
+struct Sum2;
+
+impl Module for Sum2 {
+    fn kind(&self) -> qnn::ModuleKind {
+        qnn::ModuleKind::Custom
+    }
+    fn forward(&mut self, input: &Value) -> qnn::Result<Value> {
+        let Value::Tuple(items) = input else {
+            return Err(qnn::QnnError::WrongValueKind {
+                module: "Sum2",
+                expected: "tuple",
+                got: input.kind_name(),
+            });
+        };
+        let (a, b) = (items[0].as_f32("Sum2")?, items[1].as_f32("Sum2")?);
+        Ok(Value::F32(Tensor::new(
+            a.shape(),
+            a.data()
+                .iter()
+                .zip(b.data())
+                .map(|(x, y)| x + 2.0 * y)
+                .collect(),
+        )?))
+    }
+    fn backward(&mut self, g: &Value) -> qnn::Result<Value> {
+        let g = g.as_f32("Sum2")?;
+        Ok(Value::Tuple(vec![
+            Value::F32(g.clone()),
+            Value::F32(g.map(|v| 2.0 * v)),
+        ]))
+    }
+    fn train(&mut self, _: bool) {}
+    fn is_training(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn multi_input_modules_get_a_tuple_and_return_one_gradient_per_input() {
+    let mut b = FunctionalBuilder::new();
+    let x = b.input("x");
+    let y = b.input("y");
+    let r = b.module("relu", ReLU::new(), &[&x]);
+    let s = b.module("sum", Sum2, &[&r, &y]);
+    b.output(&s);
+    let mut g = b.build().unwrap();
+    let (xv, yv) = (
+        Tensor::new(&[3], vec![-1.0, 2.0, 3.0]).unwrap(),
+        Tensor::new(&[3], vec![1.0, 1.0, 0.5]).unwrap(),
+    );
+    let out = g
+        .forward(&Value::Tuple(vec![Value::F32(xv), Value::F32(yv)]))
+        .unwrap();
+    assert_eq!(f32v(out).data(), [2.0, 4.0, 4.0]);
+    let grads = g
+        .backward(&Value::F32(Tensor::new(&[3], vec![1.0, 1.0, 1.0]).unwrap()))
+        .unwrap();
+    let Value::Tuple(grads) = grads else {
+        panic!("two inputs give a tuple of gradients")
+    };
+    assert_eq!(f32v(grads[0].clone()).data(), [0.0, 1.0, 1.0]);
+    assert_eq!(f32v(grads[1].clone()).data(), [2.0, 2.0, 2.0]);
+}

@@ -22,10 +22,11 @@
 //!   Conv1d and Conv2d, computed with f16 storage and f32 accumulation; inference only.
 //!
 //! - [`quantized`]: static quantized modules (quint8 in and out, on [`qkernels`]): Quantize,
-//!   DeQuantize, Linear/LinearReLU, Conv1d/2d/3d and their ReLU fusions, activations, pooling,
-//!   Flatten, Dropout, ConvTranspose2d, LayerNorm/GroupNorm/InstanceNorm2d, Embedding and
-//!   EmbeddingBag (8-bit and 4-bit rowwise), Softmax (within one quantum of PyTorch's) —
-//!   built with `from_float` as PyTorch builds them, bit-exact with
+//!   DeQuantize, Linear/LinearReLU, Conv1d/2d/3d and their ReLU fusions, BatchNorm2d/BNReLU2d,
+//!   activations, pooling, Flatten, Dropout, QFunctional, ConvTranspose2d,
+//!   LayerNorm/GroupNorm/InstanceNorm2d, Embedding and EmbeddingBag (8-bit and 4-bit rowwise),
+//!   Softmax (within one quantum of PyTorch's) — built with `from_float` as PyTorch builds
+//!   them, bit-exact with
 //!   PyTorch's fbgemm goldens, weights packed once and saved as int8 + qparams.
 //! - [`dynamic`]: dynamic quantized modules (`torch.ao.nn.quantized.dynamic`): f32 in and out,
 //!   int8 (per-tensor or per-channel) or f16 weights packed once, activation qparams chosen on

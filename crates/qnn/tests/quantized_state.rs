@@ -407,3 +407,16 @@ fn functional_rejects_bad_inputs() {
     assert_eq!(y1, f.add(cl, cl).unwrap());
     assert_eq!(f.add(&rm, cl).unwrap(), y1.to_row_major().unwrap());
 }
+
+#[test]
+fn flatten_from_float_keeps_the_dims() {
+    let x = input(&[2, 3, 2, 2]);
+    let mut f = Flatten::from_float(&qnn::float::Flatten::new(2, 3));
+    assert_eq!(f.forward(&x).unwrap().shape(), Some(&[2, 3, 4][..]));
+    let q = Quantize::new(0.1, 3, QDType::QInt8).unwrap();
+    let y = q.quantize(&det(&[1, 2, 2, 3], 1)).unwrap();
+    assert_eq!(y.layout(), qnn::qtensor::Layout::ChannelsLast);
+    let want =
+        qnn::qtensor::quantize_per_tensor(&det(&[1, 2, 2, 3], 1), 0.1, 3, QDType::QInt8).unwrap();
+    assert_eq!(y.to_row_major().unwrap(), want);
+}

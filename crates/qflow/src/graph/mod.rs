@@ -62,17 +62,23 @@ impl fmt::Debug for Graph {
 }
 
 impl fmt::Display for Graph {
-    /// One line per node: `name: Kind <- inputs`, then the outputs.
+    /// One line per node: `name: Kind(arguments) <- inputs`, then the outputs, e.g.
+    /// `conv1: Conv2d(in=1, out=6, kernel=5,5, stride=1,1, …) <- x`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Graph(inputs={:?})", self.inputs)?;
         for n in &self.nodes {
-            writeln!(
-                f,
-                "  {}: {} <- {}",
-                n.name,
-                n.op.describe(),
-                n.inputs.join(", ")
-            )?;
+            let text = match crate::io::describe_op(n) {
+                Ok((op, args)) => {
+                    let args: Vec<String> = args
+                        .iter()
+                        .filter(|(k, v)| !(k.ends_with("half") && v == "0") && k != "train")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    format!("{op}({})", args.join(", "))
+                }
+                Err(_) => n.op.describe(),
+            };
+            writeln!(f, "  {}: {text} <- {}", n.name, n.inputs.join(", "))?;
         }
         write!(f, "  outputs: {}", self.outputs.join(", "))
     }
@@ -422,6 +428,18 @@ impl Graph {
         }
         self.rebuild()?;
         Ok(node.op)
+    }
+
+    /// A node name not yet used in the graph: `base` itself, else `base_1`, `base_2`, … (for
+    /// passes that insert observers or stubs).
+    pub fn fresh_name(&self, base: &str) -> String {
+        if !self.has_value(base) {
+            return base.to_string();
+        }
+        (1..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|n| !self.has_value(n))
+            .unwrap_or_else(|| base.to_string())
     }
 
     pub(crate) fn set_training_flag(&mut self, training: bool) {

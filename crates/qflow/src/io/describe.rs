@@ -92,7 +92,7 @@ fn bn_args(c: &BatchNormConfig, prefix: &str, args: &mut Args) {
 }
 
 /// `(op name, arguments)` of a node; unsupported modules are a `Format` error naming it.
-pub(super) fn describe_op(node: &Node) -> Result<(String, Args)> {
+pub(crate) fn describe_op(node: &Node) -> Result<(String, Args)> {
     let mut args = Args::new();
     let m = match node.op() {
         Op::Functional(f) => {

@@ -32,6 +32,8 @@
 
 mod describe;
 
+pub(crate) use describe::describe_op;
+
 use std::collections::HashMap;
 use std::path::Path;
 

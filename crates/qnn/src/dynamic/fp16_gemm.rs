@@ -11,6 +11,15 @@
 /// fbgemm's K block for packed fp16 matrices (`PackedGemmMatrixFP16`'s default `brow`).
 const K_BLOCK: usize = 512;
 
+/// `f32(a·w + acc)` through f64: the product of two f32 values is exact in f64, so this is the
+/// fused multiply-add except when the f64 sum rounds onto an f32 tie (double rounding, about
+/// one sum in 2²⁹). Unlike `f32::mul_add` it needs no FMA instruction (no libm call on the
+/// x86-64 baseline) and vectorizes.
+#[inline(always)]
+fn fma_f32(a: f64, w: f32, acc: f32) -> f32 {
+    (a * f64::from(w) + f64::from(acc)) as f32
+}
+
 /// An f16 weight `[N, K]`, stored widened to f32 (exact) and transposed to `[K, N]` so the
 /// inner loop runs over contiguous output columns.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,37 +53,37 @@ impl Fp16Packed {
         out: &mut [f32],
     ) {
         let (n, k) = (self.n, self.k);
-        let mut block = Vec::with_capacity(n);
-        for r in 0..m {
-            let xr = &x[r * k..(r + 1) * k];
-            let o = &mut out[r * n..(r + 1) * n];
-            for k0 in (0..k).step_by(K_BLOCK) {
-                let k1 = (k0 + K_BLOCK).min(k);
-                block.clear();
-                block.resize(n, 0.0);
-                for (kk, &a) in xr.iter().enumerate().take(k1).skip(k0) {
-                    let wr = &self.wt[kk * n..(kk + 1) * n];
-                    for (acc, &w) in block.iter_mut().zip(wr) {
-                        *acc = a.mul_add(w, *acc);
+        let out = &mut out[..m * n];
+        // K outer, rows inner: each weight row is read once per block for all rows.
+        let mut block = vec![0.0f32; m * n];
+        for k0 in (0..k).step_by(K_BLOCK) {
+            let k1 = (k0 + K_BLOCK).min(k);
+            block.fill(0.0);
+            for kk in k0..k1 {
+                let wr = &self.wt[kk * n..(kk + 1) * n];
+                for (r, acc_row) in block.chunks_exact_mut(n).enumerate() {
+                    let a = f64::from(x[r * k + kk]);
+                    for (acc, &w) in acc_row.iter_mut().zip(wr) {
+                        *acc = fma_f32(a, w, *acc);
                     }
                 }
-                if k0 == 0 {
-                    o.copy_from_slice(&block);
-                } else {
-                    o.iter_mut().zip(&block).for_each(|(y, &v)| *y += v);
-                }
             }
+            if k0 == 0 {
+                out.copy_from_slice(&block);
+            } else {
+                out.iter_mut().zip(&block).for_each(|(y, &v)| *y += v);
+            }
+        }
+        for o in out.chunks_exact_mut(n) {
             if let Some(b) = bias {
-                for (y, &b) in o.iter_mut().zip(b) {
-                    *y += b;
-                }
+                o.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
             }
             if relu {
-                for y in o.iter_mut() {
+                o.iter_mut().for_each(|y| {
                     if *y < 0.0 {
                         *y = 0.0;
                     }
-                }
+                });
             }
         }
     }

@@ -6,11 +6,8 @@
 //!   `h' = (h − n)·z + n`;
 //! - RNN: `h' = tanh(gh + gi)` or `relu(gh + gi)`.
 
+use super::fast_math::{sigmoid_in_place, tanh_in_place, tanh_into};
 use crate::float::CellKind;
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
 
 /// Updates `h` (and `c` for LSTM) in place for `b` rows of width `hd`, from the gate
 /// pre-activations `gi` and `gh` (`[b, G·hd]` each; `gh` is used as scratch).
@@ -32,29 +29,36 @@ pub(crate) fn step(
             CellKind::Lstm => {
                 ghr.iter_mut().zip(gir).for_each(|(a, &v)| *a += v);
                 let cr = &mut c[r * hd..(r + 1) * hd];
-                let (ig, rest) = ghr.split_at(hd);
-                let (fg, rest) = rest.split_at(hd);
-                let (gg, og) = rest.split_at(hd);
+                let (ifg, rest) = ghr.split_at_mut(2 * hd);
+                let (gg, og) = rest.split_at_mut(hd);
+                sigmoid_in_place(ifg);
+                sigmoid_in_place(og);
+                tanh_in_place(gg);
+                let (ig, fg) = ifg.split_at(hd);
                 for j in 0..hd {
-                    let (i, f, g, o) =
-                        (sigmoid(ig[j]), sigmoid(fg[j]), gg[j].tanh(), sigmoid(og[j]));
-                    let cy = f * cr[j] + i * g;
-                    cr[j] = cy;
-                    hr[j] = o * cy.tanh();
+                    cr[j] = fg[j] * cr[j] + ig[j] * gg[j];
                 }
+                tanh_into(cr, hr);
+                hr.iter_mut().zip(og.iter()).for_each(|(h, &o)| *h *= o);
             }
             CellKind::Gru => {
+                let (rz, hn) = ghr.split_at_mut(2 * hd);
+                rz.iter_mut()
+                    .zip(&gir[..2 * hd])
+                    .for_each(|(a, &v)| *a += v);
+                sigmoid_in_place(rz);
+                let (rg, zg) = rz.split_at(hd);
                 for j in 0..hd {
-                    let rg = sigmoid(ghr[j] + gir[j]);
-                    let zg = sigmoid(ghr[hd + j] + gir[hd + j]);
-                    let ng = (gir[2 * hd + j] + ghr[2 * hd + j] * rg).tanh();
-                    hr[j] = (hr[j] - ng) * zg + ng;
+                    hn[j] = gir[2 * hd + j] + hn[j] * rg[j];
+                }
+                tanh_in_place(hn);
+                for j in 0..hd {
+                    hr[j] = (hr[j] - hn[j]) * zg[j] + hn[j];
                 }
             }
             CellKind::RnnTanh => {
-                for j in 0..hd {
-                    hr[j] = (ghr[j] + gir[j]).tanh();
-                }
+                ghr.iter_mut().zip(gir).for_each(|(a, &v)| *a += v);
+                tanh_into(ghr, hr);
             }
             CellKind::RnnRelu => {
                 for j in 0..hd {

@@ -31,6 +31,7 @@
 
 mod cell_weights;
 mod cells;
+mod fast_math;
 mod fp16_gemm;
 mod gates;
 mod input_quant;

@@ -219,6 +219,13 @@ impl FusedMovingAvgObsFakeQuantize {
     }
 }
 
+fn empty_buffers() -> QnnError {
+    QnnError::InvalidQParams {
+        module: NAME,
+        reason: "the scale / running range buffers are empty".into(),
+    }
+}
+
 fn empty_input() -> QnnError {
     QnnError::InvalidConfig {
         module: NAME,
@@ -264,13 +271,13 @@ impl FakeQuant for FusedMovingAvgObsFakeQuantize {
             Some(axis) => {
                 fake_quantize_per_channel_affine(x, self.scale.data(), zp.data(), axis, qmin, qmax)?
             }
-            None => fake_quantize_per_tensor_affine(
-                x,
-                f64::from(self.scale.data()[0]),
-                i64::from(zp.data()[0]),
-                qmin,
-                qmax,
-            )?,
+            None => {
+                let (Some(&scale), Some(&z)) = (self.scale.data().first(), zp.data().first())
+                else {
+                    return Err(empty_buffers());
+                };
+                fake_quantize_per_tensor_affine(x, f64::from(scale), i64::from(z), qmin, qmax)?
+            }
         };
         Ok(FakeQuantOutput {
             output,
@@ -286,7 +293,12 @@ impl FakeQuant for FusedMovingAvgObsFakeQuantize {
         };
         match self.ch_axis {
             None => {
-                let p = one(self.min_val.data()[0], self.max_val.data()[0])?;
+                let (Some(&lo), Some(&hi)) =
+                    (self.min_val.data().first(), self.max_val.data().first())
+                else {
+                    return Err(empty_buffers());
+                };
+                let p = one(lo, hi)?;
                 Ok(QParams::PerTensor {
                     scale: f64::from(p.scale),
                     zero_point: p.zero_point as i64,

@@ -36,6 +36,45 @@
 //! assert_eq!(out.output.data()[3], 2.0);
 //! # Ok::<(), qnn::QnnError>(())
 //! ```
+//!
+//! A QAT layer trains like its float layer and hands convert what it needs:
+//!
+//! ```
+//! use qnn::init::Rng;
+//! use qnn::optim::{Optimizer, Sgd, SgdConfig};
+//! use qnn::qat::{self, FakeQuantSpec};
+//! use qnn::qtensor::observer::{ObserverConfig, ObserverSpec};
+//! use qnn::qtensor::{QDType, QParams, QScheme, Tensor};
+//! use qnn::{Module, Value, float};
+//!
+//! // PyTorch's default_per_channel_weight_fake_quant
+//! let weight_fq = FakeQuantSpec::FakeQuantize {
+//!     observer: ObserverSpec::MovingAveragePerChannelMinMax {
+//!         config: ObserverConfig {
+//!             quant_min: Some(-128),
+//!             quant_max: Some(127),
+//!             ..ObserverConfig::new(QDType::QInt8, QScheme::PerChannelSymmetric)
+//!         },
+//!         ch_axis: 0,
+//!         averaging_constant: 0.01,
+//!     },
+//! };
+//! let float = float::Linear::new(4, 3, true, &mut Rng::new(0));
+//! let mut layer = qat::LinearReLU::from_float(&float, &weight_fq)?;
+//! let mut sgd = Sgd::new(SgdConfig::new(0.1))?;
+//! let x = Value::F32(Tensor::from_fn(&[2, 4], |i| i as f32 / 8.0 - 0.5));
+//! for _ in 0..3 {
+//!     let y = layer.forward(&x)?;
+//!     layer.zero_grad();
+//!     layer.backward(&y)?; // gradient of sum(y^2) / 2
+//!     sgd.step(&mut layer)?;
+//! }
+//! layer.eval();
+//! let (linear, weight_qparams) = layer.to_float_with_weight_qparams()?;
+//! assert_eq!(linear.weight.shape(), &[3, 4]);
+//! assert!(matches!(weight_qparams, QParams::PerChannel { ref scales, .. } if scales.len() == 3));
+//! # Ok::<(), qnn::QnnError>(())
+//! ```
 
 mod conv;
 mod conv_bn;

@@ -31,6 +31,16 @@ impl Flatten {
     }
 }
 
+impl Flatten {
+    /// Converts a float `Flatten` (same dims).
+    pub fn from_float(float: &float::Flatten) -> Self {
+        Self {
+            shape: float.clone(),
+            training: false,
+        }
+    }
+}
+
 impl Default for Flatten {
     fn default() -> Self {
         Self::new(1, -1)

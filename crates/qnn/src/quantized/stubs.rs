@@ -61,6 +61,30 @@ impl Quantize {
 
     /// Quantizes one tensor (what `forward` does).
     pub fn quantize(&self, x: &Tensor<f32>) -> Result<QTensor> {
+        let qparams = QParams::PerTensor {
+            scale: self.scale(),
+            zero_point: self.zero_point(),
+        };
+        if x.ndim() == 4 && x.layout() == Layout::RowMajor && self.dtype == QDType::QUInt8 {
+            // quantize in NCHW order with the SIMD kernel, then one byte transpose to NHWC
+            let s = x.shape();
+            let mut nchw = vec![0u8; x.numel()];
+            qkernels::quant::quantize_u8(
+                x.data(),
+                self.scale() as f32,
+                self.zero_point() as i32,
+                &mut nchw,
+            )?;
+            let mut nhwc = vec![0u8; nchw.len()];
+            layout::nchw_to_nhwc(&nchw, s[0], s[1], s[2] * s[3], &mut nhwc)?;
+            return Ok(QTensor::from_u8_storage(
+                nhwc,
+                s,
+                Layout::ChannelsLast,
+                self.dtype,
+                qparams,
+            )?);
+        }
         let q = qkernels::quant::quantize_per_tensor_fast(
             x,
             self.scale(),
@@ -70,26 +94,7 @@ impl Quantize {
         if x.ndim() != 4 || x.layout() == Layout::ChannelsLast {
             return Ok(q);
         }
-        let s = x.shape();
-        let bytes: Vec<u8> = match q.storage() {
-            qtensor::IntRepr::U8(t) => t.data().to_vec(),
-            qtensor::IntRepr::I8(t) => t.data().iter().map(|&v| v as u8).collect(),
-            qtensor::IntRepr::I32(_) => {
-                return Err(QnnError::InvalidQParams {
-                    module: QUANTIZE,
-                    reason: "unexpected qint32 storage".into(),
-                });
-            }
-        };
-        let mut nhwc = vec![0u8; bytes.len()];
-        layout::nchw_to_nhwc(&bytes, s[0], s[1], s[2] * s[3], &mut nhwc)?;
-        Ok(QTensor::from_u8_storage(
-            nhwc,
-            s,
-            Layout::ChannelsLast,
-            self.dtype,
-            q.qparams().clone(),
-        )?)
+        Ok(q.to_channels_last()?)
     }
 }
 
