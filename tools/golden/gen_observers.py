@@ -6,6 +6,11 @@ Families (one `<family>.golden` each, in crates/qtensor/tests/data/observers):
   the min/max buffers and calculate_qparams() before and after every call.
 * `per_channel`   -- PerChannelMinMaxObserver and MovingAveragePerChannelMinMaxObserver, axes
   0, 1 (and 2), affine / symmetric / float_qparams.
+* `histogram`     -- HistogramObserver: several observe() calls (equal, growing and shrinking
+  ranges, constant tensors, infinities), min/max and calculate_qparams() after every call; the
+  cases with few bins also store the histogram after every call.
+* `defaults`      -- torch's ready-made observers (`default_observer`, …): class, arguments,
+  and the qparams after observing one fixed tensor.
 * `fixed`         -- FixedQParamsObserver.calculate_qparams() (f32 scale, int32 zero point).
 * `config_errors` -- which constructor arguments torch accepts, and the quant_min/quant_max
   it derives from them (one case per observer class, arrays over the argument grid).
@@ -20,6 +25,12 @@ Fields (the contract with crates/qtensor/tests/observer_golden.rs):
           each call; a NaN or infinite scale means qstack must return InvalidScale)
       per_channel: mins_<i> maxs_<i> f32[C] (after call i); scales_<k> f32; zero_points_<k> f64
           for k = 0 (before any call) and k = i + 1 (after call i)
+  histogram: as per_tensor, plus bins i64[1], encoding str (f32: x_<i> as above; u16:
+      xq_<i> u16 with x = (q - 32768) / 1024) and, when bins <= 128, hist_<i> f32[bins] after
+      call i
+  defaults: name str; class str; dtype str; qscheme str (or "none"); reduce_range i64[1];
+      quant_range i64[2] (0 0 when torch has none); eps f64[1] (0 when none); ch_axis i64[1];
+      is_dynamic i64[1]; shape i64; x f32; has_qparams i64[1]; scales f32; zero_points f64
   fixed: scale_in f64[1]; zero_point_in i64[1]; dtype str; quant_range i64[2];
       scale f32[1]; zero_point i64[1]
   config_errors: kind str; dtype qscheme reduce_range range raises u8[n]
@@ -73,8 +84,10 @@ def _obs_class(kind):
     }[kind]
 
 
-def _make(kind, dtype, qscheme, reduce_range, custom, eps, c=0.01, ch_axis=0):
+def _make(kind, dtype, qscheme, reduce_range, custom, eps, c=0.01, ch_axis=0, bins=None):
     kw = dict(dtype=_dtype(dtype), qscheme=_qscheme(qscheme), reduce_range=reduce_range, eps=eps)
+    if bins is not None:
+        kw["bins"] = bins
     if custom is not None:
         kw["quant_min"], kw["quant_max"] = custom
     if kind.startswith("moving_average"):
@@ -143,10 +156,21 @@ def _per_tensor_configs():
     return out
 
 
-def _run_per_tensor(gf, name, kind, config, seq, c):
+def _u16_codes(x):
+    """u16 codes q with x == (q - 32768) / 1024 exactly, or None if x is not on that grid."""
+    q = np.asarray(x, dtype=np.float64) * 1024.0 + 32768.0
+    if x.size == 0 or not np.all(np.isfinite(q)) or np.any(q != np.round(q)) or q.min() < 0 or q.max() > 65535:
+        return None
+    return q.astype(np.uint16)
+
+
+def _run_per_tensor(gf, name, kind, config, seq, c, bins=None, compact=False):
     dtype, qscheme, reduce_range, custom, eps = config
-    obs = _make(kind, dtype, qscheme, reduce_range, custom, eps, c=c)
+    obs = _make(kind, dtype, qscheme, reduce_range, custom, eps, c=c, bins=bins)
     fields = _config_fields(kind, dtype, qscheme, reduce_range, custom, eps, c, obs)
+    if kind == "histogram":
+        fields["bins"] = i64([obs.bins])
+        fields["encoding"] = "u16" if compact else "f32"
     fields["calls"] = i64([len(seq)])
     mins, maxs, scales, zps = [], [], [], []
 
@@ -159,8 +183,13 @@ def _run_per_tensor(gf, name, kind, config, seq, c):
     for i, x in enumerate(seq):
         x = np.asarray(x, dtype=np.float32)
         fields[f"shape_{i}"] = i64(list(x.shape))
-        fields[f"x_{i}"] = f32(x)
+        if compact:
+            fields[f"xq_{i}"] = ("u16", _u16_codes(x))
+        else:
+            fields[f"x_{i}"] = f32(x)
         obs(_t(x))
+        if kind == "histogram" and obs.bins <= 128:
+            fields[f"hist_{i}"] = f32(obs.histogram.clone())
         mins.append(np.float32(obs.min_val.item()))
         maxs.append(np.float32(obs.max_val.item()))
         qparams()
@@ -200,6 +229,77 @@ def family_per_tensor():
                 if sname in PER_TENSOR_GRID_SEQS:
                     continue
                 _run_per_tensor(gf, f"{tag}_{_short(config)}_{sname}", kind, config, seq, c)
+    return gf
+
+
+def _histogram_sequences(rng):
+    inf = np.float32(np.inf)
+    n = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
+    return {
+        "mixed": [n(200) * 2, n(150) * 3 + 1, rng.uniform(-5, 0.5, 120)],
+        "same_range": [np.array([-1.0, 2.0] + list(rng.uniform(-1, 2, 60))), rng.uniform(-1, 2, 50)],
+        "widen_right": [rng.uniform(0, 1, 100), rng.uniform(0.5, 4, 80)],
+        "widen_left": [rng.uniform(0, 1, 100), rng.uniform(-3, 0.5, 80)],
+        "inside_then_wider": [n(128), n(64) * 0.5, n(100) * 6],
+        "constant": [np.full(40, 1.5)],
+        "constant_then_wider": [np.full(30, -0.75), n(90)],
+        "zeros": [np.zeros(16), np.zeros(5)],
+        "negative_only": [-rng.uniform(0.1, 4, 90), -rng.uniform(0.5, 7, 40)],
+        "positive_only": [rng.exponential(1.0, 150)],
+        "outliers": [np.concatenate([n(300) * 0.1, [25.0, -12.0]])],
+        "tiny": [n(100) * 1e-7, n(50) * 1e-30],
+        "huge": [n(100) * 1e30],
+        "with_inf": [np.concatenate([n(50), [inf, -inf]]), np.array([inf, -inf]), n(20) * 3],
+        "empty_between": [n(60), np.zeros((0, 3)), n(40) * 2],
+        "uninitialized": [],
+    }
+
+
+def _histogram_configs():
+    out = []
+    for dtype in ["quint8", "qint8"]:
+        customs = [None, (0, 127)] if dtype == "quint8" else [None, (-127, 127)]
+        for qscheme in ["per_tensor_affine", "per_tensor_symmetric"]:
+            for reduce_range in [False, True]:
+                for custom in customs:
+                    out.append((dtype, qscheme, reduce_range, custom, EPS_DEFAULT))
+    out.append(("qint8", "per_tensor_symmetric", False, None, 2.0**-12))
+    return out
+
+
+def family_histogram():
+    gf = GoldenFile(TOPIC, "histogram", "HistogramObserver: min/max, histogram and qparams per call")
+    rng = np.random.default_rng(7003)
+    seqs = _histogram_sequences(rng)
+    configs = _histogram_configs()
+    for config in configs:
+        _run_per_tensor(gf, f"histogram_{_short(config)}_mixed", "histogram", config, seqs["mixed"], 0.01)
+    for config in [configs[0], configs[9], configs[4]]:
+        for sname, seq in seqs.items():
+            if sname != "mixed":
+                _run_per_tensor(gf, f"histogram_{_short(config)}_{sname}", "histogram", config, seq, 0.01)
+    # large heavy-tailed inputs, where the L2 search clips far into the tails; stored as u16
+    # codes (x = (q - 32768) / 1024) to keep the file small
+    def grid(v):
+        return (np.clip(np.round(np.asarray(v) * 1024.0), -32768, 32767) / 1024.0).astype(np.float32)
+
+    large = {
+        "laplace": [grid(rng.laplace(0.0, 0.8, 4000))],
+        "lognormal": [grid(rng.lognormal(0.0, 0.9, 3000))],
+        "laplace_two_calls": [grid(rng.laplace(0.3, 0.5, 2000)), grid(rng.laplace(-0.5, 1.5, 2000))],
+    }
+    for config in [configs[2], configs[-1]]:
+        for sname, seq in large.items():
+            _run_per_tensor(gf, f"histogram_{_short(config)}_large_{sname}", "histogram", config, seq, 0.01, compact=True)
+    # the other dtypes torch accepts: dst_nbins is 2**32 for qint32 and 256 for quint4x2
+    for dtype, qscheme in [("qint32", "per_tensor_affine"), ("qint32", "per_tensor_symmetric"),
+                           ("quint4x2", "per_tensor_affine")]:
+        config = (dtype, qscheme, False, None, EPS_DEFAULT)
+        for sname in ["mixed", "outliers"]:
+            _run_per_tensor(gf, f"histogram_{_short(config)}_{sname}", "histogram", config, seqs[sname], 0.01)
+    for bins in [16, 100]:
+        for sname in ["mixed", "widen_left", "constant_then_wider", "same_range", "outliers"]:
+            _run_per_tensor(gf, f"histogram_bins{bins}_{sname}", "histogram", configs[0], seqs[sname], 0.01, bins=bins)
     return gf
 
 
@@ -305,6 +405,53 @@ def family_fixed():
     return gf
 
 
+DEFAULT_NAMES = [
+    "default_observer", "default_weight_observer", "weight_observer_range_neg_127_to_127",
+    "default_histogram_observer", "default_per_channel_weight_observer",
+    "per_channel_weight_observer_range_neg_127_to_127", "default_dynamic_quant_observer",
+    "default_float_qparams_observer", "default_float_qparams_observer_4bit",
+    "default_fixed_qparams_range_neg1to1_observer", "default_fixed_qparams_range_0to1_observer",
+    "default_placeholder_observer", "default_debug_observer",
+]
+
+
+def family_defaults():
+    from torch.ao.quantization import observer as o
+
+    gf = GoldenFile(TOPIC, "defaults", "torch's ready-made observers and their qparams on one tensor")
+    rng = np.random.default_rng(7004)
+    x = (rng.standard_normal((4, 6)) * np.array([[0.5], [1.0], [2.0], [4.0]]) + 0.3).astype(np.float32)
+    for name in DEFAULT_NAMES:
+        obs = getattr(o, name)()
+        qscheme = getattr(obs, "qscheme", None)
+        qmin, qmax = getattr(obs, "quant_min", None), getattr(obs, "quant_max", None)
+        eps = getattr(obs, "eps", None)
+        eps = float(eps.item() if hasattr(eps, "item") else eps) if eps is not None else 0.0
+        fields = {
+            "name": name,
+            "class": type(obs).__name__,
+            "dtype": str(obs.dtype).replace("torch.", ""),
+            "qscheme": str(qscheme).replace("torch.", "") if qscheme is not None else "none",
+            "reduce_range": i64([int(getattr(obs, "reduce_range", False))]),
+            "quant_range": i64([qmin or 0, qmax or 0]),
+            "eps": f64([eps]),
+            "ch_axis": i64([getattr(obs, "ch_axis", 0)]),
+            "is_dynamic": i64([int(obs.is_dynamic)]),
+            "shape": i64(list(x.shape)),
+            "x": f32(x),
+        }
+        obs(_t(x))
+        try:
+            s, z = obs.calculate_qparams()
+            fields["has_qparams"] = i64([1])
+            fields["scales"] = f32(s.to(torch.float32))
+            fields["zero_points"] = f64(z.to(torch.float64))
+        except Exception:  # noqa: BLE001 - torch raises a bare Exception for placeholders
+            fields["has_qparams"] = i64([0])
+        gf.case(name, fields)
+    return gf
+
+
 CUSTOM_RANGES = [(0, 255), (-128, 127), (-3, 5), (1, 255), (0, 0), (5, -5), (-128, 128),
                  (0, 1000), (-(2**31), 2**31 - 1), (-(2**31), 2**31)]
 
@@ -338,7 +485,14 @@ def family_config_errors():
     return gf
 
 
-FAMILIES = [family_per_tensor, family_per_channel, family_fixed, family_config_errors]
+FAMILIES = [
+    family_per_tensor,
+    family_per_channel,
+    family_histogram,
+    family_defaults,
+    family_fixed,
+    family_config_errors,
+]
 
 
 def generate(out_dir: str) -> list[tuple[str, int]]:

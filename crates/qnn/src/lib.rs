@@ -7,7 +7,8 @@
 //! - [`Module`]: `forward`, `backward` (returns the input gradient, accumulates parameter
 //!   gradients), named parameters and buffers, train/eval, and a [`ModuleKind`] for passes.
 //! - [`Value`]: what flows between modules (f32, f16, quantized tensor, or a tuple).
-//! - [`float`]: Linear, Conv1d, Conv2d, ConvTranspose2d, BatchNorm1d/2d, LayerNorm,
+//! - [`float`]: Linear, Conv1d, Conv2d, ConvTranspose2d, BatchNorm1d/2d, LayerNorm, GroupNorm,
+//!   InstanceNorm2d,
 //!   activations, Softmax/LogSoftmax, pooling, Flatten, Dropout, Identity, Embedding,
 //!   EmbeddingBag, RNN/LSTM/GRU cells and sequence modules, MultiheadAttention,
 //!   TransformerEncoderLayer, Sequential — every one with forward and backward, checked against
@@ -20,7 +21,25 @@
 //! - [`Module::half`]: f16 weights (half the bytes, see [`Module::param_bytes`]) for Linear,
 //!   Conv1d and Conv2d, computed with f16 storage and f32 accumulation; inference only.
 //!
-//! Not yet here: quantized and dynamic-quantized modules, attention masks.
+//! - [`quantized`]: static quantized modules (quint8 in and out, on [`qkernels`]): Quantize,
+//!   DeQuantize, Linear/LinearReLU, Conv1d/2d/3d and their ReLU fusions, BatchNorm2d/BNReLU2d,
+//!   activations, pooling, Flatten, Dropout, QFunctional, ConvTranspose2d,
+//!   LayerNorm/GroupNorm/InstanceNorm2d, Embedding and EmbeddingBag (8-bit and 4-bit rowwise),
+//!   Softmax (within one quantum of PyTorch's) — built with `from_float` as PyTorch builds
+//!   them, bit-exact with
+//!   PyTorch's fbgemm goldens, weights packed once and saved as int8 + qparams.
+//! - [`dynamic`]: dynamic quantized modules (`torch.ao.nn.quantized.dynamic`): f32 in and out,
+//!   int8 (per-tensor or per-channel) or f16 weights packed once, activation qparams chosen on
+//!   every call. [`dynamic::Linear`] and [`dynamic::LinearReLU`] are bit-exact with PyTorch's
+//!   fbgemm `linear_dynamic`; build them with `from_float(&float::Linear, &weight_qparams)` or
+//!   `from_float_fp16(&float::Linear)`. [`dynamic::Lstm`], [`dynamic::Gru`] and the three
+//!   dynamic cells take `from_float(&float_module, &mut |name, weight| qparams)`.
+//! - [`qat`]: quantization-aware training — the fake-quant modules (`FakeQuantize`,
+//!   `FixedQParamsFakeQuantize`, `FusedMovingAvgObsFakeQuantize`, bit-exact with PyTorch) behind
+//!   the [`qat::FakeQuant`] trait, and the QAT layers (Linear, LinearReLU, Conv1d, Conv2d,
+//!   ConvReLU2d, ConvBn2d, ConvBnReLU2d) with `from_float` and `to_float`.
+//!
+//! Not yet here: attention masks.
 //!
 //! Float matmuls go through [`qkernels::float`] (the one wrapper around the float GEMM crate).
 //!

@@ -11,7 +11,9 @@
 mod golden_support;
 
 use golden_support::{Case, Failures, load};
-use qtensor::observer::{Observer, ObserverConfig, ObserverSpec};
+use qtensor::observer::{
+    HistogramObserver, Observer, ObserverConfig, ObserverSpec, PlaceholderDtype,
+};
 use qtensor::{QDType, QParams, QScheme, QTensorError, Tensor};
 
 macro_rules! golden {
@@ -106,16 +108,27 @@ fn spec(case: &Case) -> ObserverSpec {
         },
         "histogram" => ObserverSpec::Histogram {
             config,
-            bins: 2048,
+            bins: case.i64("bins") as usize,
             upsample_rate: 16,
         },
         other => panic!("unknown kind {other}"),
     }
 }
 
+/// The tensor of call `i`: `x_<i>` as f32, or (histogram cases with `encoding u16`) `xq_<i>`
+/// codes with `x = (q - 32768) / 1024`.
 fn input(case: &Case, i: usize) -> Tensor<f32> {
     let shape = case.shape(&format!("shape_{i}"));
-    Tensor::new(&shape, case.f32s(&format!("x_{i}")).to_vec()).unwrap()
+    let compact = case.str("kind") == "histogram" && case.str("encoding") == "u16";
+    let data = if compact {
+        case.u16s(&format!("xq_{i}"))
+            .iter()
+            .map(|&q| (f32::from(q) - 32768.0) / 1024.0)
+            .collect()
+    } else {
+        case.f32s(&format!("x_{i}")).to_vec()
+    };
+    Tensor::new(&shape, data).unwrap()
 }
 
 /// Checks `calculate_qparams` against torch's `(scales, zero_points)`: equal bits, or an
@@ -182,33 +195,26 @@ fn check_quant_range(f: &mut Failures, case: &Case, obs: &dyn Observer) {
         got.downcast_ref::<qtensor::observer::MovingAveragePerChannelMinMaxObserver>()
     {
         o.quant_range()
+    } else if let Some(o) = got.downcast_ref::<HistogramObserver>() {
+        o.quant_range()
     } else {
         return;
     };
     f.eq(case, "quant_min/quant_max", (want[0], want[1]), range);
 }
 
-#[test]
-fn golden_per_tensor_observers() {
-    let g = golden!("per_tensor.golden");
-    let mut f = Failures::new("observers/per_tensor");
+/// Replays the per-tensor cases of one family (MinMax, MovingAverage or Histogram).
+fn check_per_tensor_family(g: &golden_support::GoldenFile, f: &mut Failures) {
     for case in &g.cases {
         f.case_checked();
         let Some(mut obs) = f.ok(case, "build", spec(case).build()) else {
             continue;
         };
-        check_quant_range(&mut f, case, obs.as_ref());
+        check_quant_range(f, case, obs.as_ref());
         let (scales, zps) = (case.f32s("scales"), case.f64s("zero_points"));
         let (mins, maxs) = (case.f32s("mins"), case.f32s("maxs"));
         let got = obs.calculate_qparams();
-        check_qparams(
-            &mut f,
-            case,
-            "before any call",
-            got,
-            &scales[..1],
-            &zps[..1],
-        );
+        check_qparams(f, case, "before any call", got, &scales[..1], &zps[..1]);
         for i in 0..case.i64("calls") as usize {
             let x = input(case, i);
             if f.ok(case, "observe", obs.observe(&x)).is_none() {
@@ -221,10 +227,26 @@ fn golden_per_tensor_observers() {
             let show = |_: usize| format!("after call {i}");
             f.f32s(case, "min_val", &mins[i..=i], &[lo], &show);
             f.f32s(case, "max_val", &maxs[i..=i], &[hi], &show);
+            // the generator stores the histogram for the cases with at most 128 bins
+            if case.str("kind") == "histogram" && case.i64("bins") <= 128 {
+                let hist = obs
+                    .as_any()
+                    .downcast_ref::<HistogramObserver>()
+                    .map(|o| o.histogram().to_vec())
+                    .unwrap_or_default();
+                let show = |b: usize| format!("after call {i}, bin {b}");
+                f.f32s(
+                    case,
+                    "histogram",
+                    case.f32s(&format!("hist_{i}")),
+                    &hist,
+                    &show,
+                );
+            }
             let what = format!("after call {i}");
             let got = obs.calculate_qparams();
             check_qparams(
-                &mut f,
+                f,
                 case,
                 &what,
                 got,
@@ -233,6 +255,21 @@ fn golden_per_tensor_observers() {
             );
         }
     }
+}
+
+#[test]
+fn golden_per_tensor_observers() {
+    let g = golden!("per_tensor.golden");
+    let mut f = Failures::new("observers/per_tensor");
+    check_per_tensor_family(&g, &mut f);
+    f.finish();
+}
+
+#[test]
+fn golden_histogram_observer() {
+    let g = golden!("histogram.golden");
+    let mut f = Failures::new("observers/histogram");
+    check_per_tensor_family(&g, &mut f);
     f.finish();
 }
 
@@ -393,9 +430,6 @@ fn golden_config_errors() {
                 },
                 other => panic!("unknown kind {other}"),
             };
-            if kind == "histogram" && !HISTOGRAM_READY {
-                continue;
-            }
             let got = spec.build();
             match (raises[i] == 1, got) {
                 (true, Ok(_)) => f.fail(case, format!("torch rejects {c:?}, qstack accepted it")),
@@ -419,6 +453,10 @@ fn golden_config_errors() {
                         .or_else(|| {
                             any.downcast_ref::<MovingAveragePerChannelMinMaxObserver>()
                                 .map(|o| o.quant_range())
+                        })
+                        .or_else(|| {
+                            any.downcast_ref::<HistogramObserver>()
+                                .map(|o| o.quant_range())
                         });
                     if let Some(range) = range {
                         f.eq(case, &format!("quant range of {c:?}"), want, range);
@@ -430,5 +468,97 @@ fn golden_config_errors() {
     f.finish();
 }
 
-/// Histogram specs are checked once the observer exists.
-const HISTOGRAM_READY: bool = false;
+/// torch's ready-made observer of that name, as qstack builds it.
+fn default_spec(name: &str) -> ObserverSpec {
+    match name {
+        "default_observer" => ObserverSpec::default_observer(),
+        "default_weight_observer" => ObserverSpec::default_weight_observer(),
+        "weight_observer_range_neg_127_to_127" => {
+            ObserverSpec::weight_observer_range_neg_127_to_127()
+        }
+        "default_histogram_observer" => ObserverSpec::default_histogram_observer(),
+        "default_per_channel_weight_observer" => {
+            ObserverSpec::default_per_channel_weight_observer()
+        }
+        "per_channel_weight_observer_range_neg_127_to_127" => {
+            ObserverSpec::per_channel_weight_observer_range_neg_127_to_127()
+        }
+        "default_dynamic_quant_observer" => ObserverSpec::default_dynamic_quant_observer(),
+        "default_float_qparams_observer" => ObserverSpec::default_float_qparams_observer(),
+        "default_float_qparams_observer_4bit" => {
+            ObserverSpec::default_float_qparams_observer_4bit()
+        }
+        "default_fixed_qparams_range_neg1to1_observer" => {
+            ObserverSpec::default_fixed_qparams_range_neg1to1_observer()
+        }
+        "default_fixed_qparams_range_0to1_observer" => {
+            ObserverSpec::default_fixed_qparams_range_0to1_observer()
+        }
+        "default_placeholder_observer" => ObserverSpec::default_placeholder_observer(),
+        "default_debug_observer" => ObserverSpec::default_debug_observer(),
+        other => panic!("unknown default observer {other}"),
+    }
+}
+
+#[test]
+fn golden_default_observers() {
+    let g = golden!("defaults.golden");
+    let mut f = Failures::new("observers/defaults");
+    for case in &g.cases {
+        f.case_checked();
+        let spec = default_spec(case.str("name"));
+        let class = match &spec {
+            ObserverSpec::MinMax(_) => "MinMaxObserver",
+            ObserverSpec::Histogram { .. } => "HistogramObserver",
+            ObserverSpec::PerChannelMinMax { .. } => "PerChannelMinMaxObserver",
+            ObserverSpec::Placeholder { .. } => "PlaceholderObserver",
+            ObserverSpec::FixedQParams { .. } => "FixedQParamsObserver",
+            ObserverSpec::Recording { .. } => "RecordingObserver",
+            other => panic!("unexpected spec {other:?}"),
+        };
+        f.eq(case, "class", case.str("class"), class);
+        if let Some(c) = spec.config() {
+            f.eq(case, "dtype", dtype(case.str("dtype")), c.dtype);
+            f.eq(case, "qscheme", qscheme(case.str("qscheme")), c.qscheme);
+            f.eq(
+                case,
+                "reduce_range",
+                case.flag("reduce_range"),
+                c.reduce_range,
+            );
+            f.eq(case, "eps", case.f64("eps"), f64::from(c.eps));
+        }
+        match &spec {
+            ObserverSpec::PerChannelMinMax { ch_axis, .. } => {
+                f.eq(case, "ch_axis", case.i64("ch_axis") as usize, *ch_axis);
+            }
+            ObserverSpec::Placeholder {
+                dtype: d,
+                is_dynamic,
+            } => {
+                f.eq(case, "is_dynamic", case.flag("is_dynamic"), *is_dynamic);
+                let want = match case.str("dtype") {
+                    "float32" => PlaceholderDtype::Float32,
+                    "float16" => PlaceholderDtype::Float16,
+                    q => PlaceholderDtype::Quantized(dtype(q)),
+                };
+                f.eq(case, "placeholder dtype", want, *d);
+            }
+            _ => {}
+        }
+        let Some(mut obs) = f.ok(case, "build", spec.build()) else {
+            continue;
+        };
+        check_quant_range(&mut f, case, obs.as_ref());
+        let x = Tensor::new(&case.shape("shape"), case.f32s("x").to_vec()).unwrap();
+        f.ok(case, "observe", obs.observe(&x));
+        let got = obs.calculate_qparams();
+        if case.flag("has_qparams") {
+            let (s, z) = (case.f32s("scales"), case.f64s("zero_points"));
+            check_qparams(&mut f, case, "qparams", got, s, z);
+        } else if got.is_ok() {
+            f.fail(case, "torch raises from calculate_qparams, qstack answered");
+        }
+    }
+    f.finish();
+}

@@ -15,6 +15,7 @@
 //! Errors are [`crate::GemmError`] values (invalid scale, zero point, buffer length).
 
 pub mod activation;
+pub mod batch_norm;
 pub mod binary;
 pub mod layout;
 pub mod scalar;

@@ -224,6 +224,13 @@ impl MaxPool2d {
         })
     }
 
+    /// `(kernel_size, stride, padding, dilation, ceil_mode)`, as given to
+    /// [`MaxPool2d::with_options`] (for conversion to the quantized layer).
+    pub fn options(&self) -> ([usize; 2], [usize; 2], [usize; 2], [usize; 2], bool) {
+        let w = self.win;
+        (w.k, w.s, w.p, w.d, w.ceil)
+    }
+
     /// Output and, per output element, the flat input index of its maximum.
     fn run(&self, x: &Tensor<f32>) -> Result<(Tensor<f32>, Vec<usize>)> {
         let (np, h, w) = planes("MaxPool2d", x.shape())?;
@@ -385,6 +392,30 @@ impl AvgPool2d {
             }
         }
         Ok((oh, ow))
+    }
+
+    /// `(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)`, as
+    /// given to [`AvgPool2d::with_options`] (for conversion to the quantized layer).
+    #[allow(clippy::type_complexity)]
+    pub fn options(
+        &self,
+    ) -> (
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+        bool,
+        bool,
+        Option<usize>,
+    ) {
+        let w = self.win;
+        (
+            w.k,
+            w.s,
+            w.p,
+            w.ceil,
+            self.count_include_pad,
+            self.divisor_override,
+        )
     }
 
     /// The forward computation on a tensor, without saving anything for backward.

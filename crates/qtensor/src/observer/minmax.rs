@@ -14,8 +14,9 @@ use super::{Observer, ObserverConfig, ObserverSpec};
 /// max(x))`, starting from `(+inf, -inf)`.
 ///
 /// NaN follows torch: a NaN anywhere in an observed tensor makes both buffers NaN for good, and
-/// `calculate_qparams` then fails with `InvalidScale` (torch returns a NaN scale). Infinities
-/// are kept in the buffers as torch keeps them; an infinite range also ends in `InvalidScale`.
+/// `calculate_qparams` then fails with `Unsupported` (torch returns a NaN scale). Infinities
+/// are kept in the buffers as torch keeps them, and an infinite range fails the same way; a
+/// finite range too wide for an `f32` scale (beyond `f32::MAX`) is `InvalidScale`.
 /// Empty tensors are ignored.
 ///
 /// ```

@@ -14,18 +14,23 @@
 //! | `MinMaxObserver` | [`MinMaxObserver`] | `minmax.rs` |
 //! | `MovingAverageMinMaxObserver` | [`MovingAverageMinMaxObserver`] | `moving_average.rs` |
 //! | `PerChannelMinMaxObserver`, `MovingAveragePerChannelMinMaxObserver` | [`PerChannelMinMaxObserver`], [`MovingAveragePerChannelMinMaxObserver`] | `per_channel.rs` |
+//! | `HistogramObserver` | [`HistogramObserver`] | `histogram.rs` (with the ATen kernels it needs in `torch_ops.rs`) |
 //! | `FixedQParamsObserver` | [`FixedQParamsObserver`] | `fixed.rs` |
 //! | `PlaceholderObserver`, `NoopObserver` | [`PlaceholderObserver`], [`NoopObserver`] | `placeholder.rs` |
 //! | `RecordingObserver` | [`RecordingObserver`] | `recording.rs` |
 //!
 //! `uniform.rs` holds what the uniform-quantization observers share (constructor checks,
-//! `aminmax`, `_calculate_qparams`), `spec.rs` [`ObserverSpec::build`].
+//! `aminmax`, `_calculate_qparams`), `spec.rs` [`ObserverSpec::build`], `defaults.rs` torch's
+//! ready-made observers (`ObserverSpec::default_observer()`, …).
 //!
 //! Where qstack differs from torch, it is stricter, never different in value:
 //! * NaN and infinities are recorded exactly as torch records them (NaN sticks in the buffers),
-//!   but a `calculate_qparams` that would give torch's NaN or infinite scale is an
-//!   `InvalidScale` error;
+//!   but where torch's `calculate_qparams` would answer a NaN or infinite scale or zero point,
+//!   qstack returns an error: `Unsupported` for a NaN or infinite observed range,
+//!   `InvalidScale` for a finite range too wide for an `f32` scale;
 //! * per-channel observers reject any change of channel count (torch broadcasts a count of 1);
+//! * `HistogramObserver` rejects NaN inputs with an error and leaves its state alone (torch's
+//!   `histc` raises after the buffers were overwritten);
 //! * `FixedQParamsObserver` validates its scale, range and zero point.
 //!
 //! ```
@@ -43,16 +48,20 @@
 //! # Ok::<(), qtensor::QTensorError>(())
 //! ```
 
+mod defaults;
 mod fixed;
+mod histogram;
 mod minmax;
 mod moving_average;
 mod per_channel;
 mod placeholder;
 mod recording;
 mod spec;
+mod torch_ops;
 mod uniform;
 
 pub use fixed::FixedQParamsObserver;
+pub use histogram::HistogramObserver;
 pub use minmax::MinMaxObserver;
 pub use moving_average::MovingAverageMinMaxObserver;
 pub use per_channel::{MovingAveragePerChannelMinMaxObserver, PerChannelMinMaxObserver};

@@ -14,7 +14,7 @@ use super::{Observer, ObserverConfig, ObserverSpec};
 /// `aminmax`; later batches move them by `m + c * (cur - m)` in `f32` (numerics §2.3).
 ///
 /// "First" means the buffers are still exactly `(+inf, -inf)`, as in torch. NaN propagates
-/// (the buffers stay NaN and `calculate_qparams` fails with `InvalidScale`, where torch returns
+/// (the buffers stay NaN and `calculate_qparams` fails with `Unsupported`, where torch returns
 /// a NaN scale). Empty tensors are ignored.
 ///
 /// ```

@@ -78,7 +78,7 @@ impl ChannelRanges {
 /// Schemes: `PerChannelAffine`, `PerChannelSymmetric`, `PerChannelAffineFloatQParams` (which
 /// gives [`QParams::PerChannelFloat`]). Before any observation `calculate_qparams` returns
 /// torch's one-element default `([1.0], [0])`. NaN in a channel makes that channel's buffers
-/// NaN and `calculate_qparams` an `InvalidScale` error.
+/// NaN and `calculate_qparams` an `Unsupported` error.
 ///
 /// ```
 /// use qtensor::observer::{Observer, ObserverConfig, PerChannelMinMaxObserver};

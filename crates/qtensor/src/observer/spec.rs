@@ -1,9 +1,9 @@
 //! [`ObserverSpec::build`]: a fresh observer from its spec (PyTorch's `with_args(...)()`).
 
-use crate::error::{QTensorError, Result};
+use crate::error::Result;
 
 use super::{
-    FixedQParamsObserver, MinMaxObserver, MovingAverageMinMaxObserver,
+    FixedQParamsObserver, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver,
     MovingAveragePerChannelMinMaxObserver, NoopObserver, Observer, ObserverConfig, ObserverSpec,
     PerChannelMinMaxObserver, PlaceholderObserver, RecordingObserver,
 };
@@ -50,11 +50,15 @@ impl ObserverSpec {
                 *ch_axis,
                 *averaging_constant,
             )?),
-            ObserverSpec::Histogram { .. } => {
-                return Err(QTensorError::Unsupported(
-                    "HistogramObserver is not implemented yet".to_string(),
-                ));
-            }
+            ObserverSpec::Histogram {
+                config,
+                bins,
+                upsample_rate,
+            } => Box::new(HistogramObserver::new(
+                config.clone(),
+                *bins,
+                *upsample_rate,
+            )?),
             ObserverSpec::Placeholder { dtype, is_dynamic } => {
                 Box::new(PlaceholderObserver::new(*dtype, *is_dynamic))
             }

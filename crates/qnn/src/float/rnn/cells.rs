@@ -289,6 +289,11 @@ impl RNNCell {
         }
     }
 
+    /// Whether the nonlinearity is ReLU (`nonlinearity='relu'`) rather than tanh.
+    pub fn is_relu(&self) -> bool {
+        self.cell.kind == CellKind::RnnRelu
+    }
+
     /// A ReLU cell (`nonlinearity='relu'`).
     pub fn new_relu(input_size: usize, hidden_size: usize, bias: bool, rng: &mut Rng) -> Self {
         Self {

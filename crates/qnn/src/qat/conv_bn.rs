@@ -1,0 +1,406 @@
+//! QAT Conv+BatchNorm: `nniqat.ConvBn2d` and `nniqat.ConvBnReLU2d`, PyTorch's `_ConvBnNd` with
+//! its approximate single-pass training forward.
+//!
+//! Forward: `s = bn.weight / sqrt(running_var + eps)`, `y0 = conv(x, fake_quant(W * s[o]))`,
+//! `y1 = y0 / s[c] + b[c]`, `z = bn(y1)` (batch statistics and running-statistics updates in
+//! training with BN stats not frozen, running statistics otherwise), then ReLU for the ReLU
+//! variant. Backward follows the same graph (through `s` into `bn.weight` too).
+
+use qtensor::{QParams, Tensor};
+
+use super::FakeQuantSpec;
+use super::fake_quant::FakeQuant;
+use super::weight::{WeightFakeQuant, accumulate, not_halved, relu_backward, relu_in_place};
+use crate::error::{QnnError, Result};
+use crate::float::util::{f32_grad, f32_input, saved};
+use crate::fused::{self, BnFoldParams, fuse_conv_bn_weights};
+use crate::module::{Module, ModuleKind};
+use crate::param::{BufferMut, BufferRef, Param};
+use crate::{Value, float};
+
+/// What forward keeps for backward.
+#[derive(Clone, Debug)]
+struct Saved {
+    /// The convolution output before the division, `[N, C, H, W]`.
+    y0: Tensor<f32>,
+    /// `bn.weight / running_std` per channel.
+    scale_factor: Vec<f32>,
+    /// `sqrt(running_var + eps)` per channel.
+    running_std: Vec<f32>,
+    /// The module's output (after the ReLU, if any).
+    output: Tensor<f32>,
+}
+
+/// A QAT Conv2d + BatchNorm2d (+ ReLU when `RELU`): [`ConvBn2d`], [`ConvBnReLU2d`].
+/// State-dict names as PyTorch's: `weight`, `bias` (if the conv had one), `bn.weight`,
+/// `bn.bias`, `bn.running_mean`, `bn.running_var`, `bn.num_batches_tracked`,
+/// `weight_fake_quant.*`.
+#[derive(Clone, Debug)]
+pub struct QatConvBn2d<const RELU: bool> {
+    config: float::Conv2dConfig,
+    /// Conv weight, `[C_out, C_in / groups, kh, kw]`.
+    pub weight: Param,
+    /// Conv bias, `[C_out]`, if the float conv had one.
+    pub bias: Option<Param>,
+    bn: float::BatchNorm2d,
+    weight_fq: WeightFakeQuant,
+    freeze_bn: bool,
+    inner: Option<float::Conv2d>,
+    saved: Option<Saved>,
+    training: bool,
+}
+
+/// PyTorch's `torch.ao.nn.intrinsic.qat.ConvBn2d`.
+pub type ConvBn2d = QatConvBn2d<false>;
+/// PyTorch's `torch.ao.nn.intrinsic.qat.ConvBnReLU2d`.
+pub type ConvBnReLU2d = QatConvBn2d<true>;
+
+impl<const RELU: bool> QatConvBn2d<RELU> {
+    const NAME: &'static str = if RELU {
+        "qat::ConvBnReLU2d"
+    } else {
+        "qat::ConvBn2d"
+    };
+
+    /// PyTorch's `from_float` on the fused float module's parts: the conv's hyper-parameters,
+    /// weight and bias, the batch norm as it is (weight, bias, running statistics, eps,
+    /// momentum), and a fresh weight fake-quant. The new module is in training mode with BN
+    /// statistics updating. The batch norm must be affine and track running statistics, with
+    /// `num_features == out_channels`.
+    pub fn from_parts(
+        conv: float::Conv2d,
+        mut bn: float::BatchNorm2d,
+        weight_fake_quant: &FakeQuantSpec,
+    ) -> Result<Self> {
+        not_halved(Self::NAME, conv.weight_f16().is_some())?;
+        let cfg = *bn.config();
+        if !cfg.affine || !cfg.track_running_stats {
+            return Err(QnnError::InvalidConfig {
+                module: Self::NAME,
+                reason: format!(
+                    "the batch norm must be affine and track running statistics (affine={}, track_running_stats={})",
+                    cfg.affine, cfg.track_running_stats
+                ),
+            });
+        }
+        let config = *conv.config();
+        if cfg.num_features != config.out_channels {
+            return Err(QnnError::InvalidConfig {
+                module: Self::NAME,
+                reason: format!(
+                    "conv out_channels {} must equal the batch norm's num_features {}",
+                    config.out_channels, cfg.num_features
+                ),
+            });
+        }
+        bn.train(true);
+        Ok(Self {
+            config,
+            weight: conv.weight.clone(),
+            bias: conv.bias.clone(),
+            bn,
+            weight_fq: WeightFakeQuant::new(weight_fake_quant, config.out_channels)?,
+            freeze_bn: false,
+            inner: None,
+            saved: None,
+            training: true,
+        })
+    }
+
+    /// The conv hyper-parameters.
+    pub fn config(&self) -> &float::Conv2dConfig {
+        &self.config
+    }
+
+    /// The batch norm (`bn`).
+    pub fn bn(&self) -> &float::BatchNorm2d {
+        &self.bn
+    }
+
+    /// The weight fake-quant.
+    pub fn weight_fake_quant(&self) -> &dyn FakeQuant {
+        self.weight_fq.fq.as_ref()
+    }
+
+    /// The weight fake-quant, mutably (toggles).
+    pub fn weight_fake_quant_mut(&mut self) -> &mut dyn FakeQuant {
+        self.weight_fq.fq.as_mut()
+    }
+
+    /// PyTorch's `freeze_bn_stats()`: the batch norm uses and keeps its running statistics.
+    pub fn freeze_bn_stats(&mut self) {
+        self.freeze_bn = true;
+        self.bn.train(false);
+    }
+
+    /// PyTorch's `update_bn_stats()`: the batch norm normalizes with batch statistics and
+    /// updates its running ones again.
+    pub fn update_bn_stats(&mut self) {
+        self.freeze_bn = false;
+        self.bn.train(true);
+    }
+
+    /// True after [`QatConvBn2d::freeze_bn_stats`].
+    pub fn is_bn_frozen(&self) -> bool {
+        self.freeze_bn
+    }
+
+    fn fold_params(&self) -> Result<BnFoldParams<'_>> {
+        match (self.bn.running_mean(), self.bn.running_var()) {
+            (Some(running_mean), Some(running_var)) => Ok(BnFoldParams {
+                running_mean,
+                running_var,
+                eps: self.bn.config().eps,
+                weight: self.bn.weight().map(|p| &p.value),
+                bias: self.bn.bias().map(|p| &p.value),
+            }),
+            _ => Err(QnnError::InvalidConfig {
+                module: Self::NAME,
+                reason: "the batch norm has no running statistics".into(),
+            }),
+        }
+    }
+
+    /// PyTorch's `to_float()`: a float Conv2d with the batch norm folded in with its running
+    /// statistics (`fuse_conv_bn_weights`, bit for bit), in this module's train/eval mode.
+    /// For [`ConvBnReLU2d`] this is the inner convolution of the fused `ConvReLU2d`.
+    pub fn to_float(&self) -> Result<float::Conv2d> {
+        let p = self.fold_params()?;
+        let (w, b) = fuse_conv_bn_weights(
+            &self.weight.value,
+            self.bias.as_ref().map(|b| &b.value),
+            &p,
+            false,
+        )?;
+        let mut f = float::Conv2d::from_tensors(self.config, w, Some(b))?;
+        f.train(self.training);
+        Ok(f)
+    }
+
+    /// The folded float conv and the weight qparams as PyTorch's quantized `from_float` gets
+    /// them: fold, `weight_fake_quant(folded weight)`, `calculate_qparams()`.
+    pub fn to_float_with_weight_qparams(&mut self) -> Result<(float::Conv2d, QParams)> {
+        let f = self.to_float()?;
+        let qparams = self.weight_fq.convert_qparams(&f.weight.value)?;
+        Ok((f, qparams))
+    }
+
+    /// `(running_std, scale_factor)` per channel from the current running variance.
+    fn scale_factor(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let p = self.fold_params()?;
+        let gamma = p.weight.map(|g| g.data()).unwrap_or(&[]);
+        let rv = p.running_var.data();
+        let c = self.config.out_channels;
+        if gamma.len() != c || rv.len() != c {
+            return Err(QnnError::ShapeMismatch {
+                what: format!("{} bn.weight / running_var vs out_channels", Self::NAME),
+                expected: vec![c],
+                got: vec![gamma.len().min(rv.len())],
+            });
+        }
+        let running_std: Vec<f32> = rv.iter().map(|&v| (v + p.eps).sqrt()).collect();
+        let sf = gamma.iter().zip(&running_std).map(|(g, s)| g / s).collect();
+        Ok((running_std, sf))
+    }
+}
+
+impl ConvBn2d {
+    /// From PyTorch's fused float `nni.ConvBn2d`.
+    pub fn from_fused(fused: &fused::ConvBn2d, weight_fake_quant: &FakeQuantSpec) -> Result<Self> {
+        Self::from_parts(fused.conv().clone(), fused.bn().clone(), weight_fake_quant)
+    }
+}
+
+impl ConvBnReLU2d {
+    /// `to_float()` as PyTorch returns it for this class: the fused float `nni.ConvReLU2d`
+    /// around the BN-folded convolution.
+    pub fn to_float_fused(&self) -> Result<fused::ConvReLU2d> {
+        Ok(fused::ConvReLU2d::new(self.to_float()?, float::ReLU::new()))
+    }
+
+    /// From PyTorch's fused float `nni.ConvBnReLU2d`.
+    pub fn from_fused(
+        fused: &fused::ConvBnReLU2d,
+        weight_fake_quant: &FakeQuantSpec,
+    ) -> Result<Self> {
+        Self::from_parts(fused.conv().clone(), fused.bn().clone(), weight_fake_quant)
+    }
+}
+
+/// Channel of flat index `i` in an `[N, C, inner]` row-major tensor.
+fn channel(i: usize, c: usize, inner: usize) -> usize {
+    (i / inner.max(1)) % c.max(1)
+}
+
+impl<const RELU: bool> Module for QatConvBn2d<RELU> {
+    fn kind(&self) -> ModuleKind {
+        if RELU {
+            ModuleKind::QatConvBnReLU2d
+        } else {
+            ModuleKind::QatConvBn2d
+        }
+    }
+
+    fn forward(&mut self, input: &Value) -> Result<Value> {
+        let x = f32_input(input, Self::NAME)?;
+        if x.ndim() != 4 {
+            return Err(QnnError::WrongRank {
+                module: Self::NAME,
+                expected: "4-d (N, C, H, W)",
+                got: x.shape().to_vec(),
+            });
+        }
+        let (running_std, sf) = self.scale_factor()?;
+        let c = self.config.out_channels;
+        let w_inner = self.weight.value.numel() / c.max(1);
+        let scaled: Vec<f32> = self
+            .weight
+            .value
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| w * sf[channel(i, c, w_inner)])
+            .collect();
+        let scaled = Tensor::new(self.weight.shape(), scaled)?;
+        let wq = self.weight_fq.forward(&scaled)?;
+        let mut inner = float::Conv2d::from_tensors(self.config, wq, Some(Tensor::zeros(&[c])))?;
+        let y0 = inner.forward(&Value::F32(x))?.into_f32(Self::NAME)?;
+        let plane: usize = y0.shape()[2..].iter().product();
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        let y1: Vec<f32> = y0
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let ch = channel(i, c, plane);
+                let q = v / sf[ch];
+                match bias {
+                    Some(b) => q + b[ch],
+                    None => q,
+                }
+            })
+            .collect();
+        let y1 = Tensor::new(y0.shape(), y1)?;
+        let mut z = self.bn.forward(&Value::F32(y1))?.into_f32(Self::NAME)?;
+        if RELU {
+            relu_in_place(&mut z);
+        }
+        self.inner = Some(inner);
+        self.saved = Some(Saved {
+            y0,
+            scale_factor: sf,
+            running_std,
+            output: z.clone(),
+        });
+        Ok(Value::F32(z))
+    }
+
+    fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        let s = saved(&self.saved, Self::NAME)?;
+        let mut g = f32_grad(grad_output, Self::NAME, s.output.shape())?;
+        if RELU {
+            g = relu_backward(&g, &s.output)?;
+        }
+        let dy1 = self.bn.backward(&Value::F32(g))?.into_f32(Self::NAME)?;
+        let c = self.config.out_channels;
+        let plane: usize = s.y0.shape()[2..].iter().product();
+        let sf = &s.scale_factor;
+        let mut db = vec![0.0f64; c];
+        let mut dsf = vec![0.0f64; c];
+        let dy0: Vec<f32> = dy1
+            .data()
+            .iter()
+            .zip(s.y0.data())
+            .enumerate()
+            .map(|(i, (&d, &y))| {
+                let ch = channel(i, c, plane);
+                db[ch] += f64::from(d);
+                dsf[ch] += f64::from(-d * y / (sf[ch] * sf[ch]));
+                d / sf[ch]
+            })
+            .collect();
+        let dy0 = Tensor::new(s.y0.shape(), dy0)?;
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or(QnnError::BackwardBeforeForward { module: Self::NAME })?;
+        inner.zero_grad();
+        let dx = inner.backward(&Value::F32(dy0))?;
+        let dws = self.weight_fq.backward(&inner.weight.grad)?;
+        let w_inner = self.weight.value.numel() / c.max(1);
+        for (i, ((gw, &d), &w)) in self
+            .weight
+            .grad
+            .data_mut()
+            .iter_mut()
+            .zip(dws.data())
+            .zip(self.weight.value.data())
+            .enumerate()
+        {
+            let ch = channel(i, c, w_inner);
+            *gw += d * sf[ch];
+            dsf[ch] += f64::from(d * w);
+        }
+        if let Some(b) = &mut self.bias {
+            let db = Tensor::new(&[c], db.iter().map(|&v| v as f32).collect())?;
+            accumulate(&mut b.grad, &db);
+        }
+        let running_std = &s.running_std;
+        self.bn.visit_params_mut(&mut |name, p| {
+            if name == "weight" {
+                for (k, gk) in p.grad.data_mut().iter_mut().enumerate() {
+                    *gk += (dsf[k] as f32) / running_std[k];
+                }
+            }
+        });
+        Ok(dx)
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        f("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+        self.bn
+            .visit_params(&mut |name, p| f(&format!("bn.{name}"), p));
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        f("weight", &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f("bias", b);
+        }
+        self.bn
+            .visit_params_mut(&mut |name, p| f(&format!("bn.{name}"), p));
+    }
+
+    fn visit_buffers(&self, f: &mut dyn FnMut(&str, BufferRef<'_>)) {
+        self.bn
+            .visit_buffers(&mut |name, b| f(&format!("bn.{name}"), b));
+        self.weight_fq.visit_buffers(f);
+    }
+
+    fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
+        self.bn
+            .visit_buffers_mut(&mut |name, b| f(&format!("bn.{name}"), b));
+        self.weight_fq.visit_buffers_mut(f);
+    }
+
+    fn after_load(&mut self) -> Result<()> {
+        self.weight_fq.fq.after_load()
+    }
+
+    /// PyTorch's `_ConvBnNd.train`: the batch norm follows only while its statistics are not
+    /// frozen.
+    fn train(&mut self, mode: bool) {
+        self.training = mode;
+        if !self.freeze_bn {
+            self.bn.train(mode);
+        }
+        self.weight_fq.fq.train(mode);
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}

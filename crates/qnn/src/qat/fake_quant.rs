@@ -1,0 +1,185 @@
+//! The [`FakeQuant`] trait every fake-quant module implements, and the pieces they share:
+//! zero-point storage, the straight-through backward, and the enable flags.
+
+use qtensor::observer::Observer;
+use qtensor::{QDType, QParams, QScheme, Tensor, fake_quantize_backward};
+
+use super::FakeQuantSpec;
+use crate::error::Result;
+use crate::float::util::{f32_grad, f32_input};
+use crate::module::Module;
+use crate::value::Value;
+
+/// The `zero_point` buffer: `int32` for integer schemes, `float32` for
+/// `per_channel_affine_float_qparams` (as PyTorch's `FakeQuantize` registers it).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ZeroPoints {
+    /// Integer zero points (per-tensor: one value).
+    Int(Tensor<i32>),
+    /// Float zero points (float-qparams scheme).
+    Float(Tensor<f32>),
+}
+
+impl ZeroPoints {
+    /// Number of zero points.
+    pub fn len(&self) -> usize {
+        match self {
+            ZeroPoints::Int(t) => t.numel(),
+            ZeroPoints::Float(t) => t.numel(),
+        }
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a fake-quant forward produced: the output and the straight-through mask
+/// (`None` when fake-quant is disabled, i.e. the identity with gradient 1 everywhere).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FakeQuantOutput {
+    /// The fake-quantized tensor (or the input unchanged).
+    pub output: Tensor<f32>,
+    /// 1 where the gradient passes (the rounded value before clamping is in range).
+    pub mask: Option<Tensor<u8>>,
+}
+
+impl FakeQuantOutput {
+    /// `grad * mask` (straight-through estimator), or `grad` itself without a mask.
+    pub fn backward(&self, grad: &Tensor<f32>) -> Result<Tensor<f32>> {
+        ste_backward(grad, self.mask.as_ref())
+    }
+}
+
+/// `dx = dy * mask`, or `dy` without a mask.
+pub(crate) fn ste_backward(grad: &Tensor<f32>, mask: Option<&Tensor<u8>>) -> Result<Tensor<f32>> {
+    match mask {
+        Some(m) => Ok(fake_quantize_backward(grad, m)?),
+        None => Ok(grad.clone()),
+    }
+}
+
+/// A fake-quant module (PyTorch's `FakeQuantizeBase`): it observes its input when the observer
+/// is enabled, fake-quantizes it when fake-quant is enabled, and passes gradients straight
+/// through where the value was in range.
+///
+/// As a [`Module`] it maps an f32 value to an f32 value; [`FakeQuant::apply`] is the same on a
+/// tensor, returning the mask instead of keeping it (QAT layers use it for their weights).
+pub trait FakeQuant: Module {
+    /// Observes (if enabled) and fake-quantizes (if enabled) `x`.
+    fn apply(&mut self, x: &Tensor<f32>) -> Result<FakeQuantOutput>;
+
+    /// PyTorch's `calculate_qparams()`: what convert uses to quantize (for the fused module this
+    /// is the Python observer formula on its running range, not the fbgemm one used in forward).
+    fn calculate_qparams(&self) -> Result<QParams>;
+
+    /// True when forward fake-quantizes (`fake_quant_enabled[0] == 1`).
+    fn fake_quant_enabled(&self) -> bool;
+
+    /// True when forward updates the statistics and qparams (`observer_enabled[0] == 1`).
+    fn observer_enabled(&self) -> bool;
+
+    /// `enable_fake_quant(enabled)`.
+    fn enable_fake_quant(&mut self, enabled: bool);
+
+    /// `enable_observer(enabled)`.
+    fn enable_observer(&mut self, enabled: bool);
+
+    /// `disable_fake_quant()`.
+    fn disable_fake_quant(&mut self) {
+        self.enable_fake_quant(false);
+    }
+
+    /// `disable_observer()`.
+    fn disable_observer(&mut self) {
+        self.enable_observer(false);
+    }
+
+    /// The `scale` buffer (f32; one value per tensor or per channel).
+    fn scale(&self) -> &Tensor<f32>;
+
+    /// The `zero_point` buffer.
+    fn zero_point(&self) -> &ZeroPoints;
+
+    /// The observer inside (`activation_post_process`), where the module keeps one as an
+    /// [`Observer`]; the fused module keeps its running range itself and returns `None`.
+    fn observer(&self) -> Option<&dyn Observer>;
+
+    /// The dtype being emulated.
+    fn dtype(&self) -> QDType;
+
+    /// The scheme (per-tensor or per-channel, affine or symmetric).
+    fn qscheme(&self) -> QScheme;
+
+    /// The effective `(quant_min, quant_max)` (after `reduce_range`).
+    fn quant_range(&self) -> (i64, i64);
+
+    /// The channel axis for per-channel schemes.
+    fn ch_axis(&self) -> Option<usize>;
+
+    /// The spec that builds a fresh module like this one.
+    fn spec(&self) -> FakeQuantSpec;
+
+    /// A boxed copy with the same state.
+    fn box_clone(&self) -> Box<dyn FakeQuant>;
+
+    /// Sizes the per-channel buffers (`scale`, `zero_point`, the running range) for
+    /// `channels` channels before the first observation, as PyTorch's `_load_from_state_dict`
+    /// resizes them, so that a state dict saved after training loads into a fresh module (QAT
+    /// layers call it with their output channels). Per-tensor modules ignore it.
+    fn expect_channels(&mut self, _channels: usize) {}
+}
+
+impl Clone for Box<dyn FakeQuant> {
+    fn clone(&self) -> Self {
+        self.box_clone()
+    }
+}
+
+impl std::fmt::Debug for dyn FakeQuant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeQuant")
+            .field("spec", &self.spec())
+            .field("scale", &self.scale().data())
+            .field("zero_point", self.zero_point())
+            .field("fake_quant_enabled", &self.fake_quant_enabled())
+            .field("observer_enabled", &self.observer_enabled())
+            .finish()
+    }
+}
+
+/// The `Module::forward`/`backward` halves shared by the fake-quant modules: run
+/// [`FakeQuant::apply`], keep the mask, and multiply the gradient by it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SavedMask {
+    saved: Option<(Vec<usize>, Option<Tensor<u8>>)>,
+}
+
+impl SavedMask {
+    pub(crate) fn forward(
+        &mut self,
+        module: &'static str,
+        input: &Value,
+        apply: impl FnOnce(&Tensor<f32>) -> Result<FakeQuantOutput>,
+    ) -> Result<Value> {
+        let x = f32_input(input, module)?;
+        let out = apply(&x)?;
+        self.saved = Some((x.shape().to_vec(), out.mask));
+        Ok(Value::F32(out.output))
+    }
+
+    pub(crate) fn backward(&self, module: &'static str, grad_output: &Value) -> Result<Value> {
+        let (shape, mask) = self
+            .saved
+            .as_ref()
+            .ok_or(crate::QnnError::BackwardBeforeForward { module })?;
+        let g = f32_grad(grad_output, module, shape)?;
+        Ok(Value::F32(ste_backward(&g, mask.as_ref())?))
+    }
+}
+
+/// A `[1]`-shaped flag tensor.
+pub(crate) fn flag_u8(on: bool) -> Tensor<u8> {
+    Tensor::from_fn(&[1], |_| u8::from(on))
+}

@@ -1,0 +1,54 @@
+//! `qstack quantize`: build an int8 model from saved fp32 weights.
+
+use std::path::PathBuf;
+
+use crate::cli::QuantizeArgs;
+use crate::data::SplitKind;
+use crate::error::{CliError, Result};
+use crate::model::{FloatModel, load_weights};
+use crate::quantize::{QuantInputs, build};
+use crate::training::{OptimizerKind, TrainConfig};
+
+/// Checks the arguments and inputs, then runs the chosen flow and saves its model.
+pub fn run(a: &QuantizeArgs, quiet: bool) -> Result<()> {
+    let output = a.output.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "qstack-out/{}-{}.safetensors",
+            a.model.name(),
+            a.mode.file_stem()
+        ))
+    });
+    let module = load_weights(a.model, &a.weights)?;
+    let (train, norm) = super::load(&a.data, SplitKind::Train)?;
+    if a.calib_size > train.len() {
+        return Err(CliError::InvalidArg {
+            flag: "--calib-size",
+            reason: format!(
+                "{} is more than the {} training images available",
+                a.calib_size,
+                train.len()
+            ),
+        });
+    }
+    let float = FloatModel::fp32(module, a.model.input_layout());
+    let inputs = QuantInputs {
+        train: &train,
+        norm: &norm,
+        calib_size: a.calib_size,
+        backend: a.backend,
+        qat: TrainConfig {
+            epochs: 1,
+            batch_size: 64,
+            lr: 1e-4,
+            optimizer: OptimizerKind::Sgd,
+            momentum: 0.9,
+            seed: 0,
+            cosine: true,
+        },
+        quiet,
+    };
+    let model = build(a.mode, &float, &inputs)?;
+    let bytes = model.save(&output)?;
+    println!("saved {} ({bytes} bytes)", output.display());
+    Ok(())
+}
