@@ -16,7 +16,13 @@ use crate::args::Args;
 use crate::run::{run, step, succeeds};
 
 /// The fuzz targets, as `fuzz/Cargo.toml` names them.
-pub const FUZZ_TARGETS: &[&str] = &["qparams_quantize", "state_dict_safetensors"];
+pub const FUZZ_TARGETS: &[&str] = &[
+    "qparams_quantize",
+    "state_dict_safetensors",
+    "idx_reader",
+    "model_file",
+    "graph_description",
+];
 
 /// The qtensor test binaries Miri runs (the golden suites are too large for its speed; they
 /// run natively in every CI run, and the same code paths are covered here by proptests).
