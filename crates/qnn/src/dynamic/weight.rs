@@ -65,7 +65,7 @@ fn pairs_fit_i16(a_max: u8, w_abs_max: i32) -> bool {
 
 #[derive(Clone, Debug)]
 enum Stored {
-    QInt8(QInt8Weight),
+    QInt8(Box<QInt8Weight>),
     /// f16-exact values widened to f32 (saved as f32, rounded again on load).
     Fp16 {
         values: Tensor<f32>,
@@ -259,13 +259,13 @@ impl DynWeight {
         let packed = pack_qint8(module, &values, &scales, &zero_points, axis)?;
         Ok(Self {
             module,
-            stored: Stored::QInt8(QInt8Weight {
+            stored: Stored::QInt8(Box::new(QInt8Weight {
                 values,
                 scales,
                 zero_points,
                 axis,
                 packed,
-            }),
+            })),
             bias: bias.cloned(),
         })
     }
