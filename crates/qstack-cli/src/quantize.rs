@@ -85,7 +85,7 @@ pub struct QuantInputs<'a> {
 pub fn build_dynamic(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
     Err(CliError::NotAvailable {
         what: QuantMode::Dynamic.label().into(),
-        waiting_for: "qnn::dynamic modules and qflow's quantize_dynamic pass".into(),
+        waiting_for: "qflow's quantize_dynamic pass".into(),
     })
 }
 
@@ -103,7 +103,7 @@ pub fn build_static(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Bo
 pub fn build_qat(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
     Err(CliError::NotAvailable {
         what: QuantMode::Qat.label().into(),
-        waiting_for: "qflow's prepare_qat / convert passes and qnn::qat modules".into(),
+        waiting_for: "qflow's prepare_qat / convert passes".into(),
     })
 }
 

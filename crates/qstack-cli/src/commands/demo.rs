@@ -126,7 +126,11 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
     }
     ensure_dir(&a.out)?;
     let dataset = super::dataset_name(a.data.dataset);
-    let machine = format!("{}, 1 thread", super::cpu_name());
+    let machine = format!(
+        "{}, 1 thread, load average {} at start",
+        super::cpu_name(),
+        super::load_average()
+    );
     say(&format!(
         "qstack demo: {dataset}, {} training / {} test images; {machine}",
         train_split.len(),
@@ -190,6 +194,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
         quiet,
     };
     let mut rows = Vec::new();
+    let mut sequence = Vec::new();
     measure_variants(
         Arch::Lenet5,
         "LeNet5",
@@ -222,12 +227,15 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
                 &seq_cfg,
                 quiet,
                 &mut |e| {
-                    say(&format!(
-                        "{display}: 1 epoch on {} images, loss {:.4}, {:.1} s",
+                    let line = format!(
+                        "{display}: 1 epoch on {} images, Adam lr {}, loss {:.4}, {:.1} s",
                         seq_train.len(),
+                        seq_cfg.lr,
                         e.loss,
                         e.seconds
-                    ))
+                    );
+                    say(&line);
+                    sequence.push(line);
                 },
             )?;
             measure_variants(
@@ -250,6 +258,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
         test_images: test.len(),
         training,
         epochs,
+        sequence,
         machine,
         wall_seconds: wall,
     };
@@ -257,7 +266,10 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
         &a.out.join("report.md"),
         report(&ctx, &rows, "chart.svg").as_bytes(),
     )?;
-    write_atomic(&a.out.join("chart.svg"), svg::chart(&rows).as_bytes())?;
+    write_atomic(
+        &a.out.join("chart.svg"),
+        svg::chart(&rows, "LeNet5").as_bytes(),
+    )?;
     say(&format!(
         "wrote {} (models, report.md, chart.svg); wall time {wall:.1} s",
         a.out.display()

@@ -74,6 +74,15 @@ pub(crate) fn cpu_name() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
+/// The 1-minute load average (from /proc/loadavg), or `?`: latencies on a busy machine are
+/// not comparable, so the report records it.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// Dataset label for messages.
 pub(crate) fn dataset_name(kind: DatasetKind) -> &'static str {
     kind.display_name()

@@ -18,6 +18,8 @@ pub struct ReportContext {
     pub training: String,
     /// Per-epoch lines.
     pub epochs: Vec<String>,
+    /// How the sequence models were trained (empty when skipped).
+    pub sequence: Vec<String>,
     /// CPU model and thread count.
     pub machine: String,
     /// Total wall time of the demo in seconds.
@@ -73,6 +75,12 @@ pub fn report(ctx: &ReportContext, rows: &[Row], chart_file: &str) -> String {
     for e in &ctx.epochs {
         let _ = writeln!(s, "- {e}");
     }
+    if !ctx.sequence.is_empty() {
+        s.push_str("\nSequence models (short runs, to exercise their dynamic path):\n\n");
+        for l in &ctx.sequence {
+            let _ = writeln!(s, "- {l}");
+        }
+    }
     let _ = writeln!(s, "\n## Results\n\n{}", table(rows));
     let _ = writeln!(s, "![accuracy against latency and size]({chart_file})\n");
     s.push_str(
@@ -119,6 +127,7 @@ mod tests {
             test_images: 10000,
             training: "3 epochs".into(),
             epochs: vec!["epoch 1".into()],
+            sequence: vec!["row LSTM: 1 epoch".into()],
             machine: "cpu, 1 thread".into(),
             wall_seconds: 12.0,
         };
@@ -126,5 +135,6 @@ mod tests {
         assert!(r.contains("![accuracy against latency and size](chart.svg)"));
         assert!(r.contains("| LeNet5 | fp32 | 99.10 %"));
         assert!(r.contains("Demo wall time 12.0 s"));
+        assert!(r.contains("- row LSTM: 1 epoch"));
     }
 }

@@ -54,7 +54,8 @@ struct Point {
 }
 
 fn panel(out: &mut String, x0: f64, title: &str, x_label: &str, points: &[Point]) {
-    let (xl, xh) = padded_range(points.iter().map(|p| p.x));
+    // Latency and size axes start at 0 so that ratios read true.
+    let (xl, xh) = (0.0, padded_range(points.iter().map(|p| p.x)).1);
     let (yl, yh) = padded_range(points.iter().map(|p| p.y));
     let (pw, ph) = (PANEL_W - MARGIN_L - 20.0, PANEL_H - MARGIN_T - MARGIN_B);
     let (left, top) = (x0 + MARGIN_L, MARGIN_T);
@@ -130,13 +131,14 @@ fn tick(v: f64) -> String {
     }
 }
 
-/// The chart for every measured row (unmeasured rows are left out).
-pub fn chart(rows: &[Row]) -> String {
+/// The chart for the measured rows of `model` (other models and unmeasured rows are left out:
+/// their scales differ too much to share axes).
+pub fn chart(rows: &[Row], model: &str) -> String {
     let mut lat = Vec::new();
     let mut size = Vec::new();
-    for r in rows {
+    for r in rows.iter().filter(|r| r.model == model) {
         if let Some(m) = r.measured() {
-            let label = format!("{} {}", r.model, r.variant);
+            let label = r.variant.clone();
             lat.push(Point {
                 x: m.b64.median_s * 1e3,
                 y: 100.0 * m.accuracy,
@@ -160,14 +162,14 @@ pub fn chart(rows: &[Row]) -> String {
     panel(
         &mut s,
         0.0,
-        "Accuracy vs latency (batch 64, 1 thread)",
+        &format!("{model}: accuracy vs latency (batch 64, 1 thread)"),
         "latency at batch 64 (ms)",
         &lat,
     );
     panel(
         &mut s,
         PANEL_W + GAP,
-        "Accuracy vs model file size",
+        &format!("{model}: accuracy vs model file size"),
         "file size (KB)",
         &size,
     );
@@ -182,12 +184,13 @@ mod tests {
 
     #[test]
     fn one_point_per_measured_row_in_each_panel() {
-        let svg = chart(&rows());
+        let svg = chart(&rows(), "LeNet5");
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<circle").count(), 4);
-        assert_eq!(svg.matches(">LeNet5 fp16</text>").count(), 2);
+        assert_eq!(svg.matches(">fp16</text>").count(), 2);
         assert!(!svg.contains("static int8"));
+        assert_eq!(chart(&rows(), "LSTM").matches("<circle").count(), 0);
     }
 
     #[test]
