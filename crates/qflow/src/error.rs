@@ -113,6 +113,36 @@ pub enum QflowError {
         /// The newest version this build reads.
         supported: u32,
     },
+    /// A pass that needs a prepared graph (`convert` before `prepare`, toggles on a graph
+    /// without observers).
+    #[error("{pass} needs a prepared graph: {reason}")]
+    NotPrepared {
+        /// The pass.
+        pass: &'static str,
+        /// What is missing.
+        reason: String,
+    },
+    /// A graph that already holds observers or fake-quant modules given to `prepare` again.
+    #[error("node `{node}` is already an observer or fake-quant: the graph is already prepared")]
+    AlreadyPrepared {
+        /// The first observer or fake-quant node found.
+        node: String,
+    },
+    /// An observer that has seen no data when `convert` needs its qparams.
+    #[error("observer `{node}` has seen no data: run calibration before convert")]
+    NotCalibrated {
+        /// The observer node.
+        node: String,
+    },
+    /// A node a pass cannot handle as configured (an unsupported qconfig, a missing
+    /// quantized counterpart, a quantized value where a float one is needed…).
+    #[error("node `{node}`: {reason}")]
+    Unsupported {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
     /// An error from a module outside any node (state dicts, file I/O, module construction).
     #[error(transparent)]
     Module(#[from] QnnError),

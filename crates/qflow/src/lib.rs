@@ -57,10 +57,58 @@
 //! assert_eq!(before[0].shape(), after[0].shape());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Quantization passes ([`passes`])
+//!
+//! PyTorch's eager flow: [`passes::prepare_configured`] inserts observer nodes
+//! ([`passes::ObserverNode`], named `<node>.activation_post_process`) after the graph input and
+//! after every quantizable output, using each node's QConfig; running the graph calibrates them;
+//! [`passes::convert`] swaps every quantizable node for its `qnn::quantized` module (weights
+//! observed and packed once, output qparams from its observer), turns the input observer into a
+//! `Quantize` node and adds `DeQuantize` at the outputs and in front of nodes left float
+//! (QConfig `None`). [`passes::quantize_dynamic`] swaps Linear/LSTM/GRU/cells for
+//! `qnn::dynamic` modules without calibration. [`numeric_suite`] compares a float graph and its
+//! quantized version node by node (SQNR).
+//!
+//! ```
+//! use qflow::passes::{convert, prepare_configured, set_global_qconfig};
+//! use qflow::qconfig::{QConfig, QuantSpec};
+//! use qflow::SequentialBuilder;
+//! use qnn::float::{Linear, ReLU};
+//! use qnn::fused::LinearReLU;
+//! use qnn::init::Rng;
+//! use qnn::qtensor::observer::ObserverSpec;
+//! use qnn::qtensor::Tensor;
+//! use qnn::{ModuleKind, Value};
+//!
+//! let mut rng = Rng::new(0);
+//! let mut model = SequentialBuilder::new("x")
+//!     .add("fc1", LinearReLU::new(Linear::new(8, 16, true, &mut rng), ReLU::new()))
+//!     .add("fc2", Linear::new(16, 4, true, &mut rng))
+//!     .build()?;
+//! let qconfig = QConfig {
+//!     activation: QuantSpec::Observer(ObserverSpec::default_observer()),
+//!     weight: QuantSpec::Observer(ObserverSpec::default_per_channel_weight_observer()),
+//! };
+//! set_global_qconfig(&mut model, &qconfig);
+//! prepare_configured(&mut model)?; // x.activation_post_process, fc1.…, fc2.…
+//! for seed in 0..4 {
+//!     // calibration
+//!     let mut r = Rng::new(seed);
+//!     model.run(&[Value::F32(Tensor::from_fn(&[2, 8], |_| r.uniform(-1.0, 1.0)))])?;
+//! }
+//! convert(&mut model)?;
+//! assert_eq!(model.node_names(), ["quant", "fc1", "fc2", "dequant"]);
+//! assert_eq!(model.node("fc1").and_then(|n| n.kind()), Some(ModuleKind::QuantizedLinearReLU));
+//! let y = model.run(&[Value::F32(Tensor::from_fn(&[1, 8], |i| i as f32 / 8.0))])?;
+//! assert_eq!(y[0].shape(), Some(&[1, 4][..]));
+//! # Ok::<(), qflow::QflowError>(())
+//! ```
 
 pub mod error;
 pub mod graph;
 pub mod io;
+pub mod numeric_suite;
 pub mod passes;
 pub mod qconfig;
 

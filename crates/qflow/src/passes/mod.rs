@@ -1,8 +1,19 @@
 //! Graph passes: fusion ([`fuse`]) and QConfig propagation ([`propagate`]). The prepare,
 //! convert, prepare_qat and quantize_dynamic passes live next to them.
 
+pub mod convert;
+pub mod dynamic;
 pub mod fuse;
+pub mod observer_node;
+pub mod prepare;
 pub mod propagate;
+pub mod qat;
 
+pub use convert::convert;
+pub use dynamic::{
+    DEFAULT_DYNAMIC_KINDS, DynamicDType, quantize_dynamic, quantize_dynamic_configured,
+};
 pub use fuse::{find_fusable, fuse_auto, fuse_auto_qat, fuse_modules, fuse_modules_qat};
+pub use observer_node::ObserverNode;
+pub use prepare::{observer_name, prepare_configured, set_global_qconfig};
 pub use propagate::propagate_qconfig;

@@ -25,6 +25,12 @@ impl Flatten {
         }
     }
 
+    /// `(start_dim, end_dim)` as given to [`Flatten::new`] (for conversion to the quantized
+    /// layer).
+    pub fn dims(&self) -> (isize, isize) {
+        (self.start_dim, self.end_dim)
+    }
+
     /// The output shape for an input shape.
     pub fn out_shape(&self, shape: &[usize]) -> Result<Vec<usize>> {
         if shape.is_empty() {

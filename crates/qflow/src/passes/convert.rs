@@ -1,0 +1,381 @@
+//! `convert`: PyTorch's eager `torch.ao.quantization.convert` on a prepared, calibrated
+//! [`Graph`]. Afterwards every quantized node reads and writes quint8 values, and float only
+//! appears at the boundaries.
+//!
+//! Per node, in topological order:
+//! - an observer on a float value (the graph input, or the output of a node left float)
+//!   becomes a [`quantized::Quantize`] node (`quant` for a single-input graph's input,
+//!   `<value>.quant` otherwise) with the observer's qparams;
+//! - a quantizable node and its output observer become the quantized module, built with
+//!   `from_float(float, weight qparams, output scale, output zero point)`: the weight qparams
+//!   come from a fresh observer of the node's QConfig weight spec run once on the weight (as
+//!   PyTorch's `from_float` does), the output qparams from the activation observer, which is
+//!   removed. Fused Conv+BN / Linear+BN modules have the BN folded first (eval statistics);
+//! - ReLU, pooling, Flatten, Dropout, Sigmoid and Tanh reading a quantized value become their
+//!   quantized modules (same or fixed qparams); functional `flatten` becomes a quantized
+//!   `Flatten` module;
+//! - a float node reading quantized values gets a [`quantized::DeQuantize`] node
+//!   (`<value>.dequant`) in front; quantized graph outputs get one too (`dequant` for a
+//!   single-output graph).
+//!
+//! The graph is put in eval mode first (converted modules are inference-only).
+
+use std::collections::HashMap;
+
+use qnn::fused::{self, fuse_conv_bn_eval, fuse_conv1d_bn_eval, fuse_linear_bn_eval};
+use qnn::qat::FakeQuantSpec;
+use qnn::qtensor::observer::ObserverSpec;
+use qnn::qtensor::{QDType, QParams, Tensor};
+use qnn::{Module, ModuleKind, QnnError, float, quantized};
+
+use super::observer_node::ObserverNode;
+use super::prepare::{Role, is_activation_post_process, role, unique_name};
+use crate::error::{QflowError, Result};
+use crate::graph::{FunctionalOp, Graph, Node, Op};
+use crate::qconfig::QuantSpec;
+
+/// PyTorch's weight path in `from_float`: a fresh observer from the QConfig's weight `spec`
+/// observes `weight` once and answers its qparams.
+pub(crate) fn observe_weight(
+    node: &str,
+    spec: &ObserverSpec,
+    weight: &Tensor<f32>,
+) -> Result<QParams> {
+    let err = |e: qnn::qtensor::QTensorError| QflowError::Node {
+        node: node.into(),
+        source: QnnError::Tensor(e),
+    };
+    let mut obs = spec.build().map_err(err)?;
+    obs.observe(weight).map_err(err)?;
+    obs.calculate_qparams().map_err(err)
+}
+
+/// The observer spec behind a QConfig weight spec (a fake-quant's observer for QAT qconfigs).
+fn weight_observer_spec(node: &Node) -> Result<ObserverSpec> {
+    let unsupported = |reason: &str| QflowError::Unsupported {
+        node: node.name().into(),
+        reason: reason.into(),
+    };
+    let qconfig = node.qconfig().ok_or_else(|| unsupported("no QConfig"))?;
+    match &qconfig.weight {
+        QuantSpec::Observer(s) => Ok(s.clone()),
+        QuantSpec::FakeQuant(
+            FakeQuantSpec::FakeQuantize { observer }
+            | FakeQuantSpec::FusedMovingAvgObs { observer },
+        ) => Ok(observer.clone()),
+        QuantSpec::FakeQuant(FakeQuantSpec::FixedQParams { .. }) => {
+            Err(unsupported("a fixed-qparams weight spec"))
+        }
+    }
+}
+
+/// Per-tensor output qparams `(scale, zero_point, dtype)` of an observer or fake-quant node.
+pub(crate) fn activation_qparams(node: &Node) -> Result<(f64, i64, QDType)> {
+    let name = node.name();
+    let wrap = |source: QnnError| QflowError::Node {
+        node: name.into(),
+        source,
+    };
+    let (qparams, dtype) = if let Some(obs) = node.module_as::<ObserverNode>() {
+        if obs.observed_batches() == 0 {
+            return Err(QflowError::NotCalibrated { node: name.into() });
+        }
+        (
+            obs.calculate_qparams().map_err(wrap)?,
+            obs.observer().dtype(),
+        )
+    } else {
+        super::qat::fake_quant_qparams(node)?
+    };
+    match (qparams, dtype) {
+        (QParams::PerTensor { scale, zero_point }, Some(dtype)) => Ok((scale, zero_point, dtype)),
+        _ => Err(QflowError::Unsupported {
+            node: name.into(),
+            reason: "activations need per-tensor qparams of a quantized dtype".into(),
+        }),
+    }
+}
+
+/// Converts a prepared and calibrated graph to its quantized form (see the module docs).
+///
+/// Errors: [`QflowError::NotPrepared`] for a graph without observers (convert before
+/// prepare) or a quantizable node without its output observer; [`QflowError::NotCalibrated`]
+/// for an observer that has seen no data; a node error for qparams or weights the quantized
+/// modules reject.
+pub fn convert(graph: &mut Graph) -> Result<()> {
+    if !graph.nodes().any(is_activation_post_process) {
+        return Err(QflowError::NotPrepared {
+            pass: "convert",
+            reason:
+                "the graph has no observer or fake-quant nodes (run prepare or prepare_qat first)"
+                    .into(),
+        });
+    }
+    graph.eval();
+    let mut quantized: HashMap<String, bool> =
+        graph.inputs().iter().map(|i| (i.clone(), false)).collect();
+    let mut dequants: HashMap<String, String> = HashMap::new();
+    let single_input = graph.inputs().len() == 1;
+    for name in graph.node_names() {
+        let Some(node) = graph.node(&name) else {
+            continue;
+        };
+        let inputs = node.inputs().to_vec();
+        let is_q = |q: &HashMap<String, bool>, v: &str| q.get(v).copied().unwrap_or(false);
+        if is_activation_post_process(node) {
+            // Output observers are consumed with their producer; what is left observes a float
+            // value that quantized nodes read: it becomes a Quantize node.
+            let v = inputs[0].clone();
+            if is_q(&quantized, &v) {
+                graph.remove_node(&name)?;
+                continue;
+            }
+            let (scale, zp, dtype) = activation_qparams(node)?;
+            let quant = quantized::Quantize::new(scale, zp, dtype).map_err(node_err(&name))?;
+            graph.remove_node(&name)?;
+            let base = if single_input && graph.inputs().contains(&v) {
+                "quant".to_string()
+            } else {
+                format!("{v}.quant")
+            };
+            let qname = unique_name(graph, &base);
+            graph.insert_after(&v, &qname, Op::module(quant))?;
+            quantized.insert(qname, true);
+            continue;
+        }
+        let out_q = match role(node) {
+            Role::Observed => {
+                if let Some(v) = inputs.iter().find(|v| !is_q(&quantized, v)) {
+                    return Err(QflowError::Unsupported {
+                        node: name.clone(),
+                        reason: format!("reads the float value `{v}`, which has no observer"),
+                    });
+                }
+                let obs = graph
+                    .consumers(&name)
+                    .into_iter()
+                    .find(|c| graph.node(c).is_some_and(is_activation_post_process))
+                    .map(str::to_string)
+                    .ok_or_else(|| QflowError::NotPrepared {
+                        pass: "convert",
+                        reason: format!("node `{name}` has no output observer"),
+                    })?;
+                let (scale, zp, _) = activation_qparams(graph.try_node(&obs)?)?;
+                let op = quantized_op(graph.try_node(&name)?, scale, zp)?;
+                graph.replace_op(&name, op)?;
+                graph.remove_node(&obs)?;
+                true
+            }
+            Role::KeepsQParams | Role::FixedQParams => {
+                let q = inputs.first().is_some_and(|v| is_q(&quantized, v));
+                if q && let Some(op) = same_qparams_op(node)? {
+                    graph.replace_op(&name, op)?;
+                }
+                q
+            }
+            Role::Float => {
+                if inputs.iter().any(|v| is_q(&quantized, v)) {
+                    let mut new_inputs = Vec::with_capacity(inputs.len());
+                    for v in &inputs {
+                        if is_q(&quantized, v) {
+                            new_inputs.push(dequant_for(graph, &mut dequants, v, None)?);
+                        } else {
+                            new_inputs.push(v.clone());
+                        }
+                    }
+                    let refs: Vec<&str> = new_inputs.iter().map(String::as_str).collect();
+                    graph.set_node_inputs(&name, &refs)?;
+                }
+                false
+            }
+        };
+        quantized.insert(name, out_q);
+    }
+    let outputs = graph.outputs().to_vec();
+    if outputs
+        .iter()
+        .any(|o| quantized.get(o).copied().unwrap_or(false))
+    {
+        let single = (outputs.len() == 1).then_some("dequant");
+        let mut new_outputs = Vec::with_capacity(outputs.len());
+        for o in &outputs {
+            if quantized.get(o).copied().unwrap_or(false) {
+                new_outputs.push(dequant_for(graph, &mut dequants, o, single)?);
+            } else {
+                new_outputs.push(o.clone());
+            }
+        }
+        graph.set_outputs(new_outputs)?;
+    }
+    Ok(())
+}
+
+/// The DeQuantize node reading `value`, added on first use.
+fn dequant_for(
+    graph: &mut Graph,
+    dequants: &mut HashMap<String, String>,
+    value: &str,
+    name: Option<&str>,
+) -> Result<String> {
+    if let Some(d) = dequants.get(value) {
+        return Ok(d.clone());
+    }
+    let base = name.map_or_else(|| format!("{value}.dequant"), str::to_string);
+    let dname = unique_name(graph, &base);
+    graph.add_node(Node::new(
+        dname.clone(),
+        Op::module(quantized::DeQuantize::new()),
+        &[value],
+    ))?;
+    dequants.insert(value.to_string(), dname.clone());
+    Ok(dname)
+}
+
+fn node_err(node: &str) -> impl FnOnce(QnnError) -> QflowError + '_ {
+    move |source| QflowError::Node {
+        node: node.to_string(),
+        source,
+    }
+}
+
+fn wrong(node: &Node) -> QflowError {
+    QflowError::WrongModule {
+        node: node.name().into(),
+        expected: format!("the float layer of kind {:?}", node.kind()),
+        got: "another module".into(),
+    }
+}
+
+/// The module of a node as `T`, or a typed error.
+fn get<T: Module>(node: &Node) -> Result<&T> {
+    node.module_as::<T>().ok_or_else(|| wrong(node))
+}
+
+/// The static quantized module for a node whose role is `Observed`.
+fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
+    let name = node.name();
+    let kind = node.kind().ok_or_else(|| wrong(node))?;
+    let wspec = || weight_observer_spec(node);
+    let wq = |w: &Tensor<f32>| -> Result<QParams> { observe_weight(name, &wspec()?, w) };
+    let e = node_err(name);
+    use ModuleKind as K;
+    let op = match kind {
+        K::Linear => {
+            let f = get::<float::Linear>(node)?;
+            quantized::Linear::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+        }
+        K::LinearReLU => {
+            let f = get::<fused::LinearReLU>(node)?.linear();
+            quantized::LinearReLU::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+        }
+        K::LinearBn1d => {
+            let m = get::<fused::LinearBn1d>(node)?;
+            let f = fuse_linear_bn_eval(m.linear(), m.bn()).map_err(node_err(name))?;
+            quantized::Linear::from_float(&f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+        }
+        K::Conv1d => {
+            let f = get::<float::Conv1d>(node)?;
+            quantized::Conv1d::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+        }
+        K::ConvReLU1d => {
+            let f = get::<fused::ConvReLU1d>(node)?.conv();
+            quantized::ConvReLU1d::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+        }
+        K::ConvBn1d | K::ConvBnReLU1d => {
+            let (conv, bn) = if kind == K::ConvBn1d {
+                let m = get::<fused::ConvBn1d>(node)?;
+                (m.conv(), m.bn())
+            } else {
+                let m = get::<fused::ConvBnReLU1d>(node)?;
+                (m.conv(), m.bn())
+            };
+            let f = fuse_conv1d_bn_eval(conv, bn).map_err(node_err(name))?;
+            let w = wq(&f.weight.value)?;
+            if kind == K::ConvBn1d {
+                quantized::Conv1d::from_float(&f, &w, scale, zp).map(Op::module)
+            } else {
+                quantized::ConvReLU1d::from_float(&f, &w, scale, zp).map(Op::module)
+            }
+        }
+        K::Conv2d => {
+            let f = get::<float::Conv2d>(node)?;
+            quantized::Conv2d::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+        }
+        K::ConvReLU2d => {
+            let f = get::<fused::ConvReLU2d>(node)?.conv();
+            quantized::ConvReLU2d::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+        }
+        K::ConvBn2d | K::ConvBnReLU2d => {
+            let (conv, bn) = if kind == K::ConvBn2d {
+                let m = get::<fused::ConvBn2d>(node)?;
+                (m.conv(), m.bn())
+            } else {
+                let m = get::<fused::ConvBnReLU2d>(node)?;
+                (m.conv(), m.bn())
+            };
+            let f = fuse_conv_bn_eval(conv, bn).map_err(node_err(name))?;
+            let w = wq(&f.weight.value)?;
+            if kind == K::ConvBn2d {
+                quantized::Conv2d::from_float(&f, &w, scale, zp).map(Op::module)
+            } else {
+                quantized::ConvReLU2d::from_float(&f, &w, scale, zp).map(Op::module)
+            }
+        }
+        K::Hardswish => quantized::Hardswish::new(scale, zp).map(Op::module),
+        K::LeakyReLU => quantized::LeakyReLU::from_float(get::<float::LeakyReLU>(node)?, scale, zp)
+            .map(Op::module),
+        K::Elu => quantized::ELU::from_float(get::<float::Elu>(node)?, scale, zp).map(Op::module),
+        // nnq.ReLU6 keeps its input's qparams; PyTorch still observes its output.
+        K::ReLU6 => Ok(Op::module(quantized::ReLU6::new())),
+        K::QatLinear
+        | K::QatLinearReLU
+        | K::QatConv2d
+        | K::QatConvReLU2d
+        | K::QatConvBn2d
+        | K::QatConvBnReLU2d => return super::qat::convert_qat_module(node, scale, zp),
+        _ => {
+            return Err(QflowError::Unsupported {
+                node: name.into(),
+                reason: format!("no quantized counterpart for {kind:?}"),
+            });
+        }
+    };
+    op.map_err(e)
+}
+
+/// The quantized module for a node that keeps its input's qparams (or has fixed ones); `None`
+/// to keep the op as it is (Identity).
+fn same_qparams_op(node: &Node) -> Result<Option<Op>> {
+    let e = node_err(node.name());
+    use ModuleKind as K;
+    let op = match node.op() {
+        Op::Functional(f) => match f.op() {
+            FunctionalOp::Flatten { start_dim, end_dim } => {
+                Op::module(quantized::Flatten::new(*start_dim, *end_dim))
+            }
+            _ => return Ok(None),
+        },
+        Op::Module(m) => match m.kind() {
+            K::ReLU => Op::module(quantized::ReLU::new()),
+            K::MaxPool2d => Op::module(
+                quantized::MaxPool2d::from_float(get::<float::MaxPool2d>(node)?).map_err(e)?,
+            ),
+            K::AvgPool2d => Op::module(
+                quantized::AvgPool2d::from_float(get::<float::AvgPool2d>(node)?).map_err(e)?,
+            ),
+            K::AdaptiveAvgPool2d => Op::module(
+                quantized::AdaptiveAvgPool2d::from_float(get::<float::AdaptiveAvgPool2d>(node)?)
+                    .map_err(e)?,
+            ),
+            K::Flatten => {
+                let (s, t) = get::<float::Flatten>(node)?.dims();
+                Op::module(quantized::Flatten::new(s, t))
+            }
+            K::Dropout => Op::module(quantized::Dropout::from_float(get::<float::Dropout>(node)?)),
+            K::Sigmoid => Op::module(quantized::Sigmoid::new()),
+            K::Tanh => Op::module(quantized::Tanh::new()),
+            _ => return Ok(None),
+        },
+    };
+    Ok(Some(op))
+}

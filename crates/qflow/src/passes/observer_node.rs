@@ -1,0 +1,121 @@
+//! [`ObserverNode`]: an observer as a graph node (PyTorch's `activation_post_process` forward
+//! hook). `prepare` inserts one after every value that will be quantized; calibration runs the
+//! graph so that each records the statistics of the value flowing through it; `convert` reads
+//! their qparams and removes them.
+
+use qnn::qtensor::QParams;
+use qnn::qtensor::observer::{Observer, ObserverSpec};
+use qnn::{Module, ModuleKind, QnnError, Value};
+
+/// A node holding a boxed [`Observer`]: its forward records the statistics of an f32 input and
+/// returns the input unchanged (identity); its backward passes the gradient through. Other
+/// values (quantized, integer, tuples) pass through unobserved.
+///
+/// ```
+/// use qflow::passes::ObserverNode;
+/// use qnn::qtensor::observer::{ObserverConfig, ObserverSpec};
+/// use qnn::qtensor::{QDType, QScheme, Tensor};
+/// use qnn::{Module, Value};
+///
+/// let spec = ObserverSpec::MinMax(ObserverConfig::new(QDType::QUInt8, QScheme::PerTensorAffine));
+/// let mut obs = ObserverNode::new(&spec)?;
+/// let x = Value::F32(Tensor::new(&[3], vec![-1.0, 0.5, 3.0])?);
+/// let y = obs.forward(&x)?;
+/// assert_eq!(y.shape(), x.shape());
+/// assert_eq!(obs.observer().min_max(), Some((-1.0, 3.0)));
+/// assert_eq!(obs.observed_batches(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ObserverNode {
+    observer: Box<dyn Observer>,
+    enabled: bool,
+    observed: u64,
+    training: bool,
+}
+
+impl Clone for ObserverNode {
+    fn clone(&self) -> Self {
+        Self {
+            observer: self.observer.box_clone(),
+            enabled: self.enabled,
+            observed: self.observed,
+            training: self.training,
+        }
+    }
+}
+
+impl ObserverNode {
+    /// A fresh observer built from `spec` (typed error for invalid observer arguments).
+    pub fn new(spec: &ObserverSpec) -> Result<Self, QnnError> {
+        Ok(Self::from_observer(spec.build()?))
+    }
+
+    /// Wraps an existing observer.
+    pub fn from_observer(observer: Box<dyn Observer>) -> Self {
+        Self {
+            observer,
+            enabled: true,
+            observed: 0,
+            training: true,
+        }
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &dyn Observer {
+        self.observer.as_ref()
+    }
+
+    /// The observer, mutably.
+    pub fn observer_mut(&mut self) -> &mut dyn Observer {
+        self.observer.as_mut()
+    }
+
+    /// Number of forward calls that recorded statistics (0: never calibrated).
+    pub fn observed_batches(&self) -> u64 {
+        self.observed
+    }
+
+    /// True while forward records statistics.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Turns recording on or off (PyTorch's `enable_observer` / `disable_observer`).
+    pub fn set_enabled(&mut self, enabled: bool) {
+        self.enabled = enabled;
+    }
+
+    /// The observer's `calculate_qparams()`.
+    pub fn calculate_qparams(&self) -> Result<QParams, QnnError> {
+        Ok(self.observer.calculate_qparams()?)
+    }
+}
+
+impl Module for ObserverNode {
+    fn kind(&self) -> ModuleKind {
+        ModuleKind::ObserverModule
+    }
+
+    fn forward(&mut self, input: &Value) -> qnn::Result<Value> {
+        if self.enabled
+            && let Value::F32(t) = input
+        {
+            self.observer.observe(t)?;
+            self.observed += 1;
+        }
+        Ok(input.clone())
+    }
+
+    fn backward(&mut self, grad_output: &Value) -> qnn::Result<Value> {
+        Ok(grad_output.clone())
+    }
+
+    fn train(&mut self, mode: bool) {
+        self.training = mode;
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}
