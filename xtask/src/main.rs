@@ -7,6 +7,7 @@
 //!   `qemu-x86_64`.
 //! - `golden`: regenerates the PyTorch golden vectors (`tools/golden/generate.py`).
 //! - `bench-vs-torch`: runs the Rust and PyTorch benchmark suites and prints a comparison.
+//! - `fuzz`, `miri`, `asan`: the hardening runs (cargo-fuzz targets, Miri, AddressSanitizer).
 
 mod args;
 mod bench_json;
@@ -15,6 +16,7 @@ mod bench_vs_torch;
 mod ci;
 mod cross_test;
 mod golden;
+mod hardening;
 mod prereqs;
 mod python;
 mod run;
@@ -42,6 +44,13 @@ commands:
       runs tools/golden/generate.py with pinned PyTorch.
   bench-vs-torch [--suite NAME]... [--quick] [--python PATH]
       Rust vs PyTorch timings as a Markdown table (suites: quantize).
+  fuzz [--seconds N] [targets...]
+      every cargo-fuzz target under fuzz/ (or the named ones) for N seconds each
+      (default 60) on nightly, seeded from fuzz/corpus/<target>.
+  miri
+      cargo +nightly miri test over qtensor and qkernels' scalar paths.
+  asan
+      the qkernels tests (SIMD kernels included) under AddressSanitizer, on nightly.
   help
       this text.
 
@@ -63,6 +72,9 @@ fn main() -> ExitCode {
         "cross-test" => cross_test::main(rest),
         "golden" => golden::main(rest),
         "bench-vs-torch" => bench_vs_torch::main(rest),
+        "fuzz" => hardening::fuzz(rest),
+        "miri" => hardening::miri(rest),
+        "asan" => hardening::asan(rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())

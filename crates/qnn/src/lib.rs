@@ -7,7 +7,8 @@
 //! - [`Module`]: `forward`, `backward` (returns the input gradient, accumulates parameter
 //!   gradients), named parameters and buffers, train/eval, and a [`ModuleKind`] for passes.
 //! - [`Value`]: what flows between modules (f32, f16, quantized tensor, or a tuple).
-//! - [`float`]: Linear, Conv1d, Conv2d, ConvTranspose2d, BatchNorm1d/2d, LayerNorm,
+//! - [`float`]: Linear, Conv1d, Conv2d, ConvTranspose2d, BatchNorm1d/2d, LayerNorm, GroupNorm,
+//!   InstanceNorm2d,
 //!   activations, Softmax/LogSoftmax, pooling, Flatten, Dropout, Identity, Embedding,
 //!   EmbeddingBag, RNN/LSTM/GRU cells and sequence modules, MultiheadAttention,
 //!   TransformerEncoderLayer, Sequential — every one with forward and backward, checked against
@@ -22,7 +23,10 @@
 //!
 //! - [`quantized`]: static quantized modules (quint8 in and out, on [`qkernels`]): Quantize,
 //!   DeQuantize, Linear/LinearReLU, Conv1d/2d/3d and their ReLU fusions, BatchNorm2d/BNReLU2d,
-//!   activations, pooling, Flatten, Dropout, QFunctional — built with `from_float` as PyTorch builds them, bit-exact with
+//!   activations, pooling, Flatten, Dropout, QFunctional, ConvTranspose2d,
+//!   LayerNorm/GroupNorm/InstanceNorm2d, Embedding and EmbeddingBag (8-bit and 4-bit rowwise),
+//!   Softmax (within one quantum of PyTorch's) — built with `from_float` as PyTorch builds
+//!   them, bit-exact with
 //!   PyTorch's fbgemm goldens, weights packed once and saved as int8 + qparams.
 //! - [`dynamic`]: dynamic quantized modules (`torch.ao.nn.quantized.dynamic`): f32 in and out,
 //!   int8 (per-tensor or per-channel) or f16 weights packed once, activation qparams chosen on

@@ -202,6 +202,10 @@ pub enum ModuleKind {
     DynamicRNNCell,
     /// One of the a user-defined layer (passes leave it alone): `Custom`.
     Custom,
+    /// [`crate::float::GroupNorm`].
+    GroupNorm,
+    /// [`crate::float::InstanceNorm2d`].
+    InstanceNorm2d,
 }
 
 /// A layer: forward, backward, named parameters and buffers, train/eval mode.

@@ -49,6 +49,7 @@ pub mod reference;
 mod small;
 #[cfg(target_arch = "x86_64")]
 mod small_pixels;
+pub mod transpose;
 
 pub use error::{ConvError, Result};
 pub use geometry::ConvGeometry;

@@ -38,6 +38,11 @@ impl LayerNorm {
         }
     }
 
+    /// The epsilon added to the variance.
+    pub fn eps(&self) -> f32 {
+        self.eps
+    }
+
     /// The trailing shape normalized over.
     pub fn normalized_shape(&self) -> &[usize] {
         &self.normalized_shape

@@ -12,6 +12,10 @@
 //! - [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`] (channels-last out), [`Flatten`]
 //!   (logical NCHW order), [`Dropout`] (identity).
 //! - [`QFunctional`]: add, add_relu, mul, cat, add_scalar, mul_scalar, matmul.
+//! - [`LayerNorm`], [`GroupNorm`], [`InstanceNorm2d`] (bit-exact with PyTorch's quantized
+//!   norms), [`Softmax`] (within one quantum), [`ConvTranspose2d`] (per-tensor weights,
+//!   bit-exact), [`Embedding`] / [`EmbeddingBag`] (8-bit or 4-bit rows with float qparams,
+//!   f32 out, bit-exact lookups and sums).
 //!
 //! Every module is inference-only (`backward` is [`crate::QnnError::NotTrainable`]) and keeps
 //! its state (int8 weights, weight scales/zero points/axis, f32 bias, output scale/zero point)
@@ -56,3 +60,12 @@ pub use linear::{Linear, LinearReLU};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use shape::{Dropout, Flatten};
 pub use stubs::{DeQuantize, Quantize};
+
+pub mod norm;
+pub use norm::{GroupNorm, InstanceNorm2d, LayerNorm};
+pub mod softmax;
+pub use softmax::Softmax;
+pub mod conv_transpose;
+pub use conv_transpose::ConvTranspose2d;
+pub mod embedding;
+pub use embedding::{Embedding, EmbeddingBag};

@@ -267,7 +267,9 @@ mod tests {
     fn i8_loop_equals_oracle_for_every_zero_point() {
         let src = specials();
         let mut dst = vec![0i8; src.len()];
-        for zp in -128..=127 {
+        // Every zero point natively; a spread of them under Miri, which is ~1000x slower.
+        let step = if cfg!(miri) { 51 } else { 1 };
+        for zp in (-128..=127).step_by(step) {
             for scale in [1.0f32, 0.37, 3.0] {
                 quantize_slice_i8(&src, scale, zp, &mut dst).unwrap();
                 for (&x, &q) in src.iter().zip(&dst) {
