@@ -128,7 +128,7 @@ pub struct TrainCmdArgs {
     /// Training.
     #[command(flatten)]
     pub train: TrainArgs,
-    /// Where to write the fp32 weights (default qstack-out/<model>.safetensors).
+    /// Where to write the fp32 weights (default `qstack-out/<model>.safetensors`).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
