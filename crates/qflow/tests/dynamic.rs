@@ -168,3 +168,24 @@ fn flat(v: &Value) -> Vec<f32> {
         other => panic!("unexpected {}", other.kind_name()),
     }
 }
+
+#[test]
+fn mapping_with_a_none_entry() {
+    use qflow::qconfig::{QConfigMapping, per_channel_dynamic_qconfig};
+    let (mut g, fc1, _) = mlp(11);
+    let mapping = QConfigMapping::new()
+        .set_global(Some(per_channel_dynamic_qconfig()))
+        .set_name("fc2", None);
+    let swapped = qflow::passes::quantize_dynamic_with(&mut g, &mapping).unwrap();
+    assert_eq!(swapped, ["fc1"]);
+    assert_eq!(
+        kinds(&g),
+        ["fc1: DynamicLinear", "relu: ReLU", "fc2: Linear"]
+    );
+    let d = g.module_as::<dynamic::Linear>("fc1").unwrap();
+    let expected = weight_qparams(
+        &ObserverSpec::default_per_channel_weight_observer(),
+        &fc1.weight.value,
+    );
+    assert_eq!(d.weight().unwrap().qparams(), &expected);
+}

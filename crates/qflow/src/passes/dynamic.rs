@@ -2,9 +2,10 @@
 //! weights quantized once (qint8 or float16), activations quantized per call inside the dynamic
 //! modules, no calibration and no observers in the graph.
 //!
-//! Swaps (PyTorch's `DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS`, as far as the dynamic modules exist
-//! in [`qnn::dynamic`]): `Linear` → [`qnn::dynamic::Linear`], fused `LinearReLU` →
-//! [`qnn::dynamic::LinearReLU`]. The weight observer (the QConfig's weight spec, or PyTorch's
+//! Swaps (PyTorch's `DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS`): `Linear` →
+//! [`qnn::dynamic::Linear`], fused `LinearReLU` → [`qnn::dynamic::LinearReLU`], `Lstm`, `Gru`,
+//! `LSTMCell`, `GRUCell`, `RNNCell` → their [`qnn::dynamic`] versions. (Embedding /
+//! EmbeddingBag with float-qparams weights are not wired yet.) The weight observer (the QConfig's weight spec, or PyTorch's
 //! `default_weight_observer` / per-channel observer for the kind-set form) observes the weight
 //! once and its qparams quantize it, exactly as `nnqd.Linear.from_float` does.
 
@@ -17,7 +18,7 @@ use qnn::{Module, ModuleKind};
 use super::convert::observe_weight;
 use crate::error::{QflowError, Result};
 use crate::graph::{Graph, Node, Op};
-use crate::qconfig::{QConfig, QuantSpec};
+use crate::qconfig::{QConfig, QConfigMapping, QuantSpec};
 
 /// The weight type of a dynamic quantization (PyTorch's `dtype` argument).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +109,14 @@ pub fn quantize_dynamic(
             n.set_qconfig(Some(qconfig.clone()));
         }
     }
+    quantize_dynamic_configured(graph)
+}
+
+/// PyTorch's `quantize_dynamic(model, qconfig_spec=mapping)`: [`crate::passes::propagate_qconfig`]
+/// with `mapping` (e.g. a global `default_dynamic_qconfig()`, per-kind or per-name entries,
+/// `None` to keep a node float), then [`quantize_dynamic_configured`].
+pub fn quantize_dynamic_with(graph: &mut Graph, mapping: &QConfigMapping) -> Result<Vec<String>> {
+    crate::passes::propagate_qconfig(graph, mapping);
     quantize_dynamic_configured(graph)
 }
 
