@@ -324,6 +324,19 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
                 quantized::ConvReLU2d::from_float(&f, &w, scale, zp).map(Op::module)
             }
         }
+        K::ConvTranspose2d => {
+            let f = get::<float::ConvTranspose2d>(node)?;
+            quantized::ConvTranspose2d::from_float(f, &wq(&f.weight.value)?, scale, zp)
+                .map(Op::module)
+        }
+        K::LayerNorm => quantized::LayerNorm::from_float(get::<float::LayerNorm>(node)?, scale, zp)
+            .map(Op::module),
+        K::GroupNorm => quantized::GroupNorm::from_float(get::<float::GroupNorm>(node)?, scale, zp)
+            .map(Op::module),
+        K::InstanceNorm2d => {
+            quantized::InstanceNorm2d::from_float(get::<float::InstanceNorm2d>(node)?, scale, zp)
+                .map(Op::module)
+        }
         K::BatchNorm2d => {
             quantized::BatchNorm2d::from_float(get::<float::BatchNorm2d>(node)?, scale, zp)
                 .map(Op::module)

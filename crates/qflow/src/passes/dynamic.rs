@@ -13,7 +13,7 @@ use qnn::float;
 use qnn::fused;
 use qnn::qtensor::observer::{ObserverSpec, PlaceholderDtype};
 use qnn::qtensor::{QDType, QParams, Tensor};
-use qnn::{Module, ModuleKind};
+use qnn::{Module, ModuleKind, quantized};
 
 use super::convert::observe_weight;
 use crate::error::{QflowError, Result};
@@ -30,6 +30,9 @@ pub enum DynamicDType {
     QInt8PerChannel,
     /// float16 weights (`float16_dynamic_qconfig`).
     Float16,
+    /// quint8 embedding tables with per-row float qparams
+    /// (`float_qparams_weight_only_qconfig`; PyTorch's `dtype=torch.quint8`).
+    FloatQParamsWeightOnly,
 }
 
 impl DynamicDType {
@@ -51,6 +54,9 @@ impl DynamicDType {
                 dtype: PlaceholderDtype::Float16,
                 is_dynamic: false,
             },
+            DynamicDType::FloatQParamsWeightOnly => {
+                return crate::qconfig::float_qparams_weight_only_qconfig();
+            }
         };
         QConfig {
             activation,
@@ -71,7 +77,8 @@ pub const DEFAULT_DYNAMIC_KINDS: &[ModuleKind] = &[
 ];
 
 /// PyTorch's `quantize_dynamic(model, {kinds}, dtype)`: puts the graph in eval mode and swaps
-/// every node whose kind is in `kinds` (all of [`DEFAULT_DYNAMIC_KINDS`] if empty) for its
+/// every node whose kind is in `kinds` (all of [`DEFAULT_DYNAMIC_KINDS`] if empty; Embedding and
+/// EmbeddingBag for [`DynamicDType::FloatQParamsWeightOnly`]) for its
 /// dynamic module, weights per `dtype`. Kinds without a dynamic module in this build are left
 /// float. Returns the swapped node names.
 ///
@@ -98,7 +105,9 @@ pub fn quantize_dynamic(
     kinds: &[ModuleKind],
     dtype: DynamicDType,
 ) -> Result<Vec<String>> {
-    let kinds = if kinds.is_empty() {
+    let kinds = if kinds.is_empty() && dtype == DynamicDType::FloatQParamsWeightOnly {
+        &[ModuleKind::Embedding, ModuleKind::EmbeddingBag][..]
+    } else if kinds.is_empty() {
         DEFAULT_DYNAMIC_KINDS
     } else {
         kinds
@@ -147,6 +156,8 @@ fn dynamic_op(node: &Node) -> Result<Option<Op>> {
             | ModuleKind::LSTMCell
             | ModuleKind::GRUCell
             | ModuleKind::RNNCell
+            | ModuleKind::Embedding
+            | ModuleKind::EmbeddingBag
     ) {
         return Ok(None);
     }
@@ -212,6 +223,53 @@ fn dynamic_op(node: &Node) -> Result<Option<Op>> {
                 } else {
                     qnn::dynamic::Linear::from_float(linear, &wq).map(Op::module)
                 }
+            }
+        }
+        // float_qparams_weight_only_qconfig: weight-only quantization of the table (quint8 or
+        // quint4x2, per-row float qparams), as PyTorch's quantize_dynamic does for embeddings.
+        ModuleKind::Embedding | ModuleKind::EmbeddingBag => {
+            let w = if kind == ModuleKind::Embedding {
+                &node
+                    .module_as::<float::Embedding>()
+                    .ok_or_else(wrong)?
+                    .weight
+                    .value
+            } else {
+                &node
+                    .module_as::<float::EmbeddingBag>()
+                    .ok_or_else(wrong)?
+                    .weight
+                    .value
+            };
+            let dtype = spec
+                .build()
+                .map_err(|e| QflowError::Node {
+                    node: name.into(),
+                    source: e.into(),
+                })?
+                .dtype();
+            let Some(dtype) = dtype else {
+                return Err(QflowError::Unsupported {
+                    node: name.into(),
+                    reason: "embeddings need a quantized weight dtype (float_qparams_weight_only_qconfig)"
+                        .into(),
+                });
+            };
+            let wq = observe_weight(name, spec, w)?;
+            if kind == ModuleKind::Embedding {
+                quantized::Embedding::from_float(
+                    node.module_as::<float::Embedding>().ok_or_else(wrong)?,
+                    &wq,
+                    dtype,
+                )
+                .map(Op::module)
+            } else {
+                quantized::EmbeddingBag::from_float(
+                    node.module_as::<float::EmbeddingBag>().ok_or_else(wrong)?,
+                    &wq,
+                    dtype,
+                )
+                .map(Op::module)
             }
         }
         ModuleKind::Lstm => multi!(float::Lstm, qnn::dynamic::Lstm),

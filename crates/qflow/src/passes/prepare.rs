@@ -60,8 +60,12 @@ pub(crate) fn is_observed_kind(kind: ModuleKind) -> bool {
             | K::ConvBnReLU2d
             | K::LinearReLU
             | K::LinearBn1d
+            | K::ConvTranspose2d
             | K::BatchNorm2d
             | K::BNReLU2d
+            | K::LayerNorm
+            | K::GroupNorm
+            | K::InstanceNorm2d
             | K::Hardswish
             | K::LeakyReLU
             | K::Elu
