@@ -53,6 +53,11 @@ fn group_norm_forward_matches_the_per_group_formula() {
     let mut names = Vec::new();
     gn.visit_params(&mut |n, _| names.push(n.to_string()));
     assert_eq!(names, ["weight", "bias"]);
+    assert_eq!(gn.kind(), qnn::ModuleKind::GroupNorm);
+    assert_eq!(
+        InstanceNorm2d::new(2, 1e-5, false).unwrap().kind(),
+        qnn::ModuleKind::InstanceNorm2d
+    );
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub enum Command {
     Quantize(QuantizeArgs),
     /// Load a PyTorch safetensors state dict into a qstack model, check it, and save it.
     Import(ImportArgs),
+    /// Per-layer numeric comparison (SQNR) of a quantized model against its float model.
+    Inspect(InspectArgs),
 }
 
 /// Which data to use.
@@ -126,7 +128,7 @@ pub struct TrainCmdArgs {
     /// Training.
     #[command(flatten)]
     pub train: TrainArgs,
-    /// Where to write the fp32 weights (default qstack-out/<model>.safetensors).
+    /// Where to write the fp32 weights (default `qstack-out/<model>.safetensors`).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -195,6 +197,29 @@ pub struct QuantizeArgs {
     /// Where to write the quantized model.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `qstack inspect`.
+#[derive(Debug, Args, Clone)]
+pub struct InspectArgs {
+    /// Architecture of the weights.
+    #[arg(long, value_enum, default_value_t = Arch::Lenet5)]
+    pub model: Arch,
+    /// The fp32 weights.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// The int8 flow to compare against the float model.
+    #[arg(long, value_enum, default_value_t = QuantMode::Static)]
+    pub mode: QuantMode,
+    /// Quantized engine.
+    #[arg(long, alias = "qconfig", value_enum, default_value_t = Backend::Fbgemm)]
+    pub backend: Backend,
+    /// Calibration images.
+    #[arg(long, default_value_t = 1024, value_parser = positive)]
+    pub calib_size: usize,
+    /// Data.
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// `qstack import`.

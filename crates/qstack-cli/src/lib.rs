@@ -3,7 +3,7 @@
 //! The command-line face of qstack: `qstack demo` trains LeNet5 on the bundled MNIST, builds
 //! fp32, fp16 and int8 models from it, measures accuracy, file size, single-thread latency and
 //! throughput, and writes the models, a Markdown report and an SVG chart. `train`, `eval`,
-//! `bench`, `quantize` and `import` do the steps one at a time.
+//! `bench`, `quantize`, `inspect` and `import` do the steps one at a time.
 //!
 //! - [`data`]: the IDX reader (typed errors for every malformed input), MNIST /
 //!   Fashion-MNIST loading with SHA-256 checks, torchvision-style normalized batches.

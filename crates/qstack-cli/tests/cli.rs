@@ -211,6 +211,36 @@ fn train_eval_import_round_trip_on_real_mnist_subset() {
     let o = qstack(&["bench", "--weights", dir.join("nope").to_str().unwrap()]);
     assert_fails(&o, 1, &["nope"]);
 
+    // bench prints one line per batch size; inspect checks the weights, then reports its status.
+    let o = qstack(&[
+        "bench",
+        "--weights",
+        w.to_str().unwrap(),
+        "--batch",
+        "1,3",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("lenet5 fp32 batch 1: median")
+            && text.contains("lenet5 fp32 batch 3: median"),
+        "{text}"
+    );
+    let o = qstack(&["inspect", "--weights", w.to_str().unwrap()]);
+    assert_fails(&o, 1, &["inspect (static int8 fbgemm): not available yet"]);
+    let o = qstack(&[
+        "inspect",
+        "--model",
+        "lstm",
+        "--weights",
+        w.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 1, &["does not fit the lstm architecture"]);
+
     // The int8 flows report their status; their flags are checked first.
     let o = qstack(&[
         "quantize",

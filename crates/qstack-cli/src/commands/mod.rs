@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod eval;
 mod import;
+mod inspect;
 mod quantize;
 mod train;
 
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::run(&a),
         Command::Quantize(a) => quantize::run(&a, quiet),
         Command::Import(a) => import::run(&a, quiet),
+        Command::Inspect(a) => inspect::run(&a),
     }
 }
 
