@@ -204,17 +204,22 @@ fn stream_err(source: &str, e: std::io::Error) -> IdxError {
     }
 }
 
-/// Claimed payload bytes of `dims`, checked against [`MAX_IDX_BYTES`].
+/// Claimed payload bytes of `dims`, checked against [`MAX_IDX_BYTES`]. The size of one item
+/// (every dimension but the first) is checked too: with zero items the total is 0 however
+/// large the item claims to be, and that item size must still fit.
 fn claimed_bytes(dims: &[u32], source: &str) -> Result<u64, IdxError> {
-    let claimed = dims
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)))
-        .unwrap_or(u64::MAX);
-    if claimed > MAX_IDX_BYTES {
+    let product = |ds: &[u32]| {
+        ds.iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)))
+            .unwrap_or(u64::MAX)
+    };
+    let claimed = product(dims);
+    let item = product(dims.get(1..).unwrap_or(&[]));
+    if claimed > MAX_IDX_BYTES || item > MAX_IDX_BYTES {
         return Err(IdxError::TooLarge {
             file: source.into(),
             dims: dims.to_vec(),
-            claimed,
+            claimed: claimed.max(item),
             max: MAX_IDX_BYTES,
         });
     }
@@ -477,6 +482,24 @@ mod tests {
             matches!(err, IdxError::Gzip { .. } | IdxError::Truncated { .. }),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn zero_items_with_a_huge_item_size_is_too_large() {
+        // Found by the idx_reader fuzz target: 0 items of u32::MAX^2 bytes each claimed 0 bytes
+        // in total and then overflowed computing the item size.
+        let h = header(8, &[0, u32::MAX, u32::MAX]);
+        assert!(matches!(
+            parse_idx(&h, "t", 3, None),
+            Err(IdxError::TooLarge {
+                claimed: u64::MAX,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_idx(&gzip(&h), "t", 3, None),
+            Err(IdxError::TooLarge { .. })
+        ));
     }
 
     #[test]
