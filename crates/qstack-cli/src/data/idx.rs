@@ -486,13 +486,21 @@ mod tests {
 
     #[test]
     fn zero_items_with_a_huge_item_size_is_too_large() {
-        // Found by the idx_reader fuzz target: 0 items of u32::MAX^2 bytes each claimed 0 bytes
+        // Found by the idx_reader fuzz target: 0 items of u32::MAX^3 bytes each claimed 0 bytes
         // in total and then overflowed computing the item size.
-        let h = header(8, &[0, u32::MAX, u32::MAX]);
+        let h = header(8, &[0, u32::MAX, u32::MAX, u32::MAX]);
+        assert!(matches!(
+            parse_idx(&h, "t", 4, None),
+            Err(IdxError::TooLarge {
+                claimed: u64::MAX,
+                ..
+            })
+        ));
+        let h = header(8, &[0, 1 << 16, 1 << 15]);
         assert!(matches!(
             parse_idx(&h, "t", 3, None),
             Err(IdxError::TooLarge {
-                claimed: u64::MAX,
+                claimed: 2_147_483_648,
                 ..
             })
         ));
