@@ -54,6 +54,20 @@ fn conv_ops(record: &Record) -> Option<f64> {
     Some(2.0 * n * o * h * h * (c / g) * k * k)
 }
 
+/// An LSTM line's operations from its `shape` `T,B,I,H,L` (one direction): the gate GEMMs,
+/// 2·T·B·4H·(I + H) for the first layer and 2·T·B·4H·2H for each further one.
+fn lstm_ops(record: &Record) -> Option<f64> {
+    let shape = record.get("shape")?.to_string();
+    let d: Vec<f64> = shape
+        .split(',')
+        .map(|v| v.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let [t, b, i, h, l] = d[..] else {
+        return None;
+    };
+    Some(2.0 * t * b * 4.0 * h * ((i + h) + (l - 1.0) * 2.0 * h))
+}
+
 /// Arguments both sides of every suite take for `--quick` (fewer timed repeats).
 const QUICK_ARGS: &[&str] = &["--repeats", "5", "--warmup", "1"];
 
@@ -90,6 +104,17 @@ pub const SUITES: &[Suite] = &[
         throughput: Throughput {
             unit: "GOP/s",
             amount: conv_ops,
+        },
+    },
+    Suite {
+        name: "lstm",
+        title: "dynamic quantized LSTM (qint8 weights, f32 states) and float LSTM, 1 thread",
+        rust_bin: "vs_torch_lstm",
+        torch_script: "tools/bench/torch_lstm.py",
+        key_fields: &["mode", "shape", "threads"],
+        throughput: Throughput {
+            unit: "GOP/s",
+            amount: lstm_ops,
         },
     },
 ];
@@ -210,9 +235,9 @@ mod tests {
         assert_eq!(select(&[]).unwrap().len(), SUITES.len());
         let picked = select(&["quantize".to_string()]).unwrap();
         assert_eq!(picked[0].rust_bin, "vs_torch_quantize");
-        let err = select(&["lstm".to_string()]).unwrap_err();
+        let err = select(&["nope".to_string()]).unwrap_err();
         assert!(
-            err.contains("\"lstm\"") && err.contains("quantize, gemm, conv"),
+            err.contains("\"nope\"") && err.contains("quantize, gemm, conv, lstm"),
             "{err}"
         );
     }
@@ -230,6 +255,12 @@ mod tests {
         assert_eq!(conv_ops(conv), Some(2.0 * 18.0 * 18.0));
         let bad = &parse_records("{\"shape\":\"1,4,3\",\"ns\":1}").unwrap()[0];
         assert_eq!(conv_ops(bad), None);
+    }
+
+    #[test]
+    fn lstm_counts_the_gate_gemms() {
+        let r = &parse_records("{\"mode\":\"qint8\",\"shape\":\"2,3,5,7,2\",\"ns\":1}").unwrap()[0];
+        assert_eq!(lstm_ops(r), Some(2.0 * 6.0 * 28.0 * (12.0 + 14.0)));
     }
 
     #[test]

@@ -60,13 +60,16 @@
 //!
 //! ## Quantization passes ([`passes`])
 //!
-//! PyTorch's eager flow: [`passes::prepare_configured`] inserts observer nodes
+//! PyTorch's eager flow: [`passes::prepare`] (with a `QConfigMapping`) or
+//! [`passes::prepare_configured`] (QConfigs already set on the nodes) inserts observer nodes
 //! ([`passes::ObserverNode`], named `<node>.activation_post_process`) after the graph input and
 //! after every quantizable output, using each node's QConfig; running the graph calibrates them;
 //! [`passes::convert`] swaps every quantizable node for its `qnn::quantized` module (weights
 //! observed and packed once, output qparams from its observer), turns the input observer into a
 //! `Quantize` node and adds `DeQuantize` at the outputs and in front of nodes left float
-//! (QConfig `None`). [`passes::quantize_dynamic`] swaps Linear/LSTM/GRU/cells for
+//! (QConfig `None`). [`passes::prepare_qat`] swaps in QAT layers and fake-quant nodes for
+//! training ([`passes::toggles`] switches observers, fake-quant and BN statistics), after which
+//! `convert` works the same way. [`passes::quantize_dynamic`] swaps Linear/LSTM/GRU/cells for
 //! `qnn::dynamic` modules without calibration. [`numeric_suite`] compares a float graph and its
 //! quantized version node by node (SQNR).
 //!

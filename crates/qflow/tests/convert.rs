@@ -260,3 +260,48 @@ fn two_inputs_and_a_float_output_branch() {
     assert_eq!(out[0].kind_name(), "f32");
     let _ = ModuleKind::Quantize;
 }
+
+#[test]
+fn layer_norm_converts_with_its_observer() {
+    let build = || {
+        let mut rng = Rng::new(31);
+        let mut g = qflow::SequentialBuilder::new("x")
+            .add("fc", qnn::float::Linear::new(6, 8, true, &mut rng))
+            .add("ln", qnn::float::LayerNorm::new(&[8], 1e-5, true))
+            .build()
+            .unwrap();
+        g.eval();
+        g
+    };
+    let mut g = build();
+    set_global_qconfig(&mut g, &static_qconfig());
+    let inserted = prepare_configured(&mut g).unwrap();
+    assert_eq!(
+        inserted,
+        [
+            "x.activation_post_process",
+            "fc.activation_post_process",
+            "ln.activation_post_process"
+        ]
+    );
+    let data = |seed| {
+        let mut r = Rng::new(seed);
+        Tensor::from_fn(&[8, 6], |_| r.uniform(-1.0, 1.0))
+    };
+    for s in 0..3 {
+        run_f32(&mut g, &data(s));
+    }
+    convert(&mut g).unwrap();
+    assert_eq!(
+        kinds(&g),
+        [
+            "quant: Quantize",
+            "fc: QuantizedLinear",
+            "ln: QuantizedLayerNorm",
+            "dequant: DeQuantize"
+        ]
+    );
+    let x = data(7);
+    let db = sqnr(&run_f32(&mut build(), &x), &run_f32(&mut g, &x)).unwrap();
+    assert!(db > 20.0, "SQNR {db} dB");
+}

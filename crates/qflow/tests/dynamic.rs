@@ -168,3 +168,50 @@ fn flat(v: &Value) -> Vec<f32> {
         other => panic!("unexpected {}", other.kind_name()),
     }
 }
+
+#[test]
+fn mapping_with_a_none_entry() {
+    use qflow::qconfig::{QConfigMapping, per_channel_dynamic_qconfig};
+    let (mut g, fc1, _) = mlp(11);
+    let mapping = QConfigMapping::new()
+        .set_global(Some(per_channel_dynamic_qconfig()))
+        .set_name("fc2", None);
+    let swapped = qflow::passes::quantize_dynamic_with(&mut g, &mapping).unwrap();
+    assert_eq!(swapped, ["fc1"]);
+    assert_eq!(
+        kinds(&g),
+        ["fc1: DynamicLinear", "relu: ReLU", "fc2: Linear"]
+    );
+    let d = g.module_as::<dynamic::Linear>("fc1").unwrap();
+    let expected = weight_qparams(
+        &ObserverSpec::default_per_channel_weight_observer(),
+        &fc1.weight.value,
+    );
+    assert_eq!(d.weight().unwrap().qparams(), &expected);
+}
+
+#[test]
+fn embedding_gets_float_qparams_weights() {
+    use qnn::float::Embedding;
+    let mut rng = Rng::new(12);
+    let emb = Embedding::new(10, 4, None, &mut rng).unwrap();
+    let mut g = SequentialBuilder::new("ids")
+        .add("emb", emb.clone())
+        .build()
+        .unwrap();
+    let swapped = quantize_dynamic(&mut g, &[], DynamicDType::FloatQParamsWeightOnly).unwrap();
+    assert_eq!(swapped, ["emb"]);
+    assert_eq!(kinds(&g), ["emb: QuantizedEmbedding"]);
+    let spec = ObserverSpec::default_float_qparams_observer();
+    let mut direct = qnn::quantized::Embedding::from_float(
+        &emb,
+        &weight_qparams(&spec, &emb.weight.value),
+        qnn::qtensor::QDType::QUInt8,
+    )
+    .unwrap();
+    let ids = Value::I32(Tensor::new(&[2, 3], vec![0, 3, 9, 1, 1, 5]).unwrap());
+    let got = g.run(std::slice::from_ref(&ids)).unwrap().pop().unwrap();
+    let expected = direct.forward(&ids).unwrap();
+    assert_eq!(flat(&got), flat(&expected));
+    assert_eq!(flat(&got).len(), 24);
+}

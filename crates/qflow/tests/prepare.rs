@@ -143,7 +143,7 @@ fn qconfig_none_leaves_a_node_unobserved_and_observes_its_output_for_the_next() 
 #[test]
 fn activation_kinds_and_float_ops() {
     // x -> fc (observed) -> sigmoid (fixed qparams: none) -> hs (observed) -> pool-free chain
-    // -> softmax (float: none); a skip add stays float.
+    // -> softmax (float: none); the skip add is observed like a FloatFunctional.
     let mut rng = Rng::new(0);
     let mut b = FunctionalBuilder::new();
     let x = b.input("x");
@@ -162,7 +162,9 @@ fn activation_kinds_and_float_ops() {
         [
             "x.activation_post_process",
             "fc.activation_post_process",
-            "hs.activation_post_process"
+            "hs.activation_post_process",
+            // FloatFunctional add: observed (QFunctional at convert); softmax stays float.
+            "add.activation_post_process"
         ]
     );
     assert_eq!(

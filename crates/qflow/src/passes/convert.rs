@@ -254,6 +254,9 @@ fn get<T: Module>(node: &Node) -> Result<&T> {
 /// The static quantized module for a node whose role is `Observed`.
 fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
     let name = node.name();
+    if let Op::Functional(f) = node.op() {
+        return qfunctional(name, f.op(), scale, zp);
+    }
     let kind = node.kind().ok_or_else(|| wrong(node))?;
     let wspec = || weight_observer_spec(node);
     let wq = |w: &Tensor<f32>| -> Result<QParams> { observe_weight(name, &wspec()?, w) };
@@ -321,6 +324,27 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
                 quantized::ConvReLU2d::from_float(&f, &w, scale, zp).map(Op::module)
             }
         }
+        K::ConvTranspose2d => {
+            let f = get::<float::ConvTranspose2d>(node)?;
+            quantized::ConvTranspose2d::from_float(f, &wq(&f.weight.value)?, scale, zp)
+                .map(Op::module)
+        }
+        K::LayerNorm => quantized::LayerNorm::from_float(get::<float::LayerNorm>(node)?, scale, zp)
+            .map(Op::module),
+        K::GroupNorm => quantized::GroupNorm::from_float(get::<float::GroupNorm>(node)?, scale, zp)
+            .map(Op::module),
+        K::InstanceNorm2d => {
+            quantized::InstanceNorm2d::from_float(get::<float::InstanceNorm2d>(node)?, scale, zp)
+                .map(Op::module)
+        }
+        K::BatchNorm2d => {
+            quantized::BatchNorm2d::from_float(get::<float::BatchNorm2d>(node)?, scale, zp)
+                .map(Op::module)
+        }
+        K::BNReLU2d => {
+            quantized::BNReLU2d::from_float(get::<fused::BNReLU2d>(node)?.bn(), scale, zp)
+                .map(Op::module)
+        }
         K::Hardswish => quantized::Hardswish::new(scale, zp).map(Op::module),
         K::LeakyReLU => quantized::LeakyReLU::from_float(get::<float::LeakyReLU>(node)?, scale, zp)
             .map(Op::module),
@@ -329,6 +353,7 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
         K::ReLU6 => Ok(Op::module(quantized::ReLU6::new())),
         K::QatLinear
         | K::QatLinearReLU
+        | K::QatConv1d
         | K::QatConv2d
         | K::QatConvReLU2d
         | K::QatConvBn2d
@@ -341,6 +366,29 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
         }
     };
     op.map_err(e)
+}
+
+/// PyTorch's `FloatFunctional` → `QFunctional` with the observed output qparams.
+fn qfunctional(name: &str, op: &FunctionalOp, scale: f64, zp: i64) -> Result<Op> {
+    use quantized::FunctionalOp as Q;
+    let q = match op {
+        FunctionalOp::Add => Q::Add,
+        FunctionalOp::AddRelu => Q::AddRelu,
+        FunctionalOp::Mul => Q::Mul,
+        FunctionalOp::Cat { dim } => Q::Cat { dim: *dim },
+        FunctionalOp::AddScalar(c) => Q::AddScalar(f64::from(*c)),
+        FunctionalOp::MulScalar(c) => Q::MulScalar(f64::from(*c)),
+        FunctionalOp::Matmul => Q::Matmul,
+        other => {
+            return Err(QflowError::Unsupported {
+                node: name.into(),
+                reason: format!("no quantized counterpart for functional {}", other.name()),
+            });
+        }
+    };
+    quantized::QFunctional::new(q, scale, zp)
+        .map(Op::module)
+        .map_err(node_err(name))
 }
 
 /// The quantized module for a node that keeps its input's qparams (or has fixed ones); `None`

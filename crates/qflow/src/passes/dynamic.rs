@@ -2,9 +2,10 @@
 //! weights quantized once (qint8 or float16), activations quantized per call inside the dynamic
 //! modules, no calibration and no observers in the graph.
 //!
-//! Swaps (PyTorch's `DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS`, as far as the dynamic modules exist
-//! in [`qnn::dynamic`]): `Linear` → [`qnn::dynamic::Linear`], fused `LinearReLU` →
-//! [`qnn::dynamic::LinearReLU`]. The weight observer (the QConfig's weight spec, or PyTorch's
+//! Swaps (PyTorch's `DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS`): `Linear` →
+//! [`qnn::dynamic::Linear`], fused `LinearReLU` → [`qnn::dynamic::LinearReLU`], `Lstm`, `Gru`,
+//! `LSTMCell`, `GRUCell`, `RNNCell` → their [`qnn::dynamic`] versions. (Embedding /
+//! EmbeddingBag with float-qparams weights are not wired yet.) The weight observer (the QConfig's weight spec, or PyTorch's
 //! `default_weight_observer` / per-channel observer for the kind-set form) observes the weight
 //! once and its qparams quantize it, exactly as `nnqd.Linear.from_float` does.
 
@@ -12,12 +13,12 @@ use qnn::float;
 use qnn::fused;
 use qnn::qtensor::observer::{ObserverSpec, PlaceholderDtype};
 use qnn::qtensor::{QDType, QParams, Tensor};
-use qnn::{Module, ModuleKind};
+use qnn::{Module, ModuleKind, quantized};
 
 use super::convert::observe_weight;
 use crate::error::{QflowError, Result};
 use crate::graph::{Graph, Node, Op};
-use crate::qconfig::{QConfig, QuantSpec};
+use crate::qconfig::{QConfig, QConfigMapping, QuantSpec};
 
 /// The weight type of a dynamic quantization (PyTorch's `dtype` argument).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub enum DynamicDType {
     QInt8PerChannel,
     /// float16 weights (`float16_dynamic_qconfig`).
     Float16,
+    /// quint8 embedding tables with per-row float qparams
+    /// (`float_qparams_weight_only_qconfig`; PyTorch's `dtype=torch.quint8`).
+    FloatQParamsWeightOnly,
 }
 
 impl DynamicDType {
@@ -50,6 +54,9 @@ impl DynamicDType {
                 dtype: PlaceholderDtype::Float16,
                 is_dynamic: false,
             },
+            DynamicDType::FloatQParamsWeightOnly => {
+                return crate::qconfig::float_qparams_weight_only_qconfig();
+            }
         };
         QConfig {
             activation,
@@ -70,7 +77,8 @@ pub const DEFAULT_DYNAMIC_KINDS: &[ModuleKind] = &[
 ];
 
 /// PyTorch's `quantize_dynamic(model, {kinds}, dtype)`: puts the graph in eval mode and swaps
-/// every node whose kind is in `kinds` (all of [`DEFAULT_DYNAMIC_KINDS`] if empty) for its
+/// every node whose kind is in `kinds` (all of [`DEFAULT_DYNAMIC_KINDS`] if empty; Embedding and
+/// EmbeddingBag for [`DynamicDType::FloatQParamsWeightOnly`]) for its
 /// dynamic module, weights per `dtype`. Kinds without a dynamic module in this build are left
 /// float. Returns the swapped node names.
 ///
@@ -97,7 +105,9 @@ pub fn quantize_dynamic(
     kinds: &[ModuleKind],
     dtype: DynamicDType,
 ) -> Result<Vec<String>> {
-    let kinds = if kinds.is_empty() {
+    let kinds = if kinds.is_empty() && dtype == DynamicDType::FloatQParamsWeightOnly {
+        &[ModuleKind::Embedding, ModuleKind::EmbeddingBag][..]
+    } else if kinds.is_empty() {
         DEFAULT_DYNAMIC_KINDS
     } else {
         kinds
@@ -108,6 +118,14 @@ pub fn quantize_dynamic(
             n.set_qconfig(Some(qconfig.clone()));
         }
     }
+    quantize_dynamic_configured(graph)
+}
+
+/// PyTorch's `quantize_dynamic(model, qconfig_spec=mapping)`: [`crate::passes::propagate_qconfig`]
+/// with `mapping` (e.g. a global `default_dynamic_qconfig()`, per-kind or per-name entries,
+/// `None` to keep a node float), then [`quantize_dynamic_configured`].
+pub fn quantize_dynamic_with(graph: &mut Graph, mapping: &QConfigMapping) -> Result<Vec<String>> {
+    crate::passes::propagate_qconfig(graph, mapping);
     quantize_dynamic_configured(graph)
 }
 
@@ -138,6 +156,8 @@ fn dynamic_op(node: &Node) -> Result<Option<Op>> {
             | ModuleKind::LSTMCell
             | ModuleKind::GRUCell
             | ModuleKind::RNNCell
+            | ModuleKind::Embedding
+            | ModuleKind::EmbeddingBag
     ) {
         return Ok(None);
     }
@@ -203,6 +223,53 @@ fn dynamic_op(node: &Node) -> Result<Option<Op>> {
                 } else {
                     qnn::dynamic::Linear::from_float(linear, &wq).map(Op::module)
                 }
+            }
+        }
+        // float_qparams_weight_only_qconfig: weight-only quantization of the table (quint8 or
+        // quint4x2, per-row float qparams), as PyTorch's quantize_dynamic does for embeddings.
+        ModuleKind::Embedding | ModuleKind::EmbeddingBag => {
+            let w = if kind == ModuleKind::Embedding {
+                &node
+                    .module_as::<float::Embedding>()
+                    .ok_or_else(wrong)?
+                    .weight
+                    .value
+            } else {
+                &node
+                    .module_as::<float::EmbeddingBag>()
+                    .ok_or_else(wrong)?
+                    .weight
+                    .value
+            };
+            let dtype = spec
+                .build()
+                .map_err(|e| QflowError::Node {
+                    node: name.into(),
+                    source: e.into(),
+                })?
+                .dtype();
+            let Some(dtype) = dtype else {
+                return Err(QflowError::Unsupported {
+                    node: name.into(),
+                    reason: "embeddings need a quantized weight dtype (float_qparams_weight_only_qconfig)"
+                        .into(),
+                });
+            };
+            let wq = observe_weight(name, spec, w)?;
+            if kind == ModuleKind::Embedding {
+                quantized::Embedding::from_float(
+                    node.module_as::<float::Embedding>().ok_or_else(wrong)?,
+                    &wq,
+                    dtype,
+                )
+                .map(Op::module)
+            } else {
+                quantized::EmbeddingBag::from_float(
+                    node.module_as::<float::EmbeddingBag>().ok_or_else(wrong)?,
+                    &wq,
+                    dtype,
+                )
+                .map(Op::module)
             }
         }
         ModuleKind::Lstm => multi!(float::Lstm, qnn::dynamic::Lstm),

@@ -20,12 +20,15 @@
 use std::collections::HashMap;
 
 use qnn::ModuleKind;
+use qnn::qat::FakeQuantSpec;
+use qnn::qtensor::QDType;
 use qnn::qtensor::observer::ObserverSpec;
 
 use super::observer_node::ObserverNode;
 use crate::error::{QflowError, Result};
 use crate::graph::{FunctionalOp, Graph, Node, Op};
-use crate::qconfig::{QConfig, QuantSpec};
+use crate::passes::propagate_qconfig;
+use crate::qconfig::{QConfig, QConfigMapping, QuantSpec};
 
 /// What a node becomes in a statically quantized graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,12 +60,19 @@ pub(crate) fn is_observed_kind(kind: ModuleKind) -> bool {
             | K::ConvBnReLU2d
             | K::LinearReLU
             | K::LinearBn1d
+            | K::ConvTranspose2d
+            | K::BatchNorm2d
+            | K::BNReLU2d
+            | K::LayerNorm
+            | K::GroupNorm
+            | K::InstanceNorm2d
             | K::Hardswish
             | K::LeakyReLU
             | K::Elu
             | K::ReLU6
             | K::QatLinear
             | K::QatLinearReLU
+            | K::QatConv1d
             | K::QatConv2d
             | K::QatConvReLU2d
             | K::QatConvBn2d
@@ -121,7 +131,16 @@ pub(crate) fn role(node: &Node) -> Role {
             }
         }
         Op::Functional(f) => match f.op() {
-            FunctionalOp::Flatten { .. } if configured => Role::KeepsQParams,
+            _ if !configured => Role::Float,
+            FunctionalOp::Flatten { .. } => Role::KeepsQParams,
+            // FloatFunctional ops: QFunctional with the observed output qparams.
+            FunctionalOp::Add
+            | FunctionalOp::AddRelu
+            | FunctionalOp::Mul
+            | FunctionalOp::AddScalar(_)
+            | FunctionalOp::MulScalar(_)
+            | FunctionalOp::Matmul => Role::Observed,
+            FunctionalOp::Cat { .. } if node.inputs().len() >= 2 => Role::Observed,
             _ => Role::Float,
         },
     }
@@ -150,6 +169,23 @@ pub(crate) fn activation_node(node: &str, spec: &QuantSpec) -> Result<Op> {
     }
 }
 
+/// PyTorch's `default_fixed_qparams_range_0to1_fake_quant` (Sigmoid) or
+/// `..._neg1to1_fake_quant` (Tanh).
+fn fixed_qparams_spec(kind: Option<ModuleKind>) -> QuantSpec {
+    let (scale, zero_point) = if kind == Some(ModuleKind::Tanh) {
+        (2.0 / 256.0, 128)
+    } else {
+        (1.0 / 256.0, 0)
+    };
+    QuantSpec::FakeQuant(FakeQuantSpec::FixedQParams {
+        scale,
+        zero_point,
+        dtype: QDType::QUInt8,
+        quant_min: 0,
+        quant_max: 255,
+    })
+}
+
 /// The name of the observer that `prepare` puts after `value`.
 pub fn observer_name(value: &str) -> String {
     format!("{value}.activation_post_process")
@@ -166,6 +202,21 @@ pub(crate) fn is_activation_post_process(node: &Node) -> bool {
                 | ModuleKind::FusedMovingAvgObsFakeQuantize
         )
     )
+}
+
+/// PyTorch's `prepare(model)`: [`propagate_qconfig`] with `mapping`, then
+/// [`prepare_configured`]. Returns the names of the inserted observer nodes.
+///
+/// Use a post-training QConfig (observers, e.g. `get_default_qconfig`); nodes whose QConfig
+/// resolves to `None` stay float.
+pub fn prepare(graph: &mut Graph, mapping: &QConfigMapping) -> Result<Vec<String>> {
+    if let Some(n) = graph.nodes().find(|n| is_activation_post_process(n)) {
+        return Err(QflowError::AlreadyPrepared {
+            node: n.name().into(),
+        });
+    }
+    propagate_qconfig(graph, mapping);
+    prepare_configured(graph)
 }
 
 /// Inserts observers into a graph whose nodes already carry their QConfigs (set with
@@ -214,8 +265,22 @@ pub(crate) fn insert_activation_nodes(graph: &mut Graph) -> Result<Vec<String>> 
                 inserted.push(obs);
                 true
             }
-            Role::KeepsQParams | Role::FixedQParams => {
-                inputs.first().is_some_and(|v| is_q(&quantized, v))
+            Role::KeepsQParams => inputs.first().is_some_and(|v| is_q(&quantized, v)),
+            Role::FixedQParams => {
+                let q = inputs.first().is_some_and(|v| is_q(&quantized, v));
+                // QAT: PyTorch puts a FixedQParamsFakeQuantize after Sigmoid / Tanh in training.
+                let qat = node
+                    .qconfig()
+                    .is_some_and(|c| matches!(c.activation, QuantSpec::FakeQuant(_)));
+                if q && qat && graph.training() {
+                    let spec = fixed_qparams_spec(node.kind());
+                    let obs = unique_name(graph, &observer_name(&name));
+                    let op = activation_node(&obs, &spec)?;
+                    graph.insert_after(&name, &obs, op)?;
+                    quantized.insert(obs.clone(), true);
+                    inserted.push(obs);
+                }
+                q
             }
             Role::Float => false,
         };

@@ -98,3 +98,40 @@ pub fn kinds(g: &Graph) -> Vec<String> {
         .map(|n| format!("{}: {}", n.name(), n.op().describe()))
         .collect()
 }
+
+/// The unfused float LeNet5 (conv1, relu1, pool1, …, fc3) as the CLI zoo builds it, in the
+/// given mode.
+pub fn float_lenet(seed: u64, training: bool) -> Graph {
+    let l = layers(seed);
+    let mut g = SequentialBuilder::new("x")
+        .add("conv1", l.conv1)
+        .add("relu1", ReLU::new())
+        .add("pool1", MaxPool2d::new(2).unwrap())
+        .add("conv2", l.conv2)
+        .add("relu2", ReLU::new())
+        .add("pool2", MaxPool2d::new(2).unwrap())
+        .functional(
+            "flatten",
+            FunctionalOp::Flatten {
+                start_dim: 1,
+                end_dim: -1,
+            },
+        )
+        .add("fc1", l.fc1)
+        .add("relu3", ReLU::new())
+        .add("fc2", l.fc2)
+        .add("relu4", ReLU::new())
+        .add("fc3", l.fc3)
+        .build()
+        .unwrap();
+    g.train(training);
+    g
+}
+
+/// PyTorch's LeNet5 fusion groups.
+pub const LENET_FUSE_GROUPS: [&[&str]; 4] = [
+    &["conv1", "relu1"],
+    &["conv2", "relu2"],
+    &["fc1", "relu3"],
+    &["fc2", "relu4"],
+];
