@@ -4,7 +4,11 @@
 
 use crate::data::{Normalizer, Split};
 use crate::error::{CliError, Result};
-use crate::model::{FloatModel, Model};
+use qflow::Graph;
+use qflow::passes::{DynamicDType, quantize_dynamic};
+use qnn::state_dict::{load_state_dict, state_dict};
+
+use crate::model::{FloatModel, Model, QuantizedModel};
 use crate::training::TrainConfig;
 
 /// Which int8 flow.
@@ -80,13 +84,26 @@ pub struct QuantInputs<'a> {
     pub quiet: bool,
 }
 
-/// Dynamic int8: `qflow::quantize_dynamic` over Linear/LSTM layers (LeNet5's convolutions stay
-/// float, as in PyTorch).
-pub fn build_dynamic(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
-    Err(CliError::NotAvailable {
-        what: QuantMode::Dynamic.label().into(),
-        waiting_for: "qflow's quantize_dynamic pass".into(),
-    })
+/// Dynamic int8: a copy of the float graph through `qflow::passes::quantize_dynamic` with
+/// PyTorch's default kinds (Linear, LSTM, …) and qint8 weights; LeNet5's convolutions stay
+/// float, as in PyTorch. Models that are not qflow graphs yet (the row LSTM, the patch
+/// Transformer) report [`CliError::NotAvailable`].
+pub fn build_dynamic(float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
+    let arch = float.arch();
+    let mut copy = arch.build(0)?;
+    load_state_dict(copy.as_mut(), &state_dict(float.module()), true)?;
+    let Some(graph) = copy.as_mut().downcast_mut::<Graph>() else {
+        return Err(CliError::NotAvailable {
+            what: format!("{} for {}", QuantMode::Dynamic.label(), arch.name()),
+            waiting_for: format!("a qflow graph form of the {} model", arch.name()),
+        });
+    };
+    quantize_dynamic(graph, &[], DynamicDType::QInt8)?;
+    Ok(Box::new(QuantizedModel::new(
+        copy,
+        arch,
+        QuantMode::Dynamic.label(),
+    )))
 }
 
 /// Static int8: build the qflow graph, fuse, prepare with the backend's qconfig

@@ -30,7 +30,7 @@ pub fn run(a: &QuantizeArgs, quiet: bool) -> Result<()> {
             ),
         });
     }
-    let float = FloatModel::fp32(module, a.model.input_layout());
+    let float = FloatModel::fp32(module, a.model);
     let inputs = QuantInputs {
         train: &train,
         norm: &norm,
