@@ -94,8 +94,7 @@ pub fn build_dynamic(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<B
 pub fn build_static(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
     Err(CliError::NotAvailable {
         what: QuantMode::Static.label().into(),
-        waiting_for: "qflow's graph with fuse / prepare / convert and qnn::quantized modules"
-            .into(),
+        waiting_for: "qflow's prepare / convert passes".into(),
     })
 }
 

@@ -15,7 +15,11 @@ const ROUNDER: f32 = 12_582_912.0;
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUNDER) - ROUNDER;
+    let t = x * LOG2E + ROUNDER;
+    // `t`'s low mantissa bits hold the integer n (no float-to-int conversion, which the
+    // compiler would scalarize for its saturating semantics).
+    let n_int = t.to_bits().wrapping_sub(ROUNDER.to_bits()) as i32;
+    let n = t - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -24,7 +28,7 @@ fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let p = p * r * r + r + 1.0;
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    p * f32::from_bits((n_int.wrapping_add(127) as u32) << 23)
 }
 
 #[inline(always)]
