@@ -1,13 +1,15 @@
 //! The int8 modes: each is one `build_<mode>` function from the trained float model (and the
-//! data it needs) to a [`Model`], running qflow's passes on a copy of the float graph. A mode
-//! whose wiring is missing (QAT; any mode on a model that is not a qflow graph) reports
+//! data it needs) to a [`Model`], running qflow's passes on a copy of the float graph. Models
+//! that are not qflow graphs (the row LSTM, the patch Transformer) report
 //! [`CliError::NotAvailable`].
 
 use crate::data::{Normalizer, Split};
 use crate::error::{CliError, Result};
 use qflow::Graph;
-use qflow::passes::{DynamicDType, convert, fuse_auto, prepare, quantize_dynamic};
-use qflow::qconfig::{QConfigMapping, get_default_qconfig};
+use qflow::passes::{
+    DynamicDType, convert, fuse_auto, fuse_auto_qat, prepare, prepare_qat, quantize_dynamic,
+};
+use qflow::qconfig::{QConfigMapping, get_default_qat_qconfig, get_default_qconfig};
 use qnn::state_dict::{load_state_dict, state_dict};
 use qnn::{Module, Value};
 
@@ -96,6 +98,8 @@ pub struct QuantInputs<'a> {
     pub backend: Backend,
     /// QAT fine-tuning settings.
     pub qat: TrainConfig,
+    /// Training images QAT fine-tunes on (the first ones).
+    pub qat_images: usize,
     /// Hide progress bars.
     pub quiet: bool,
 }
@@ -161,12 +165,34 @@ fn as_graph(module: &mut dyn qnn::Module, mode: QuantMode, arch: Arch) -> Result
         })
 }
 
-/// QAT int8: prepare_qat, fine-tune with fake quantization, convert.
-pub fn build_qat(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
-    Err(CliError::NotAvailable {
-        what: QuantMode::Qat.label().into(),
-        waiting_for: "qflow's prepare_qat / convert passes".into(),
-    })
+/// QAT int8 on a copy of the float graph: `fuse_auto_qat`, `prepare_qat` with the backend's
+/// default QAT QConfig (version 1, fused moving-average fake quantization), fine-tuning with
+/// `inputs.qat` on the first `inputs.qat_images` training images, then eval and `convert`.
+pub fn build_qat(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
+    let arch = float.arch();
+    let mut copy = float_copy(float)?;
+    let graph = as_graph(copy.as_mut(), QuantMode::Qat, arch)?;
+    graph.train(true);
+    fuse_auto_qat(graph)?;
+    let qconfig = get_default_qat_qconfig(inputs.backend.qflow(), 1)?;
+    prepare_qat(graph, &QConfigMapping::new().set_global(Some(qconfig)))?;
+    let subset = inputs.train.take(inputs.qat_images);
+    crate::training::train(
+        graph,
+        arch.input_layout(),
+        &subset,
+        inputs.norm,
+        &inputs.qat,
+        inputs.quiet,
+        &mut |_| {},
+    )?;
+    graph.eval();
+    convert(graph)?;
+    Ok(Box::new(QuantizedModel::new(
+        copy,
+        arch,
+        QuantMode::Qat.label(),
+    )))
 }
 
 /// Runs the flow of `mode`.

@@ -101,21 +101,17 @@ fn demo_on_a_tiny_subset_writes_table_report_chart_and_models() {
     let text = stdout(&o);
     assert!(text.contains("| LeNet5 | fp32 |"), "{text}");
     assert!(text.contains("| LeNet5 | fp16 |"), "{text}");
-    for mode in ["dynamic int8", "static int8"] {
+    for mode in ["dynamic int8", "static int8", "QAT int8"] {
         assert!(text.contains(&format!("| LeNet5 | {mode} | ")), "{text}");
         assert!(
             !text.contains(&format!("| LeNet5 | {mode} | not available")),
             "{text}"
         );
     }
-    assert!(
-        text.contains("| LeNet5 | QAT int8 | not available yet |"),
-        "{text}"
-    );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("| LeNet5 | fp32 |") && report.contains("chart.svg"));
     let svg = std::fs::read_to_string(out.join("chart.svg")).unwrap();
-    assert_eq!(svg.matches("<circle").count(), 8);
+    assert_eq!(svg.matches("<circle").count(), 10);
     let fp32 = std::fs::metadata(out.join("lenet5-fp32.safetensors"))
         .unwrap()
         .len();
@@ -282,8 +278,11 @@ fn train_eval_import_round_trip_on_real_mnist_subset() {
         "128",
         "--calib-size",
         "64",
+        "--output",
+        dir.join("qat.safetensors").to_str().unwrap(),
     ]);
-    assert_fails(&o, 1, &["QAT int8: not available yet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.join("qat.safetensors").is_file());
     let o = qstack(&[
         "quantize",
         "--mode",

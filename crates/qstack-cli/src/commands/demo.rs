@@ -190,6 +190,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
             seed: cfg.seed,
             cosine: true,
         },
+        qat_images: 10_000,
         quiet,
     };
     let mut rows = Vec::new();

@@ -45,6 +45,7 @@ pub fn run(a: &QuantizeArgs, quiet: bool) -> Result<()> {
             seed: 0,
             cosine: true,
         },
+        qat_images: 10_000,
         quiet,
     };
     let model = build(a.mode, &float, &inputs)?;
