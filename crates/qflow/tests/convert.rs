@@ -164,6 +164,22 @@ fn converted_lenet_equals_a_hand_built_chain_and_tracks_float() {
         assert!(c.sqnr_db > 20.0, "{c:?}");
         assert!(c.max_abs_error.is_finite());
     }
+
+    // Weights: int8 per-channel weights are within half a step of the float weights.
+    let wcmp = qflow::numeric_suite::compare_weights(&float, &g).unwrap();
+    let names: Vec<&str> = wcmp.iter().map(|c| c.node.as_str()).collect();
+    assert_eq!(names, ["conv1", "conv2", "fc1", "fc2", "fc3"]);
+    for (c, w) in wcmp.iter().zip([
+        &l.conv1.weight.value,
+        &l.conv2.weight.value,
+        &l.fc1.weight.value,
+        &l.fc2.weight.value,
+        &l.fc3.weight.value,
+    ]) {
+        let max = w.data().iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(c.max_abs_error <= max / 127.0 * 0.5 + 1e-6, "{c:?}");
+        assert!(c.sqnr_db > 35.0, "{c:?}");
+    }
 }
 
 #[test]

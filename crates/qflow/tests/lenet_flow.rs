@@ -118,3 +118,29 @@ fn b_clone(g: &qflow::Graph) -> qflow::Graph {
     let _ = Value::no_grad();
     f
 }
+
+#[test]
+fn quantize_runs_the_calibration_callback() {
+    let mut g = float_lenet(22, true);
+    fuse_modules(&mut g, &LENET_FUSE_GROUPS).unwrap();
+    let mapping = QConfigMapping::new().set_global(Some(static_qconfig()));
+    let mut calls = 0;
+    qflow::passes::quantize(&mut g, &mapping, |g| {
+        for i in 0..2 {
+            g.run(&[Value::F32(images(4, 50 + i))])?;
+            calls += 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(calls, 2);
+    assert!(!g.is_training());
+    assert_eq!(
+        g.node("fc3").and_then(|n| n.kind()),
+        Some(qnn::ModuleKind::QuantizedLinear)
+    );
+    // A calibration callback that runs nothing leaves the observers empty: typed error.
+    let mut g = float_lenet(22, false);
+    let err = qflow::passes::quantize(&mut g, &mapping, |_| Ok(())).unwrap_err();
+    assert!(matches!(err, qflow::QflowError::NotCalibrated { .. }));
+}

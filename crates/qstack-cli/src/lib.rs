@@ -25,7 +25,7 @@
 //! let split = Split::new(vec![0u8; 2 * 28 * 28], vec![3, 7])?;
 //! let norm = Normalizer::new(0.1307, 0.3081);
 //! let (x, labels) = make_batch(&split, &[0, 1], InputLayout::Padded32, &norm);
-//! let mut model = FloatModel::fp32(Arch::Lenet5.build(0)?, Arch::Lenet5.input_layout());
+//! let mut model = FloatModel::fp32(Arch::Lenet5.build(0)?, Arch::Lenet5);
 //! let logits = model.predict(&x)?;
 //! assert_eq!(logits.shape(), &[2, 10]);
 //! assert_eq!(labels, vec![3, 7]);

@@ -40,19 +40,24 @@ pub enum FloatFormat {
 /// A qnn float module in eval mode, fp32 or fp16.
 pub struct FloatModel {
     module: Box<dyn Module>,
-    layout: InputLayout,
+    arch: Arch,
     format: FloatFormat,
 }
 
 impl FloatModel {
-    /// Wraps a trained fp32 module (switched to eval mode).
-    pub fn fp32(mut module: Box<dyn Module>, layout: InputLayout) -> Self {
+    /// Wraps a trained fp32 module of architecture `arch` (switched to eval mode).
+    pub fn fp32(mut module: Box<dyn Module>, arch: Arch) -> Self {
         module.eval();
         Self {
             module,
-            layout,
+            arch,
             format: FloatFormat::Fp32,
         }
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> Arch {
+        self.arch
     }
 
     /// Converts to fp16 weights (PyTorch's `model.half()` for inference).
@@ -82,7 +87,7 @@ impl Model for FloatModel {
     }
 
     fn input_layout(&self) -> InputLayout {
-        self.layout
+        self.arch.input_layout()
     }
 
     fn predict(&mut self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
@@ -95,6 +100,46 @@ impl Model for FloatModel {
     fn save(&self, path: &Path) -> Result<u64> {
         let f16_weights = self.format == FloatFormat::Fp16;
         save_state_dict(&state_dict(self.module.as_ref()), f16_weights, path)
+    }
+}
+
+/// A quantized qnn module or graph (what the int8 flows build), in eval mode.
+pub struct QuantizedModel {
+    module: Box<dyn Module>,
+    arch: Arch,
+    label: &'static str,
+}
+
+impl QuantizedModel {
+    /// Wraps a converted module of architecture `arch` under the table label `label`.
+    pub fn new(mut module: Box<dyn Module>, arch: Arch, label: &'static str) -> Self {
+        module.eval();
+        Self {
+            module,
+            arch,
+            label,
+        }
+    }
+}
+
+impl Model for QuantizedModel {
+    fn label(&self) -> &str {
+        self.label
+    }
+
+    fn input_layout(&self) -> InputLayout {
+        self.arch.input_layout()
+    }
+
+    fn predict(&mut self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
+        Ok(self
+            .module
+            .forward(&Value::F32(x.clone()))?
+            .into_f32("model output")?)
+    }
+
+    fn save(&self, path: &Path) -> Result<u64> {
+        write_atomic(path, &to_safetensors(&state_dict(self.module.as_ref()))?)
     }
 }
 

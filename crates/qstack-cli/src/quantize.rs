@@ -1,10 +1,23 @@
 //! The int8 modes: each is one `build_<mode>` function from the trained float model (and the
-//! data it needs) to a [`Model`]. They report [`CliError::NotAvailable`] until the library
-//! pieces they need land (qnn's quantized and dynamic modules, qflow's graph and passes).
+//! data it needs) to a [`Model`], running qflow's passes on a copy of the float graph. Models
+//! that are not qflow graphs (the row LSTM, the patch Transformer) report
+//! [`CliError::NotAvailable`].
 
 use crate::data::{Normalizer, Split};
 use crate::error::{CliError, Result};
-use crate::model::{FloatModel, Model};
+use qflow::Graph;
+use qflow::passes::{
+    DynamicDType, convert, fuse_auto, fuse_auto_qat, prepare, prepare_qat, quantize_dynamic,
+};
+use qflow::qconfig::{QConfigMapping, get_default_qat_qconfig, get_default_qconfig};
+use qnn::state_dict::{load_state_dict, state_dict};
+use qnn::{Module, Value};
+
+use crate::data::{make_batch, sequential_batches};
+use crate::progress;
+use crate::zoo::Arch;
+
+use crate::model::{FloatModel, Model, QuantizedModel};
 use crate::training::TrainConfig;
 
 /// Which int8 flow.
@@ -54,6 +67,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// qflow's backend of the same name.
+    pub fn qflow(self) -> qflow::qconfig::Backend {
+        match self {
+            Backend::Fbgemm => qflow::qconfig::Backend::Fbgemm,
+            Backend::X86 => qflow::qconfig::Backend::X86,
+            Backend::Qnnpack => qflow::qconfig::Backend::Qnnpack,
+        }
+    }
+
     /// PyTorch's name for it.
     pub fn name(self) -> &'static str {
         match self {
@@ -76,35 +98,101 @@ pub struct QuantInputs<'a> {
     pub backend: Backend,
     /// QAT fine-tuning settings.
     pub qat: TrainConfig,
+    /// Training images QAT fine-tunes on (the first ones).
+    pub qat_images: usize,
     /// Hide progress bars.
     pub quiet: bool,
 }
 
-/// Dynamic int8: `qflow::quantize_dynamic` over Linear/LSTM layers (LeNet5's convolutions stay
-/// float, as in PyTorch).
-pub fn build_dynamic(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
-    Err(CliError::NotAvailable {
-        what: QuantMode::Dynamic.label().into(),
-        waiting_for: "qflow's quantize_dynamic pass".into(),
-    })
+/// Dynamic int8: a copy of the float graph through `qflow::passes::quantize_dynamic` with
+/// PyTorch's default kinds (Linear, LSTM, …) and qint8 weights; LeNet5's convolutions stay
+/// float, as in PyTorch. Models that are not qflow graphs yet (the row LSTM, the patch
+/// Transformer) report [`CliError::NotAvailable`].
+pub fn build_dynamic(float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
+    let arch = float.arch();
+    let mut copy = float_copy(float)?;
+    let graph = as_graph(copy.as_mut(), QuantMode::Dynamic, arch)?;
+    quantize_dynamic(graph, &[], DynamicDType::QInt8)?;
+    Ok(Box::new(QuantizedModel::new(
+        copy,
+        arch,
+        QuantMode::Dynamic.label(),
+    )))
 }
 
-/// Static int8: build the qflow graph, fuse, prepare with the backend's qconfig
-/// (per-channel weights, histogram activations), calibrate on `calib_size` images, convert.
-pub fn build_static(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
-    Err(CliError::NotAvailable {
-        what: QuantMode::Static.label().into(),
-        waiting_for: "qflow's graph with fuse / prepare / convert and qnn::quantized modules"
-            .into(),
-    })
+/// Static int8 on a copy of the float graph: qflow's `fuse_auto` (conv+relu, linear+relu),
+/// `prepare` with the backend's default QConfig (histogram activations, per-channel weights for
+/// fbgemm/x86), calibration on the first `calib_size` training images, `convert`.
+pub fn build_static(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
+    let arch = float.arch();
+    let mut copy = float_copy(float)?;
+    let graph = as_graph(copy.as_mut(), QuantMode::Static, arch)?;
+    graph.eval();
+    fuse_auto(graph)?;
+    let mapping =
+        QConfigMapping::new().set_global(Some(get_default_qconfig(inputs.backend.qflow())));
+    prepare(graph, &mapping)?;
+    let n = inputs.calib_size.min(inputs.train.len());
+    let pb = progress::bar(n as u64, "calibrate", inputs.quiet);
+    for idx in sequential_batches(n, 64) {
+        let (x, _) = make_batch(inputs.train, &idx, arch.input_layout(), inputs.norm);
+        graph.forward(&Value::F32(x))?;
+        pb.inc(idx.len() as u64);
+    }
+    pb.finish_and_clear();
+    convert(graph)?;
+    Ok(Box::new(QuantizedModel::new(
+        copy,
+        arch,
+        QuantMode::Static.label(),
+    )))
 }
 
-/// QAT int8: prepare_qat, fine-tune with fake quantization, convert.
-pub fn build_qat(_float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
-    Err(CliError::NotAvailable {
-        what: QuantMode::Qat.label().into(),
-        waiting_for: "qflow's prepare_qat / convert passes".into(),
-    })
+/// A fresh copy of the float model's module (same architecture and state).
+fn float_copy(float: &FloatModel) -> Result<Box<dyn qnn::Module>> {
+    let mut copy = float.arch().build(0)?;
+    load_state_dict(copy.as_mut(), &state_dict(float.module()), true)?;
+    Ok(copy)
+}
+
+/// The module as a qflow graph, or [`CliError::NotAvailable`] for models not built as graphs.
+fn as_graph(module: &mut dyn qnn::Module, mode: QuantMode, arch: Arch) -> Result<&mut Graph> {
+    module
+        .downcast_mut::<Graph>()
+        .ok_or_else(|| CliError::NotAvailable {
+            what: format!("{} for {}", mode.label(), arch.name()),
+            waiting_for: format!("a qflow graph form of the {} model", arch.name()),
+        })
+}
+
+/// QAT int8 on a copy of the float graph: `fuse_auto_qat`, `prepare_qat` with the backend's
+/// default QAT QConfig (version 1, fused moving-average fake quantization), fine-tuning with
+/// `inputs.qat` on the first `inputs.qat_images` training images, then eval and `convert`.
+pub fn build_qat(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
+    let arch = float.arch();
+    let mut copy = float_copy(float)?;
+    let graph = as_graph(copy.as_mut(), QuantMode::Qat, arch)?;
+    graph.train(true);
+    fuse_auto_qat(graph)?;
+    let qconfig = get_default_qat_qconfig(inputs.backend.qflow(), 1)?;
+    prepare_qat(graph, &QConfigMapping::new().set_global(Some(qconfig)))?;
+    let subset = inputs.train.take(inputs.qat_images);
+    crate::training::train(
+        graph,
+        arch.input_layout(),
+        &subset,
+        inputs.norm,
+        &inputs.qat,
+        inputs.quiet,
+        &mut |_| {},
+    )?;
+    graph.eval();
+    convert(graph)?;
+    Ok(Box::new(QuantizedModel::new(
+        copy,
+        arch,
+        QuantMode::Qat.label(),
+    )))
 }
 
 /// Runs the flow of `mode`.

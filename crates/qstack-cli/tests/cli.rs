@@ -102,15 +102,16 @@ fn demo_on_a_tiny_subset_writes_table_report_chart_and_models() {
     assert!(text.contains("| LeNet5 | fp32 |"), "{text}");
     assert!(text.contains("| LeNet5 | fp16 |"), "{text}");
     for mode in ["dynamic int8", "static int8", "QAT int8"] {
+        assert!(text.contains(&format!("| LeNet5 | {mode} | ")), "{text}");
         assert!(
-            text.contains(&format!("| LeNet5 | {mode} | not available yet |")),
+            !text.contains(&format!("| LeNet5 | {mode} | not available")),
             "{text}"
         );
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("| LeNet5 | fp32 |") && report.contains("chart.svg"));
     let svg = std::fs::read_to_string(out.join("chart.svg")).unwrap();
-    assert_eq!(svg.matches("<circle").count(), 4);
+    assert_eq!(svg.matches("<circle").count(), 10);
     let fp32 = std::fs::metadata(out.join("lenet5-fp32.safetensors"))
         .unwrap()
         .len();
@@ -120,6 +121,16 @@ fn demo_on_a_tiny_subset_writes_table_report_chart_and_models() {
     // 61 706 parameters: f32 ≈ 247 KB; f16 weights with f32 biases ≈ 124 KB.
     assert!(fp32 > 246_824 && fp32 < 250_000, "{fp32}");
     assert!(fp16 > 123_000 && fp16 < 126_000, "{fp16}");
+    // Dynamic int8: fc weights as qint8 (48 120 bytes) + f32 convs and biases ≈ 72 KB.
+    let dynamic = std::fs::metadata(out.join("lenet5-int8-dynamic.safetensors"))
+        .unwrap()
+        .len();
+    assert!(dynamic > 60_000 && dynamic < 85_000, "{dynamic}");
+    // Static int8: every conv/linear weight as qint8 with per-channel qparams.
+    let stat = std::fs::metadata(out.join("lenet5-int8-static.safetensors"))
+        .unwrap()
+        .len();
+    assert!(stat > 55_000 && stat < 85_000, "{stat}");
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -252,8 +263,26 @@ fn train_eval_import_round_trip_on_real_mnist_subset() {
         "128",
         "--calib-size",
         "64",
+        "--output",
+        dir.join("static.safetensors").to_str().unwrap(),
     ]);
-    assert_fails(&o, 1, &["static int8: not available yet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.join("static.safetensors").is_file());
+    let o = qstack(&[
+        "quantize",
+        "--mode",
+        "qat",
+        "--weights",
+        w.to_str().unwrap(),
+        "--train-limit",
+        "128",
+        "--calib-size",
+        "64",
+        "--output",
+        dir.join("qat.safetensors").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.join("qat.safetensors").is_file());
     let o = qstack(&[
         "quantize",
         "--mode",

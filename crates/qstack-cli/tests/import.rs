@@ -23,7 +23,7 @@ fn torch_lenet5_imports_and_matches_pytorch_logits() {
     let g = format::parse(include_str!("data/lenet5_import.golden")).unwrap();
     let case = &g.cases[0];
     let module = load_weights(Arch::Lenet5, Path::new(TORCH_FILE)).unwrap();
-    let mut model = FloatModel::fp32(module, Arch::Lenet5.input_layout());
+    let mut model = FloatModel::fp32(module, Arch::Lenet5);
     let x = Tensor::new(&case.shape("shape"), case.f32s("x").to_vec()).unwrap();
     let y = model.predict(&x).unwrap();
     assert_eq!(y.shape(), case.shape("y_shape").as_slice());
@@ -36,7 +36,7 @@ fn torch_lenet5_imports_and_matches_pytorch_logits() {
     // fp16 weights stay close to PyTorch's fp32 logits.
     let mut half = FloatModel::fp32(
         load_weights(Arch::Lenet5, Path::new(TORCH_FILE)).unwrap(),
-        Arch::Lenet5.input_layout(),
+        Arch::Lenet5,
     )
     .into_fp16()
     .unwrap();

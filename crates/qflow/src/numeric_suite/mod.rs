@@ -5,7 +5,8 @@
 //! Both graphs run on the same input; node outputs are matched by node name (the passes keep
 //! the float node names), quantized outputs are dequantized, and each pair is scored with the
 //! signal-to-quantization-noise ratio [`sqnr`] (PyTorch's `compute_sqnr`) and the largest
-//! absolute difference.
+//! absolute difference ([`compare_model_outputs`]). [`compare_weights`] does the same for each
+//! layer's float weight against its dequantized int8 weight.
 //!
 //! ```
 //! use qflow::numeric_suite::sqnr;
@@ -21,7 +22,7 @@
 use std::collections::HashMap;
 
 use qnn::qtensor::{Layout, Tensor};
-use qnn::{QnnError, Value};
+use qnn::{BufferRef, Module, QnnError, Value};
 
 use crate::error::{QflowError, Result};
 use crate::graph::Graph;
@@ -119,6 +120,87 @@ pub fn compare_model_outputs(
         out.push(NodeComparison {
             sqnr_db: sqnr(a, b)?,
             node: name,
+            max_abs_error,
+        });
+    }
+    Ok(out)
+}
+
+/// The float weight of a layer: its `weight` parameter, or its first child's (`0.weight`) for
+/// fused modules.
+fn float_weight(m: &dyn Module) -> Option<Tensor<f32>> {
+    let mut found = None;
+    m.visit_params(&mut |name, p| {
+        if found.is_none() && (name == "weight" || name == "0.weight") {
+            found = Some(p.value.clone());
+        }
+    });
+    found
+}
+
+/// The dequantized weight of a quantized or dynamic layer, from its state-dict buffers
+/// (`weight` int8, `weight_scale`, `weight_zero_point`, `weight_axis`: -1 per-tensor, 0
+/// per-channel along the first dimension).
+fn quantized_weight(m: &dyn Module) -> Option<Tensor<f32>> {
+    let mut w: Option<Tensor<i8>> = None;
+    let (mut scales, mut zps, mut axis) = (Vec::new(), Vec::new(), -1i64);
+    m.visit_buffers(&mut |name, b| match (name, b) {
+        ("weight", BufferRef::I8(t)) => w = Some(t.clone()),
+        ("weight_scale", BufferRef::F64s(v)) => scales = v.to_vec(),
+        ("weight_zero_point", BufferRef::I64s(v)) => zps = v.to_vec(),
+        ("weight_axis", BufferRef::I64(a)) => axis = *a,
+        _ => {}
+    });
+    let w = w?;
+    if scales.is_empty() || scales.len() != zps.len() {
+        return None;
+    }
+    let channels = scales.len();
+    let per = if axis == 0 && channels > 0 && w.numel() % channels == 0 {
+        w.numel() / channels
+    } else if channels == 1 {
+        w.numel()
+    } else {
+        return None;
+    };
+    let data = w
+        .data()
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| {
+            let c = (i / per.max(1)).min(channels - 1);
+            ((f64::from(q) - zps[c] as f64) * scales[c]) as f32
+        })
+        .collect();
+    Tensor::new(w.shape(), data).ok()
+}
+
+/// PyTorch's `compare_weights` idea: for every node name present in both graphs whose float
+/// module has a weight and whose quantized module stores an int8 weight, the SQNR and largest
+/// absolute difference of the dequantized weight against the float weight (in the quantized
+/// graph's order). Conv+BN nodes compare against the unfolded float weight, as in PyTorch.
+pub fn compare_weights(float: &Graph, quantized: &Graph) -> Result<Vec<NodeComparison>> {
+    let mut out = Vec::new();
+    for qn in quantized.nodes() {
+        let (Some(fm), Some(qm)) = (float.node(qn.name()).and_then(|n| n.module()), qn.module())
+        else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (float_weight(fm), quantized_weight(qm)) else {
+            continue;
+        };
+        if a.shape() != b.shape() {
+            continue;
+        }
+        let max_abs_error = a
+            .data()
+            .iter()
+            .zip(b.data())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        out.push(NodeComparison {
+            node: qn.name().to_string(),
+            sqnr_db: sqnr(&a, &b)?,
             max_abs_error,
         });
     }

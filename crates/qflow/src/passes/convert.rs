@@ -427,3 +427,29 @@ fn same_qparams_op(node: &Node) -> Result<Option<Op>> {
     };
     Ok(Some(op))
 }
+
+/// PyTorch's `quantize(model, run_fn, run_args)`: eval mode, [`super::prepare`] with `mapping`,
+/// `calibrate(graph)` (run the graph on representative data), [`convert`].
+pub fn quantize(
+    graph: &mut Graph,
+    mapping: &crate::qconfig::QConfigMapping,
+    calibrate: impl FnOnce(&mut Graph) -> Result<()>,
+) -> Result<()> {
+    graph.eval();
+    super::prepare(graph, mapping)?;
+    calibrate(graph)?;
+    convert(graph)
+}
+
+/// PyTorch's `quantize_qat(model, run_fn, run_args)`: training mode, [`super::prepare_qat`]
+/// with `mapping`, `train(graph)` (the training loop), [`convert`].
+pub fn quantize_qat(
+    graph: &mut Graph,
+    mapping: &crate::qconfig::QConfigMapping,
+    train: impl FnOnce(&mut Graph) -> Result<()>,
+) -> Result<()> {
+    graph.train(true);
+    super::prepare_qat(graph, mapping)?;
+    train(graph)?;
+    convert(graph)
+}

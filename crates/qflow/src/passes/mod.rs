@@ -10,7 +10,7 @@ pub mod propagate;
 pub mod qat;
 pub mod toggles;
 
-pub use convert::convert;
+pub use convert::{convert, quantize, quantize_qat};
 pub use dynamic::{
     DEFAULT_DYNAMIC_KINDS, DynamicDType, quantize_dynamic, quantize_dynamic_configured,
     quantize_dynamic_with,

@@ -14,7 +14,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         Some(p) => load_weights(a.model, p)?,
         None => a.model.build(0)?,
     };
-    let mut model = FloatModel::fp32(module, a.model.input_layout());
+    let mut model = FloatModel::fp32(module, a.model);
     if a.half {
         model = model.into_fp16()?;
     }

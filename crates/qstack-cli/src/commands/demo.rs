@@ -75,16 +75,15 @@ fn measure_variants(
     inputs: &QuantInputs<'_>,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
-    let layout = arch.input_layout();
     let half_copy = super::copy_module(arch, module.as_ref())?;
-    let mut fp32 = FloatModel::fp32(module, layout);
+    let mut fp32 = FloatModel::fp32(module, arch);
     let m = bench.measure(&mut fp32, format!("{}-fp32.safetensors", arch.name()))?;
     say(&format!(
         "{display} fp32: accuracy {:.2} %",
         100.0 * m.accuracy
     ));
     rows.push(row(display, "fp32", Outcome::Measured(m)));
-    let mut fp16 = FloatModel::fp32(half_copy, layout).into_fp16()?;
+    let mut fp16 = FloatModel::fp32(half_copy, arch).into_fp16()?;
     let m = bench.measure(&mut fp16, format!("{}-fp16.safetensors", arch.name()))?;
     say(&format!(
         "{display} fp16: accuracy {:.2} %",
@@ -191,6 +190,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
             seed: cfg.seed,
             cosine: true,
         },
+        qat_images: 10_000,
         quiet,
     };
     let mut rows = Vec::new();

@@ -10,7 +10,7 @@ use crate::model::{FloatModel, Model, load_weights};
 pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     let module = load_weights(a.model, &a.weights)?;
     let (test, norm) = super::load(&a.data, SplitKind::Test)?;
-    let mut model = FloatModel::fp32(module, a.model.input_layout());
+    let mut model = FloatModel::fp32(module, a.model);
     if a.half {
         model = model.into_fp16()?;
     }

@@ -11,7 +11,7 @@ use crate::model::{FloatModel, Model, load_weights};
 pub fn run(a: &ImportArgs, quiet: bool) -> Result<()> {
     let module = load_weights(a.model, &a.input)?;
     let params = module.num_parameters();
-    let mut model = FloatModel::fp32(module, a.model.input_layout());
+    let mut model = FloatModel::fp32(module, a.model);
     let mut shape = vec![1];
     shape.extend(a.model.input_layout().sample_shape());
     model.predict(&qtensor::Tensor::zeros(&shape))?;

@@ -30,7 +30,7 @@ pub fn run(a: &QuantizeArgs, quiet: bool) -> Result<()> {
             ),
         });
     }
-    let float = FloatModel::fp32(module, a.model.input_layout());
+    let float = FloatModel::fp32(module, a.model);
     let inputs = QuantInputs {
         train: &train,
         norm: &norm,
@@ -45,6 +45,7 @@ pub fn run(a: &QuantizeArgs, quiet: bool) -> Result<()> {
             seed: 0,
             cosine: true,
         },
+        qat_images: 10_000,
         quiet,
     };
     let model = build(a.mode, &float, &inputs)?;

@@ -46,7 +46,7 @@ pub fn run(a: &TrainCmdArgs, quiet: bool) -> Result<()> {
             )
         },
     )?;
-    let mut model = FloatModel::fp32(module, a.model.input_layout());
+    let mut model = FloatModel::fp32(module, a.model);
     let acc = accuracy(&mut model, &test_split, &norm, quiet)?;
     println!(
         "test accuracy {:.2} % ({} images)",
