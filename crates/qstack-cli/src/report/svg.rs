@@ -11,6 +11,7 @@ const MARGIN_L: f64 = 60.0;
 const MARGIN_T: f64 = 40.0;
 const MARGIN_B: f64 = 50.0;
 const GAP: f64 = 40.0;
+const LEGEND_H: f64 = 20.0;
 
 /// Colour of a variant's points.
 fn colour(variant: &str) -> &'static str {
@@ -110,10 +111,8 @@ fn panel(out: &mut String, x0: f64, title: &str, x_label: &str, points: &[Point]
         let (px, py) = (sx(p.x), sy(p.y));
         let _ = writeln!(
             out,
-            r##"<circle cx="{px:.1}" cy="{py:.1}" r="5" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"##,
+            r##"<circle cx="{px:.1}" cy="{py:.1}" r="5" fill="{}" fill-opacity="0.85"><title>{}</title></circle>"##,
             colour(&p.variant),
-            px + 8.0,
-            py - 6.0,
             escape(&p.label)
         );
     }
@@ -154,8 +153,9 @@ pub fn chart(rows: &[Row], model: &str) -> String {
         }
     }
     let width = 2.0 * PANEL_W + GAP;
+    let height = PANEL_H + LEGEND_H;
     let mut s = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{PANEL_H:.0}" viewBox="0 0 {width:.0} {PANEL_H:.0}" font-family="sans-serif">
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
 "##
     );
@@ -173,8 +173,27 @@ pub fn chart(rows: &[Row], model: &str) -> String {
         "file size (KB)",
         &size,
     );
+    legend(&mut s, &lat);
     s.push_str("</svg>\n");
     s
+}
+
+/// One line under the panels: a colour swatch and the variant name per point (points that
+/// sit close together stay readable).
+fn legend(out: &mut String, points: &[Point]) {
+    let mut x = MARGIN_L;
+    for p in points {
+        let _ = writeln!(
+            out,
+            r##"<rect x="{x:.1}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"##,
+            PANEL_H - 4.0,
+            colour(&p.variant),
+            x + 16.0,
+            PANEL_H + 6.0,
+            escape(&p.label)
+        );
+        x += 30.0 + 7.0 * p.label.chars().count() as f64;
+    }
 }
 
 #[cfg(test)]
@@ -188,7 +207,8 @@ mod tests {
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<circle").count(), 4);
-        assert_eq!(svg.matches(">fp16</text>").count(), 2);
+        assert_eq!(svg.matches(">fp16</text>").count(), 1);
+        assert_eq!(svg.matches("<title>fp16</title>").count(), 2);
         assert!(!svg.contains("static int8"));
         assert_eq!(chart(&rows(), "LSTM").matches("<circle").count(), 0);
     }
