@@ -12,6 +12,7 @@
 //! - [`model`]: the [`model::Model`] trait every built variant implements, and safetensors
 //!   saving (fp16 weights stored as F16).
 //! - [`quantize`]: one `build_<mode>` function per int8 flow.
+//! - [`layer_sqnr`]: the per-layer numeric suite behind `qstack inspect` and the demo chart.
 //! - [`report`]: the results table, Markdown report and SVG chart.
 //! - [`commands`], [`cli`], [`error`]: the subcommands, their flags, and [`CliError`].
 //!
@@ -39,6 +40,7 @@ pub mod error;
 pub mod evaluate;
 pub mod fsio;
 pub mod latency;
+pub mod layer_sqnr;
 pub mod model;
 pub mod progress;
 pub mod quantize;

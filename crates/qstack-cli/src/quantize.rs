@@ -108,22 +108,26 @@ pub struct QuantInputs<'a> {
 /// PyTorch's default kinds (Linear, LSTM, …) and qint8 weights; LeNet5's convolutions stay
 /// float, as in PyTorch. Models that are not qflow graphs yet (the row LSTM, the patch
 /// Transformer) report [`CliError::NotAvailable`].
-pub fn build_dynamic(float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
+pub fn build_dynamic(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
+    wrap(QuantMode::Dynamic, float, dynamic_module(float, inputs)?)
+}
+
+fn dynamic_module(float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn qnn::Module>> {
     let arch = float.arch();
     let mut copy = float_copy(float)?;
     let graph = as_graph(copy.as_mut(), QuantMode::Dynamic, arch)?;
     quantize_dynamic(graph, &[], DynamicDType::QInt8)?;
-    Ok(Box::new(QuantizedModel::new(
-        copy,
-        arch,
-        QuantMode::Dynamic.label(),
-    )))
+    Ok(copy)
 }
 
 /// Static int8 on a copy of the float graph: qflow's `fuse_auto` (conv+relu, linear+relu),
 /// `prepare` with the backend's default QConfig (histogram activations, per-channel weights for
 /// fbgemm/x86), calibration on the first `calib_size` training images, `convert`.
 pub fn build_static(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
+    wrap(QuantMode::Static, float, static_module(float, inputs)?)
+}
+
+fn static_module(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn qnn::Module>> {
     let arch = float.arch();
     let mut copy = float_copy(float)?;
     let graph = as_graph(copy.as_mut(), QuantMode::Static, arch)?;
@@ -141,11 +145,49 @@ pub fn build_static(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<
     }
     pb.finish_and_clear();
     convert(graph)?;
+    Ok(copy)
+}
+
+/// Wraps a converted module as the [`Model`] of `mode`.
+fn wrap(
+    mode: QuantMode,
+    float: &FloatModel,
+    module: Box<dyn qnn::Module>,
+) -> Result<Box<dyn Model>> {
     Ok(Box::new(QuantizedModel::new(
-        copy,
-        arch,
-        QuantMode::Static.label(),
+        module,
+        float.arch(),
+        mode.label(),
     )))
+}
+
+/// The converted int8 module of `mode` (a qflow graph whose node names are the float ones),
+/// for the numeric suite; [`build`] wraps the same module as a [`Model`].
+pub fn quantized_module(
+    mode: QuantMode,
+    float: &FloatModel,
+    inputs: &QuantInputs<'_>,
+) -> Result<Box<dyn qnn::Module>> {
+    let mut module = match mode {
+        QuantMode::Dynamic => dynamic_module(float, inputs)?,
+        QuantMode::Static => static_module(float, inputs)?,
+        QuantMode::Qat => qat_module(float, inputs)?,
+    };
+    module.eval();
+    Ok(module)
+}
+
+/// The float graph the numeric suite compares `mode`'s int8 graph against: a copy of the float
+/// model in eval mode, fused like the static / QAT flows fuse it (conv+relu, linear+relu keep
+/// the first module's node name), unfused for dynamic quantization.
+pub fn float_reference(mode: QuantMode, float: &FloatModel) -> Result<Box<dyn qnn::Module>> {
+    let mut copy = float_copy(float)?;
+    let graph = as_graph(copy.as_mut(), mode, float.arch())?;
+    graph.eval();
+    if mode != QuantMode::Dynamic {
+        fuse_auto(graph)?;
+    }
+    Ok(copy)
 }
 
 /// A fresh copy of the float model's module (same architecture and state).
@@ -169,6 +211,10 @@ fn as_graph(module: &mut dyn qnn::Module, mode: QuantMode, arch: Arch) -> Result
 /// default QAT QConfig (version 1, fused moving-average fake quantization), fine-tuning with
 /// `inputs.qat` on the first `inputs.qat_images` training images, then eval and `convert`.
 pub fn build_qat(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
+    wrap(QuantMode::Qat, float, qat_module(float, inputs)?)
+}
+
+fn qat_module(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn qnn::Module>> {
     let arch = float.arch();
     let mut copy = float_copy(float)?;
     let graph = as_graph(copy.as_mut(), QuantMode::Qat, arch)?;
@@ -188,11 +234,7 @@ pub fn build_qat(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn
     )?;
     graph.eval();
     convert(graph)?;
-    Ok(Box::new(QuantizedModel::new(
-        copy,
-        arch,
-        QuantMode::Qat.label(),
-    )))
+    Ok(copy)
 }
 
 /// Runs the flow of `mode`.

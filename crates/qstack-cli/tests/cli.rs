@@ -222,7 +222,7 @@ fn train_eval_import_round_trip_on_real_mnist_subset() {
     let o = qstack(&["bench", "--weights", dir.join("nope").to_str().unwrap()]);
     assert_fails(&o, 1, &["nope"]);
 
-    // bench prints one line per batch size; inspect checks the weights, then reports its status.
+    // bench prints one line per batch size.
     let o = qstack(&[
         "bench",
         "--weights",
@@ -241,8 +241,48 @@ fn train_eval_import_round_trip_on_real_mnist_subset() {
             && text.contains("lenet5 fp32 batch 3: median"),
         "{text}"
     );
-    let o = qstack(&["inspect", "--weights", w.to_str().unwrap()]);
-    assert_fails(&o, 1, &["inspect (static int8 fbgemm): not available yet"]);
+    // inspect: one row per node of the static int8 graph; the five conv/linear layers carry a
+    // weight SQNR, and int8 keeps every output well above noise level.
+    let o = qstack(&[
+        "inspect",
+        "--weights",
+        w.to_str().unwrap(),
+        "--train-limit",
+        "128",
+        "--calib-size",
+        "64",
+        "--test-limit",
+        "32",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("lenet5 static int8 (fbgemm) against fp32, 32 test images:"),
+        "{text}"
+    );
+    assert!(text.contains("weight SQNR (dB)"), "{text}");
+    for layer in ["conv1", "conv2", "fc1", "fc2", "fc3"] {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(layer))
+            .unwrap_or_else(|| panic!("no {layer} row in {text}"));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols.len(), 4, "{line}");
+        let out_db: f64 = cols[1].parse().unwrap();
+        let weight_db: f64 = cols[3].parse().unwrap();
+        assert!(out_db > 10.0 && out_db < 80.0, "{line}");
+        assert!(weight_db > 20.0 && weight_db < 80.0, "{line}");
+    }
+    let o = qstack(&[
+        "inspect",
+        "--weights",
+        w.to_str().unwrap(),
+        "--train-limit",
+        "128",
+        "--calib-size",
+        "500",
+    ]);
+    assert_fails(&o, 1, &["--calib-size", "500"]);
     let o = qstack(&[
         "inspect",
         "--model",

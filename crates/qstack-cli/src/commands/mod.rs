@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::run(&a),
         Command::Quantize(a) => quantize::run(&a, quiet),
         Command::Import(a) => import::run(&a, quiet),
-        Command::Inspect(a) => inspect::run(&a),
+        Command::Inspect(a) => inspect::run(&a, quiet),
     }
 }
 
