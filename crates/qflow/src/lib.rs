@@ -118,3 +118,8 @@ pub mod qconfig;
 pub use error::{QflowError, Result};
 pub use graph::{FunctionalBuilder, FunctionalOp, Graph, Node, Op, SequentialBuilder};
 pub use qnn;
+
+/// The repository README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
