@@ -112,6 +112,13 @@ fn demo_on_a_tiny_subset_writes_table_report_chart_and_models() {
     assert!(report.contains("| LeNet5 | fp32 |") && report.contains("chart.svg"));
     let svg = std::fs::read_to_string(out.join("chart.svg")).unwrap();
     assert_eq!(svg.matches("<circle").count(), 10);
+    // The per-layer SQNR chart of static int8 LeNet5: one bar per quantized layer.
+    assert!(report.contains("![per-layer SQNR of LeNet5 static int8](lenet5-static-sqnr.svg)"));
+    let bars = std::fs::read_to_string(out.join("lenet5-static-sqnr.svg")).unwrap();
+    assert_eq!(bars.matches("class=\"bar\"").count(), 5, "{bars}");
+    for layer in ["conv1", "conv2", "fc1", "fc2", "fc3"] {
+        assert!(bars.contains(&format!("<title>{layer}: ")), "{bars}");
+    }
     let fp32 = std::fs::metadata(out.join("lenet5-fp32.safetensors"))
         .unwrap()
         .len();

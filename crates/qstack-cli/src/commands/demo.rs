@@ -1,5 +1,6 @@
 //! `qstack demo`: train LeNet5, build fp32 / fp16 / dynamic / static / QAT models, measure each,
-//! print one table, and write the models, `report.md` and `chart.svg` to the output folder.
+//! print one table, and write the models, `report.md`, `chart.svg` and the per-layer SQNR chart
+//! of the static int8 LeNet5 (`lenet5-static-sqnr.svg`) to the output folder.
 //! The sequence models (row LSTM, patch Transformer) get a shorter run and the same rows.
 
 use std::time::Instant;
@@ -12,10 +13,11 @@ use crate::error::{CliError, Result};
 use crate::evaluate::accuracy;
 use crate::fsio::{ensure_dir, write_atomic};
 use crate::latency::{measure, single_thread};
-use crate::model::{FloatModel, Model};
-use crate::quantize::{QuantInputs, QuantMode, build};
-use crate::report::markdown::{ReportContext, report, table};
-use crate::report::{Measured, Outcome, Row, svg};
+use crate::layer_sqnr::{LayerRow, compare_layers};
+use crate::model::{FloatModel, Model, QuantizedModel};
+use crate::quantize::{QuantInputs, QuantMode, float_reference, quantized_module};
+use crate::report::markdown::{ReportContext, layer_section, report, table};
+use crate::report::{Measured, Outcome, Row, sqnr_svg, svg};
 use crate::training::{OptimizerKind, TrainConfig, train};
 use crate::zoo::Arch;
 
@@ -65,7 +67,34 @@ fn say(line: &str) {
     println!("{line}");
 }
 
-/// Measures fp32 and fp16 of `module`, and the int8 `modes` (rows say why one is unavailable).
+/// File name of the per-layer SQNR chart.
+const SQNR_CHART: &str = "lenet5-static-sqnr.svg";
+
+/// An int8 model, with the numeric suite's per-layer rows when they were computed.
+type BuiltInt8 = (Box<dyn Model>, Option<Vec<LayerRow>>);
+
+/// Builds the int8 model of `mode`; for static int8 also runs the numeric suite against the
+/// fused float model on the first 64 test images.
+fn build_with_layers(
+    mode: QuantMode,
+    fp32: &FloatModel,
+    inputs: &QuantInputs<'_>,
+    bench: &Bench<'_>,
+) -> Result<BuiltInt8> {
+    let arch = fp32.arch();
+    let mut q = quantized_module(mode, fp32, inputs)?;
+    let layers = if mode == QuantMode::Static {
+        let mut reference = float_reference(mode, fp32)?;
+        let x = bench.batch(arch.input_layout(), 64);
+        Some(compare_layers(reference.as_mut(), q.as_mut(), &x)?)
+    } else {
+        None
+    };
+    Ok((Box::new(QuantizedModel::new(q, arch, mode.label())), layers))
+}
+
+/// Measures fp32 and fp16 of `module`, and the int8 `modes` (rows say why one is unavailable);
+/// returns the per-layer numeric suite of static int8 when that mode was built.
 fn measure_variants(
     arch: Arch,
     display: &str,
@@ -74,7 +103,8 @@ fn measure_variants(
     bench: &Bench<'_>,
     inputs: &QuantInputs<'_>,
     rows: &mut Vec<Row>,
-) -> Result<()> {
+) -> Result<Option<Vec<LayerRow>>> {
+    let mut static_layers = None;
     let half_copy = super::copy_module(arch, module.as_ref())?;
     let mut fp32 = FloatModel::fp32(module, arch);
     let m = bench.measure(&mut fp32, format!("{}-fp32.safetensors", arch.name()))?;
@@ -91,11 +121,14 @@ fn measure_variants(
     ));
     rows.push(row(display, "fp16", Outcome::Measured(m)));
     for &mode in modes {
-        let outcome = match build(mode, &fp32, inputs) {
-            Ok(mut q) => Outcome::Measured(bench.measure(
-                q.as_mut(),
-                format!("{}-{}.safetensors", arch.name(), mode.file_stem()),
-            )?),
+        let outcome = match build_with_layers(mode, &fp32, inputs, bench) {
+            Ok((mut q, layers)) => {
+                static_layers = static_layers.or(layers);
+                Outcome::Measured(bench.measure(
+                    q.as_mut(),
+                    format!("{}-{}.safetensors", arch.name(), mode.file_stem()),
+                )?)
+            }
             Err(e @ CliError::NotAvailable { .. }) => {
                 say(&format!("{display} {e}"));
                 Outcome::Unavailable("not available yet".into())
@@ -104,7 +137,7 @@ fn measure_variants(
         };
         rows.push(row(display, mode.label(), outcome));
     }
-    Ok(())
+    Ok(static_layers)
 }
 
 /// Runs the demo.
@@ -195,7 +228,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
     };
     let mut rows = Vec::new();
     let mut sequence = Vec::new();
-    measure_variants(
+    let lenet_layers = measure_variants(
         Arch::Lenet5,
         "LeNet5",
         lenet,
@@ -262,10 +295,15 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
         machine,
         wall_seconds: wall,
     };
-    write_atomic(
-        &a.out.join("report.md"),
-        report(&ctx, &rows, "chart.svg").as_bytes(),
-    )?;
+    let mut md = report(&ctx, &rows, "chart.svg");
+    if let Some(layers) = &lenet_layers {
+        md.push_str(&layer_section("LeNet5 static int8", SQNR_CHART));
+        write_atomic(
+            &a.out.join(SQNR_CHART),
+            sqnr_svg::sqnr_chart(layers, "LeNet5 static int8: per-layer output SQNR").as_bytes(),
+        )?;
+    }
+    write_atomic(&a.out.join("report.md"), md.as_bytes())?;
     write_atomic(
         &a.out.join("chart.svg"),
         svg::chart(&rows, "LeNet5").as_bytes(),

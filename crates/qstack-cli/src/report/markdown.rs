@@ -95,6 +95,16 @@ pub fn report(ctx: &ReportContext, rows: &[Row], chart_file: &str) -> String {
     s
 }
 
+/// The report section for the per-layer SQNR chart of `what` (e.g. `LeNet5 static int8`).
+pub fn layer_section(what: &str, chart_file: &str) -> String {
+    format!(
+        "\n## Per-layer SQNR ({what})\n\n\
+         qflow's numeric suite on the first 64 test images: SQNR of each quantized layer's \
+         output against the fused float model's (higher is better; `qstack inspect` prints the \
+         full table).\n\n![per-layer SQNR of {what}]({chart_file})\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::rows;
@@ -136,5 +146,8 @@ mod tests {
         assert!(r.contains("| LeNet5 | fp32 | 99.10 %"));
         assert!(r.contains("Demo wall time 12.0 s"));
         assert!(r.contains("- row LSTM: 1 epoch"));
+        let l = layer_section("LeNet5 static int8", "sqnr.svg");
+        assert!(l.contains("## Per-layer SQNR (LeNet5 static int8)"));
+        assert!(l.contains("![per-layer SQNR of LeNet5 static int8](sqnr.svg)"));
     }
 }

@@ -1,7 +1,9 @@
 //! The demo's results: [`Row`]s, rendered as a Markdown table and report ([`markdown`]) and as
-//! a hand-written SVG chart of accuracy against latency and size ([`svg`]).
+//! a hand-written SVG chart of accuracy against latency and size ([`svg`]), and the per-layer
+//! SQNR bar chart of the numeric suite ([`sqnr_svg`]).
 
 pub mod markdown;
+pub mod sqnr_svg;
 pub mod svg;
 
 use crate::latency::Latency;
