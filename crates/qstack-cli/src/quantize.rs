@@ -15,7 +15,7 @@ use qnn::{Module, Value};
 
 use crate::data::{make_batch, sequential_batches};
 use crate::progress;
-use crate::zoo::Arch;
+use crate::zoo::{Arch, DynamicRowLstm, RowLstm};
 
 use crate::model::{FloatModel, Model, QuantizedModel};
 use crate::training::TrainConfig;
@@ -106,14 +106,17 @@ pub struct QuantInputs<'a> {
 
 /// Dynamic int8: a copy of the float graph through `qflow::passes::quantize_dynamic` with
 /// PyTorch's default kinds (Linear, LSTM, …) and qint8 weights; LeNet5's convolutions stay
-/// float, as in PyTorch. Models that are not qflow graphs yet (the row LSTM, the patch
-/// Transformer) report [`CliError::NotAvailable`].
+/// float, as in PyTorch. The row LSTM (not a graph) gets its LSTM and classifier swapped
+/// directly ([`DynamicRowLstm`]); the patch Transformer reports [`CliError::NotAvailable`].
 pub fn build_dynamic(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
     wrap(QuantMode::Dynamic, float, dynamic_module(float, inputs)?)
 }
 
 fn dynamic_module(float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<dyn qnn::Module>> {
     let arch = float.arch();
+    if let Some(row_lstm) = float.module().downcast_ref::<RowLstm>() {
+        return Ok(Box::new(DynamicRowLstm::from_float(row_lstm)?));
+    }
     let mut copy = float_copy(float)?;
     let graph = as_graph(copy.as_mut(), QuantMode::Dynamic, arch)?;
     quantize_dynamic(graph, &[], DynamicDType::QInt8)?;

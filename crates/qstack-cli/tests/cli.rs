@@ -148,6 +148,48 @@ fn demo_on_a_tiny_subset_writes_table_report_chart_and_models() {
 }
 
 #[test]
+fn demo_sequence_models_get_a_dynamic_int8_row_lstm() {
+    let out = scratch("demo-seq");
+    let o = qstack(&[
+        "demo",
+        "--quiet",
+        "--train-limit",
+        "128",
+        "--test-limit",
+        "64",
+        "--epochs",
+        "1",
+        "--runs",
+        "1",
+        "--calib-size",
+        "64",
+        "--sequence-train-limit",
+        "64",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("| row LSTM | dynamic int8 | "), "{text}");
+    assert!(
+        !text.contains("| row LSTM | dynamic int8 | not available"),
+        "{text}"
+    );
+    // qint8 LSTM and classifier weights: about a quarter of the f32 file (329 KB).
+    let fp32 = std::fs::metadata(out.join("lstm-fp32.safetensors"))
+        .unwrap()
+        .len();
+    let dynamic = std::fs::metadata(out.join("lstm-int8-dynamic.safetensors"))
+        .unwrap()
+        .len();
+    assert!(
+        dynamic * 3 < fp32 && dynamic * 5 > fp32,
+        "{dynamic} vs {fp32}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn train_eval_import_round_trip_on_real_mnist_subset() {
     let dir = scratch("roundtrip");
     let w = dir.join("lenet5.safetensors");

@@ -4,10 +4,12 @@
 mod lenet5;
 mod patch_transformer;
 mod row_lstm;
+mod row_lstm_dynamic;
 
 pub use lenet5::{LENET5_NODES, lenet5};
 pub use patch_transformer::{PatchTransformer, PatchTransformerConfig};
 pub use row_lstm::RowLstm;
+pub use row_lstm_dynamic::DynamicRowLstm;
 
 use qnn::Module;
 use qnn::init::Rng;

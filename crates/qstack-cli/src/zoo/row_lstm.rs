@@ -44,29 +44,35 @@ fn first_f32(v: Value) -> Result<Tensor<f32>> {
     }
 }
 
+/// The LSTM output's last time step `[B, H]`, and the output shape `[B, T, H]`.
+pub(super) fn last_step(lstm_output: Value) -> Result<(Tensor<f32>, [usize; 3])> {
+    let out = first_f32(lstm_output)?;
+    let &[b, t, h] = out.shape() else {
+        return Err(QnnError::WrongRank {
+            module: NAME,
+            expected: "3-d LSTM output [B, T, H]",
+            got: out.shape().to_vec(),
+        });
+    };
+    if t == 0 {
+        return Err(QnnError::InvalidConfig {
+            module: NAME,
+            reason: "empty sequence".into(),
+        });
+    }
+    let data = out.data();
+    let last = Tensor::from_fn(&[b, h], |i| data[((i / h) * t + t - 1) * h + i % h]);
+    Ok((last, [b, t, h]))
+}
+
 impl Module for RowLstm {
     fn kind(&self) -> ModuleKind {
         ModuleKind::Custom
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
-        let out = first_f32(self.lstm.forward(input)?)?;
-        let &[b, t, h] = out.shape() else {
-            return Err(QnnError::WrongRank {
-                module: NAME,
-                expected: "3-d LSTM output [B, T, H]",
-                got: out.shape().to_vec(),
-            });
-        };
-        if t == 0 {
-            return Err(QnnError::InvalidConfig {
-                module: NAME,
-                reason: "empty sequence".into(),
-            });
-        }
-        let data = out.data();
-        let last = Tensor::from_fn(&[b, h], |i| data[((i / h) * t + t - 1) * h + i % h]);
-        self.out_shape = Some([b, t, h]);
+        let (last, shape) = last_step(self.lstm.forward(input)?)?;
+        self.out_shape = Some(shape);
         self.fc.forward(&Value::F32(last))
     }
 
