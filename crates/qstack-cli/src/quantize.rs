@@ -1,7 +1,7 @@
 //! The int8 modes: each is one `build_<mode>` function from the trained float model (and the
 //! data it needs) to a [`Model`], running qflow's passes on a copy of the float graph. Models
-//! that are not qflow graphs (the row LSTM, the patch Transformer) report
-//! [`CliError::NotAvailable`].
+//! that are not qflow graphs (the row LSTM, the patch Transformer) get dynamic int8 by a direct
+//! module swap and report [`CliError::NotAvailable`] for the static and QAT flows.
 
 use crate::data::{Normalizer, Split};
 use crate::error::{CliError, Result};
@@ -15,7 +15,7 @@ use qnn::{Module, Value};
 
 use crate::data::{make_batch, sequential_batches};
 use crate::progress;
-use crate::zoo::{Arch, DynamicRowLstm, RowLstm};
+use crate::zoo::{Arch, DynamicPatchTransformer, DynamicRowLstm, PatchTransformer, RowLstm};
 
 use crate::model::{FloatModel, Model, QuantizedModel};
 use crate::training::TrainConfig;
@@ -107,7 +107,8 @@ pub struct QuantInputs<'a> {
 /// Dynamic int8: a copy of the float graph through `qflow::passes::quantize_dynamic` with
 /// PyTorch's default kinds (Linear, LSTM, …) and qint8 weights; LeNet5's convolutions stay
 /// float, as in PyTorch. The row LSTM (not a graph) gets its LSTM and classifier swapped
-/// directly ([`DynamicRowLstm`]); the patch Transformer reports [`CliError::NotAvailable`].
+/// directly ([`DynamicRowLstm`]), the patch Transformer its Linears
+/// ([`DynamicPatchTransformer`]).
 pub fn build_dynamic(float: &FloatModel, inputs: &QuantInputs<'_>) -> Result<Box<dyn Model>> {
     wrap(QuantMode::Dynamic, float, dynamic_module(float, inputs)?)
 }
@@ -116,6 +117,9 @@ fn dynamic_module(float: &FloatModel, _inputs: &QuantInputs<'_>) -> Result<Box<d
     let arch = float.arch();
     if let Some(row_lstm) = float.module().downcast_ref::<RowLstm>() {
         return Ok(Box::new(DynamicRowLstm::from_float(row_lstm)?));
+    }
+    if let Some(pt) = float.module().downcast_ref::<PatchTransformer>() {
+        return Ok(Box::new(DynamicPatchTransformer::from_float(pt)?));
     }
     let mut copy = float_copy(float)?;
     let graph = as_graph(copy.as_mut(), QuantMode::Dynamic, arch)?;

@@ -148,7 +148,7 @@ fn demo_on_a_tiny_subset_writes_table_report_chart_and_models() {
 }
 
 #[test]
-fn demo_sequence_models_get_a_dynamic_int8_row_lstm() {
+fn demo_sequence_models_get_dynamic_int8_rows() {
     let out = scratch("demo-seq");
     let o = qstack(&[
         "demo",
@@ -170,11 +170,17 @@ fn demo_sequence_models_get_a_dynamic_int8_row_lstm() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("| row LSTM | dynamic int8 | "), "{text}");
-    assert!(
-        !text.contains("| row LSTM | dynamic int8 | not available"),
-        "{text}"
-    );
+    for model in ["row LSTM", "patch Transformer"] {
+        assert!(
+            text.contains(&format!("| {model} | dynamic int8 | ")),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&format!("| {model} | dynamic int8 | not available")),
+            "{text}"
+        );
+    }
+    assert!(out.join("transformer-int8-dynamic.safetensors").is_file());
     // qint8 LSTM and classifier weights: about a quarter of the f32 file (329 KB).
     let fp32 = std::fs::metadata(out.join("lstm-fp32.safetensors"))
         .unwrap()

@@ -3,11 +3,13 @@
 
 mod lenet5;
 mod patch_transformer;
+mod patch_transformer_dynamic;
 mod row_lstm;
 mod row_lstm_dynamic;
 
 pub use lenet5::{LENET5_NODES, lenet5};
 pub use patch_transformer::{PatchTransformer, PatchTransformerConfig};
+pub use patch_transformer_dynamic::DynamicPatchTransformer;
 pub use row_lstm::RowLstm;
 pub use row_lstm_dynamic::DynamicRowLstm;
 

@@ -20,7 +20,7 @@ pub struct DynamicRowLstm {
 }
 
 /// `default_weight_observer`'s qparams for one weight.
-fn weight_qparams(w: &Tensor<f32>) -> qnn::qtensor::Result<QParams> {
+pub(super) fn weight_qparams(w: &Tensor<f32>) -> qnn::qtensor::Result<QParams> {
     let mut obs = ObserverSpec::default_weight_observer().build()?;
     obs.observe(w)?;
     obs.calculate_qparams()
