@@ -117,6 +117,25 @@ proptest! {
     }
 
     #[test]
+    fn max_pool_without_padding_matches_a_naive_oracle(
+        n in 1usize..3, h in 1usize..11, w in 1usize..11, c in 1usize..9,
+        kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4, seed in any::<u8>(),
+    ) {
+        let p = Pool2d { input: [n, h, w, c], kernel: [kh, kw], stride: [sh, sw], padding: [0, 0], dilation: [1, 1] };
+        let Ok([oh, ow]) = p.output() else { return Ok(()) };
+        let x: Vec<u8> = (0..n * h * w * c).map(|i| (i as u8).wrapping_mul(89) ^ seed).collect();
+        let mut y = vec![0u8; n * oh * ow * c];
+        pool::max_pool2d(&x, &p, &mut y).unwrap();
+        for b in 0..n { for oy in 0..oh { for ox in 0..ow { for ch in 0..c {
+            let mut m = 0u8;
+            for ky in 0..kh { for kx in 0..kw {
+                m = m.max(x[((b * h + oy * sh + ky) * w + ox * sw + kx) * c + ch]);
+            }}
+            prop_assert_eq!(y[((b * oh + oy) * ow + ox) * c + ch], m);
+        }}}}
+    }
+
+    #[test]
     fn unit_windows_are_identities(n in 1usize..3, h in 1usize..7, w in 1usize..7, c in 1usize..40, q in qparams()) {
         let x: Vec<u8> = (0..n * h * w * c).map(|i| (i as u8).wrapping_mul(13)).collect();
         let p = Pool2d { input: [n, h, w, c], kernel: [1, 1], stride: [1, 1], padding: [0, 0], dilation: [1, 1] };

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use half::f16;
-use qnn::state_dict::{StateEntry, from_safetensors, load_state_dict, state_dict, to_safetensors};
+use qnn::state_dict::{
+    StateEntry, from_safetensors, load_state_dict, state_dict, to_safetensors,
+    to_safetensors_compact,
+};
 use qnn::{Module, Value};
 use qtensor::Tensor;
 use safetensors::tensor::{Dtype, TensorView};
@@ -138,8 +141,13 @@ impl Model for QuantizedModel {
             .into_f32("model output")?)
     }
 
+    /// Scales and zero points are stored in their narrowest lossless dtype
+    /// ([`to_safetensors_compact`]: f32 scales, i8 zero points), which loading widens back.
     fn save(&self, path: &Path) -> Result<u64> {
-        write_atomic(path, &to_safetensors(&state_dict(self.module.as_ref()))?)
+        write_atomic(
+            path,
+            &to_safetensors_compact(&state_dict(self.module.as_ref()))?,
+        )
     }
 }
 

@@ -82,6 +82,13 @@ pub fn max_pool2d(x: &[u8], p: &Pool2d, out: &mut [u8]) -> Result<()> {
     let [n, ih, iw, c] = p.input;
     check_len("input", n * ih * iw * c, x.len())?;
     check_len("output", n * oh * ow * c, out.len())?;
+    if c == 0 || out.is_empty() {
+        return Ok(());
+    }
+    if p.padding == [0, 0] && p.dilation == [1, 1] {
+        max_pool2d_inside(x, p, [oh, ow], out);
+        return Ok(());
+    }
     for b in 0..n {
         for y in 0..oh {
             for xx in 0..ow {
@@ -111,6 +118,42 @@ pub fn max_pool2d(x: &[u8], p: &Pool2d, out: &mut [u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// [`max_pool2d`] without padding or dilation (every window inside the input; e.g. LeNet's
+/// 2×2 pools): per output row, the element-wise maximum of the window's `kh` input rows
+/// (whole rows at a time, which vectorizes), then of `kw` channel runs per output pixel.
+/// Callers checked the lengths and `c > 0`.
+fn max_pool2d_inside(x: &[u8], p: &Pool2d, [oh, ow]: [usize; 2], out: &mut [u8]) {
+    let [n, ih, iw, c] = p.input;
+    let ([kh, kw], [sh, sw]) = (p.kernel, p.stride);
+    let row_len = iw * c;
+    let mut rows_max = vec![0u8; row_len];
+    for b in 0..n {
+        for (y, dst_row) in out[b * oh * ow * c..(b + 1) * oh * ow * c]
+            .chunks_exact_mut(ow * c)
+            .enumerate()
+        {
+            let first = (b * ih + y * sh) * row_len;
+            rows_max.copy_from_slice(&x[first..first + row_len]);
+            for ky in 1..kh {
+                let row = &x[first + ky * row_len..first + (ky + 1) * row_len];
+                for (m, &v) in rows_max.iter_mut().zip(row) {
+                    *m = (*m).max(v);
+                }
+            }
+            for (xx, dst) in dst_row.chunks_exact_mut(c).enumerate() {
+                let at = xx * sw * c;
+                dst.copy_from_slice(&rows_max[at..at + c]);
+                for kx in 1..kw {
+                    let src = &rows_max[at + kx * c..at + (kx + 1) * c];
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = (*d).max(v);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Torch's scalar quantization of an average: `quantize_val(1/multiplier, zp, acc)`.

@@ -3,7 +3,9 @@
 
 mod safetensors_io;
 
-pub use safetensors_io::{from_safetensors, load_safetensors, save_safetensors, to_safetensors};
+pub use safetensors_io::{
+    from_safetensors, load_safetensors, save_safetensors, to_safetensors, to_safetensors_compact,
+};
 
 use std::collections::BTreeMap;
 
@@ -118,8 +120,22 @@ fn store(dst: BufferMut<'_>, entry: &StateEntry) -> bool {
             d.clone_from(v);
             true
         }
+        // the compact forms of `to_safetensors_compact`, widened exactly
+        (BufferMut::F64s(d), StateEntry::F32(t)) if same => {
+            // 1-d (same shape as the vector), so memory order is logical order
+            *d = t.data().iter().map(|&x| f64::from(x)).collect();
+            true
+        }
         (BufferMut::I64s(d), StateEntry::I64s(v)) if same => {
             d.clone_from(v);
+            true
+        }
+        (BufferMut::I64s(d), StateEntry::I8(t)) if same => {
+            *d = t.data().iter().map(|&x| i64::from(x)).collect();
+            true
+        }
+        (BufferMut::I64s(d), StateEntry::I32(t)) if same => {
+            *d = t.data().iter().map(|&x| i64::from(x)).collect();
             true
         }
         _ => false,

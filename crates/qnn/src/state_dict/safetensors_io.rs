@@ -5,6 +5,11 @@
 //! otherwise; a 0-d I64 is a counter such as `num_batches_tracked`, a 1-d I64 a zero-point
 //! vector; I8, U8 and I32 tensors are the integer storage of quantized modules. Any other dtype
 //! is [`QnnError::UnsupportedDtype`], naming the key.
+//!
+//! [`to_safetensors_compact`] writes the same state dict smaller and losslessly: 1-d f64
+//! vectors (scales) whose values are all exact f32 numbers as F32, and 1-d i64 vectors (zero
+//! points) that fit as I8 (else I32); [`super::load_state_dict`] widens them back into the f64
+//! and i64 buffers, so a compact file loads to the identical state.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -66,6 +71,47 @@ pub fn to_safetensors(dict: &BTreeMap<String, StateEntry>) -> Result<Vec<u8>> {
         })
         .collect::<Result<Vec<_>>>()?;
     serialize(views, None).map_err(st_err)
+}
+
+/// The narrowest lossless form of one entry: a 1-d f64 vector of exact f32 values as an F32
+/// tensor, a 1-d i64 vector as I8 or I32 when every value fits; anything else as is.
+fn narrowed(e: &StateEntry) -> Result<StateEntry> {
+    Ok(match e {
+        StateEntry::F64s(v)
+            if !v.is_empty()
+                && v.iter()
+                    .all(|&x| f64::from(x as f32).to_bits() == x.to_bits()) =>
+        {
+            StateEntry::F32(Tensor::new(
+                &[v.len()],
+                v.iter().map(|&x| x as f32).collect(),
+            )?)
+        }
+        StateEntry::I64s(v) if !v.is_empty() && v.iter().all(|&x| i8::try_from(x).is_ok()) => {
+            StateEntry::I8(Tensor::new(
+                &[v.len()],
+                v.iter().map(|&x| x as i8).collect(),
+            )?)
+        }
+        StateEntry::I64s(v) if !v.is_empty() && v.iter().all(|&x| i32::try_from(x).is_ok()) => {
+            StateEntry::I32(Tensor::new(
+                &[v.len()],
+                v.iter().map(|&x| x as i32).collect(),
+            )?)
+        }
+        other => other.clone(),
+    })
+}
+
+/// [`to_safetensors`] with scales and zero points in their narrowest lossless dtype (F32 for
+/// 1-d f64 vectors of exact f32 values, I8 or I32 for 1-d i64 vectors that fit): the form of
+/// qstack's int8 model files. Loading widens them back exactly.
+pub fn to_safetensors_compact(dict: &BTreeMap<String, StateEntry>) -> Result<Vec<u8>> {
+    let narrow = dict
+        .iter()
+        .map(|(k, e)| Ok((k.clone(), narrowed(e)?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    to_safetensors(&narrow)
 }
 
 /// Widens little-endian elements of `N` bytes to f32.
