@@ -68,10 +68,23 @@ pub(crate) fn quantize_weight_qparams(
     weight: &mut Tensor<f32>,
 ) -> Result<QParams> {
     let qparams = observe_weight(node, spec, weight)?;
-    if let Some((qmin, qmax)) = weight_clamp_range(node, spec)? {
-        clamp_weight(weight, &qparams, qmin, qmax);
-    }
+    clamp_weight_to_observer_range(node, spec, weight, &qparams)?;
     Ok(qparams)
+}
+
+/// `_clamp_weights` alone: clamps `weight` (about to be quantized with `qparams`) to the range
+/// of the weight observer `spec` when it is narrower than qint8's (see
+/// [`quantize_weight_qparams`]); a no-op otherwise.
+pub(crate) fn clamp_weight_to_observer_range(
+    node: &str,
+    spec: &ObserverSpec,
+    weight: &mut Tensor<f32>,
+    qparams: &QParams,
+) -> Result<()> {
+    if let Some((qmin, qmax)) = weight_clamp_range(node, spec)? {
+        clamp_weight(weight, qparams, qmin, qmax);
+    }
+    Ok(())
 }
 
 /// The observer's `[quant_min, quant_max]` when it is narrower than qint8's, else `None`.
