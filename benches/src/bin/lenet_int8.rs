@@ -145,8 +145,7 @@ fn run(s: &Settings) -> Result<(), Box<dyn std::error::Error>> {
             black_box(model.predict(xt)?);
             predict.push(t0.elapsed().as_nanos() as u64);
         }
-        let ((run_med, run_min), (pred_med, pred_min)) =
-            (median(&mut total), median(&mut predict));
+        let ((run_med, run_min), (pred_med, pred_min)) = (median(&mut total), median(&mut predict));
         println!(
             "{{\"suite\":\"lenet_int8\",\"batch\":{batch},\"threads\":1,\"ns\":{run_med},\"min_ns\":{run_min},\"predict_ns\":{pred_med},\"predict_min_ns\":{pred_min}}}"
         );

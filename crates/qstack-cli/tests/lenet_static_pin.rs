@@ -116,7 +116,11 @@ fn static_int8_lenet5_logits_are_pinned_at_batch_64_and_1_and_after_reload() {
     let mut distinct: Vec<u32> = y.data().iter().map(|v| v.to_bits()).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    assert!(distinct.len() >= 50, "only {} distinct logits", distinct.len());
+    assert!(
+        distinct.len() >= 50,
+        "only {} distinct logits",
+        distinct.len()
+    );
 
     // batch 1 (the M = 1 kernel paths) gives the same rows
     for i in [0usize, 1, 17, 63] {
@@ -143,7 +147,11 @@ fn static_int8_lenet5_logits_are_pinned_at_batch_64_and_1_and_after_reload() {
         .unwrap()
         .into_f32("logits")
         .unwrap();
-    assert_ne!(before.data(), y.data(), "the other model must differ before loading");
+    assert_ne!(
+        before.data(),
+        y.data(),
+        "the other model must differ before loading"
+    );
     let dict = qnn::state_dict::from_safetensors(&std::fs::read(&file).unwrap()).unwrap();
     qnn::state_dict::load_state_dict(reloaded.as_mut(), &dict, true).unwrap();
     let y2 = reloaded
