@@ -15,7 +15,7 @@ use qnn::qtensor::Tensor;
 use qstack_cli::data::{
     DatasetKind, InputLayout, Normalizer, Split, SplitKind, load_split, make_batch,
 };
-use qstack_cli::model::{FloatModel, Model, load_weights};
+use qstack_cli::model::{FloatModel, load_weights};
 use qstack_cli::quantize::{Backend, QuantInputs, QuantMode, build_static, quantized_module};
 use qstack_cli::training::{OptimizerKind, TrainConfig};
 use qstack_cli::zoo::Arch;
