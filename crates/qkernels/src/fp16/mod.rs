@@ -34,7 +34,7 @@
 //! let mut y = [0.0f32; 4];
 //! let epi = Fp16Epilogue { bias: Some(&[0.5, -1.0]), relu: false };
 //! fp16::gemm_f32_f16(&x, 2, 3, &packed, &mut y, 2, epi)?;
-//! assert_eq!(y, [3.5, 0.0, 1.25, -1.625]);
+//! assert_eq!(y, [3.5, 0.0, 1.25, -1.375]);
 //! # Ok::<(), qkernels::GemmError>(())
 //! ```
 
