@@ -299,18 +299,6 @@ impl Module for Graph {
         }
     }
 
-    /// Lets every module node rebuild what it derives from its state (quantized modules
-    /// repack their weights), so a loaded state dict takes effect.
-    fn after_load(&mut self) -> qnn::Result<()> {
-        self.tape = None;
-        for n in &mut self.nodes {
-            if let Op::Module(m) = &mut n.op {
-                m.after_load()?;
-            }
-        }
-        Ok(())
-    }
-
     fn train(&mut self, mode: bool) {
         self.training = mode;
         for n in &mut self.nodes {
