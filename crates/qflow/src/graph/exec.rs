@@ -322,6 +322,16 @@ impl Module for Graph {
         Ok(())
     }
 
+    fn after_load(&mut self) -> qnn::Result<()> {
+        self.tape = None;
+        for n in &mut self.nodes {
+            if let Op::Module(m) = &mut n.op {
+                m.after_load()?;
+            }
+        }
+        Ok(())
+    }
+
     fn param_bytes(&self) -> usize {
         self.nodes
             .iter()

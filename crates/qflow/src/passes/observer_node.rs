@@ -86,6 +86,13 @@ impl ObserverNode {
         self.enabled = enabled;
     }
 
+    /// Replaces the observer, its toggle and its batch count (loading a saved graph).
+    pub(crate) fn restore(&mut self, observer: Box<dyn Observer>, enabled: bool, observed: u64) {
+        self.observer = observer;
+        self.enabled = enabled;
+        self.observed = observed;
+    }
+
     /// The observer's `calculate_qparams()`.
     pub fn calculate_qparams(&self) -> Result<QParams, QnnError> {
         Ok(self.observer.calculate_qparams()?)
