@@ -220,6 +220,7 @@ pub(super) fn describe(m: &dyn Module, args: &mut Args) -> Described {
         spec_args(&node.observer().spec(), "obs.", args)?;
         push(args, "", "enabled", flag(node.is_enabled()));
         push(args, "", "observed", node.observed_batches());
+        push(args, "", "per_call", node.observations_per_call());
         Ok(())
     })())
 }
@@ -422,6 +423,9 @@ pub(super) fn restore(
         }));
     }
     node.restore(observer, r.flag("enabled")?, r.parse("observed")?);
+    if r.has("per_call") {
+        node.set_observations_per_call(r.parse("per_call")?);
+    }
     Ok(())
 }
 
