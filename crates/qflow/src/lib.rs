@@ -108,6 +108,46 @@
 //! # Ok::<(), qflow::QflowError>(())
 //! ```
 
+//! ## Equal to PyTorch
+//!
+//! `tests/flow_vs_torch.rs` runs fuse → prepare → calibrate → convert on LeNet5, a ResNet
+//! basic block and a MobileNetV2 inverted residual next to PyTorch 2.15's eager flow (same
+//! weights, same batches; `get_default_qconfig("fbgemm")` and `default_qconfig`): observer
+//! qparams, quantized weights and outputs are bit-identical when the observers see PyTorch's
+//! float activations, and end-to-end calibration differs only by the float convolutions' last
+//! bits. Like PyTorch's `_quantize_weight`, `convert` clamps the weight's integers to the weight
+//! observer's `[quant_min, quant_max]` when that range is narrower than qint8's:
+//!
+//! ```
+//! use qflow::passes::{convert, prepare};
+//! use qflow::qconfig::{QConfig, QConfigMapping};
+//! use qflow::SequentialBuilder;
+//! use qnn::float::Linear;
+//! use qnn::init::Rng;
+//! use qnn::qtensor::observer::{ObserverConfig, ObserverSpec};
+//! use qnn::qtensor::{QDType, QScheme, Tensor};
+//! use qnn::{quantized, Value};
+//!
+//! let mut g = SequentialBuilder::new("x")
+//!     .add("fc", Linear::new(16, 4, true, &mut Rng::new(1)))
+//!     .build()?;
+//! // A 7-bit symmetric weight observer: scale = max|w| / 63.5, so the largest positive
+//! // weight of a channel rounds to 64 and is clamped to 63.
+//! let mut w7 = ObserverConfig::new(QDType::QInt8, QScheme::PerChannelSymmetric);
+//! (w7.quant_min, w7.quant_max) = (Some(-64), Some(63));
+//! let qconfig = QConfig::new(
+//!     ObserverSpec::default_observer(),
+//!     ObserverSpec::PerChannelMinMax { config: w7, ch_axis: 0 },
+//! );
+//! prepare(&mut g, &QConfigMapping::new().set_global(Some(qconfig)))?;
+//! let mut rng = Rng::new(2);
+//! g.run(&[Value::F32(Tensor::from_fn(&[8, 16], |_| rng.uniform(-1.0, 1.0)))])?;
+//! convert(&mut g)?;
+//! let fc = g.module_as::<quantized::Linear>("fc").expect("quantized Linear");
+//! assert!(fc.weight_int().data().iter().all(|&q| (-64..=63).contains(&q)));
+//! # Ok::<(), qflow::QflowError>(())
+//! ```
+
 pub mod error;
 pub mod graph;
 pub mod io;

@@ -64,6 +64,11 @@ pub enum Backend {
     X86,
     /// qnnpack (ARM): per-tensor weights, no reduce_range.
     Qnnpack,
+    /// PyTorch's `onednn` engine: full-range activations (0..255, no reduce_range) and
+    /// per-channel symmetric weights — qflow's `full_range_qconfig`. qstack's kernels sum
+    /// exactly on every CPU, so this is the full-range choice everywhere (PyTorch's fbgemm would
+    /// saturate it on CPUs without VNNI).
+    Onednn,
 }
 
 impl Backend {
@@ -73,6 +78,7 @@ impl Backend {
             Backend::Fbgemm => qflow::qconfig::Backend::Fbgemm,
             Backend::X86 => qflow::qconfig::Backend::X86,
             Backend::Qnnpack => qflow::qconfig::Backend::Qnnpack,
+            Backend::Onednn => qflow::qconfig::Backend::Onednn,
         }
     }
 
@@ -82,6 +88,7 @@ impl Backend {
             Backend::Fbgemm => "fbgemm",
             Backend::X86 => "x86",
             Backend::Qnnpack => "qnnpack",
+            Backend::Onednn => "onednn",
         }
     }
 }

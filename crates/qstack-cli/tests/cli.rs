@@ -358,11 +358,43 @@ fn train_eval_import_round_trip_on_real_mnist_subset() {
         "128",
         "--calib-size",
         "64",
+        "--test-limit",
+        "200",
         "--output",
         dir.join("static.safetensors").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(dir.join("static.safetensors").is_file());
+    assert!(
+        stdout(&o).contains("lenet5 static int8 (fbgemm): test accuracy")
+            && stdout(&o).contains("(200 images)"),
+        "{}",
+        stdout(&o)
+    );
+    // The full-range (onednn) qconfig is a backend choice like the others.
+    let o = qstack(&[
+        "quantize",
+        "--mode",
+        "static",
+        "--backend",
+        "onednn",
+        "--weights",
+        w.to_str().unwrap(),
+        "--train-limit",
+        "128",
+        "--calib-size",
+        "64",
+        "--test-limit",
+        "200",
+        "--output",
+        dir.join("static-full.safetensors").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("lenet5 static int8 (onednn): test accuracy"),
+        "{}",
+        stdout(&o)
+    );
     let o = qstack(&[
         "quantize",
         "--mode",
@@ -373,6 +405,8 @@ fn train_eval_import_round_trip_on_real_mnist_subset() {
         "128",
         "--calib-size",
         "64",
+        "--test-limit",
+        "200",
         "--output",
         dir.join("qat.safetensors").to_str().unwrap(),
     ]);

@@ -50,6 +50,91 @@ pub(crate) fn observe_weight(
     obs.calculate_qparams().map_err(err)
 }
 
+/// PyTorch's `_quantize_weight` on a float weight about to be converted: observe it with a
+/// fresh observer of `spec` ([`observe_weight`]) and, when the observer's
+/// `[quant_min, quant_max]` is narrower than qint8's `[-128, 127]`, clamp the weight as
+/// `_clamp_weights` clamps the integers (`_needs_weight_clamping`; e.g. a weight observer over
+/// `[-127, 127]` or a 7-bit one). Returns the qparams; `weight` is replaced by its clamped
+/// version when clamping applies.
+///
+/// The integers are clamped through the float weight: each value is clamped to the
+/// dequantized bounds `(quant_min - zp) * scale` and `(quant_max - zp) * scale` of its
+/// channel. Quantizing is monotone and maps those bounds back to `quant_min` / `quant_max`
+/// exactly (`|quant_min - zp| <= 255`, far below the 2^22 where f32 rounding of
+/// `k * scale / scale` could move `k`), so the qint8 values equal PyTorch's clamped ones.
+pub(crate) fn quantize_weight_qparams(
+    node: &str,
+    spec: &ObserverSpec,
+    weight: &mut Tensor<f32>,
+) -> Result<QParams> {
+    let qparams = observe_weight(node, spec, weight)?;
+    clamp_weight_to_observer_range(node, spec, weight, &qparams)?;
+    Ok(qparams)
+}
+
+/// `_clamp_weights` alone: clamps `weight` (about to be quantized with `qparams`) to the range
+/// of the weight observer `spec` when it is narrower than qint8's (see
+/// [`quantize_weight_qparams`]); a no-op otherwise.
+pub(crate) fn clamp_weight_to_observer_range(
+    node: &str,
+    spec: &ObserverSpec,
+    weight: &mut Tensor<f32>,
+    qparams: &QParams,
+) -> Result<()> {
+    if let Some((qmin, qmax)) = weight_clamp_range(node, spec)? {
+        clamp_weight(weight, qparams, qmin, qmax);
+    }
+    Ok(())
+}
+
+/// The observer's `[quant_min, quant_max]` when it is narrower than qint8's, else `None`.
+fn weight_clamp_range(node: &str, spec: &ObserverSpec) -> Result<Option<(i64, i64)>> {
+    let Some(config) = spec.config() else {
+        return Ok(None);
+    };
+    let custom = config.quant_min.zip(config.quant_max);
+    let (qmin, qmax) = qnn::qtensor::calculate_qmin_qmax(config.dtype, config.reduce_range, custom)
+        .map_err(|e| QflowError::Node {
+            node: node.into(),
+            source: QnnError::Tensor(e),
+        })?;
+    Ok((qmin > -128 || qmax < 127).then_some((qmin, qmax)))
+}
+
+/// Clamps each weight to its channel's dequantized `[qmin, qmax]` (channel = first axis).
+fn clamp_weight(weight: &mut Tensor<f32>, qparams: &QParams, qmin: i64, qmax: i64) {
+    let bounds = |scale: f64, zp: i64| {
+        let lo = ((qmin - zp) as f64 * scale) as f32;
+        let hi = ((qmax - zp) as f64 * scale) as f32;
+        (lo, hi)
+    };
+    let per_channel: Vec<(f32, f32)> = match qparams {
+        QParams::PerTensor { scale, zero_point } => vec![bounds(*scale, *zero_point)],
+        QParams::PerChannel {
+            scales,
+            zero_points,
+            ..
+        } => scales
+            .iter()
+            .zip(zero_points)
+            .map(|(&s, &z)| bounds(s, z))
+            .collect(),
+        // Float-qparams weights (embeddings) are not converted here.
+        QParams::PerChannelFloat { .. } => return,
+    };
+    let channels = per_channel.len().max(1);
+    let per = weight.numel() / channels;
+    for (i, w) in weight.data_mut().iter_mut().enumerate() {
+        let (lo, hi) = per_channel[(i / per.max(1)).min(channels - 1)];
+        // Comparisons, not `clamp`: a NaN weight stays NaN and quantizes as unclamped.
+        if *w < lo {
+            *w = lo;
+        } else if *w > hi {
+            *w = hi;
+        }
+    }
+}
+
 /// The observer spec behind a QConfig weight spec (a fake-quant's observer for QAT qconfigs).
 fn weight_observer_spec(node: &Node) -> Result<ObserverSpec> {
     let unsupported = |reason: &str| QflowError::Unsupported {
@@ -258,31 +343,39 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
         return qfunctional(name, f.op(), scale, zp);
     }
     let kind = node.kind().ok_or_else(|| wrong(node))?;
-    let wspec = || weight_observer_spec(node);
-    let wq = |w: &Tensor<f32>| -> Result<QParams> { observe_weight(name, &wspec()?, w) };
+    let wspec = weight_observer_spec(node);
+    // A float layer's weight observed (and clamped, `_quantize_weight`) on an owned copy.
+    let wq = |w: &mut Tensor<f32>| -> Result<QParams> {
+        quantize_weight_qparams(name, wspec.as_ref().map_err(Clone::clone)?, w)
+    };
     let e = node_err(name);
     use ModuleKind as K;
     let op = match kind {
         K::Linear => {
-            let f = get::<float::Linear>(node)?;
-            quantized::Linear::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+            let mut f = get::<float::Linear>(node)?.clone();
+            let w = wq(&mut f.weight.value)?;
+            quantized::Linear::from_float(&f, &w, scale, zp).map(Op::module)
         }
         K::LinearReLU => {
-            let f = get::<fused::LinearReLU>(node)?.linear();
-            quantized::LinearReLU::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+            let mut f = get::<fused::LinearReLU>(node)?.linear().clone();
+            let w = wq(&mut f.weight.value)?;
+            quantized::LinearReLU::from_float(&f, &w, scale, zp).map(Op::module)
         }
         K::LinearBn1d => {
             let m = get::<fused::LinearBn1d>(node)?;
-            let f = fuse_linear_bn_eval(m.linear(), m.bn()).map_err(node_err(name))?;
-            quantized::Linear::from_float(&f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+            let mut f = fuse_linear_bn_eval(m.linear(), m.bn()).map_err(node_err(name))?;
+            let w = wq(&mut f.weight.value)?;
+            quantized::Linear::from_float(&f, &w, scale, zp).map(Op::module)
         }
         K::Conv1d => {
-            let f = get::<float::Conv1d>(node)?;
-            quantized::Conv1d::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+            let mut f = get::<float::Conv1d>(node)?.clone();
+            let w = wq(&mut f.weight.value)?;
+            quantized::Conv1d::from_float(&f, &w, scale, zp).map(Op::module)
         }
         K::ConvReLU1d => {
-            let f = get::<fused::ConvReLU1d>(node)?.conv();
-            quantized::ConvReLU1d::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+            let mut f = get::<fused::ConvReLU1d>(node)?.conv().clone();
+            let w = wq(&mut f.weight.value)?;
+            quantized::ConvReLU1d::from_float(&f, &w, scale, zp).map(Op::module)
         }
         K::ConvBn1d | K::ConvBnReLU1d => {
             let (conv, bn) = if kind == K::ConvBn1d {
@@ -292,8 +385,8 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
                 let m = get::<fused::ConvBnReLU1d>(node)?;
                 (m.conv(), m.bn())
             };
-            let f = fuse_conv1d_bn_eval(conv, bn).map_err(node_err(name))?;
-            let w = wq(&f.weight.value)?;
+            let mut f = fuse_conv1d_bn_eval(conv, bn).map_err(node_err(name))?;
+            let w = wq(&mut f.weight.value)?;
             if kind == K::ConvBn1d {
                 quantized::Conv1d::from_float(&f, &w, scale, zp).map(Op::module)
             } else {
@@ -301,12 +394,14 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
             }
         }
         K::Conv2d => {
-            let f = get::<float::Conv2d>(node)?;
-            quantized::Conv2d::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+            let mut f = get::<float::Conv2d>(node)?.clone();
+            let w = wq(&mut f.weight.value)?;
+            quantized::Conv2d::from_float(&f, &w, scale, zp).map(Op::module)
         }
         K::ConvReLU2d => {
-            let f = get::<fused::ConvReLU2d>(node)?.conv();
-            quantized::ConvReLU2d::from_float(f, &wq(&f.weight.value)?, scale, zp).map(Op::module)
+            let mut f = get::<fused::ConvReLU2d>(node)?.conv().clone();
+            let w = wq(&mut f.weight.value)?;
+            quantized::ConvReLU2d::from_float(&f, &w, scale, zp).map(Op::module)
         }
         K::ConvBn2d | K::ConvBnReLU2d => {
             let (conv, bn) = if kind == K::ConvBn2d {
@@ -316,8 +411,8 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
                 let m = get::<fused::ConvBnReLU2d>(node)?;
                 (m.conv(), m.bn())
             };
-            let f = fuse_conv_bn_eval(conv, bn).map_err(node_err(name))?;
-            let w = wq(&f.weight.value)?;
+            let mut f = fuse_conv_bn_eval(conv, bn).map_err(node_err(name))?;
+            let w = wq(&mut f.weight.value)?;
             if kind == K::ConvBn2d {
                 quantized::Conv2d::from_float(&f, &w, scale, zp).map(Op::module)
             } else {
@@ -325,9 +420,9 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
             }
         }
         K::ConvTranspose2d => {
-            let f = get::<float::ConvTranspose2d>(node)?;
-            quantized::ConvTranspose2d::from_float(f, &wq(&f.weight.value)?, scale, zp)
-                .map(Op::module)
+            let mut f = get::<float::ConvTranspose2d>(node)?.clone();
+            let w = wq(&mut f.weight.value)?;
+            quantized::ConvTranspose2d::from_float(&f, &w, scale, zp).map(Op::module)
         }
         K::LayerNorm => quantized::LayerNorm::from_float(get::<float::LayerNorm>(node)?, scale, zp)
             .map(Op::module),

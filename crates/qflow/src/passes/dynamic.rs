@@ -15,7 +15,7 @@ use qnn::qtensor::observer::{ObserverSpec, PlaceholderDtype};
 use qnn::qtensor::{QDType, QParams, Tensor};
 use qnn::{Module, ModuleKind, quantized};
 
-use super::convert::observe_weight;
+use super::convert::{observe_weight, quantize_weight_qparams};
 use crate::error::{QflowError, Result};
 use crate::graph::{Graph, Node, Op};
 use crate::qconfig::{QConfig, QConfigMapping, QuantSpec};
@@ -217,11 +217,13 @@ fn dynamic_op(node: &Node) -> Result<Option<Op>> {
                     qnn::dynamic::Linear::from_float_fp16(linear).map(Op::module)
                 }
             } else {
-                let wq = observe_weight(name, spec, &linear.weight.value)?;
+                // `_quantize_weight`: observed, and clamped for a narrow weight observer.
+                let mut linear = linear.clone();
+                let wq = quantize_weight_qparams(name, spec, &mut linear.weight.value)?;
                 if relu {
-                    qnn::dynamic::LinearReLU::from_float(linear, &wq).map(Op::module)
+                    qnn::dynamic::LinearReLU::from_float(&linear, &wq).map(Op::module)
                 } else {
-                    qnn::dynamic::Linear::from_float(linear, &wq).map(Op::module)
+                    qnn::dynamic::Linear::from_float(&linear, &wq).map(Op::module)
                 }
             }
         }

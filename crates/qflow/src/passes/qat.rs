@@ -16,6 +16,7 @@ use qnn::qat::{self, FakeQuant, FakeQuantSpec};
 use qnn::qtensor::{QDType, QParams};
 use qnn::{Module, ModuleKind, QnnError, fused, quantized};
 
+use super::convert::clamp_weight_to_observer_range;
 use super::prepare::{insert_activation_nodes, is_activation_post_process};
 use crate::error::{QflowError, Result};
 use crate::graph::{Graph, Node, Op};
@@ -119,7 +120,11 @@ pub(crate) fn convert_qat_module(node: &Node, scale: f64, zp: i64) -> Result<Op>
     macro_rules! conv {
         ($qat:ty, $q:ty) => {{
             let mut m = node.module_as::<$qat>().ok_or_else(wrong)?.clone();
-            let (f, wq) = m.to_float_with_weight_qparams().map_err(node_err(name))?;
+            let (mut f, wq) = m.to_float_with_weight_qparams().map_err(node_err(name))?;
+            // `_quantize_weight` with the weight fake-quant's observer: clamp to its range.
+            if let Some(spec) = node.qconfig().and_then(|q| q.weight.observer()) {
+                clamp_weight_to_observer_range(name, spec, &mut f.weight.value, &wq)?;
+            }
             <$q>::from_float(&f, &wq, scale, zp).map(Op::module)
         }};
     }

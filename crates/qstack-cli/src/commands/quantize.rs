@@ -1,10 +1,12 @@
-//! `qstack quantize`: build an int8 model from saved fp32 weights.
+//! `qstack quantize`: build an int8 model from saved fp32 weights, save it and print its test
+//! accuracy.
 
 use std::path::PathBuf;
 
 use crate::cli::QuantizeArgs;
 use crate::data::SplitKind;
 use crate::error::{CliError, Result};
+use crate::evaluate::accuracy;
 use crate::model::{FloatModel, load_weights};
 use crate::quantize::{QuantInputs, build};
 use crate::training::{OptimizerKind, TrainConfig};
@@ -48,8 +50,18 @@ pub fn run(a: &QuantizeArgs, quiet: bool) -> Result<()> {
         qat_images: 10_000,
         quiet,
     };
-    let model = build(a.mode, &float, &inputs)?;
+    let mut model = build(a.mode, &float, &inputs)?;
     let bytes = model.save(&output)?;
     println!("saved {} ({bytes} bytes)", output.display());
+    let (test, test_norm) = super::load(&a.data, SplitKind::Test)?;
+    let acc = accuracy(model.as_mut(), &test, &test_norm, quiet)?;
+    println!(
+        "{} {} ({}): test accuracy {:.2} % ({} images)",
+        a.model.name(),
+        model.label(),
+        a.backend.name(),
+        100.0 * acc,
+        test.len()
+    );
     Ok(())
 }
