@@ -82,7 +82,7 @@ fn requantize() -> Requantize<'static> {
 /// The three pipelines of `kind` (or of the oracle when `kind` is `None`) as bit patterns.
 fn outputs(p: &Problem, kind: Option<KernelKind>, acc: Accumulation) -> [Vec<u32>; 3] {
     let packed = kind.map(|k| PackedWeights::pack(&p.w, N, p.k, p.qparams(), k).expect("pack"));
-    let mut run = |out: Output<'_>| match &packed {
+    let run = |out: Output<'_>| match &packed {
         Some(w) => {
             gemm::gemm_u8s8(p.acts(), w, out).expect("kernel");
         }
