@@ -26,7 +26,9 @@ Files (crates/qflow/tests/data/flow):
                        each observer but the QuantStub's saw during calibration, all batches in order (the fused
                        float model is the same for every qconfig);
                        one case per qconfig (fbgemm = get_default_qconfig("fbgemm"),
-                       minmax = default_qconfig; lenet5 also clamp127 and clamp7bit, below):
+                       minmax = default_qconfig; lenet5 and resnet also movavg =
+                       MovingAverageMinMaxObserver(quant_min=0, quant_max=127) activations with
+                       default_weight_observer; lenet5 also clamp127 and clamp7bit, below):
                        obs_names str (comma-separated module paths owning an observer;
                        `quant` is the QuantStub), obs_scale f64, obs_zp i64, obs_min f32,
                        obs_max f32 (after calibration, in obs_names order);
@@ -174,6 +176,12 @@ def _qconfigs(model_name):
         ("fbgemm", tq.get_default_qconfig("fbgemm")),
         ("minmax", tq.default_qconfig),
     ]
+    if model_name in ("lenet5", "resnet"):
+        # Moving-average activations: PyTorch observes a Sequential-based fused module's output
+        # twice per forward (as its last child and from the forward hook), which moves the
+        # running range twice per batch.
+        movavg = tq.MovingAverageMinMaxObserver.with_args(quant_min=0, quant_max=127)
+        out.append(("movavg", tq.QConfig(activation=movavg, weight=tq.default_weight_observer)))
     if model_name == "lenet5":
         out.append(("clamp127", tq.QConfig(activation=tq.default_observer, weight=tq.weight_observer_range_neg_127_to_127)))
         seven_bit = tq.PerChannelMinMaxObserver.with_args(

@@ -260,9 +260,14 @@ pub trait Module: Any + Send {
     /// PyTorch's `.half()` for inference: stores the weights as f16 (halving their size) and
     /// computes with f16 storage and f32 accumulation (activations stay f32).
     ///
-    /// Linear, Conv1d and Conv2d convert their weight (biases stay f32, they are tiny);
-    /// [`crate::float::Sequential`] converts its children; other layers keep f32 (the default
-    /// does nothing). State-dict names are unchanged: visitors see the weight widened to f32, and
+    /// Linear, Conv1d, Conv2d, ConvTranspose2d, Embedding, EmbeddingBag, the recurrent layers
+    /// and cells (`weight_ih`/`weight_hh`), MultiheadAttention (`in_proj_weight`,
+    /// `out_proj.weight`) and TransformerEncoderLayer convert their weights; biases and
+    /// normalization parameters stay f32 (they are tiny); [`crate::float::Sequential`] and the
+    /// fused modules convert their children; parameter-free layers have nothing to convert (the
+    /// default does nothing). Layers without an f16 GEMM path widen their f16 weights once per
+    /// forward call and then compute exactly what the f32 layer computes with f16-rounded
+    /// weights. State-dict names are unchanged: visitors see the weight widened to f32, and
     /// loading into a halved layer rounds to f16. A halved layer is inference-only: its
     /// `backward` is an error.
     fn half(&mut self) -> Result<()> {

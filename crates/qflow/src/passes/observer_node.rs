@@ -32,6 +32,7 @@ pub struct ObserverNode {
     enabled: bool,
     observed: u64,
     training: bool,
+    observations_per_call: u32,
 }
 
 impl Clone for ObserverNode {
@@ -41,6 +42,7 @@ impl Clone for ObserverNode {
             enabled: self.enabled,
             observed: self.observed,
             training: self.training,
+            observations_per_call: self.observations_per_call,
         }
     }
 }
@@ -58,6 +60,7 @@ impl ObserverNode {
             enabled: true,
             observed: 0,
             training: true,
+            observations_per_call: 1,
         }
     }
 
@@ -86,6 +89,20 @@ impl ObserverNode {
         self.enabled = enabled;
     }
 
+    /// How many times each forward call feeds its input to the observer (1 by default).
+    pub fn observations_per_call(&self) -> u32 {
+        self.observations_per_call
+    }
+
+    /// Sets how many times each forward call feeds its input to the observer (at least once).
+    /// `prepare` sets 2 where PyTorch observes a value twice per forward: the output of a fused
+    /// module built on `nn.Sequential` (ConvReLU2d, LinearReLU, …), whose observer runs both
+    /// as the sequence's last child and from its forward hook. That matters only for observers
+    /// whose state moves with every observation (moving averages, recordings).
+    pub fn set_observations_per_call(&mut self, n: u32) {
+        self.observations_per_call = n.max(1);
+    }
+
     /// The observer's `calculate_qparams()`.
     pub fn calculate_qparams(&self) -> Result<QParams, QnnError> {
         Ok(self.observer.calculate_qparams()?)
@@ -101,7 +118,9 @@ impl Module for ObserverNode {
         if self.enabled
             && let Value::F32(t) = input
         {
-            self.observer.observe(t)?;
+            for _ in 0..self.observations_per_call {
+                self.observer.observe(t)?;
+            }
             self.observed += 1;
         }
         Ok(input.clone())

@@ -13,7 +13,9 @@
 //! - ops that keep their input's qparams (ReLU, max/avg pooling, Flatten, Dropout, Identity)
 //!   and fixed-qparams activations (Sigmoid, Tanh) get no observer;
 //! - a node whose QConfig is `None` gets nothing and stays float; `convert` adds the
-//!   DeQuantize/Quantize boundaries around it.
+//!   DeQuantize/Quantize boundaries around it;
+//! - after a fused module (ConvReLU2d, LinearReLU, …) a moving-average or recording observer
+//!   observes each value twice, as PyTorch's `nn.Sequential`-based fused modules make it do.
 //!
 //! The node keeps its QConfig, whose weight spec `convert` uses to observe the weight.
 
@@ -186,6 +188,39 @@ fn fixed_qparams_spec(kind: Option<ModuleKind>) -> QuantSpec {
     })
 }
 
+/// True where PyTorch's eager `prepare` observes a node's output twice per forward and that
+/// changes the result: PyTorch's fused modules (`torch.ao.nn.intrinsic`) are `nn.Sequential`s,
+/// so the `activation_post_process` added to them runs as their last child and again from the
+/// forward hook. MinMax, per-channel MinMax and Histogram observers end up with the same
+/// qparams either way (the same range; the histogram doubles exactly), so only the observers
+/// whose state moves with every call repeat: the moving averages and the recording observer.
+fn observed_twice_by_torch(kind: Option<ModuleKind>, spec: &QuantSpec) -> bool {
+    use ModuleKind as K;
+    let sequential_fused = matches!(
+        kind,
+        Some(
+            K::ConvReLU1d
+                | K::ConvReLU2d
+                | K::ConvBn1d
+                | K::ConvBnReLU1d
+                | K::ConvBn2d
+                | K::ConvBnReLU2d
+                | K::LinearReLU
+                | K::LinearBn1d
+                | K::BNReLU2d
+        )
+    );
+    sequential_fused
+        && matches!(
+            spec,
+            QuantSpec::Observer(
+                ObserverSpec::MovingAverageMinMax { .. }
+                    | ObserverSpec::MovingAveragePerChannelMinMax { .. }
+                    | ObserverSpec::Recording { .. }
+            )
+        )
+}
+
 /// The name of the observer that `prepare` puts after `value`.
 pub fn observer_name(value: &str) -> String {
     format!("{value}.activation_post_process")
@@ -245,6 +280,7 @@ pub(crate) fn insert_activation_nodes(graph: &mut Graph) -> Result<Vec<String>> 
         let node = graph.try_node(&name)?;
         let r = role(node);
         let inputs = node.inputs().to_vec();
+        let kind = node.kind();
         let is_q = |q: &HashMap<String, bool>, v: &str| q.get(v).copied().unwrap_or(false);
         let out_q = match r {
             Role::Observed => {
@@ -259,7 +295,14 @@ pub(crate) fn insert_activation_nodes(graph: &mut Graph) -> Result<Vec<String>> 
                     }
                 }
                 let obs = unique_name(graph, &observer_name(&name));
-                let op = activation_node(&obs, &spec)?;
+                let mut op = activation_node(&obs, &spec)?;
+                if observed_twice_by_torch(kind, &spec)
+                    && let Some(o) = op
+                        .as_module_mut()
+                        .and_then(|m| m.downcast_mut::<ObserverNode>())
+                {
+                    o.set_observations_per_call(2);
+                }
                 graph.insert_after(&name, &obs, op)?;
                 quantized.insert(obs.clone(), true);
                 inserted.push(obs);

@@ -1,8 +1,12 @@
 //! `nn.MultiheadAttention` (no masks, no dropout, kdim = vdim = embed_dim).
 
+use half::f16;
 use qkernels::float::{MatMut, MatRef, Threads, sgemm};
 use qtensor::Tensor;
 
+use super::half_weight::{
+    backward_on_half, f32_weight, placeholder, round_to_f16, visit_half, visit_half_mut,
+};
 use super::util::{same_shape, saved, tensor};
 use crate::error::{QnnError, Result};
 use crate::init::{Rng, uniform};
@@ -93,6 +97,9 @@ pub struct MultiheadAttention {
     pub out_proj_weight: Param,
     /// `[E]`, if bias.
     pub out_proj_bias: Option<Param>,
+    /// `(in_proj_weight, out_proj.weight)` in f16 after `half()`; the two fields above are then
+    /// empty placeholders.
+    half: Option<(Tensor<f16>, Tensor<f16>)>,
     saved: Option<Saved>,
     training: bool,
 }
@@ -128,6 +135,7 @@ impl MultiheadAttention {
             in_proj_bias: bias.then(|| Param::new(Tensor::zeros(&[3 * e]))),
             out_proj_weight: Param::new(out_w),
             out_proj_bias: bias.then(|| Param::new(Tensor::zeros(&[e]))),
+            half: None,
             saved: None,
             training: true,
         })
@@ -140,16 +148,12 @@ impl MultiheadAttention {
 
     fn check_params(&self) -> Result<()> {
         let e = self.embed_dim;
-        same_shape(
-            "MultiheadAttention in_proj_weight",
-            &[3 * e, e],
-            self.in_proj_weight.shape(),
-        )?;
-        same_shape(
-            "MultiheadAttention out_proj.weight",
-            &[e, e],
-            self.out_proj_weight.shape(),
-        )?;
+        let (in_shape, out_shape) = match &self.half {
+            Some((i, o)) => (i.shape(), o.shape()),
+            None => (self.in_proj_weight.shape(), self.out_proj_weight.shape()),
+        };
+        same_shape("MultiheadAttention in_proj_weight", &[3 * e, e], in_shape)?;
+        same_shape("MultiheadAttention out_proj.weight", &[e, e], out_shape)?;
         if let Some(b) = &self.in_proj_bias {
             same_shape("MultiheadAttention in_proj_bias", &[3 * e], b.shape())?;
         }
@@ -224,7 +228,9 @@ impl Module for MultiheadAttention {
         let (e, h) = (self.embed_dim, self.num_heads);
         let d = e / h;
         let scale = 1.0 / (d as f32).sqrt();
-        let w = self.in_proj_weight.value.data();
+        let w_in = f32_weight(&self.in_proj_weight, self.half.as_ref().map(|h| &h.0));
+        let w_out = f32_weight(&self.out_proj_weight, self.half.as_ref().map(|h| &h.1));
+        let w: &[f32] = &w_in;
         let mut q = project(&q_in, l * n, e, &w[..e * e], self.bias_block(0), e)?;
         q.iter_mut().for_each(|v| *v *= scale);
         let k = project(&k_in, s * n, e, &w[e * e..2 * e * e], self.bias_block(1), e)?;
@@ -271,7 +277,7 @@ impl Module for MultiheadAttention {
             &heads,
             l * n,
             e,
-            self.out_proj_weight.value.data(),
+            &w_out,
             self.out_proj_bias.as_ref().map(|b| b.value.data()),
             e,
         )?;
@@ -311,6 +317,9 @@ impl Module for MultiheadAttention {
     }
 
     fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        if self.half.is_some() {
+            return Err(backward_on_half(NAME));
+        }
         let sv = saved(&self.saved, NAME)?.clone();
         let (l, s, n) = (sv.l, sv.s, sv.n);
         let (e, h) = (self.embed_dim, self.num_heads);
@@ -498,22 +507,34 @@ impl Module for MultiheadAttention {
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        f("in_proj_weight", &self.in_proj_weight);
+        match &self.half {
+            Some((w, _)) => visit_half("in_proj_weight", w, f),
+            None => f("in_proj_weight", &self.in_proj_weight),
+        }
         if let Some(b) = &self.in_proj_bias {
             f("in_proj_bias", b);
         }
-        f("out_proj.weight", &self.out_proj_weight);
+        match &self.half {
+            Some((_, w)) => visit_half("out_proj.weight", w, f),
+            None => f("out_proj.weight", &self.out_proj_weight),
+        }
         if let Some(b) = &self.out_proj_bias {
             f("out_proj.bias", b);
         }
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        f("in_proj_weight", &mut self.in_proj_weight);
+        match &mut self.half {
+            Some((w, _)) => visit_half_mut("in_proj_weight", w, f),
+            None => f("in_proj_weight", &mut self.in_proj_weight),
+        }
         if let Some(b) = &mut self.in_proj_bias {
             f("in_proj_bias", b);
         }
-        f("out_proj.weight", &mut self.out_proj_weight);
+        match &mut self.half {
+            Some((_, w)) => visit_half_mut("out_proj.weight", w, f),
+            None => f("out_proj.weight", &mut self.out_proj_weight),
+        }
         if let Some(b) = &mut self.out_proj_bias {
             f("out_proj.bias", b);
         }
@@ -525,5 +546,33 @@ impl Module for MultiheadAttention {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    /// Moves `in_proj_weight` and `out_proj.weight` to f16 (biases stay f32); inference-only
+    /// after.
+    fn half(&mut self) -> Result<()> {
+        if self.half.is_none() {
+            self.check_params()?;
+            let w_in = round_to_f16(&self.in_proj_weight.value)?;
+            let w_out = round_to_f16(&self.out_proj_weight.value)?;
+            self.half = Some((w_in, w_out));
+            self.in_proj_weight = placeholder();
+            self.out_proj_weight = placeholder();
+            self.saved = None;
+        }
+        Ok(())
+    }
+
+    fn param_bytes(&self) -> usize {
+        let weights = match &self.half {
+            Some((i, o)) => 2 * (i.numel() + o.numel()),
+            None => 4 * (self.in_proj_weight.value.numel() + self.out_proj_weight.value.numel()),
+        };
+        let biases: usize = [&self.in_proj_bias, &self.out_proj_bias]
+            .into_iter()
+            .flatten()
+            .map(|b| 4 * b.value.numel())
+            .sum();
+        weights + biases
     }
 }

@@ -1,8 +1,12 @@
 //! `nn.ConvTranspose2d` on NCHW input: the adjoint of a convolution (col2im of Wᵀ x).
 
+use half::f16;
 use qtensor::Tensor;
 
 use super::conv_core::{Channels, conv_transpose_backward, conv_transpose_forward};
+use super::half_weight::{
+    backward_on_half, f32_weight, placeholder, round_to_f16, visit_half, visit_half_mut,
+};
 use super::im2col::Geom;
 use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
 use crate::error::{QnnError, Result};
@@ -157,10 +161,11 @@ impl ConvTranspose2dConfig {
 #[derive(Clone, Debug)]
 pub struct ConvTranspose2d {
     config: ConvTranspose2dConfig,
-    /// Weight, `[C_in, C_out / groups, kh, kw]`.
+    /// Weight, `[C_in, C_out / groups, kh, kw]` (an empty placeholder after `half()`).
     pub weight: Param,
     /// Bias, `[C_out]`, if any.
     pub bias: Option<Param>,
+    weight_f16: Option<Tensor<f16>>,
     input: Option<Tensor<f32>>,
     training: bool,
 }
@@ -178,6 +183,7 @@ impl ConvTranspose2d {
             config,
             weight: Param::new(w),
             bias: b.map(Param::new),
+            weight_f16: None,
             input: None,
             training: true,
         })
@@ -195,6 +201,7 @@ impl ConvTranspose2d {
             config,
             weight: Param::new(weight),
             bias: bias.map(Param::new),
+            weight_f16: None,
             input: None,
             training: true,
         };
@@ -208,11 +215,11 @@ impl ConvTranspose2d {
     }
 
     fn check_params(&self) -> Result<()> {
-        same_shape(
-            "ConvTranspose2d weight",
-            &self.config.weight_shape(),
-            self.weight.shape(),
-        )?;
+        let shape = self
+            .weight_f16
+            .as_ref()
+            .map_or(self.weight.shape(), |h| h.shape());
+        same_shape("ConvTranspose2d weight", &self.config.weight_shape(), shape)?;
         if let Some(b) = &self.bias {
             same_shape(
                 "ConvTranspose2d bias",
@@ -268,14 +275,8 @@ impl ConvTranspose2d {
     pub fn apply(&self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
         let (n, g) = self.input_geom(x.shape())?;
         let bias = self.bias.as_ref().map(|b| b.value.data());
-        let out = conv_transpose_forward(
-            self.channels(),
-            &g,
-            n,
-            x.data(),
-            self.weight.value.data(),
-            bias,
-        )?;
+        let weight = f32_weight(&self.weight, self.weight_f16.as_ref());
+        let out = conv_transpose_forward(self.channels(), &g, n, x.data(), &weight, bias)?;
         tensor(&self.out_shape(x.shape(), &g), out)
     }
 }
@@ -293,6 +294,9 @@ impl Module for ConvTranspose2d {
     }
 
     fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        if self.weight_f16.is_some() {
+            return Err(backward_on_half(NAME));
+        }
         let x = saved(&self.input, NAME)?;
         let (n, g) = self.input_geom(x.shape())?;
         let gy = f32_grad(grad_output, NAME, &self.out_shape(x.shape(), &g))?;
@@ -312,14 +316,20 @@ impl Module for ConvTranspose2d {
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        f("weight", &self.weight);
+        match &self.weight_f16 {
+            Some(h) => visit_half("weight", h, f),
+            None => f("weight", &self.weight),
+        }
         if let Some(b) = &self.bias {
             f("bias", b);
         }
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        f("weight", &mut self.weight);
+        match &mut self.weight_f16 {
+            Some(h) => visit_half_mut("weight", h, f),
+            None => f("weight", &mut self.weight),
+        }
         if let Some(b) = &mut self.bias {
             f("bias", b);
         }
@@ -331,5 +341,24 @@ impl Module for ConvTranspose2d {
 
     fn is_training(&self) -> bool {
         self.training
+    }
+
+    /// Moves the weight to f16 (bias stays f32); inference-only after.
+    fn half(&mut self) -> Result<()> {
+        if self.weight_f16.is_none() {
+            self.check_params()?;
+            self.weight_f16 = Some(round_to_f16(&self.weight.value)?);
+            self.weight = placeholder();
+            self.input = None;
+        }
+        Ok(())
+    }
+
+    fn param_bytes(&self) -> usize {
+        let w = match &self.weight_f16 {
+            Some(h) => 2 * h.numel(),
+            None => 4 * self.weight.value.numel(),
+        };
+        w + self.bias.as_ref().map_or(0, |b| 4 * b.value.numel())
     }
 }

@@ -1,7 +1,11 @@
 //! `nn.Embedding` and `nn.EmbeddingBag`: rows of a weight table selected by i32 indices.
+//! After [`Module::half`] the table lives in f16 and only the selected rows are widened.
 
+use half::f16;
+use qkernels::float::widen_f16_slice;
 use qtensor::Tensor;
 
+use super::half_weight::{backward_on_half, placeholder, round_to_f16, visit_half, visit_half_mut};
 use super::util::{f32_grad, saved, tensor};
 use crate::error::{QnnError, Result};
 use crate::init::Rng;
@@ -27,13 +31,42 @@ fn check_indices(module: &'static str, idx: &[i32], size: usize) -> Result<Vec<u
         .collect()
 }
 
+/// The table a forward reads rows from: f32, or f16 after `half()`.
+enum Rows<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+}
+
+impl<'a> Rows<'a> {
+    fn of(weight: &'a Param, half: Option<&'a Tensor<f16>>) -> Self {
+        match half {
+            Some(h) => Rows::F16(h.data()),
+            None => Rows::F32(weight.value.data()),
+        }
+    }
+
+    /// Row `i` (of width `d`) into `out` (exactly, f16 widens losslessly).
+    fn read(&self, i: usize, d: usize, out: &mut [f32]) {
+        match self {
+            Rows::F32(w) => out.copy_from_slice(&w[i * d..(i + 1) * d]),
+            Rows::F16(w) => widen_f16_slice(&w[i * d..(i + 1) * d], out),
+        }
+    }
+}
+
+/// The shape of the table, wherever it lives.
+fn table_shape<'a>(weight: &'a Param, half: Option<&'a Tensor<f16>>) -> &'a [usize] {
+    half.map_or(weight.shape(), |h| h.shape())
+}
+
 /// A `[num_embeddings, embedding_dim]` table; the output for indices of shape `S` is
 /// `S + [embedding_dim]`. `backward` adds the gradient rows into `weight.grad` (except at
 /// `padding_idx`) and returns [`Value::no_grad`] (indices have no gradient).
 #[derive(Clone, Debug)]
 pub struct Embedding {
-    /// The table, `[num_embeddings, embedding_dim]`.
+    /// The table, `[num_embeddings, embedding_dim]` (an empty placeholder after `half()`).
     pub weight: Param,
+    weight_f16: Option<Tensor<f16>>,
     padding_idx: Option<usize>,
     indices: Option<(Vec<usize>, Vec<usize>)>,
     training: bool,
@@ -72,6 +105,7 @@ impl Embedding {
         }
         Ok(Self {
             weight: Param::new(weight),
+            weight_f16: None,
             padding_idx,
             indices: None,
             training: true,
@@ -79,12 +113,13 @@ impl Embedding {
     }
 
     fn dims(&self) -> Result<(usize, usize)> {
-        match *self.weight.shape() {
+        let shape = table_shape(&self.weight, self.weight_f16.as_ref());
+        match *shape {
             [n, d] => Ok((n, d)),
             _ => Err(QnnError::WrongRank {
                 module: "Embedding",
                 expected: "2-d [num_embeddings, embedding_dim] weight",
-                got: self.weight.shape().to_vec(),
+                got: shape.to_vec(),
             }),
         }
     }
@@ -99,10 +134,12 @@ impl Module for Embedding {
         let idx_t = input.as_i32("Embedding")?;
         let (n, d) = self.dims()?;
         let idx = check_indices("Embedding", idx_t.data(), n)?;
-        let w = self.weight.value.data();
-        let mut out = Vec::with_capacity(idx.len() * d);
-        for &i in &idx {
-            out.extend_from_slice(&w[i * d..(i + 1) * d]);
+        let rows = Rows::of(&self.weight, self.weight_f16.as_ref());
+        let mut out = vec![0.0f32; idx.len() * d];
+        if d > 0 {
+            for (&i, o) in idx.iter().zip(out.chunks_exact_mut(d)) {
+                rows.read(i, d, o);
+            }
         }
         let mut shape = idx_t.shape().to_vec();
         shape.push(d);
@@ -111,6 +148,9 @@ impl Module for Embedding {
     }
 
     fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        if self.weight_f16.is_some() {
+            return Err(backward_on_half("Embedding"));
+        }
         let (idx, shape) = saved(&self.indices, "Embedding")?;
         let g = f32_grad(grad_output, "Embedding", shape)?;
         let (_, d) = self.dims()?;
@@ -126,11 +166,34 @@ impl Module for Embedding {
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        f("weight", &self.weight);
+        match &self.weight_f16 {
+            Some(h) => visit_half("weight", h, f),
+            None => f("weight", &self.weight),
+        }
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        f("weight", &mut self.weight);
+        match &mut self.weight_f16 {
+            Some(h) => visit_half_mut("weight", h, f),
+            None => f("weight", &mut self.weight),
+        }
+    }
+
+    /// Moves the table to f16 (PyTorch's `.half()`); the layer is inference-only after.
+    fn half(&mut self) -> Result<()> {
+        if self.weight_f16.is_none() {
+            self.weight_f16 = Some(round_to_f16(&self.weight.value)?);
+            self.weight = placeholder();
+            self.indices = None;
+        }
+        Ok(())
+    }
+
+    fn param_bytes(&self) -> usize {
+        match &self.weight_f16 {
+            Some(h) => 2 * h.numel(),
+            None => 4 * self.weight.value.numel(),
+        }
     }
 
     fn train(&mut self, mode: bool) {
@@ -165,8 +228,9 @@ struct Bags {
 /// Output `[B, embedding_dim]`; an empty bag gives zeros. `backward` returns [`Value::no_grad`].
 #[derive(Clone, Debug)]
 pub struct EmbeddingBag {
-    /// The table, `[num_embeddings, embedding_dim]`.
+    /// The table, `[num_embeddings, embedding_dim]` (an empty placeholder after `half()`).
     pub weight: Param,
+    weight_f16: Option<Tensor<f16>>,
     mode: BagMode,
     saved: Option<Bags>,
     training: bool,
@@ -178,6 +242,7 @@ impl EmbeddingBag {
         let w = Tensor::from_fn(&[num_embeddings, embedding_dim], |_| rng.normal());
         Self {
             weight: Param::new(w),
+            weight_f16: None,
             mode,
             saved: None,
             training: true,
@@ -195,6 +260,7 @@ impl EmbeddingBag {
         }
         Ok(Self {
             weight: Param::new(weight),
+            weight_f16: None,
             mode,
             saved: None,
             training: true,
@@ -270,41 +336,40 @@ impl Module for EmbeddingBag {
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
-        let &[n, d] = self.weight.shape() else {
+        let shape = table_shape(&self.weight, self.weight_f16.as_ref());
+        let &[n, d] = shape else {
             return Err(QnnError::WrongRank {
                 module: "EmbeddingBag",
                 expected: "2-d weight",
-                got: self.weight.shape().to_vec(),
+                got: shape.to_vec(),
             });
         };
         let bags = self.bags(input, n)?;
-        let w = self.weight.value.data();
+        let rows = Rows::of(&self.weight, self.weight_f16.as_ref());
+        let mut row = vec![0.0f32; d];
         let mut out = vec![0.0f32; bags.len() * d];
         let mut argmax = vec![usize::MAX; bags.len() * d];
         for (b, bag) in bags.iter().enumerate() {
             let o = &mut out[b * d..(b + 1) * d];
-            match self.mode {
-                BagMode::Sum | BagMode::Mean => {
-                    for &i in bag {
-                        o.iter_mut()
-                            .zip(&w[i * d..(i + 1) * d])
-                            .for_each(|(a, v)| *a += v);
+            let best = &mut argmax[b * d..(b + 1) * d];
+            for &i in bag {
+                rows.read(i, d, &mut row);
+                match self.mode {
+                    BagMode::Sum | BagMode::Mean => {
+                        o.iter_mut().zip(&row).for_each(|(a, v)| *a += v);
                     }
-                    if self.mode == BagMode::Mean && !bag.is_empty() {
-                        o.iter_mut().for_each(|a| *a /= bag.len() as f32);
-                    }
-                }
-                BagMode::Max => {
-                    for (j, slot) in o.iter_mut().enumerate() {
-                        for &i in bag {
-                            let v = w[i * d + j];
-                            if argmax[b * d + j] == usize::MAX || v > *slot {
+                    BagMode::Max => {
+                        for ((slot, arg), &v) in o.iter_mut().zip(best.iter_mut()).zip(&row) {
+                            if *arg == usize::MAX || v > *slot {
                                 *slot = v;
-                                argmax[b * d + j] = i;
+                                *arg = i;
                             }
                         }
                     }
                 }
+            }
+            if self.mode == BagMode::Mean && !bag.is_empty() {
+                o.iter_mut().for_each(|a| *a /= bag.len() as f32);
             }
         }
         let shape = [bags.len(), d];
@@ -313,6 +378,9 @@ impl Module for EmbeddingBag {
     }
 
     fn backward(&mut self, grad_output: &Value) -> Result<Value> {
+        if self.weight_f16.is_some() {
+            return Err(backward_on_half("EmbeddingBag"));
+        }
         let s = saved(&self.saved, "EmbeddingBag")?;
         let d = self.weight.shape().get(1).copied().unwrap_or(0);
         let g = f32_grad(grad_output, "EmbeddingBag", &[s.bags.len(), d])?;
@@ -346,11 +414,34 @@ impl Module for EmbeddingBag {
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        f("weight", &self.weight);
+        match &self.weight_f16 {
+            Some(h) => visit_half("weight", h, f),
+            None => f("weight", &self.weight),
+        }
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        f("weight", &mut self.weight);
+        match &mut self.weight_f16 {
+            Some(h) => visit_half_mut("weight", h, f),
+            None => f("weight", &mut self.weight),
+        }
+    }
+
+    /// Moves the table to f16 (PyTorch's `.half()`); the layer is inference-only after.
+    fn half(&mut self) -> Result<()> {
+        if self.weight_f16.is_none() {
+            self.weight_f16 = Some(round_to_f16(&self.weight.value)?);
+            self.weight = placeholder();
+            self.saved = None;
+        }
+        Ok(())
+    }
+
+    fn param_bytes(&self) -> usize {
+        match &self.weight_f16 {
+            Some(h) => 2 * h.numel(),
+            None => 4 * self.weight.value.numel(),
+        }
     }
 
     fn train(&mut self, mode: bool) {

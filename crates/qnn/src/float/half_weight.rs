@@ -1,6 +1,8 @@
 //! f16 weight storage for [`crate::Module::half`]: rounding, and the temporary f32 views that keep
 //! state-dict names and visitors working on a halved layer.
 
+use std::borrow::Cow;
+
 use half::f16;
 use qkernels::float::widen_f16_slice;
 use qtensor::Tensor;
@@ -19,6 +21,19 @@ pub(crate) fn widen(t: &Tensor<f16>) -> Result<Tensor<f32>> {
     let mut out = vec![0.0f32; t.numel()];
     widen_f16_slice(t.data(), &mut out);
     Ok(Tensor::new(t.shape(), out)?)
+}
+
+/// A weight as f32: the parameter's own data, or the f16 copy widened (once per call) when the
+/// layer has been halved.
+pub(crate) fn f32_weight<'a>(param: &'a Param, half: Option<&Tensor<f16>>) -> Cow<'a, [f32]> {
+    match half {
+        Some(h) => {
+            let mut out = vec![0.0f32; h.numel()];
+            widen_f16_slice(h.data(), &mut out);
+            Cow::Owned(out)
+        }
+        None => Cow::Borrowed(param.value.data()),
+    }
 }
 
 /// The placeholder left in a layer's `weight` field once the weight lives in f16: an empty

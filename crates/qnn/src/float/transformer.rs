@@ -249,4 +249,16 @@ impl Module for TransformerEncoderLayer {
     fn is_training(&self) -> bool {
         self.training
     }
+
+    /// Halves the attention projections and both Linears; the LayerNorms keep f32 (they are
+    /// tiny, and PyTorch's CPU f16 LayerNorm computes in f32 anyway).
+    fn half(&mut self) -> Result<()> {
+        self.self_attn.half()?;
+        self.linear1.half()?;
+        self.linear2.half()
+    }
+
+    fn param_bytes(&self) -> usize {
+        self.children().iter().map(|(_, m)| m.param_bytes()).sum()
+    }
 }

@@ -151,27 +151,14 @@ impl Module for PatchTransformer {
 
     fn half(&mut self) -> Result<()> {
         self.embed.half()?;
-        self.encoder.linear1.half()?;
-        self.encoder.linear2.half()?;
+        self.encoder.half()?;
         self.head.half()
     }
 
     fn param_bytes(&self) -> usize {
-        let mut attn_and_norms = 0;
-        self.encoder
-            .self_attn
-            .visit_params(&mut |_, p| attn_and_norms += 4 * p.value.numel());
-        self.encoder
-            .norm1
-            .visit_params(&mut |_, p| attn_and_norms += 4 * p.value.numel());
-        self.encoder
-            .norm2
-            .visit_params(&mut |_, p| attn_and_norms += 4 * p.value.numel());
         self.embed.param_bytes()
             + 4 * self.pos_embed.value.numel()
-            + attn_and_norms
-            + self.encoder.linear1.param_bytes()
-            + self.encoder.linear2.param_bytes()
+            + self.encoder.param_bytes()
             + self.head.param_bytes()
     }
 }

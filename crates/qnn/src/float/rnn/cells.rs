@@ -116,7 +116,7 @@ impl Cell {
         }
         let cache = step_forward(
             self.kind,
-            self.params.weights(),
+            self.params.weights().view(),
             x.data(),
             h.data(),
             c.data(),
@@ -174,7 +174,7 @@ impl Cell {
             )?;
         }
         let dc_data = dc.map(Tensor::into_data).unwrap_or_default();
-        let (w, mut g) = self.params.split();
+        let (w, mut g) = self.params.split(self.name)?;
         let (dx, dh_prev, dc_prev) = step_backward(
             self.kind,
             w,
@@ -245,6 +245,17 @@ macro_rules! cell_module {
 
             fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
                 self.cell.params.visit_mut("", f);
+            }
+
+            /// Moves `weight_ih` / `weight_hh` to f16 (biases stay f32); inference-only after.
+            fn half(&mut self) -> Result<()> {
+                self.cell.params.half()?;
+                self.cell.saved = None;
+                Ok(())
+            }
+
+            fn param_bytes(&self) -> usize {
+                self.cell.params.param_bytes()
             }
 
             fn train(&mut self, mode: bool) {

@@ -225,7 +225,8 @@ impl Recurrent {
             let mut out = vec![0.0f32; t * b * dirs * hd];
             for d in 0..dirs {
                 let idx = l * dirs + d;
-                let w = self.cells[idx].weights();
+                let weights = self.cells[idx].weights();
+                let w = weights.view();
                 let mut h = h0[idx * b * hd..(idx + 1) * b * hd].to_vec();
                 let mut c = if lstm {
                     c0[idx * b * hd..(idx + 1) * b * hd].to_vec()
@@ -376,7 +377,7 @@ impl Recurrent {
                 } else {
                     (0..t).collect()
                 };
-                let (w, mut g) = self.cells[idx].split();
+                let (w, mut g) = self.cells[idx].split(self.name)?;
                 for &ts in &order {
                     // the state this step started from
                     let prev = if d == 0 {
@@ -492,6 +493,20 @@ macro_rules! sequence_module {
 
             fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
                 self.inner.visit_mut(f);
+            }
+
+            /// Moves every layer's `weight_ih` / `weight_hh` to f16 (biases stay f32); the
+            /// halved module is inference-only.
+            fn half(&mut self) -> Result<()> {
+                for c in &mut self.inner.cells {
+                    c.half()?;
+                }
+                self.inner.saved = None;
+                Ok(())
+            }
+
+            fn param_bytes(&self) -> usize {
+                self.inner.cells.iter().map(CellParams::param_bytes).sum()
             }
 
             fn train(&mut self, mode: bool) {
