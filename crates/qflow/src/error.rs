@@ -143,6 +143,17 @@ pub enum QflowError {
         /// Why.
         reason: String,
     },
+    /// A PyTorch state dict that does not fit the graph ([`crate::load_torch_state_dict`]):
+    /// `source` is `MissingKey`, `KeyShapeMismatch` (naming the key and both shapes),
+    /// `KeyDtypeMismatch` or `UnexpectedKey`.
+    #[error("PyTorch state dict, node `{node}`: {source}")]
+    TorchStateDict {
+        /// The graph node the key belongs to (`?` for a key that matches no node).
+        node: String,
+        /// The key-level error.
+        #[source]
+        source: QnnError,
+    },
     /// An error from a module outside any node (state dicts, file I/O, module construction).
     #[error(transparent)]
     Module(#[from] QnnError),

@@ -26,6 +26,14 @@
 //!   the resolved QConfig in each node ([`Node::qconfig`]).
 //! - Save/load: [`io::save_graph`] / [`io::load_graph`] — one versioned safetensors file, the
 //!   structure in its metadata, the tensors under their state-dict names (float graphs for now).
+//!   [`load_torch_state_dict`] loads a PyTorch state dict (`safetensors.torch.save_file(
+//!   model.state_dict(), …)`) into a graph whose node names are the PyTorch module paths, with
+//!   PyTorch's strict / non-strict key reports and errors naming node, key and both shapes.
+//! - Print and inspect: `println!("{graph}")` prints one `name: Kind(args)` line per node as
+//!   PyTorch prints a module (`conv1: QuantizedConvReLU2d(1, 6, kernel_size=(5, 5), stride=(1,
+//!   1), scale=0.0189…, zero_point=0)`, see [`node_repr`]); [`Graph::named_parameters`] lists
+//!   each parameter and buffer with its storage dtype (`fc1.weight: f16[120, 400]` after
+//!   `half()`, `qint8` after `convert`) and shape.
 //!
 //! ```
 //! use qflow::passes::fuse_modules;
@@ -154,10 +162,14 @@ pub mod io;
 pub mod numeric_suite;
 pub mod passes;
 pub mod qconfig;
+pub mod torch_state;
 
 pub use error::{QflowError, Result};
-pub use graph::{FunctionalBuilder, FunctionalOp, Graph, Node, Op, SequentialBuilder};
+pub use graph::{FunctionalBuilder, FunctionalOp, Graph, Node, Op, SequentialBuilder, node_repr};
 pub use qnn;
+pub use torch_state::{
+    TorchLoadReport, load_torch_state_dict, load_torch_state_dict_file, load_torch_state_map,
+};
 
 /// The repository README's Rust examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -132,10 +132,12 @@ fn lookup_and_kinds() {
     assert!(g.module_as::<ReLU>("fc1").is_none());
     let text = g.to_string();
     assert!(
-        text.contains("fc1: Linear(in=3, out=3, bias=1) <- x"),
+        text.contains("\n  fc1: Linear(in_features=3, out_features=3, bias=True)\n"),
         "{text}"
     );
-    assert!(text.contains("relu1: ReLU() <- fc1"), "{text}");
+    assert!(text.contains("\n  relu1: ReLU()\n"), "{text}");
+    let debug = format!("{g:?}");
+    assert!(debug.contains("relu1: ReLU train=1 <- fc1"), "{debug}");
     assert_eq!(g.fresh_name("obs"), "obs");
     assert_eq!(g.fresh_name("fc1"), "fc1_1");
     assert_eq!(g.fresh_name("x"), "x_1");

@@ -17,6 +17,9 @@
 //! - [`init`]: a seedable PRNG and PyTorch's default initializations.
 //! - [`state_dict`]: parameters and buffers by PyTorch name, loaded with key and shape checks, and
 //!   safetensors files as `safetensors.torch.save_file(model.state_dict())` writes them.
+//! - [`repr`]: printing as PyTorch prints modules ([`Module::type_name`] / [`Module::extra_repr`],
+//!   [`repr::module_repr`]: `Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1))`) and
+//!   [`repr::named_parameters`] with each tensor's storage dtype ([`Module::param_dtype`]).
 //!
 //! - [`Module::half`]: f16 weights (half the bytes, see [`Module::param_bytes`]) for Linear,
 //!   Conv1d and Conv2d, computed with f16 storage and f32 accumulation; inference only.
@@ -88,6 +91,7 @@ pub mod optim;
 pub mod param;
 pub mod qat;
 pub mod quantized;
+pub mod repr;
 pub mod state_dict;
 pub mod value;
 

@@ -281,6 +281,25 @@ pub trait Module: Any + Send {
         Ok(())
     }
 
+    /// The class name PyTorch prints for this module (`Conv2d`, `QuantizedLinear`,
+    /// `DynamicQuantizedLinear`, …); by default [`crate::repr::torch_class_name`] of the kind.
+    fn type_name(&self) -> String {
+        crate::repr::torch_class_name(self.kind()).to_string()
+    }
+
+    /// PyTorch's `extra_repr()`: the arguments printed inside the parentheses, in PyTorch's
+    /// formats (`1, 6, kernel_size=(5, 5), stride=(1, 1)`). Empty by default (`ReLU()`).
+    fn extra_repr(&self) -> String {
+        String::new()
+    }
+
+    /// The dtype the parameter or buffer `name` is stored in, when it is not what its visitor
+    /// shows (an f16 weight after [`Module::half`] is visited widened to f32). `None`: the
+    /// visitor's dtype (see [`crate::repr::named_parameters`]).
+    fn param_dtype(&self, _name: &str) -> Option<crate::repr::TensorDType> {
+        None
+    }
+
     /// Bytes of parameter storage: 4 per f32 scalar, 2 per f16 scalar.
     fn param_bytes(&self) -> usize {
         let mut n = 0;

@@ -322,6 +322,29 @@ impl Module for Graph {
         Ok(())
     }
 
+    /// Forwards to every module node (quantized modules repack after a state dict is loaded
+    /// into the graph).
+    fn after_load(&mut self) -> qnn::Result<()> {
+        self.tape = None;
+        for n in &mut self.nodes {
+            if let Op::Module(m) = &mut n.op {
+                m.after_load()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the node named by the key's longest dotted prefix (node names may contain dots).
+    fn param_dtype(&self, name: &str) -> Option<qnn::repr::TensorDType> {
+        name.char_indices()
+            .filter(|(_, c)| *c == '.')
+            .filter_map(|(i, _)| {
+                let m = self.node(&name[..i])?.module()?;
+                m.param_dtype(&name[i + 1..])
+            })
+            .next()
+    }
+
     fn param_bytes(&self) -> usize {
         self.nodes
             .iter()

@@ -9,16 +9,20 @@
 //!   dicts work on it unchanged.
 //! - [`builder`](self): [`SequentialBuilder`] and [`FunctionalBuilder`].
 //! - [`rewrite`](self): typed module swaps by type or kind.
+//! - [`print`](self): `Display` as PyTorch prints a module (one `name: Kind(args)` line per
+//!   node) and [`Graph::named_parameters`] with storage dtypes.
 
 mod builder;
 mod exec;
 mod functional;
 mod node;
+mod print;
 mod rewrite;
 
 pub use builder::{FunctionalBuilder, SequentialBuilder};
 pub use functional::{Functional, FunctionalOp};
 pub use node::{Node, Op};
+pub use print::node_repr;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -51,36 +55,30 @@ pub struct Graph {
 }
 
 impl fmt::Debug for Graph {
+    /// The structure with each node in its graph-file form (`Conv2d in=1 out=6 …`, see
+    /// [`crate::io`]) and its inputs; `Display` is the PyTorch-style printout.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let op = match crate::io::describe_op(n) {
+                    Ok((op, args)) => {
+                        let args: Vec<String> =
+                            args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        format!("{op} {}", args.join(" "))
+                    }
+                    Err(_) => n.op.describe(),
+                };
+                format!("{}: {} <- {}", n.name, op.trim_end(), n.inputs.join(", "))
+            })
+            .collect();
         f.debug_struct("Graph")
             .field("inputs", &self.inputs)
-            .field("nodes", &self.nodes)
+            .field("nodes", &nodes)
             .field("outputs", &self.outputs)
             .field("training", &self.training)
             .finish()
-    }
-}
-
-impl fmt::Display for Graph {
-    /// One line per node: `name: Kind(arguments) <- inputs`, then the outputs, e.g.
-    /// `conv1: Conv2d(in=1, out=6, kernel=5,5, stride=1,1, …) <- x`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Graph(inputs={:?})", self.inputs)?;
-        for n in &self.nodes {
-            let text = match crate::io::describe_op(n) {
-                Ok((op, args)) => {
-                    let args: Vec<String> = args
-                        .iter()
-                        .filter(|(k, v)| !(k.ends_with("half") && v == "0") && k != "train")
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect();
-                    format!("{op}({})", args.join(", "))
-                }
-                Err(_) => n.op.describe(),
-            };
-            writeln!(f, "  {}: {text} <- {}", n.name, n.inputs.join(", "))?;
-        }
-        write!(f, "  outputs: {}", self.outputs.join(", "))
     }
 }
 

@@ -4,6 +4,7 @@ use half::f16;
 
 use super::call::{check_shapes, crate_gemm};
 use super::error::Result;
+use super::gemv_f16::{GemvF16, GemvF16Kernel, gemv_f16};
 use super::sgemm::sgemm;
 use super::threads::Threads;
 use super::view::{MatMut, MatRef};
@@ -173,6 +174,14 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// The widened left operand of [`gemm_mixed`] when it is small enough to widen whole.
+    static SCRATCH_LEFT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest f16 left operand (elements, 256 KiB of f32) that [`gemm_mixed`] widens whole.
+const WHOLE_WIDEN_MAX: usize = 65_536;
+
 /// Column-block width for widening an f16 `k x n` operand: about 256 KiB of f32 per block (so
 /// the widened panel is still in L2 when the GEMM packs it), a multiple of 16, at least 16.
 fn block_cols(k: usize, n: usize) -> usize {
@@ -232,7 +241,43 @@ pub fn gemm_mixed(
 ) -> Result<()> {
     match (a, b) {
         (FloatMat::F32(a), FloatMat::F32(b)) => sgemm(alpha, a, b, beta, c, threads),
+        // One row times the transpose of a row-major f16 weight: the batch-1 Linear.
+        (FloatMat::F32(a), FloatMat::F16(b))
+            if a.rows() == 1
+                && a.cols() > 0
+                && (a.cols() == 1 || a.col_stride() == 1)
+                && (b.rows() == 1 || b.row_stride() == 1) =>
+        {
+            check_shapes(&a, &b, &c)?;
+            let (k, n) = (b.rows(), b.cols());
+            let c_cs = c.col_stride();
+            let op = GemvF16::new(b.data(), n, k, b.col_stride().max(k), a.data());
+            let mut c = c;
+            if let Some(op) = op {
+                let kernel = GemvF16Kernel::detect();
+                if gemv_f16(kernel, alpha, &op, beta, c.data_mut(), c_cs).is_some() {
+                    return Ok(());
+                }
+            }
+            gemm_f32_f16(alpha, a, b, beta, c, threads)
+        }
         (FloatMat::F32(a), FloatMat::F16(b)) => gemm_f32_f16(alpha, a, b, beta, c, threads),
+        // A small f16 left operand (a convolution's weights) is widened whole, so the f32
+        // GEMM runs in the same orientation, with the same kernels, as for f32 weights.
+        (FloatMat::F16(a), FloatMat::F32(b)) if a.rows() * a.cols() <= WHOLE_WIDEN_MAX => {
+            let mut wa = SCRATCH_LEFT.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            let (rs, cs) = widen_cols_into(&a, 0, a.cols(), &mut wa);
+            let result = sgemm(
+                alpha,
+                MatRef::new(&wa, a.rows(), a.cols(), rs, cs)?,
+                b,
+                beta,
+                c,
+                threads,
+            );
+            SCRATCH_LEFT.with(|s| *s.borrow_mut() = wa);
+            result
+        }
         // C = A B  <=>  Cᵀ = Bᵀ Aᵀ: the f16 operand moves to the right
         (FloatMat::F16(a), FloatMat::F32(b)) => {
             gemm_f32_f16(alpha, b.t(), a.t(), beta, c.t(), threads)

@@ -9,6 +9,9 @@
 //! - [`hgemm`]: the same with f16 storage and f32 accumulation (the crate's f16 kernel).
 //! - [`gemm_mixed`]: f32 result where either operand may be stored as f16 (f16 weights times f32
 //!   activations); f16 operands are widened exactly, then [`sgemm`] runs.
+//!   One-row products with a transposed f16 weight (a halved Linear at batch 1) take
+//!   [`gemv_f16`], which widens in registers (F16C + FMA on AVX2 CPUs, a scalar oracle in the
+//!   same summation order elsewhere) instead of widening the weight into a buffer first.
 //! - [`reference_sgemm`]: the naive oracle the above are tested against.
 //!
 //! Views check their bounds when built, so the `unsafe` call into the crate (in `call.rs`, the only
@@ -83,6 +86,7 @@
 
 mod call;
 mod error;
+mod gemv_f16;
 mod hgemm;
 mod reference;
 mod sgemm;
@@ -94,6 +98,7 @@ mod widen;
 mod tests;
 
 pub use error::{FloatGemmError, Result};
+pub use gemv_f16::{GemvF16, GemvF16Kernel, gemv_f16};
 pub use hgemm::{FloatMat, gemm_mixed, hgemm};
 pub use reference::reference_sgemm;
 pub use sgemm::sgemm;

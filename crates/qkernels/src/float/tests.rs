@@ -329,3 +329,59 @@ fn gemm_mixed_equals_sgemm_on_widened_values() {
     // same values, summed in another order (the f16 operand is widened block by block)
     assert_close(&got, &want, 1e-5);
 }
+
+/// The two special paths of `gemm_mixed`: one activation row times a transposed f16 weight
+/// (the batch-1 Linear, on `gemv_f16`), and a small f16 left operand (a convolution's weights,
+/// widened whole) — both against the naive f32 product of the widened values, with and without
+/// accumulation into `C`.
+#[test]
+fn gemm_mixed_one_row_and_f16_left_operand_match_the_reference() {
+    for (k, n) in [(1usize, 1usize), (17, 5), (400, 120), (84, 10)] {
+        let x = values(k, 41);
+        let w16: Vec<f16> = values(n * k, 42).into_iter().map(f16::from_f32).collect();
+        let w32: Vec<f32> = w16.iter().map(|h| h.to_f32()).collect();
+        for beta in [0.0f32, 1.0] {
+            let c0 = values(n, 43);
+            let (mut got, mut want) = (c0.clone(), c0.clone());
+            gemm_mixed(
+                0.5,
+                FloatMat::F32(MatRef::row_major(&x, 1, k).unwrap()),
+                FloatMat::F16(MatRef::row_major(&w16, n, k).unwrap().t()),
+                beta,
+                MatMut::row_major(&mut got, 1, n).unwrap(),
+                Threads::Single,
+            )
+            .unwrap();
+            reference_sgemm(
+                0.5,
+                MatRef::row_major(&x, 1, k).unwrap(),
+                MatRef::row_major(&w32, n, k).unwrap().t(),
+                beta,
+                MatMut::row_major(&mut want, 1, n).unwrap(),
+            )
+            .unwrap();
+            assert_close(&got, &want, 1e-5 * k as f32);
+        }
+        // f16 weights on the left: W [n, k] times columns [k, 7]
+        let cols = values(k * 7, 44);
+        let (mut got, mut want) = (vec![0.0; n * 7], vec![0.0; n * 7]);
+        gemm_mixed(
+            1.0,
+            FloatMat::F16(MatRef::row_major(&w16, n, k).unwrap()),
+            FloatMat::F32(MatRef::row_major(&cols, k, 7).unwrap()),
+            0.0,
+            MatMut::row_major(&mut got, n, 7).unwrap(),
+            Threads::Single,
+        )
+        .unwrap();
+        reference_sgemm(
+            1.0,
+            MatRef::row_major(&w32, n, k).unwrap(),
+            MatRef::row_major(&cols, k, 7).unwrap(),
+            0.0,
+            MatMut::row_major(&mut want, n, 7).unwrap(),
+        )
+        .unwrap();
+        assert_close(&got, &want, 1e-5 * k as f32);
+    }
+}

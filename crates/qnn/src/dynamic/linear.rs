@@ -171,6 +171,29 @@ macro_rules! dynamic_linear {
                 ModuleKind::$kind
             }
 
+            fn extra_repr(&self) -> String {
+                let mut s = format!(
+                    "in_features={}, out_features={}",
+                    self.in_features(),
+                    self.out_features()
+                );
+                match self.weight() {
+                    Some(w) => {
+                        s += &format!(
+                            ", dtype=torch.qint8, qscheme={}",
+                            crate::repr::torch_qscheme(w.qscheme())
+                        );
+                    }
+                    None => s += ", dtype=torch.float16",
+                }
+                s
+            }
+
+            fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+                (name == "weight" && self.weight_dtype() == WeightDType::Float16)
+                    .then_some(crate::repr::TensorDType::F16)
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 let x = input.as_f32($name)?;
                 Ok(Value::F32(self.core.apply(x)?))

@@ -19,6 +19,10 @@ pub trait Pointwise: Clone + Send + 'static {
     fn value(&self, x: f32) -> f32;
     /// `dL/dx` given `g = dL/dy`, the input `x` and the output `y = f(x)`.
     fn grad(&self, g: f32, x: f32, y: f32) -> f32;
+    /// PyTorch's `extra_repr` of the layer (`negative_slope=0.01`); empty by default.
+    fn extra_repr(&self) -> String {
+        String::new()
+    }
 }
 
 /// An element-wise activation layer; see the aliases [`ReLU`], [`Gelu`], … for the formulas.
@@ -52,6 +56,10 @@ impl<P: Pointwise> Activation<P> {
 impl<P: Pointwise> Module for Activation<P> {
     fn kind(&self) -> ModuleKind {
         P::KIND
+    }
+
+    fn extra_repr(&self) -> String {
+        self.f.extra_repr()
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
@@ -189,6 +197,9 @@ impl Pointwise for HardsigmoidFn {
 impl Pointwise for GeluFn {
     const NAME: &'static str = "GELU";
     const KIND: ModuleKind = ModuleKind::Gelu;
+    fn extra_repr(&self) -> String {
+        "approximate='none'".into()
+    }
     fn value(&self, x: f32) -> f32 {
         x * 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
     }
@@ -258,6 +269,12 @@ impl LeakyReLU {
 impl Pointwise for LeakyReluFn {
     const NAME: &'static str = "LeakyReLU";
     const KIND: ModuleKind = ModuleKind::LeakyReLU;
+    fn extra_repr(&self) -> String {
+        format!(
+            "negative_slope={}",
+            crate::repr::py_float32(self.negative_slope)
+        )
+    }
     fn value(&self, x: f32) -> f32 {
         if x > 0.0 { x } else { x * self.negative_slope }
     }
@@ -286,6 +303,9 @@ impl Elu {
 impl Pointwise for EluFn {
     const NAME: &'static str = "ELU";
     const KIND: ModuleKind = ModuleKind::Elu;
+    fn extra_repr(&self) -> String {
+        format!("alpha={}", crate::repr::py_float32(self.alpha))
+    }
     fn value(&self, x: f32) -> f32 {
         if x > 0.0 { x } else { self.alpha * x.exp_m1() }
     }

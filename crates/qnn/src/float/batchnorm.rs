@@ -338,6 +338,18 @@ macro_rules! batchnorm {
                 ModuleKind::$ty
             }
 
+            fn extra_repr(&self) -> String {
+                let c = &self.core.cfg;
+                format!(
+                    "{}, eps={}, momentum={}, affine={}, track_running_stats={}",
+                    c.num_features,
+                    crate::repr::py_float32(c.eps),
+                    c.momentum.map_or_else(|| "None".into(), crate::repr::py_float32),
+                    crate::repr::py_bool(c.affine),
+                    crate::repr::py_bool(c.track_running_stats)
+                )
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 let x = f32_input(input, $name)?;
                 Ok(Value::F32(self.core.forward($name, &x, &$ranks, $expected)?))

@@ -215,6 +215,26 @@ impl Module for Conv1d {
         ModuleKind::Conv1d
     }
 
+    fn extra_repr(&self) -> String {
+        let c = &self.config;
+        crate::repr::ConvRepr {
+            in_channels: c.in_channels,
+            out_channels: c.out_channels,
+            kernel_size: &[c.kernel_size],
+            stride: &[c.stride],
+            padding: &[c.padding],
+            dilation: &[c.dilation],
+            groups: c.groups,
+            bias: self.bias.is_some(),
+            ..Default::default()
+        }
+        .render()
+    }
+
+    fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+        (name == "weight" && self.weight_f16.is_some()).then_some(crate::repr::TensorDType::F16)
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, NAME)?;
         let y = self.apply(&x)?;

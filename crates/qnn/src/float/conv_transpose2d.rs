@@ -286,6 +286,23 @@ impl Module for ConvTranspose2d {
         ModuleKind::ConvTranspose2d
     }
 
+    fn extra_repr(&self) -> String {
+        let c = &self.config;
+        crate::repr::ConvRepr {
+            in_channels: c.in_channels,
+            out_channels: c.out_channels,
+            kernel_size: &c.kernel_size,
+            stride: &c.stride,
+            padding: &c.padding,
+            dilation: &c.dilation,
+            output_padding: &c.output_padding,
+            groups: c.groups,
+            bias: self.bias.is_some(),
+            ..Default::default()
+        }
+        .render()
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, NAME)?;
         let y = self.apply(&x)?;

@@ -46,6 +46,10 @@ impl Module for Dropout {
         ModuleKind::Dropout
     }
 
+    fn extra_repr(&self) -> String {
+        format!("p={}, inplace=False", crate::repr::py_float32(self.p))
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let mut x = f32_input(input, "Dropout")?;
         if !self.training || self.p == 0.0 {

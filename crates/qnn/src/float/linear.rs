@@ -158,6 +158,19 @@ impl Module for Linear {
         ModuleKind::Linear
     }
 
+    fn extra_repr(&self) -> String {
+        format!(
+            "in_features={}, out_features={}, bias={}",
+            self.in_features(),
+            self.out_features(),
+            crate::repr::py_bool(self.bias.is_some())
+        )
+    }
+
+    fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+        (name == "weight" && self.weight_f16.is_some()).then_some(crate::repr::TensorDType::F16)
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, NAME)?;
         let y = self.apply(&x)?;

@@ -289,6 +289,19 @@ impl Module for MaxPool2d {
         ModuleKind::MaxPool2d
     }
 
+    fn extra_repr(&self) -> String {
+        use crate::repr::{py_bool, py_int_or_pair};
+        let w = self.win;
+        format!(
+            "kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode={}",
+            py_int_or_pair(w.k),
+            py_int_or_pair(w.s),
+            py_int_or_pair(w.p),
+            py_int_or_pair(w.d),
+            py_bool(w.ceil)
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input_ref(input, "MaxPool2d")?;
         let (y, arg) = self.run(&x)?;
@@ -442,6 +455,17 @@ impl Module for AvgPool2d {
         ModuleKind::AvgPool2d
     }
 
+    fn extra_repr(&self) -> String {
+        use crate::repr::py_int_or_pair;
+        let w = self.win;
+        format!(
+            "kernel_size={}, stride={}, padding={}",
+            py_int_or_pair(w.k),
+            py_int_or_pair(w.s),
+            py_int_or_pair(w.p)
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, "AvgPool2d")?;
         let y = self.apply(&x)?;
@@ -555,6 +579,13 @@ impl AdaptiveAvgPool2d {
 impl Module for AdaptiveAvgPool2d {
     fn kind(&self) -> ModuleKind {
         ModuleKind::AdaptiveAvgPool2d
+    }
+
+    fn extra_repr(&self) -> String {
+        format!(
+            "output_size={}",
+            crate::repr::py_int_or_pair(self.output_size())
+        )
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {

@@ -83,6 +83,14 @@ impl Module for Sequential {
         ModuleKind::Sequential
     }
 
+    fn extra_repr(&self) -> String {
+        crate::repr::children_repr(self.children.iter().map(|(_, m)| m.as_ref()))
+    }
+
+    fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+        crate::repr::child_param_dtype(self.children(), name)
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let mut x = input.clone();
         for (_, m) in &mut self.children {

@@ -67,6 +67,10 @@ impl Module for Flatten {
         ModuleKind::Flatten
     }
 
+    fn extra_repr(&self) -> String {
+        format!("start_dim={}, end_dim={}", self.start_dim, self.end_dim)
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, "Flatten")?;
         let out = self.out_shape(x.shape())?;

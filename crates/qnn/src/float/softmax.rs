@@ -85,6 +85,10 @@ macro_rules! softmax_module {
                 ModuleKind::$kind
             }
 
+            fn extra_repr(&self) -> String {
+                format!("dim={}", self.dim)
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 let x = f32_input(input, $name)?;
                 let y = self.apply(&x)?;

@@ -46,6 +46,18 @@ macro_rules! fused_chain {
                 $crate::module::ModuleKind::$kind
             }
 
+            fn extra_repr(&self) -> String {
+                $crate::repr::children_repr(self.children())
+            }
+
+            fn param_dtype(&self, name: &str) -> Option<$crate::repr::TensorDType> {
+                let names: Vec<String> = (0..self.children().len()).map(|i| i.to_string()).collect();
+                $crate::repr::child_param_dtype(
+                    names.iter().map(String::as_str).zip(self.children()),
+                    name,
+                )
+            }
+
             fn forward(
                 &mut self,
                 input: &$crate::value::Value,

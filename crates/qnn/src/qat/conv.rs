@@ -98,6 +98,10 @@ macro_rules! qat_conv {
                 }
             }
 
+            fn extra_repr(&self) -> String {
+                crate::repr::ConvConfigRepr::conv_repr(&self.config, self.bias.is_some())
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 let x = f32_input(input, Self::NAME)?;
                 let wq = self.weight_fq.forward(&self.weight.value)?;

@@ -241,6 +241,14 @@ impl<const RELU: bool> Module for QatConvBn2d<RELU> {
         }
     }
 
+    fn extra_repr(&self) -> String {
+        format!(
+            "{}, {}",
+            crate::repr::ConvConfigRepr::conv_repr(&self.config, self.bias.is_some()),
+            crate::repr::module_repr(&self.bn)
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, Self::NAME)?;
         if x.ndim() != 4 {

@@ -396,6 +396,35 @@ impl Module for FusedMovingAvgObsFakeQuantize {
         ModuleKind::FusedMovingAvgObsFakeQuantize
     }
 
+    fn extra_repr(&self) -> String {
+        use crate::repr::{
+            py_bool, torch_qdtype, torch_qscheme, torch_tensor_f32, torch_tensor_i32,
+            torch_tensor_i64,
+        };
+        let zero_point = match &self.zero_point {
+            ZeroPoints::Int(t) => torch_tensor_i32(t.data()),
+            ZeroPoints::Float(t) => torch_tensor_f32(t.data()),
+        };
+        let reduce_range = matches!(
+            &self.observer_spec,
+            ObserverSpec::MovingAverageMinMax { config, .. }
+                | ObserverSpec::MovingAveragePerChannelMinMax { config, .. }
+                if config.reduce_range
+        );
+        format!(
+            "fake_quant_enabled={}, observer_enabled={}, scale={}, zero_point={zero_point}, \
+             dtype={}, quant_min={}, quant_max={}, qscheme={}, reduce_range={}",
+            torch_tensor_i64(&self.fake_quant_enabled),
+            torch_tensor_i64(&self.observer_enabled),
+            torch_tensor_f32(self.scale.data()),
+            torch_qdtype(self.dtype),
+            self.quant_range.0,
+            self.quant_range.1,
+            torch_qscheme(self.qscheme),
+            py_bool(reduce_range)
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let mut saved = std::mem::take(&mut self.saved);
         let out = saved.forward(NAME, input, |x| self.apply(x));

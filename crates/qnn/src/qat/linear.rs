@@ -114,6 +114,16 @@ impl<const RELU: bool> Module for QatLinear<RELU> {
         }
     }
 
+    fn extra_repr(&self) -> String {
+        let shape = self.weight.shape();
+        format!(
+            "in_features={}, out_features={}, bias={}",
+            shape.get(1).copied().unwrap_or(0),
+            shape.first().copied().unwrap_or(0),
+            crate::repr::py_bool(self.bias.is_some())
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, Self::NAME)?;
         let wq = self.weight_fq.forward(&self.weight.value)?;

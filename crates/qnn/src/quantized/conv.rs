@@ -361,6 +361,24 @@ macro_rules! quantized_conv {
                 ModuleKind::$kind
             }
 
+            fn extra_repr(&self) -> String {
+                let c = &self.0;
+                let shape = c.weight.weight.shape();
+                crate::repr::ConvRepr {
+                    in_channels: c.in_channels,
+                    out_channels: shape.first().copied().unwrap_or(0),
+                    kernel_size: shape.get(2..).unwrap_or(&[]),
+                    stride: &c.stride,
+                    padding: &c.padding,
+                    dilation: &c.dilation,
+                    groups: c.groups,
+                    bias: c.bias.is_some(),
+                    out_qparams: Some((c.out.scale(), c.out.zero_point())),
+                    ..Default::default()
+                }
+                .render()
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 let a = quint8_input($name, input)?;
                 Ok(Value::Quantized(self.0.apply(a.q)?))

@@ -302,6 +302,22 @@ macro_rules! quantized_linear {
                 ModuleKind::$kind
             }
 
+            fn extra_repr(&self) -> String {
+                let qscheme = if self.0.weight.is_per_channel() {
+                    qtensor::QScheme::PerChannelAffine
+                } else {
+                    qtensor::QScheme::PerTensorAffine
+                };
+                format!(
+                    "in_features={}, out_features={}, scale={}, zero_point={}, qscheme={}",
+                    self.in_features(),
+                    self.out_features(),
+                    crate::repr::py_float(self.scale()),
+                    self.zero_point(),
+                    crate::repr::torch_qscheme(qscheme)
+                )
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 let a = quint8_input($name, input)?;
                 Ok(Value::Quantized(self.0.apply(a.q)?))

@@ -125,6 +125,19 @@ impl MaxPool2d {
 impl Module for MaxPool2d {
     module_common!(MAX, QuantizedMaxPool2d);
 
+    /// As the float `nn.MaxPool2d` PyTorch keeps after convert (`ceil_mode` is always false).
+    fn extra_repr(&self) -> String {
+        use crate::repr::py_int_or_pair;
+        let w = &self.win;
+        format!(
+            "kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode=False",
+            py_int_or_pair(w.kernel),
+            py_int_or_pair(w.stride),
+            py_int_or_pair(w.padding),
+            py_int_or_pair(w.dilation)
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let a = quint8_input(MAX, input)?;
         let (x, dims) = nhwc(MAX, &a)?;
@@ -241,6 +254,13 @@ impl AdaptiveAvgPool2d {
 
 impl Module for AdaptiveAvgPool2d {
     module_common!(ADAPTIVE, QuantizedAdaptiveAvgPool2d);
+
+    fn extra_repr(&self) -> String {
+        format!(
+            "output_size={}",
+            crate::repr::py_int_or_pair(self.output_size)
+        )
+    }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let a = quint8_input(ADAPTIVE, input)?;

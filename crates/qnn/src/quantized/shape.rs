@@ -52,6 +52,10 @@ impl Module for Flatten {
         ModuleKind::QuantizedFlatten
     }
 
+    fn extra_repr(&self) -> String {
+        self.shape.extra_repr()
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let a = quint8_input(FLATTEN, input)?;
         let out_shape = self.shape.out_shape(a.shape())?;

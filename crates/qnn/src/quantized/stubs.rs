@@ -103,6 +103,17 @@ impl Module for Quantize {
         ModuleKind::Quantize
     }
 
+    fn extra_repr(&self) -> String {
+        // PyTorch keeps the scale as a 1-element float32 tensor.
+        let scale: Vec<f32> = self.scale.iter().map(|&s| s as f32).collect();
+        format!(
+            "scale={}, zero_point={}, dtype={}",
+            crate::repr::torch_tensor_f32(&scale),
+            crate::repr::torch_tensor_i64(&self.zero_point),
+            crate::repr::torch_qdtype(self.dtype)
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         Ok(Value::Quantized(self.quantize(input.as_f32(QUANTIZE)?)?))
     }
