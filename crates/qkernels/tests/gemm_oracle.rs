@@ -47,8 +47,14 @@ impl Case {
     }
 }
 
-fn dim() -> impl Strategy<Value = usize> {
-    prop_oneof![3 => 1usize..=40, 1 => 1usize..=300]
+fn dim() -> BoxedStrategy<usize> {
+    if cfg!(miri) {
+        // Miri is ~1000x slower, and below the threading threshold no rayon (whose
+        // crossbeam-epoch trips Stacked Borrows) runs; every tail of the scalar kernel remains.
+        (1usize..=20).boxed()
+    } else {
+        prop_oneof![3 => 1usize..=40, 1 => 1usize..=300].boxed()
+    }
 }
 
 fn case() -> impl Strategy<Value = Case> {
