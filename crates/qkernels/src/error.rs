@@ -1,5 +1,6 @@
 //! Typed errors of the qkernels entry points. Every message names the offending value.
 
+use crate::fp16::Fp16Kernel;
 use crate::gemm::KernelKind;
 
 /// Result alias for qkernels entry points.
@@ -79,6 +80,13 @@ pub enum GemmError {
     UnsupportedKernel {
         /// The kernel requested.
         kind: KernelKind,
+    },
+    /// The fp16-weight GEMM family cannot run in this process (CPU support, `QSTACK_ISA`
+    /// cap, or another architecture).
+    #[error("fp16 kernel {kind} is not runnable here (CPU support or QSTACK_ISA cap)")]
+    UnsupportedFp16Kernel {
+        /// The family requested.
+        kind: Fp16Kernel,
     },
     /// The worst-case integer sum of a dot product could leave the i32 range.
     #[error(

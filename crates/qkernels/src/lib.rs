@@ -14,11 +14,17 @@
 //! [`gemm`] multiplies quint8 activations by qint8 weights packed once per kernel family
 //! ([`gemm::PackedWeights`]) and fuses fbgemm-exact requantization, dequantization to f32 or
 //! raw i32 output; [`gemm::reference`] is its scalar oracle. Errors are [`GemmError`].
+//!
+//! [`fp16`] multiplies f32 activations by f16 weights packed once ([`fp16::PackedF16`]) with
+//! f32 fused multiply-add chains in fbgemm's order (AVX2+FMA+F16C microkernel or portable
+//! Rust, bit-identical; [`fp16::reference_fp16_gemm`] is the oracle).
 
 pub mod conv;
 pub mod eltwise;
 pub mod error;
 pub mod float;
+pub mod fp16;
+pub mod gates;
 pub mod gemm;
 pub mod isa;
 pub mod pool;

@@ -4,6 +4,7 @@
 //! (unless the caller already set one, which is then the cap under test).
 
 use qkernels::GemmError;
+use qkernels::fp16::Fp16Kernel;
 use qkernels::gemm::{KernelKind, PackedWeights, WeightQParams};
 use qkernels::isa::{self, Isa};
 
@@ -49,5 +50,16 @@ fn best_kernel_respects_the_env_cap() {
     }
     if cap == Isa::Avx2 && Isa::Avx2.is_supported() {
         assert_eq!(best, KernelKind::Avx2);
+    }
+    // The fp16-weight GEMM families obey the same cap (scalar under `QSTACK_ISA=scalar`).
+    for kind in Fp16Kernel::all_runnable() {
+        assert!(
+            kind.isa().is_at_most(cap),
+            "fp16 {kind} runnable above cap {cap}"
+        );
+    }
+    assert!(Fp16Kernel::best().isa().is_at_most(cap));
+    if cap == Isa::Scalar {
+        assert_eq!(Fp16Kernel::best(), Fp16Kernel::Scalar);
     }
 }

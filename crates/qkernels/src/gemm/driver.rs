@@ -16,6 +16,10 @@ use crate::error::{GemmError, Result};
 const PARALLEL_MACS: usize = 1 << 19;
 /// Target size of one task's block of packed activations.
 const A_BLOCK_BYTES: usize = 512 * 1024;
+/// Accumulators (i32) a task keeps for one group of adjacent N tiles (64 KiB).
+const ACC_GROUP_I32: usize = 16 * 1024;
+/// Most N tiles per epilogue group.
+const MAX_GROUP_TILES: usize = 16;
 
 /// Quantized activations: `rows × K` u8 (K taken from the packed weights), row stride
 /// `row_stride`, with one zero point.
@@ -242,48 +246,62 @@ impl<T: OutElem> TaskCtx<'_, T> {
         }
         let kr = kernel.layout().kr;
         let kc_max = (kernel.k_block().max(kr) / kr * kr).min(kp);
-        let tile_acc = shape.rows * tile_cols;
+        // Adjacent N tiles are grouped so that each output row segment goes through the
+        // epilogue once per group (one call per ~128 columns instead of per tile).
+        let group = (ACC_GROUP_I32 / (m_tiles.len() * shape.rows * tile_cols).max(1))
+            .clamp(1, MAX_GROUP_TILES);
+        let group_cols = group * tile_cols;
+        let tile_acc = shape.rows * group_cols;
         let mut acc = vec![0i32; tile_acc * m_tiles.len()];
         let rows_of = |mt: usize| shape.rows.min(m - mt * shape.rows);
-        for nt in n_tiles {
-            let n0 = nt * tile_cols;
-            let nc = tile_cols.min(n - n0);
-            let panels = nc.div_ceil(nr);
-            let b = self.w.panel_bytes_of(n0 / nr, panels);
-            // K blocks outer, M tiles inner: the block of weights stays in L1 across the tiles.
-            let mut k0 = 0;
-            while k0 < kp {
-                let kc = kc_max.min(kp - k0);
-                for (i, mt) in m_tiles.clone().enumerate() {
-                    let rows = rows_of(mt);
-                    kernel.compute(TileJob {
-                        a: &apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)],
-                        rows,
-                        b,
-                        panels,
-                        kp,
-                        k0,
-                        kc,
-                        accumulate: k0 > 0,
-                        acc: &mut acc[i * tile_acc..(i + 1) * tile_acc],
-                        acc_ld: tile_cols,
-                    });
+        let mut nt = n_tiles.start;
+        while nt < n_tiles.end {
+            let nt_end = (nt + group).min(n_tiles.end);
+            let g0 = nt * tile_cols;
+            let gnc = (nt_end * tile_cols).min(n) - g0;
+            for t in nt..nt_end {
+                let n0 = t * tile_cols;
+                let col = n0 - g0;
+                let nc = tile_cols.min(n - n0);
+                let panels = nc.div_ceil(nr);
+                let b = self.w.panel_bytes_of(n0 / nr, panels);
+                // K blocks outer, M tiles inner: the block of weights stays in L1 across the
+                // tiles.
+                let mut k0 = 0;
+                while k0 < kp {
+                    let kc = kc_max.min(kp - k0);
+                    for (i, mt) in m_tiles.clone().enumerate() {
+                        let rows = rows_of(mt);
+                        kernel.compute(TileJob {
+                            a: &apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)],
+                            rows,
+                            b,
+                            panels,
+                            kp,
+                            k0,
+                            kc,
+                            accumulate: k0 > 0,
+                            acc: &mut acc[i * tile_acc + col..(i + 1) * tile_acc],
+                            acc_ld: group_cols,
+                        });
+                    }
+                    k0 += kc;
                 }
-                k0 += kc;
             }
+            let zw = &self.w.zero_points()[g0..g0 + gnc];
             for (i, mt) in m_tiles.clone().enumerate() {
                 let r0 = mt * shape.rows;
                 for r in 0..rows_of(mt) {
-                    let at = i * tile_acc + r * tile_cols;
-                    let zw = &self.w.zero_points()[n0..n0 + nc];
+                    let at = i * tile_acc + r * group_cols;
                     let fix = RowFix {
-                        corr: &self.corr[n0..n0 + nc],
+                        corr: &self.corr[g0..g0 + gnc],
                         row: self.row_sums.map(|s| (s[r0 + r], zw)),
                     };
-                    let dst = self.out.row(r0 + r, n0, nc);
-                    kernel.finish_fixed(self.stage, n0, &mut acc[at..at + nc], fix, T::wrap(dst));
+                    let dst = self.out.row(r0 + r, g0, gnc);
+                    kernel.finish_fixed(self.stage, g0, &mut acc[at..at + gnc], fix, T::wrap(dst));
                 }
             }
+            nt = nt_end;
         }
     }
 }

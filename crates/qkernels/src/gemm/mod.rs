@@ -96,6 +96,7 @@ use crate::error::{GemmError, Result};
 
 // Crate-private hooks for the convolution drivers (crate::conv), which feed their own
 // gathered A tiles to the same micro-kernels and epilogues.
+pub(crate) use driver::check_matrix;
 pub(crate) use microkernel::{Microkernel, TileJob, kernel_for};
 pub(crate) use pipeline::{OutRow, Stage};
 

@@ -112,8 +112,7 @@ impl DynCell {
         let (g, hd) = (self.hh.n(), self.hh.k());
         s.gh.resize(b * g, 0.0);
         self.hh.apply(h, b, false, &mut s.gh, &mut s.q)?;
-        gates::step(kind, gi, &mut s.gh, h, c, b, hd);
-        Ok(())
+        gates::step(kind, gi, &s.gh, h, c, b, hd)
     }
 
     /// Visits both matrices' state with PyTorch-like names (`weight_ih{suffix}`, its

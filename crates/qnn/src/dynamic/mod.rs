@@ -5,7 +5,8 @@
 //!
 //! - [`Linear`], [`LinearReLU`]: bit-exact with PyTorch's fbgemm `linear_dynamic` /
 //!   `linear_relu_dynamic` (qint8, per-tensor or per-channel weights) and with
-//!   `linear_dynamic_fp16` (f16 weights, within a few ulp: see `fp16_gemm`).
+//!   `linear_dynamic_fp16` (f16 weights, within a few ulp: see [`qkernels::fp16`], whose
+//!   packed f16 GEMM runs an AVX2+FMA+F16C microkernel where the CPU has one).
 //! - [`Lstm`], [`Gru`] (multi-layer, bidirectional, batch_first) and [`LSTMCell`],
 //!   [`GRUCell`], [`RNNCell`]: every gate GEMM is a dynamic linear (bit-exact GEMMs), the
 //!   input projection of a whole sequence is one GEMM per layer and direction as in PyTorch
@@ -31,8 +32,6 @@
 
 mod cell_weights;
 mod cells;
-mod fast_math;
-mod fp16_gemm;
 mod gates;
 mod input_quant;
 mod linear;

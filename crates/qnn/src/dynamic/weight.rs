@@ -2,6 +2,7 @@
 //! matrix of a recurrent layer: qint8 values with their qparams and the packed GEMM panels, or
 //! f16 values, plus the call that computes `x Wᵀ + b` with PyTorch's dynamic numerics.
 
+use qkernels::fp16::{self, Fp16Epilogue, PackedF16};
 use qkernels::gemm::{
     self, Activations, Dequantize, KernelKind, Output, PackedWeights, WeightQParams,
 };
@@ -10,7 +11,6 @@ use qtensor::{
     quantize_per_tensor,
 };
 
-use super::fp16_gemm::Fp16Packed;
 use super::input_quant::quantize_dynamic;
 use crate::error::{QnnError, Result};
 use crate::param::{BufferMut, BufferRef};
@@ -21,7 +21,8 @@ pub enum WeightDType {
     /// qint8 values with per-tensor or per-channel (axis 0) qparams; activations are quantized
     /// to quint8 on every call.
     QInt8,
-    /// f16 values; activations stay f32 (fbgemm's fp16 GEMM, f32 accumulation).
+    /// f16 values; activations stay f32 (fbgemm's fp16 GEMM order, f32 FMA accumulation:
+    /// [`qkernels::fp16`]).
     Float16,
 }
 
@@ -69,7 +70,7 @@ enum Stored {
     /// f16-exact values widened to f32 (saved as f32, rounded again on load).
     Fp16 {
         values: Tensor<f32>,
-        packed: Fp16Packed,
+        packed: PackedF16,
     },
 }
 
@@ -279,7 +280,7 @@ impl DynWeight {
         let (n, k) = matrix_dims(module, weight.shape())?;
         check_bias(module, bias, n)?;
         let values = round_f16(weight)?;
-        let packed = Fp16Packed::pack(values.data(), n, k);
+        let packed = PackedF16::from_f32(values.data(), n, k)?;
         Ok(Self {
             module,
             stored: Stored::Fp16 { values, packed },
@@ -393,7 +394,10 @@ impl DynWeight {
                     },
                 )?;
             }
-            Stored::Fp16 { packed, .. } => packed.apply(x, m, bias, relu, &mut out[..m * n]),
+            Stored::Fp16 { packed, .. } => {
+                let epilogue = Fp16Epilogue { bias, relu };
+                fp16::gemm_f32_f16(x, m, k, packed, &mut out[..m * n], n, epilogue)?;
+            }
         }
         Ok(())
     }
@@ -445,7 +449,7 @@ impl DynWeight {
             }
             Stored::Fp16 { values, packed } => {
                 *values = round_f16(values)?;
-                *packed = Fp16Packed::pack(values.data(), n, k);
+                *packed = PackedF16::from_f32(values.data(), n, k)?;
             }
         }
         Ok(())

@@ -1,0 +1,185 @@
+//! The loop around the fp16 tiles: argument checks, panels × K blocks × row tiles, the
+//! in-order sum of K blocks, and the bias/ReLU epilogue.
+
+use half::f16;
+
+use super::kernel::Fp16Kernel;
+use super::pack::PackedF16;
+use super::{K_BLOCK, NR, scalar};
+use crate::error::{GemmError, Result};
+use crate::gemm;
+
+/// What happens after the sum: `+ bias[n]` (one f32 rounding), then ReLU (`y < 0 → 0`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Fp16Epilogue<'a> {
+    /// Float bias, length N.
+    pub bias: Option<&'a [f32]>,
+    /// Fused ReLU.
+    pub relu: bool,
+}
+
+/// Most rows per register tile (the AVX2 tile holds 6 × 16 accumulators).
+const MR: usize = 6;
+
+/// The row tiles of `m` rows: `⌈m / 6⌉` tiles of near-equal height (8 rows → 4 + 4, so no
+/// tile is left with one or two rows that reload the panel for little work).
+fn row_tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
+    let tiles = m.div_ceil(MR).max(1);
+    let (base, extra) = (m / tiles, m % tiles);
+    (0..tiles).scan(0, move |r0, t| {
+        let rows = base + usize::from(t < extra);
+        let start = *r0;
+        *r0 += rows;
+        Some((start, rows))
+    })
+}
+
+/// `out = epilogue(x wᵀ)` for `x` (`m` rows of K f32, row stride `ldx`) and the packed f16
+/// weight, into `out` (`m` rows of N, row stride `ldo`), on [`Fp16Kernel::best`]. Returns the
+/// family that ran.
+///
+/// Errors: strides smaller than the rows, buffers too short, a bias whose length is not N.
+pub fn gemm_f32_f16(
+    x: &[f32],
+    m: usize,
+    ldx: usize,
+    w: &PackedF16,
+    out: &mut [f32],
+    ldo: usize,
+    epilogue: Fp16Epilogue<'_>,
+) -> Result<Fp16Kernel> {
+    gemm_f32_f16_with(Fp16Kernel::best(), x, m, ldx, w, out, ldo, epilogue)
+}
+
+/// [`gemm_f32_f16`] on an explicitly requested family (tests and benches); every family gives
+/// the same bits. Errors as [`gemm_f32_f16`], plus [`GemmError::UnsupportedFp16Kernel`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32_f16_with(
+    kind: Fp16Kernel,
+    x: &[f32],
+    m: usize,
+    ldx: usize,
+    w: &PackedF16,
+    out: &mut [f32],
+    ldo: usize,
+    epilogue: Fp16Epilogue<'_>,
+) -> Result<Fp16Kernel> {
+    if !kind.is_runnable() {
+        return Err(GemmError::UnsupportedFp16Kernel { kind });
+    }
+    let (n, k) = (w.n(), w.k());
+    gemm::check_matrix("activations", x.len(), m, k, ldx)?;
+    gemm::check_matrix("output", out.len(), m, n, ldo)?;
+    if let Some(b) = epilogue.bias
+        && b.len() != n
+    {
+        return Err(GemmError::QParamsLength {
+            what: "bias",
+            expected: n,
+            got: b.len(),
+        });
+    }
+    if m == 0 {
+        return Ok(kind);
+    }
+    let tile = Tile::new(kind)?;
+    let mut acc = [0.0f32; MR * NR];
+    let mut wide = Vec::new();
+    for p in 0..w.panel_count() {
+        let panel = w.panel(p);
+        let n0 = p * NR;
+        let cols = NR.min(n - n0);
+        for k0 in (0..k).step_by(K_BLOCK) {
+            let kc = K_BLOCK.min(k - k0);
+            let wb = &panel[k0 * NR..(k0 + kc) * NR];
+            for (r0, rows) in row_tiles(m) {
+                let xs = &x[r0 * ldx + k0..];
+                tile.run(xs, ldx, rows, wb, kc, &mut acc, &mut wide);
+                for (r, a) in acc.chunks_exact(NR).take(rows).enumerate() {
+                    let o = &mut out[(r0 + r) * ldo + n0..(r0 + r) * ldo + n0 + cols];
+                    if k0 == 0 {
+                        o.copy_from_slice(&a[..cols]);
+                    } else {
+                        o.iter_mut().zip(a).for_each(|(y, &v)| *y += v);
+                    }
+                }
+            }
+        }
+    }
+    if epilogue.bias.is_some() || epilogue.relu {
+        for r in 0..m {
+            let o = &mut out[r * ldo..r * ldo + n];
+            if let Some(b) = epilogue.bias {
+                o.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
+            }
+            if epilogue.relu {
+                o.iter_mut().filter(|y| **y < 0.0).for_each(|y| *y = 0.0);
+            }
+        }
+    }
+    Ok(kind)
+}
+
+/// The tile function of the family that runs, with its CPU proof.
+enum Tile {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2(super::x86_64::Avx2F16c),
+}
+
+impl Tile {
+    fn new(kind: Fp16Kernel) -> Result<Self> {
+        match kind {
+            Fp16Kernel::Scalar => Ok(Tile::Scalar),
+            #[cfg(target_arch = "x86_64")]
+            Fp16Kernel::Avx2F16c => super::x86_64::Avx2F16c::new()
+                .map(Tile::Avx2)
+                .ok_or(GemmError::UnsupportedFp16Kernel { kind }),
+            #[allow(unreachable_patterns)]
+            _ => Err(GemmError::UnsupportedFp16Kernel { kind }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        x: &[f32],
+        ldx: usize,
+        rows: usize,
+        w: &[f16],
+        kc: usize,
+        acc: &mut [f32],
+        wide: &mut Vec<f32>,
+    ) {
+        match self {
+            Tile::Scalar => scalar::tile(x, ldx, rows, w, kc, acc, wide),
+            #[cfg(target_arch = "x86_64")]
+            Tile::Avx2(t) => t.tile(x, ldx, rows, w, kc, acc),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_tiles_cover_m_evenly() {
+        for m in 1..40 {
+            let tiles: Vec<_> = row_tiles(m).collect();
+            assert_eq!(tiles.len(), m.div_ceil(MR));
+            let mut next = 0;
+            for &(r0, rows) in &tiles {
+                assert_eq!(r0, next);
+                assert!((1..=MR).contains(&rows));
+                next += rows;
+            }
+            assert_eq!(next, m);
+            let (lo, hi) = tiles
+                .iter()
+                .fold((MR, 0), |(l, h), t| (l.min(t.1), h.max(t.1)));
+            assert!(hi - lo <= 1, "m = {m}: {tiles:?}");
+        }
+        assert_eq!(row_tiles(8).collect::<Vec<_>>(), [(0, 4), (4, 4)]);
+    }
+}

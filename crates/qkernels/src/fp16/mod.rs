@@ -1,0 +1,58 @@
+//! # fp16-weight GEMM: f32 activations × packed f16 weights, f32 accumulation
+//!
+//! The product PyTorch's dynamic fp16 Linear and LSTM run (`fbgemm::cblas_gemm_compute` on a
+//! `PackedGemmMatrixFP16`): `out[m, n] = Σ_k x[m, k]·w[n, k]` where `w` is an `N × K` weight
+//! stored as f16 and `x` is f32. Every output is computed in fbgemm's order:
+//! - K is cut into blocks of [`K_BLOCK`] (fbgemm's default `brow`);
+//! - within a block, an f32 **fused** multiply-add chain over k in increasing order, starting
+//!   from zero (`acc = fma(x[m, k], w[n, k], acc)`);
+//! - the block sums are added in order (`((b₀ + b₁) + b₂) …`);
+//! - then the optional bias (`out + bias[n]`, one rounding) and ReLU.
+//!
+//! Every kernel family computes exactly these operations, so all families give the same bits
+//! as the scalar oracle [`reference_fp16_gemm`] (tests check bit equality on every runnable
+//! family). This is fbgemm's order for its 3–6-row tiles; its 1–2-row tiles sum in another
+//! order, so results may differ from PyTorch's there by an ulp or two.
+//!
+//! ## Dispatch
+//! [`Fp16Kernel::best`] maps the cached [`crate::isa::detect`] (capped by `QSTACK_ISA`) to a
+//! family: [`Fp16Kernel::Avx2F16c`] on x86-64 levels from `avx2` up when the CPU also has F16C
+//! (`vcvtph2ps` widens 8 weights per instruction inside the FMA microkernel), otherwise
+//! [`Fp16Kernel::Scalar`] (portable Rust, `f32::mul_add`; aarch64 uses it too).
+//!
+//! ## Layout
+//! [`PackedF16`] stores the weight in panels of [`NR`] = 16 output columns, each panel
+//! `[K][16]` f16 (N zero-padded), packed once. The microkernel keeps a tile of up to 6 rows ×
+//! 16 columns in registers (12 ymm accumulators) for one K block, streaming the panel from L1.
+//!
+//! ```
+//! use qkernels::fp16::{self, Fp16Epilogue, PackedF16};
+//! // y = x wᵀ + b for x: 2 × 3, w: 2 × 3 (out × in), bias [0.5, -1]
+//! let w = [1.0f32, 0.0, 0.5, -2.0, 1.0, 0.25];
+//! let packed = PackedF16::from_f32(&w, 2, 3)?;
+//! let x = [1.0f32, 2.0, 4.0, 0.5, 0.5, 0.5];
+//! let mut y = [0.0f32; 4];
+//! let epi = Fp16Epilogue { bias: Some(&[0.5, -1.0]), relu: false };
+//! fp16::gemm_f32_f16(&x, 2, 3, &packed, &mut y, 2, epi)?;
+//! assert_eq!(y, [3.5, 0.0, 1.25, -1.375]);
+//! # Ok::<(), qkernels::GemmError>(())
+//! ```
+
+mod driver;
+mod kernel;
+mod pack;
+mod reference;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+pub use driver::{Fp16Epilogue, gemm_f32_f16, gemm_f32_f16_with};
+pub use kernel::Fp16Kernel;
+pub use pack::PackedF16;
+pub use reference::reference_fp16_gemm;
+
+/// fbgemm's K block for packed fp16 matrices: each output sums one FMA chain per block.
+pub const K_BLOCK: usize = 512;
+
+/// Output columns per packed panel (two 8-lane f32 vectors).
+pub const NR: usize = 16;
