@@ -113,6 +113,17 @@ pub enum QflowError {
         /// The newest version this build reads.
         supported: u32,
     },
+    /// A graph file whose bytes are not what its header promises: cut short, or damaged
+    /// (checksum or length mismatch).
+    #[error("graph file is corrupt: {what}: expected {expected}, found {actual}")]
+    Corrupt {
+        /// What was checked (`tensor data length`, `CRC-32`, …).
+        what: &'static str,
+        /// The value the file's metadata records.
+        expected: String,
+        /// The value computed from the bytes read.
+        actual: String,
+    },
     /// A pass that needs a prepared graph (`convert` before `prepare`, toggles on a graph
     /// without observers).
     #[error("{pass} needs a prepared graph: {reason}")]

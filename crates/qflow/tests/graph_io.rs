@@ -179,12 +179,27 @@ fn files_on_disk() {
     ));
 }
 
-/// Re-serializes `bytes` with the same tensors and different metadata.
+/// Re-serializes `bytes` with the same tensors and different metadata, with a valid checksum
+/// for the edit (CRC-32 over the tensor data, then `key NUL value NUL` for every other metadata
+/// entry in key order), so that the loader gets past the integrity check.
 fn with_metadata(bytes: &[u8], edit: impl FnOnce(&mut HashMap<String, String>)) -> Vec<u8> {
     let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+    let (n, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
     let mut m = meta.metadata().clone().unwrap_or_default();
     edit(&mut m);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[8 + n..]);
+    let sorted: std::collections::BTreeMap<_, _> = m
+        .iter()
+        .filter(|(k, _)| k.as_str() != "qstack.checksum")
+        .collect();
+    for (k, v) in sorted {
+        h.update(k.as_bytes());
+        h.update(&[0]);
+        h.update(v.as_bytes());
+        h.update(&[0]);
+    }
+    m.insert("qstack.checksum".into(), format!("{:08x}", h.finalize()));
     safetensors::serialize(st.tensors(), Some(m)).unwrap()
 }
 

@@ -7,7 +7,8 @@ use half::f16;
 use proptest::prelude::*;
 use qkernels::GemmError;
 use qkernels::fp16::{
-    self, Fp16Epilogue, Fp16Kernel, K_BLOCK, PackedF16, gemm_f32_f16_with, reference_fp16_gemm,
+    self, Fp16Epilogue, Fp16Kernel, K_BLOCK, PackedF16, PackedF32, gemm_f32_f16_with,
+    gemm_f32_f32_with, reference_fp16_gemm,
 };
 
 #[derive(Clone, Debug)]
@@ -88,6 +89,12 @@ proptest! {
                     }
                 }
             }
+            // The same weights stored as f32 panels give the same bits.
+            let w32: Vec<f32> = c.w.iter().map(|v| v.to_f32()).collect();
+            let packed32 = PackedF32::pack(&w32, c.n, c.k).unwrap();
+            let mut out32 = vec![-7.0f32; c.m * ldo];
+            gemm_f32_f32_with(kind, &x, c.m, ldx, &packed32, &mut out32, ldo, epi).unwrap();
+            prop_assert!(out.iter().zip(&out32).all(|(a, b)| a.to_bits() == b.to_bits()), "{} f32 panels", kind);
         }
     }
 }

@@ -1,17 +1,41 @@
-//! Saving and loading a whole float graph as one versioned safetensors file: the tensors are the
-//! graph's state dict (PyTorch names, `<node>.<param>`), the structure is text in the file's
-//! metadata (`qstack.format = qstack.graph`, `qstack.format_version`, `qstack.graph`).
+//! Saving and loading a whole graph — float, prepared (observers mid-calibration), converted
+//! int8 — as one versioned safetensors file: the tensors are the graph's state dict (PyTorch
+//! names, `<node>.<param>`) plus the observer nodes' statistics, the structure is text in the
+//! file's metadata (`qstack.format = qstack.graph`, `qstack.format_version`, `qstack.graph`).
 //!
 //! The structure is one line per graph element — `input <name>`, `output <name>`,
-//! `node <name> <input,input,...> <op> [key=value ...]` — with the layers' constructor
-//! arguments as keys (`in`, `out`, `kernel`, …). Loading builds every layer from its arguments
-//! and then loads the state dict strictly, so a tensor that does not fit is an error.
+//! `node <name> <input,input,...> <op> [key=value ...]` — with the arguments that fix each
+//! layer's shapes as keys (`in`, `out`, `kernel`, `weight_shape`, `per_channel`, …) and the
+//! node's QConfig (`qconfig=1 qconfig.act.… qconfig.weight.…`). Loading builds every layer from
+//! its arguments, loads the state dict strictly (a tensor that does not fit is an error), lets
+//! each module rebuild derived state (`Module::after_load`: quantized weights are repacked for
+//! this CPU) and restores what is not a tensor: train/eval mode, `half()`, observer statistics,
+//! toggles and batch counts. One file per family in `describe/`: `float.rs`, `quantized.rs`,
+//! `observers.rs`, `qconfig.rs` (and `dynamic.rs`, `qat.rs`, empty for now).
 //!
-//! Supported: every [`crate::FunctionalOp`], Linear, Conv1d, Conv2d, BatchNorm1d/2d, the
+//! Supported: every [`crate::FunctionalOp`]; float Linear, Conv1d, Conv2d, BatchNorm1d/2d, the
 //! parameter-free activations, Identity, Dropout, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and
-//! the fused modules of [`qnn::fused`]; halved (f16) Linear/Conv layers are halved again after
-//! loading. Other layers (quantized, QAT, user-defined) are a [`QflowError::Format`] error
-//! naming the node, for now.
+//! the fused modules of [`qnn::fused`] (halved layers are halved again after loading);
+//! observer nodes ([`crate::passes::ObserverNode`]: min/max, moving-average, per-channel,
+//! histogram, placeholder, no-op and fixed-qparams observers — saving halfway through
+//! calibration and resuming gives the same qparams as never stopping); the static quantized
+//! modules Quantize, DeQuantize, Linear(ReLU), Conv1d/2d/3d(+ReLU), ReLU, ReLU6, Hardswish,
+//! LeakyReLU, ELU, Sigmoid, Tanh, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten,
+//! Dropout and QFunctional. Not yet: dynamic modules, QAT layers and fake-quant modules,
+//! quantized norms, ConvTranspose2d, embeddings, Recording observers and user-defined layers —
+//! each a [`QflowError::Format`] error naming the node.
+//!
+//! Integrity (format version 2): the metadata records the tensor data's length
+//! (`qstack.data_len`) and a CRC-32 (`qstack.checksum`, 8 lowercase hex digits) over the tensor
+//! data followed by every other metadata entry in key order as `key NUL value NUL`. Loading
+//! checks the version first (a newer one is [`QflowError::UnsupportedVersion`]), then the
+//! length and the checksum ([`QflowError::Corrupt`] with the expected and actual values), before
+//! anything is built: a truncated, padded or bit-flipped file is a typed error, never a panic
+//! or a silently different model. Version 1 files (float graphs, no integrity record) still
+//! load. [`save_graph`] is atomic ([`qnn::state_dict::write_atomic`]: temporary file in the same
+//! directory, `fsync`, rename; nothing left behind on error). The metadata's key order is not
+//! fixed (safetensors writes a hash map), so two saves of one graph can differ in bytes, never
+//! in content.
 //!
 //! ```
 //! use qflow::io::{graph_from_bytes, graph_to_bytes};
@@ -30,25 +54,24 @@
 //! # Ok::<(), qflow::QflowError>(())
 //! ```
 
+mod container;
 mod describe;
 
+pub use container::{graph_from_bytes, graph_to_bytes};
 pub(crate) use describe::describe_op;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use safetensors::SafeTensors;
+use qnn::state_dict::StateEntry;
 
 use crate::error::{QflowError, Result};
 use crate::graph::{Graph, Node};
 
-/// The format version this build writes; files with a larger version are refused.
-pub const FORMAT_VERSION: u32 = 1;
-
-const KEY_FORMAT: &str = "qstack.format";
-const KEY_VERSION: &str = "qstack.format_version";
-const KEY_GRAPH: &str = "qstack.graph";
-const FORMAT_NAME: &str = "qstack.graph";
+/// The format version this build writes; files with a larger version are refused
+/// ([`QflowError::UnsupportedVersion`]). Version 1 (float graphs, no integrity record) still
+/// loads.
+pub const FORMAT_VERSION: u32 = 2;
 
 fn fmt_err(msg: impl Into<String>) -> QflowError {
     QflowError::Format(msg.into())
@@ -77,7 +100,8 @@ pub fn describe_graph(graph: &Graph) -> Result<String> {
     }
     for n in graph.nodes() {
         check_token(n.name())?;
-        let (op, args) = describe::describe_op(n)?;
+        let (op, mut args) = describe::describe_op(n)?;
+        describe::qconfig_args(n.qconfig(), &mut args)?;
         let mut line = format!("node {} {} {op}", n.name(), n.inputs().join(","));
         for (k, v) in args {
             line.push_str(&format!(" {k}={v}"));
@@ -90,7 +114,7 @@ pub fn describe_graph(graph: &Graph) -> Result<String> {
     Ok(lines.join("\n"))
 }
 
-/// Rebuilds a graph (fresh parameters) from [`describe_graph`]'s text.
+/// Rebuilds a graph (placeholder parameters, fresh observers) from [`describe_graph`]'s text.
 pub fn graph_from_description(text: &str) -> Result<Graph> {
     let (mut inputs, mut nodes, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
     for (lineno, line) in text.lines().enumerate() {
@@ -109,7 +133,15 @@ pub fn graph_from_description(text: &str) -> Result<Graph> {
                     args.insert(k.to_string(), v.to_string());
                 }
                 let op = describe::build_op(name, op, &args)?;
-                nodes.push(Node::new(name, op, &ins));
+                let mut node = Node::new(name, op, &ins);
+                node.set_qconfig(
+                    describe::Reader {
+                        node: name,
+                        args: &args,
+                    }
+                    .qconfig()?,
+                );
+                nodes.push(node);
             }
             None => {}
             Some(_) => return Err(bad()),
@@ -118,70 +150,49 @@ pub fn graph_from_description(text: &str) -> Result<Graph> {
     Graph::new(inputs, nodes, outputs)
 }
 
-/// The whole graph as safetensors bytes: state dict entries plus the structure in metadata.
-pub fn graph_to_bytes(graph: &Graph) -> Result<Vec<u8>> {
-    let text = describe_graph(graph)?;
-    let plain = qnn::state_dict::to_safetensors(&qnn::state_dict::state_dict(graph))?;
-    let st = SafeTensors::deserialize(&plain).map_err(|e| fmt_err(e.to_string()))?;
-    let metadata = HashMap::from([
-        (KEY_FORMAT.to_string(), FORMAT_NAME.to_string()),
-        (KEY_VERSION.to_string(), FORMAT_VERSION.to_string()),
-        (KEY_GRAPH.to_string(), text),
-    ]);
-    safetensors::serialize(st.tensors(), Some(metadata)).map_err(|e| fmt_err(e.to_string()))
+/// Every tensor the file holds: the graph's state dict plus the observer nodes' statistics.
+fn file_state(graph: &Graph) -> Result<BTreeMap<String, StateEntry>> {
+    let mut dict = qnn::state_dict::state_dict(graph);
+    for (k, v) in describe::observer_state(graph)? {
+        if dict.contains_key(&k) {
+            return Err(fmt_err(format!(
+                "observer statistics `{k}` clash with a module's state-dict entry"
+            )));
+        }
+        dict.insert(k, v);
+    }
+    Ok(dict)
 }
 
-/// Reads a graph written by [`graph_to_bytes`]: checks the format name and version, rebuilds
-/// the layers and loads their tensors strictly (missing, extra or misshapen tensors are errors).
-pub fn graph_from_bytes(bytes: &[u8]) -> Result<Graph> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| fmt_err(e.to_string()))?;
-    let meta = meta
-        .metadata()
-        .as_ref()
-        .ok_or_else(|| fmt_err("no metadata: not a qstack graph file"))?;
-    if meta.get(KEY_FORMAT).map(String::as_str) != Some(FORMAT_NAME) {
-        return Err(fmt_err(format!("`{KEY_FORMAT}` is not `{FORMAT_NAME}`")));
-    }
-    let version: u32 = meta
-        .get(KEY_VERSION)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| fmt_err(format!("missing or malformed `{KEY_VERSION}`")))?;
-    if version > FORMAT_VERSION {
-        return Err(QflowError::UnsupportedVersion {
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    let text = meta
-        .get(KEY_GRAPH)
-        .ok_or_else(|| fmt_err(format!("missing `{KEY_GRAPH}`")))?;
-    let mut graph = graph_from_description(text)?;
-    let dict = qnn::state_dict::from_safetensors(bytes)?;
-    qnn::state_dict::load_state_dict(&mut graph, &dict, true)?;
-    describe::restore_modes(&mut graph, text)?;
-    Ok(graph)
+/// Loads the file's tensors into a graph built from `text`, then restores modes and observers.
+fn load_file_state(
+    graph: &mut Graph,
+    text: &str,
+    mut dict: BTreeMap<String, StateEntry>,
+) -> Result<()> {
+    let observers = describe::split_observer_state(&mut dict, text);
+    qnn::state_dict::load_state_dict(graph, &dict, true)?;
+    describe::restore(graph, text, &observers)
 }
 
-/// [`graph_to_bytes`] into a file.
-pub fn save_graph(graph: &Graph, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    let bytes = graph_to_bytes(graph)?;
-    std::fs::write(path, bytes).map_err(|e| {
-        QflowError::Module(qnn::QnnError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
+fn io_err(path: &Path, e: &std::io::Error) -> QflowError {
+    QflowError::Module(qnn::QnnError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
     })
+}
+
+/// [`graph_to_bytes`] into a file, atomically ([`qnn::state_dict::write_atomic`]): the bytes go
+/// to a temporary file in the same directory, flushed and renamed over `path`; on error the old
+/// file is intact and nothing is left behind.
+pub fn save_graph(graph: &Graph, path: impl AsRef<Path>) -> Result<()> {
+    let bytes = graph_to_bytes(graph)?;
+    Ok(qnn::state_dict::write_atomic(path, &bytes)?)
 }
 
 /// [`graph_from_bytes`] from a file.
 pub fn load_graph(path: impl AsRef<Path>) -> Result<Graph> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| {
-        QflowError::Module(qnn::QnnError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, &e))?;
     graph_from_bytes(&bytes)
 }

@@ -89,6 +89,13 @@ impl ObserverNode {
         self.enabled = enabled;
     }
 
+    /// Replaces the observer, its toggle and its batch count (loading a saved graph).
+    pub(crate) fn restore(&mut self, observer: Box<dyn Observer>, enabled: bool, observed: u64) {
+        self.observer = observer;
+        self.enabled = enabled;
+        self.observed = observed;
+    }
+
     /// How many times each forward call feeds its input to the observer (1 by default).
     pub fn observations_per_call(&self) -> u32 {
         self.observations_per_call

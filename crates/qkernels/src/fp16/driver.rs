@@ -4,9 +4,10 @@
 use half::f16;
 
 use super::kernel::Fp16Kernel;
-use super::pack::PackedF16;
+use super::pack::{PackedF16, PackedF32};
 use super::{K_BLOCK, NR, scalar};
 use crate::error::{GemmError, Result};
+use crate::float::widen_f16_slice;
 use crate::gemm;
 
 /// What happens after the sum: `+ bias[n]` (one f32 rounding), then ReLU (`y < 0 → 0`).
@@ -64,10 +65,96 @@ pub fn gemm_f32_f16_with(
     ldo: usize,
     epilogue: Fp16Epilogue<'_>,
 ) -> Result<Fp16Kernel> {
+    drive(
+        kind,
+        x,
+        m,
+        ldx,
+        w.n(),
+        w.k(),
+        &|p| Panel::F16(w.panel(p)),
+        out,
+        ldo,
+        epilogue,
+    )
+}
+
+/// `out = epilogue(x wᵀ)` for an f32 weight packed like the f16 ones ([`PackedF32`]): the
+/// same tiles, order and epilogue without the widening (the float LSTM's per-step products,
+/// whose weight is packed once per forward instead of once per GEMM call). Errors as
+/// [`gemm_f32_f16`].
+pub fn gemm_f32_f32(
+    x: &[f32],
+    m: usize,
+    ldx: usize,
+    w: &PackedF32,
+    out: &mut [f32],
+    ldo: usize,
+    epilogue: Fp16Epilogue<'_>,
+) -> Result<Fp16Kernel> {
+    gemm_f32_f32_with(Fp16Kernel::best(), x, m, ldx, w, out, ldo, epilogue)
+}
+
+/// [`gemm_f32_f32`] on an explicitly requested family.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32_f32_with(
+    kind: Fp16Kernel,
+    x: &[f32],
+    m: usize,
+    ldx: usize,
+    w: &PackedF32,
+    out: &mut [f32],
+    ldo: usize,
+    epilogue: Fp16Epilogue<'_>,
+) -> Result<Fp16Kernel> {
+    drive(
+        kind,
+        x,
+        m,
+        ldx,
+        w.n(),
+        w.k(),
+        &|p| Panel::F32(w.panel(p)),
+        out,
+        ldo,
+        epilogue,
+    )
+}
+
+/// One packed panel (`[K][16]`) of either storage.
+#[derive(Clone, Copy)]
+enum Panel<'a> {
+    F16(&'a [f16]),
+    F32(&'a [f32]),
+}
+
+impl<'a> Panel<'a> {
+    /// Rows `k0..k0 + kc` of the panel.
+    fn block(self, k0: usize, kc: usize) -> Panel<'a> {
+        match self {
+            Panel::F16(p) => Panel::F16(&p[k0 * NR..(k0 + kc) * NR]),
+            Panel::F32(p) => Panel::F32(&p[k0 * NR..(k0 + kc) * NR]),
+        }
+    }
+}
+
+/// The shared loop of both weight storages.
+#[allow(clippy::too_many_arguments)]
+fn drive<'w>(
+    kind: Fp16Kernel,
+    x: &[f32],
+    m: usize,
+    ldx: usize,
+    n: usize,
+    k: usize,
+    panel: &dyn Fn(usize) -> Panel<'w>,
+    out: &mut [f32],
+    ldo: usize,
+    epilogue: Fp16Epilogue<'_>,
+) -> Result<Fp16Kernel> {
     if !kind.is_runnable() {
         return Err(GemmError::UnsupportedFp16Kernel { kind });
     }
-    let (n, k) = (w.n(), w.k());
     gemm::check_matrix("activations", x.len(), m, k, ldx)?;
     gemm::check_matrix("output", out.len(), m, n, ldo)?;
     if let Some(b) = epilogue.bias
@@ -85,13 +172,13 @@ pub fn gemm_f32_f16_with(
     let tile = Tile::new(kind)?;
     let mut acc = [0.0f32; MR * NR];
     let mut wide = Vec::new();
-    for p in 0..w.panel_count() {
-        let panel = w.panel(p);
+    for p in 0..n.div_ceil(NR) {
+        let panel = panel(p);
         let n0 = p * NR;
         let cols = NR.min(n - n0);
         for k0 in (0..k).step_by(K_BLOCK) {
             let kc = K_BLOCK.min(k - k0);
-            let wb = &panel[k0 * NR..(k0 + kc) * NR];
+            let wb = panel.block(k0, kc);
             for (r0, rows) in row_tiles(m) {
                 let xs = &x[r0 * ldx + k0..];
                 tile.run(xs, ldx, rows, wb, kc, &mut acc, &mut wide);
@@ -146,15 +233,22 @@ impl Tile {
         x: &[f32],
         ldx: usize,
         rows: usize,
-        w: &[f16],
+        w: Panel<'_>,
         kc: usize,
         acc: &mut [f32],
         wide: &mut Vec<f32>,
     ) {
-        match self {
-            Tile::Scalar => scalar::tile(x, ldx, rows, w, kc, acc, wide),
+        match (self, w) {
+            (Tile::Scalar, Panel::F16(w)) => {
+                wide.resize(kc * NR, 0.0);
+                widen_f16_slice(&w[..kc * NR], wide);
+                scalar::tile(x, ldx, rows, wide, kc, acc);
+            }
+            (Tile::Scalar, Panel::F32(w)) => scalar::tile(x, ldx, rows, w, kc, acc),
             #[cfg(target_arch = "x86_64")]
-            Tile::Avx2(t) => t.tile(x, ldx, rows, w, kc, acc),
+            (Tile::Avx2(t), Panel::F16(w)) => t.tile(x, ldx, rows, w, kc, acc),
+            #[cfg(target_arch = "x86_64")]
+            (Tile::Avx2(t), Panel::F32(w)) => t.tile_f32(x, ldx, rows, w, kc, acc),
         }
     }
 }

@@ -20,6 +20,9 @@
 //! (`vcvtph2ps` widens 8 weights per instruction inside the FMA microkernel), otherwise
 //! [`Fp16Kernel::Scalar`] (portable Rust, `f32::mul_add`; aarch64 uses it too).
 //!
+//! [`gemm_f32_f32`] runs the same tiles on f32 panels ([`PackedF32`]): for products that
+//! reuse one weight many times (the float LSTM's steps), where packing it once pays.
+//!
 //! ## Layout
 //! [`PackedF16`] stores the weight in panels of [`NR`] = 16 output columns, each panel
 //! `[K][16]` f16 (N zero-padded), packed once. The microkernel keeps a tile of up to 6 rows ×
@@ -46,9 +49,9 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-pub use driver::{Fp16Epilogue, gemm_f32_f16, gemm_f32_f16_with};
+pub use driver::{Fp16Epilogue, gemm_f32_f16, gemm_f32_f16_with, gemm_f32_f32, gemm_f32_f32_with};
 pub use kernel::Fp16Kernel;
-pub use pack::PackedF16;
+pub use pack::{PackedF16, PackedF32};
 pub use reference::reference_fp16_gemm;
 
 /// fbgemm's K block for packed fp16 matrices: each output sums one FMA chain per block.

@@ -54,6 +54,76 @@ impl Avx2F16c {
     }
 }
 
+impl Avx2F16c {
+    /// [`Avx2F16c::tile`] on an f32 panel block (`[kc][16]`), with no widening.
+    ///
+    /// Panics as [`Avx2F16c::tile`].
+    pub(super) fn tile_f32(
+        &self,
+        x: &[f32],
+        ldx: usize,
+        rows: usize,
+        w: &[f32],
+        kc: usize,
+        acc: &mut [f32],
+    ) {
+        assert!((1..=MR).contains(&rows), "tile rows {rows}");
+        assert!(kc >= 1 && ldx >= kc, "k block {kc}, stride {ldx}");
+        assert!(x.len() >= (rows - 1) * ldx + kc, "x too short for the tile");
+        assert!(
+            w.len() >= kc * NR && acc.len() >= rows * NR,
+            "panel or tile too short"
+        );
+        let f = TABLE_F32[rows - 1];
+        // SAFETY: as in `tile`: the CPU proof is `self`, the asserts are the extents.
+        unsafe { f(x.as_ptr(), ldx, w.as_ptr(), kc, acc.as_mut_ptr()) }
+    }
+}
+
+type TileF32Fn = unsafe fn(*const f32, usize, *const f32, usize, *mut f32);
+
+const TABLE_F32: [TileF32Fn; MR] = [
+    tile_f32_r::<1>,
+    tile_f32_r::<2>,
+    tile_f32_r::<3>,
+    tile_f32_r::<4>,
+    tile_f32_r::<5>,
+    tile_f32_r::<6>,
+];
+
+/// [`tile_r`] on f32 weights.
+///
+/// # Safety
+/// As [`tile_r`], with `w` pointing at `kc·16` f32.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_f32_r<const R: usize>(
+    x: *const f32,
+    ldx: usize,
+    w: *const f32,
+    kc: usize,
+    acc: *mut f32,
+) {
+    let mut c0 = [_mm256_setzero_ps(); R];
+    let mut c1 = [_mm256_setzero_ps(); R];
+    // SAFETY: every offset stays inside the extents of the function's contract.
+    unsafe {
+        for k in 0..kc {
+            let wk = w.add(k * NR);
+            let b0 = _mm256_loadu_ps(wk);
+            let b1 = _mm256_loadu_ps(wk.add(8));
+            for r in 0..R {
+                let a = _mm256_set1_ps(*x.add(r * ldx + k));
+                c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+                c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+            }
+        }
+        for r in 0..R {
+            _mm256_storeu_ps(acc.add(r * NR), c0[r]);
+            _mm256_storeu_ps(acc.add(r * NR + 8), c1[r]);
+        }
+    }
+}
+
 type TileFn = unsafe fn(*const f32, usize, *const u16, usize, *mut f32);
 
 const TABLE: [TileFn; MR] = [

@@ -190,6 +190,17 @@ impl AvgPool2d {
         let (k, s, p, c, cip, d) = float.options();
         Self::new(k, s, p, c, cip, d)
     }
+
+    /// `(kernel_size, stride, padding, count_include_pad, divisor_override)`.
+    pub fn options(&self) -> ([usize; 2], [usize; 2], [usize; 2], bool, Option<usize>) {
+        (
+            self.win.kernel,
+            self.win.stride,
+            self.win.padding,
+            self.count_include_pad,
+            self.divisor_override,
+        )
+    }
 }
 
 impl Module for AvgPool2d {

@@ -32,6 +32,11 @@ impl Flatten {
 }
 
 impl Flatten {
+    /// `(start_dim, end_dim)` as given.
+    pub fn dims(&self) -> (isize, isize) {
+        self.shape.dims()
+    }
+
     /// Converts a float `Flatten` (same dims).
     pub fn from_float(float: &float::Flatten) -> Self {
         Self {

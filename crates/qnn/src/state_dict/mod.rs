@@ -1,7 +1,10 @@
 //! State dicts under PyTorch's names: in memory, and as safetensors files that
 //! `safetensors.torch.save_file(model.state_dict(), path)` writes and reads.
 
+mod atomic;
 mod safetensors_io;
+
+pub use atomic::write_atomic;
 
 pub use safetensors_io::{from_safetensors, load_safetensors, save_safetensors, to_safetensors};
 

@@ -148,14 +148,11 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, StateEntry>> {
     Ok(out)
 }
 
-/// Writes `model`'s state dict to a safetensors file.
+/// Writes `model`'s state dict to a safetensors file, atomically ([`super::write_atomic`]:
+/// a failed save leaves any previous file intact and no partial file behind).
 pub fn save_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
     let bytes = to_safetensors(&state_dict(model))?;
-    std::fs::write(path, bytes).map_err(|e| QnnError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    super::write_atomic(path, &bytes)
 }
 
 /// Loads a safetensors file into `model` (see [`load_state_dict`] for the key and shape checks).

@@ -90,6 +90,42 @@ impl HistogramObserver {
         (self.base.qmin, self.base.qmax)
     }
 
+    /// `(min_val, max_val)` as PyTorch's buffers hold them (`inf`, `-inf` before the first
+    /// observation).
+    pub fn range(&self) -> (f32, f32) {
+        (self.min_val, self.max_val)
+    }
+
+    /// Replaces the recorded state (PyTorch's `_load_from_state_dict` of `histogram`,
+    /// `min_val`, `max_val`), e.g. to resume calibration from a saved model. The histogram must
+    /// have `bins` finite, non-negative counts and the range must be `(inf, -inf)` (nothing
+    /// observed yet) or finite with `min_val <= max_val`; otherwise `Unsupported` and the
+    /// observer is unchanged.
+    pub fn set_state(&mut self, histogram: &[f32], min_val: f32, max_val: f32) -> Result<()> {
+        if histogram.len() != self.bins {
+            return Err(QTensorError::Unsupported(format!(
+                "HistogramObserver: a histogram of {} bins for an observer with {}",
+                histogram.len(),
+                self.bins
+            )));
+        }
+        if histogram.iter().any(|c| !(c.is_finite() && *c >= 0.0)) {
+            return Err(QTensorError::Unsupported(
+                "HistogramObserver: histogram counts must be finite and non-negative".into(),
+            ));
+        }
+        let empty = min_val == f32::INFINITY && max_val == f32::NEG_INFINITY;
+        let finite = min_val.is_finite() && max_val.is_finite() && min_val <= max_val;
+        if !(empty || finite) {
+            return Err(QTensorError::Unsupported(format!(
+                "HistogramObserver: range [{min_val}, {max_val}] is not a finite range"
+            )));
+        }
+        self.histogram = histogram.to_vec();
+        (self.min_val, self.max_val) = (min_val, max_val);
+        Ok(())
+    }
+
     /// The range `_non_linear_param_search` picks (what the qparams are computed from), or
     /// `None` before the first observation.
     pub fn search_range(&self) -> Option<(f32, f32)> {

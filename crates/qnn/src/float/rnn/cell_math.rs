@@ -4,6 +4,7 @@
 //! `weight_ih` is `[G*H, I]`, `weight_hh` is `[G*H, H]`.
 
 use qkernels::float::{MatMut, MatRef, Threads, sgemm};
+use qkernels::fp16::{self, Fp16Epilogue, PackedF32};
 
 use crate::error::Result;
 
@@ -109,6 +110,36 @@ pub(crate) fn step_forward(
     let g = kind.gates() * hd;
     let gi = affine(x, b, i, w.w_ih, w.b_ih, g)?;
     let gh = affine(h, b, hd, w.w_hh, w.b_hh, g)?;
+    Ok(step_from_gates(kind, gi, gh, h, c, b, hd))
+}
+
+/// `rows × N` of `x W + bias` with `W` packed once ([`PackedF32`], `N × K`): the products a
+/// sequence module repeats every step (and its whole-sequence input projection).
+pub(crate) fn affine_packed(
+    x: &[f32],
+    rows: usize,
+    w: &PackedF32,
+    bias: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let (n, k) = (w.n(), w.k());
+    let mut out = vec![0.0f32; rows * n];
+    let epilogue = Fp16Epilogue { bias, relu: false };
+    fp16::gemm_f32_f32(x, rows, k, w, &mut out, n, epilogue)?;
+    Ok(out)
+}
+
+/// The element-wise part of a forward step from the gate pre-activations `gi`, `gh`
+/// (`[B, G*H]` each).
+pub(crate) fn step_from_gates(
+    kind: CellKind,
+    gi: Vec<f32>,
+    gh: Vec<f32>,
+    h: &[f32],
+    c: &[f32],
+    b: usize,
+    hd: usize,
+) -> StepCache {
+    let g = kind.gates() * hd;
     let mut h_new = vec![0.0f32; b * hd];
     let mut c_new = vec![0.0f32; if kind == CellKind::Lstm { b * hd } else { 0 }];
     for r in 0..b {
@@ -138,12 +169,12 @@ pub(crate) fn step_forward(
             }
         }
     }
-    Ok(StepCache {
+    StepCache {
         gi,
         gh,
         c_new,
         h_new,
-    })
+    }
 }
 
 impl StepCache {

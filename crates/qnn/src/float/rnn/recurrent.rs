@@ -3,7 +3,11 @@
 
 use qtensor::Tensor;
 
-use super::cell_math::{CellKind, StepCache, step_backward, step_forward};
+use qkernels::fp16::PackedF32;
+
+use super::cell_math::{
+    CellKind, StepCache, affine_packed, step_backward, step_forward, step_from_gates,
+};
 use super::params::CellParams;
 use crate::error::{QnnError, Result};
 use crate::float::util::{same_shape, saved, tensor};
@@ -239,17 +243,35 @@ impl Recurrent {
                 } else {
                     (0..t).rev().collect()
                 };
+                // As ATen on CPU: the input projection of all T steps is one product; the
+                // hidden weight is packed once for the T steps (empty shapes keep the plain
+                // per-step path).
+                let g = self.kind.gates() * hd;
+                let packed = if g > 0 && i > 0 && t * b > 0 {
+                    let w_ih = PackedF32::pack(w.w_ih, g, i)?;
+                    let gi_all = affine_packed(&layer_in, t * b, &w_ih, w.b_ih)?;
+                    Some((gi_all, PackedF32::pack(w.w_hh, g, hd)?))
+                } else {
+                    None
+                };
                 for &ts in &order {
-                    let cache = step_forward(
-                        self.kind,
-                        w,
-                        &layer_in[ts * b * i..(ts + 1) * b * i],
-                        &h,
-                        &c,
-                        b,
-                        i,
-                        hd,
-                    )?;
+                    let cache = match &packed {
+                        Some((gi_all, w_hh)) => {
+                            let gi = gi_all[ts * b * g..(ts + 1) * b * g].to_vec();
+                            let gh = affine_packed(&h, b, w_hh, w.b_hh)?;
+                            step_from_gates(self.kind, gi, gh, &h, &c, b, hd)
+                        }
+                        None => step_forward(
+                            self.kind,
+                            w,
+                            &layer_in[ts * b * i..(ts + 1) * b * i],
+                            &h,
+                            &c,
+                            b,
+                            i,
+                            hd,
+                        )?,
+                    };
                     h.copy_from_slice(cache.h());
                     if lstm {
                         c.copy_from_slice(cache.c());
@@ -477,6 +499,12 @@ macro_rules! sequence_module {
         impl Module for $ty {
             fn kind(&self) -> ModuleKind {
                 ModuleKind::$kind
+            }
+
+            fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+                (self.inner.cells.iter().any(CellParams::is_half)
+                    && (name.starts_with("weight_ih") || name.starts_with("weight_hh")))
+                .then_some(crate::repr::TensorDType::F16)
             }
 
             fn forward(&mut self, input: &Value) -> Result<Value> {

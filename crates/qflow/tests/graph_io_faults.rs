@@ -1,0 +1,231 @@
+//! Faults in model files (issue 9): saves are atomic (nothing partial or temporary is left
+//! behind, an old file survives a failed save), a truncated or bit-flipped file is a typed
+//! error and never a panic, version 1 files still load and newer versions are refused.
+
+use qflow::io::{FORMAT_VERSION, graph_from_bytes, graph_to_bytes, load_graph, save_graph};
+use qflow::{Graph, QflowError, SequentialBuilder};
+use qnn::float::{Conv2d, Conv2dConfig, Linear, ReLU};
+use qnn::init::Rng;
+use qnn::qtensor::Tensor;
+use qnn::{Module, Value};
+
+fn small_graph() -> Graph {
+    let mut rng = Rng::new(3);
+    let mut g = SequentialBuilder::new("x")
+        .add(
+            "conv",
+            Conv2d::new(Conv2dConfig::new(1, 2, 3), &mut rng).unwrap(),
+        )
+        .add("relu", ReLU::new())
+        .functional(
+            "flatten",
+            qflow::FunctionalOp::Flatten {
+                start_dim: 1,
+                end_dim: -1,
+            },
+        )
+        .add("fc", Linear::new(8, 3, true, &mut rng))
+        .build()
+        .unwrap();
+    g.eval();
+    g
+}
+
+fn input() -> Value {
+    let mut rng = Rng::new(9);
+    Value::F32(Tensor::from_fn(&[2, 1, 4, 4], |_| rng.uniform(-1.0, 1.0)))
+}
+
+/// A fresh, empty directory under the system temp dir.
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("qflow-faults-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn saves_are_atomic_and_leave_nothing_behind() {
+    let dir = temp_dir("atomic");
+    let g = small_graph();
+    let path = dir.join("model.qstack");
+    save_graph(&g, &path).unwrap();
+    save_graph(&g, &path).unwrap(); // overwriting goes through the same rename
+    assert_eq!(entries(&dir), ["model.qstack"]);
+    let back = load_graph(&path).unwrap();
+    assert_eq!(
+        qnn::state_dict::state_dict(&back),
+        qnn::state_dict::state_dict(&g)
+    );
+
+    // Renaming over a directory fails: the error names the path, the temporary file is gone
+    // and the directory in the way is untouched.
+    let blocked = dir.join("blocked");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), b"x").unwrap();
+    let err = save_graph(&g, &blocked).unwrap_err();
+    assert!(
+        matches!(&err, QflowError::Module(qnn::QnnError::Io { path, .. }) if path.ends_with("blocked")),
+        "{err:?}"
+    );
+    assert_eq!(entries(&dir), ["blocked", "model.qstack"]);
+    assert_eq!(entries(&blocked), ["keep"]);
+
+    // A missing parent directory: an error, nothing created.
+    assert!(save_graph(&g, dir.join("no/such/dir/m.qstack")).is_err());
+    assert_eq!(entries(&dir), ["blocked", "model.qstack"]);
+
+    // The state-dict writer of qnn is atomic the same way.
+    let st = dir.join("weights.safetensors");
+    qnn::state_dict::save_safetensors(&g, &st).unwrap();
+    assert!(qnn::state_dict::save_safetensors(&g, &blocked).is_err());
+    assert_eq!(
+        entries(&dir),
+        ["blocked", "model.qstack", "weights.safetensors"]
+    );
+    let back = qnn::state_dict::from_safetensors(&std::fs::read(&st).unwrap()).unwrap();
+    assert_eq!(back, qnn::state_dict::state_dict(&g));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_truncation_is_a_typed_error() {
+    let bytes = graph_to_bytes(&small_graph()).unwrap();
+    for cut in 0..bytes.len() {
+        let err = graph_from_bytes(&bytes[..cut]).expect_err("a truncated file loaded");
+        if cut > 8 + header_len(&bytes) {
+            // Cut inside the tensor data: the length check names what is missing.
+            assert!(
+                matches!(
+                    &err,
+                    QflowError::Corrupt {
+                        what: "file length",
+                        ..
+                    }
+                ),
+                "cut at {cut}: {err:?}"
+            );
+        }
+    }
+    // Trailing garbage is caught the same way.
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[0; 4]);
+    assert!(matches!(
+        graph_from_bytes(&longer),
+        Err(QflowError::Corrupt { .. })
+    ));
+}
+
+fn header_len(bytes: &[u8]) -> usize {
+    u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+}
+
+#[test]
+fn every_single_bit_flip_is_an_error() {
+    let bytes = graph_to_bytes(&small_graph()).unwrap();
+    let data_start = 8 + header_len(&bytes);
+    let mut checksum_errors = 0;
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut bad = bytes.clone();
+            bad[i] ^= 1 << bit;
+            match graph_from_bytes(&bad) {
+                Ok(_) => panic!(
+                    "flipping bit {bit} of byte {i} went unnoticed: {}",
+                    String::from_utf8_lossy(&bad[i.saturating_sub(30)..(i + 30).min(bad.len())])
+                ),
+                Err(QflowError::Corrupt {
+                    what,
+                    expected,
+                    actual,
+                }) => {
+                    if i >= data_start {
+                        assert_eq!(what, "CRC-32 of the tensor data and metadata");
+                        assert_ne!(expected, actual);
+                    }
+                    checksum_errors += 1;
+                }
+                Err(_) => assert!(i < data_start, "byte {i}: data flips are checksum errors"),
+            }
+        }
+    }
+    assert!(checksum_errors >= 8 * (bytes.len() - data_start));
+}
+
+#[test]
+fn format_versions() {
+    // A version-1 file (float graph, no integrity record) written by an earlier build.
+    let v1 = include_bytes!("data/graph_v1.qstack");
+    let mut g = graph_from_bytes(v1).unwrap();
+    assert_eq!(
+        g.node_names(),
+        ["conv1", "relu1", "pool1", "flatten", "fc1"]
+    );
+    let x = Value::F32(Tensor::from_fn(&[1, 1, 6, 6], |i| i as f32 / 36.0));
+    let out = g.run(std::slice::from_ref(&x)).unwrap();
+    // Saved again it is the current version, and loads to the same outputs.
+    let again = graph_to_bytes(&g).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&again).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert_eq!(meta["qstack.format_version"], FORMAT_VERSION.to_string());
+    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(graph_from_bytes(&again).unwrap().run(&[x]).unwrap(), out);
+
+    // A newer version is refused with the typed error, before its contents are trusted.
+    let key = b"\"qstack.format_version\":\"2\"";
+    let at = again.windows(key.len()).position(|w| w == key).unwrap();
+    let mut newer = again.clone();
+    newer[at + key.len() - 2] = b'3';
+    assert_eq!(
+        graph_from_bytes(&newer).unwrap_err(),
+        QflowError::UnsupportedVersion {
+            found: 3,
+            supported: 2
+        }
+    );
+}
+
+#[test]
+fn files_on_disk_are_checked_too() {
+    let dir = temp_dir("disk");
+    let mut g = small_graph();
+    let path = dir.join("m.qstack");
+    save_graph(&g, &path).unwrap();
+    let mut back = load_graph(&path).unwrap();
+    assert_eq!(back.run(&[input()]).unwrap(), g.run(&[input()]).unwrap());
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    assert!(matches!(load_graph(&path), Err(QflowError::Corrupt { .. })));
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x10;
+    std::fs::write(&path, &flipped).unwrap();
+    let err = load_graph(&path).unwrap_err();
+    assert!(err.to_string().contains("CRC-32"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fuzz_seeds_load() {
+    // The model_file fuzz target's seeds: one per format version and graph family.
+    let seeds: [&[u8]; 4] = [
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn.qstack"),
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn_v2.qstack"),
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn_prepared.qstack"),
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn_int8.qstack"),
+    ];
+    for seed in seeds {
+        let g = graph_from_bytes(seed).unwrap();
+        let again = graph_from_bytes(&graph_to_bytes(&g).unwrap()).unwrap();
+        assert_eq!(again.node_names(), g.node_names());
+    }
+}
