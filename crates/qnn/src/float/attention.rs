@@ -197,6 +197,11 @@ impl Module for MultiheadAttention {
         ModuleKind::MultiheadAttention
     }
 
+    fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+        (self.half.is_some() && matches!(name, "in_proj_weight" | "out_proj.weight"))
+            .then_some(crate::repr::TensorDType::F16)
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         self.check_params()?;
         let (qt, kt, vt, self_attention) = match input {

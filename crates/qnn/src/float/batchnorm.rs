@@ -341,11 +341,12 @@ macro_rules! batchnorm {
             fn extra_repr(&self) -> String {
                 let c = &self.core.cfg;
                 format!(
-                    "{}, eps={}, momentum={}, affine={}, track_running_stats={}",
+                    "{}, eps={}, momentum={}, affine={}, bias={}, track_running_stats={}",
                     c.num_features,
                     crate::repr::py_float32(c.eps),
                     c.momentum.map_or_else(|| "None".into(), crate::repr::py_float32),
                     crate::repr::py_bool(c.affine),
+                    crate::repr::py_bool(self.core.bias.is_some()),
                     crate::repr::py_bool(c.track_running_stats)
                 )
             }

@@ -286,6 +286,10 @@ impl Module for ConvTranspose2d {
         ModuleKind::ConvTranspose2d
     }
 
+    fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+        (name == "weight" && self.weight_f16.is_some()).then_some(crate::repr::TensorDType::F16)
+    }
+
     fn extra_repr(&self) -> String {
         let c = &self.config;
         crate::repr::ConvRepr {

@@ -130,6 +130,10 @@ impl Module for Embedding {
         ModuleKind::Embedding
     }
 
+    fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+        (name == "weight" && self.weight_f16.is_some()).then_some(crate::repr::TensorDType::F16)
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let idx_t = input.as_i32("Embedding")?;
         let (n, d) = self.dims()?;
@@ -333,6 +337,10 @@ impl EmbeddingBag {
 impl Module for EmbeddingBag {
     fn kind(&self) -> ModuleKind {
         ModuleKind::EmbeddingBag
+    }
+
+    fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+        (name == "weight" && self.weight_f16.is_some()).then_some(crate::repr::TensorDType::F16)
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {

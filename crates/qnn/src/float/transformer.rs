@@ -179,6 +179,15 @@ impl Module for TransformerEncoderLayer {
         ModuleKind::TransformerEncoderLayer
     }
 
+    fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+        let children: [(&str, &dyn Module); 3] = [
+            ("self_attn", &self.self_attn),
+            ("linear1", &self.linear1),
+            ("linear2", &self.linear2),
+        ];
+        crate::repr::child_param_dtype(children, name)
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = Value::F32(input.as_f32(NAME)?.clone());
         if self.cfg.norm_first {

@@ -231,6 +231,12 @@ macro_rules! cell_module {
                 ModuleKind::$ty
             }
 
+            fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+                (self.cell.params.is_half()
+                    && (name.starts_with("weight_ih") || name.starts_with("weight_hh")))
+                .then_some(crate::repr::TensorDType::F16)
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 self.cell.forward(input)
             }

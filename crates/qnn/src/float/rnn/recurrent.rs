@@ -501,6 +501,12 @@ macro_rules! sequence_module {
                 ModuleKind::$kind
             }
 
+            fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
+                (self.inner.cells.iter().any(CellParams::is_half)
+                    && (name.starts_with("weight_ih") || name.starts_with("weight_hh")))
+                .then_some(crate::repr::TensorDType::F16)
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 self.inner.forward(input)
             }
