@@ -213,3 +213,19 @@ fn files_on_disk_are_checked_too() {
     assert!(err.to_string().contains("CRC-32"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn fuzz_seeds_load() {
+    // The model_file fuzz target's seeds: one per format version and graph family.
+    let seeds: [&[u8]; 4] = [
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn.qstack"),
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn_v2.qstack"),
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn_prepared.qstack"),
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn_int8.qstack"),
+    ];
+    for seed in seeds {
+        let g = graph_from_bytes(seed).unwrap();
+        let again = graph_from_bytes(&graph_to_bytes(&g).unwrap()).unwrap();
+        assert_eq!(again.node_names(), g.node_names());
+    }
+}

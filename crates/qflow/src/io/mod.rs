@@ -1,17 +1,41 @@
-//! Saving and loading a whole float graph as one versioned safetensors file: the tensors are the
-//! graph's state dict (PyTorch names, `<node>.<param>`), the structure is text in the file's
-//! metadata (`qstack.format = qstack.graph`, `qstack.format_version`, `qstack.graph`).
+//! Saving and loading a whole graph — float, prepared (observers mid-calibration), converted
+//! int8 — as one versioned safetensors file: the tensors are the graph's state dict (PyTorch
+//! names, `<node>.<param>`) plus the observer nodes' statistics, the structure is text in the
+//! file's metadata (`qstack.format = qstack.graph`, `qstack.format_version`, `qstack.graph`).
 //!
 //! The structure is one line per graph element — `input <name>`, `output <name>`,
-//! `node <name> <input,input,...> <op> [key=value ...]` — with the layers' constructor
-//! arguments as keys (`in`, `out`, `kernel`, …). Loading builds every layer from its arguments
-//! and then loads the state dict strictly, so a tensor that does not fit is an error.
+//! `node <name> <input,input,...> <op> [key=value ...]` — with the arguments that fix each
+//! layer's shapes as keys (`in`, `out`, `kernel`, `weight_shape`, `per_channel`, …) and the
+//! node's QConfig (`qconfig=1 qconfig.act.… qconfig.weight.…`). Loading builds every layer from
+//! its arguments, loads the state dict strictly (a tensor that does not fit is an error), lets
+//! each module rebuild derived state (`Module::after_load`: quantized weights are repacked for
+//! this CPU) and restores what is not a tensor: train/eval mode, `half()`, observer statistics,
+//! toggles and batch counts. One file per family in `describe/`: `float.rs`, `quantized.rs`,
+//! `observers.rs`, `qconfig.rs` (and `dynamic.rs`, `qat.rs`, empty for now).
 //!
-//! Supported: every [`crate::FunctionalOp`], Linear, Conv1d, Conv2d, BatchNorm1d/2d, the
+//! Supported: every [`crate::FunctionalOp`]; float Linear, Conv1d, Conv2d, BatchNorm1d/2d, the
 //! parameter-free activations, Identity, Dropout, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and
-//! the fused modules of [`qnn::fused`]; halved (f16) Linear/Conv layers are halved again after
-//! loading. Other layers (quantized, QAT, user-defined) are a [`QflowError::Format`] error
-//! naming the node, for now.
+//! the fused modules of [`qnn::fused`] (halved layers are halved again after loading);
+//! observer nodes ([`crate::passes::ObserverNode`]: min/max, moving-average, per-channel,
+//! histogram, placeholder, no-op and fixed-qparams observers — saving halfway through
+//! calibration and resuming gives the same qparams as never stopping); the static quantized
+//! modules Quantize, DeQuantize, Linear(ReLU), Conv1d/2d/3d(+ReLU), ReLU, ReLU6, Hardswish,
+//! LeakyReLU, ELU, Sigmoid, Tanh, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten,
+//! Dropout and QFunctional. Not yet: dynamic modules, QAT layers and fake-quant modules,
+//! quantized norms, ConvTranspose2d, embeddings, Recording observers and user-defined layers —
+//! each a [`QflowError::Format`] error naming the node.
+//!
+//! Integrity (format version 2): the metadata records the tensor data's length
+//! (`qstack.data_len`) and a CRC-32 (`qstack.checksum`, 8 lowercase hex digits) over the tensor
+//! data followed by every other metadata entry in key order as `key NUL value NUL`. Loading
+//! checks the version first (a newer one is [`QflowError::UnsupportedVersion`]), then the
+//! length and the checksum ([`QflowError::Corrupt`] with the expected and actual values), before
+//! anything is built: a truncated, padded or bit-flipped file is a typed error, never a panic
+//! or a silently different model. Version 1 files (float graphs, no integrity record) still
+//! load. [`save_graph`] is atomic ([`qnn::state_dict::write_atomic`]: temporary file in the same
+//! directory, `fsync`, rename; nothing left behind on error). The metadata's key order is not
+//! fixed (safetensors writes a hash map), so two saves of one graph can differ in bytes, never
+//! in content.
 //!
 //! ```
 //! use qflow::io::{graph_from_bytes, graph_to_bytes};
