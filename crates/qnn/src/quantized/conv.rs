@@ -180,10 +180,28 @@ impl ConvCore {
                 got: vec![s[1]],
             });
         }
-        let g = self.geometry(s[0], &s[2..])?;
+        // The kernels need a positive batch; PyTorch answers an empty batch with an empty
+        // output, so the rest of the geometry is validated with one image.
+        let g = self.geometry(s[0].max(1), &s[2..])?;
         let od = g.output()?;
         let out_spatial = &od[3 - self.nd..];
         let o = self.weight.weight.shape()[0];
+        if s[0] == 0 {
+            let mut shape = vec![0, o];
+            shape.extend_from_slice(out_spatial);
+            let layout = if self.nd == 2 {
+                Layout::ChannelsLast
+            } else {
+                Layout::RowMajor
+            };
+            return quint8_output(
+                vec![],
+                &shape,
+                layout,
+                self.out.scale(),
+                self.out.zero_point(),
+            );
+        }
         let input: Cow<'_, [u8]> = if self.nd == 2 {
             nhwc_bytes(self.name, &a)?
         } else {

@@ -137,10 +137,14 @@ impl HistogramObserver {
     }
 
     /// `torch.histc` over `[min, max]`; the edges are finite here (checked by the callers).
+    /// A constant tensor so large that `x ± 1` rounds back to `x` (|x| ≳ 9e15) leaves no width
+    /// for the bins: torch's kernel then casts a NaN bin position to an integer (undefined
+    /// behaviour), so qstack refuses instead.
     fn histc(&self, x: &[f32], min: f32, max: f32) -> Result<Vec<f32>> {
         histc(x, self.bins, min, max).ok_or_else(|| {
             QTensorError::Unsupported(format!(
-                "HistogramObserver: histogram range [{min}, {max}] is not finite"
+                "HistogramObserver: histogram range [{min}, {max}] is not finite or has no \
+                 width (a constant tensor too large for the ±1 widening)"
             ))
         })
     }

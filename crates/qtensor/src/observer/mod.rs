@@ -30,7 +30,9 @@
 //!   `InvalidScale` for a finite range too wide for an `f32` scale;
 //! * per-channel observers reject any change of channel count (torch broadcasts a count of 1);
 //! * `HistogramObserver` rejects NaN inputs with an error and leaves its state alone (torch's
-//!   `histc` raises after the buffers were overwritten);
+//!   `histc` raises after the buffers were overwritten), and a first constant tensor so large
+//!   that `histc`'s ±1 widening rounds away (e.g. a lone `f32::MAX`: torch's kernel then casts a
+//!   NaN bin position to an integer);
 //! * `FixedQParamsObserver` validates its scale, range and zero point.
 //!
 //! ```

@@ -252,7 +252,9 @@ mod tests {
     fn u8_loop_equals_oracle_for_every_zero_point() {
         let src = specials();
         let mut dst = vec![0u8; src.len()];
-        for zp in 0..=255 {
+        // Every zero point natively; a spread of them (both ends included) under Miri.
+        let step = if cfg!(miri) { 51 } else { 1 };
+        for zp in (0..=255).step_by(step) {
             for scale in [1.0f32, 0.37, 3.0] {
                 quantize_slice_u8(&src, scale, zp, &mut dst).unwrap();
                 for (&x, &q) in src.iter().zip(&dst) {
