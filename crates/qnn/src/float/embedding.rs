@@ -130,6 +130,18 @@ impl Module for Embedding {
         ModuleKind::Embedding
     }
 
+    fn extra_repr(&self) -> String {
+        let shape = table_shape(&self.weight, self.weight_f16.as_ref());
+        let (n, d) = (
+            shape.first().copied().unwrap_or(0),
+            shape.get(1).copied().unwrap_or(0),
+        );
+        match self.padding_idx {
+            Some(p) => format!("{n}, {d}, padding_idx={p}"),
+            None => format!("{n}, {d}"),
+        }
+    }
+
     fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
         (name == "weight" && self.weight_f16.is_some()).then_some(crate::repr::TensorDType::F16)
     }
@@ -337,6 +349,20 @@ impl EmbeddingBag {
 impl Module for EmbeddingBag {
     fn kind(&self) -> ModuleKind {
         ModuleKind::EmbeddingBag
+    }
+
+    fn extra_repr(&self) -> String {
+        let shape = table_shape(&self.weight, self.weight_f16.as_ref());
+        let (n, d) = (
+            shape.first().copied().unwrap_or(0),
+            shape.get(1).copied().unwrap_or(0),
+        );
+        let mode = match self.mode {
+            BagMode::Sum => "sum",
+            BagMode::Mean => "mean",
+            BagMode::Max => "max",
+        };
+        format!("{n}, {d}, mode='{mode}'")
     }
 
     fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {

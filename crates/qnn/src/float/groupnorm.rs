@@ -275,6 +275,18 @@ impl Module for GroupNorm {
         ModuleKind::GroupNorm
     }
 
+    fn extra_repr(&self) -> String {
+        let c = &self.core;
+        format!(
+            "{}, {}, eps={}, affine={}, bias={}",
+            c.num_groups,
+            c.num_channels,
+            crate::repr::py_float(c.eps),
+            crate::repr::py_bool(c.weight.is_some()),
+            crate::repr::py_bool(c.bias.is_some())
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, NAME)?;
         let (y, s) = self.core.forward(NAME, &x, 2)?;

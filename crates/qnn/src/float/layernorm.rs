@@ -76,6 +76,16 @@ impl Module for LayerNorm {
         ModuleKind::LayerNorm
     }
 
+    fn extra_repr(&self) -> String {
+        format!(
+            "{}, eps={}, elementwise_affine={}, bias={}",
+            crate::repr::py_tuple(&self.normalized_shape),
+            crate::repr::py_float32(self.eps),
+            crate::repr::py_bool(self.weight.is_some()),
+            crate::repr::py_bool(self.bias.is_some())
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, "LayerNorm")?;
         let d = self.block(x.shape())?.max(1);

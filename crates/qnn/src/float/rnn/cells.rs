@@ -231,6 +231,18 @@ macro_rules! cell_module {
                 ModuleKind::$ty
             }
 
+            fn extra_repr(&self) -> String {
+                let c = &self.cell;
+                let mut s = format!("{}, {}", c.input_size, c.hidden_size);
+                if c.params.bias_ih.is_none() {
+                    s += ", bias=False";
+                }
+                if c.kind == CellKind::RnnRelu {
+                    s += ", nonlinearity=relu";
+                }
+                s
+            }
+
             fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
                 (self.cell.params.is_half()
                     && (name.starts_with("weight_ih") || name.starts_with("weight_hh")))

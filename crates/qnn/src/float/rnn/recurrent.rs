@@ -501,6 +501,24 @@ macro_rules! sequence_module {
                 ModuleKind::$kind
             }
 
+            fn extra_repr(&self) -> String {
+                let c = &self.inner.cfg;
+                let mut s = format!("{}, {}", c.input_size, c.hidden_size);
+                if c.num_layers != 1 {
+                    s += &format!(", num_layers={}", c.num_layers);
+                }
+                if !c.bias {
+                    s += ", bias=False";
+                }
+                if c.batch_first {
+                    s += ", batch_first=True";
+                }
+                if c.bidirectional {
+                    s += ", bidirectional=True";
+                }
+                s
+            }
+
             fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
                 (self.inner.cells.iter().any(CellParams::is_half)
                     && (name.starts_with("weight_ih") || name.starts_with("weight_hh")))
