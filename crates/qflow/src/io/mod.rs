@@ -21,9 +21,10 @@
 //! calibration and resuming gives the same qparams as never stopping); the static quantized
 //! modules Quantize, DeQuantize, Linear(ReLU), Conv1d/2d/3d(+ReLU), ReLU, ReLU6, Hardswish,
 //! LeakyReLU, ELU, Sigmoid, Tanh, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten,
-//! Dropout and QFunctional. Not yet: dynamic modules, QAT layers and fake-quant modules,
-//! quantized norms, ConvTranspose2d, embeddings, Recording observers and user-defined layers —
-//! each a [`QflowError::Format`] error naming the node.
+//! Dropout and QFunctional; the dynamic modules Linear, LinearReLU, LSTM, GRU, LSTMCell and
+//! GRUCell (qint8 per-tensor or per-channel, or f16). Not yet: QAT layers and fake-quant
+//! modules, dynamic RNNCell, quantized norms, ConvTranspose2d, embeddings, Recording observers
+//! and user-defined layers — each a [`QflowError::Format`] error naming the node.
 //!
 //! Integrity (format version 2): the metadata records the tensor data's length
 //! (`qstack.data_len`) and a CRC-32 (`qstack.checksum`, 8 lowercase hex digits) over the tensor
