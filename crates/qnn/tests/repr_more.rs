@@ -94,3 +94,65 @@ fn norms_embeddings_and_recurrent_layers_print_like_pytorch() {
         assert_eq!(module_repr(module.as_ref()), want);
     }
 }
+
+#[test]
+fn quantized_activations_dropout_and_dynamic_recurrent_layers_print_like_pytorch() {
+    use qnn::{dynamic, quantized};
+    let mut rng = Rng::new(1);
+    let gru2 = RecurrentConfig {
+        num_layers: 2,
+        ..RecurrentConfig::new(6, 5)
+    };
+    let per_tensor = |_: &str, _: &qnn::qtensor::Tensor<f32>| {
+        Ok(qnn::qtensor::QParams::PerTensor {
+            scale: 0.01,
+            zero_point: 0,
+        })
+    };
+    let lstm = Lstm::new(RecurrentConfig::new(6, 5), &mut rng).unwrap();
+    let gru = Gru::new(gru2, &mut rng).unwrap();
+    let cases: Vec<(Box<dyn qnn::Module>, &str)> = vec![
+        (
+            Box::new(quantized::LeakyReLU::new(0.1, 3, 0.2).unwrap()),
+            "QuantizedLeakyReLU(negative_slope=0.2)",
+        ),
+        (
+            Box::new(quantized::ELU::new(0.1, 3, 1.0).unwrap()),
+            "QuantizedELU(alpha=1.0)",
+        ),
+        (
+            Box::new(quantized::Softmax::new(1, 0.1, 3).unwrap()),
+            "QuantizedSoftmax(dim=1)",
+        ),
+        (
+            Box::new(quantized::Dropout::new(0.5)),
+            "QuantizedDropout(p=0.5, inplace=False)",
+        ),
+        (
+            Box::new(dynamic::Lstm::from_float(&lstm, &mut { per_tensor }).unwrap()),
+            "DynamicQuantizedLSTM(6, 5)",
+        ),
+        (
+            Box::new(dynamic::Gru::from_float_fp16(&gru).unwrap()),
+            "DynamicQuantizedGRU(6, 5, num_layers=2)",
+        ),
+        (
+            Box::new(
+                dynamic::LSTMCell::from_float(&LSTMCell::new(6, 5, true, &mut rng), &mut {
+                    per_tensor
+                })
+                .unwrap(),
+            ),
+            "DynamicQuantizedLSTMCell(6, 5)",
+        ),
+        (
+            Box::new(
+                dynamic::GRUCell::from_float_fp16(&GRUCell::new(6, 5, true, &mut rng)).unwrap(),
+            ),
+            "DynamicQuantizedGRUCell(6, 5)",
+        ),
+    ];
+    for (module, want) in cases {
+        assert_eq!(module_repr(module.as_ref()), want);
+    }
+}

@@ -192,6 +192,19 @@ macro_rules! dynamic_cell {
                 ModuleKind::$kind
             }
 
+            fn extra_repr(&self) -> String {
+                let mut bias = false;
+                self.visit_buffers(&mut |name, _| bias |= name == "bias_ih");
+                let mut s = format!("{}, {}", self.cell.input_size, self.cell.hidden_size);
+                if !bias {
+                    s += ", bias=False";
+                }
+                if self.cell.kind == CellKind::RnnRelu {
+                    s += ", nonlinearity=relu";
+                }
+                s
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 self.cell.forward(input)
             }

@@ -284,6 +284,24 @@ macro_rules! sequence_module {
                 ModuleKind::$kind
             }
 
+            fn extra_repr(&self) -> String {
+                let c = &self.inner.cfg;
+                let mut s = format!("{}, {}", c.input_size, c.hidden_size);
+                if c.num_layers != 1 {
+                    s += &format!(", num_layers={}", c.num_layers);
+                }
+                if !c.bias {
+                    s += ", bias=False";
+                }
+                if c.batch_first {
+                    s += ", batch_first=True";
+                }
+                if c.bidirectional {
+                    s += ", bidirectional=True";
+                }
+                s
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 self.inner.forward(input)
             }

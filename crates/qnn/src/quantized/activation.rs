@@ -243,6 +243,13 @@ impl Module for LeakyReLU {
     module_common!("QuantizedLeakyReLU", QuantizedLeakyReLU);
     out_qparams_state!("QuantizedLeakyReLU");
 
+    fn extra_repr(&self) -> String {
+        format!(
+            "negative_slope={}",
+            crate::repr::py_float32(self.negative_slope)
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let a = quint8_input("QuantizedLeakyReLU", input)?;
         let (qo, slope) = (self.out.elt(), self.negative_slope);
@@ -299,6 +306,10 @@ impl ELU {
 impl Module for ELU {
     module_common!("QuantizedElu", QuantizedElu);
     out_qparams_state!("QuantizedElu");
+
+    fn extra_repr(&self) -> String {
+        format!("alpha={}", crate::repr::py_float32(self.alpha))
+    }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let a = quint8_input("QuantizedElu", input)?;

@@ -116,6 +116,10 @@ impl Module for Dropout {
         ModuleKind::QuantizedDropout
     }
 
+    fn extra_repr(&self) -> String {
+        format!("p={}, inplace=False", crate::repr::py_float32(self.p()))
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let a = quint8_input(DROPOUT, input)?;
         Ok(Value::Quantized(a.q.clone()))

@@ -154,6 +154,10 @@ impl Module for Softmax {
         ModuleKind::QuantizedSoftmax
     }
 
+    fn extra_repr(&self) -> String {
+        format!("dim={}", self.dim())
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         match input {
             Value::Quantized(q) => Ok(Value::Quantized(self.apply(q)?)),
