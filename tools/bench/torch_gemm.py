@@ -11,7 +11,8 @@ torch.set_num_threads(threads):
   static:  torch.ops.quantized.linear(qx, packed, 0.5, 128): quint8 M x K activations,
            per-channel symmetric qint8 weights N x K with a float bias, quint8 output;
   dynamic: torch.ops.quantized.linear_dynamic(x, packed, True): f32 in, f32 out (what
-           nnqd.Linear runs, reduce_range=True).
+           nnqd.Linear runs, reduce_range=True);
+  f32:     torch.nn.functional.linear(x, w, bias), the float Linear (not run by default).
 The same inputs as benches/src/bin/vs_torch_gemm.rs in distribution (not in values). Each call
 runs `warmup` untimed times, then `repeats` timed times (time.perf_counter_ns); the median is
 reported as one JSON object per line on stdout:
@@ -80,6 +81,8 @@ def main(argv: list[str]) -> int:
                     fn = lambda: torch.ops.quantized.linear(qx, packed, 0.5, 128)  # noqa: E731
                 elif mode == "dynamic":
                     fn = lambda: torch.ops.quantized.linear_dynamic(x, packed, True)  # noqa: E731
+                elif mode == "f32":
+                    fn = lambda: torch.nn.functional.linear(x, w, bias)  # noqa: E731
                 else:
                     print(f"torch_gemm: unknown mode {mode!r}", file=sys.stderr)
                     return 2

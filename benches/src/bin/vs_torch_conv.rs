@@ -7,12 +7,17 @@
 //! per-channel symmetric qint8 weights packed once, a float bias, quint8 NHWC output
 //! (allocated per call, as torch does). `ns` is the median of `--repeats` timed calls after
 //! `--warmup` untimed ones, each thread count inside a rayon pool of exactly that many threads.
+//! At one thread it also times qstack's float `qnn::float::Conv2d` (eval, NCHW f32) on the same
+//! shape (`"mode":"f32"`), the counterpart of torch_conv.py's f32 line (issue 5).
 //!
 //! Usage: `vs_torch_conv [--shapes "N,C,H,O,k,g;..."] [--threads 1,2] [--repeats 15]
 //! [--warmup 3]`.
 
 use qkernels::conv::{self, ConvGeometry, PackedConvWeights};
 use qkernels::gemm::{Activation, Requantize, WeightQParams};
+use qnn::float::{Conv2d, Conv2dConfig};
+use qnn::{Module, Value};
+use qtensor::Tensor;
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -76,6 +81,29 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
             (s >> 24) as u8
         })
         .collect()
+}
+
+/// Median time of `qnn::float::Conv2d` (eval, NCHW f32, single thread) on the same shape:
+/// qstack's own fp32 convolution, for issue 5's comparison with PyTorch's fp32.
+fn float_conv_ns(s: &Settings, [n, c, h, o, k, g]: [usize; 6]) -> Result<u64, String> {
+    let mut rng = qnn::init::Rng::new(3);
+    let cfg = Conv2dConfig::new(c, o, k).padding(k / 2).groups(g);
+    let mut conv = Conv2d::new(cfg, &mut rng).map_err(|e| e.to_string())?;
+    conv.eval();
+    let x = Value::F32(Tensor::from_fn(&[n, c, h, h], |i| {
+        ((i % 251) as f32 - 125.0) / 40.0
+    }));
+    for _ in 0..s.warmup {
+        black_box(conv.forward(&x).map_err(|e| e.to_string())?);
+    }
+    let mut times = Vec::with_capacity(s.repeats);
+    for _ in 0..s.repeats {
+        let t0 = Instant::now();
+        black_box(conv.forward(&x).map_err(|e| e.to_string())?);
+        times.push(t0.elapsed().as_nanos() as u64);
+    }
+    times.sort_unstable();
+    Ok(times[times.len() / 2])
 }
 
 fn run(s: &Settings) -> Result<(), String> {
@@ -146,6 +174,14 @@ fn run(s: &Settings) -> Result<(), String> {
                     other => other,
                 }
             );
+            if threads == 1 {
+                let ns = float_conv_ns(s, [n, c, h, o, k, g])?;
+                println!(
+                    "{{\"suite\":\"conv\",\"mode\":\"f32\",\"shape\":\"{n},{c},{h},{o},{k},{g}\",\"threads\":1,\"ns\":{ns},\"gops\":{:.1},\"repeats\":{}}}",
+                    2.0 * macs / ns as f64,
+                    s.repeats
+                );
+            }
         }
     }
     Ok(())

@@ -8,6 +8,9 @@
 //! * `dynamic`: f32 input → min/max → `choose_qparams_quant_utils(reduce_range=true)` →
 //!   quantize (`qkernels::quant::quantize_u8`, SIMD) → GEMM → f32 with bias
 //!   (`torch.ops.quantized.linear_dynamic`), buffers allocated per call.
+//! * `f32` (on request): the float Linear `x Wᵀ + b` on `qkernels::float::sgemm`, as
+//!   `qnn::float::Linear` runs it (`torch.nn.functional.linear`), for issue 5's "our fp32 is at
+//!   least as fast as PyTorch's fp32" comparison.
 //! * `peak`: a register-only `vpdpbusd` zmm loop (1 thread); every GEMM line also carries its
 //!   `gops` (2·M·N·K / time) and `pct_peak` (against `threads ×` the 1-thread peak).
 //!
@@ -15,8 +18,9 @@
 //! count inside a rayon pool of exactly that many threads.
 //!
 //! Usage: `vs_torch_gemm [--shapes 1x1024x1024,64x1024x1024] [--threads 1,2]
-//! [--modes static,dynamic] [--repeats 15] [--warmup 3]` (shapes are MxKxN).
+//! [--modes static,dynamic,f32] [--repeats 15] [--warmup 3]` (shapes are MxKxN).
 
+use qkernels::float::{MatMut, MatRef, Threads, sgemm};
 use qkernels::gemm::{
     self, Activation, Activations, Dequantize, KernelKind, Output, PackedWeights, Requantize,
     WeightQParams,
@@ -163,6 +167,38 @@ fn dynamic_linear(x: &[f32], m: usize, k: usize, w: &PackedWeights, bias: &[f32]
     y
 }
 
+/// One float Linear call, as `qnn::float::Linear` runs it: bias rows, then `x Wᵀ` accumulated
+/// by the float GEMM (`qkernels::float::sgemm`).
+fn float_linear(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    bias: &[f32],
+    threads: usize,
+) -> Vec<f32> {
+    let mut y = vec![0f32; m * n];
+    for row in y.chunks_exact_mut(n) {
+        row.copy_from_slice(bias);
+    }
+    let threads = if threads == 1 {
+        Threads::Single
+    } else {
+        Threads::Rayon(threads)
+    };
+    sgemm(
+        1.0,
+        MatRef::row_major(x, m, k).expect("x view"),
+        MatRef::row_major(w, n, k).expect("w view").t(),
+        1.0,
+        MatMut::row_major(&mut y, m, n).expect("y view"),
+        threads,
+    )
+    .expect("sgemm");
+    y
+}
+
 fn run(s: &Settings) -> Result<(), String> {
     let kind = KernelKind::best();
     // Best of several runs: the first ones pay frequency ramp-up and noisy neighbours.
@@ -184,6 +220,7 @@ fn run(s: &Settings) -> Result<(), String> {
         let bias: Vec<f32> = (0..n).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();
         let a = bytes(m * k, 11);
         let x: Vec<f32> = a.iter().map(|&b| (f32::from(b) - 128.0) / 40.0).collect();
+        let wf: Vec<f32> = w.iter().map(|&v| f32::from(v) / 1270.0).collect();
         for &threads in &s.threads {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -220,6 +257,9 @@ fn run(s: &Settings) -> Result<(), String> {
                     })),
                     "dynamic" => Ok(median_ns(s.repeats, s.warmup, || {
                         black_box(dynamic_linear(&x, m, k, &packed, &bias));
+                    })),
+                    "f32" => Ok(median_ns(s.repeats, s.warmup, || {
+                        black_box(float_linear(&x, m, k, &wf, n, &bias, threads));
                     })),
                     other => Err(format!("unknown mode {other:?}")),
                 })?;
