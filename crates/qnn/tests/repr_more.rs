@@ -156,3 +156,28 @@ fn quantized_activations_dropout_and_dynamic_recurrent_layers_print_like_pytorch
         assert_eq!(module_repr(module.as_ref()), want);
     }
 }
+
+#[test]
+fn quantized_norms_print_like_pytorch() {
+    use qnn::qtensor::Tensor;
+    use qnn::quantized;
+    let ones = |n: usize| Some(Tensor::new(&[n], vec![1.0f32; n]).unwrap());
+    let zeros = |n: usize| Some(Tensor::new(&[n], vec![0.0f32; n]).unwrap());
+    let ln = quantized::LayerNorm::new(&[4], ones(4), zeros(4), 1e-5, 0.1, 3).unwrap();
+    assert_eq!(
+        module_repr(&ln),
+        "QuantizedLayerNorm((4,), eps=1e-05, elementwise_affine=True, bias=True)"
+    );
+    let gn = quantized::GroupNorm::new(2, 4, ones(4), zeros(4), 1e-5, 0.1, 3).unwrap();
+    assert_eq!(
+        module_repr(&gn),
+        "QuantizedGroupNorm(2, 4, eps=1e-05, affine=True, bias=True)"
+    );
+    // PyTorch prints `affine=False` here whatever the weight (its constructor quirk); qstack
+    // prints whether a weight is present.
+    let inorm = quantized::InstanceNorm2d::new(4, None, None, 1e-5, 0.1, 3).unwrap();
+    assert_eq!(
+        module_repr(&inorm),
+        "QuantizedInstanceNorm2d(4, eps=1e-05, momentum=0.1, affine=False, bias=False, track_running_stats=False)"
+    );
+}

@@ -450,6 +450,17 @@ impl LayerNorm {
 impl Module for LayerNorm {
     norm_module_impl!(QuantizedLayerNorm, LN);
 
+    fn extra_repr(&self) -> String {
+        let st = &self.state;
+        format!(
+            "{}, eps={}, elementwise_affine={}, bias={}",
+            crate::repr::py_tuple(&self.normalized_shape),
+            crate::repr::py_float(st.eps),
+            crate::repr::py_bool(st.weight.is_some()),
+            crate::repr::py_bool(st.bias.is_some())
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = quint8_input(input, LN)?;
         let d = self.normalized_shape.len();
@@ -602,6 +613,18 @@ impl GroupNorm {
 impl Module for GroupNorm {
     norm_module_impl!(QuantizedGroupNorm, GN);
 
+    fn extra_repr(&self) -> String {
+        let st = &self.state;
+        format!(
+            "{}, {}, eps={}, affine={}, bias={}",
+            self.num_groups,
+            self.num_channels(),
+            crate::repr::py_float(st.eps),
+            crate::repr::py_bool(st.weight.is_some()),
+            crate::repr::py_bool(st.bias.is_some())
+        )
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         group_forward(
             GN,
@@ -678,6 +701,19 @@ impl InstanceNorm2d {
 
 impl Module for InstanceNorm2d {
     norm_module_impl!(QuantizedInstanceNorm2d, IN);
+
+    /// PyTorch's argument line; `momentum` is its unused default (running statistics are not
+    /// tracked), and `affine` says whether a weight is present.
+    fn extra_repr(&self) -> String {
+        let st = &self.state;
+        format!(
+            "{}, eps={}, momentum=0.1, affine={}, bias={}, track_running_stats=False",
+            self.num_features(),
+            crate::repr::py_float(st.eps),
+            crate::repr::py_bool(st.weight.is_some()),
+            crate::repr::py_bool(st.bias.is_some())
+        )
+    }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let c = self.num_features;
