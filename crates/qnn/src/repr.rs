@@ -408,6 +408,43 @@ impl ConvConfigRepr for crate::float::Conv1dConfig {
     }
 }
 
+/// PyTorch's `LayerNorm` argument line (float and quantized): `(64,), eps=1e-05,
+/// elementwise_affine=True, bias=True`; `eps` already formatted as Python prints it.
+pub fn layer_norm_args(shape: &[usize], eps: &str, affine: bool, bias: bool) -> String {
+    format!(
+        "{}, eps={eps}, elementwise_affine={}, bias={}",
+        py_tuple(shape),
+        py_bool(affine),
+        py_bool(bias)
+    )
+}
+
+/// PyTorch's `GroupNorm` argument line (float and quantized): `2, 4, eps=1e-05, affine=True,
+/// bias=True`.
+pub fn group_norm_args(
+    groups: usize,
+    channels: usize,
+    eps: &str,
+    affine: bool,
+    bias: bool,
+) -> String {
+    format!(
+        "{groups}, {channels}, eps={eps}, affine={}, bias={}",
+        py_bool(affine),
+        py_bool(bias)
+    )
+}
+
+/// PyTorch's `InstanceNorm2d` argument line (float and quantized); `momentum` is its unused
+/// default, running statistics are not tracked.
+pub fn instance_norm_args(channels: usize, eps: &str, affine: bool, bias: bool) -> String {
+    format!(
+        "{channels}, eps={eps}, momentum=0.1, affine={}, bias={}, track_running_stats=False",
+        py_bool(affine),
+        py_bool(bias)
+    )
+}
+
 /// Python's `str(True)` / `str(False)`.
 pub fn py_bool(b: bool) -> &'static str {
     if b { "True" } else { "False" }

@@ -18,7 +18,7 @@ use crate::progress;
 use crate::zoo::{Arch, DynamicPatchTransformer, DynamicRowLstm, PatchTransformer, RowLstm};
 
 use crate::model::{FloatModel, Model, QuantizedModel};
-use crate::training::TrainConfig;
+use crate::training::{OptimizerKind, TrainConfig};
 
 /// Which int8 flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -109,6 +109,47 @@ pub struct QuantInputs<'a> {
     pub qat_images: usize,
     /// Hide progress bars.
     pub quiet: bool,
+}
+
+impl<'a> QuantInputs<'a> {
+    /// The inputs of the stand-alone `quantize` and `inspect` commands: calibration on the
+    /// first `calib_size` training images (an error naming `--calib-size` if there are fewer),
+    /// and QAT fine-tuning of saved weights for one epoch of 10,000 images with SGD (lr 1e-4,
+    /// momentum 0.9, cosine decay).
+    pub fn for_saved_weights(
+        train: &'a Split,
+        norm: &'a Normalizer,
+        calib_size: usize,
+        backend: Backend,
+        quiet: bool,
+    ) -> Result<Self> {
+        if calib_size > train.len() {
+            return Err(CliError::InvalidArg {
+                flag: "--calib-size",
+                reason: format!(
+                    "{calib_size} is more than the {} training images available",
+                    train.len()
+                ),
+            });
+        }
+        Ok(Self {
+            train,
+            norm,
+            calib_size,
+            backend,
+            qat: TrainConfig {
+                epochs: 1,
+                batch_size: 64,
+                lr: 1e-4,
+                optimizer: OptimizerKind::Sgd,
+                momentum: 0.9,
+                seed: 0,
+                cosine: true,
+            },
+            qat_images: 10_000,
+            quiet,
+        })
+    }
 }
 
 /// Dynamic int8: a copy of the float graph through `qflow::passes::quantize_dynamic` with

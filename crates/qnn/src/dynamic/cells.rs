@@ -195,14 +195,8 @@ macro_rules! dynamic_cell {
             fn extra_repr(&self) -> String {
                 let mut bias = false;
                 self.visit_buffers(&mut |name, _| bias |= name == "bias_ih");
-                let mut s = format!("{}, {}", self.cell.input_size, self.cell.hidden_size);
-                if !bias {
-                    s += ", bias=False";
-                }
-                if self.cell.kind == CellKind::RnnRelu {
-                    s += ", nonlinearity=relu";
-                }
-                s
+                let c = &self.cell;
+                crate::float::cell_torch_args(c.kind, c.input_size, c.hidden_size, bias)
             }
 
             fn forward(&mut self, input: &Value) -> Result<Value> {

@@ -285,21 +285,7 @@ macro_rules! sequence_module {
             }
 
             fn extra_repr(&self) -> String {
-                let c = &self.inner.cfg;
-                let mut s = format!("{}, {}", c.input_size, c.hidden_size);
-                if c.num_layers != 1 {
-                    s += &format!(", num_layers={}", c.num_layers);
-                }
-                if !c.bias {
-                    s += ", bias=False";
-                }
-                if c.batch_first {
-                    s += ", batch_first=True";
-                }
-                if c.bidirectional {
-                    s += ", bidirectional=True";
-                }
-                s
+                self.inner.cfg.torch_args()
             }
 
             fn forward(&mut self, input: &Value) -> Result<Value> {

@@ -277,13 +277,12 @@ impl Module for GroupNorm {
 
     fn extra_repr(&self) -> String {
         let c = &self.core;
-        format!(
-            "{}, {}, eps={}, affine={}, bias={}",
+        crate::repr::group_norm_args(
             c.num_groups,
             c.num_channels,
-            crate::repr::py_float(c.eps),
-            crate::repr::py_bool(c.weight.is_some()),
-            crate::repr::py_bool(c.bias.is_some())
+            &crate::repr::py_float(c.eps),
+            c.weight.is_some(),
+            c.bias.is_some(),
         )
     }
 

@@ -65,15 +65,13 @@ impl Module for InstanceNorm2d {
         ModuleKind::InstanceNorm2d
     }
 
-    /// PyTorch's line; `momentum` is its (unused) default, running statistics are not tracked.
     fn extra_repr(&self) -> String {
         let c = &self.core;
-        format!(
-            "{}, eps={}, momentum=0.1, affine={}, bias={}, track_running_stats=False",
+        crate::repr::instance_norm_args(
             c.num_channels,
-            crate::repr::py_float(c.eps),
-            crate::repr::py_bool(c.weight.is_some()),
-            crate::repr::py_bool(c.bias.is_some())
+            &crate::repr::py_float(c.eps),
+            c.weight.is_some(),
+            c.bias.is_some(),
         )
     }
 

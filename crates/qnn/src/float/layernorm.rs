@@ -77,12 +77,11 @@ impl Module for LayerNorm {
     }
 
     fn extra_repr(&self) -> String {
-        format!(
-            "{}, eps={}, elementwise_affine={}, bias={}",
-            crate::repr::py_tuple(&self.normalized_shape),
-            crate::repr::py_float32(self.eps),
-            crate::repr::py_bool(self.weight.is_some()),
-            crate::repr::py_bool(self.bias.is_some())
+        crate::repr::layer_norm_args(
+            &self.normalized_shape,
+            &crate::repr::py_float32(self.eps),
+            self.weight.is_some(),
+            self.bias.is_some(),
         )
     }
 

@@ -40,6 +40,7 @@ pub use instancenorm::InstanceNorm2d;
 pub use layernorm::LayerNorm;
 pub use linear::Linear;
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub(crate) use rnn::cell_torch_args;
 pub use rnn::{CellKind, CellParams, GRUCell, Gru, LSTMCell, Lstm, RNNCell, RecurrentConfig, Rnn};
 pub use sequential::Sequential;
 pub use shape::{Flatten, Identity};

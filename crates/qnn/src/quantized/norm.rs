@@ -452,12 +452,11 @@ impl Module for LayerNorm {
 
     fn extra_repr(&self) -> String {
         let st = &self.state;
-        format!(
-            "{}, eps={}, elementwise_affine={}, bias={}",
-            crate::repr::py_tuple(&self.normalized_shape),
-            crate::repr::py_float(st.eps),
-            crate::repr::py_bool(st.weight.is_some()),
-            crate::repr::py_bool(st.bias.is_some())
+        crate::repr::layer_norm_args(
+            &self.normalized_shape,
+            &crate::repr::py_float(st.eps),
+            st.weight.is_some(),
+            st.bias.is_some(),
         )
     }
 
@@ -615,13 +614,12 @@ impl Module for GroupNorm {
 
     fn extra_repr(&self) -> String {
         let st = &self.state;
-        format!(
-            "{}, {}, eps={}, affine={}, bias={}",
+        crate::repr::group_norm_args(
             self.num_groups,
             self.num_channels(),
-            crate::repr::py_float(st.eps),
-            crate::repr::py_bool(st.weight.is_some()),
-            crate::repr::py_bool(st.bias.is_some())
+            &crate::repr::py_float(st.eps),
+            st.weight.is_some(),
+            st.bias.is_some(),
         )
     }
 
@@ -702,16 +700,15 @@ impl InstanceNorm2d {
 impl Module for InstanceNorm2d {
     norm_module_impl!(QuantizedInstanceNorm2d, IN);
 
-    /// PyTorch's argument line; `momentum` is its unused default (running statistics are not
-    /// tracked), and `affine` says whether a weight is present.
+    /// `affine` says whether a weight is present (PyTorch's quantized module prints `False`
+    /// whatever its weight).
     fn extra_repr(&self) -> String {
         let st = &self.state;
-        format!(
-            "{}, eps={}, momentum=0.1, affine={}, bias={}, track_running_stats=False",
+        crate::repr::instance_norm_args(
             self.num_features(),
-            crate::repr::py_float(st.eps),
-            crate::repr::py_bool(st.weight.is_some()),
-            crate::repr::py_bool(st.bias.is_some())
+            &crate::repr::py_float(st.eps),
+            st.weight.is_some(),
+            st.bias.is_some(),
         )
     }
 

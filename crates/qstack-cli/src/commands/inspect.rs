@@ -5,11 +5,10 @@
 
 use crate::cli::InspectArgs;
 use crate::data::{SplitKind, make_batch};
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use crate::layer_sqnr::{compare_layers, layer_table};
 use crate::model::{FloatModel, load_weights};
 use crate::quantize::{QuantInputs, float_reference, quantized_module};
-use crate::training::{OptimizerKind, TrainConfig};
 
 /// Test images the comparison runs on.
 const INSPECT_IMAGES: usize = 64;
@@ -18,35 +17,9 @@ const INSPECT_IMAGES: usize = 64;
 pub fn run(a: &InspectArgs, quiet: bool) -> Result<()> {
     let module = load_weights(a.model, &a.weights)?;
     let (train, norm) = super::load(&a.data, SplitKind::Train)?;
-    if a.calib_size > train.len() {
-        return Err(CliError::InvalidArg {
-            flag: "--calib-size",
-            reason: format!(
-                "{} is more than the {} training images available",
-                a.calib_size,
-                train.len()
-            ),
-        });
-    }
+    let inputs = QuantInputs::for_saved_weights(&train, &norm, a.calib_size, a.backend, quiet)?;
     let (test, _) = super::load(&a.data, SplitKind::Test)?;
     let float = FloatModel::fp32(module, a.model);
-    let inputs = QuantInputs {
-        train: &train,
-        norm: &norm,
-        calib_size: a.calib_size,
-        backend: a.backend,
-        qat: TrainConfig {
-            epochs: 1,
-            batch_size: 64,
-            lr: 1e-4,
-            optimizer: OptimizerKind::Sgd,
-            momentum: 0.9,
-            seed: 0,
-            cosine: true,
-        },
-        qat_images: 10_000,
-        quiet,
-    };
     let mut reference = float_reference(a.mode, &float)?;
     let mut quantized = quantized_module(a.mode, &float, &inputs)?;
     let n = INSPECT_IMAGES.min(test.len());

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use crate::cli::QuantizeArgs;
 use crate::data::SplitKind;
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use crate::evaluate::accuracy;
 use crate::model::{FloatModel, load_weights};
 use crate::quantize::{QuantInputs, build};
-use crate::training::{OptimizerKind, TrainConfig};
 
 /// Checks the arguments and inputs, then runs the chosen flow and saves its model.
 pub fn run(a: &QuantizeArgs, quiet: bool) -> Result<()> {
@@ -22,34 +21,8 @@ pub fn run(a: &QuantizeArgs, quiet: bool) -> Result<()> {
     });
     let module = load_weights(a.model, &a.weights)?;
     let (train, norm) = super::load(&a.data, SplitKind::Train)?;
-    if a.calib_size > train.len() {
-        return Err(CliError::InvalidArg {
-            flag: "--calib-size",
-            reason: format!(
-                "{} is more than the {} training images available",
-                a.calib_size,
-                train.len()
-            ),
-        });
-    }
     let float = FloatModel::fp32(module, a.model);
-    let inputs = QuantInputs {
-        train: &train,
-        norm: &norm,
-        calib_size: a.calib_size,
-        backend: a.backend,
-        qat: TrainConfig {
-            epochs: 1,
-            batch_size: 64,
-            lr: 1e-4,
-            optimizer: OptimizerKind::Sgd,
-            momentum: 0.9,
-            seed: 0,
-            cosine: true,
-        },
-        qat_images: 10_000,
-        quiet,
-    };
+    let inputs = QuantInputs::for_saved_weights(&train, &norm, a.calib_size, a.backend, quiet)?;
     let mut model = build(a.mode, &float, &inputs)?;
     let bytes = model.save(&output)?;
     println!("saved {} ({bytes} bytes)", output.display());

@@ -21,6 +21,19 @@ pub enum CellKind {
     Gru,
 }
 
+/// PyTorch's `extra_repr` of an `nn.RNNCell`/`LSTMCell`/`GRUCell` (and their dynamic quantized
+/// forms): `6, 5`, then `bias=False` and `nonlinearity=relu` where they differ from the default.
+pub(crate) fn cell_torch_args(kind: CellKind, input: usize, hidden: usize, bias: bool) -> String {
+    let mut s = format!("{input}, {hidden}");
+    if !bias {
+        s += ", bias=False";
+    }
+    if kind == CellKind::RnnRelu {
+        s += ", nonlinearity=relu";
+    }
+    s
+}
+
 impl CellKind {
     /// Number of gate blocks `G`.
     pub fn gates(self) -> usize {

@@ -2,7 +2,7 @@
 
 use qtensor::Tensor;
 
-use super::cell_math::{CellKind, StepCache, step_backward, step_forward};
+use super::cell_math::{CellKind, StepCache, cell_torch_args, step_backward, step_forward};
 use super::params::{CellParams, zeros};
 use crate::error::{QnnError, Result};
 use crate::float::util::{same_shape, saved, tensor};
@@ -233,14 +233,7 @@ macro_rules! cell_module {
 
             fn extra_repr(&self) -> String {
                 let c = &self.cell;
-                let mut s = format!("{}, {}", c.input_size, c.hidden_size);
-                if c.params.bias_ih.is_none() {
-                    s += ", bias=False";
-                }
-                if c.kind == CellKind::RnnRelu {
-                    s += ", nonlinearity=relu";
-                }
-                s
+                cell_torch_args(c.kind, c.input_size, c.hidden_size, c.params.bias_ih.is_some())
             }
 
             fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {

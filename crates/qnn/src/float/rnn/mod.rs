@@ -6,6 +6,7 @@ mod params;
 mod recurrent;
 
 pub use cell_math::CellKind;
+pub(crate) use cell_math::cell_torch_args;
 pub use cells::{GRUCell, LSTMCell, RNNCell};
 pub use params::CellParams;
 pub use recurrent::{Gru, Lstm, RecurrentConfig, Rnn};

@@ -35,6 +35,25 @@ pub struct RecurrentConfig {
 }
 
 impl RecurrentConfig {
+    /// PyTorch's `extra_repr` of an `nn.LSTM`/`GRU`/`RNN` (and their dynamic quantized forms)
+    /// with this configuration: `6, 5, num_layers=2, bidirectional=True`, defaults left out.
+    pub fn torch_args(&self) -> String {
+        let mut s = format!("{}, {}", self.input_size, self.hidden_size);
+        if self.num_layers != 1 {
+            s += &format!(", num_layers={}", self.num_layers);
+        }
+        if !self.bias {
+            s += ", bias=False";
+        }
+        if self.batch_first {
+            s += ", batch_first=True";
+        }
+        if self.bidirectional {
+            s += ", bidirectional=True";
+        }
+        s
+    }
+
     /// One layer, with bias, sequence-first, one direction (PyTorch's defaults).
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
         Self {
@@ -502,21 +521,7 @@ macro_rules! sequence_module {
             }
 
             fn extra_repr(&self) -> String {
-                let c = &self.inner.cfg;
-                let mut s = format!("{}, {}", c.input_size, c.hidden_size);
-                if c.num_layers != 1 {
-                    s += &format!(", num_layers={}", c.num_layers);
-                }
-                if !c.bias {
-                    s += ", bias=False";
-                }
-                if c.batch_first {
-                    s += ", batch_first=True";
-                }
-                if c.bidirectional {
-                    s += ", bidirectional=True";
-                }
-                s
+                self.inner.cfg.torch_args()
             }
 
             fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
