@@ -47,7 +47,12 @@ fn placeholder_table(r: &Reader<'_>) -> Result<QTensor> {
         "QUInt4x2" => QDType::QUInt4x2,
         _ => return Err(r.bad("dtype")),
     };
-    let len = num.checked_mul(dim).ok_or_else(|| r.bad("dim"))?;
+    // Sizes no allocation can hold are errors here, not capacity-overflow panics below.
+    let limit = isize::MAX as usize / 8;
+    let len = num
+        .checked_mul(dim)
+        .filter(|&n| n <= limit && num <= limit)
+        .ok_or_else(|| r.bad("dim"))?;
     let qparams = QParams::PerChannelFloat {
         scales: vec![1.0; num],
         zero_points: vec![0.0; num],
