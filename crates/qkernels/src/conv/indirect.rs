@@ -139,12 +139,30 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
             let m0 = mt * MR;
             let rows = MR.min(m - m0);
             let mut in_scratch = [false; MR];
+            // output coordinates of pixel m0, then stepped along x (no division per pixel)
+            let (mut x, mut y, mut z, mut n) = (
+                m0 % ow,
+                (m0 / ow) % oh,
+                (m0 / (ow * oh)) % od,
+                m0 / (ow * oh * od),
+            );
             for r in 0..rows {
                 let p = m0 + r;
-                let x = p % ow;
-                let y = (p / ow) % oh;
-                let z = (p / (ow * oh)) % od;
-                let n = p / (ow * oh * od);
+                if r > 0 {
+                    x += 1;
+                    if x == ow {
+                        x = 0;
+                        y += 1;
+                        if y == oh {
+                            y = 0;
+                            z += 1;
+                            if z == od {
+                                z = 0;
+                                n += 1;
+                            }
+                        }
+                    }
+                }
                 let x0 = (x * g.stride[2])
                     .checked_sub(g.padding[2])
                     .filter(|&x0| x0 + kw <= iw);
