@@ -256,14 +256,18 @@ impl FakeQuant for FakeQuantize {
     }
 
     fn expect_channels(&mut self, channels: usize) {
-        if !self.qscheme.is_per_channel() || self.scale.numel() == channels {
+        if !self.qscheme.is_per_channel() {
             return;
         }
-        self.scale = Tensor::from_fn(&[channels], |_| 1.0);
-        self.zero_point = match self.zero_point {
-            ZeroPoints::Float(_) => ZeroPoints::Float(Tensor::zeros(&[channels])),
-            ZeroPoints::Int(_) => ZeroPoints::Int(Tensor::zeros(&[channels])),
-        };
+        if self.scale.numel() != channels {
+            self.scale = Tensor::from_fn(&[channels], |_| 1.0);
+            self.zero_point = match self.zero_point {
+                ZeroPoints::Float(_) => ZeroPoints::Float(Tensor::zeros(&[channels])),
+                ZeroPoints::Int(_) => ZeroPoints::Int(Tensor::zeros(&[channels])),
+            };
+        }
+        // The running range is sized even when the scale already has `channels` entries (one
+        // channel: a fresh scale is `[1]` too), so that a trained state dict always fits.
         if let Some(state) = &mut self.state {
             state.expect_channels(channels);
         }

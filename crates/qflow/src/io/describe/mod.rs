@@ -219,8 +219,8 @@ pub(super) fn build_op(node: &str, op: &str, args: &HashMap<String, String>) -> 
 }
 
 /// After the state dict is loaded: each module's train/eval mode, `half()` where the saved
-/// layer was halved, and the observer nodes' statistics and toggles (`observers`: the
-/// observer entries split off the file's tensors).
+/// layer was halved, the observer nodes' statistics and toggles (`observers`: the observer
+/// entries split off the file's tensors) and the QAT Conv+BN layers' batch-norm flags.
 pub(super) fn restore(
     graph: &mut Graph,
     text: &str,
@@ -247,13 +247,14 @@ pub(super) fn restore(
         if args.iter().any(|(k, v)| k.ends_with("half") && v == "1") {
             m.half()?;
         }
+        let r = Reader {
+            node: name,
+            args: &args,
+        };
         if m.kind() == ModuleKind::ObserverModule {
-            let r = Reader {
-                node: name,
-                args: &args,
-            };
             observers::restore(name, m, &r, observers)?;
         }
+        qat::restore(m, &r)?;
     }
     graph.set_training_flag(any_training);
     Ok(())
