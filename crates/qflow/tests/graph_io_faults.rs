@@ -216,12 +216,14 @@ fn files_on_disk_are_checked_too() {
 
 #[test]
 fn fuzz_seeds_load() {
-    // The model_file fuzz target's seeds: one per format version and graph family.
-    let seeds: [&[u8]; 4] = [
+    // The model_file fuzz target's seeds: one per format version and graph family (the QAT
+    // one is `qat_graph()` below, saved).
+    let seeds: [&[u8]; 5] = [
         include_bytes!("../../../fuzz/corpus/model_file/small_cnn.qstack"),
         include_bytes!("../../../fuzz/corpus/model_file/small_cnn_v2.qstack"),
         include_bytes!("../../../fuzz/corpus/model_file/small_cnn_prepared.qstack"),
         include_bytes!("../../../fuzz/corpus/model_file/small_cnn_int8.qstack"),
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn_qat.qstack"),
     ];
     for seed in seeds {
         let g = graph_from_bytes(seed).unwrap();
@@ -392,5 +394,74 @@ fn corrupt_qat_files_are_typed_errors() {
             matches!(&err, QflowError::Format(_) | QflowError::Module(_)),
             "{node}: `{from}` -> `{to}`: {err:?}"
         );
+    }
+}
+
+#[test]
+fn corrupt_quantized_norm_and_embedding_files_are_typed_errors() {
+    use qnn::qtensor::{QDType, QParams, QTensor};
+    use qnn::quantized::{Embedding, LayerNorm, Quantize};
+    let mut b = qflow::FunctionalBuilder::new();
+    let x = b.input("x");
+    let idx = b.input("idx");
+    let q = b.module(
+        "quant",
+        Quantize::new(0.02, 128, QDType::QUInt8).unwrap(),
+        &[&x],
+    );
+    let w = Tensor::from_fn(&[4], |i| 1.0 + i as f32 / 8.0);
+    let ln = LayerNorm::new(&[4], Some(w), None, 1e-5, 0.05, 127).unwrap();
+    let y = b.module("ln", ln, &[&q]);
+    let table = QTensor::from_int_values(
+        &[5, 3],
+        &(0..15).collect::<Vec<i32>>(),
+        QDType::QUInt8,
+        QParams::PerChannelFloat {
+            scales: vec![0.1; 5],
+            zero_points: vec![2.0; 5],
+            axis: 0,
+        },
+    )
+    .unwrap();
+    let e = b.module("emb", Embedding::from_qtensor(&table).unwrap(), &[&idx]);
+    b.output(&y);
+    b.output(&e);
+    let g = b.build().unwrap();
+    let bytes = graph_to_bytes(&g).unwrap();
+    let back = graph_from_bytes(&bytes).unwrap();
+    assert_eq!(
+        qnn::state_dict::state_dict(&back),
+        qnn::state_dict::state_dict(&g)
+    );
+    let load = |node: &str, from: &str, to: &str| {
+        graph_from_bytes(&with_graph_text(&bytes, |t| edit_node(t, node, from, to))).unwrap_err()
+    };
+    // The described shape disagrees with the saved parameters.
+    assert!(matches!(
+        load("ln", " shape=4 ", " shape=5 "),
+        QflowError::Module(qnn::QnnError::KeyShapeMismatch { .. })
+    ));
+    // PyTorch's own argument checks, typed.
+    assert!(matches!(
+        load("ln", " eps=0.00001 ", " eps=-1 "),
+        QflowError::Module(_)
+    ));
+    assert!(matches!(
+        load("emb", " dtype=QUInt8 ", " dtype=QInt8 "),
+        QflowError::Format(e) if e.contains("dtype")
+    ));
+    assert!(matches!(
+        load("emb", " num=5 ", " num=4 "),
+        QflowError::Module(_)
+    ));
+    // Sizes no allocation could hold are refused before anything is allocated.
+    for huge in [
+        format!(" num={} ", usize::MAX),
+        format!(" num={} ", usize::MAX / 3),
+    ] {
+        assert!(matches!(
+            load("emb", " num=5 ", &huge),
+            QflowError::Format(_)
+        ));
     }
 }

@@ -359,3 +359,64 @@ fn unsavable_fake_quants_are_format_errors() {
         matches!(graph_to_bytes(&g), Err(QflowError::Format(e)) if e.contains("`hist_fq`") && e.contains("histogram"))
     );
 }
+
+#[test]
+fn file_tensors_carry_pytorch_names_and_the_modules_qparams() {
+    for version in [0, 1] {
+        let mut g = qat_model(3, version);
+        sgd_step(&mut g, 1);
+        let bytes = graph_to_bytes(&g).unwrap();
+        let file = qnn::state_dict::from_safetensors(&bytes).unwrap();
+        let f32s = |key: &str| match file.get(key) {
+            Some(qnn::state_dict::StateEntry::F32(t)) => t.data().to_vec(),
+            other => panic!("v{version} `{key}`: {other:?}"),
+        };
+        // PyTorch's names for a QAT ConvBnReLU2d and its weight fake-quant.
+        for key in [
+            "conv1.weight",
+            "conv1.bias",
+            "conv1.bn.weight",
+            "conv1.bn.bias",
+            "conv1.bn.running_mean",
+            "conv1.bn.running_var",
+            "conv1.bn.num_batches_tracked",
+            "conv1.weight_fake_quant.fake_quant_enabled",
+            "conv1.weight_fake_quant.observer_enabled",
+            "conv1.weight_fake_quant.scale",
+            "conv1.weight_fake_quant.zero_point",
+            "conv1.weight_fake_quant.activation_post_process.eps",
+            "conv1.weight_fake_quant.activation_post_process.min_val",
+            "conv1.weight_fake_quant.activation_post_process.max_val",
+            "fc2.weight_fake_quant.scale",
+            "conv1.activation_post_process.scale",
+            "conv1.activation_post_process.zero_point",
+            "conv1.activation_post_process.activation_post_process.min_val",
+            "sig.activation_post_process.scale",
+        ] {
+            assert!(file.contains_key(key), "v{version}: no `{key}`");
+        }
+        // The qparams in the file are the modules' current ones.
+        let wfq = weight_fq(&g, "conv1");
+        assert_eq!(wfq.scale().shape(), &[6]);
+        assert_eq!(
+            f32s("conv1.weight_fake_quant.scale"),
+            wfq.scale().data().to_vec()
+        );
+        assert_eq!(
+            f32s("fc2.weight_fake_quant.scale"),
+            weight_fq(&g, "fc2").scale().data()
+        );
+        let act = g.node("conv1.activation_post_process").unwrap().module();
+        let act = qflow::passes::qat::as_fake_quant(act.unwrap()).unwrap();
+        assert_eq!(
+            f32s("conv1.activation_post_process.scale"),
+            act.scale().data()
+        );
+        assert_ne!(act.scale().data(), [1.0], "observed after a step");
+        assert_eq!(
+            f32s("sig.activation_post_process.scale"),
+            [1.0 / 256.0],
+            "the fixed qparams of sigmoid"
+        );
+    }
+}
