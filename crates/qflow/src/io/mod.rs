@@ -15,9 +15,11 @@
 //! batch norms. One file per family in `describe/`: `float.rs`, `quantized.rs`, `dynamic.rs`,
 //! `qat.rs`, `observers.rs`, `qconfig.rs`.
 //!
-//! Supported: every [`crate::FunctionalOp`]; float Linear, Conv1d, Conv2d, BatchNorm1d/2d, the
-//! parameter-free activations, Identity, Dropout, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and
-//! the fused modules of [`qnn::fused`] (halved layers are halved again after loading);
+//! Supported: every [`crate::FunctionalOp`]; float Linear, Conv1d, Conv2d, ConvTranspose2d,
+//! BatchNorm1d/2d, LayerNorm, GroupNorm, InstanceNorm2d, the activations (LeakyReLU, ELU, GELU
+//! included), Softmax, LogSoftmax, Flatten, Identity, Dropout, MaxPool2d, AvgPool2d,
+//! AdaptiveAvgPool2d, Embedding, EmbeddingBag, RNN / LSTM / GRU and their cells, and the fused
+//! modules of [`qnn::fused`] (halved layers are halved again after loading);
 //! observer nodes ([`crate::passes::ObserverNode`]: min/max, moving-average, per-channel,
 //! histogram, placeholder, no-op and fixed-qparams observers — saving halfway through
 //! calibration and resuming gives the same qparams as never stopping); the QAT layers of
@@ -31,10 +33,10 @@
 //! Hardswish, LeakyReLU, ELU, Sigmoid, Tanh, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
 //! Flatten, Dropout, QFunctional, Embedding and EmbeddingBag (8-bit and 4-bit rows) — every
 //! module of [`qnn::quantized`]; the dynamic modules Linear, LinearReLU, LSTM, GRU, LSTMCell,
-//! GRUCell and RNNCell (qint8 per-tensor or per-channel, or f16). Not yet: the float layers
-//! outside that list (ConvTranspose2d, the norms, embeddings, recurrent layers, attention, …),
-//! Recording observers, a FakeQuantize driven by a histogram observer and user-defined layers —
-//! each a [`QflowError::Format`] error naming the node.
+//! GRUCell and RNNCell (qint8 per-tensor or per-channel, or f16). Not yet: MultiheadAttention,
+//! TransformerEncoderLayer, Sequential, Recording observers, a FakeQuantize driven by a
+//! histogram observer and user-defined layers — each a [`QflowError::Format`] error naming the
+//! node.
 //!
 //! New kinds are new op names in the same line format: files written before they existed
 //! still load, so adding them kept the format at version 2.

@@ -39,7 +39,7 @@ fn storage_args(m: &dyn Module, dtype: WeightDType, args: &mut Args) {
     push(args, "", "per_channel", flag(per_channel(m)));
 }
 
-fn recurrent_args(c: &RecurrentConfig, args: &mut Args) {
+pub(super) fn recurrent_args(c: &RecurrentConfig, args: &mut Args) {
     push(args, "", "input", c.input_size);
     push(args, "", "hidden", c.hidden_size);
     push(args, "", "layers", c.num_layers);
@@ -124,7 +124,7 @@ fn is_qint8(r: &Reader<'_>) -> Result<bool> {
     }
 }
 
-fn recurrent_config(r: &Reader<'_>) -> Result<RecurrentConfig> {
+pub(super) fn recurrent_config(r: &Reader<'_>) -> Result<RecurrentConfig> {
     Ok(RecurrentConfig {
         num_layers: r.parse("layers")?,
         bias: r.flag("bias")?,

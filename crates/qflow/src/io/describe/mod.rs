@@ -1,14 +1,18 @@
 //! Layer descriptions for the graph file: each supported op as a name plus `key=value`
-//! arguments, and back. One file per family: `float.rs` (float and fused layers),
-//! `quantized.rs`, `quantized_norm.rs`, `quantized_lookup.rs` (static quantized modules:
-//! weighted layers and activations, normalizations, embeddings), `dynamic.rs` (dynamic
-//! quantized modules), `qat.rs` (QAT layers and fake-quant modules), `observers.rs` (observer
-//! nodes and the observer specs the other families share). Arguments give the shapes a layer is
-//! built with; the values come from the state dict, and whatever state is not a tensor (modes,
-//! observer statistics, toggles, frozen batch norms) is restored by [`restore`] after loading.
+//! arguments, and back. One file per family: `float.rs` (float conv / linear / batch-norm
+//! layers, parameter-free activations, pools and the fused modules), `float_more.rs` (the other
+//! float layers: parameterized activations, softmaxes, norms, ConvTranspose2d, embeddings,
+//! recurrent layers and cells), `quantized.rs`, `quantized_norm.rs`, `quantized_lookup.rs`
+//! (static quantized modules: weighted layers and activations, normalizations, embeddings),
+//! `dynamic.rs` (dynamic quantized modules), `qat.rs` (QAT layers and fake-quant modules),
+//! `observers.rs` (observer nodes and the observer specs the other families share). Arguments
+//! give the shapes a layer is built with; the values come from the state dict, and whatever
+//! state is not a tensor (modes, observer statistics, toggles, frozen batch norms) is restored
+//! by [`restore`] after loading.
 
 mod dynamic;
 mod float;
+mod float_more;
 mod observers;
 mod qat;
 mod qconfig;
@@ -75,6 +79,7 @@ pub(crate) fn describe_op(node: &Node) -> Result<(String, Args)> {
     };
     let kind = m.kind();
     let described = float::describe(m, &mut args)
+        .or_else(|| float_more::describe(m, &mut args))
         .or_else(|| quantized::describe(m, &mut args))
         .or_else(|| quantized_norm::describe(m, &mut args))
         .or_else(|| quantized_lookup::describe(m, &mut args))
@@ -211,6 +216,7 @@ pub(super) fn build_op(node: &str, op: &str, args: &HashMap<String, String>) -> 
         return Ok(Op::functional(fop));
     }
     let built = float::build(op, &r, rng)
+        .or_else(|| float_more::build(op, &r, rng))
         .or_else(|| quantized::build(op, &r))
         .or_else(|| quantized_norm::build(op, &r))
         .or_else(|| quantized_lookup::build(op, &r))
