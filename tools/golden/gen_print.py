@@ -32,20 +32,25 @@ from torch_env import setup_torch
 TOPIC = "print"
 OUT_DIR = "crates/qflow/tests/data/print"
 
-# Children PyTorch prints on their own lines that qstack keeps elsewhere: observers are graph
-# nodes of their own, a QAT layer's weight fake-quant is internal to the layer, and packed
-# weights are internal state (PyTorch's own `__repr__` of quantized Linear hides them too).
-SEPARATE_CHILDREN = ("activation_post_process", "weight_fake_quant", "_packed_params")
+# Children PyTorch prints on their own lines that qstack keeps elsewhere: a layer's output
+# observer (`activation_post_process` of anything but a fake-quant) is a graph node of its own,
+# and packed weights are internal state (PyTorch's own `__repr__` of quantized Linear hides them
+# too). A QAT layer's `weight_fake_quant` and a fake-quant's own observer are printed inline.
+SEPARATE_CHILDREN = ("_packed_params",)
 
 
 def one_line(m) -> str:
     """`Type(extra_repr, child, child, ...)`: PyTorch's repr with children inlined."""
+    import torch.ao.quantization as tq
+
     parts = []
     extra = m.extra_repr()
     if extra:
         parts.append(extra)
     for name, child in m.named_children():
         if name in SEPARATE_CHILDREN:
+            continue
+        if name == "activation_post_process" and not isinstance(m, tq.FakeQuantizeBase):
             continue
         parts.append(one_line(child))
     return f"{m._get_name()}({', '.join(parts)})"

@@ -26,8 +26,8 @@
 //!   the resolved QConfig in each node ([`Node::qconfig`]).
 //! - Save/load: [`io::save_graph`] / [`io::load_graph`] — one versioned safetensors file, the
 //!   structure in its metadata, the tensors under their state-dict names: float, prepared
-//!   (observers with their calibration state) and converted int8 graphs; atomic writes, length
-//!   and CRC-32 checked on load.
+//!   (observers with their calibration state), QAT (fake-quants and BN statistics mid-training)
+//!   and converted int8 graphs; atomic writes, length and CRC-32 checked on load.
 //!   [`load_torch_state_dict`] loads a PyTorch state dict (`safetensors.torch.save_file(
 //!   model.state_dict(), …)`) into a graph whose node names are the PyTorch module paths, with
 //!   PyTorch's strict / non-strict key reports and errors naming node, key and both shapes.

@@ -258,8 +258,8 @@ fn bad_files_are_typed_errors() {
     // Layers the format does not describe yet.
     let mut b = FunctionalBuilder::new();
     let x = b.input("x");
-    let e = b.module("elu", Elu::new(1.0), &[&x]);
+    let e = b.module("seq", Sequential::new(), &[&x]);
     b.output(&e);
     let g = b.build().unwrap();
-    assert!(matches!(graph_to_bytes(&g), Err(QflowError::Format(e)) if e.contains("`elu`")));
+    assert!(matches!(graph_to_bytes(&g), Err(QflowError::Format(e)) if e.contains("`seq`")));
 }

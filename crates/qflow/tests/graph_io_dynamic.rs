@@ -1,11 +1,11 @@
 //! Whole-graph files for dynamic quantized graphs: `quantize_dynamic` (qint8 per-tensor,
-//! qint8 per-channel, fp16) on a graph of Linear, fused LinearReLU, LSTM, GRU and the LSTM/GRU
-//! cells; save, load, and the loaded graph computes the same bits.
+//! qint8 per-channel, fp16) on a graph of Linear, fused LinearReLU, LSTM, GRU and the
+//! LSTM/GRU/RNN cells; save, load, and the loaded graph computes the same bits.
 
 use qflow::io::{graph_from_bytes, graph_to_bytes};
 use qflow::passes::{DynamicDType, quantize_dynamic};
 use qflow::{Graph, SequentialBuilder};
-use qnn::float::{GRUCell, Gru, LSTMCell, Linear, Lstm, RecurrentConfig};
+use qnn::float::{GRUCell, Gru, LSTMCell, Linear, Lstm, RNNCell, RecurrentConfig};
 use qnn::fused::LinearReLU;
 use qnn::init::Rng;
 use qnn::qtensor::Tensor;
@@ -40,6 +40,8 @@ fn mlp_graph(seed: u64) -> Graph {
         .add("cell", LSTMCell::new(4, 3, true, &mut rng))
         .functional("h", qflow::FunctionalOp::GetItem(0))
         .add("gcell", GRUCell::new(3, 2, true, &mut rng))
+        .add("rcell", RNNCell::new_relu(2, 4, true, &mut rng))
+        .add("tcell", RNNCell::new(4, 3, false, &mut rng))
         .build()
         .unwrap()
 }
@@ -97,6 +99,7 @@ fn dynamic_graphs_save_and_load_bit_exactly() {
             ModuleKind::LinearReLU,
             ModuleKind::LSTMCell,
             ModuleKind::GRUCell,
+            ModuleKind::RNNCell,
         ];
         let mut g = mlp_graph(2);
         quantize_dynamic(&mut g, &kinds, dtype).unwrap();
@@ -110,5 +113,8 @@ fn dynamic_graphs_save_and_load_bit_exactly() {
         let mut back = graph_from_bytes(&graph_to_bytes(&g).unwrap()).unwrap();
         assert_eq!(state_dict(&back), state_dict(&g), "{dtype:?}");
         assert_eq!(outputs(&mut back, &mlp_x), want, "{dtype:?}");
+        // The RNN cells keep their nonlinearity (ReLU, tanh).
+        let relu = |g: &Graph, n: &str| g.module_as::<qnn::dynamic::RNNCell>(n).unwrap().is_relu();
+        assert!(relu(&back, "rcell") && !relu(&back, "tcell"), "{dtype:?}");
     }
 }

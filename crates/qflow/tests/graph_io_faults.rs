@@ -216,16 +216,252 @@ fn files_on_disk_are_checked_too() {
 
 #[test]
 fn fuzz_seeds_load() {
-    // The model_file fuzz target's seeds: one per format version and graph family.
-    let seeds: [&[u8]; 4] = [
+    // The model_file fuzz target's seeds: one per format version and graph family (the QAT
+    // one is `qat_graph()` below, saved).
+    let seeds: [&[u8]; 5] = [
         include_bytes!("../../../fuzz/corpus/model_file/small_cnn.qstack"),
         include_bytes!("../../../fuzz/corpus/model_file/small_cnn_v2.qstack"),
         include_bytes!("../../../fuzz/corpus/model_file/small_cnn_prepared.qstack"),
         include_bytes!("../../../fuzz/corpus/model_file/small_cnn_int8.qstack"),
+        include_bytes!("../../../fuzz/corpus/model_file/small_cnn_qat.qstack"),
     ];
     for seed in seeds {
         let g = graph_from_bytes(seed).unwrap();
         let again = graph_from_bytes(&graph_to_bytes(&g).unwrap()).unwrap();
         assert_eq!(again.node_names(), g.node_names());
+    }
+}
+
+/// A LeNet-style QAT graph (fused Conv+BN+ReLU, Conv+ReLU, Linear+ReLU, Linear; FakeQuantize
+/// activations and per-channel weight fake-quants) after one forward.
+fn qat_graph() -> Graph {
+    use qflow::passes::{fuse_modules_qat, prepare_qat};
+    use qflow::qconfig::{Backend, QConfigMapping, get_default_qat_qconfig};
+    use qnn::float::{BatchNorm2d, BatchNormConfig};
+    let mut rng = Rng::new(4);
+    let mut g = SequentialBuilder::new("x")
+        .add(
+            "conv",
+            Conv2d::new(Conv2dConfig::new(1, 2, 3), &mut rng).unwrap(),
+        )
+        .add("bn", BatchNorm2d::new(BatchNormConfig::new(2)))
+        .add("relu", ReLU::new())
+        .functional(
+            "flatten",
+            qflow::FunctionalOp::Flatten {
+                start_dim: 1,
+                end_dim: -1,
+            },
+        )
+        .add("fc", Linear::new(8, 3, true, &mut rng))
+        .build()
+        .unwrap();
+    g.train(true);
+    fuse_modules_qat(&mut g, &[&["conv", "bn", "relu"]]).unwrap();
+    let mapping = QConfigMapping::new()
+        .set_global(Some(get_default_qat_qconfig(Backend::Fbgemm, 0).unwrap()));
+    prepare_qat(&mut g, &mapping).unwrap();
+    g.run(&[input()]).unwrap();
+    g
+}
+
+/// Re-serializes `bytes` with the graph description edited by `edit` and a valid checksum for
+/// the edit, so that the loader gets past the integrity check and meets the edited arguments.
+fn with_graph_text(bytes: &[u8], edit: impl FnOnce(&str) -> String) -> Vec<u8> {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let (n, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+    let mut m = meta.metadata().clone().unwrap();
+    let text = edit(&m["qstack.graph"]);
+    m.insert("qstack.graph".into(), text);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[8 + n..]);
+    let sorted: std::collections::BTreeMap<_, _> = m
+        .iter()
+        .filter(|(k, _)| k.as_str() != "qstack.checksum")
+        .collect();
+    for (k, v) in sorted {
+        h.update(k.as_bytes());
+        h.update(&[0]);
+        h.update(v.as_bytes());
+        h.update(&[0]);
+    }
+    m.insert("qstack.checksum".into(), format!("{:08x}", h.finalize()));
+    safetensors::serialize(st.tensors(), Some(m)).unwrap()
+}
+
+/// Replaces `from` by `to` on the node line of `node` only (the edit must apply).
+fn edit_node(text: &str, node: &str, from: &str, to: &str) -> String {
+    let prefix = format!("node {node} ");
+    let mut hit = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) && l.contains(from) {
+                hit = true;
+                l.replacen(from, to, 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(hit, "`{from}` not on node `{node}`");
+    lines.join("\n")
+}
+
+#[test]
+fn corrupt_qat_files_are_typed_errors() {
+    let g = qat_graph();
+    let bytes = graph_to_bytes(&g).unwrap();
+    let back = graph_from_bytes(&bytes).unwrap();
+    assert_eq!(
+        qnn::state_dict::state_dict(&back),
+        qnn::state_dict::state_dict(&g)
+    );
+    // Truncations and bit flips, sampled across header and data.
+    let step = (bytes.len() / 400).max(1);
+    for cut in (0..bytes.len()).step_by(step) {
+        assert!(graph_from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    for i in (0..bytes.len()).step_by(step) {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x04;
+        assert!(graph_from_bytes(&bad).is_err(), "flip in byte {i}");
+    }
+
+    // Inconsistent arguments behind a valid checksum.
+    let fq = "x.activation_post_process";
+    let load = |edit: &dyn Fn(&str) -> String| graph_from_bytes(&with_graph_text(&bytes, edit));
+    // A fake-quant with quant_min > quant_max: PyTorch's FakeQuantize check, typed.
+    let err = load(&|t| {
+        let t = edit_node(t, fq, " obs.quant_min=0 ", " obs.quant_min=200 ");
+        edit_node(&t, fq, " obs.quant_max=255 ", " obs.quant_max=100 ")
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            QflowError::Module(qnn::QnnError::InvalidQParams { reason, .. })
+                if reason.contains("quant_min 200")
+        ),
+        "{err:?}"
+    );
+    // The same in a QAT layer's weight fake-quant.
+    let err = load(&|t| {
+        edit_node(
+            t,
+            "conv",
+            " wfq.obs.quant_max=127 ",
+            " wfq.obs.quant_max=-129 ",
+        )
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            QflowError::Module(qnn::QnnError::InvalidQParams { .. })
+        ),
+        "{err:?}"
+    );
+    // A node whose spec is of another fake-quant kind.
+    let err = load(&|t| {
+        edit_node(
+            t,
+            fq,
+            " FakeQuantize fq=",
+            " FusedMovingAvgObsFakeQuantize fq=",
+        )
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, QflowError::Format(e) if e.contains(fq)),
+        "{err:?}"
+    );
+    // A channel count on a per-tensor fake-quant, a bad flag, a missing weight spec, a
+    // per-channel weight fake-quant made per-tensor (its buffers no longer fit).
+    let bad_edits: [(&str, &str, &str); 4] = [
+        (fq, " train=", " channels=3 train="),
+        ("conv", " freeze_bn=0 ", " freeze_bn=2 "),
+        ("fc", " wfq.fq=FakeQuantize ", " "),
+        (
+            "fc",
+            " wfq.obs.kind=MovingAveragePerChannelMinMax ",
+            " wfq.obs.kind=MovingAverageMinMax ",
+        ),
+    ];
+    for (node, from, to) in bad_edits {
+        let err = load(&|t| edit_node(t, node, from, to)).unwrap_err();
+        assert!(
+            matches!(&err, QflowError::Format(_) | QflowError::Module(_)),
+            "{node}: `{from}` -> `{to}`: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn corrupt_quantized_norm_and_embedding_files_are_typed_errors() {
+    use qnn::qtensor::{QDType, QParams, QTensor};
+    use qnn::quantized::{Embedding, LayerNorm, Quantize};
+    let mut b = qflow::FunctionalBuilder::new();
+    let x = b.input("x");
+    let idx = b.input("idx");
+    let q = b.module(
+        "quant",
+        Quantize::new(0.02, 128, QDType::QUInt8).unwrap(),
+        &[&x],
+    );
+    let w = Tensor::from_fn(&[4], |i| 1.0 + i as f32 / 8.0);
+    let ln = LayerNorm::new(&[4], Some(w), None, 1e-5, 0.05, 127).unwrap();
+    let y = b.module("ln", ln, &[&q]);
+    let table = QTensor::from_int_values(
+        &[5, 3],
+        &(0..15).collect::<Vec<i32>>(),
+        QDType::QUInt8,
+        QParams::PerChannelFloat {
+            scales: vec![0.1; 5],
+            zero_points: vec![2.0; 5],
+            axis: 0,
+        },
+    )
+    .unwrap();
+    let e = b.module("emb", Embedding::from_qtensor(&table).unwrap(), &[&idx]);
+    b.output(&y);
+    b.output(&e);
+    let g = b.build().unwrap();
+    let bytes = graph_to_bytes(&g).unwrap();
+    let back = graph_from_bytes(&bytes).unwrap();
+    assert_eq!(
+        qnn::state_dict::state_dict(&back),
+        qnn::state_dict::state_dict(&g)
+    );
+    let load = |node: &str, from: &str, to: &str| {
+        graph_from_bytes(&with_graph_text(&bytes, |t| edit_node(t, node, from, to))).unwrap_err()
+    };
+    // The described shape disagrees with the saved parameters.
+    assert!(matches!(
+        load("ln", " shape=4 ", " shape=5 "),
+        QflowError::Module(qnn::QnnError::KeyShapeMismatch { .. })
+    ));
+    // PyTorch's own argument checks, typed.
+    assert!(matches!(
+        load("ln", " eps=0.00001 ", " eps=-1 "),
+        QflowError::Module(_)
+    ));
+    assert!(matches!(
+        load("emb", " dtype=QUInt8 ", " dtype=QInt8 "),
+        QflowError::Format(e) if e.contains("dtype")
+    ));
+    assert!(matches!(
+        load("emb", " num=5 ", " num=4 "),
+        QflowError::Module(_)
+    ));
+    // Sizes no allocation could hold are refused before anything is allocated.
+    for huge in [
+        format!(" num={} ", usize::MAX),
+        format!(" num={} ", usize::MAX / 3),
+    ] {
+        assert!(matches!(
+            load("emb", " num=5 ", &huge),
+            QflowError::Format(_)
+        ));
     }
 }

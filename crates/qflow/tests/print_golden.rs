@@ -2,9 +2,9 @@
 //! `tools/golden/gen_print.py`): a LeNet5 whose float weights come from PyTorch's state dict,
 //! printed float, fused, prepared and calibrated on PyTorch's calibration batches, converted,
 //! dynamically quantized (qint8 and fp16) and prepared for QAT. Each node's text must equal
-//! the one-line form of PyTorch's module repr (`Type(extra_repr, child, …)`; observers are
-//! their own nodes, packed weights and weight fake-quants are not printed, as documented in
-//! the generator). Numbers that depend on calibrated float values (observer ranges, scales)
+//! the one-line form of PyTorch's module repr (`Type(extra_repr, child, …)`; a layer's output
+//! observer is its own node and packed weights are not printed, as documented in the generator;
+//! a QAT layer's `weight_fake_quant` and a fake-quant's `activation_post_process` are inlined). Numbers that depend on calibrated float values (observer ranges, scales)
 //! are compared within a relative 1e-5: qstack's float convolutions sum in another order than
 //! PyTorch's, so the last bits of a range can differ; everything else is compared exactly.
 

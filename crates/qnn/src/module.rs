@@ -293,6 +293,13 @@ pub trait Module: Any + Send {
         String::new()
     }
 
+    /// The child modules PyTorch prints below the argument line, `(name, tree)` in PyTorch's
+    /// registration order (a fused module's `0`, `1`; a QAT layer's `weight_fake_quant`; a
+    /// fake-quant's `activation_post_process`). Empty by default.
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        Vec::new()
+    }
+
     /// The dtype the parameter or buffer `name` is stored in, when it is not what its visitor
     /// shows (an f16 weight after [`Module::half`] is visited widened to f32). `None`: the
     /// visitor's dtype (see [`crate::repr::named_parameters`]).

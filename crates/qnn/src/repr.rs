@@ -1,6 +1,8 @@
 //! PyTorch-style printing and inspection of modules: the class name PyTorch prints for each
 //! [`ModuleKind`], the value formats of PyTorch's `extra_repr` (Python's float `repr`, tuples,
-//! `torch.` dtypes and qschemes, one-element tensors), [`module_repr`] (one line per module) and
+//! `torch.` dtypes and qschemes, one-element tensors), [`ReprTree`] (a module with its printed
+//! children), [`module_str`] (PyTorch's multi-line `repr(module)`), [`module_repr`] (the same
+//! on one line, children inlined: a graph node's line), the observers' printed forms, and
 //! [`named_parameters`] (every parameter and buffer with its storage dtype and shape).
 //!
 //! ```
@@ -11,6 +13,11 @@
 //!
 //! let mut fc = Linear::new(4, 3, true, &mut Rng::new(0));
 //! assert_eq!(module_repr(&fc), "Linear(in_features=4, out_features=3, bias=True)");
+//! let block = qnn::float::Sequential::new().push(fc.clone()).push(qnn::float::ReLU::new());
+//! assert_eq!(
+//!     qnn::repr::module_str(&block),
+//!     "Sequential(\n  (0): Linear(in_features=4, out_features=3, bias=True)\n  (1): ReLU()\n)"
+//! );
 //! fc.half()?;
 //! let params = named_parameters(&fc);
 //! assert_eq!((params[0].name.as_str(), params[0].dtype), ("weight", TensorDType::F16));
@@ -24,6 +31,15 @@ use qtensor::{QDType, QScheme};
 
 use crate::module::{Module, ModuleKind};
 use crate::param::BufferRef;
+
+mod observer;
+mod tree;
+
+pub use observer::{
+    min_max_repr, observer_class, observer_extra_repr, observer_tree, per_channel_min_max_repr,
+    per_channel_range,
+};
+pub use tree::ReprTree;
 
 /// The storage dtype of a parameter or buffer, as PyTorch names it (`torch.float16`, `torch.qint8`…).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -125,17 +141,28 @@ pub fn named_parameters(module: &dyn Module) -> Vec<NamedParameter> {
     out
 }
 
-/// `Type(extra_repr)`: the line PyTorch prints for a leaf module, e.g.
-/// `Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1))`.
+/// One line for a module: `Type(extra_repr, child, …)`, its children inlined in their
+/// one-line forms, e.g. `Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1))` or
+/// `ConvReLU2d(Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1)), ReLU())` (what a graph node's
+/// line shows; see [`ReprTree::one_line`]).
 pub fn module_repr(module: &dyn Module) -> String {
-    format!("{}({})", module.type_name(), module.extra_repr())
+    ReprTree::of(module).one_line()
 }
 
-/// The one-line form of a container's children: their [`module_repr`]s joined by `, ` (PyTorch
-/// prints them on their own lines, `(0): Conv2d(…)`; qstack keeps one line per graph node).
-pub fn children_repr<'a>(children: impl IntoIterator<Item = &'a dyn Module>) -> String {
-    let parts: Vec<String> = children.into_iter().map(module_repr).collect();
-    parts.join(", ")
+/// PyTorch's `repr(module)` / `str(module)`: one line for a leaf, else the argument line and
+/// one `(name): Child(…)` line per child, indented as PyTorch indents them.
+pub fn module_str(module: &dyn Module) -> String {
+    ReprTree::of(module).pytorch()
+}
+
+/// The [`ReprTree`]s of named children, for [`Module::repr_children`].
+pub fn named_children_repr<'a>(
+    children: impl IntoIterator<Item = (&'a str, &'a dyn Module)>,
+) -> Vec<(String, ReprTree)> {
+    children
+        .into_iter()
+        .map(|(n, m)| (n.to_string(), ReprTree::of(m)))
+        .collect()
 }
 
 /// [`Module::param_dtype`] for a container: asks the child named by the part of `name` before
@@ -230,7 +257,7 @@ pub fn torch_class_name(kind: ModuleKind) -> &'static str {
         K::QuantizedHardswish => "QuantizedHardswish",
         K::QuantizedLeakyReLU => "QuantizedLeakyReLU",
         K::QuantizedElu => "QuantizedELU",
-        K::QuantizedSigmoid => "QuantizedSigmoid",
+        K::QuantizedSigmoid => "Sigmoid",
         K::QuantizedTanh => "Tanh",
         K::QuantizedSoftmax => "QuantizedSoftmax",
         K::QuantizedDropout => "QuantizedDropout",

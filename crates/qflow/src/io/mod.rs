@@ -1,7 +1,8 @@
-//! Saving and loading a whole graph — float, prepared (observers mid-calibration), converted
-//! int8 — as one versioned safetensors file: the tensors are the graph's state dict (PyTorch
-//! names, `<node>.<param>`) plus the observer nodes' statistics, the structure is text in the
-//! file's metadata (`qstack.format = qstack.graph`, `qstack.format_version`, `qstack.graph`).
+//! Saving and loading a whole graph — float, prepared (observers mid-calibration), QAT
+//! (fake-quants mid-training), converted int8 — as one versioned safetensors file: the tensors
+//! are the graph's state dict (PyTorch names, `<node>.<param>`) plus the observer nodes'
+//! statistics, the structure is text in the file's metadata (`qstack.format = qstack.graph`,
+//! `qstack.format_version`, `qstack.graph`).
 //!
 //! The structure is one line per graph element — `input <name>`, `output <name>`,
 //! `node <name> <input,input,...> <op> [key=value ...]` — with the arguments that fix each
@@ -9,22 +10,36 @@
 //! node's QConfig (`qconfig=1 qconfig.act.… qconfig.weight.…`). Loading builds every layer from
 //! its arguments, loads the state dict strictly (a tensor that does not fit is an error), lets
 //! each module rebuild derived state (`Module::after_load`: quantized weights are repacked for
-//! this CPU) and restores what is not a tensor: train/eval mode, `half()`, observer statistics,
-//! toggles and batch counts. One file per family in `describe/`: `float.rs`, `quantized.rs`,
-//! `observers.rs`, `qconfig.rs` (and `dynamic.rs`, `qat.rs`, empty for now).
+//! this CPU, fake-quants give their observer the saved running range) and restores what is not
+//! a tensor: train/eval mode, `half()`, observer statistics, toggles and batch counts, frozen
+//! batch norms. One file per family in `describe/`: `float.rs`, `quantized.rs`, `dynamic.rs`,
+//! `qat.rs`, `observers.rs`, `qconfig.rs`.
 //!
-//! Supported: every [`crate::FunctionalOp`]; float Linear, Conv1d, Conv2d, BatchNorm1d/2d, the
-//! parameter-free activations, Identity, Dropout, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and
-//! the fused modules of [`qnn::fused`] (halved layers are halved again after loading);
+//! Supported: every [`crate::FunctionalOp`]; float Linear, Conv1d, Conv2d, ConvTranspose2d,
+//! BatchNorm1d/2d, LayerNorm, GroupNorm, InstanceNorm2d, the activations (LeakyReLU, ELU, GELU
+//! included), Softmax, LogSoftmax, Flatten, Identity, Dropout, MaxPool2d, AvgPool2d,
+//! AdaptiveAvgPool2d, Embedding, EmbeddingBag, RNN / LSTM / GRU and their cells, and the fused
+//! modules of [`qnn::fused`] (halved layers are halved again after loading);
 //! observer nodes ([`crate::passes::ObserverNode`]: min/max, moving-average, per-channel,
 //! histogram, placeholder, no-op and fixed-qparams observers — saving halfway through
-//! calibration and resuming gives the same qparams as never stopping); the static quantized
-//! modules Quantize, DeQuantize, Linear(ReLU), Conv1d/2d/3d(+ReLU), ReLU, ReLU6, Hardswish,
-//! LeakyReLU, ELU, Sigmoid, Tanh, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten,
-//! Dropout and QFunctional; the dynamic modules Linear, LinearReLU, LSTM, GRU, LSTMCell and
-//! GRUCell (qint8 per-tensor or per-channel, or f16). Not yet: QAT layers and fake-quant
-//! modules, dynamic RNNCell, quantized norms, ConvTranspose2d, embeddings, Recording observers
-//! and user-defined layers — each a [`QflowError::Format`] error naming the node.
+//! calibration and resuming gives the same qparams as never stopping); the QAT layers of
+//! [`qnn::qat`] (Linear, LinearReLU, Conv1d, Conv2d, ConvReLU2d, ConvBn2d, ConvBnReLU2d, with
+//! their weight fake-quant, BN running statistics and `freeze_bn_stats` state) and the
+//! fake-quant nodes (FakeQuantize, FixedQParamsFakeQuantize, FusedMovingAvgObsFakeQuantize, with
+//! their observer state, scale / zero point and enable flags under PyTorch's state-dict names):
+//! saving halfway through QAT and resuming trains, and converts, bit for bit as never stopping;
+//! the static quantized modules Quantize, DeQuantize, Linear(ReLU), Conv1d/2d/3d(+ReLU),
+//! ConvTranspose2d, BatchNorm2d, BNReLU2d, LayerNorm, GroupNorm, InstanceNorm2d, ReLU, ReLU6,
+//! Hardswish, LeakyReLU, ELU, Sigmoid, Tanh, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
+//! Flatten, Dropout, QFunctional, Embedding and EmbeddingBag (8-bit and 4-bit rows) — every
+//! module of [`qnn::quantized`]; the dynamic modules Linear, LinearReLU, LSTM, GRU, LSTMCell,
+//! GRUCell and RNNCell (qint8 per-tensor or per-channel, or f16). Not yet: MultiheadAttention,
+//! TransformerEncoderLayer, Sequential, Recording observers, a FakeQuantize driven by a
+//! histogram observer and user-defined layers — each a [`QflowError::Format`] error naming the
+//! node.
+//!
+//! New kinds are new op names in the same line format: files written before they existed
+//! still load, so adding them kept the format at version 2.
 //!
 //! Integrity (format version 2): the metadata records the tensor data's length
 //! (`qstack.data_len`) and a CRC-32 (`qstack.checksum`, 8 lowercase hex digits) over the tensor

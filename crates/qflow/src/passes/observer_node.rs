@@ -123,13 +123,13 @@ impl Module for ObserverNode {
 
     /// The observer's PyTorch class (`HistogramObserver`, `PerChannelMinMaxObserver`, …).
     fn type_name(&self) -> String {
-        observer_class(&self.observer.spec()).to_string()
+        qnn::repr::observer_class(&self.observer.spec()).to_string()
     }
 
     /// `min_val=…, max_val=…` as PyTorch's min/max and histogram observers print them (0-d
     /// buffers as Python floats, `inf`/`-inf` before calibration; per-channel ones as tensors).
     fn extra_repr(&self) -> String {
-        observer_extra_repr(self.observer.as_ref())
+        qnn::repr::observer_extra_repr(self.observer.as_ref())
     }
 
     fn forward(&mut self, input: &Value) -> qnn::Result<Value> {
@@ -154,61 +154,5 @@ impl Module for ObserverNode {
 
     fn is_training(&self) -> bool {
         self.training
-    }
-}
-
-/// The PyTorch class an [`ObserverSpec`] builds.
-pub fn observer_class(spec: &ObserverSpec) -> &'static str {
-    match spec {
-        ObserverSpec::MinMax(_) => "MinMaxObserver",
-        ObserverSpec::MovingAverageMinMax { .. } => "MovingAverageMinMaxObserver",
-        ObserverSpec::PerChannelMinMax { .. } => "PerChannelMinMaxObserver",
-        ObserverSpec::MovingAveragePerChannelMinMax { .. } => {
-            "MovingAveragePerChannelMinMaxObserver"
-        }
-        ObserverSpec::Histogram { .. } => "HistogramObserver",
-        ObserverSpec::Placeholder { .. } => "PlaceholderObserver",
-        ObserverSpec::Noop { .. } => "NoopObserver",
-        ObserverSpec::FixedQParams { .. } => "FixedQParamsObserver",
-        ObserverSpec::Recording { .. } => "RecordingObserver",
-    }
-}
-
-/// The observer's `extra_repr` (empty for the classes PyTorch prints without arguments).
-fn observer_extra_repr(observer: &dyn Observer) -> String {
-    use qnn::qtensor::observer::{MovingAveragePerChannelMinMaxObserver, PerChannelMinMaxObserver};
-    use qnn::repr::{py_float, torch_tensor_f32};
-    let any = observer.as_any();
-    let per_channel = any
-        .downcast_ref::<PerChannelMinMaxObserver>()
-        .map(|o| (o.min_vals(), o.max_vals()))
-        .or_else(|| {
-            any.downcast_ref::<MovingAveragePerChannelMinMaxObserver>()
-                .map(|o| (o.min_vals(), o.max_vals()))
-        });
-    if let Some((lo, hi)) = per_channel {
-        let t = |v: &[f32]| {
-            if v.is_empty() {
-                "tensor([])".to_string()
-            } else {
-                torch_tensor_f32(v)
-            }
-        };
-        return format!("min_val={}, max_val={}", t(lo), t(hi));
-    }
-    match observer.spec() {
-        ObserverSpec::MinMax(_)
-        | ObserverSpec::MovingAverageMinMax { .. }
-        | ObserverSpec::Histogram { .. } => {
-            let (lo, hi) = observer
-                .min_max()
-                .unwrap_or((f32::INFINITY, f32::NEG_INFINITY));
-            format!(
-                "min_val={}, max_val={}",
-                py_float(f64::from(lo)),
-                py_float(f64::from(hi))
-            )
-        }
-        _ => String::new(),
     }
 }

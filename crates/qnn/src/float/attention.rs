@@ -176,6 +176,20 @@ impl Module for MultiheadAttention {
         ModuleKind::MultiheadAttention
     }
 
+    /// PyTorch prints no arguments, only the output projection (an `nn.Linear` subclass that
+    /// dynamic quantization skips): `(out_proj): NonDynamicallyQuantizableLinear(…)`.
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        let e = self.embed_dim;
+        let out_proj = crate::repr::ReprTree::leaf(
+            "NonDynamicallyQuantizableLinear",
+            format!(
+                "in_features={e}, out_features={e}, bias={}",
+                crate::repr::py_bool(self.out_proj_bias.is_some())
+            ),
+        );
+        vec![("out_proj".to_string(), out_proj)]
+    }
+
     fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
         (self.half.is_some() && matches!(name, "in_proj_weight" | "out_proj.weight"))
             .then_some(crate::repr::TensorDType::F16)

@@ -112,6 +112,11 @@ impl Embedding {
         })
     }
 
+    /// The row whose gradient is never accumulated (PyTorch's `padding_idx`), if any.
+    pub fn padding_idx(&self) -> Option<usize> {
+        self.padding_idx
+    }
+
     fn dims(&self) -> Result<(usize, usize)> {
         let shape = table_shape(&self.weight, self.weight_f16.as_ref());
         match *shape {

@@ -83,8 +83,8 @@ impl Module for Sequential {
         ModuleKind::Sequential
     }
 
-    fn extra_repr(&self) -> String {
-        crate::repr::children_repr(self.children.iter().map(|(_, m)| m.as_ref()))
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        crate::repr::named_children_repr(self.children())
     }
 
     fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {

@@ -179,6 +179,21 @@ impl Module for TransformerEncoderLayer {
         ModuleKind::TransformerEncoderLayer
     }
 
+    /// PyTorch's children in registration order (the activation is a function, not a child).
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        let children: [(&str, &dyn Module); 8] = [
+            ("self_attn", &self.self_attn),
+            ("linear1", &self.linear1),
+            ("dropout", &self.dropout),
+            ("linear2", &self.linear2),
+            ("norm1", &self.norm1),
+            ("norm2", &self.norm2),
+            ("dropout1", &self.dropout1),
+            ("dropout2", &self.dropout2),
+        ];
+        crate::repr::named_children_repr(children)
+    }
+
     fn param_dtype(&self, name: &str) -> Option<crate::repr::TensorDType> {
         let children: [(&str, &dyn Module); 3] = [
             ("self_attn", &self.self_attn),

@@ -46,8 +46,12 @@ macro_rules! fused_chain {
                 $crate::module::ModuleKind::$kind
             }
 
-            fn extra_repr(&self) -> String {
-                $crate::repr::children_repr(self.children())
+            fn repr_children(&self) -> Vec<(String, $crate::repr::ReprTree)> {
+                self.children()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, m)| (i.to_string(), $crate::repr::ReprTree::of(m)))
+                    .collect()
             }
 
             fn param_dtype(&self, name: &str) -> Option<$crate::repr::TensorDType> {

@@ -102,6 +102,10 @@ macro_rules! qat_conv {
                 crate::repr::ConvConfigRepr::conv_repr(&self.config, self.bias.is_some())
             }
 
+            fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+                vec![self.weight_fq.repr_child()]
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 let x = f32_input(input, Self::NAME)?;
                 let wq = self.weight_fq.forward(&self.weight.value)?;

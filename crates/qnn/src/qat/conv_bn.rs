@@ -242,11 +242,15 @@ impl<const RELU: bool> Module for QatConvBn2d<RELU> {
     }
 
     fn extra_repr(&self) -> String {
-        format!(
-            "{}, {}",
-            crate::repr::ConvConfigRepr::conv_repr(&self.config, self.bias.is_some()),
-            crate::repr::module_repr(&self.bn)
-        )
+        crate::repr::ConvConfigRepr::conv_repr(&self.config, self.bias.is_some())
+    }
+
+    /// `(bn)` then `(weight_fake_quant)`, PyTorch's registration order.
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        vec![
+            ("bn".to_string(), crate::repr::ReprTree::of(&self.bn)),
+            self.weight_fq.repr_child(),
+        ]
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {

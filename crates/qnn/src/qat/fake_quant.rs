@@ -180,6 +180,47 @@ impl SavedMask {
 }
 
 /// A `[1]`-shaped flag tensor.
+/// `(scale, zero_point)` as PyTorch prints them. A per-channel fake-quant that has not observed
+/// anything yet (`unobserved`) prints PyTorch's one-element initial buffers: PyTorch resizes
+/// them at the first forward, qstack when the layer is built (so that state dicts load).
+pub(crate) fn qparams_repr(
+    scale: &Tensor<f32>,
+    zero_point: &ZeroPoints,
+    unobserved: bool,
+) -> (String, String) {
+    if unobserved {
+        let zp = match zero_point {
+            ZeroPoints::Int(_) => "tensor([0], dtype=torch.int32)",
+            ZeroPoints::Float(_) => "tensor([0.])",
+        };
+        return ("tensor([1.])".to_string(), zp.to_string());
+    }
+    (
+        crate::repr::torch_tensor_f32(scale.data()),
+        zero_point_repr(zero_point),
+    )
+}
+
+/// True when a per-channel range holds no observation yet (empty, or all `±inf`).
+pub(crate) fn range_unobserved(min_val: &[f32], max_val: &[f32]) -> bool {
+    min_val.iter().chain(max_val).all(|v| v.is_infinite())
+}
+
+/// How PyTorch prints a zero-point buffer: `tensor([0], dtype=torch.int32)` or, for float
+/// zero points, `tensor([0.])`.
+pub(crate) fn zero_point_repr(zero_point: &ZeroPoints) -> String {
+    match zero_point {
+        ZeroPoints::Int(t) => crate::repr::torch_tensor_i32(t.data()),
+        ZeroPoints::Float(t) => crate::repr::torch_tensor_f32(t.data()),
+    }
+}
+
+/// How PyTorch prints a uint8 flag buffer: `tensor([1], dtype=torch.uint8)`.
+pub(crate) fn flag_repr(flag: &Tensor<u8>) -> String {
+    let parts: Vec<String> = flag.data().iter().map(|v| v.to_string()).collect();
+    format!("tensor([{}], dtype=torch.uint8)", parts.join(", "))
+}
+
 pub(crate) fn flag_u8(on: bool) -> Tensor<u8> {
     Tensor::from_fn(&[1], |_| u8::from(on))
 }

@@ -8,7 +8,10 @@ use qtensor::{
 };
 
 use super::FakeQuantSpec;
-use super::fake_quant::{FakeQuant, FakeQuantOutput, SavedMask, ZeroPoints, flag_u8};
+use super::fake_quant::{
+    FakeQuant, FakeQuantOutput, SavedMask, ZeroPoints, flag_repr, flag_u8, qparams_repr,
+    range_unobserved,
+};
 use super::observer_args::{ch_axis_of, checked_quant_range, config_of};
 use super::observer_state::ObserverState;
 use crate::error::{QnnError, Result};
@@ -256,14 +259,18 @@ impl FakeQuant for FakeQuantize {
     }
 
     fn expect_channels(&mut self, channels: usize) {
-        if !self.qscheme.is_per_channel() || self.scale.numel() == channels {
+        if !self.qscheme.is_per_channel() {
             return;
         }
-        self.scale = Tensor::from_fn(&[channels], |_| 1.0);
-        self.zero_point = match self.zero_point {
-            ZeroPoints::Float(_) => ZeroPoints::Float(Tensor::zeros(&[channels])),
-            ZeroPoints::Int(_) => ZeroPoints::Int(Tensor::zeros(&[channels])),
-        };
+        if self.scale.numel() != channels {
+            self.scale = Tensor::from_fn(&[channels], |_| 1.0);
+            self.zero_point = match self.zero_point {
+                ZeroPoints::Float(_) => ZeroPoints::Float(Tensor::zeros(&[channels])),
+                ZeroPoints::Int(_) => ZeroPoints::Int(Tensor::zeros(&[channels])),
+            };
+        }
+        // The running range is sized even when the scale already has `channels` entries (one
+        // channel: a fresh scale is `[1]` too), so that a trained state dict always fits.
         if let Some(state) = &mut self.state {
             state.expect_channels(channels);
         }
@@ -273,6 +280,35 @@ impl FakeQuant for FakeQuantize {
 impl Module for FakeQuantize {
     fn kind(&self) -> ModuleKind {
         ModuleKind::FakeQuantize
+    }
+
+    /// PyTorch's `FakeQuantize.extra_repr` (`ch_axis=-1` for per-tensor observers; `quant_min`
+    /// / `quant_max` after `reduce_range`, as the observer holds them).
+    fn extra_repr(&self) -> String {
+        use crate::repr::{per_channel_range, torch_qdtype, torch_qscheme};
+        let unobserved = self.qscheme.is_per_channel()
+            && per_channel_range(self.observer.as_ref())
+                .is_none_or(|(lo, hi)| range_unobserved(lo, hi));
+        let (scale, zero_point) = qparams_repr(&self.scale, &self.zero_point, unobserved);
+        format!(
+            "fake_quant_enabled={}, observer_enabled={}, quant_min={}, quant_max={}, dtype={}, \
+             qscheme={}, ch_axis={}, scale={scale}, zero_point={zero_point}",
+            flag_repr(&self.fake_quant_enabled),
+            flag_repr(&self.observer_enabled),
+            self.quant_range.0,
+            self.quant_range.1,
+            torch_qdtype(self.dtype),
+            torch_qscheme(self.qscheme),
+            self.ch_axis.map_or(-1, |a| a as i64),
+        )
+    }
+
+    /// `(activation_post_process)`: the observer with its current range.
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        vec![(
+            "activation_post_process".to_string(),
+            crate::repr::observer_tree(self.observer.as_ref()),
+        )]
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {

@@ -5,7 +5,9 @@ use qtensor::observer::{Observer, ObserverSpec};
 use qtensor::{QDType, QParams, QScheme, Tensor, fake_quantize_per_tensor_affine};
 
 use super::FakeQuantSpec;
-use super::fake_quant::{FakeQuant, FakeQuantOutput, SavedMask, ZeroPoints, flag_u8};
+use super::fake_quant::{
+    FakeQuant, FakeQuantOutput, SavedMask, ZeroPoints, flag_repr, flag_u8, zero_point_repr,
+};
 use super::observer_args::check_in_dtype;
 use crate::error::{QnnError, Result};
 use crate::module::{Module, ModuleKind};
@@ -204,6 +206,30 @@ impl FakeQuant for FixedQParamsFakeQuantize {
 impl Module for FixedQParamsFakeQuantize {
     fn kind(&self) -> ModuleKind {
         ModuleKind::FixedQParamsFakeQuantize
+    }
+
+    /// PyTorch's `FixedQParamsFakeQuantize.extra_repr`.
+    fn extra_repr(&self) -> String {
+        use crate::repr::{torch_qdtype, torch_tensor_f32};
+        format!(
+            "fake_quant_enabled={}, observer_enabled={}, scale={}, zero_point={}, dtype={}, \
+             quant_min={}, quant_max={}, qscheme=torch.per_tensor_affine",
+            flag_repr(&self.fake_quant_enabled),
+            flag_repr(&self.observer_enabled),
+            torch_tensor_f32(self.scale.data()),
+            zero_point_repr(&self.zero_point),
+            torch_qdtype(self.dtype),
+            self.quant_range.0,
+            self.quant_range.1,
+        )
+    }
+
+    /// `(activation_post_process): FixedQParamsObserver()`.
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        vec![(
+            "activation_post_process".to_string(),
+            crate::repr::observer_tree(self.observer.as_ref()),
+        )]
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {

@@ -397,14 +397,11 @@ impl Module for FusedMovingAvgObsFakeQuantize {
     }
 
     fn extra_repr(&self) -> String {
-        use crate::repr::{
-            py_bool, torch_qdtype, torch_qscheme, torch_tensor_f32, torch_tensor_i32,
-            torch_tensor_i64,
-        };
-        let zero_point = match &self.zero_point {
-            ZeroPoints::Int(t) => torch_tensor_i32(t.data()),
-            ZeroPoints::Float(t) => torch_tensor_f32(t.data()),
-        };
+        use crate::repr::{py_bool, torch_qdtype, torch_qscheme, torch_tensor_i64};
+        let unobserved = self.ch_axis.is_some()
+            && super::fake_quant::range_unobserved(self.min_val.data(), self.max_val.data());
+        let (scale, zero_point) =
+            super::fake_quant::qparams_repr(&self.scale, &self.zero_point, unobserved);
         let reduce_range = matches!(
             &self.observer_spec,
             ObserverSpec::MovingAverageMinMax { config, .. }
@@ -412,17 +409,43 @@ impl Module for FusedMovingAvgObsFakeQuantize {
                 if config.reduce_range
         );
         format!(
-            "fake_quant_enabled={}, observer_enabled={}, scale={}, zero_point={zero_point}, \
+            "fake_quant_enabled={}, observer_enabled={}, scale={scale}, zero_point={zero_point}, \
              dtype={}, quant_min={}, quant_max={}, qscheme={}, reduce_range={}",
             torch_tensor_i64(&self.fake_quant_enabled),
             torch_tensor_i64(&self.observer_enabled),
-            torch_tensor_f32(self.scale.data()),
             torch_qdtype(self.dtype),
             self.quant_range.0,
             self.quant_range.1,
             torch_qscheme(self.qscheme),
             py_bool(reduce_range)
         )
+    }
+
+    /// `(activation_post_process)`: PyTorch's moving-average observer, whose `min_val` /
+    /// `max_val` buffers the fused op updates (here: the module's running range).
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        let class = crate::repr::observer_class(&self.observer_spec);
+        let extra = if self.ch_axis.is_some() {
+            // PyTorch's per-channel range is empty until the first forward.
+            let unobserved =
+                super::fake_quant::range_unobserved(self.min_val.data(), self.max_val.data());
+            let (lo, hi) = if unobserved {
+                (&[][..], &[][..])
+            } else {
+                (self.min_val.data(), self.max_val.data())
+            };
+            crate::repr::per_channel_min_max_repr(lo, hi)
+        } else {
+            let first = |t: &Tensor<f32>, empty: f32| t.data().first().copied().unwrap_or(empty);
+            crate::repr::min_max_repr(
+                first(&self.min_val, f32::INFINITY),
+                first(&self.max_val, f32::NEG_INFINITY),
+            )
+        };
+        vec![(
+            "activation_post_process".to_string(),
+            crate::repr::ReprTree::leaf(class, extra),
+        )]
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {

@@ -114,6 +114,10 @@ impl<const RELU: bool> Module for QatLinear<RELU> {
         }
     }
 
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        vec![self.weight_fq.repr_child()]
+    }
+
     fn extra_repr(&self) -> String {
         let shape = self.weight.shape();
         format!(

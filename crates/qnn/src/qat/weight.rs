@@ -43,6 +43,15 @@ impl WeightFakeQuant {
         self.fq.calculate_qparams()
     }
 
+    /// `("weight_fake_quant", tree)` for the layer's [`crate::Module::repr_children`].
+    pub(crate) fn repr_child(&self) -> (String, crate::repr::ReprTree) {
+        let fq: &dyn crate::module::Module = self.fq.as_ref();
+        (
+            "weight_fake_quant".to_string(),
+            crate::repr::ReprTree::of(fq),
+        )
+    }
+
     pub(crate) fn visit_buffers(&self, f: &mut dyn FnMut(&str, BufferRef<'_>)) {
         self.fq
             .visit_buffers(&mut |name, b| f(&format!("weight_fake_quant.{name}"), b));

@@ -241,6 +241,18 @@ macro_rules! quantized_bn {
                 ModuleKind::$kind
             }
 
+            /// `C, eps=…, momentum=0.1, affine=True, bias=True, track_running_stats=True`:
+            /// PyTorch's quantized batch norms keep only `num_features` and `eps` from the
+            /// float layer, the rest are their constructor defaults (the output qparams are not
+            /// printed).
+            fn extra_repr(&self) -> String {
+                format!(
+                    "{}, eps={}, momentum=0.1, affine=True, bias=True, track_running_stats=True",
+                    self.0.running_mean.numel(),
+                    crate::repr::py_float32(self.0.eps as f32)
+                )
+            }
+
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 self.0.forward(input)
             }

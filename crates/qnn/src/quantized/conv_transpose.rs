@@ -175,6 +175,23 @@ impl Module for ConvTranspose2d {
         ModuleKind::QuantizedConvTranspose2d
     }
 
+    fn extra_repr(&self) -> String {
+        let c = &self.config;
+        crate::repr::ConvRepr {
+            in_channels: c.in_channels,
+            out_channels: c.out_channels,
+            kernel_size: &c.kernel_size,
+            stride: &c.stride,
+            padding: &c.padding,
+            dilation: &c.dilation,
+            output_padding: &c.output_padding,
+            groups: c.groups,
+            bias: self.bias.is_some(),
+            out_qparams: Some((self.out.scale(), self.out.zero_point())),
+        }
+        .render()
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let a = quint8_input(NAME, input)?;
         let x = nhwc_bytes(NAME, &a)?;

@@ -303,6 +303,21 @@ macro_rules! table_module {
         fn param_bytes(&self) -> usize {
             self.table.bytes()
         }
+
+        /// `num_embeddings=…, embedding_dim=…, dtype=torch.quint8, qscheme=…` (PyTorch prints
+        /// the same line for Embedding and EmbeddingBag, without the bag's mode).
+        fn extra_repr(&self) -> String {
+            format!(
+                "num_embeddings={}, embedding_dim={}, dtype={}, qscheme=torch.per_channel_affine_float_qparams",
+                self.table.num(),
+                self.table.dim,
+                crate::repr::torch_qdtype(if self.table.bits4 {
+                    QDType::QUInt4x2
+                } else {
+                    QDType::QUInt8
+                })
+            )
+        }
     };
 }
 

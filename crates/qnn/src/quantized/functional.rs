@@ -348,6 +348,22 @@ impl Module for QFunctional {
         ModuleKind::QFunctional
     }
 
+    /// `scale=…, zero_point=…`, and PyTorch's `(activation_post_process): Identity()` child.
+    fn extra_repr(&self) -> String {
+        format!(
+            "scale={}, zero_point={}",
+            crate::repr::py_float(self.out.scale()),
+            self.out.zero_point()
+        )
+    }
+
+    fn repr_children(&self) -> Vec<(String, crate::repr::ReprTree)> {
+        vec![(
+            "activation_post_process".to_string(),
+            crate::repr::ReprTree::leaf("Identity", ""),
+        )]
+    }
+
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let y = match self.op {
             FunctionalOp::Add => {

@@ -1,9 +1,9 @@
-//! Dynamic quantized modules ([`qnn::dynamic`]): Linear, LinearReLU, LSTM, GRU, LSTMCell and
-//! GRUCell, qint8 (per-tensor or per-channel) or f16. The arguments fix the shapes and the
-//! weight storage (`dtype=qint8|fp16`, `per_channel`); the weights, their qparams and the biases
-//! are state-dict buffers. A layer is built from a placeholder float layer of the same shape,
-//! the state dict overwrites its weights and qparams, and `after_load` repacks them for this
-//! CPU. RNNCell is not described yet (its nonlinearity is not observable from outside).
+//! Dynamic quantized modules ([`qnn::dynamic`]): Linear, LinearReLU, LSTM, GRU, LSTMCell,
+//! GRUCell and RNNCell (`relu=1` for the ReLU nonlinearity), qint8 (per-tensor or per-channel)
+//! or f16. The arguments fix the shapes and the weight storage (`dtype=qint8|fp16`,
+//! `per_channel`); the weights, their qparams and the biases are state-dict buffers. A layer is
+//! built from a placeholder float layer of the same shape, the state dict overwrites its weights
+//! and qparams, and `after_load` repacks them for this CPU.
 
 use qnn::dynamic::{self, WeightDType};
 use qnn::float::{self, RecurrentConfig};
@@ -39,7 +39,7 @@ fn storage_args(m: &dyn Module, dtype: WeightDType, args: &mut Args) {
     push(args, "", "per_channel", flag(per_channel(m)));
 }
 
-fn recurrent_args(c: &RecurrentConfig, args: &mut Args) {
+pub(super) fn recurrent_args(c: &RecurrentConfig, args: &mut Args) {
     push(args, "", "input", c.input_size);
     push(args, "", "hidden", c.hidden_size);
     push(args, "", "layers", c.num_layers);
@@ -73,6 +73,11 @@ pub(super) fn describe(m: &dyn Module, args: &mut Args) -> Described {
         }),
         ModuleKind::DynamicGRUCell => concrete::<dynamic::GRUCell>(m).map(|c| {
             cell_args(m, c.sizes(), args);
+            storage_args(m, c.weight_dtype(), args);
+        }),
+        ModuleKind::DynamicRNNCell => concrete::<dynamic::RNNCell>(m).map(|c| {
+            cell_args(m, c.sizes(), args);
+            push(args, "", "relu", flag(c.is_relu()));
             storage_args(m, c.weight_dtype(), args);
         }),
         _ => return None,
@@ -119,7 +124,7 @@ fn is_qint8(r: &Reader<'_>) -> Result<bool> {
     }
 }
 
-fn recurrent_config(r: &Reader<'_>) -> Result<RecurrentConfig> {
+pub(super) fn recurrent_config(r: &Reader<'_>) -> Result<RecurrentConfig> {
     Ok(RecurrentConfig {
         num_layers: r.parse("layers")?,
         bias: r.flag("bias")?,
@@ -133,7 +138,7 @@ fn recurrent_config(r: &Reader<'_>) -> Result<RecurrentConfig> {
 pub(super) fn build(op: &str, r: &Reader<'_>, rng: &mut Rng) -> Built {
     let kind = match op {
         "DynamicLinear" | "DynamicLinearReLU" | "DynamicLstm" | "DynamicGru"
-        | "DynamicLSTMCell" | "DynamicGRUCell" => op,
+        | "DynamicLSTMCell" | "DynamicGRUCell" | "DynamicRNNCell" => op,
         _ => return None,
     };
     Some(build_known(kind, r, rng))
@@ -192,6 +197,19 @@ fn build_known(kind: &str, r: &Reader<'_>, rng: &mut Rng) -> Result<Box<dyn Modu
                 Box::new(dynamic::GRUCell::from_float(&float, &mut qparams)?)
             } else {
                 Box::new(dynamic::GRUCell::from_float_fp16(&float)?)
+            }
+        }
+        "DynamicRNNCell" => {
+            let (input, hidden, bias) = (r.parse("input")?, r.parse("hidden")?, r.flag("bias")?);
+            let float = if r.flag("relu")? {
+                float::RNNCell::new_relu(input, hidden, bias, rng)
+            } else {
+                float::RNNCell::new(input, hidden, bias, rng)
+            };
+            if qint8 {
+                Box::new(dynamic::RNNCell::from_float(&float, &mut qparams)?)
+            } else {
+                Box::new(dynamic::RNNCell::from_float_fp16(&float)?)
             }
         }
         other => return Err(fmt_err(format!("unknown dynamic module `{other}`"))),

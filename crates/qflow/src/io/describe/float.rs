@@ -25,7 +25,12 @@ pub(super) fn linear_args(l: &Linear, prefix: &str, args: &mut Args) {
 }
 
 pub(super) fn conv1d_args(c: &Conv1d, prefix: &str, args: &mut Args) {
-    let k = c.config();
+    conv1d_config_args(c.config(), prefix, args);
+    push(args, prefix, "half", flag(c.weight_f16().is_some()));
+}
+
+/// The hyper-parameters of a 1-d convolution (shared with its QAT layer).
+pub(super) fn conv1d_config_args(k: &Conv1dConfig, prefix: &str, args: &mut Args) {
     for (key, v) in [
         ("in", k.in_channels),
         ("out", k.out_channels),
@@ -38,11 +43,15 @@ pub(super) fn conv1d_args(c: &Conv1d, prefix: &str, args: &mut Args) {
         push(args, prefix, key, v.to_string());
     }
     push(args, prefix, "bias", flag(k.bias));
-    push(args, prefix, "half", flag(c.weight_f16().is_some()));
 }
 
 pub(super) fn conv2d_args(c: &Conv2d, prefix: &str, args: &mut Args) {
-    let k = c.config();
+    conv2d_config_args(c.config(), prefix, args);
+    push(args, prefix, "half", flag(c.weight_f16().is_some()));
+}
+
+/// The hyper-parameters of a 2-d convolution (shared with its QAT layers).
+pub(super) fn conv2d_config_args(k: &Conv2dConfig, prefix: &str, args: &mut Args) {
     push(args, prefix, "in", k.in_channels.to_string());
     push(args, prefix, "out", k.out_channels.to_string());
     for (key, v) in [
@@ -55,7 +64,6 @@ pub(super) fn conv2d_args(c: &Conv2d, prefix: &str, args: &mut Args) {
     }
     push(args, prefix, "groups", k.groups.to_string());
     push(args, prefix, "bias", flag(k.bias));
-    push(args, prefix, "half", flag(c.weight_f16().is_some()));
 }
 
 pub(super) fn bn_args(c: &BatchNormConfig, prefix: &str, args: &mut Args) {

@@ -1,17 +1,24 @@
 //! Layer descriptions for the graph file: each supported op as a name plus `key=value`
-//! arguments, and back. One file per family: `float.rs` (float and fused layers),
-//! `quantized.rs` (static quantized modules), `dynamic.rs` (dynamic quantized modules),
-//! `qat.rs` (QAT layers and fake-quant modules), `observers.rs` (observer nodes and the
-//! observer specs the other families share). Arguments give the shapes a layer is built with;
-//! the values come from the state dict, and whatever state is not a tensor (modes, observer
-//! statistics, toggles) is restored by [`restore`] after loading.
+//! arguments, and back. One file per family: `float.rs` (float conv / linear / batch-norm
+//! layers, parameter-free activations, pools and the fused modules), `float_more.rs` (the other
+//! float layers: parameterized activations, softmaxes, norms, ConvTranspose2d, embeddings,
+//! recurrent layers and cells), `quantized.rs`, `quantized_norm.rs`, `quantized_lookup.rs`
+//! (static quantized modules: weighted layers and activations, normalizations, embeddings),
+//! `dynamic.rs` (dynamic quantized modules), `qat.rs` (QAT layers and fake-quant modules),
+//! `observers.rs` (observer nodes and the observer specs the other families share). Arguments
+//! give the shapes a layer is built with; the values come from the state dict, and whatever
+//! state is not a tensor (modes, observer statistics, toggles, frozen batch norms) is restored
+//! by [`restore`] after loading.
 
 mod dynamic;
 mod float;
+mod float_more;
 mod observers;
 mod qat;
 mod qconfig;
 mod quantized;
+mod quantized_lookup;
+mod quantized_norm;
 
 pub(crate) use observers::{observer_state, split_observer_state};
 pub(crate) use qconfig::qconfig_args;
@@ -72,7 +79,10 @@ pub(crate) fn describe_op(node: &Node) -> Result<(String, Args)> {
     };
     let kind = m.kind();
     let described = float::describe(m, &mut args)
+        .or_else(|| float_more::describe(m, &mut args))
         .or_else(|| quantized::describe(m, &mut args))
+        .or_else(|| quantized_norm::describe(m, &mut args))
+        .or_else(|| quantized_lookup::describe(m, &mut args))
         .or_else(|| dynamic::describe(m, &mut args))
         .or_else(|| qat::describe(m, &mut args))
         .or_else(|| observers::describe(m, &mut args));
@@ -206,7 +216,10 @@ pub(super) fn build_op(node: &str, op: &str, args: &HashMap<String, String>) -> 
         return Ok(Op::functional(fop));
     }
     let built = float::build(op, &r, rng)
+        .or_else(|| float_more::build(op, &r, rng))
         .or_else(|| quantized::build(op, &r))
+        .or_else(|| quantized_norm::build(op, &r))
+        .or_else(|| quantized_lookup::build(op, &r))
         .or_else(|| dynamic::build(op, &r, rng))
         .or_else(|| qat::build(op, &r, rng))
         .or_else(|| observers::build(op, &r));
@@ -219,8 +232,8 @@ pub(super) fn build_op(node: &str, op: &str, args: &HashMap<String, String>) -> 
 }
 
 /// After the state dict is loaded: each module's train/eval mode, `half()` where the saved
-/// layer was halved, and the observer nodes' statistics and toggles (`observers`: the
-/// observer entries split off the file's tensors).
+/// layer was halved, the observer nodes' statistics and toggles (`observers`: the observer
+/// entries split off the file's tensors) and the QAT Conv+BN layers' batch-norm flags.
 pub(super) fn restore(
     graph: &mut Graph,
     text: &str,
@@ -247,13 +260,14 @@ pub(super) fn restore(
         if args.iter().any(|(k, v)| k.ends_with("half") && v == "1") {
             m.half()?;
         }
+        let r = Reader {
+            node: name,
+            args: &args,
+        };
         if m.kind() == ModuleKind::ObserverModule {
-            let r = Reader {
-                node: name,
-                args: &args,
-            };
             observers::restore(name, m, &r, observers)?;
         }
+        qat::restore(m, &r)?;
     }
     graph.set_training_flag(any_training);
     Ok(())

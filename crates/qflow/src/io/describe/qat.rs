@@ -1,12 +1,208 @@
-//! QAT layers and fake-quant modules (not described yet: saving one is a `Format` error).
-use qnn::Module;
+//! QAT layers ([`qnn::qat`]: Linear, LinearReLU, Conv1d, Conv2d, ConvReLU2d, ConvBn2d,
+//! ConvBnReLU2d) and the fake-quant modules as graph nodes (FakeQuantize,
+//! FixedQParamsFakeQuantize, FusedMovingAvgObsFakeQuantize).
+//!
+//! A QAT layer is written as its float layer's hyper-parameters (`in`/`out`/`bias`, or the
+//! convolution's under `conv.` and the batch norm's under `bn.`), its weight fake-quant's spec
+//! under `wfq.` (the spec it was built from: the node's QAT QConfig weight entry) and, for
+//! Conv+BN, the `freeze_bn` and `bn_train` flags. A fake-quant node is written as its spec
+//! (`fq=FakeQuantize obs.kind=… …`) and, for per-channel ones, the channel count of its running
+//! range (`channels`). Everything else is in the state dict under PyTorch's names: weights,
+//! `bn.*` running statistics, `weight_fake_quant.{fake_quant_enabled, observer_enabled, scale,
+//! zero_point, activation_post_process.{eps, min_val, max_val}}` and the same buffers of the
+//! fake-quant nodes; loading rebuilds each module from its spec, loads the buffers strictly and
+//! lets `after_load` give the observer inside exactly the saved running range, so training
+//! resumes as if it had never stopped.
 
-use super::{Args, Built, Described, Reader};
+use qnn::float::BatchNorm2d;
+use qnn::init::Rng;
+use qnn::param::BufferRef;
+use qnn::qat::{self, FakeQuant, FakeQuantSpec};
+use qnn::qtensor::observer::ObserverSpec;
+use qnn::{Module, ModuleKind};
 
-pub(super) fn describe(_m: &dyn Module, _args: &mut Args) -> Described {
-    None
+use super::float::{bn_args, conv1d_config_args, conv2d_config_args};
+use super::qconfig::fake_quant_args;
+use super::{Args, Built, Described, Reader, concrete, flag, fmt_err, push};
+use crate::error::Result;
+
+/// Refuses fake-quants whose state is not in the state dict (a histogram observer keeps its
+/// histogram inside), then writes the spec under `p`.
+fn spec_args(fq: &dyn FakeQuant, p: &str, args: &mut Args) -> Result<()> {
+    let spec = fq.spec();
+    if let FakeQuantSpec::FakeQuantize {
+        observer: ObserverSpec::Histogram { .. } | ObserverSpec::Recording { .. },
+    } = &spec
+    {
+        return Err(fmt_err(
+            "a FakeQuantize driven by a histogram or recording observer keeps its statistics \
+             outside the state dict; it cannot be saved",
+        ));
+    }
+    fake_quant_args(&spec, p, args)
 }
 
-pub(super) fn build(_op: &str, _r: &Reader<'_>, _rng: &mut qnn::init::Rng) -> Built {
-    None
+fn linear_args(weight_shape: &[usize], bias: bool, args: &mut Args) {
+    push(args, "", "in", weight_shape.get(1).copied().unwrap_or(0));
+    push(args, "", "out", weight_shape.first().copied().unwrap_or(0));
+    push(args, "", "bias", flag(bias));
+}
+
+fn conv_bn_args<const RELU: bool>(l: &qat::QatConvBn2d<RELU>, args: &mut Args) -> Result<()> {
+    conv2d_config_args(l.config(), "conv.", args);
+    bn_args(l.bn().config(), "bn.", args);
+    push(args, "", "freeze_bn", flag(l.is_bn_frozen()));
+    push(args, "", "bn_train", flag(l.bn().is_training()));
+    spec_args(l.weight_fake_quant(), "wfq.", args)
+}
+
+/// The number of channels of a per-channel fake-quant's running range (0 before the first
+/// observation), `None` for per-tensor ones.
+fn channels(m: &dyn Module, fq: &dyn FakeQuant) -> Option<usize> {
+    fq.ch_axis()?;
+    let mut n = 0;
+    m.visit_buffers(&mut |name, b| {
+        if name == "activation_post_process.min_val"
+            && let BufferRef::F32(t) = b
+        {
+            n = t.numel();
+        }
+    });
+    Some(n)
+}
+
+/// Arguments of a QAT layer or fake-quant node; `None` for other modules.
+pub(super) fn describe(m: &dyn Module, args: &mut Args) -> Described {
+    let result = match m.kind() {
+        ModuleKind::QatLinear => concrete::<qat::Linear>(m).and_then(|l| {
+            linear_args(l.weight.shape(), l.bias.is_some(), args);
+            spec_args(l.weight_fake_quant(), "wfq.", args)
+        }),
+        ModuleKind::QatLinearReLU => concrete::<qat::LinearReLU>(m).and_then(|l| {
+            linear_args(l.weight.shape(), l.bias.is_some(), args);
+            spec_args(l.weight_fake_quant(), "wfq.", args)
+        }),
+        ModuleKind::QatConv1d => concrete::<qat::Conv1d>(m).and_then(|l| {
+            conv1d_config_args(l.config(), "", args);
+            spec_args(l.weight_fake_quant(), "wfq.", args)
+        }),
+        ModuleKind::QatConv2d => concrete::<qat::Conv2d>(m).and_then(|l| {
+            conv2d_config_args(l.config(), "", args);
+            spec_args(l.weight_fake_quant(), "wfq.", args)
+        }),
+        ModuleKind::QatConvReLU2d => concrete::<qat::ConvReLU2d>(m).and_then(|l| {
+            conv2d_config_args(l.config(), "", args);
+            spec_args(l.weight_fake_quant(), "wfq.", args)
+        }),
+        ModuleKind::QatConvBn2d => concrete::<qat::ConvBn2d>(m).and_then(|l| conv_bn_args(l, args)),
+        ModuleKind::QatConvBnReLU2d => {
+            concrete::<qat::ConvBnReLU2d>(m).and_then(|l| conv_bn_args(l, args))
+        }
+        ModuleKind::FakeQuantize
+        | ModuleKind::FixedQParamsFakeQuantize
+        | ModuleKind::FusedMovingAvgObsFakeQuantize => match crate::passes::qat::as_fake_quant(m) {
+            Some(fq) => spec_args(fq, "", args).map(|()| {
+                if let Some(n) = channels(m, fq) {
+                    push(args, "", "channels", n);
+                }
+            }),
+            None => Err(fmt_err(format!(
+                "module kind {:?} is not one of qnn's fake-quant modules",
+                m.kind()
+            ))),
+        },
+        _ => return None,
+    };
+    Some(result)
+}
+
+/// Builds a QAT layer or fake-quant node from its arguments (placeholder weights; the state
+/// dict fills them); `None` for other op names.
+pub(super) fn build(op: &str, r: &Reader<'_>, rng: &mut Rng) -> Built {
+    let kind = match op {
+        "QatLinear"
+        | "QatLinearReLU"
+        | "QatConv1d"
+        | "QatConv2d"
+        | "QatConvReLU2d"
+        | "QatConvBn2d"
+        | "QatConvBnReLU2d"
+        | "FakeQuantize"
+        | "FixedQParamsFakeQuantize"
+        | "FusedMovingAvgObsFakeQuantize" => op,
+        _ => return None,
+    };
+    Some(build_known(kind, r, rng))
+}
+
+fn build_known(kind: &str, r: &Reader<'_>, rng: &mut Rng) -> Result<Box<dyn Module>> {
+    if kind.ends_with("FakeQuantize") {
+        return fake_quant_node(kind, r);
+    }
+    let w = r.fake_quant_spec("wfq.")?;
+    let m: Box<dyn Module> = match kind {
+        "QatLinear" => Box::new(qat::Linear::from_float(&r.linear("", rng)?, &w)?),
+        "QatLinearReLU" => Box::new(qat::LinearReLU::from_float(&r.linear("", rng)?, &w)?),
+        "QatConv1d" => Box::new(qat::Conv1d::from_float(&r.conv1d("", rng)?, &w)?),
+        "QatConv2d" => Box::new(qat::Conv2d::from_float(&r.conv2d("", rng)?, &w)?),
+        "QatConvReLU2d" => Box::new(qat::ConvReLU2d::from_float(&r.conv2d("", rng)?, &w)?),
+        "QatConvBn2d" => Box::new(qat::ConvBn2d::from_parts(
+            r.conv2d("conv.", rng)?,
+            BatchNorm2d::new(r.bn("bn.")?),
+            &w,
+        )?),
+        _ => Box::new(qat::ConvBnReLU2d::from_parts(
+            r.conv2d("conv.", rng)?,
+            BatchNorm2d::new(r.bn("bn.")?),
+            &w,
+        )?),
+    };
+    Ok(m)
+}
+
+/// A fresh fake-quant node of kind `kind` from its spec, its per-channel buffers sized.
+fn fake_quant_node(kind: &str, r: &Reader<'_>) -> Result<Box<dyn Module>> {
+    let mut fq = r.fake_quant_spec("")?.build()?;
+    if format!("{:?}", fq.kind()) != kind {
+        return Err(fmt_err(format!(
+            "node `{}`: a {kind} node holds a {:?} spec",
+            r.node,
+            fq.kind()
+        )));
+    }
+    if r.has("channels") {
+        let n: usize = r.parse("channels")?;
+        if fq.ch_axis().is_none() {
+            return Err(r.bad("channels"));
+        }
+        if n > 0 {
+            fq.expect_channels(n);
+        }
+    }
+    let m: Box<dyn Module> = fq;
+    Ok(m)
+}
+
+/// After loading: the Conv+BN layers' frozen batch-norm statistics (`freeze_bn_stats`) or a
+/// batch norm left updating in an eval-mode layer (`update_bn_stats`).
+pub(super) fn restore(m: &mut dyn Module, r: &Reader<'_>) -> Result<()> {
+    fn apply<const RELU: bool>(l: &mut qat::QatConvBn2d<RELU>, r: &Reader<'_>) -> Result<()> {
+        if r.flag("freeze_bn")? {
+            l.freeze_bn_stats();
+        } else if r.flag("bn_train")? && !l.bn().is_training() {
+            l.update_bn_stats();
+        }
+        Ok(())
+    }
+    match m.kind() {
+        ModuleKind::QatConvBn2d => match m.downcast_mut::<qat::ConvBn2d>() {
+            Some(l) => apply(l, r),
+            None => Ok(()),
+        },
+        ModuleKind::QatConvBnReLU2d => match m.downcast_mut::<qat::ConvBnReLU2d>() {
+            Some(l) => apply(l, r),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }

@@ -1,14 +1,18 @@
 //! Static quantized modules ([`qnn::quantized`]): the arguments that fix their shapes (weight
-//! shape, per-channel or per-tensor weight, bias, geometry, functional op, dtype). Weights,
+//! shape, per-channel or per-tensor weight, bias, geometry — ConvTranspose2d its whole
+//! configuration —, functional op, dtype). The norms are in `quantized_norm.rs`, the embeddings
+//! in `quantized_lookup.rs`. Weights,
 //! weight qparams, biases and output qparams are state-dict buffers; a layer is built with
 //! zero weights and placeholder qparams of the right shapes, the state dict overwrites them and
 //! `after_load` validates and repacks the weights for this CPU.
 
+use qnn::float::ConvTranspose2dConfig;
 use qnn::qtensor::{QDType, QParams, QTensor, Tensor};
 use qnn::quantized::{
     AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, Conv3d, ConvOptions, ConvReLU1d, ConvReLU2d,
-    ConvReLU3d, DeQuantize, Dropout, ELU, Flatten, FunctionalOp, Hardswish, LeakyReLU, Linear,
-    LinearReLU, MaxPool2d, QFunctional, Quantize, ReLU, ReLU6, Sigmoid, Softmax, Tanh,
+    ConvReLU3d, ConvTranspose2d, DeQuantize, Dropout, ELU, Flatten, FunctionalOp, Hardswish,
+    LeakyReLU, Linear, LinearReLU, MaxPool2d, QFunctional, Quantize, ReLU, ReLU6, Sigmoid, Softmax,
+    Tanh,
 };
 use qnn::{Module, ModuleKind};
 
@@ -85,6 +89,22 @@ fn describe_known(m: &dyn Module, args: &mut Args) -> Result<bool> {
         ModuleKind::QuantizedConvReLU2d => conv_args(&weighted!(ConvReLU2d).options(), args),
         ModuleKind::QuantizedConv3d => conv_args(&weighted!(Conv3d).options(), args),
         ModuleKind::QuantizedConvReLU3d => conv_args(&weighted!(ConvReLU3d).options(), args),
+        ModuleKind::QuantizedConvTranspose2d => {
+            let c = concrete::<ConvTranspose2d>(m)?.config();
+            push(args, "", "in", c.in_channels);
+            push(args, "", "out", c.out_channels);
+            for (key, v) in [
+                ("kernel", c.kernel_size),
+                ("stride", c.stride),
+                ("padding", c.padding),
+                ("output_padding", c.output_padding),
+                ("dilation", c.dilation),
+            ] {
+                push(args, "", key, list(&v));
+            }
+            push(args, "", "groups", c.groups);
+            push(args, "", "bias", flag(c.bias));
+        }
         ModuleKind::QuantizedMaxPool2d => {
             let (k, s, p, d) = concrete::<MaxPool2d>(m)?.options();
             for (key, v) in [
@@ -236,6 +256,30 @@ fn build_known(op: &str, r: &Reader<'_>) -> Result<Option<Box<dyn Module>>> {
         "QuantizedConvReLU2d" => conv!(ConvReLU2d),
         "QuantizedConv3d" => conv!(Conv3d),
         "QuantizedConvReLU3d" => conv!(ConvReLU3d),
+        "QuantizedConvTranspose2d" => {
+            let config = ConvTranspose2dConfig {
+                in_channels: r.parse("in")?,
+                out_channels: r.parse("out")?,
+                kernel_size: r.pair("kernel")?,
+                stride: r.pair("stride")?,
+                padding: r.pair("padding")?,
+                output_padding: r.pair("output_padding")?,
+                dilation: r.pair("dilation")?,
+                groups: r.parse("groups")?,
+                bias: r.flag("bias")?,
+            };
+            let w = Tensor::zeros(&config.weight_shape());
+            let b = config.bias.then(|| Tensor::zeros(&[config.out_channels]));
+            let q = placeholder_qparams(false, 1);
+            Box::new(ConvTranspose2d::from_weights(
+                config,
+                &w,
+                b.as_ref(),
+                &q,
+                1.0,
+                0,
+            )?)
+        }
         "QuantizedReLU" => Box::new(ReLU::new()),
         "QuantizedReLU6" => Box::new(ReLU6::new()),
         "QuantizedSigmoid" => Box::new(Sigmoid::new()),
