@@ -29,6 +29,9 @@
 //! * **K×K and strided 1×1:** implicit GEMM on the same micro-kernels: each task gathers the
 //!   rows of its own block of output pixels (one contiguous channel run per tap, zero point
 //!   for padding) into the family's packed-A tiles; no im2col matrix is ever built.
+//!   On the exact AVX2 family with one group (e.g. LeNet's second layer) the tile instead
+//!   reads each pixel's kernel-row runs straight from a u16 copy of the input through a
+//!   pointer table ([`indirect_applies`]).
 //! * **Depthwise** (one input and one or two output channels per group): a direct kernel
 //!   over an indirection list of tap pointers (by arithmetic for interior pixels),
 //!   vectorized over channels: 32 per step on AVX-512BW, 16 on AVX2, portable otherwise.
@@ -44,6 +47,8 @@ mod depthwise;
 mod error;
 mod geometry;
 mod implicit;
+#[cfg(target_arch = "x86_64")]
+mod indirect;
 mod pack;
 pub mod reference;
 mod small;
@@ -85,6 +90,23 @@ fn check_overflow(k: usize, za: i32, w_abs_max: u32) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Largest K of the indirect kernel: two weight panels of `K·8` bytes stay within 16 KiB.
+const INDIRECT_MAX_K: usize = 1024;
+
+/// Whether [`conv_u8s8`] runs `geometry` with weights packed for `kind` on the indirect
+/// exact-AVX2 kernel (one group, width dilation 1, `kw·C` even, `K ≤ 1024`, not pointwise,
+/// not depthwise); exposed so tests can prove that path ran.
+pub fn indirect_applies(geometry: &ConvGeometry, kind: KernelKind) -> bool {
+    cfg!(target_arch = "x86_64")
+        && kind == KernelKind::Avx2
+        && geometry.groups == 1
+        && geometry.dilation[2] == 1
+        && (geometry.kernel[2] * geometry.in_channels).is_multiple_of(2)
+        && geometry.k() <= INDIRECT_MAX_K
+        && !geometry.is_pointwise()
+        && !(geometry.out_channels <= pack::SMALL_MAX_OUT && geometry.k() <= pack::SMALL_MAX_K)
 }
 
 /// Convolves the NDHWC quint8 `input` (zero point `input_zero_point`) with `weights` and
@@ -175,15 +197,20 @@ pub fn conv_u8s8(
                 let stage = Stage::Requant(p.prepare(w)?);
                 groups.push(implicit::GroupPlan::new(kernel, w, stage, za));
             }
-            implicit::Plan {
+            let plan = implicit::Plan {
                 kernel,
                 g,
                 out_dims,
                 input,
                 za,
                 groups,
+            };
+            #[cfg(target_arch = "x86_64")]
+            if indirect::applies(&plan) {
+                indirect::run(&plan, out);
+                return Ok(kernel.kind());
             }
-            .run(out);
+            plan.run(out);
         }
     }
     Ok(kernel.kind())

@@ -80,6 +80,10 @@ unsafe fn block<const N: usize>(
 
 /// Requantizes the `o` accumulator columns of one block (window sum in column `o` when
 /// `asym`) into `dst` pixels `0..n` (NHWC, `o` channels each).
+///
+/// The up to 8 clamped columns are packed to bytes and transposed in registers to 8 bytes
+/// per pixel; each pixel is then one 8-byte store at `i·o` (its bytes `o..8` are overwritten
+/// by the next pixel's store), except where fewer than 8 bytes remain in `dst`.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 fn requant_block(
@@ -94,13 +98,14 @@ fn requant_block(
     let Stage::Requant(rq) = stage else {
         unreachable!("the conv entry point prepares a requantize stage")
     };
-    let mut q = [[0i32; 8]; 8];
     let zp = rq.zero_point;
-    // SAFETY: every load and store is of an [i32; 8] (32 bytes), unaligned.
+    let mut px = [0u8; 64];
+    // SAFETY: every load and store is of an [i32; 8] or [u8; 64] slice of 32 bytes, unaligned.
     unsafe {
         let rs = _mm256_loadu_si256(acc[o.min(COLS - 1)].as_ptr().cast());
         let lo = _mm256_set1_epi32(rq.lo - zp);
         let hi = _mm256_set1_epi32(rq.hi - zp);
+        let mut v = [_mm256_setzero_si256(); 8];
         for col in 0..o {
             let mut a = _mm256_loadu_si256(acc[col].as_ptr().cast());
             if asym {
@@ -111,18 +116,77 @@ fn requant_block(
                 _mm256_set1_ps(rq.bias_b[col]),
                 _mm256_cvtepi32_ps(a),
             );
-            let v = _mm256_cvtps_epi32(_mm256_mul_ps(xf, _mm256_set1_ps(rq.mult[col])));
-            // clamp(v + zp, lo, hi) without overflowing v + zp
-            let v = _mm256_add_epi32(
-                _mm256_min_epi32(_mm256_max_epi32(v, lo), hi),
+            let q = _mm256_cvtps_epi32(_mm256_mul_ps(xf, _mm256_set1_ps(rq.mult[col])));
+            // clamp(q + zp, lo, hi) without overflowing q + zp; the result is in 0..=255
+            v[col] = _mm256_add_epi32(
+                _mm256_min_epi32(_mm256_max_epi32(q, lo), hi),
                 _mm256_set1_epi32(zp),
             );
-            _mm256_storeu_si256(q[col].as_mut_ptr().cast(), v);
+        }
+        // per 128-bit lane L (pixels 4L..4L+4): bytes c·4 + p of columns 0..4 and 4..8
+        let c03 = _mm256_packus_epi16(
+            _mm256_packus_epi32(v[0], v[1]),
+            _mm256_packus_epi32(v[2], v[3]),
+        );
+        let c47 = _mm256_packus_epi16(
+            _mm256_packus_epi32(v[4], v[5]),
+            _mm256_packus_epi32(v[6], v[7]),
+        );
+        // 4×4 byte transpose per lane: byte p·4 + c ← c·4 + p
+        let t = _mm256_setr_epi8(
+            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, //
+            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+        );
+        let (a, b) = (_mm256_shuffle_epi8(c03, t), _mm256_shuffle_epi8(c47, t));
+        // lane 0: pixels 0, 1 | lane 1: pixels 4, 5 (8 bytes each), and 2, 3 | 6, 7
+        let p01 = _mm256_unpacklo_epi32(a, b);
+        let p23 = _mm256_unpackhi_epi32(a, b);
+        let first = _mm256_permute2x128_si256::<0x20>(p01, p23);
+        let second = _mm256_permute2x128_si256::<0x31>(p01, p23);
+        _mm256_storeu_si256(px.as_mut_ptr().cast(), first);
+        _mm256_storeu_si256(px.as_mut_ptr().add(32).cast(), second);
+    }
+    for i in 0..n {
+        let at = i * o;
+        let src = &px[i * 8..i * 8 + 8];
+        match dst.get_mut(at..at + 8) {
+            Some(d) => d.copy_from_slice(src),
+            None => dst[at..at + o].copy_from_slice(&src[..o]),
         }
     }
-    for (i, px) in dst.chunks_exact_mut(o).take(n).enumerate() {
-        for (col, p) in px.iter_mut().enumerate() {
-            *p = q[col][i] as u8;
+}
+
+/// Builds the pair lines of one image plane `src` (`[ih, iw, c]`, NHWC) into `lines`
+/// (`ih·c` lines of `wp` values): each input line of one channel is padded with `pw` zero
+/// points on the left and zero points up to `wp + dw` bytes, then
+/// `P[xx] = L[xx] | L[xx + dw] << 16`. Compiled for AVX2 so the pairing vectorizes.
+#[target_feature(enable = "avx2")]
+fn pair_lines(
+    src: &[u8],
+    [ih, iw, c]: [usize; 3],
+    pw: usize,
+    dw: usize,
+    za: u8,
+    wp: usize,
+    lines: &mut [i32],
+) {
+    let mut padded = vec![za; wp + dw];
+    let inside = pw.min(wp + dw)..(pw + iw).min(wp + dw);
+    for iy in 0..ih {
+        let row = &src[iy * iw * c..(iy + 1) * iw * c];
+        for ci in 0..c {
+            let dst = &mut padded[inside.clone()];
+            if c == 1 {
+                dst.copy_from_slice(&row[..dst.len()]);
+            } else {
+                for (d, s) in dst.iter_mut().zip(row[ci..].iter().step_by(c)) {
+                    *d = *s;
+                }
+            }
+            let l = &mut lines[(iy * c + ci) * wp..(iy * c + ci + 1) * wp];
+            for ((v, &a), &b) in l.iter_mut().zip(&padded).zip(&padded[dw..]) {
+                *v = i32::from(a) | (i32::from(b) << 16);
+            }
         }
     }
 }
@@ -178,20 +242,8 @@ pub(crate) unsafe fn run(
     let task = |(pl, dst): (usize, &mut [u8])| {
         let src = &plan.input[pl * plane_in..(pl + 1) * plane_in];
         let mut lines = vec![0i32; ih * c * wp];
-        let at = |xx: usize, ci: usize, iy: usize| -> i32 {
-            match xx.checked_sub(pw).filter(|&x| x < iw) {
-                Some(x) => i32::from(src[(iy * iw + x) * c + ci]),
-                None => za,
-            }
-        };
-        for iy in 0..ih {
-            for ci in 0..c {
-                let l = &mut lines[(iy * c + ci) * wp..(iy * c + ci + 1) * wp];
-                for (xx, v) in l.iter_mut().enumerate() {
-                    *v = pair(at(xx, ci, iy), at(xx + dw, ci, iy));
-                }
-            }
-        }
+        // SAFETY: AVX2 (the caller's contract).
+        unsafe { pair_lines(src, [ih, iw, c], pw, dw, za as u8, wp, &mut lines) };
         let mut rows: Vec<(*const i32, usize)> = Vec::with_capacity(kh);
         let mut acc = [[0i32; 8]; COLS];
         for (y, dst_row) in dst.chunks_exact_mut(ow * o).enumerate() {

@@ -98,7 +98,7 @@ use crate::error::{GemmError, Result};
 // gathered A tiles to the same micro-kernels and epilogues.
 pub(crate) use driver::check_matrix;
 pub(crate) use microkernel::{Microkernel, TileJob, kernel_for};
-pub(crate) use pipeline::{OutRow, Stage};
+pub(crate) use pipeline::{OutRow, RowFix, Stage};
 
 static RUNS: [AtomicU64; KernelKind::ALL.len()] =
     [const { AtomicU64::new(0) }; KernelKind::ALL.len()];

@@ -108,8 +108,8 @@ pub(crate) fn check_qparams(
     Ok(())
 }
 
-/// The NHWC bytes of a 4-d quint8 activation: borrowed when it is channels-last, transposed
-/// otherwise.
+/// The NHWC bytes of a 4-d quint8 activation: borrowed when it is channels-last or has one
+/// channel (both layouts are then the same bytes), transposed otherwise.
 pub(crate) fn nhwc_bytes<'a>(
     module: &'static str,
     a: &Act<'a>,
@@ -122,7 +122,7 @@ pub(crate) fn nhwc_bytes<'a>(
             got: s.to_vec(),
         });
     }
-    if a.q.layout() == Layout::ChannelsLast {
+    if a.q.layout() == Layout::ChannelsLast || s[1] == 1 {
         return Ok(std::borrow::Cow::Borrowed(a.data));
     }
     let mut out = vec![0u8; a.data.len()];
@@ -130,13 +130,14 @@ pub(crate) fn nhwc_bytes<'a>(
     Ok(std::borrow::Cow::Owned(out))
 }
 
-/// The row-major (logical order) bytes of a quint8 activation: borrowed when row-major,
-/// transposed from channels-last otherwise.
+/// The row-major (logical order) bytes of a quint8 activation: borrowed when row-major or
+/// when it has one channel (both layouts are then the same bytes), transposed from
+/// channels-last otherwise.
 pub(crate) fn row_major_bytes<'a>(a: &Act<'a>) -> Result<std::borrow::Cow<'a, [u8]>> {
-    if a.q.layout() == Layout::RowMajor {
+    let s = a.shape();
+    if a.q.layout() == Layout::RowMajor || s.get(1) == Some(&1) {
         return Ok(std::borrow::Cow::Borrowed(a.data));
     }
-    let s = a.shape();
     let mut out = vec![0u8; a.data.len()];
     layout::nhwc_to_nchw(a.data, s[0], s[1], s[2] * s[3], &mut out)?;
     Ok(std::borrow::Cow::Owned(out))

@@ -67,6 +67,7 @@ impl Quantize {
         };
         if x.ndim() == 4 && x.layout() == Layout::RowMajor && self.dtype == QDType::QUInt8 {
             // quantize in NCHW order with the SIMD kernel, then one byte transpose to NHWC
+            // (none for one channel: both layouts are then the same bytes)
             let s = x.shape();
             let mut nchw = vec![0u8; x.numel()];
             qkernels::quant::quantize_u8(
@@ -75,8 +76,13 @@ impl Quantize {
                 self.zero_point() as i32,
                 &mut nchw,
             )?;
-            let mut nhwc = vec![0u8; nchw.len()];
-            layout::nchw_to_nhwc(&nchw, s[0], s[1], s[2] * s[3], &mut nhwc)?;
+            let nhwc = if s[1] == 1 {
+                nchw
+            } else {
+                let mut nhwc = vec![0u8; nchw.len()];
+                layout::nchw_to_nhwc(&nchw, s[0], s[1], s[2] * s[3], &mut nhwc)?;
+                nhwc
+            };
             return Ok(QTensor::from_u8_storage(
                 nhwc,
                 s,

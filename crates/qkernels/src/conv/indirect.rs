@@ -1,0 +1,252 @@
+//! Indirect K×K convolution for the exact AVX2 family: the tile reads its activation rows
+//! straight from a u16 copy of the input through per-row pointers, instead of gathering
+//! and packing every row of A (LeNet's second layer: C = 6, 5×5, O = 16, K = 150).
+//!
+//! With one group and width dilation 1, the `kw·C` reduction values of one kernel row
+//! `(tz, ty)` of output pixel `m` are one contiguous run of the NDHWC input. The input is
+//! widened to u16 once per call (the exact family's packed-A element); each tile of up to 6
+//! output pixels gets a table of `kd·kh` run pointers per pixel (into the widened input for
+//! windows inside it; into a gathered, zero-point-padded scratch row for border pixels) and
+//! walks K run by run: the weight panels (`[K/2][8][2]`, the family's packing) are read
+//! continuously, each k pair of A is one broadcast dword, and `vpmaddwd` adds both exact
+//! products, as in the GEMM tile. The zero-point correction and requantization are the
+//! GEMM's ([`crate::gemm::Microkernel::finish_fixed`]), so results equal the oracle's.
+//!
+//! Applies when the run length `kw·C` is even (k pairs never straddle two runs) and the
+//! weights of one 16-column tile fit easily in L1 (`K ≤ 1024`: 16 KiB) (the whole K is reduced in one pass).
+
+use std::arch::x86_64::*;
+
+use rayon::prelude::*;
+
+use super::implicit::Plan;
+use crate::gemm::{OutRow, RowFix};
+
+/// Output pixels per tile (the exact AVX2 GEMM tile's rows).
+const MR: usize = 6;
+/// Panels of 8 output channels per tile.
+const NP: usize = 2;
+/// Multiply-accumulates above which output pixels are spread over rayon's threads.
+const PARALLEL_MACS: usize = 1 << 19;
+/// Tiles per task when spread over threads.
+const TASK_TILES: usize = 16;
+
+/// Whether the indirect kernel runs `plan` ([`super::indirect_applies`]).
+pub(crate) fn applies(plan: &Plan<'_>) -> bool {
+    plan.groups.len() == 1 && super::indirect_applies(plan.g, plan.kernel.kind())
+}
+
+/// One `R × 8P` tile over all of K: `acc[r·16 + c] = Σ_t Σ_j A_r[t][j]·B[t·run + j, c]`.
+///
+/// # Safety
+/// AVX2 is available; `ptrs` holds `runs` groups of [`MR`] pointers (`ptrs[t·MR + r]`), each
+/// of the first `R` valid for reading `run` u16; `b` points at `P` panels (stride
+/// `panel_bytes`) of at least `8·runs·run` bytes; `run` is even; `acc` holds `R·16` i32.
+#[target_feature(enable = "avx2")]
+#[allow(clippy::needless_range_loop)]
+unsafe fn tile<const R: usize, const P: usize>(
+    ptrs: &[*const u16],
+    runs: usize,
+    run: usize,
+    b: *const i8,
+    panel_bytes: usize,
+    acc: &mut [i32; MR * 8 * NP],
+) {
+    let mut c = [[_mm256_setzero_si256(); P]; R];
+    let mut bv = [_mm256_setzero_si256(); P];
+    let mut bk = b;
+    // SAFETY: every offset below stays inside the extents of the function's contract.
+    unsafe {
+        for t in 0..runs {
+            let rows = &ptrs[t * MR..t * MR + R];
+            for g in 0..run / 2 {
+                for p in 0..P {
+                    let raw = _mm_loadu_si128(bk.add(p * panel_bytes).cast());
+                    bv[p] = _mm256_cvtepi8_epi16(raw);
+                }
+                bk = bk.add(16);
+                for r in 0..R {
+                    let av = _mm256_set1_epi32(rows[r].add(2 * g).cast::<i32>().read_unaligned());
+                    for p in 0..P {
+                        c[r][p] = _mm256_add_epi32(c[r][p], _mm256_madd_epi16(av, bv[p]));
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            for p in 0..P {
+                _mm256_storeu_si256(acc.as_mut_ptr().add(r * 8 * NP + 8 * p).cast(), c[r][p]);
+            }
+        }
+    }
+}
+
+/// Dispatches [`tile`] on `(rows, panels)`.
+///
+/// # Safety
+/// As [`tile`], with `rows ≤ MR` and `panels ≤ NP`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_dyn(
+    rows: usize,
+    panels: usize,
+    ptrs: &[*const u16],
+    runs: usize,
+    run: usize,
+    b: *const i8,
+    panel_bytes: usize,
+    acc: &mut [i32; MR * 8 * NP],
+) {
+    macro_rules! go {
+        ($(($r:literal, $p:literal))*) => {
+            match (rows, panels) {
+                // SAFETY: the caller's contract.
+                $(($r, $p) => unsafe { tile::<$r, $p>(ptrs, runs, run, b, panel_bytes, acc) },)*
+                _ => unreachable!("tile {rows}×{panels}"),
+            }
+        };
+    }
+    go!((1, 1)(2, 1)(3, 1)(4, 1)(5, 1)(6, 1)(1, 2)(2, 2)(3, 2)(4, 2)(5, 2)(6, 2));
+}
+
+/// Runs `plan` ([`applies`] holds, so the kernel object proves AVX2) into the NDHWC `out`.
+pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
+    let g = plan.g;
+    let [od, oh, ow] = plan.out_dims;
+    let m = g.batch * od * oh * ow;
+    let (o, c, k) = (g.out_channels, g.in_channels, g.k());
+    let [_, ih, iw] = g.input;
+    let [kd, kh, kw] = g.kernel;
+    let (runs, run) = (kd * kh, kw * c);
+    let gp = &plan.groups[0];
+    let symmetric = gp.w.is_symmetric();
+    let zw = gp.w.zero_points();
+    let panel_bytes = gp.w.panel_bytes();
+    let wide: Vec<u16> = plan.input.iter().map(|&v| u16::from(v)).collect();
+    let m_tiles = m.div_ceil(MR);
+    let parallel = rayon::current_num_threads() > 1
+        && m.saturating_mul(o).saturating_mul(k) >= PARALLEL_MACS
+        && m_tiles > TASK_TILES;
+    let tiles_per_task = if parallel { TASK_TILES } else { m_tiles };
+    let task = |(ti, dst): (usize, &mut [u8])| {
+        let mut ptrs = vec![std::ptr::null::<u16>(); runs * MR];
+        let mut offs = vec![0usize; runs * MR];
+        let mut scratch = vec![0u16; MR * k];
+        let mut gathered = vec![0u8; k];
+        let mut acc = [0i32; MR * 8 * NP];
+        let mut row_sums = [0i32; MR];
+        let first = ti * tiles_per_task;
+        for mt in first..(first + tiles_per_task).min(m_tiles) {
+            let m0 = mt * MR;
+            let rows = MR.min(m - m0);
+            let mut in_scratch = [false; MR];
+            // output coordinates of pixel m0, then stepped along x (no division per pixel)
+            let (mut x, mut y, mut z, mut n) = (
+                m0 % ow,
+                (m0 / ow) % oh,
+                (m0 / (ow * oh)) % od,
+                m0 / (ow * oh * od),
+            );
+            for r in 0..rows {
+                let p = m0 + r;
+                if r > 0 {
+                    x += 1;
+                    if x == ow {
+                        x = 0;
+                        y += 1;
+                        if y == oh {
+                            y = 0;
+                            z += 1;
+                            if z == od {
+                                z = 0;
+                                n += 1;
+                            }
+                        }
+                    }
+                }
+                let x0 = (x * g.stride[2])
+                    .checked_sub(g.padding[2])
+                    .filter(|&x0| x0 + kw <= iw);
+                let mut inside = x0.is_some();
+                let mut sum = 0i32;
+                'rows: for tz in 0..kd {
+                    for ty in 0..kh {
+                        let (Some(x0), Some(iz), Some(iy)) =
+                            (x0, g.input_coord(0, z, tz), g.input_coord(1, y, ty))
+                        else {
+                            inside = false;
+                            break 'rows;
+                        };
+                        let at = (((n * g.input[0] + iz) * ih + iy) * iw + x0) * c;
+                        offs[(tz * kh + ty) * MR + r] = at;
+                        if !symmetric {
+                            sum += plan.input[at..at + run]
+                                .iter()
+                                .map(|&v| i32::from(v))
+                                .sum::<i32>();
+                        }
+                    }
+                }
+                if !inside {
+                    plan.gather_row(p, 0, &mut gathered);
+                    for (d, &s) in scratch[r * k..(r + 1) * k].iter_mut().zip(&gathered) {
+                        *d = u16::from(s);
+                    }
+                    for t in 0..runs {
+                        offs[t * MR + r] = r * k + t * run;
+                    }
+                    sum = gathered.iter().map(|&v| i32::from(v)).sum();
+                    in_scratch[r] = true;
+                }
+                row_sums[r] = sum;
+            }
+            for t in 0..runs {
+                for r in 0..rows {
+                    let at = offs[t * MR + r];
+                    let src = if in_scratch[r] { &scratch } else { &wide };
+                    ptrs[t * MR + r] = src[at..at + run].as_ptr();
+                }
+            }
+            for n0 in (0..o).step_by(8 * NP) {
+                let nc = (8 * NP).min(o - n0);
+                let panels = nc.div_ceil(8);
+                let b = gp.w.panel_bytes_of(n0 / 8, panels);
+                // SAFETY: `applies` checked the family, whose kernel object exists only on
+                // AVX2 CPUs; the pointers of rows `0..rows` each cover `run` values (slices
+                // of the widened input or the scratch rows); `b` is `panels` panels of `kp·8 ≥ runs·run·8` bytes.
+                unsafe {
+                    tile_dyn(
+                        rows,
+                        panels,
+                        &ptrs,
+                        runs,
+                        run,
+                        b.as_ptr(),
+                        panel_bytes,
+                        &mut acc,
+                    )
+                };
+                for r in 0..rows {
+                    let row = (mt - first) * MR + r;
+                    let c0 = row * o + n0;
+                    let fix = RowFix {
+                        corr: &gp.corr[n0..n0 + nc],
+                        row: (!symmetric).then(|| (row_sums[r], &zw[n0..n0 + nc])),
+                    };
+                    plan.kernel.finish_fixed(
+                        &gp.stage,
+                        n0,
+                        &mut acc[r * 8 * NP..r * 8 * NP + nc],
+                        fix,
+                        OutRow::U8(&mut dst[c0..c0 + nc]),
+                    );
+                }
+            }
+        }
+    };
+    let chunk = tiles_per_task * MR * o;
+    if parallel {
+        out.par_chunks_mut(chunk).enumerate().for_each(task);
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(task);
+    }
+}
