@@ -10,10 +10,12 @@ Shapes are (N, C, H=W, O, k, groups) separated by ';' (default: the issue-4 shap
 conv has stride 1 and padding k//2, per-channel symmetric qint8 weights, a float bias, a
 quint8 NCHW input (torch converts to channels-last internally; the input is made
 channels-last once, outside the timing, as qstack's NHWC input is) and a quint8 output. For
-every (shape, threads), with torch.set_num_threads(threads), it also times the float
-conv2d on the same shape ("mode": "f32"). Each call runs `warmup` untimed times, then
-`repeats` timed times (time.perf_counter_ns); the median is reported as one JSON object per
-line on stdout:
+every (shape, threads), with torch.set_num_threads(threads), it also times the float conv2d on
+the same shape: "mode": "f32" on channels-last input and weight (the layout the int8 path
+runs in) and "mode": "f32-nchw" on PyTorch's default contiguous NCHW tensors (the layout of
+qstack's `qnn::float::Conv2d`, the like-for-like line for issue 5). Each call runs `warmup`
+untimed times, then `repeats` timed times (time.perf_counter_ns); the median is reported as
+one JSON object per line on stdout:
 
     {"suite": "conv", "mode": "int8", "shape": "1,64,56,64,3,1", "threads": 1, "ns": 123456, ...}
 
@@ -79,6 +81,7 @@ def main(argv: list[str]) -> int:
             modes = {
                 "int8": lambda: torch.ops.quantized.conv2d(qx, packed, 0.5, 128),  # noqa: E731
                 "f32": lambda: torch.nn.functional.conv2d(xf, wf, bias, 1, pad, 1, g),  # noqa: E731
+                "f32-nchw": lambda: torch.nn.functional.conv2d(x, w, bias, 1, pad, 1, g),  # noqa: E731
             }
             for mode, fn in modes.items():
                 ns = median_ns(fn, args.repeats, args.warmup)

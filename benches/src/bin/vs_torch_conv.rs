@@ -7,11 +7,14 @@
 //! per-channel symmetric qint8 weights packed once, a float bias, quint8 NHWC output
 //! (allocated per call, as torch does). `ns` is the median of `--repeats` timed calls after
 //! `--warmup` untimed ones, each thread count inside a rayon pool of exactly that many threads.
-//! At one thread it also times qstack's float `qnn::float::Conv2d` (eval, NCHW f32) on the same
-//! shape (`"mode":"f32"`), the counterpart of torch_conv.py's f32 line (issue 5).
+//! At one thread it also times qstack's float `qnn::float::Conv2d` (NCHW f32) on the same
+//! shape, the counterpart of torch_conv.py's f32 lines (issue 5): `"mode":"f32"` is
+//! `Conv2d::apply`, the convolution alone (as `F.conv2d` on tensors that need no gradient);
+//! `"mode":"f32-forward"` is `Module::forward` in eval mode, which also keeps a copy of the
+//! input for a later backward (PyTorch has no counterpart line).
 //!
-//! Usage: `vs_torch_conv [--shapes "N,C,H,O,k,g;..."] [--threads 1,2] [--repeats 15]
-//! [--warmup 3]`.
+//! Usage: `vs_torch_conv [--shapes "N,C,H,O,k,g;..."] [--threads 1,2] [--modes
+//! int8,f32,f32-forward] [--repeats 15] [--warmup 3]` (default: every mode).
 
 use qkernels::conv::{self, ConvGeometry, PackedConvWeights};
 use qkernels::gemm::{Activation, Requantize, WeightQParams};
@@ -25,9 +28,13 @@ use std::time::Instant;
 /// The issue's shapes (N, C, H=W, O, k, groups).
 const SHAPES: &str = "64,3,32,6,5,1;1,64,56,64,3,1;8,64,56,64,3,1;1,256,14,256,3,1;1,256,14,1024,1,1;1,144,56,144,3,144";
 
+/// Every mode, in output order.
+const MODES: [&str; 3] = ["int8", "f32", "f32-forward"];
+
 struct Settings {
     shapes: Vec<[usize; 6]>,
     threads: Vec<usize>,
+    modes: Vec<String>,
     repeats: usize,
     warmup: usize,
 }
@@ -49,6 +56,7 @@ fn parse_args(args: &[String]) -> Result<Settings, String> {
     let mut s = Settings {
         shapes: parse_shapes(SHAPES)?,
         threads: vec![1, 2],
+        modes: MODES.iter().map(|m| m.to_string()).collect(),
         repeats: 15,
         warmup: 3,
     };
@@ -62,6 +70,12 @@ fn parse_args(args: &[String]) -> Result<Settings, String> {
         match flag.as_str() {
             "--shapes" => s.shapes = parse_shapes(value)?,
             "--threads" => s.threads = value.split(',').map(num).collect::<Result<_, _>>()?,
+            "--modes" => {
+                s.modes = value.split(',').map(str::to_string).collect();
+                if let Some(m) = s.modes.iter().find(|m| !MODES.contains(&m.as_str())) {
+                    return Err(format!("--modes: unknown mode {m:?} (known: {MODES:?})"));
+                }
+            }
             "--repeats" => s.repeats = num(value)?.max(1),
             "--warmup" => s.warmup = num(value)?,
             other => return Err(format!("unknown argument {other:?}")),
@@ -84,26 +98,39 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Median time of `qnn::float::Conv2d` (eval, NCHW f32, single thread) on the same shape:
-/// qstack's own fp32 convolution, for issue 5's comparison with PyTorch's fp32.
-fn float_conv_ns(s: &Settings, [n, c, h, o, k, g]: [usize; 6]) -> Result<u64, String> {
+/// qstack's own fp32 convolution, for issue 5's comparison with PyTorch's fp32. With
+/// `forward`, `Module::forward` (which also saves the input); otherwise `Conv2d::apply`.
+/// Returns the median and the fastest call.
+fn float_conv_ns(
+    s: &Settings,
+    [n, c, h, o, k, g]: [usize; 6],
+    forward: bool,
+) -> Result<(u64, u64), String> {
     let mut rng = qnn::init::Rng::new(3);
     let cfg = Conv2dConfig::new(c, o, k).padding(k / 2).groups(g);
     let mut conv = Conv2d::new(cfg, &mut rng).map_err(|e| e.to_string())?;
     conv.eval();
-    let x = Value::F32(Tensor::from_fn(&[n, c, h, h], |i| {
-        ((i % 251) as f32 - 125.0) / 40.0
-    }));
+    let x = Tensor::from_fn(&[n, c, h, h], |i| ((i % 251) as f32 - 125.0) / 40.0);
+    let xv = Value::F32(x.clone());
+    let mut call = || -> Result<(), String> {
+        if forward {
+            black_box(conv.forward(&xv).map_err(|e| e.to_string())?);
+        } else {
+            black_box(conv.apply(&x).map_err(|e| e.to_string())?);
+        }
+        Ok(())
+    };
     for _ in 0..s.warmup {
-        black_box(conv.forward(&x).map_err(|e| e.to_string())?);
+        call()?;
     }
     let mut times = Vec::with_capacity(s.repeats);
     for _ in 0..s.repeats {
         let t0 = Instant::now();
-        black_box(conv.forward(&x).map_err(|e| e.to_string())?);
+        call()?;
         times.push(t0.elapsed().as_nanos() as u64);
     }
     times.sort_unstable();
-    Ok(times[times.len() / 2])
+    Ok((times[times.len() / 2], times[0]))
 }
 
 fn run(s: &Settings) -> Result<(), String> {
@@ -136,7 +163,11 @@ fn run(s: &Settings) -> Result<(), String> {
             activation: Activation::None,
         };
         let out_len = geometry.output_len().map_err(|e| e.to_string())?;
+        let macs = (n * h * h * o * (c / g) * k * k) as f64;
         for &threads in &s.threads {
+            if !s.modes.iter().any(|m| m == "int8") {
+                break;
+            }
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -162,7 +193,6 @@ fn run(s: &Settings) -> Result<(), String> {
                 times.sort_unstable();
                 (times[times.len() / 2], kind)
             });
-            let macs = (n * h * h * o * (c / g) * k * k) as f64;
             println!(
                 "{{\"suite\":\"conv\",\"mode\":\"int8\",\"shape\":\"{n},{c},{h},{o},{k},{g}\",\"threads\":{threads},\"ns\":{ns},\"gops\":{:.1},\"repeats\":{},\"kernel\":\"{}\",\"path\":\"{}\"}}",
                 2.0 * macs / ns as f64,
@@ -174,10 +204,15 @@ fn run(s: &Settings) -> Result<(), String> {
                     other => other,
                 }
             );
-            if threads == 1 {
-                let ns = float_conv_ns(s, [n, c, h, o, k, g])?;
+        }
+        if s.threads.contains(&1) {
+            for (mode, forward) in [("f32", false), ("f32-forward", true)] {
+                if !s.modes.iter().any(|m| m == mode) {
+                    continue;
+                }
+                let (ns, min_ns) = float_conv_ns(s, [n, c, h, o, k, g], forward)?;
                 println!(
-                    "{{\"suite\":\"conv\",\"mode\":\"f32\",\"shape\":\"{n},{c},{h},{o},{k},{g}\",\"threads\":1,\"ns\":{ns},\"gops\":{:.1},\"repeats\":{}}}",
+                    "{{\"suite\":\"conv\",\"mode\":\"{mode}\",\"shape\":\"{n},{c},{h},{o},{k},{g}\",\"threads\":1,\"ns\":{ns},\"min_ns\":{min_ns},\"gops\":{:.1},\"repeats\":{}}}",
                     2.0 * macs / ns as f64,
                     s.repeats
                 );

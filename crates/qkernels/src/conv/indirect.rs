@@ -127,6 +127,12 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
         && m.saturating_mul(o).saturating_mul(k) >= PARALLEL_MACS
         && m_tiles > TASK_TILES;
     let tiles_per_task = if parallel { TASK_TILES } else { m_tiles };
+    // input offset of kernel row (tz, ty) from the window's first element
+    let tap_rows: Vec<usize> = (0..kd)
+        .flat_map(|tz| {
+            (0..kh).map(move |ty| (tz * g.dilation[0] * ih + ty * g.dilation[1]) * iw * c)
+        })
+        .collect();
     let task = |(ti, dst): (usize, &mut [u8])| {
         let mut ptrs = vec![std::ptr::null::<u16>(); runs * MR];
         let mut offs = vec![0usize; runs * MR];
@@ -163,21 +169,20 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
                         }
                     }
                 }
-                let x0 = (x * g.stride[2])
-                    .checked_sub(g.padding[2])
-                    .filter(|&x0| x0 + kw <= iw);
-                let mut inside = x0.is_some();
+                // first input coordinate of the window per dim, if the whole window is inside
+                let first = |d: usize, o: usize| {
+                    (o * g.stride[d])
+                        .checked_sub(g.padding[d])
+                        .filter(|&i| i + (g.kernel[d] - 1) * g.dilation[d] < g.input[d])
+                };
+                let mut inside = false;
                 let mut sum = 0i32;
-                'rows: for tz in 0..kd {
-                    for ty in 0..kh {
-                        let (Some(x0), Some(iz), Some(iy)) =
-                            (x0, g.input_coord(0, z, tz), g.input_coord(1, y, ty))
-                        else {
-                            inside = false;
-                            break 'rows;
-                        };
-                        let at = (((n * g.input[0] + iz) * ih + iy) * iw + x0) * c;
-                        offs[(tz * kh + ty) * MR + r] = at;
+                if let (Some(iz), Some(iy), Some(ix)) = (first(0, z), first(1, y), first(2, x)) {
+                    inside = true;
+                    let base = (((n * g.input[0] + iz) * ih + iy) * iw + ix) * c;
+                    for (t, &off) in tap_rows.iter().enumerate() {
+                        let at = base + off;
+                        offs[t * MR + r] = at;
                         if !symmetric {
                             sum += plan.input[at..at + run]
                                 .iter()

@@ -36,15 +36,17 @@ fn pair(lo: i32, hi: i32) -> i32 {
 }
 
 /// One block of 8 pixels: `acc[col] = init[col] + Σ_rows madd(P, wpair[row][col])`.
-/// `lines[ty]` is the pair line of kernel row `ty` at the block's first pixel and its
-/// per-channel stride.
+/// `lines[ty]` is the pair line of kernel row `ty` (at pixel 0) and its per-channel stride;
+/// the block starts at pixel `p0`.
 ///
 /// # Safety
-/// AVX2 is available; every `lines[ty].0 + ci·stride + 2j·dw + 8` (ci < c, j < jn) is inside
-/// one allocation; `wpair` holds `lines.len()·c·jn·COLS` values.
+/// AVX2 is available; every `lines[ty].0 + p0 + ci·stride + 2j·dw + 8` (ci < c, j < jn) is
+/// inside one allocation; `wpair` holds `lines.len()·c·jn·COLS` values.
 #[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn block<const N: usize>(
     lines: &[(*const i32, usize)],
+    p0: usize,
     c: usize,
     jn: usize,
     dw: usize,
@@ -61,7 +63,7 @@ unsafe fn block<const N: usize>(
         for ci in 0..c {
             for j in 0..jn {
                 // SAFETY: in bounds by the function's contract.
-                let x = unsafe { _mm256_loadu_si256(base.add(ci * cs + 2 * j * dw).cast()) };
+                let x = unsafe { _mm256_loadu_si256(base.add(p0 + ci * cs + 2 * j * dw).cast()) };
                 for (col, a) in acc.iter_mut().enumerate() {
                     // SAFETY: `wr` walks the rows of `wpair` in loop order (contract).
                     let wv = _mm256_set1_epi32(unsafe { *wr.add(col) });
@@ -247,26 +249,27 @@ pub(crate) unsafe fn run(
         let mut rows: Vec<(*const i32, usize)> = Vec::with_capacity(kh);
         let mut acc = [[0i32; 8]; COLS];
         for (y, dst_row) in dst.chunks_exact_mut(ow * o).enumerate() {
+            rows.clear();
+            for ty in 0..kh {
+                rows.push(
+                    match (y * sh + ty * dh).checked_sub(ph).filter(|&i| i < ih) {
+                        Some(iy) => (lines[iy * c * wp..].as_ptr(), wp),
+                        // channel stride 0: every channel reads the zero-point line
+                        None => (za_line.as_ptr(), 0),
+                    },
+                );
+            }
             for p0 in (0..ow).step_by(8) {
-                rows.clear();
-                for ty in 0..kh {
-                    rows.push(
-                        match (y * sh + ty * dh).checked_sub(ph).filter(|&i| i < ih) {
-                            // SAFETY: iy < ih and p0 < owp ≤ wp, inside `lines`.
-                            Some(iy) => (unsafe { lines.as_ptr().add(iy * c * wp + p0) }, wp),
-                            // SAFETY: p0 < wp, inside `za_line` (channel stride 0).
-                            None => (unsafe { za_line.as_ptr().add(p0) }, 0),
-                        },
-                    );
-                }
                 macro_rules! go {
                     ($($n:literal)*) => {
                         match cols {
-                            // SAFETY: AVX2 (the caller's contract); each load reads
+                            // SAFETY: AVX2 (the caller's contract); each row pointer is
+                            // the start of line iy of channel 0 in `lines` (channel
+                            // stride wp, c lines) or of `za_line`, and each load reads
                             // p0 + 2j·dw + 8 ≤ owp + (kw − 1)·dw + 8 = wp values of a
                             // line; `wpair` has kh·c·jn rows.
                             $($n => unsafe {
-                                block::<$n>(&rows, c, jn, dw, &wpair, &init, &mut acc)
+                                block::<$n>(&rows, p0, c, jn, dw, &wpair, &init, &mut acc)
                             },)*
                             _ => unreachable!("O ≤ 8"),
                         }

@@ -52,6 +52,13 @@ pub enum FloatGemmError {
         /// `[rows, cols]` of `c`.
         c: [usize; 2],
     },
+    /// A float convolution whose geometry, weights, bias or buffers do not fit together
+    /// (the reason names the values).
+    #[error("float convolution: {reason}")]
+    Conv {
+        /// What does not fit.
+        reason: String,
+    },
 }
 
 /// Result alias of the float GEMM wrapper.

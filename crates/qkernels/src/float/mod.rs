@@ -13,6 +13,11 @@
 //!   [`gemv_f16`], which widens in registers (F16C + FMA on AVX2 CPUs, a scalar oracle in the
 //!   same summation order elsewhere) instead of widening the weight into a buffer first.
 //! - [`reference_sgemm`]: the naive oracle the above are tested against.
+//! - [`conv2d`]: direct (implicit-GEMM) f32 convolution on NCHW data, one group: no column
+//!   matrix, 6 × 16 AVX2 + FMA tiles reading zero-padded input planes, bit-equal to
+//!   [`reference_conv2d`].
+//! - [`depthwise_conv2d`]: direct f32 depthwise convolution on NCHW planes (one filter per
+//!   channel), AVX2 + FMA along the output rows, bit-equal to [`reference_depthwise_conv2d`].
 //!
 //! Views check their bounds when built, so the `unsafe` call into the crate (in `call.rs`, the only
 //! one) needs no further checks.
@@ -85,9 +90,12 @@
 //! ```
 
 mod call;
+mod conv2d;
+mod depthwise;
 mod error;
 mod gemv_f16;
 mod hgemm;
+mod phases;
 mod reference;
 mod sgemm;
 mod threads;
@@ -97,6 +105,11 @@ mod widen;
 #[cfg(test)]
 mod tests;
 
+pub use conv2d::{Conv2dGeom, Conv2dKernel, conv2d, conv2d_with, reference_conv2d};
+pub use depthwise::{
+    DepthwiseGeom, DepthwiseKernel, depthwise_conv2d, depthwise_conv2d_with,
+    reference_depthwise_conv2d,
+};
 pub use error::{FloatGemmError, Result};
 pub use gemv_f16::{GemvF16, GemvF16Kernel, gemv_f16};
 pub use hgemm::{FloatMat, gemm_mixed, hgemm};

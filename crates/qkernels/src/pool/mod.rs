@@ -134,9 +134,19 @@ fn max_pool2d_inside(x: &[u8], p: &Pool2d, [oh, ow]: [usize; 2], out: &mut [u8])
             .chunks_exact_mut(ow * c)
             .enumerate()
         {
+            // the first maximum is taken of two rows (or columns) at once, not by a copy:
+            // short copies are library calls
             let first = (b * ih + y * sh) * row_len;
-            rows_max.copy_from_slice(&x[first..first + row_len]);
-            for ky in 1..kh {
+            let row0 = &x[first..first + row_len];
+            if kh >= 2 {
+                let row1 = &x[first + row_len..first + 2 * row_len];
+                for ((m, &a), &v) in rows_max.iter_mut().zip(row0).zip(row1) {
+                    *m = a.max(v);
+                }
+            } else {
+                rows_max.copy_from_slice(row0);
+            }
+            for ky in 2..kh {
                 let row = &x[first + ky * row_len..first + (ky + 1) * row_len];
                 for (m, &v) in rows_max.iter_mut().zip(row) {
                     *m = (*m).max(v);
@@ -144,8 +154,16 @@ fn max_pool2d_inside(x: &[u8], p: &Pool2d, [oh, ow]: [usize; 2], out: &mut [u8])
             }
             for (xx, dst) in dst_row.chunks_exact_mut(c).enumerate() {
                 let at = xx * sw * c;
-                dst.copy_from_slice(&rows_max[at..at + c]);
-                for kx in 1..kw {
+                let col0 = &rows_max[at..at + c];
+                if kw >= 2 {
+                    let col1 = &rows_max[at + c..at + 2 * c];
+                    for ((d, &a), &v) in dst.iter_mut().zip(col0).zip(col1) {
+                        *d = a.max(v);
+                    }
+                } else {
+                    dst.copy_from_slice(col0);
+                }
+                for kx in 2..kw {
                     let src = &rows_max[at + kx * c..at + (kx + 1) * c];
                     for (d, &v) in dst.iter_mut().zip(src) {
                         *d = (*d).max(v);

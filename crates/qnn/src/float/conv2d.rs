@@ -1,4 +1,5 @@
-//! `nn.Conv2d` on NCHW input: im2col per image and group, then the float GEMM.
+//! `nn.Conv2d` on NCHW input, on the convolution arithmetic of `conv_core` (direct kernels or
+//! im2col + the float GEMM).
 
 use qtensor::Tensor;
 
@@ -7,7 +8,7 @@ use half::f16;
 use super::conv_core::{Channels, ConvWeight, conv_backward, conv_forward};
 use super::half_weight::{backward_on_half, placeholder, round_to_f16, visit_half, visit_half_mut};
 use super::im2col::Geom;
-use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
+use super::util::{f32_grad, f32_input_ref, same_shape, save_input, saved, tensor};
 use crate::error::{QnnError, Result};
 use crate::init::{Rng, default_weight_and_bias};
 use crate::module::{Module, ModuleKind};
@@ -311,9 +312,9 @@ impl Module for Conv2d {
     }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
-        let x = f32_input(input, NAME)?;
+        let x = f32_input_ref(input, NAME)?;
         let y = self.apply(&x)?;
-        self.input = Some(x);
+        save_input(&mut self.input, x);
         Ok(Value::F32(y))
     }
 

@@ -1,10 +1,16 @@
-//! The shared convolution arithmetic on raw NCHW slices: im2col + GEMM per image and group.
+//! The shared convolution arithmetic on raw NCHW slices. Forward: the direct kernels of
+//! `qkernels::float` for depthwise convolutions and for ungrouped ones with wide output rows,
+//! otherwise im2col + GEMM per image and group (several small images per GEMM). Backward:
+//! im2col + GEMM.
 //!
 //! Used by Conv2d, Conv1d (as a 1 x L plane) and ConvTranspose2d (whose forward is a
 //! convolution's input gradient and whose backward is a convolution's forward).
 
 use half::f16;
-use qkernels::float::{FloatMat, MatMut, MatRef, Threads, gemm_mixed, sgemm};
+use qkernels::float::{
+    Conv2dGeom, DepthwiseGeom, FloatMat, MatMut, MatRef, Threads, conv2d, depthwise_conv2d,
+    gemm_mixed, sgemm, widen_f16_slice,
+};
 
 use super::im2col::{Geom, col2im, col2im_ld, im2col, im2col_ld};
 use crate::error::Result;
@@ -58,6 +64,14 @@ pub(crate) fn conv_forward(
     let (plane_in, ohw) = (g.h * g.w, g.oh * g.ow);
     let (in_img, out_img) = (ch.cin * plane_in, ch.cout * ohw);
     let mut out = vec![0.0f32; n * out_img];
+    if ch.groups == ch.cin && ch.cin == ch.cout {
+        depthwise_forward(ch.cin, g, n, x, w, bias, &mut out)?;
+        return Ok(out);
+    }
+    if ch.groups == 1 && g.ow >= DIRECT_MIN_WIDTH {
+        direct_forward(ch, g, n, x, w, bias, &mut out)?;
+        return Ok(out);
+    }
     let batch = images_per_gemm(k, ohw, n);
     if ch.groups == 1 && batch > 1 {
         conv_forward_batched(ch, g, n, batch, x, w, bias, &mut out)?;
@@ -93,6 +107,63 @@ pub(crate) fn conv_forward(
         }
     }
     Ok(out)
+}
+
+/// Output width from which an ungrouped [`conv_forward`] takes the direct kernel
+/// (`qkernels::float::conv2d`: no column matrix; output rows in tiles of 16). Narrower rows
+/// leave most of a tile's 16 columns idle, where the batched im2col GEMM is faster.
+const DIRECT_MIN_WIDTH: usize = 16;
+
+/// The f32 weight: as stored, or widened from f16 into `wide` (exact).
+fn f32_weight<'a>(w: ConvWeight<'a>, wide: &'a mut Vec<f32>) -> &'a [f32] {
+    match w {
+        ConvWeight::F32(w) => w,
+        ConvWeight::F16(h) => {
+            wide.resize(h.len(), 0.0);
+            widen_f16_slice(h, wide);
+            wide
+        }
+    }
+}
+
+/// Ungrouped [`conv_forward`] on the direct kernel.
+fn direct_forward(
+    ch: Channels,
+    g: &Geom,
+    n: usize,
+    x: &[f32],
+    w: ConvWeight<'_>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    let cg = Conv2dGeom::new(ch.cin, ch.cout, [g.h, g.w], [g.kh, g.kw])
+        .stride([g.sh, g.sw])
+        .padding([g.ph, g.pw])
+        .dilation([g.dh, g.dw]);
+    let mut wide = Vec::new();
+    conv2d(x, n, &cg, f32_weight(w, &mut wide), bias, out)?;
+    Ok(())
+}
+
+/// [`conv_forward`] of a depthwise convolution (one filter per channel) on the direct kernel
+/// (`qkernels::float::depthwise_conv2d`): no column matrix, the output rows accumulate tap by
+/// tap. f16 weights are widened first (exactly; they are only `channels · kh · kw` values).
+fn depthwise_forward(
+    channels: usize,
+    g: &Geom,
+    n: usize,
+    x: &[f32],
+    w: ConvWeight<'_>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    let dg = DepthwiseGeom::new(channels, [g.h, g.w], [g.kh, g.kw])
+        .stride([g.sh, g.sw])
+        .padding([g.ph, g.pw])
+        .dilation([g.dh, g.dw]);
+    let mut wide = Vec::new();
+    depthwise_conv2d(x, n, &dg, f32_weight(w, &mut wide), bias, out)?;
+    Ok(())
 }
 
 /// How many images [`conv_forward`] lays side by side in one column matrix: for small output

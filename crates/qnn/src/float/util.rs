@@ -28,6 +28,18 @@ pub(crate) fn f32_input_ref<'a>(
     }
 }
 
+/// Keeps `x` in `slot` for a later backward. When `slot` already holds a row-major tensor of
+/// the same shape (the previous call's input), its buffer is overwritten in place: for large
+/// convolution inputs a fresh allocation per call costs more in page faults than the copy.
+pub(crate) fn save_input(slot: &mut Option<Tensor<f32>>, x: std::borrow::Cow<'_, Tensor<f32>>) {
+    match slot {
+        Some(saved) if saved.shape() == x.shape() && saved.layout() == x.layout() => {
+            saved.data_mut().copy_from_slice(x.data());
+        }
+        _ => *slot = Some(x.into_owned()),
+    }
+}
+
 /// Like [`f32_input`], for a gradient that must have the shape of the saved output.
 pub(crate) fn f32_grad(
     value: &Value,

@@ -1,0 +1,293 @@
+//! Direct f32 depthwise 2-d convolution on NCHW planes (`groups == in == out channels`).
+//!
+//! Each output plane is one input plane convolved with its own `kh x kw` filter, plus an
+//! optional bias. Running it as an im2col + GEMM per channel (`1 x kh·kw` times `kh·kw x
+//! oh·ow`) spends most of its time writing and packing the column matrix; here each plane
+//! is copied once into a zero-padded buffer, split into `stride` column phases (phase `r`
+//! holds padded columns `r, r + s, r + 2s, …`), so that for every stride and dilation the
+//! input of tap `(i, j)` for outputs `ox, ox + 1, …` is a contiguous run of one phase row. An
+//! output row is then, per tap, one broadcast weight times a contiguous load, accumulated
+//! with fused multiply-adds along the row (8 outputs per AVX2 vector, up to 4 vectors at a
+//! time).
+//!
+//! Every output is the same chain on every kernel family: `acc = bias` (or `0`), then for the
+//! taps in row-major order `(i, j)`, `acc = fma(w[i, j], x_in, acc)`, where `x_in` is the
+//! input value or `0` in the padding. So the AVX2 + FMA family and the portable one are bit
+//! for bit equal to the oracle [`reference_depthwise_conv2d`].
+//!
+//! ```
+//! use qkernels::float::{DepthwiseGeom, depthwise_conv2d};
+//! // one 3 x 3 plane, a 3 x 3 box filter with padding 1, bias 0.5
+//! let g = DepthwiseGeom::new(1, [3, 3], [3, 3]).padding([1, 1]);
+//! let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+//! let mut y = [0.0f32; 9];
+//! depthwise_conv2d(&x, 1, &g, &[1.0; 9], Some(&[0.5]), &mut y)?;
+//! assert_eq!(y[4], 45.5); // the centre sees every input
+//! assert_eq!(y[0], 12.5); // 1 + 2 + 4 + 5, plus the bias
+//! # Ok::<(), qkernels::float::FloatGemmError>(())
+//! ```
+
+mod reference;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+pub use reference::reference_depthwise_conv2d;
+
+use super::error::Result;
+use super::phases::{Phases, conv_error, output_size, with_zeroed};
+use crate::isa::{self, Isa};
+
+/// Outputs per vector: the row kernels compute whole vectors of this many outputs.
+const LANES: usize = 8;
+
+/// Geometry of a depthwise convolution: `channels` planes of `h x w` per image, one
+/// `kh x kw` filter per channel, stride, zero padding on each side and dilation per axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DepthwiseGeom {
+    /// Channels (input = output = groups).
+    pub channels: usize,
+    /// Input `[height, width]`.
+    pub input: [usize; 2],
+    /// Kernel `[height, width]`.
+    pub kernel: [usize; 2],
+    /// Stride `[height, width]`.
+    pub stride: [usize; 2],
+    /// Zero padding `[height, width]` on each side.
+    pub padding: [usize; 2],
+    /// Dilation `[height, width]`.
+    pub dilation: [usize; 2],
+}
+
+impl DepthwiseGeom {
+    /// Stride 1, no padding, dilation 1.
+    pub fn new(channels: usize, input: [usize; 2], kernel: [usize; 2]) -> Self {
+        Self {
+            channels,
+            input,
+            kernel,
+            stride: [1; 2],
+            padding: [0; 2],
+            dilation: [1; 2],
+        }
+    }
+
+    /// Sets the stride.
+    pub fn stride(mut self, stride: [usize; 2]) -> Self {
+        self.stride = stride;
+        self
+    }
+
+    /// Sets the zero padding on each side.
+    pub fn padding(mut self, padding: [usize; 2]) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// Sets the dilation.
+    pub fn dilation(mut self, dilation: [usize; 2]) -> Self {
+        self.dilation = dilation;
+        self
+    }
+
+    /// The output `[height, width]`.
+    ///
+    /// Errors ([`super::FloatGemmError::Conv`]): a zero kernel, stride or dilation, or a dilated
+    /// kernel larger than the padded input.
+    pub fn output(&self) -> Result<[usize; 2]> {
+        output_size(
+            self.input,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.dilation,
+        )
+    }
+}
+
+/// Checks the buffer lengths of an `n`-image call; returns the output `[height, width]`.
+fn check(
+    x: &[f32],
+    n: usize,
+    g: &DepthwiseGeom,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &[f32],
+) -> Result<[usize; 2]> {
+    let [oh, ow] = g.output()?;
+    let planes = n.checked_mul(g.channels);
+    let len = |plane: usize| {
+        planes
+            .and_then(|p| p.checked_mul(plane))
+            .ok_or_else(|| conv_error(format!("{n} images of {g:?} overflow usize")))
+    };
+    let expect = |what: &str, got: usize, want: usize| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(conv_error(format!(
+                "{what} has {got} values, expected {want}"
+            )))
+        }
+    };
+    expect("input", x.len(), len(g.input[0] * g.input[1])?)?;
+    expect("output", out.len(), len(oh * ow)?)?;
+    expect(
+        "weight",
+        weight.len(),
+        g.channels * g.kernel[0] * g.kernel[1],
+    )?;
+    if let Some(b) = bias {
+        expect("bias", b.len(), g.channels)?;
+    }
+    Ok([oh, ow])
+}
+
+/// A depthwise kernel family. All families give identical results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DepthwiseKernel {
+    /// Portable Rust (`f32::mul_add` chains along the row).
+    Scalar,
+    /// x86-64 AVX2 + FMA: 8 outputs per vector, up to 4 vectors per pass over the taps.
+    Avx2Fma,
+}
+
+impl DepthwiseKernel {
+    /// Every family, lowest first.
+    pub const ALL: [DepthwiseKernel; 2] = [DepthwiseKernel::Scalar, DepthwiseKernel::Avx2Fma];
+
+    /// The lowercase name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            DepthwiseKernel::Scalar => "scalar",
+            DepthwiseKernel::Avx2Fma => "avx2-fma",
+        }
+    }
+
+    fn isa(self) -> Isa {
+        match self {
+            DepthwiseKernel::Scalar => Isa::Scalar,
+            DepthwiseKernel::Avx2Fma => Isa::Avx2,
+        }
+    }
+
+    /// Whether this process may run the family: compiled for this architecture, supported by
+    /// the CPU (AVX2 and FMA), and not above the `QSTACK_ISA` cap.
+    pub fn is_runnable(self) -> bool {
+        let level = self.isa();
+        isa::env_cap().is_none_or(|cap| level.is_at_most(cap)) && level.is_supported()
+    }
+
+    /// The fastest runnable family.
+    pub fn best() -> DepthwiseKernel {
+        DepthwiseKernel::ALL
+            .into_iter()
+            .rev()
+            .find(|k| k.is_runnable())
+            .unwrap_or(DepthwiseKernel::Scalar)
+    }
+}
+
+/// `out = depthwise_conv(x, weight) + bias` for `n` images on [`DepthwiseKernel::best`];
+/// returns the family that ran.
+///
+/// `x` is `[n, channels, h, w]`, `weight` `[channels, 1, kh, kw]` (PyTorch's layout), `bias`
+/// `[channels]`, `out` `[n, channels, oh, ow]`, all row-major. Errors
+/// ([`super::FloatGemmError::Conv`]): a geometry [`DepthwiseGeom::output`] rejects, or a buffer of the
+/// wrong length.
+pub fn depthwise_conv2d(
+    x: &[f32],
+    n: usize,
+    g: &DepthwiseGeom,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<DepthwiseKernel> {
+    depthwise_conv2d_with(DepthwiseKernel::best(), x, n, g, weight, bias, out)
+}
+
+/// [`depthwise_conv2d`] on an explicitly requested family (tests and benches). Errors as
+/// [`depthwise_conv2d`], plus [`super::FloatGemmError::Conv`] for a family this process cannot run.
+pub fn depthwise_conv2d_with(
+    kind: DepthwiseKernel,
+    x: &[f32],
+    n: usize,
+    g: &DepthwiseGeom,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<DepthwiseKernel> {
+    let [oh, ow] = check(x, n, g, weight, bias, out)?;
+    let row = RowKernel::new(kind)?;
+    if out.is_empty() {
+        return Ok(kind);
+    }
+    let ([h, w], [kh, kw]) = (g.input, g.kernel);
+    let ([sh, sw], [dh, dw]) = (g.stride, g.dilation);
+    let taps = kh * kw;
+    let width = ow.div_ceil(LANES) * LANES;
+    // Phase rows are wide enough for every vector of every tap: the last output vector of
+    // the widest tap starts at column `(kw - 1)·dw / sw` of its phase.
+    let phases = Phases::new(g.input, g.padding, sw, width + (kw - 1) * dw / sw);
+    // padding and unused columns stay zero: only interior positions are refilled per plane
+    with_zeroed(phases.len(), |buf| {
+        // tap (i, j) of output row `oy` starts at `offset(oy·sh, 0)` plus a per-tap constant
+        let mut rel = Vec::with_capacity(taps);
+        for i in 0..kh {
+            for j in 0..kw {
+                rel.push(phases.offset(i * dh, j * dw));
+            }
+        }
+        let mut offs = vec![0usize; taps];
+        let mut orow = vec![0.0f32; width];
+        // (index ranges rather than `chunks_exact`: an input plane may be empty, all padding)
+        for (p, yp) in out.chunks_exact_mut(oh * ow).enumerate() {
+            let c = p % g.channels;
+            phases.fill(&x[p * h * w..(p + 1) * h * w], buf);
+            let wc = &weight[c * taps..(c + 1) * taps];
+            let b = bias.map_or(0.0, |b| b[c]);
+            for (oy, dst) in yp.chunks_exact_mut(ow).enumerate() {
+                let base = phases.offset(oy * sh, 0);
+                offs.iter_mut().zip(&rel).for_each(|(o, &r)| *o = base + r);
+                row.run(buf, &offs, wc, b, &mut orow);
+                dst.copy_from_slice(&orow[..ow]);
+            }
+        }
+    });
+    Ok(kind)
+}
+
+/// The row function of the family that runs, with its CPU proof.
+enum RowKernel {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2(x86_64::Avx2Fma),
+}
+
+impl RowKernel {
+    fn new(kind: DepthwiseKernel) -> Result<Self> {
+        let unsupported = || conv_error(format!("kernel family {} cannot run here", kind.name()));
+        if !kind.is_runnable() {
+            return Err(unsupported());
+        }
+        match kind {
+            DepthwiseKernel::Scalar => Ok(RowKernel::Scalar),
+            #[cfg(target_arch = "x86_64")]
+            DepthwiseKernel::Avx2Fma => x86_64::Avx2Fma::new()
+                .map(RowKernel::Avx2)
+                .ok_or_else(unsupported),
+            #[allow(unreachable_patterns)]
+            _ => Err(unsupported()),
+        }
+    }
+
+    /// `out[o] = fma chain over taps t of w[t]·src[offs[t] + o]`, from `bias`, for every `o`
+    /// of `out` (a whole number of vectors).
+    fn run(&self, src: &[f32], offs: &[usize], w: &[f32], bias: f32, out: &mut [f32]) {
+        match self {
+            RowKernel::Scalar => scalar::row(src, offs, w, bias, out),
+            #[cfg(target_arch = "x86_64")]
+            RowKernel::Avx2(k) => k.row(src, offs, w, bias, out),
+        }
+    }
+}

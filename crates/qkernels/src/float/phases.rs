@@ -1,0 +1,147 @@
+//! The zero-padded, column-phase-split copy of an input plane that the direct float
+//! convolutions read from, and the output-size rule they share.
+//!
+//! A plane of `h x w` with padding `ph, pw` and horizontal stride `sw` is stored as
+//! `(h + 2ph) · sw` phase rows of `phase_w` floats: phase row `y·sw + r` holds the padded
+//! columns `r, r + sw, r + 2sw, …` of padded row `y`. The input of output column `ox` for
+//! kernel column offset `col` (`j · dilation`) is padded column `ox·sw + col`, which is column
+//! `ox + col / sw` of phase `col mod sw`: consecutive outputs read consecutive floats, for
+//! every stride and dilation, so the kernels load whole vectors.
+
+use super::error::{FloatGemmError, Result};
+
+/// Output `[height, width]` of a 2-d convolution.
+///
+/// Errors ([`FloatGemmError::Conv`]): a zero kernel, stride or dilation, or a dilated kernel
+/// larger than the padded input.
+pub(super) fn output_size(
+    input: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+) -> Result<[usize; 2]> {
+    if kernel.contains(&0) || stride.contains(&0) || dilation.contains(&0) {
+        return Err(conv_error(format!(
+            "kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive"
+        )));
+    }
+    let mut out = [0; 2];
+    for (a, o) in out.iter_mut().enumerate() {
+        let span = (kernel[a] - 1)
+            .checked_mul(dilation[a])
+            .and_then(|s| s.checked_add(1));
+        let padded = padding[a]
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(input[a]));
+        match (padded, span) {
+            (Some(p), Some(s)) if p >= s => *o = (p - s) / stride[a] + 1,
+            _ => {
+                return Err(conv_error(format!(
+                    "input {input:?} with padding {padding:?} is smaller than kernel {kernel:?} dilated by {dilation:?}"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A [`FloatGemmError::Conv`] with the given reason.
+pub(super) fn conv_error(reason: String) -> FloatGemmError {
+    FloatGemmError::Conv { reason }
+}
+
+/// The phase layout of one padded plane (see the module docs).
+pub(super) struct Phases {
+    h: usize,
+    w: usize,
+    ph: usize,
+    pw: usize,
+    sw: usize,
+    phase_w: usize,
+    /// Per phase `r`: the first input column stored in it and its column in the phase row.
+    starts: Vec<(usize, usize)>,
+}
+
+impl Phases {
+    /// The layout for `h x w` planes, padding `[ph, pw]`, horizontal stride `sw ≥ 1` and
+    /// phase rows of `phase_w` floats (padded columns past `phase_w · sw` are not stored).
+    pub(super) fn new([h, w]: [usize; 2], [ph, pw]: [usize; 2], sw: usize, phase_w: usize) -> Self {
+        let sw = sw.max(1);
+        let starts = (0..sw)
+            .map(|r| {
+                let t0 = pw.saturating_sub(r).div_ceil(sw);
+                (r + t0 * sw - pw, t0)
+            })
+            .collect();
+        Self {
+            h,
+            w,
+            ph,
+            pw,
+            sw,
+            phase_w,
+            starts,
+        }
+    }
+
+    /// Floats of one stored plane.
+    pub(super) fn len(&self) -> usize {
+        (self.h + 2 * self.ph) * self.sw * self.phase_w
+    }
+
+    /// Index of padded row `y`, padded column `col` in a stored plane (for `col` below
+    /// `phase_w · sw`).
+    pub(super) fn offset(&self, y: usize, col: usize) -> usize {
+        (y * self.sw + col % self.sw) * self.phase_w + col / self.sw
+    }
+
+    /// Writes the input plane `src` (`h · w` floats) into the stored plane `dst` (`len()`
+    /// floats). Only interior positions are written: the padding keeps whatever `dst` held,
+    /// so a buffer zeroed once can be refilled plane after plane.
+    pub(super) fn fill(&self, src: &[f32], dst: &mut [f32]) {
+        let (w, pw, sw, phase_w) = (self.w, self.pw, self.sw, self.phase_w);
+        for y in 0..self.h {
+            let row = &src[y * w..(y + 1) * w];
+            let prow = (y + self.ph) * sw;
+            if sw == 1 {
+                let d = &mut dst[prow * phase_w..(prow + 1) * phase_w];
+                let len = w.min(phase_w.saturating_sub(pw));
+                if len > 0 {
+                    d[pw..pw + len].copy_from_slice(&row[..len]);
+                }
+                continue;
+            }
+            for (r, &(x0, t0)) in self.starts.iter().enumerate() {
+                let d = &mut dst[(prow + r) * phase_w..(prow + r + 1) * phase_w];
+                let from = row.iter().skip(x0).step_by(sw);
+                d.iter_mut().skip(t0).zip(from).for_each(|(d, &v)| *d = v);
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The padded planes of the direct convolutions, kept per thread: a fresh allocation of
+    /// this size per call (hundreds of KiB for a 64-channel 56 x 56 image) costs more in page
+    /// faults than the convolution's copy into it.
+    static PLANES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a zeroed buffer of `len` floats, this thread's reused one when it is free.
+pub(super) fn with_zeroed<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = PLANES
+        .with(|p| p.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)))
+        .unwrap_or_default();
+    buf.clear();
+    buf.resize(len, 0.0);
+    let out = f(&mut buf);
+    PLANES.with(|p| {
+        if let Ok(mut slot) = p.try_borrow_mut()
+            && slot.capacity() < buf.capacity()
+        {
+            *slot = buf;
+        }
+    });
+    out
+}
