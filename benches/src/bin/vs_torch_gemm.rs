@@ -8,9 +8,10 @@
 //! * `dynamic`: f32 input → min/max → `choose_qparams_quant_utils(reduce_range=true)` →
 //!   quantize (`qkernels::quant::quantize_u8`, SIMD) → GEMM → f32 with bias
 //!   (`torch.ops.quantized.linear_dynamic`), buffers allocated per call.
-//! * `f32` (on request): the float Linear `x Wᵀ + b` on `qkernels::float::sgemm`, as
-//!   `qnn::float::Linear` runs it (`torch.nn.functional.linear`), for issue 5's "our fp32 is at
-//!   least as fast as PyTorch's fp32" comparison.
+//! * `f32` (on request): the float Linear `x Wᵀ + b` (`torch.nn.functional.linear`), for
+//!   issue 5's "our fp32 is at least as fast as PyTorch's fp32" comparison: at one thread
+//!   `qnn::float::Linear::apply` itself (its per-row-count kernel choice included); at more
+//!   threads `qkernels::float::sgemm` with rayon (the Linear is single-threaded).
 //! * `peak`: a register-only `vpdpbusd` zmm loop (1 thread); every GEMM line also carries its
 //!   `gops` (2·M·N·K / time) and `pct_peak` (against `threads ×` the 1-thread peak).
 //!
@@ -25,6 +26,8 @@ use qkernels::gemm::{
     self, Activation, Activations, Dequantize, KernelKind, Output, PackedWeights, Requantize,
     WeightQParams,
 };
+use qnn::float::Linear;
+use qtensor::Tensor;
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -167,8 +170,8 @@ fn dynamic_linear(x: &[f32], m: usize, k: usize, w: &PackedWeights, bias: &[f32]
     y
 }
 
-/// One float Linear call, as `qnn::float::Linear` runs it: bias rows, then `x Wᵀ` accumulated
-/// by the float GEMM (`qkernels::float::sgemm`).
+/// One multi-threaded float Linear call: bias rows, then `x Wᵀ` accumulated by the float GEMM
+/// (`qkernels::float::sgemm`) on rayon.
 fn float_linear(
     x: &[f32],
     m: usize,
@@ -258,6 +261,17 @@ fn run(s: &Settings) -> Result<(), String> {
                     "dynamic" => Ok(median_ns(s.repeats, s.warmup, || {
                         black_box(dynamic_linear(&x, m, k, &packed, &bias));
                     })),
+                    "f32" if threads == 1 => {
+                        let layer = Linear::from_tensors(
+                            Tensor::new(&[n, k], wf.clone()).map_err(|e| e.to_string())?,
+                            Some(Tensor::new(&[n], bias.clone()).map_err(|e| e.to_string())?),
+                        )
+                        .map_err(|e| e.to_string())?;
+                        let xt = Tensor::new(&[m, k], x.clone()).map_err(|e| e.to_string())?;
+                        Ok(median_ns(s.repeats, s.warmup, || {
+                            black_box(layer.apply(&xt).expect("linear"));
+                        }))
+                    }
                     "f32" => Ok(median_ns(s.repeats, s.warmup, || {
                         black_box(float_linear(&x, m, k, &wf, n, &bias, threads));
                     })),

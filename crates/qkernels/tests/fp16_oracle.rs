@@ -1,14 +1,15 @@
 //! The fp16-weight GEMM (`qkernels::fp16`): every runnable family equals the scalar oracle bit
 //! for bit on random shapes (every row-tile height, N tails, K across block boundaries,
-//! strides, bias, ReLU); hand-computed values pin the fused multiply-add chain and the
+//! strides, bias, ReLU), on packed panels and on the unpacked row-major weight
+//! (`gemm_f32_rows`); hand-computed values pin the fused multiply-add chain and the
 //! in-order sum of K blocks; bad arguments are typed errors.
 
 use half::f16;
 use proptest::prelude::*;
 use qkernels::GemmError;
 use qkernels::fp16::{
-    self, Fp16Epilogue, Fp16Kernel, K_BLOCK, PackedF16, PackedF32, gemm_f32_f16_with,
-    gemm_f32_f32_with, reference_fp16_gemm,
+    self, Fp16Epilogue, Fp16Kernel, K_BLOCK, M_CHUNK, PackedF16, PackedF32, WeightRows,
+    gemm_f32_f16_with, gemm_f32_f32_with, gemm_f32_rows, gemm_f32_rows_with, reference_fp16_gemm,
 };
 
 #[derive(Clone, Debug)]
@@ -25,11 +26,11 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (
-        1usize..=14,
-        1usize..=40,
-        prop_oneof![1usize..=40, 500usize..=1100],
-    )
+    case_with_rows(1..=14)
+}
+
+fn case_with_rows(rows: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Case> {
+    (rows, 1usize..=40, prop_oneof![1usize..=40, 500usize..=1100])
         .prop_flat_map(|(m, n, k)| {
             (
                 Just((m, n, k)),
@@ -95,6 +96,159 @@ proptest! {
             let mut out32 = vec![-7.0f32; c.m * ldo];
             gemm_f32_f32_with(kind, &x, c.m, ldx, &packed32, &mut out32, ldo, epi).unwrap();
             prop_assert!(out.iter().zip(&out32).all(|(a, b)| a.to_bits() == b.to_bits()), "{} f32 panels", kind);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The unpacked row-major weight (`gemm_f32_rows`, f16 and f32 storage) gives the oracle's
+    /// bits on every family, across activation chunks (`M_CHUNK` rows), 16-row panels, 6-row
+    /// weight tiles and K blocks, and leaves the output padding alone.
+    #[test]
+    fn unpacked_rows_equal_the_oracle(c in case_with_rows(1..=M_CHUNK + 10)) {
+        let epi = Fp16Epilogue { bias: c.bias.as_deref(), relu: c.relu };
+        let want = reference_fp16_gemm(&c.x, c.m, c.k, &c.w, c.n, epi);
+        let w32: Vec<f32> = c.w.iter().map(|v| v.to_f32()).collect();
+        let (ldx, ldo) = (c.k + c.pad_x, c.n + c.pad_o);
+        let x = strided(&c.x, c.m, c.k, c.pad_x);
+        for kind in Fp16Kernel::all_runnable() {
+            for w in [WeightRows::F16(&c.w), WeightRows::F32(&w32)] {
+                let mut out = vec![-7.0f32; c.m * ldo];
+                let ran = gemm_f32_rows_with(kind, &x, c.m, ldx, w, c.n, c.k, &mut out, ldo, epi).unwrap();
+                prop_assert_eq!(ran, kind);
+                for r in 0..c.m {
+                    for j in 0..ldo {
+                        let got = out[r * ldo + j];
+                        if j < c.n {
+                            let e = want[r * c.n + j];
+                            prop_assert_eq!(got.to_bits(), e.to_bits(), "{} {:?} [{}, {}]: {} vs {}", kind, w, r, j, got, e);
+                        } else {
+                            prop_assert_eq!(got, -7.0, "{} wrote the output padding", kind);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// f32 weights that are not f16 values: the unpacked path equals the packed f32 panels
+/// bit for bit (the same chains), on rows past one activation chunk.
+#[test]
+fn unpacked_f32_rows_equal_packed_f32_panels() {
+    let (m, n, k) = (M_CHUNK + 3, 37, K_BLOCK + 29);
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7919 % 1009) as f32) / 504.5 - 1.0)
+        .collect();
+    let w: Vec<f32> = (0..n * k)
+        .map(|i| ((i * 104_729 % 997) as f32) / 4986.0 - 0.1)
+        .collect();
+    let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.01 - 0.2).collect();
+    let epi = Fp16Epilogue {
+        bias: Some(&bias),
+        relu: true,
+    };
+    let packed = PackedF32::pack(&w, n, k).unwrap();
+    for kind in Fp16Kernel::all_runnable() {
+        let mut want = vec![0.0f32; m * n];
+        gemm_f32_f32_with(kind, &x, m, k, &packed, &mut want, n, epi).unwrap();
+        let mut got = vec![0.0f32; m * n];
+        gemm_f32_rows_with(kind, &x, m, k, WeightRows::F32(&w), n, k, &mut got, n, epi).unwrap();
+        assert!(
+            want.iter()
+                .zip(&got)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{kind}"
+        );
+        // the f64 dot products agree to f32 accuracy (the chains are real products)
+        for (i, row) in got.chunks_exact(n).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let exact: f64 = (0..k)
+                    .map(|kk| f64::from(x[i * k + kk]) * f64::from(w[j * k + kk]))
+                    .sum::<f64>()
+                    + f64::from(bias[j]);
+                let exact = exact.max(0.0);
+                assert!(
+                    (f64::from(v) - exact).abs() < 1e-4,
+                    "[{i}, {j}]: {v} vs {exact}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn unpacked_rows_bad_arguments_are_errors() {
+    let w = [1.0f32; 6];
+    let x = [1.0f32; 6];
+    let mut y = [0.0f32; 4];
+    let epi = Fp16Epilogue::default();
+    let rows = |w: &[f32], n, k, x: &[f32], y: &mut [f32], ldo, epi| {
+        gemm_f32_rows(x, 2, 3, WeightRows::F32(w), n, k, y, ldo, epi)
+    };
+    assert!(matches!(
+        rows(&w, 0, 3, &x, &mut y, 2, epi),
+        Err(GemmError::EmptyDimension { .. })
+    ));
+    assert!(matches!(
+        gemm_f32_rows(&x, 2, 3, WeightRows::F32(&w), 2, 0, &mut y, 2, epi),
+        Err(GemmError::EmptyDimension { .. })
+    ));
+    assert!(matches!(
+        rows(&w[..5], 2, 3, &x, &mut y, 2, epi),
+        Err(GemmError::BufferTooSmall {
+            needed: 6,
+            got: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        rows(&w, 2, 3, &x[..5], &mut y, 2, epi),
+        Err(GemmError::BufferTooSmall {
+            needed: 6,
+            got: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        rows(&w, 2, 3, &x, &mut y[..3], 2, epi),
+        Err(GemmError::BufferTooSmall {
+            needed: 4,
+            got: 3,
+            ..
+        })
+    ));
+    assert!(matches!(
+        rows(&w, 2, 3, &x, &mut y, 1, epi),
+        Err(GemmError::StrideTooSmall {
+            stride: 1,
+            row_len: 2,
+            ..
+        })
+    ));
+    let bias = Fp16Epilogue {
+        bias: Some(&[1.0; 3]),
+        relu: false,
+    };
+    assert!(matches!(
+        rows(&w, 2, 3, &x, &mut y, 2, bias),
+        Err(GemmError::QParamsLength {
+            expected: 2,
+            got: 3,
+            ..
+        })
+    ));
+    // zero rows is a no-op
+    gemm_f32_rows(&[], 0, 3, WeightRows::F32(&w), 2, 3, &mut [], 2, epi).unwrap();
+    for kind in Fp16Kernel::ALL {
+        if !kind.is_runnable() {
+            let r = gemm_f32_rows_with(kind, &x, 2, 3, WeightRows::F32(&w), 2, 3, &mut y, 2, epi);
+            assert!(
+                matches!(r, Err(GemmError::UnsupportedFp16Kernel { .. })),
+                "{kind}"
+            );
         }
     }
 }

@@ -20,11 +20,11 @@ pub struct Fp16Epilogue<'a> {
 }
 
 /// Most rows per register tile (the AVX2 tile holds 6 × 16 accumulators).
-const MR: usize = 6;
+pub(super) const MR: usize = 6;
 
 /// The row tiles of `m` rows: `⌈m / 6⌉` tiles of near-equal height (8 rows → 4 + 4, so no
 /// tile is left with one or two rows that reload the panel for little work).
-fn row_tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(super) fn row_tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
     let tiles = m.div_ceil(MR).max(1);
     let (base, extra) = (m / tiles, m % tiles);
     (0..tiles).scan(0, move |r0, t| {
@@ -123,7 +123,7 @@ pub fn gemm_f32_f32_with(
 
 /// One packed panel (`[K][16]`) of either storage.
 #[derive(Clone, Copy)]
-enum Panel<'a> {
+pub(super) enum Panel<'a> {
     F16(&'a [f16]),
     F32(&'a [f32]),
 }
@@ -208,14 +208,15 @@ fn drive<'w>(
 }
 
 /// The tile function of the family that runs, with its CPU proof.
-enum Tile {
+pub(super) enum Tile {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx2(super::x86_64::Avx2F16c),
 }
 
 impl Tile {
-    fn new(kind: Fp16Kernel) -> Result<Self> {
+    /// The tile of `kind`, or [`GemmError::UnsupportedFp16Kernel`] if this CPU cannot run it.
+    pub(super) fn new(kind: Fp16Kernel) -> Result<Self> {
         match kind {
             Fp16Kernel::Scalar => Ok(Tile::Scalar),
             #[cfg(target_arch = "x86_64")]
@@ -227,8 +228,9 @@ impl Tile {
         }
     }
 
+    /// `acc = ` the FMA chains of `rows` rows of `x` against the panel block `w` (`kc` k).
     #[allow(clippy::too_many_arguments)]
-    fn run(
+    pub(super) fn run(
         &self,
         x: &[f32],
         ldx: usize,

@@ -23,6 +23,12 @@
 //! [`gemm_f32_f32`] runs the same tiles on f32 panels ([`PackedF32`]): for products that
 //! reuse one weight many times (the float LSTM's steps), where packing it once pays.
 //!
+//! [`gemm_f32_rows`] runs them on a weight used as stored (row-major, f32 or f16,
+//! [`WeightRows`]) with the operands' roles swapped (`yᵀ = W xᵀ`: the few activation rows are
+//! packed per call, the weight rows are the broadcast operand), so nothing is packed or cached
+//! ahead: the float Linear's and attention's path for 2..=64 rows. Same bits as the packed
+//! paths.
+//!
 //! ## Layout
 //! [`PackedF16`] stores the weight in panels of [`NR`] = 16 output columns, each panel
 //! `[K][16]` f16 (N zero-padded), packed once. The microkernel keeps a tile of up to 6 rows ×
@@ -45,6 +51,7 @@ mod driver;
 mod kernel;
 mod pack;
 mod reference;
+mod rows;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
@@ -53,6 +60,7 @@ pub use driver::{Fp16Epilogue, gemm_f32_f16, gemm_f32_f16_with, gemm_f32_f32, ge
 pub use kernel::Fp16Kernel;
 pub use pack::{PackedF16, PackedF32};
 pub use reference::reference_fp16_gemm;
+pub use rows::{M_CHUNK, WeightRows, gemm_f32_rows, gemm_f32_rows_with};
 
 /// fbgemm's K block for packed fp16 matrices: each output sums one FMA chain per block.
 pub const K_BLOCK: usize = 512;

@@ -4,9 +4,8 @@ use half::f16;
 use qkernels::float::{MatMut, MatRef, Threads, sgemm};
 use qtensor::Tensor;
 
-use super::half_weight::{
-    backward_on_half, f32_weight, placeholder, round_to_f16, visit_half, visit_half_mut,
-};
+use super::dense::{DenseWeight, dense};
+use super::half_weight::{backward_on_half, placeholder, round_to_f16, visit_half, visit_half_mut};
 use super::util::{same_shape, saved, tensor};
 use crate::error::{QnnError, Result};
 use crate::init::{Rng, uniform};
@@ -16,33 +15,13 @@ use crate::value::Value;
 
 const NAME: &str = "MultiheadAttention";
 
-/// `y = a wᵀ + b` for `a` `[rows, k]`, `w` rows `[n, k]` (a row block of a larger weight).
-fn project(
-    a: &[f32],
-    rows: usize,
-    k: usize,
-    w: &[f32],
-    b: Option<&[f32]>,
-    n: usize,
-) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; rows * n];
-    let beta = match b {
-        Some(b) => {
-            out.chunks_exact_mut(n.max(1))
-                .for_each(|r| r.copy_from_slice(b));
-            1.0
-        }
-        None => 0.0,
-    };
-    sgemm(
-        1.0,
-        MatRef::row_major(a, rows, k)?,
-        MatRef::row_major(w, n, k)?.t(),
-        beta,
-        MatMut::row_major(&mut out, rows, n)?,
-        Threads::Single,
-    )?;
-    Ok(out)
+/// Rows `r0..r1` (each `k` long) of a row-major weight (halved weights stay f16: they are
+/// used as stored, never widened whole).
+fn weight_rows(w: DenseWeight<'_>, r0: usize, r1: usize, k: usize) -> DenseWeight<'_> {
+    match w {
+        DenseWeight::F32(w) => DenseWeight::F32(&w[r0 * k..r1 * k]),
+        DenseWeight::F16(w) => DenseWeight::F16(&w[r0 * k..r1 * k]),
+    }
 }
 
 /// Swaps the first two axes of a `[a, b, f]` buffer.
@@ -247,13 +226,23 @@ impl Module for MultiheadAttention {
         let (e, h) = (self.embed_dim, self.num_heads);
         let d = e / h;
         let scale = 1.0 / (d as f32).sqrt();
-        let w_in = f32_weight(&self.in_proj_weight, self.half.as_ref().map(|h| &h.0));
-        let w_out = f32_weight(&self.out_proj_weight, self.half.as_ref().map(|h| &h.1));
-        let w: &[f32] = &w_in;
-        let mut q = project(&q_in, l * n, e, &w[..e * e], self.bias_block(0), e)?;
+        let (w, w_out) = match &self.half {
+            Some((w_in, w_out)) => (
+                DenseWeight::F16(w_in.data()),
+                DenseWeight::F16(w_out.data()),
+            ),
+            None => (
+                DenseWeight::F32(self.in_proj_weight.value.data()),
+                DenseWeight::F32(self.out_proj_weight.value.data()),
+            ),
+        };
+        let w_q = weight_rows(w, 0, e, e);
+        let mut q = dense(&q_in, l * n, e, w_q, self.bias_block(0), e)?;
         q.iter_mut().for_each(|v| *v *= scale);
-        let k = project(&k_in, s * n, e, &w[e * e..2 * e * e], self.bias_block(1), e)?;
-        let v = project(&v_in, s * n, e, &w[2 * e * e..], self.bias_block(2), e)?;
+        let w_k = weight_rows(w, e, 2 * e, e);
+        let k = dense(&k_in, s * n, e, w_k, self.bias_block(1), e)?;
+        let w_v = weight_rows(w, 2 * e, 3 * e, e);
+        let v = dense(&v_in, s * n, e, w_v, self.bias_block(2), e)?;
         let mut attn = vec![0.0f32; n * h * l * s];
         let mut heads = vec![0.0f32; l * n * e];
         for b in 0..n {
@@ -292,11 +281,11 @@ impl Module for MultiheadAttention {
                 )?;
             }
         }
-        let out = project(
+        let out = dense(
             &heads,
             l * n,
             e,
-            &w_out,
+            w_out,
             self.out_proj_bias.as_ref().map(|b| b.value.data()),
             e,
         )?;

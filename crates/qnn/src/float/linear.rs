@@ -1,9 +1,10 @@
 //! `nn.Linear`: `y = x Wᵀ + b`.
 
 use half::f16;
-use qkernels::float::{FloatMat, MatMut, MatRef, Threads, gemm_mixed, sgemm};
+use qkernels::float::{MatMut, MatRef, Threads, sgemm};
 use qtensor::Tensor;
 
+use super::dense::{DenseWeight, dense};
 use super::half_weight::{backward_on_half, placeholder, round_to_f16, visit_half, visit_half_mut};
 
 use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
@@ -123,28 +124,12 @@ impl Linear {
             Some(_) => {}
         }
         let rows = x.numel() / inf.max(1);
-        let mut out = vec![0.0f32; rows * outf];
-        let beta = match &self.bias {
-            Some(b) => {
-                for row in out.chunks_exact_mut(outf.max(1)) {
-                    row.copy_from_slice(b.value.data());
-                }
-                1.0
-            }
-            None => 0.0,
-        };
         let w = match &self.weight_f16 {
-            Some(h) => FloatMat::F16(MatRef::row_major(h.data(), outf, inf)?.t()),
-            None => FloatMat::F32(MatRef::row_major(self.weight.value.data(), outf, inf)?.t()),
+            Some(h) => DenseWeight::F16(h.data()),
+            None => DenseWeight::F32(self.weight.value.data()),
         };
-        gemm_mixed(
-            1.0,
-            FloatMat::F32(MatRef::row_major(x.data(), rows, inf)?),
-            w,
-            beta,
-            MatMut::row_major(&mut out, rows, outf)?,
-            Threads::Single,
-        )?;
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        let out = dense(x.data(), rows, inf, w, bias, outf)?;
         let mut out_shape = shape.to_vec();
         if let Some(last) = out_shape.last_mut() {
             *last = outf;

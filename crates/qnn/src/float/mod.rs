@@ -7,6 +7,7 @@ mod conv1d;
 mod conv2d;
 mod conv_core;
 mod conv_transpose2d;
+mod dense;
 mod dropout;
 mod embedding;
 mod groupnorm;

@@ -1,0 +1,206 @@
+//! The fp16 tiles on an **unpacked** row-major weight (`N × K`, PyTorch's Linear layout, f32 or
+//! f16), with nothing cached between calls: a weight that changes (an optimizer step, a state
+//! dict load) needs no invalidation.
+//!
+//! The roles of the operands are swapped: `yᵀ = W xᵀ`. The activations `x` (`M × K`, few rows)
+//! are packed per call into panels of 16 rows (`[K][16]`, the layout of [`super::PackedF32`]),
+//! which costs `M·K` copies, and the weight's rows stream through the tiles as the broadcast
+//! operand, read in place (f16 rows are widened into a small scratch first, F16C). The `gemm`
+//! crate instead packs the transposed weight on every call (`N·K` strided copies), which made
+//! the fp32 Linear at 16 × 1024 × 1024 twice as slow as PyTorch's.
+//!
+//! Each output is still one FMA chain per K block of [`K_BLOCK`] over increasing k, the block
+//! sums added in order, then bias and ReLU (`fma` is symmetric in its two factors), so the
+//! results are the same bits as [`super::gemm_f32_f32`] on `PackedF32::pack(w)` (f32 weights)
+//! and as [`super::gemm_f32_f16`] and the oracle [`super::reference_fp16_gemm`] (f16 weights).
+//!
+//! Loop order: activations in chunks of up to [`M_CHUNK`] rows; per chunk, K blocks outermost
+//! (their sums must be added in order), then 6-row tiles of the weight, then the chunk's x
+//! panels. The weight is read once per chunk and the chunk's panels (≤ 128 KiB per K block)
+//! stay in L2.
+
+use half::f16;
+
+use super::driver::{MR, Panel, Tile, row_tiles};
+use super::kernel::Fp16Kernel;
+use super::{Fp16Epilogue, K_BLOCK, NR};
+use crate::error::{GemmError, Result};
+use crate::float::widen_f16_slice;
+use crate::gemm;
+
+/// Most activation rows per chunk (four 16-row panels).
+pub const M_CHUNK: usize = 64;
+
+/// A row-major weight used as stored: row `n` holds output `n`'s `K` weights, contiguous.
+#[derive(Clone, Copy, Debug)]
+pub enum WeightRows<'a> {
+    /// f32 storage.
+    F32(&'a [f32]),
+    /// f16 storage (widened exactly before use).
+    F16(&'a [f16]),
+}
+
+impl WeightRows<'_> {
+    /// Number of stored values.
+    pub fn len(&self) -> usize {
+        match self {
+            WeightRows::F32(w) => w.len(),
+            WeightRows::F16(w) => w.len(),
+        }
+    }
+
+    /// True when no value is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// `out = epilogue(x wᵀ)` for `x` (`m` rows of `k` f32, row stride `ldx`) and a row-major
+/// `n × k` weight used as stored (`n·k` values), into `out` (`m` rows of `n`, row stride
+/// `ldo`), on [`Fp16Kernel::best`]. Returns the family that ran. The same bits as
+/// [`super::gemm_f32_f32`] on `PackedF32::pack(w)` (f32) or [`super::gemm_f32_f16`] on
+/// `PackedF16::pack(w)` (f16).
+///
+/// Errors: `n` or `k` zero ([`GemmError::EmptyDimension`]), a weight whose length is not `n·k`
+/// ([`GemmError::BufferTooSmall`]), strides smaller than the rows, buffers too short, a bias
+/// whose length is not `n`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32_rows(
+    x: &[f32],
+    m: usize,
+    ldx: usize,
+    w: WeightRows<'_>,
+    n: usize,
+    k: usize,
+    out: &mut [f32],
+    ldo: usize,
+    epilogue: Fp16Epilogue<'_>,
+) -> Result<Fp16Kernel> {
+    gemm_f32_rows_with(Fp16Kernel::best(), x, m, ldx, w, n, k, out, ldo, epilogue)
+}
+
+/// [`gemm_f32_rows`] on an explicitly requested family (tests and benches); every family
+/// gives the same bits. Errors as [`gemm_f32_rows`], plus
+/// [`GemmError::UnsupportedFp16Kernel`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32_rows_with(
+    kind: Fp16Kernel,
+    x: &[f32],
+    m: usize,
+    ldx: usize,
+    w: WeightRows<'_>,
+    n: usize,
+    k: usize,
+    out: &mut [f32],
+    ldo: usize,
+    epilogue: Fp16Epilogue<'_>,
+) -> Result<Fp16Kernel> {
+    if !kind.is_runnable() {
+        return Err(GemmError::UnsupportedFp16Kernel { kind });
+    }
+    if n == 0 {
+        return Err(GemmError::EmptyDimension {
+            what: "n (out_features)",
+        });
+    }
+    if k == 0 {
+        return Err(GemmError::EmptyDimension {
+            what: "k (in_features)",
+        });
+    }
+    let needed = n.saturating_mul(k);
+    if w.len() != needed {
+        return Err(GemmError::BufferTooSmall {
+            what: "weight (n·k values)",
+            needed,
+            got: w.len(),
+        });
+    }
+    gemm::check_matrix("activations", x.len(), m, k, ldx)?;
+    gemm::check_matrix("output", out.len(), m, n, ldo)?;
+    if let Some(b) = epilogue.bias
+        && b.len() != n
+    {
+        return Err(GemmError::QParamsLength {
+            what: "bias",
+            expected: n,
+            got: b.len(),
+        });
+    }
+    let tile = Tile::new(kind)?;
+    let mut panels = Vec::new();
+    let mut wide = Vec::new();
+    let mut scratch = Vec::new();
+    // The chunk's outputs transposed (`n` rows of `ldt = 16·panels` values): the tiles write
+    // runs of 16 contiguous values there; writing them straight into `out` would scatter
+    // them 16 rows apart, which for wide layers are 4 KiB apart and evict each other from L1.
+    let mut out_t = Vec::new();
+    for m0 in (0..m).step_by(M_CHUNK) {
+        let mc = M_CHUNK.min(m - m0);
+        pack_x(&x[m0 * ldx..], mc, ldx, k, &mut panels);
+        let ldt = mc.div_ceil(NR) * NR;
+        out_t.clear();
+        out_t.resize(n * ldt, 0.0f32);
+        for k0 in (0..k).step_by(K_BLOCK) {
+            let kc = K_BLOCK.min(k - k0);
+            for (r0, rows) in row_tiles(n) {
+                let (wr, ldw): (&[f32], usize) = match w {
+                    WeightRows::F32(w) => (&w[r0 * k + k0..], k),
+                    WeightRows::F16(w) => {
+                        scratch.resize(rows * kc, 0.0);
+                        for (r, dst) in scratch.chunks_exact_mut(kc).enumerate() {
+                            let start = (r0 + r) * k + k0;
+                            widen_f16_slice(&w[start..start + kc], dst);
+                        }
+                        (&scratch, kc)
+                    }
+                };
+                for p in 0..mc.div_ceil(NR) {
+                    let panel = &panels[(p * k + k0) * NR..(p * k + k0 + kc) * NR];
+                    let mut acc = [0.0f32; MR * NR];
+                    tile.run(wr, ldw, rows, Panel::F32(panel), kc, &mut acc, &mut wide);
+                    for (r, a) in acc.chunks_exact(NR).take(rows).enumerate() {
+                        let t = &mut out_t[(r0 + r) * ldt + p * NR..(r0 + r) * ldt + (p + 1) * NR];
+                        if k0 == 0 {
+                            t.copy_from_slice(a);
+                        } else {
+                            t.iter_mut().zip(a).for_each(|(y, &v)| *y += v);
+                        }
+                    }
+                }
+            }
+        }
+        for (j, row) in out[m0 * ldo..].chunks_mut(ldo).take(mc).enumerate() {
+            for (y, t) in row[..n].iter_mut().zip(out_t[j..].iter().step_by(ldt)) {
+                *y = *t;
+            }
+        }
+    }
+    if epilogue.bias.is_some() || epilogue.relu {
+        for r in 0..m {
+            let o = &mut out[r * ldo..r * ldo + n];
+            if let Some(b) = epilogue.bias {
+                o.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
+            }
+            if epilogue.relu {
+                o.iter_mut().filter(|y| **y < 0.0).for_each(|y| *y = 0.0);
+            }
+        }
+    }
+    Ok(kind)
+}
+
+/// Packs `rows` rows of `x` (stride `ldx`, `k` values each) into panels of 16 rows,
+/// `panels[(p·k + kk)·16 + j] = x[(16p + j)·ldx + kk]`, zero past the last row.
+fn pack_x(x: &[f32], rows: usize, ldx: usize, k: usize, panels: &mut Vec<f32>) {
+    let count = rows.div_ceil(NR);
+    panels.clear();
+    panels.resize(count * k * NR, 0.0);
+    for r in 0..rows {
+        let (p, j) = (r / NR, r % NR);
+        let panel = &mut panels[p * k * NR..(p + 1) * k * NR];
+        for (kk, &v) in x[r * ldx..r * ldx + k].iter().enumerate() {
+            panel[kk * NR + j] = v;
+        }
+    }
+}

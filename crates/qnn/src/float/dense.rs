@@ -1,0 +1,83 @@
+//! `y = x Wᵀ + b` on a row-major `[out, in]` weight stored as f32 or f16: the one product
+//! behind [`super::Linear`] and [`super::MultiheadAttention`]'s projections, with the kernel
+//! chosen per row count by measurement (Zen 2, one thread, 1024 × 1024 weight, µs):
+//!
+//! | rows | `gemm` crate, `x · Wᵀ` view | `qkernels::fp16::gemm_f32_rows` |
+//! |---:|---:|---:|
+//! | 1 | 68–80 | 350 |
+//! | 4 | 1250 | 355 |
+//! | 16 | 1600 | 375 |
+//! | 64 | 2700–2850 | 1550 |
+//!
+//! The `gemm` crate packs the transposed weight on every call (strided copies of all `N·K`
+//! values), which dominates below a few hundred rows; `gemm_f32_rows` packs only the
+//! activations and reads the weight in place, so nothing is cached and a weight changed by an
+//! optimizer step or a state-dict load is used as is on the next call. One row keeps the
+//! crate's matrix-vector path (f32) or [`qkernels::float::gemv_f16`] (f16); above
+//! [`ROWS_KERNEL_MAX`] rows the crate's blocked GEMM (f16 weights widened one column block at a
+//! time by [`qkernels::float::gemm_mixed`]). All paths compute the same products; results
+//! differ only by summation order.
+
+use half::f16;
+use qkernels::float::{FloatMat, MatMut, MatRef, Threads, gemm_mixed};
+use qkernels::fp16::{Fp16Epilogue, WeightRows, gemm_f32_rows};
+
+use crate::error::Result;
+
+/// Most rows that take [`gemm_f32_rows`]; at least 2.
+pub(crate) const ROWS_KERNEL_MAX: usize = 64;
+
+/// A row-major `[out, in]` weight, f32 or f16.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DenseWeight<'a> {
+    /// f32 storage.
+    F32(&'a [f32]),
+    /// f16 storage (halved layers).
+    F16(&'a [f16]),
+}
+
+/// `x Wᵀ + b` for `x` row-major `[rows, inf]` and `W` `[outf, inf]`; returns `[rows, outf]`.
+///
+/// The caller has checked `x.len() == rows · inf`, `W`'s length `outf · inf` and the bias
+/// length `outf`; mismatches still surface as typed errors from the kernels.
+pub(crate) fn dense(
+    x: &[f32],
+    rows: usize,
+    inf: usize,
+    w: DenseWeight<'_>,
+    bias: Option<&[f32]>,
+    outf: usize,
+) -> Result<Vec<f32>> {
+    let mut out = vec![0.0f32; rows * outf];
+    if (2..=ROWS_KERNEL_MAX).contains(&rows) && inf > 0 && outf > 0 {
+        let w = match w {
+            DenseWeight::F32(w) => WeightRows::F32(w),
+            DenseWeight::F16(w) => WeightRows::F16(w),
+        };
+        let epilogue = Fp16Epilogue { bias, relu: false };
+        gemm_f32_rows(x, rows, inf, w, outf, inf, &mut out, outf, epilogue)?;
+        return Ok(out);
+    }
+    let beta = match bias {
+        Some(b) => {
+            for row in out.chunks_exact_mut(outf.max(1)) {
+                row.copy_from_slice(b);
+            }
+            1.0
+        }
+        None => 0.0,
+    };
+    let w = match w {
+        DenseWeight::F32(w) => FloatMat::F32(MatRef::row_major(w, outf, inf)?.t()),
+        DenseWeight::F16(w) => FloatMat::F16(MatRef::row_major(w, outf, inf)?.t()),
+    };
+    gemm_mixed(
+        1.0,
+        FloatMat::F32(MatRef::row_major(x, rows, inf)?),
+        w,
+        beta,
+        MatMut::row_major(&mut out, rows, outf)?,
+        Threads::Single,
+    )?;
+    Ok(out)
+}
