@@ -31,9 +31,15 @@ fn run(repeats: usize) -> Result<(), String> {
     fp16.half().map_err(|e| err(&e))?;
     for batch in [1usize, 64] {
         let n = batch * 16 * 49;
-        let data: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32) / 500.0 - 1.0).collect();
+        let data: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 1000) as f32) / 500.0 - 1.0)
+            .collect();
         let x = Value::F32(Tensor::new(&[batch, 16, 49], data).map_err(|e| err(&e))?);
-        let calls = if batch == 1 { repeats } else { repeats / 10 + 1 };
+        let calls = if batch == 1 {
+            repeats
+        } else {
+            repeats / 10 + 1
+        };
         let (mut t32, mut t16) = (Vec::new(), Vec::new());
         for i in 0..calls + 5 {
             let s = Instant::now();
