@@ -97,6 +97,7 @@ fn bench_eltwise(c: &mut Criterion) {
         stride: [2, 2],
         padding: [1, 1],
         dilation: [1, 1],
+        ceil_mode: false,
     };
     let mut pooled = vec![0u8; 8 * 28 * 28 * 64];
     group.bench_function("max_pool2d_3x3s2_8x56x56x64", |bn| {

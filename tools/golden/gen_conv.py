@@ -257,6 +257,31 @@ def _pool_family():
             gf.case(f"adaptive_{i}_{j}", {"op": "adaptive_avg_pool2d", **base, "params": f64([oh, ow]),
                                           "y_scale": f64([y.q_scale()]), "y_zp": i64([y.q_zero_point()]),
                                           "y": u8(_channels_last(y.int_repr()))})
+    # ceil_mode = True (issue 6): partial last windows, one that would start in the padding and is
+    # dropped, count_include_pad off, divisor_override, dilation; `params` gains a trailing 1.
+    rng = np.random.default_rng(61)
+    ceil_cases = [
+        (1, 19, 8, 9, 3, 2, 1, 1, True, None),
+        (1, 24, 7, 8, 2, 2, 0, 1, True, None),
+        (2, 33, 10, 11, 3, 3, 1, 1, False, None),
+        (1, 17, 6, 7, 3, 2, 1, 1, True, 5),
+        (1, 16, 5, 5, 2, 2, 1, 1, False, None),
+        (1, 8, 10, 9, 3, 2, 1, 2, True, None),
+    ]
+    for i, (n, c, h, w, k, s, p, d, cip, div) in enumerate(ceil_cases):
+        qx = _q(rng, (n, c, h, w), float(rng.uniform(0.02, 0.1)), int(rng.integers(0, 256)))
+        qx = qx.contiguous(memory_format=torch.channels_last)
+        base = {"x": u8(_channels_last(qx.int_repr())), "x_scale": f64([qx.q_scale()]),
+                "x_zp": i64([qx.q_zero_point()]), "shape": i64([n, h, w, c])}
+        y = torch.nn.functional.max_pool2d(qx, k, s, p, d, ceil_mode=True)
+        gf.case(f"max_ceil_{i}", {"op": "max_pool2d", **base, "params": f64([k, s, p, d, 1]),
+                                  "y": u8(_channels_last(y.int_repr()))})
+        if d == 1:
+            y = torch.nn.functional.avg_pool2d(qx, k, s, p, True, cip, div)
+            gf.case(f"avg_ceil_{i}", {"op": "avg_pool2d", **base,
+                                      "params": f64([k, s, p, 1.0 if cip else 0.0, div or 0, 1]),
+                                      "y_scale": f64([y.q_scale()]), "y_zp": i64([y.q_zero_point()]),
+                                      "y": u8(_channels_last(y.int_repr()))})
     return gf
 
 

@@ -273,15 +273,24 @@ def pool_family():
         ("avg_divisor", "avg", (1, 33, 6, 6), (3, 3), (1, 1), (1, 1), (1, 1), True, 5, None),
         ("adaptive_1x1", "adaptive", (2, 24, 5, 7), None, None, None, None, True, 0, (1, 1)),
         ("adaptive_3x2", "adaptive", (1, 18, 7, 5), None, None, None, None, True, 0, (3, 2)),
+        # ceil_mode=True (op `*_ceil`): a partial last window per axis, one dropped because it
+        # would start in the padding (avg_ceil_drop: 5 + 1 pad, k=2, s=2 -> 3 rows, not 4)
+        ("max_ceil", "max_ceil", (1, 7, 8, 9), (3, 3), (2, 2), (1, 1), (1, 1), True, 0, None),
+        ("max_ceil_nopad", "max_ceil", (2, 5, 7, 8), (2, 3), (2, 2), (0, 0), (1, 1), True, 0, None),
+        ("avg_ceil", "avg_ceil", (1, 19, 8, 9), (3, 3), (2, 2), (1, 1), (1, 1), True, 0, None),
+        ("avg_ceil_nocount", "avg_ceil", (2, 18, 7, 8), (2, 3), (2, 2), (0, 1), (1, 1), False, 0, None),
+        ("avg_ceil_drop", "avg_ceil", (1, 17, 5, 5), (2, 2), (2, 2), (1, 1), (1, 1), False, 0, None),
+        ("avg_ceil_divisor", "avg_ceil", (1, 16, 6, 7), (3, 3), (2, 2), (1, 1), (1, 1), True, 4, None),
     ]
     for name, op, shape, k, st, pd, dl, cip, div, out in cases:
         x = _t(rng.normal(0.1, 1.2, shape))
         xq, _, _ = _q_in(x)
         xq = xq.contiguous(memory_format=torch.channels_last)
-        if op == "max":
-            y = F.max_pool2d(xq, k, st, pd, dl)
-        elif op == "avg":
-            y = F.avg_pool2d(xq, k, st, pd, False, cip, div if div else None)
+        ceil = op.endswith("_ceil")
+        if op.startswith("max"):
+            y = F.max_pool2d(xq, k, st, pd, dl, ceil_mode=ceil)
+        elif op.startswith("avg"):
+            y = F.avg_pool2d(xq, k, st, pd, ceil, cip, div if div else None)
         else:
             y = F.adaptive_avg_pool2d(xq, out)
         fields = {

@@ -117,6 +117,7 @@ fn run_pool(c: &Case) -> Vec<u8> {
                 stride: [st, st],
                 padding: [pd, pd],
                 dilation: [d, d],
+                ceil_mode: p.get(4) == Some(&1.0),
             };
             pool::max_pool2d(x, &g, &mut y).unwrap();
         }
@@ -128,6 +129,7 @@ fn run_pool(c: &Case) -> Vec<u8> {
                 stride: [st, st],
                 padding: [pd, pd],
                 dilation: [1, 1],
+                ceil_mode: p.get(5) == Some(&1.0),
             };
             let div = (p[4] > 0.0).then_some(p[4] as usize);
             pool::avg_pool2d(x, qp(c, "x"), &g, p[3] > 0.0, div, qp(c, "y"), &mut y).unwrap();
@@ -170,7 +172,7 @@ fn eltwise_goldens_are_bit_exact() {
 #[test]
 fn pool_goldens_are_bit_exact() {
     let cases = parse(include_str!("data/conv/pool.golden"));
-    assert_eq!(cases.len(), 24);
+    assert_eq!(cases.len(), 35);
     let mut failures = Vec::new();
     for c in &cases {
         let got = run_pool(c);

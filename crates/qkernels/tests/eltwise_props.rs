@@ -95,10 +95,22 @@ proptest! {
     #[test]
     fn max_pool_matches_a_naive_oracle(
         n in 1usize..3, h in 1usize..9, w in 1usize..9, c in 1usize..6,
-        k in 1usize..4, s in 1usize..3, d in 1usize..3, pad in 0usize..2, seed in any::<u8>(),
+        k in 1usize..4, s in 1usize..4, d in 1usize..3, pad in 0usize..2, ceil in any::<bool>(),
+        seed in any::<u8>(),
     ) {
-        let p = Pool2d { input: [n, h, w, c], kernel: [k, k], stride: [s, s], padding: [pad, pad], dilation: [d, d] };
+        let p = Pool2d { input: [n, h, w, c], kernel: [k, k], stride: [s, s], padding: [pad, pad], dilation: [d, d], ceil_mode: ceil };
         let Ok([oh, ow]) = p.output() else { return Ok(()) };
+        // Output size: every window that fits in the padded input, and in ceil mode one more
+        // partial window if it starts inside the input or the left padding.
+        let ext = d * (k - 1) + 1;
+        let count = |len: usize| {
+            let mut o = 0;
+            while o * s + ext <= len + 2 * pad || (ceil && o * s < len + pad && (o == 0 || (o - 1) * s + ext < len + 2 * pad)) {
+                o += 1;
+            }
+            o
+        };
+        prop_assert_eq!([oh, ow], [count(h), count(w)]);
         let x: Vec<u8> = (0..n * h * w * c).map(|i| (i as u8).wrapping_mul(73) ^ seed).collect();
         let mut y = vec![0u8; n * oh * ow * c];
         pool::max_pool2d(&x, &p, &mut y).unwrap();
@@ -121,7 +133,7 @@ proptest! {
         n in 1usize..3, h in 1usize..11, w in 1usize..11, c in 1usize..9,
         kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4, seed in any::<u8>(),
     ) {
-        let p = Pool2d { input: [n, h, w, c], kernel: [kh, kw], stride: [sh, sw], padding: [0, 0], dilation: [1, 1] };
+        let p = Pool2d { input: [n, h, w, c], kernel: [kh, kw], stride: [sh, sw], padding: [0, 0], dilation: [1, 1], ceil_mode: false };
         let Ok([oh, ow]) = p.output() else { return Ok(()) };
         let x: Vec<u8> = (0..n * h * w * c).map(|i| (i as u8).wrapping_mul(89) ^ seed).collect();
         let mut y = vec![0u8; n * oh * ow * c];
@@ -138,7 +150,7 @@ proptest! {
     #[test]
     fn unit_windows_are_identities(n in 1usize..3, h in 1usize..7, w in 1usize..7, c in 1usize..40, q in qparams()) {
         let x: Vec<u8> = (0..n * h * w * c).map(|i| (i as u8).wrapping_mul(13)).collect();
-        let p = Pool2d { input: [n, h, w, c], kernel: [1, 1], stride: [1, 1], padding: [0, 0], dilation: [1, 1] };
+        let p = Pool2d { input: [n, h, w, c], kernel: [1, 1], stride: [1, 1], padding: [0, 0], dilation: [1, 1], ceil_mode: false };
         let mut y = vec![0u8; x.len()];
         pool::avg_pool2d(&x, q, &p, true, None, q, &mut y).unwrap();
         prop_assert_eq!(&x, &y);
@@ -190,6 +202,7 @@ fn errors_name_the_offending_value() {
         stride: [1, 1],
         padding: [0, 0],
         dilation: [1, 1],
+        ceil_mode: false,
     };
     assert!(pool::max_pool2d(&[0; 4], &p, &mut [0u8; 1]).is_err());
 }

@@ -151,6 +151,7 @@ fn pooling_empty_batches_and_channels_writes_nothing() {
             stride: [2, 2],
             padding: [0, 0],
             dilation: [1, 1],
+            ceil_mode: false,
         };
         assert_eq!(p.output(), Ok([2, 2]));
         let mut out: [u8; 0] = [];
@@ -180,6 +181,7 @@ fn pooling_an_empty_plane_is_a_typed_error() {
         stride: [1, 1],
         padding: [0, 0],
         dilation: [1, 1],
+        ceil_mode: false,
     };
     let mut out: [u8; 0] = [];
     for got in [

@@ -271,25 +271,26 @@ fn pooling_matches_torch() {
     let cases = load("pool", include_str!("data/qmodules/pool.golden"));
     for c in &cases {
         let pair = |k: &str| -> [usize; 2] { c.shape(k).try_into().unwrap() };
+        let ceil = c.str("op").ends_with("_ceil");
         let mut m: Box<dyn Module> = match c.str("op") {
-            "max" => Box::new(
+            "max" | "max_ceil" => Box::new(
                 MaxPool2d::new(
                     pair("kernel"),
                     pair("stride"),
                     pair("padding"),
                     pair("dilation"),
-                    false,
+                    ceil,
                 )
                 .unwrap(),
             ),
-            "avg" => {
+            "avg" | "avg_ceil" => {
                 let div = c.i64("divisor");
                 Box::new(
                     AvgPool2d::new(
                         pair("kernel"),
                         pair("stride"),
                         pair("padding"),
-                        false,
+                        ceil,
                         yes(c, "count_include_pad"),
                         (div > 0).then_some(div as usize),
                     )

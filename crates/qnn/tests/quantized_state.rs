@@ -230,7 +230,9 @@ fn constructors_reject_bad_arguments() {
     assert!(matches!(e, QnnError::WrongRank { .. }), "{e}");
     assert!(Quantize::new(0.1, 0, QDType::QInt32).is_err());
     assert!(Quantize::new(0.1, -1, QDType::QUInt8).is_err());
-    assert!(MaxPool2d::new([2, 2], [2, 2], [0, 0], [1, 1], true).is_err());
+    // ceil_mode is supported; a padding above half the kernel is not (as PyTorch).
+    assert!(MaxPool2d::new([2, 2], [2, 2], [0, 0], [1, 1], true).is_ok());
+    assert!(MaxPool2d::new([2, 2], [2, 2], [2, 2], [1, 1], true).is_err());
     assert!(MaxPool2d::new([2, 2], [0, 2], [0, 0], [1, 1], false).is_err());
     assert!(AdaptiveAvgPool2d::new([0, 1]).is_err());
 }

@@ -6,6 +6,10 @@
 //!   f32(f32(s_in / s_out) / divisor)`; channels `c < C − C mod 16` take torch's AVX-512
 //!   vector path `zp_out + rne(f32(acc · multiplier))`, the remaining channels its scalar
 //!   path `zp_out + rne(f32(acc · f32(1 / f32(1 / multiplier))))` (`_qavg_pool_nhwc_kernel`).
+//! * Both take PyTorch's `ceil_mode` ([`Pool2d::ceil_mode`]): the output size rounds up (one
+//!   more, partial window at the end of an axis, unless it would start in the right padding);
+//!   windows are clipped to the input as at the edges, and an average's divisor counts the
+//!   clipped window's cells inside `input + padding` (`count_include_pad`) or inside the input.
 //! * [`adaptive_avg_pool2d`]: windows `⌊o·I/O⌋ .. ⌈(o+1)·I/O⌉`, every channel quantized with
 //!   the scalar form above (`_qadaptive_avg_pool_kernel`).
 //!
@@ -31,10 +35,14 @@ pub struct Pool2d {
     pub padding: [usize; 2],
     /// `[dh, dw]` (max pooling only; 1 for average pooling).
     pub dilation: [usize; 2],
+    /// PyTorch's `ceil_mode`: round the output size up instead of down.
+    pub ceil_mode: bool,
 }
 
 impl Pool2d {
-    /// Output `[OH, OW]` (floor mode), checking the values.
+    /// Output `[OH, OW]`, checking the values: ATen's `pooling_output_shape`, i.e.
+    /// `⌊(I + 2p − d(k − 1) − 1) / s⌋ + 1` in floor mode; in ceil mode rounded up, minus one
+    /// when the last window would start at or after `I + p` (in the right padding).
     pub fn output(&self) -> Result<[usize; 2]> {
         let mut out = [0; 2];
         #[allow(clippy::needless_range_loop)] // d indexes five arrays
@@ -66,9 +74,28 @@ impl Pool2d {
                     row_len: extent,
                 });
             }
-            out[d] = (padded - extent) / s + 1;
+            let span = padded - extent;
+            out[d] = if self.ceil_mode {
+                let o = span.div_ceil(s) + 1;
+                if (o - 1) * s >= self.input[1 + d] + p {
+                    o - 1
+                } else {
+                    o
+                }
+            } else {
+                span / s + 1
+            };
         }
         Ok(out)
+    }
+
+    /// True when every window lies inside the input (no padding, no dilation, and no partial
+    /// ceil-mode window at the end of an axis).
+    fn windows_inside(&self, [oh, ow]: [usize; 2]) -> bool {
+        self.padding == [0, 0]
+            && self.dilation == [1, 1]
+            && (oh - 1) * self.stride[0] + self.kernel[0] <= self.input[1]
+            && (ow - 1) * self.stride[1] + self.kernel[1] <= self.input[2]
     }
 }
 
@@ -85,7 +112,7 @@ pub fn max_pool2d(x: &[u8], p: &Pool2d, out: &mut [u8]) -> Result<()> {
     if c == 0 || out.is_empty() {
         return Ok(());
     }
-    if p.padding == [0, 0] && p.dilation == [1, 1] {
+    if p.windows_inside([oh, ow]) {
         max_pool2d_inside(x, p, [oh, ow], out);
         return Ok(());
     }
@@ -185,7 +212,7 @@ fn quantize_vector_path(acc: i32, multiplier: f32, zp: i32) -> u8 {
     qtensor::quantize_val(acc as f32, multiplier, zp, 0, 255) as u8
 }
 
-/// `quantized::avg_pool2d` on NHWC data (`ceil_mode = false`), dilation must be 1.
+/// `quantized::avg_pool2d` on NHWC data (either `ceil_mode`), dilation must be 1.
 pub fn avg_pool2d(
     x: &[u8],
     qin: QParams,

@@ -1,7 +1,8 @@
 //! Quantized pooling on channels-last quint8 tensors: `MaxPool2d`, `AvgPool2d`,
 //! `AdaptiveAvgPool2d` (PyTorch's `quantized::max_pool2d` / `avg_pool2d` /
 //! `adaptive_avg_pool2d` NHWC kernels, through [`qkernels::pool`]). Inputs `(N, C, H, W)` in
-//! either layout; outputs channels-last with the input's qparams, as PyTorch's.
+//! either layout; outputs channels-last with the input's qparams, as PyTorch's. `ceil_mode`,
+//! `count_include_pad` and `divisor_override` behave as PyTorch's quantized kernels.
 
 use qkernels::pool::{self, Pool2d};
 use qtensor::{Layout, QDType, QTensor};
@@ -32,18 +33,13 @@ fn window(
     dilation: [usize; 2],
     ceil_mode: bool,
 ) -> Result<Pool2d> {
-    if ceil_mode {
-        return Err(QnnError::InvalidConfig {
-            module,
-            reason: "ceil_mode = true is not supported by the quantized pooling kernels".into(),
-        });
-    }
     let p = Pool2d {
         input: [1, kernel[0] * dilation[0], kernel[1] * dilation[1], 1],
         kernel,
         stride,
         padding,
         dilation,
+        ceil_mode,
     };
     p.output().map_err(|e| QnnError::InvalidConfig {
         module,
@@ -91,7 +87,7 @@ pub struct MaxPool2d {
 }
 
 impl MaxPool2d {
-    /// Every option of `nn.MaxPool2d` (`[h, w]` pairs); `ceil_mode = true` is an error.
+    /// Every option of `nn.MaxPool2d` (`[h, w]` pairs).
     pub fn new(
         kernel_size: [usize; 2],
         stride: [usize; 2],
@@ -120,21 +116,27 @@ impl MaxPool2d {
             self.win.dilation,
         )
     }
+
+    /// PyTorch's `ceil_mode` (the output size rounds up).
+    pub fn ceil_mode(&self) -> bool {
+        self.win.ceil_mode
+    }
 }
 
 impl Module for MaxPool2d {
     module_common!(MAX, QuantizedMaxPool2d);
 
-    /// As the float `nn.MaxPool2d` PyTorch keeps after convert (`ceil_mode` is always false).
+    /// As the float `nn.MaxPool2d` PyTorch keeps after convert.
     fn extra_repr(&self) -> String {
-        use crate::repr::py_int_or_pair;
+        use crate::repr::{py_bool, py_int_or_pair};
         let w = &self.win;
         format!(
-            "kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode=False",
+            "kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode={}",
             py_int_or_pair(w.kernel),
             py_int_or_pair(w.stride),
             py_int_or_pair(w.padding),
-            py_int_or_pair(w.dilation)
+            py_int_or_pair(w.dilation),
+            py_bool(w.ceil_mode)
         )
     }
 
@@ -162,7 +164,7 @@ pub struct AvgPool2d {
 }
 
 impl AvgPool2d {
-    /// Every option of `nn.AvgPool2d` (`[h, w]` pairs); `ceil_mode = true` is an error.
+    /// Every option of `nn.AvgPool2d` (`[h, w]` pairs).
     pub fn new(
         kernel_size: [usize; 2],
         stride: [usize; 2],
@@ -201,10 +203,28 @@ impl AvgPool2d {
             self.divisor_override,
         )
     }
+
+    /// PyTorch's `ceil_mode` (the output size rounds up).
+    pub fn ceil_mode(&self) -> bool {
+        self.win.ceil_mode
+    }
 }
 
 impl Module for AvgPool2d {
     module_common!(AVG, QuantizedAvgPool2d);
+
+    /// As the float `nn.AvgPool2d` PyTorch keeps after convert (which prints neither
+    /// `ceil_mode` nor `count_include_pad`).
+    fn extra_repr(&self) -> String {
+        use crate::repr::py_int_or_pair;
+        let w = &self.win;
+        format!(
+            "kernel_size={}, stride={}, padding={}",
+            py_int_or_pair(w.kernel),
+            py_int_or_pair(w.stride),
+            py_int_or_pair(w.padding)
+        )
+    }
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let a = quint8_input(AVG, input)?;

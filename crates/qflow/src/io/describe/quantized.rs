@@ -106,7 +106,8 @@ fn describe_known(m: &dyn Module, args: &mut Args) -> Result<bool> {
             push(args, "", "bias", flag(c.bias));
         }
         ModuleKind::QuantizedMaxPool2d => {
-            let (k, s, p, d) = concrete::<MaxPool2d>(m)?.options();
+            let pool = concrete::<MaxPool2d>(m)?;
+            let (k, s, p, d) = pool.options();
             for (key, v) in [
                 ("kernel", k),
                 ("stride", s),
@@ -115,11 +116,18 @@ fn describe_known(m: &dyn Module, args: &mut Args) -> Result<bool> {
             ] {
                 push(args, "", key, list(&v));
             }
+            if pool.ceil_mode() {
+                push(args, "", "ceil", flag(true));
+            }
         }
         ModuleKind::QuantizedAvgPool2d => {
-            let (k, s, pad, cip, div) = concrete::<AvgPool2d>(m)?.options();
+            let pool = concrete::<AvgPool2d>(m)?;
+            let (k, s, pad, cip, div) = pool.options();
             for (key, v) in [("kernel", k), ("stride", s), ("padding", pad)] {
                 push(args, "", key, list(&v));
+            }
+            if pool.ceil_mode() {
+                push(args, "", "ceil", flag(true));
             }
             push(args, "", "count_include_pad", flag(cip));
             push(
@@ -292,13 +300,13 @@ fn build_known(op: &str, r: &Reader<'_>) -> Result<Option<Box<dyn Module>>> {
             r.pair("stride")?,
             r.pair("padding")?,
             r.pair("dilation")?,
-            false,
+            r.has("ceil") && r.flag("ceil")?,
         )?),
         "QuantizedAvgPool2d" => Box::new(AvgPool2d::new(
             r.pair("kernel")?,
             r.pair("stride")?,
             r.pair("padding")?,
-            false,
+            r.has("ceil") && r.flag("ceil")?,
             r.flag("count_include_pad")?,
             r.optional("divisor")?,
         )?),
