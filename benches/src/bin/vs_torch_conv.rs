@@ -200,6 +200,7 @@ fn run(s: &Settings) -> Result<(), String> {
                 kernel.map(|k| k.name()).unwrap_or("?"),
                 match packed.path() {
                     "gemm" if geometry.is_pointwise() => "gemm",
+                    "gemm" if conv::indirect_applies(&geometry, packed.kind()) => "indirect",
                     "gemm" => "implicit-gemm",
                     other => other,
                 }

@@ -9,7 +9,7 @@ use qflow::passes::{
     set_node_observer,
 };
 use qflow::qconfig::{Backend, QConfigMapping, default_qat_qconfig, get_default_qat_qconfig};
-use qflow::{FunctionalOp, Graph, QflowError, SequentialBuilder};
+use qflow::{FunctionalOp, Graph, SequentialBuilder};
 use qnn::float::{
     BatchNorm2d, BatchNormConfig, Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, Linear, MaxPool2d,
     ReLU, Sigmoid,
@@ -345,19 +345,41 @@ fn other_qat_layers_and_fake_quant_nodes_round_trip() {
 }
 
 #[test]
-fn unsavable_fake_quants_are_format_errors() {
+fn histogram_fake_quant_resumes_exactly() {
     let histogram = ObserverSpec::Histogram {
         config: ObserverConfig::new(QDType::QUInt8, QScheme::PerTensorAffine),
-        bins: 2048,
+        bins: 256,
         upsample_rate: 16,
     };
-    let g = SequentialBuilder::new("x")
+    let mut g = SequentialBuilder::new("x")
         .add("hist_fq", qat::FakeQuantize::new(&histogram).unwrap())
         .build()
         .unwrap();
-    assert!(
-        matches!(graph_to_bytes(&g), Err(QflowError::Format(e)) if e.contains("`hist_fq`") && e.contains("histogram"))
-    );
+    g.train(true);
+    let input = |seed: u64, width: f32| {
+        let mut rng = Rng::new(seed);
+        Value::F32(Tensor::from_fn(&[64], |_| rng.uniform(-width, width)))
+    };
+    g.run(&[input(1, 1.0)]).unwrap();
+    let mut back = roundtrip(&g);
+    assert_eq!(state_dict(&back), state_dict(&g));
+    let file = qnn::state_dict::from_safetensors(&graph_to_bytes(&g).unwrap()).unwrap();
+    assert!(file.contains_key("hist_fq.activation_post_process.histogram"));
+    // A wider batch rebins the histogram: both do it the same way.
+    for (s, w) in [(2, 3.0), (3, 0.5)] {
+        assert_eq!(
+            back.run(&[input(s, w)]).unwrap(),
+            g.run(&[input(s, w)]).unwrap()
+        );
+    }
+    assert_eq!(state_dict(&back), state_dict(&g));
+    let fq = |g: &Graph| {
+        qflow::passes::qat::as_fake_quant(g.node("hist_fq").unwrap().module().unwrap())
+            .unwrap()
+            .calculate_qparams()
+            .unwrap()
+    };
+    assert_eq!(fq(&back), fq(&g));
 }
 
 #[test]

@@ -34,6 +34,8 @@ fn batched_images_equal_one_image_at_a_time() {
     check(Conv2dConfig::new(6, 16, 5), 5, 14);
     check(Conv2dConfig::new(1, 6, 5).padding(2), 3, 12);
     check(Conv2dConfig::new(2, 3, 3).stride(2).bias(false), 4, 9);
+    // 1 x 1 convolutions stay on the im2col GEMM path (the others take the direct kernel)
+    check(Conv2dConfig::new(4, 6, 1), 3, 7);
 }
 
 /// Backward on a batch equals the per-image backward: `dx` image by image, `dW` and `db` summed.

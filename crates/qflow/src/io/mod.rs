@@ -34,9 +34,8 @@
 //! Flatten, Dropout, QFunctional, Embedding and EmbeddingBag (8-bit and 4-bit rows) — every
 //! module of [`qnn::quantized`]; the dynamic modules Linear, LinearReLU, LSTM, GRU, LSTMCell,
 //! GRUCell and RNNCell (qint8 per-tensor or per-channel, or f16). Not yet: MultiheadAttention,
-//! TransformerEncoderLayer, Sequential, Recording observers, a FakeQuantize driven by a
-//! histogram observer and user-defined layers — each a [`QflowError::Format`] error naming the
-//! node.
+//! TransformerEncoderLayer, Sequential, Recording observers and user-defined layers — each a
+//! [`QflowError::Format`] error naming the node.
 //!
 //! New kinds are new op names in the same line format: files written before they existed
 //! still load, so adding them kept the format at version 2.

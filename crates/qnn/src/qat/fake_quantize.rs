@@ -28,7 +28,8 @@ const NAME: &str = "FakeQuantize";
 /// then, if `fake_quant_enabled`, fake-quantize per tensor or per channel with the observer's
 /// range. Backward is straight-through with the mask. Train/eval mode changes nothing (as in
 /// PyTorch). State-dict names: `fake_quant_enabled`, `observer_enabled` (u8 `[1]`), `scale`,
-/// `zero_point`, and for min/max observers `activation_post_process.{eps,min_val,max_val}`.
+/// `zero_point`, and for min/max observers `activation_post_process.{eps,min_val,max_val}`
+/// (plus `activation_post_process.histogram` for the histogram observer).
 #[derive(Debug)]
 pub struct FakeQuantize {
     observer: Box<dyn Observer>,

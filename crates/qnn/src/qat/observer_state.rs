@@ -1,28 +1,38 @@
 //! The observer buffers a `FakeQuantize` exposes under `activation_post_process.` (`eps`,
-//! `min_val`, `max_val`, as PyTorch's min/max observers register them), kept in step with the
-//! observer after every observation and written back into a fresh observer after loading.
+//! `min_val`, `max_val`, as PyTorch's min/max observers register them, and `histogram` for the
+//! histogram observer), kept in step with the observer after every observation and written
+//! back into a fresh observer after loading.
 
 use qtensor::Tensor;
-use qtensor::observer::{Observer, ObserverSpec};
+use qtensor::observer::{HistogramObserver, Observer, ObserverSpec};
 
 use crate::error::{QnnError, Result};
 use crate::param::{BufferMut, BufferRef};
 
-/// Mirrors of a min/max observer's buffers.
+/// Mirrors of a min/max or histogram observer's buffers.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ObserverState {
     eps: Tensor<f32>,
     min_val: Tensor<f32>,
     max_val: Tensor<f32>,
     ch_axis: Option<usize>,
+    /// The histogram observer's `histogram` buffer (`[bins]`), `None` for min/max observers.
+    histogram: Option<Tensor<f32>>,
 }
 
 impl ObserverState {
     /// Fresh buffers for the min/max observers (0-d `inf` / `-inf` per tensor, `[0]` per
-    /// channel); `None` for observers whose state is not a running range.
+    /// channel) and the histogram observer (its range and `bins` zero counts); `None` for
+    /// observers without state.
     pub(crate) fn for_spec(spec: &ObserverSpec, eps: f32) -> Option<Self> {
+        let histogram = match spec {
+            ObserverSpec::Histogram { bins, .. } => Some(Tensor::zeros(&[*bins])),
+            _ => None,
+        };
         let ch_axis = match spec {
-            ObserverSpec::MinMax(_) | ObserverSpec::MovingAverageMinMax { .. } => None,
+            ObserverSpec::MinMax(_)
+            | ObserverSpec::MovingAverageMinMax { .. }
+            | ObserverSpec::Histogram { .. } => None,
             ObserverSpec::PerChannelMinMax { ch_axis, .. }
             | ObserverSpec::MovingAveragePerChannelMinMax { ch_axis, .. } => Some(*ch_axis),
             _ => return None,
@@ -39,11 +49,21 @@ impl ObserverState {
             min_val,
             max_val,
             ch_axis,
+            histogram,
         })
     }
 
-    /// Copies the observer's running range into the mirrors.
+    /// Copies the observer's running range (and histogram) into the mirrors.
     pub(crate) fn refresh(&mut self, observer: &dyn Observer) {
+        if let Some(h) = observer.as_any().downcast_ref::<HistogramObserver>() {
+            let (mn, mx) = h.range();
+            if let Ok(t) = Tensor::new(&[h.histogram().len()], h.histogram().to_vec()) {
+                self.histogram = Some(t);
+                self.min_val = Tensor::scalar(mn);
+                self.max_val = Tensor::scalar(mx);
+            }
+            return;
+        }
         if let Some((mins, maxs)) = running_range(observer) {
             let shape: Vec<usize> = match self.ch_axis {
                 None => Vec::new(),
@@ -69,6 +89,9 @@ impl ObserverState {
         f(&format!("{prefix}eps"), BufferRef::F32(&self.eps));
         f(&format!("{prefix}min_val"), BufferRef::F32(&self.min_val));
         f(&format!("{prefix}max_val"), BufferRef::F32(&self.max_val));
+        if let Some(h) = &self.histogram {
+            f(&format!("{prefix}histogram"), BufferRef::F32(h));
+        }
     }
 
     pub(crate) fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
@@ -81,6 +104,9 @@ impl ObserverState {
             &format!("{prefix}max_val"),
             BufferMut::F32(&mut self.max_val),
         );
+        if let Some(h) = &mut self.histogram {
+            f(&format!("{prefix}histogram"), BufferMut::F32(h));
+        }
     }
 
     /// A fresh observer from `spec` (with the loaded `eps`) that has seen exactly the loaded
@@ -92,9 +118,31 @@ impl ObserverState {
         if let ObserverSpec::MinMax(config)
         | ObserverSpec::MovingAverageMinMax { config, .. }
         | ObserverSpec::PerChannelMinMax { config, .. }
-        | ObserverSpec::MovingAveragePerChannelMinMax { config, .. } = &mut spec
+        | ObserverSpec::MovingAveragePerChannelMinMax { config, .. }
+        | ObserverSpec::Histogram { config, .. } = &mut spec
         {
             config.eps = eps;
+        }
+        if let (
+            Some(hist),
+            ObserverSpec::Histogram {
+                config,
+                bins,
+                upsample_rate,
+            },
+        ) = (&self.histogram, &spec)
+        {
+            let (Some(&mn), Some(&mx)) = (self.min_val.data().first(), self.max_val.data().first())
+            else {
+                return Err(QnnError::KeyShapeMismatch {
+                    key: "activation_post_process.min_val".into(),
+                    expected: Vec::new(),
+                    got: self.min_val.shape().to_vec(),
+                });
+            };
+            let mut h = HistogramObserver::new(config.clone(), *bins, *upsample_rate)?;
+            h.set_state(hist.data(), mn, mx)?;
+            return Ok(Box::new(h));
         }
         let mut observer = super::build_observer(&spec)?;
         let (mins, maxs) = (self.min_val.data(), self.max_val.data());

@@ -17,8 +17,7 @@
 use qnn::float::BatchNorm2d;
 use qnn::init::Rng;
 use qnn::param::BufferRef;
-use qnn::qat::{self, FakeQuant, FakeQuantSpec};
-use qnn::qtensor::observer::ObserverSpec;
+use qnn::qat::{self, FakeQuant};
 use qnn::{Module, ModuleKind};
 
 use super::float::{bn_args, conv1d_config_args, conv2d_config_args};
@@ -26,20 +25,10 @@ use super::qconfig::fake_quant_args;
 use super::{Args, Built, Described, Reader, concrete, flag, fmt_err, push};
 use crate::error::Result;
 
-/// Refuses fake-quants whose state is not in the state dict (a histogram observer keeps its
-/// histogram inside), then writes the spec under `p`.
+/// Writes the spec of `fq` under `p` (its state is in the state dict: every observer a
+/// fake-quant can drive keeps its statistics in buffers).
 fn spec_args(fq: &dyn FakeQuant, p: &str, args: &mut Args) -> Result<()> {
-    let spec = fq.spec();
-    if let FakeQuantSpec::FakeQuantize {
-        observer: ObserverSpec::Histogram { .. } | ObserverSpec::Recording { .. },
-    } = &spec
-    {
-        return Err(fmt_err(
-            "a FakeQuantize driven by a histogram or recording observer keeps its statistics \
-             outside the state dict; it cannot be saved",
-        ));
-    }
-    fake_quant_args(&spec, p, args)
+    fake_quant_args(&fq.spec(), p, args)
 }
 
 fn linear_args(weight_shape: &[usize], bias: bool, args: &mut Args) {

@@ -3,12 +3,14 @@
 //! The product is the im2col GEMM `Y[cout, oh·ow] = W[cout, K] · cols[K, oh·ow]` with
 //! `K = cin·kh·kw`, but the column matrix is never written: each input image is copied once
 //! into zero-padded, column-phase-split planes (see `phases.rs`), in which the `K` rows of
-//! `cols` for 16 consecutive outputs of one output row are 16 consecutive floats at a fixed
-//! per-row offset. A register tile of up to 6 output channels × 16 outputs then runs one
-//! fused multiply-add chain per output over `k = (c, i, j)` in increasing order, loading its
-//! column data straight from the padded planes (which, for one output row, stay in L1) and
-//! its weights from a copy packed once per call into `[K][rows]` per row tile. Output rows
-//! are written straight into NCHW planes, with the bias added after the chain.
+//! `cols` for 8 consecutive outputs of one output row are 8 consecutive floats at a fixed
+//! per-row offset. Two such runs (8-output groups taken in raster order, so a tile may span
+//! two output rows and a 56-wide row leaves no tile half empty) are copied into one `[K][16]`
+//! panel (a few percent of the work: the panel then serves every output channel), and a
+//! register tile of up to 6 output channels × 16 outputs runs one fused multiply-add chain
+//! per output over `k = (c, i, j)` in increasing order, streaming the panel and its weights
+//! (packed once per call into `[K][rows]` per row tile) sequentially. Outputs are written
+//! straight into NCHW planes, with the bias added after the chain.
 //!
 //! Each output is `fma` chain over `k` from `0`, then `+ bias`, on every family: the AVX2 +
 //! FMA family and the portable one are bit for bit equal to the oracle
@@ -288,6 +290,17 @@ pub fn conv2d_with(
         // one panel: the `K` column rows of 16 consecutive outputs, `[K][16]`, copied from the
         // padded planes so that the tiles stream it sequentially
         let mut panel = vec![0.0f32; k * NC];
+        // The 8-output groups of an image in raster order: (offset of their first input in the
+        // planes, index of their first output in a plane, outputs). A tile takes two
+        // consecutive groups, which may lie in different output rows, so a 56-wide row (7
+        // groups) leaves no tile half empty.
+        let mut groups = Vec::with_capacity(oh * ow.div_ceil(LANES));
+        for oy in 0..oh {
+            let row0 = phases.offset(oy * sh, 0);
+            for ox0 in (0..ow).step_by(LANES) {
+                groups.push((row0 + ox0, oy * ow + ox0, LANES.min(ow - ox0)));
+            }
+        }
         let mut acc = [0.0f32; MR * NC];
         let (in_img, out_img) = (cin * h * w, cout * oh * ow);
         for (img, yimg) in out.chunks_exact_mut(out_img).enumerate() {
@@ -295,25 +308,24 @@ pub fn conv2d_with(
             for (c, dst) in buf[..cin * plane].chunks_exact_mut(plane).enumerate() {
                 phases.fill(&ximg[c * h * w..(c + 1) * h * w], dst);
             }
-            for oy in 0..oh {
-                let row0 = phases.offset(oy * sh, 0);
-                for ox0 in (0..ow).step_by(NC) {
-                    let cols = NC.min(ow - ox0);
-                    let vectors = cols.div_ceil(LANES);
-                    let start = row0 + ox0;
-                    for (dst, &r) in panel.chunks_exact_mut(NC).zip(&rel) {
-                        dst[..NC].copy_from_slice(&buf[start + r..start + r + NC]);
+            for pair in groups.chunks(2) {
+                for (dst, &r) in panel.chunks_exact_mut(NC).zip(&rel) {
+                    for (d, &(start, _, _)) in dst.chunks_exact_mut(LANES).zip(pair) {
+                        d.copy_from_slice(&buf[start + r..start + r + LANES]);
                     }
-                    for &(r0, rows) in &tiles {
-                        let wt = &packed[r0 * k..(r0 + rows) * k];
-                        tile.run(&panel, k, wt, rows, vectors, &mut acc);
-                        for r in 0..rows {
-                            let co = r0 + r;
-                            let b = bias.map_or(0.0, |b| b[co]);
-                            let o = (co * oh + oy) * ow + ox0;
+                }
+                for &(r0, rows) in &tiles {
+                    let wt = &packed[r0 * k..(r0 + rows) * k];
+                    tile.run(&panel, k, wt, rows, pair.len(), &mut acc);
+                    for r in 0..rows {
+                        let co = r0 + r;
+                        let b = bias.map_or(0.0, |b| b[co]);
+                        for (v, &(_, o, cols)) in pair.iter().enumerate() {
+                            let a = &acc[r * NC + v * LANES..r * NC + v * LANES + cols];
+                            let o = co * oh * ow + o;
                             yimg[o..o + cols]
                                 .iter_mut()
-                                .zip(&acc[r * NC..r * NC + cols])
+                                .zip(a)
                                 .for_each(|(y, &a)| *y = a + b);
                         }
                     }
