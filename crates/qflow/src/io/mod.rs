@@ -18,7 +18,8 @@
 //! Supported: every [`crate::FunctionalOp`]; float Linear, Conv1d, Conv2d, ConvTranspose2d,
 //! BatchNorm1d/2d, LayerNorm, GroupNorm, InstanceNorm2d, the activations (LeakyReLU, ELU, GELU
 //! included), Softmax, LogSoftmax, Flatten, Identity, Dropout, MaxPool2d, AvgPool2d,
-//! AdaptiveAvgPool2d, Embedding, EmbeddingBag, RNN / LSTM / GRU and their cells, and the fused
+//! AdaptiveAvgPool2d, Embedding, EmbeddingBag, RNN / LSTM / GRU and their cells,
+//! MultiheadAttention and TransformerEncoderLayer (weights under PyTorch's names), and the fused
 //! modules of [`qnn::fused`] (halved layers are halved again after loading);
 //! observer nodes ([`crate::passes::ObserverNode`]: min/max, moving-average, per-channel,
 //! histogram, placeholder, no-op and fixed-qparams observers — saving halfway through
@@ -33,9 +34,13 @@
 //! Hardswish, LeakyReLU, ELU, Sigmoid, Tanh, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
 //! Flatten, Dropout, QFunctional, Embedding and EmbeddingBag (8-bit and 4-bit rows) — every
 //! module of [`qnn::quantized`]; the dynamic modules Linear, LinearReLU, LSTM, GRU, LSTMCell,
-//! GRUCell and RNNCell (qint8 per-tensor or per-channel, or f16). Not yet: MultiheadAttention,
-//! TransformerEncoderLayer, Sequential, Recording observers and user-defined layers — each a
-//! [`QflowError::Format`] error naming the node.
+//! GRUCell and RNNCell (qint8 per-tensor or per-channel, or f16). Not yet: Sequential, Recording
+//! observers and user-defined layers — each a [`QflowError::Format`] error naming the node.
+//!
+//! Size guard: before a node's layer is built, the sizes its line describes are bounded by the
+//! node's tensor data in the file (`size_guard.rs`), so a crafted file with a valid checksum
+//! and a huge size (`in=2^40`) is a [`QflowError::Format`] error naming the node, never an
+//! allocation that aborts.
 //!
 //! New kinds are new op names in the same line format: files written before they existed
 //! still load, so adding them kept the format at version 2.

@@ -9,7 +9,8 @@
 //! uses ([`SIZE_KEYS`]) per argument prefix (`conv.`, `bn.`, `wfq.obs.`, …) and estimates the
 //! elements a layer built from them holds: the product of the sizes, divided by `groups` for a
 //! convolution (`in` and `groups` in the same prefix), and `hidden * (input + 2 * hidden *
-//! layers)` for the recurrent layers and cells. That estimate is at most what the layer's
+//! layers)` for the recurrent layers and cells, `embed_dim * (embed_dim + dim_feedforward)` for
+//! attention and encoder layers. That estimate is at most what the layer's
 //! state dict holds, so a real file always passes; it must not exceed twice the node's tensor
 //! bytes in the file (4-bit rows hold two elements per byte) plus [`SLACK_ELEMENTS`] for layers
 //! whose state is not saved (a non-affine norm, a fresh histogram observer).
@@ -19,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::error::{QflowError, Result};
 
 /// Argument names (after the last `.` of a prefixed key) whose values are tensor dimensions.
-const SIZE_KEYS: [&str; 14] = [
+const SIZE_KEYS: [&str; 16] = [
     "in",
     "out",
     "kernel",
@@ -34,6 +35,8 @@ const SIZE_KEYS: [&str; 14] = [
     "input",
     "hidden",
     "layers",
+    "embed_dim",
+    "dim_feedforward",
 ];
 
 /// Elements any node may describe beyond what the file holds for it: layers whose sizes are not
@@ -108,11 +111,19 @@ fn described_elements(args: &HashMap<String, String>) -> u128 {
             let get = |k: &str| g.get(k).copied();
             let mut n: u128 = 1;
             for (k, &v) in g {
-                if !matches!(*k, "groups" | "input" | "hidden" | "layers") {
+                if !matches!(
+                    *k,
+                    "groups" | "input" | "hidden" | "layers" | "embed_dim" | "dim_feedforward"
+                ) {
                     n = n.saturating_mul(v);
                 }
             }
-            if let Some(h) = get("hidden") {
+            if let Some(e) = get("embed_dim") {
+                // Attention: in_proj [3E, E] and out_proj [E, E]; an encoder layer adds
+                // linear1 [F, E] and linear2 [E, F].
+                let f = get("dim_feedforward").unwrap_or(0);
+                n = n.saturating_mul(e).saturating_mul(e.saturating_add(f));
+            } else if let Some(h) = get("hidden") {
                 // RNN/LSTM/GRU (and cells): weight_ih [gates*h, input] and weight_hh
                 // [gates*h, h] in the first layer, [gates*h, dirs*h] and [gates*h, h] after.
                 let (i, l) = (get("input").unwrap_or(1), get("layers").unwrap_or(1));

@@ -125,6 +125,11 @@ impl MultiheadAttention {
         (self.embed_dim, self.num_heads)
     }
 
+    /// Whether inputs are `(N, L, E)` (PyTorch's `batch_first`).
+    pub fn batch_first(&self) -> bool {
+        self.batch_first
+    }
+
     fn check_params(&self) -> Result<()> {
         let e = self.embed_dim;
         let (in_shape, out_shape) = match &self.half {

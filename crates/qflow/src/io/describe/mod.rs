@@ -2,7 +2,8 @@
 //! arguments, and back. One file per family: `float.rs` (float conv / linear / batch-norm
 //! layers, parameter-free activations, pools and the fused modules), `float_more.rs` (the other
 //! float layers: parameterized activations, softmaxes, norms, ConvTranspose2d, embeddings,
-//! recurrent layers and cells), `quantized.rs`, `quantized_norm.rs`, `quantized_lookup.rs`
+//! recurrent layers and cells), `float_attention.rs` (MultiheadAttention,
+//! TransformerEncoderLayer), `quantized.rs`, `quantized_norm.rs`, `quantized_lookup.rs`
 //! (static quantized modules: weighted layers and activations, normalizations, embeddings),
 //! `dynamic.rs` (dynamic quantized modules), `qat.rs` (QAT layers and fake-quant modules),
 //! `observers.rs` (observer nodes and the observer specs the other families share). Arguments
@@ -12,6 +13,7 @@
 
 mod dynamic;
 mod float;
+mod float_attention;
 mod float_more;
 mod observers;
 mod qat;
@@ -80,6 +82,7 @@ pub(crate) fn describe_op(node: &Node) -> Result<(String, Args)> {
     let kind = m.kind();
     let described = float::describe(m, &mut args)
         .or_else(|| float_more::describe(m, &mut args))
+        .or_else(|| float_attention::describe(m, &mut args))
         .or_else(|| quantized::describe(m, &mut args))
         .or_else(|| quantized_norm::describe(m, &mut args))
         .or_else(|| quantized_lookup::describe(m, &mut args))
@@ -217,6 +220,7 @@ pub(super) fn build_op(node: &str, op: &str, args: &HashMap<String, String>) -> 
     }
     let built = float::build(op, &r, rng)
         .or_else(|| float_more::build(op, &r, rng))
+        .or_else(|| float_attention::build(op, &r, rng))
         .or_else(|| quantized::build(op, &r))
         .or_else(|| quantized_norm::build(op, &r))
         .or_else(|| quantized_lookup::build(op, &r))
