@@ -15,7 +15,9 @@
 //! - a node whose QConfig is `None` gets nothing and stays float; `convert` adds the
 //!   DeQuantize/Quantize boundaries around it;
 //! - after a fused module (ConvReLU2d, LinearReLU, …) a moving-average or recording observer
-//!   observes each value twice, as PyTorch's `nn.Sequential`-based fused modules make it do.
+//!   observes each value twice, as PyTorch's `nn.Sequential`-based fused modules make it do;
+//!   a fake-quant there (QAT) runs twice, the second time on its own output — in `prepare_qat`
+//!   only after the fused kinds PyTorch does not swap for QAT modules (ConvReLU1d, BNReLU2d).
 //!
 //! The node keeps its QConfig, whose weight spec `convert` uses to observe the weight.
 
@@ -221,6 +223,29 @@ fn observed_twice_by_torch(kind: Option<ModuleKind>, spec: &QuantSpec) -> bool {
         )
 }
 
+/// True where PyTorch runs a fake-quant `activation_post_process` twice per forward: after a
+/// float `nn.Sequential`-based fused module (last child, then the forward hook on that
+/// output). `prepare_qat` first swaps ConvBn1d/2d, ConvBnReLU1d/2d, ConvReLU2d, LinearReLU and
+/// LinearBn1d for QAT modules (plain modules: one call), leaving ConvReLU1d and BNReLU2d.
+/// (qstack has no QAT ConvBn1d, ConvBnReLU1d or LinearBn1d: they stay float fused modules, and
+/// their fake-quant runs once, as after PyTorch's QAT modules.)
+fn fake_quant_twice_by_torch(kind: Option<ModuleKind>, qat: bool) -> bool {
+    use ModuleKind as K;
+    match kind {
+        Some(K::ConvReLU1d | K::BNReLU2d) => true,
+        Some(
+            K::ConvReLU2d
+            | K::ConvBn1d
+            | K::ConvBnReLU1d
+            | K::ConvBn2d
+            | K::ConvBnReLU2d
+            | K::LinearReLU
+            | K::LinearBn1d,
+        ) => !qat,
+        _ => false,
+    }
+}
+
 /// The name of the observer that `prepare` puts after `value`.
 pub fn observer_name(value: &str) -> String {
     format!("{value}.activation_post_process")
@@ -266,12 +291,13 @@ pub fn prepare_configured(graph: &mut Graph) -> Result<Vec<String>> {
             node: n.name().into(),
         });
     }
-    insert_activation_nodes(graph)
+    insert_activation_nodes(graph, false)
 }
 
-/// The placement walk shared by `prepare` and `prepare_qat`: the activation spec of each node's
-/// QConfig decides whether an observer or a fake-quant node is inserted.
-pub(crate) fn insert_activation_nodes(graph: &mut Graph) -> Result<Vec<String>> {
+/// The placement walk shared by `prepare` and `prepare_qat` (`qat`: after the QAT swap): the
+/// activation spec of each node's QConfig decides whether an observer or a fake-quant node is
+/// inserted.
+pub(crate) fn insert_activation_nodes(graph: &mut Graph, qat: bool) -> Result<Vec<String>> {
     // Whether each value (graph input or node) will be quantized after convert.
     let mut quantized: HashMap<String, bool> =
         graph.inputs().iter().map(|i| (i.clone(), false)).collect();
@@ -302,6 +328,11 @@ pub(crate) fn insert_activation_nodes(graph: &mut Graph) -> Result<Vec<String>> 
                         .and_then(|m| m.downcast_mut::<ObserverNode>())
                 {
                     o.set_observations_per_call(2);
+                }
+                if fake_quant_twice_by_torch(kind, qat)
+                    && let Some(f) = op.as_module_mut().and_then(super::qat::as_fake_quant_mut)
+                {
+                    f.set_applications_per_call(2);
                 }
                 graph.insert_after(&name, &obs, op)?;
                 quantized.insert(obs.clone(), true);

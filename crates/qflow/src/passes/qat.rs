@@ -232,5 +232,5 @@ pub fn prepare_qat_configured(graph: &mut Graph) -> Result<Vec<String>> {
     graph.rewrite_nodes(qat_op)?;
     // The swapped layers start in the graph's mode.
     graph.train(true);
-    insert_activation_nodes(graph)
+    insert_activation_nodes(graph, true)
 }

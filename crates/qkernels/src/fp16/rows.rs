@@ -146,6 +146,13 @@ pub fn gemm_f32_rows_with(
             for (r0, rows) in row_tiles(n) {
                 let (wr, ldw): (&[f32], usize) = match w {
                     WeightRows::F32(w) => (&w[r0 * k + k0..], k),
+                    // One K block spans whole rows: the tile's rows are one contiguous run,
+                    // widened in one call (small layers make hundreds of these calls).
+                    WeightRows::F16(w) if kc == k => {
+                        scratch.resize(rows * k, 0.0);
+                        widen_f16_slice(&w[r0 * k..(r0 + rows) * k], &mut scratch);
+                        (&scratch, k)
+                    }
                     WeightRows::F16(w) => {
                         scratch.resize(rows * kc, 0.0);
                         for (r, dst) in scratch.chunks_exact_mut(kc).enumerate() {

@@ -106,6 +106,17 @@ pub trait FakeQuant: Module {
     /// [`Observer`]; the fused module keeps its running range itself and returns `None`.
     fn observer(&self) -> Option<&dyn Observer>;
 
+    /// How many times one forward call applies the fake-quant, each time to the previous
+    /// output (1 by default).
+    fn applications_per_call(&self) -> u32;
+
+    /// Sets how many times one forward call applies the fake-quant (at least once), each
+    /// application observing and fake-quantizing the previous one's output. `prepare_qat` sets
+    /// 2 after the fused modules PyTorch keeps as `nn.Sequential`s (ConvReLU1d, BNReLU2d): their
+    /// `activation_post_process` runs as the last child and again, on that result, from the
+    /// forward hook. [`FakeQuant::apply`] is always one application.
+    fn set_applications_per_call(&mut self, n: u32);
+
     /// The dtype being emulated.
     fn dtype(&self) -> QDType;
 
@@ -150,10 +161,13 @@ impl std::fmt::Debug for dyn FakeQuant {
 }
 
 /// The `Module::forward`/`backward` halves shared by the fake-quant modules: run
-/// [`FakeQuant::apply`], keep the mask, and multiply the gradient by it.
+/// [`FakeQuant::apply`] (once, or again on its own output: see
+/// [`FakeQuant::set_applications_per_call`]), keep the mask, and multiply the gradient by it.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SavedMask {
     saved: Option<(Vec<usize>, Option<Tensor<u8>>)>,
+    /// Extra applications per forward call on the previous output (0: applied once).
+    repeats: u32,
 }
 
 impl SavedMask {
@@ -161,12 +175,37 @@ impl SavedMask {
         &mut self,
         module: &'static str,
         input: &Value,
-        apply: impl FnOnce(&Tensor<f32>) -> Result<FakeQuantOutput>,
+        mut apply: impl FnMut(&Tensor<f32>) -> Result<FakeQuantOutput>,
     ) -> Result<Value> {
         let x = f32_input(input, module)?;
-        let out = apply(&x)?;
-        self.saved = Some((x.shape().to_vec(), out.mask));
+        let shape = x.shape().to_vec();
+        let mut out = apply(&x)?;
+        for _ in 0..self.repeats {
+            let next = apply(&out.output)?;
+            // Two straight-through estimators in a row pass a gradient where both did.
+            let mask = match (out.mask, next.mask) {
+                (Some(a), Some(b)) => Some(Tensor::new(
+                    a.shape(),
+                    a.data().iter().zip(b.data()).map(|(p, q)| p & q).collect(),
+                )?),
+                (a, b) => a.or(b),
+            };
+            out = FakeQuantOutput {
+                output: next.output,
+                mask,
+            };
+        }
+        self.saved = Some((shape, out.mask));
         Ok(Value::F32(out.output))
+    }
+
+    /// How many times each forward call applies the fake-quant (at least once).
+    pub(crate) fn applications(&self) -> u32 {
+        self.repeats + 1
+    }
+
+    pub(crate) fn set_applications(&mut self, n: u32) {
+        self.repeats = n.max(1) - 1;
     }
 
     pub(crate) fn backward(&self, module: &'static str, grad_output: &Value) -> Result<Value> {

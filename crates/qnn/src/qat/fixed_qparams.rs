@@ -171,6 +171,14 @@ impl FakeQuant for FixedQParamsFakeQuantize {
         Some(self.observer.as_ref())
     }
 
+    fn applications_per_call(&self) -> u32 {
+        self.saved.applications()
+    }
+
+    fn set_applications_per_call(&mut self, n: u32) {
+        self.saved.set_applications(n);
+    }
+
     fn dtype(&self) -> QDType {
         self.dtype
     }

@@ -94,6 +94,9 @@ pub(super) fn describe(m: &dyn Module, args: &mut Args) -> Described {
                 if let Some(n) = channels(m, fq) {
                     push(args, "", "channels", n);
                 }
+                if fq.applications_per_call() > 1 {
+                    push(args, "", "per_call", fq.applications_per_call());
+                }
             }),
             None => Err(fmt_err(format!(
                 "module kind {:?} is not one of qnn's fake-quant modules",
@@ -167,6 +170,13 @@ fn fake_quant_node(kind: &str, r: &Reader<'_>) -> Result<Box<dyn Module>> {
         if n > 0 {
             fq.expect_channels(n);
         }
+    }
+    if r.has("per_call") {
+        let n: u32 = r.parse("per_call")?;
+        if !(1..=2).contains(&n) {
+            return Err(r.bad("per_call"));
+        }
+        fq.set_applications_per_call(n);
     }
     let m: Box<dyn Module> = fq;
     Ok(m)
