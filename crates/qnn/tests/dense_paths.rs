@@ -1,5 +1,5 @@
-//! The float Linear and MultiheadAttention projections on every kernel path (one row, the
-//! unpacked-weight kernel for 2..=64 rows, the blocked GEMM above), f32 and halved weights:
+//! The float Linear and MultiheadAttention projections on every kernel path (one row, 2..=3
+//! rows one by one, the unpacked-weight kernel for 4..=64 rows, the blocked GEMM above), f32 and halved weights:
 //! outputs equal an f64 reference, and after an optimizer step or a state-dict load the next
 //! forward uses the new weights (nothing is cached between calls).
 
@@ -39,8 +39,8 @@ fn forward(m: &mut dyn Module, x: &Tensor<f32>) -> Tensor<f32> {
     }
 }
 
-/// Row counts on both sides of every kernel switch (1 | 2..=64 | 65..).
-const ROWS: [usize; 7] = [1, 2, 5, 16, 64, 65, 130];
+/// Row counts on both sides of every kernel switch (1 | 2..=3 one by one | 4..=64 | 65..).
+const ROWS: [usize; 9] = [1, 2, 3, 4, 5, 16, 64, 65, 130];
 
 #[test]
 fn linear_matches_the_reference_on_every_path() {

@@ -5,6 +5,7 @@
 //! | rows | `gemm` crate, `x · Wᵀ` view | `qkernels::fp16::gemm_f32_rows` |
 //! |---:|---:|---:|
 //! | 1 | 68–80 | 350 |
+//! | 2 | 1200 | 355 |
 //! | 4 | 1250 | 355 |
 //! | 16 | 1600 | 375 |
 //! | 64 | 2700–2850 | 1550 |
@@ -13,7 +14,8 @@
 //! values), which dominates below a few hundred rows; `gemm_f32_rows` packs only the
 //! activations and reads the weight in place, so nothing is cached and a weight changed by an
 //! optimizer step or a state-dict load is used as is on the next call. One row keeps the
-//! crate's matrix-vector path (f32) or [`qkernels::float::gemv_f16`] (f16); above
+//! crate's matrix-vector path (f32) or [`qkernels::float::gemv_f16`] (f16), and so does each
+//! row of a product with up to [`PER_ROW_MAX`] rows; above
 //! [`ROWS_KERNEL_MAX`] rows the crate's blocked GEMM (f16 weights widened one column block at a
 //! time by [`qkernels::float::gemm_mixed`]). All paths compute the same products; results
 //! differ only by summation order.
@@ -24,7 +26,11 @@ use qkernels::fp16::{Fp16Epilogue, WeightRows, gemm_f32_rows};
 
 use crate::error::Result;
 
-/// Most rows that take [`gemm_f32_rows`]; at least 2.
+/// Up to this many rows, each row takes the one-row path on its own (`gemm_f32_rows` computes
+/// at least 16 rows' worth: 2 rows took 450 µs there, 2 × 110 µs one by one, PyTorch 230 µs).
+pub(crate) const PER_ROW_MAX: usize = 3;
+
+/// Most rows that take [`gemm_f32_rows`]; above [`PER_ROW_MAX`].
 pub(crate) const ROWS_KERNEL_MAX: usize = 64;
 
 /// A row-major `[out, in]` weight, f32 or f16.
@@ -48,8 +54,15 @@ pub(crate) fn dense(
     bias: Option<&[f32]>,
     outf: usize,
 ) -> Result<Vec<f32>> {
+    if (2..=PER_ROW_MAX).contains(&rows) && inf > 0 {
+        let mut out = Vec::with_capacity(rows * outf);
+        for xr in x.chunks_exact(inf).take(rows) {
+            out.extend(dense(xr, 1, inf, w, bias, outf)?);
+        }
+        return Ok(out);
+    }
     let mut out = vec![0.0f32; rows * outf];
-    if (2..=ROWS_KERNEL_MAX).contains(&rows) && inf > 0 && outf > 0 {
+    if (PER_ROW_MAX + 1..=ROWS_KERNEL_MAX).contains(&rows) && inf > 0 && outf > 0 {
         let w = match w {
             DenseWeight::F32(w) => WeightRows::F32(w),
             DenseWeight::F16(w) => WeightRows::F16(w),
