@@ -1,6 +1,7 @@
 //! Faults in model files (issue 9): saves are atomic (nothing partial or temporary is left
 //! behind, an old file survives a failed save), a truncated or bit-flipped file is a typed
-//! error and never a panic, version 1 files still load and newer versions are refused.
+//! error and never a panic, version 1 files still load and newer versions are refused, and a
+//! file describing layers far larger than its tensor data is refused before anything is built.
 
 use qflow::io::{FORMAT_VERSION, graph_from_bytes, graph_to_bytes, load_graph, save_graph};
 use qflow::{Graph, QflowError, SequentialBuilder};
@@ -464,4 +465,157 @@ fn corrupt_quantized_norm_and_embedding_files_are_typed_errors() {
             QflowError::Format(_)
         ));
     }
+}
+
+/// A float graph with one layer of each kind whose size a crafted file could blow up: Conv2d,
+/// Linear, LSTM and Embedding.
+fn sized_graph() -> Graph {
+    use qnn::float::{Embedding, Lstm, RecurrentConfig};
+    let mut rng = Rng::new(5);
+    let mut b = qflow::FunctionalBuilder::new();
+    let x = b.input("x");
+    let seq = b.input("seq");
+    let idx = b.input("idx");
+    let conv = Conv2d::new(Conv2dConfig::new(1, 2, 3), &mut rng).unwrap();
+    let c = b.module("conv", conv, &[&x]);
+    let f = b.functional(
+        "flatten",
+        qflow::FunctionalOp::Flatten {
+            start_dim: 1,
+            end_dim: -1,
+        },
+        &[&c],
+    );
+    let y = b.module("fc", Linear::new(8, 3, true, &mut rng), &[&f]);
+    let lstm = Lstm::new(RecurrentConfig::new(4, 3), &mut rng).unwrap();
+    let s = b.module("lstm", lstm, &[&seq]);
+    let emb = Embedding::new(10, 6, None, &mut rng).unwrap();
+    let e = b.module("emb", emb, &[&idx]);
+    b.output(&y);
+    b.output(&s);
+    b.output(&e);
+    let mut g = b.build().unwrap();
+    g.eval();
+    g
+}
+
+/// One text edit on one node line: `(node, from, to)`.
+type Edit = (&'static str, String, String);
+
+#[test]
+fn huge_described_layers_are_refused_before_building() {
+    let g = sized_graph();
+    let bytes = graph_to_bytes(&g).unwrap();
+    let back = graph_from_bytes(&bytes).unwrap();
+    assert_eq!(
+        qnn::state_dict::state_dict(&back),
+        qnn::state_dict::state_dict(&g)
+    );
+    let load = |edits: &[(&str, &str, &str)]| {
+        graph_from_bytes(&with_graph_text(&bytes, |t| {
+            edits.iter().fold(t.to_string(), |t, (node, from, to)| {
+                edit_node(&t, node, from, to)
+            })
+        }))
+    };
+    let tera = (1u64 << 40).to_string();
+    let giga = (1u64 << 30).to_string();
+    let mega = (1u64 << 20).to_string();
+    let huge: [(&str, Vec<Edit>); 6] = [
+        ("fc", vec![("fc", " in=8 ".into(), format!(" in={tera} "))]),
+        (
+            "conv",
+            vec![
+                ("conv", " in=1 ".into(), format!(" in={mega} ")),
+                ("conv", " out=2 ".into(), format!(" out={mega} ")),
+            ],
+        ),
+        (
+            "conv",
+            vec![(
+                "conv",
+                " kernel=3,3 ".into(),
+                format!(" kernel={mega},{mega} "),
+            )],
+        ),
+        (
+            "lstm",
+            vec![("lstm", " hidden=3 ".into(), format!(" hidden={giga} "))],
+        ),
+        (
+            "emb",
+            vec![("emb", " num=10 ".into(), format!(" num={tera} "))],
+        ),
+        (
+            "emb",
+            vec![(
+                "emb",
+                " num=10 ".into(),
+                " num=999999999999999999999999999999999999999999 ".into(),
+            )],
+        ),
+    ];
+    for (node, edits) in &huge {
+        let edits: Vec<(&str, &str, &str)> = edits
+            .iter()
+            .map(|(n, f, t)| (*n, f.as_str(), t.as_str()))
+            .collect();
+        let err = load(&edits).unwrap_err();
+        assert!(
+            matches!(&err, QflowError::Format(e) if e.contains(&format!("node `{node}`"))
+                && e.contains("elements")),
+            "{edits:?}: {err:?}"
+        );
+    }
+    // Sizes the file could hold still reach the strict state-dict check, which names the
+    // tensor that does not fit.
+    for (node, from, to) in [
+        ("fc", " in=8 ", " in=9 "),
+        ("conv", " out=2 ", " out=4 "),
+        ("lstm", " hidden=3 ", " hidden=2 "),
+        ("emb", " num=10 ", " num=11 "),
+    ] {
+        let err = load(&[(node, from, to)]).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                QflowError::Module(qnn::QnnError::KeyShapeMismatch { key, .. })
+                    if key.starts_with(&format!("{node}."))
+            ),
+            "{node}: {err:?}"
+        );
+    }
+    // A description alone (no tensors) is bounded the same way.
+    let text = qflow::io::describe_graph(&g).unwrap();
+    assert!(qflow::io::graph_from_description(&text).is_ok());
+    let huge_fc = edit_node(&text, "fc", " in=8 ", &format!(" in={tera} "));
+    assert!(matches!(
+        qflow::io::graph_from_description(&huge_fc),
+        Err(QflowError::Format(e)) if e.contains("node `fc`")
+    ));
+}
+
+#[test]
+fn huge_quantized_weight_shapes_are_refused_before_building() {
+    let seed: &[u8] = include_bytes!("../../../fuzz/corpus/model_file/small_cnn_int8.qstack");
+    let load = |node: &str, from: &str, to: &str| {
+        graph_from_bytes(&with_graph_text(seed, |t| edit_node(t, node, from, to)))
+    };
+    let huge = format!(" weight_shape={},8 ", 1u64 << 40);
+    let err = load("fc", " weight_shape=3,8 ", &huge).unwrap_err();
+    assert!(
+        matches!(&err, QflowError::Format(e) if e.contains("node `fc`")),
+        "{err:?}"
+    );
+    let huge = format!(" weight_shape=2,1,{0},{0} ", 1u64 << 20);
+    let err = load("conv", " weight_shape=2,1,3,3 ", &huge).unwrap_err();
+    assert!(
+        matches!(&err, QflowError::Format(e) if e.contains("node `conv`")),
+        "{err:?}"
+    );
+    // A fitting size passes the guard and fails on the saved weight's shape.
+    assert!(matches!(
+        load("fc", " weight_shape=3,8 ", " weight_shape=3,9 "),
+        Err(QflowError::Module(_))
+    ));
 }

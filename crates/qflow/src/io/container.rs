@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use safetensors::{SafeTensorError, SafeTensors};
 
-use super::{FORMAT_VERSION, describe_graph, file_state, graph_from_description, load_file_state};
+use super::size_guard::TensorBytes;
+use super::{
+    FORMAT_VERSION, describe_graph, file_state, graph_from_description_within, load_file_state,
+};
 use crate::error::{QflowError, Result};
 use crate::graph::Graph;
 
@@ -147,7 +150,7 @@ pub fn graph_from_bytes(bytes: &[u8]) -> Result<Graph> {
     let text = meta
         .get(KEY_GRAPH)
         .ok_or_else(|| fmt_err(format!("missing `{KEY_GRAPH}`")))?;
-    let mut graph = graph_from_description(text)?;
+    let mut graph = graph_from_description_within(text, &TensorBytes::of_file(bytes)?)?;
     load_file_state(&mut graph, text, qnn::state_dict::from_safetensors(bytes)?)?;
     Ok(graph)
 }

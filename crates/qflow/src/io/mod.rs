@@ -71,6 +71,7 @@
 
 mod container;
 mod describe;
+mod size_guard;
 
 pub use container::{graph_from_bytes, graph_to_bytes};
 pub(crate) use describe::describe_op;
@@ -130,7 +131,17 @@ pub fn describe_graph(graph: &Graph) -> Result<String> {
 }
 
 /// Rebuilds a graph (placeholder parameters, fresh observers) from [`describe_graph`]'s text.
+///
+/// A description alone carries no tensors, so each layer may describe at most a few million
+/// elements (a larger one is a [`QflowError::Format`] error naming the node, not an allocation
+/// that aborts); [`graph_from_bytes`] allows what the file's tensors back.
 pub fn graph_from_description(text: &str) -> Result<Graph> {
+    graph_from_description_within(text, &size_guard::TensorBytes::default())
+}
+
+/// [`graph_from_description`], each node's described sizes bounded by its tensors in `tensors`
+/// (checked before the layer is built).
+fn graph_from_description_within(text: &str, tensors: &size_guard::TensorBytes) -> Result<Graph> {
     let (mut inputs, mut nodes, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
     for (lineno, line) in text.lines().enumerate() {
         let mut words = line.split_whitespace();
@@ -147,6 +158,7 @@ pub fn graph_from_description(text: &str) -> Result<Graph> {
                     let (k, v) = w.split_once('=').ok_or_else(bad)?;
                     args.insert(k.to_string(), v.to_string());
                 }
+                size_guard::check_node(name, op, &args, tensors)?;
                 let op = describe::build_op(name, op, &args)?;
                 let mut node = Node::new(name, op, &ins);
                 node.set_qconfig(
