@@ -109,6 +109,9 @@ def modules(torch):
     m["q_linear"].scale, m["q_linear"].zero_point = 0.1, 3
     m["q_conv2d"] = nnq.Conv2d(1, 6, 5, padding=2)
     m["q_conv2d"].scale, m["q_conv2d"].zero_point = 0.1, 3
+    # PyTorch keeps the float pools after convert (they run on quantized tensors)
+    m["q_maxpool2d_ceil"] = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+    m["q_avgpool2d_ceil"] = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
     m["q_relu6"] = nnq.ReLU6()
     m["q_hardswish"] = nnq.Hardswish(0.1, 3)
     m["q_sigmoid"] = nnq.Sigmoid(0.1, 3) if hasattr(nnq, "Sigmoid") else None

@@ -448,6 +448,14 @@ fn quantized_modules(rng: &mut Rng) -> Vec<(&'static str, Box<dyn Module>)> {
                 .unwrap(),
             ),
         ),
+        (
+            "q_maxpool2d_ceil",
+            Box::new(quantized::MaxPool2d::new([3; 2], [2; 2], [1; 2], [1; 2], true).unwrap()),
+        ),
+        (
+            "q_avgpool2d_ceil",
+            Box::new(quantized::AvgPool2d::new([3; 2], [2; 2], [1; 2], true, false, None).unwrap()),
+        ),
         ("q_relu6", Box::new(quantized::ReLU6::new())),
         (
             "q_hardswish",

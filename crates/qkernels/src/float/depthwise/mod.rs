@@ -249,8 +249,12 @@ pub fn depthwise_conv2d_with(
             for (oy, dst) in yp.chunks_exact_mut(ow).enumerate() {
                 let base = phases.offset(oy * sh, 0);
                 offs.iter_mut().zip(&rel).for_each(|(o, &r)| *o = base + r);
-                row.run(buf, &offs, wc, b, &mut orow);
-                dst.copy_from_slice(&orow[..ow]);
+                if width == ow {
+                    row.run(buf, &offs, wc, b, dst);
+                } else {
+                    row.run(buf, &offs, wc, b, &mut orow);
+                    dst.copy_from_slice(&orow[..ow]);
+                }
             }
         }
     });
