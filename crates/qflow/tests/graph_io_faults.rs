@@ -613,6 +613,13 @@ fn huge_quantized_weight_shapes_are_refused_before_building() {
         matches!(&err, QflowError::Format(e) if e.contains("node `conv`")),
         "{err:?}"
     );
+    // A histogram observer spec whose next calibration step would allocate bins * upsample.
+    let huge = format!(" qconfig.act.obs.upsample={} ", 1u64 << 40);
+    let err = load("conv", " qconfig.act.obs.upsample=16 ", &huge).unwrap_err();
+    assert!(
+        matches!(&err, QflowError::Format(e) if e.contains("node `conv`")),
+        "{err:?}"
+    );
     // A fitting size passes the guard and fails on the saved weight's shape.
     assert!(matches!(
         load("fc", " weight_shape=3,8 ", " weight_shape=3,9 "),

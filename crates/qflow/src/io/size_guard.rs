@@ -13,14 +13,15 @@
 //! attention and encoder layers. That estimate is at most what the layer's
 //! state dict holds, so a real file always passes; it must not exceed twice the node's tensor
 //! bytes in the file (4-bit rows hold two elements per byte) plus [`SLACK_ELEMENTS`] for layers
-//! whose state is not saved (a non-affine norm, a fresh histogram observer).
+//! whose state is not saved (a non-affine norm, a fresh histogram observer). A histogram
+//! observer's `bins * upsample` counts too: its next calibration step allocates that much.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{QflowError, Result};
 
 /// Argument names (after the last `.` of a prefixed key) whose values are tensor dimensions.
-const SIZE_KEYS: [&str; 16] = [
+const SIZE_KEYS: [&str; 17] = [
     "in",
     "out",
     "kernel",
@@ -32,6 +33,7 @@ const SIZE_KEYS: [&str; 16] = [
     "num",
     "dim",
     "bins",
+    "upsample",
     "input",
     "hidden",
     "layers",
