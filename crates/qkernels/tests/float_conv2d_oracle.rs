@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use qkernels::float::{
-    Conv2dGeom, Conv2dKernel, FloatGemmError, conv2d, conv2d_with, reference_conv2d,
+    Conv2dGeom, DirectConvKernel, FloatGemmError, conv2d, conv2d_with, reference_conv2d,
 };
 
 /// Deterministic values in [-2, 2) (xorshift32).
@@ -20,8 +20,8 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-fn runnable() -> Vec<Conv2dKernel> {
-    Conv2dKernel::ALL
+fn runnable() -> Vec<DirectConvKernel> {
+    DirectConvKernel::ALL
         .into_iter()
         .filter(|k| k.is_runnable())
         .collect()
@@ -77,11 +77,12 @@ fn the_best_family_is_the_one_that_runs() {
     let (x, wt) = (values(2 * 120, 3), values(3 * 18, 4));
     let mut y = vec![0.0; 3 * 120];
     let ran = conv2d(&x, 1, &g, &wt, None, &mut y).unwrap();
-    assert_eq!(ran, Conv2dKernel::best());
+    assert_eq!(ran, DirectConvKernel::best());
     assert!(ran.is_runnable());
-    if cfg!(target_arch = "x86_64") && std::env::var_os("QSTACK_ISA").is_none() {
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("QSTACK_ISA").is_none() {
         assert_eq!(
-            ran == Conv2dKernel::Avx2Fma,
+            ran == DirectConvKernel::Avx2Fma,
             std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
         );
@@ -150,7 +151,7 @@ fn bad_geometry_and_buffers_are_errors() {
     let (x, wt) = (vec![0.0; 32], vec![0.0; 54]);
     let mut y = vec![0.0; 12];
     assert!(conv2d(&x, 1, &g, &wt, None, &mut y).is_ok());
-    let conv = |r: Result<Conv2dKernel, FloatGemmError>| match r {
+    let conv = |r: Result<DirectConvKernel, FloatGemmError>| match r {
         Err(FloatGemmError::Conv { reason }) => reason,
         other => panic!("expected a Conv error, got {other:?}"),
     };

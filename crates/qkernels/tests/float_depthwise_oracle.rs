@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use qkernels::float::{
-    DepthwiseGeom, DepthwiseKernel, FloatGemmError, depthwise_conv2d, depthwise_conv2d_with,
+    DepthwiseGeom, DirectConvKernel, FloatGemmError, depthwise_conv2d, depthwise_conv2d_with,
     reference_depthwise_conv2d,
 };
 
@@ -21,8 +21,8 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-fn runnable() -> Vec<DepthwiseKernel> {
-    DepthwiseKernel::ALL
+fn runnable() -> Vec<DirectConvKernel> {
+    DirectConvKernel::ALL
         .into_iter()
         .filter(|k| k.is_runnable())
         .collect()
@@ -78,12 +78,13 @@ fn the_best_family_is_the_one_that_runs() {
     let (x, wt) = (values(2 * 120, 3), values(18, 4));
     let mut y = vec![0.0; 2 * 120];
     let ran = depthwise_conv2d(&x, 1, &g, &wt, None, &mut y).unwrap();
-    assert_eq!(ran, DepthwiseKernel::best());
+    assert_eq!(ran, DirectConvKernel::best());
     assert!(ran.is_runnable());
-    if cfg!(target_arch = "x86_64") && std::env::var_os("QSTACK_ISA").is_none() {
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("QSTACK_ISA").is_none() {
         // every CPU this project is measured on has AVX2 + FMA
         assert_eq!(
-            ran == DepthwiseKernel::Avx2Fma,
+            ran == DirectConvKernel::Avx2Fma,
             std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
         );
@@ -148,7 +149,7 @@ fn bad_geometry_and_buffers_are_errors() {
     let (x, wt) = (vec![0.0; 32], vec![0.0; 18]);
     let mut y = vec![0.0; 8];
     assert!(depthwise_conv2d(&x, 1, &g, &wt, None, &mut y).is_ok());
-    let conv = |r: Result<DepthwiseKernel, FloatGemmError>| match r {
+    let conv = |r: Result<DirectConvKernel, FloatGemmError>| match r {
         Err(FloatGemmError::Conv { reason }) => reason,
         other => panic!("expected a Conv error, got {other:?}"),
     };

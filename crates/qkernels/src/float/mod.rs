@@ -92,6 +92,7 @@
 mod call;
 mod conv2d;
 mod depthwise;
+mod direct_kernel;
 mod error;
 mod gemv_f16;
 mod hgemm;
@@ -105,11 +106,11 @@ mod widen;
 #[cfg(test)]
 mod tests;
 
-pub use conv2d::{Conv2dGeom, Conv2dKernel, conv2d, conv2d_with, reference_conv2d};
+pub use conv2d::{Conv2dGeom, conv2d, conv2d_with, reference_conv2d};
 pub use depthwise::{
-    DepthwiseGeom, DepthwiseKernel, depthwise_conv2d, depthwise_conv2d_with,
-    reference_depthwise_conv2d,
+    DepthwiseGeom, depthwise_conv2d, depthwise_conv2d_with, reference_depthwise_conv2d,
 };
+pub use direct_kernel::DirectConvKernel;
 pub use error::{FloatGemmError, Result};
 pub use gemv_f16::{GemvF16, GemvF16Kernel, gemv_f16};
 pub use hgemm::{FloatMat, gemm_mixed, hgemm};

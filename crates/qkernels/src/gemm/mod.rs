@@ -98,7 +98,9 @@ use crate::error::{GemmError, Result};
 // gathered A tiles to the same micro-kernels and epilogues.
 pub(crate) use driver::check_matrix;
 pub(crate) use microkernel::{Microkernel, TileJob, kernel_for};
-pub(crate) use pipeline::{OutRow, RowFix, Stage};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use pipeline::RowFix;
+pub(crate) use pipeline::{OutRow, Stage};
 
 static RUNS: [AtomicU64; KernelKind::ALL.len()] =
     [const { AtomicU64::new(0) }; KernelKind::ALL.len()];

@@ -35,9 +35,9 @@ mod x86_64;
 
 pub use reference::reference_conv2d;
 
+use super::direct_kernel::DirectConvKernel;
 use super::error::Result;
 use super::phases::{Phases, conv_error, output_size, with_zeroed};
-use crate::isa::{self, Isa};
 
 /// Outputs per vector.
 const LANES: usize = 8;
@@ -165,52 +165,7 @@ fn check(
     Ok([oh, ow])
 }
 
-/// A direct convolution kernel family. All families give identical results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Conv2dKernel {
-    /// Portable Rust (`f32::mul_add` chains).
-    Scalar,
-    /// x86-64 AVX2 + FMA: tiles of up to 6 output channels × 16 outputs in 12 registers.
-    Avx2Fma,
-}
-
-impl Conv2dKernel {
-    /// Every family, lowest first.
-    pub const ALL: [Conv2dKernel; 2] = [Conv2dKernel::Scalar, Conv2dKernel::Avx2Fma];
-
-    /// The lowercase name used in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Conv2dKernel::Scalar => "scalar",
-            Conv2dKernel::Avx2Fma => "avx2-fma",
-        }
-    }
-
-    fn isa(self) -> Isa {
-        match self {
-            Conv2dKernel::Scalar => Isa::Scalar,
-            Conv2dKernel::Avx2Fma => Isa::Avx2,
-        }
-    }
-
-    /// Whether this process may run the family: compiled for this architecture, supported by
-    /// the CPU (AVX2 and FMA), and not above the `QSTACK_ISA` cap.
-    pub fn is_runnable(self) -> bool {
-        let level = self.isa();
-        isa::env_cap().is_none_or(|cap| level.is_at_most(cap)) && level.is_supported()
-    }
-
-    /// The fastest runnable family.
-    pub fn best() -> Conv2dKernel {
-        Conv2dKernel::ALL
-            .into_iter()
-            .rev()
-            .find(|k| k.is_runnable())
-            .unwrap_or(Conv2dKernel::Scalar)
-    }
-}
-
-/// `out = conv(x, weight) + bias` for `n` images on [`Conv2dKernel::best`]; returns the family
+/// `out = conv(x, weight) + bias` for `n` images on [`DirectConvKernel::best`]; returns the family
 /// that ran.
 ///
 /// `x` is `[n, in_channels, h, w]`, `weight` `[out_channels, in_channels, kh, kw]`
@@ -224,8 +179,8 @@ pub fn conv2d(
     weight: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
-) -> Result<Conv2dKernel> {
-    conv2d_with(Conv2dKernel::best(), x, n, g, weight, bias, out)
+) -> Result<DirectConvKernel> {
+    conv2d_with(DirectConvKernel::best(), x, n, g, weight, bias, out)
 }
 
 /// The row tiles of `m` output channels: `⌈m / 6⌉` tiles of near-equal height.
@@ -246,14 +201,14 @@ fn row_tiles(m: usize) -> Vec<(usize, usize)> {
 /// [`conv2d`] on an explicitly requested family (tests and benches). Errors as [`conv2d`],
 /// plus [`super::FloatGemmError::Conv`] for a family this process cannot run.
 pub fn conv2d_with(
-    kind: Conv2dKernel,
+    kind: DirectConvKernel,
     x: &[f32],
     n: usize,
     g: &Conv2dGeom,
     weight: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
-) -> Result<Conv2dKernel> {
+) -> Result<DirectConvKernel> {
     let [oh, ow] = check(x, n, g, weight, bias, out)?;
     let tile = Tile::new(kind)?;
     if out.is_empty() {
@@ -344,15 +299,15 @@ enum Tile {
 }
 
 impl Tile {
-    fn new(kind: Conv2dKernel) -> Result<Self> {
+    fn new(kind: DirectConvKernel) -> Result<Self> {
         let unsupported = || conv_error(format!("kernel family {} cannot run here", kind.name()));
         if !kind.is_runnable() {
             return Err(unsupported());
         }
         match kind {
-            Conv2dKernel::Scalar => Ok(Tile::Scalar),
+            DirectConvKernel::Scalar => Ok(Tile::Scalar),
             #[cfg(target_arch = "x86_64")]
-            Conv2dKernel::Avx2Fma => x86_64::Avx2Fma::new()
+            DirectConvKernel::Avx2Fma => x86_64::Avx2Fma::new()
                 .map(Tile::Avx2)
                 .ok_or_else(unsupported),
             #[allow(unreachable_patterns)]

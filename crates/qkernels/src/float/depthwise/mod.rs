@@ -34,9 +34,9 @@ mod x86_64;
 
 pub use reference::reference_depthwise_conv2d;
 
+use super::direct_kernel::DirectConvKernel;
 use super::error::Result;
 use super::phases::{Phases, conv_error, output_size, with_zeroed};
-use crate::isa::{self, Isa};
 
 /// Outputs per vector: the row kernels compute whole vectors of this many outputs.
 const LANES: usize = 8;
@@ -143,52 +143,7 @@ fn check(
     Ok([oh, ow])
 }
 
-/// A depthwise kernel family. All families give identical results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DepthwiseKernel {
-    /// Portable Rust (`f32::mul_add` chains along the row).
-    Scalar,
-    /// x86-64 AVX2 + FMA: 8 outputs per vector, up to 4 vectors per pass over the taps.
-    Avx2Fma,
-}
-
-impl DepthwiseKernel {
-    /// Every family, lowest first.
-    pub const ALL: [DepthwiseKernel; 2] = [DepthwiseKernel::Scalar, DepthwiseKernel::Avx2Fma];
-
-    /// The lowercase name used in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            DepthwiseKernel::Scalar => "scalar",
-            DepthwiseKernel::Avx2Fma => "avx2-fma",
-        }
-    }
-
-    fn isa(self) -> Isa {
-        match self {
-            DepthwiseKernel::Scalar => Isa::Scalar,
-            DepthwiseKernel::Avx2Fma => Isa::Avx2,
-        }
-    }
-
-    /// Whether this process may run the family: compiled for this architecture, supported by
-    /// the CPU (AVX2 and FMA), and not above the `QSTACK_ISA` cap.
-    pub fn is_runnable(self) -> bool {
-        let level = self.isa();
-        isa::env_cap().is_none_or(|cap| level.is_at_most(cap)) && level.is_supported()
-    }
-
-    /// The fastest runnable family.
-    pub fn best() -> DepthwiseKernel {
-        DepthwiseKernel::ALL
-            .into_iter()
-            .rev()
-            .find(|k| k.is_runnable())
-            .unwrap_or(DepthwiseKernel::Scalar)
-    }
-}
-
-/// `out = depthwise_conv(x, weight) + bias` for `n` images on [`DepthwiseKernel::best`];
+/// `out = depthwise_conv(x, weight) + bias` for `n` images on [`DirectConvKernel::best`];
 /// returns the family that ran.
 ///
 /// `x` is `[n, channels, h, w]`, `weight` `[channels, 1, kh, kw]` (PyTorch's layout), `bias`
@@ -202,21 +157,21 @@ pub fn depthwise_conv2d(
     weight: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
-) -> Result<DepthwiseKernel> {
-    depthwise_conv2d_with(DepthwiseKernel::best(), x, n, g, weight, bias, out)
+) -> Result<DirectConvKernel> {
+    depthwise_conv2d_with(DirectConvKernel::best(), x, n, g, weight, bias, out)
 }
 
 /// [`depthwise_conv2d`] on an explicitly requested family (tests and benches). Errors as
 /// [`depthwise_conv2d`], plus [`super::FloatGemmError::Conv`] for a family this process cannot run.
 pub fn depthwise_conv2d_with(
-    kind: DepthwiseKernel,
+    kind: DirectConvKernel,
     x: &[f32],
     n: usize,
     g: &DepthwiseGeom,
     weight: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
-) -> Result<DepthwiseKernel> {
+) -> Result<DirectConvKernel> {
     let [oh, ow] = check(x, n, g, weight, bias, out)?;
     let row = RowKernel::new(kind)?;
     if out.is_empty() {
@@ -269,15 +224,15 @@ enum RowKernel {
 }
 
 impl RowKernel {
-    fn new(kind: DepthwiseKernel) -> Result<Self> {
+    fn new(kind: DirectConvKernel) -> Result<Self> {
         let unsupported = || conv_error(format!("kernel family {} cannot run here", kind.name()));
         if !kind.is_runnable() {
             return Err(unsupported());
         }
         match kind {
-            DepthwiseKernel::Scalar => Ok(RowKernel::Scalar),
+            DirectConvKernel::Scalar => Ok(RowKernel::Scalar),
             #[cfg(target_arch = "x86_64")]
-            DepthwiseKernel::Avx2Fma => x86_64::Avx2Fma::new()
+            DirectConvKernel::Avx2Fma => x86_64::Avx2Fma::new()
                 .map(RowKernel::Avx2)
                 .ok_or_else(unsupported),
             #[allow(unreachable_patterns)]

@@ -1,0 +1,50 @@
+//! [`DirectConvKernel`]: the families of the direct f32 convolutions ([`super::conv2d`] and
+//! [`super::depthwise_conv2d`]), which ones this process may run, and the best one.
+
+use crate::isa::{self, Isa};
+
+/// A direct f32 convolution kernel family. All families give identical results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DirectConvKernel {
+    /// Portable Rust (`f32::mul_add` chains).
+    Scalar,
+    /// x86-64 AVX2 + FMA (conv2d: tiles of up to 6 output channels × 16 outputs in 12
+    /// registers; depthwise: 8 outputs per vector, up to 4 vectors per pass over the taps).
+    Avx2Fma,
+}
+
+impl DirectConvKernel {
+    /// Every family, lowest first.
+    pub const ALL: [DirectConvKernel; 2] = [DirectConvKernel::Scalar, DirectConvKernel::Avx2Fma];
+
+    /// The lowercase name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            DirectConvKernel::Scalar => "scalar",
+            DirectConvKernel::Avx2Fma => "avx2-fma",
+        }
+    }
+
+    fn isa(self) -> Isa {
+        match self {
+            DirectConvKernel::Scalar => Isa::Scalar,
+            DirectConvKernel::Avx2Fma => Isa::Avx2,
+        }
+    }
+
+    /// Whether this process may run the family: compiled for this architecture, supported by
+    /// the CPU (AVX2 and FMA), and not above the `QSTACK_ISA` cap.
+    pub fn is_runnable(self) -> bool {
+        let level = self.isa();
+        isa::env_cap().is_none_or(|cap| level.is_at_most(cap)) && level.is_supported()
+    }
+
+    /// The fastest runnable family.
+    pub fn best() -> DirectConvKernel {
+        DirectConvKernel::ALL
+            .into_iter()
+            .rev()
+            .find(|k| k.is_runnable())
+            .unwrap_or(DirectConvKernel::Scalar)
+    }
+}
