@@ -59,6 +59,38 @@ fn cell_args(m: &dyn Module, (input, hidden): (usize, usize), args: &mut Args) {
     push(args, "", "bias", flag(has_param(m, "bias_ih")));
 }
 
+/// A ConvTranspose2d's configuration as arguments (float and quantized layers share it).
+pub(super) fn conv_transpose_args(c: &ConvTranspose2dConfig, args: &mut Args) {
+    push(args, "", "in", c.in_channels);
+    push(args, "", "out", c.out_channels);
+    for (key, v) in [
+        ("kernel", c.kernel_size),
+        ("stride", c.stride),
+        ("padding", c.padding),
+        ("output_padding", c.output_padding),
+        ("dilation", c.dilation),
+    ] {
+        push(args, "", key, list(&v));
+    }
+    push(args, "", "groups", c.groups);
+    push(args, "", "bias", flag(c.bias));
+}
+
+/// The configuration [`conv_transpose_args`] wrote.
+pub(super) fn conv_transpose_config(r: &Reader<'_>) -> Result<ConvTranspose2dConfig> {
+    Ok(ConvTranspose2dConfig {
+        in_channels: r.parse("in")?,
+        out_channels: r.parse("out")?,
+        kernel_size: r.pair("kernel")?,
+        stride: r.pair("stride")?,
+        padding: r.pair("padding")?,
+        output_padding: r.pair("output_padding")?,
+        dilation: r.pair("dilation")?,
+        groups: r.parse("groups")?,
+        bias: r.flag("bias")?,
+    })
+}
+
 /// Arguments of one of this file's layers; `None` for other modules.
 pub(super) fn describe(m: &dyn Module, args: &mut Args) -> Described {
     let result = match m.kind() {
@@ -90,22 +122,9 @@ pub(super) fn describe(m: &dyn Module, args: &mut Args) -> Described {
             push(args, "", "eps", l.eps());
             push(args, "", "affine", flag(l.weight().is_some()));
         }),
-        ModuleKind::ConvTranspose2d => concrete::<ConvTranspose2d>(m).map(|l| {
-            let c = l.config();
-            push(args, "", "in", c.in_channels);
-            push(args, "", "out", c.out_channels);
-            for (key, v) in [
-                ("kernel", c.kernel_size),
-                ("stride", c.stride),
-                ("padding", c.padding),
-                ("output_padding", c.output_padding),
-                ("dilation", c.dilation),
-            ] {
-                push(args, "", key, list(&v));
-            }
-            push(args, "", "groups", c.groups);
-            push(args, "", "bias", flag(c.bias));
-        }),
+        ModuleKind::ConvTranspose2d => {
+            concrete::<ConvTranspose2d>(m).map(|l| conv_transpose_args(l.config(), args))
+        }
         ModuleKind::Embedding => concrete::<Embedding>(m).map(|l| {
             table_args(m, args);
             let p = l.padding_idx();
@@ -192,20 +211,7 @@ fn build_known(op: &str, r: &Reader<'_>, rng: &mut Rng) -> Result<Option<Box<dyn
             r.parse("eps")?,
             r.flag("affine")?,
         )?),
-        "ConvTranspose2d" => {
-            let config = ConvTranspose2dConfig {
-                in_channels: r.parse("in")?,
-                out_channels: r.parse("out")?,
-                kernel_size: r.pair("kernel")?,
-                stride: r.pair("stride")?,
-                padding: r.pair("padding")?,
-                output_padding: r.pair("output_padding")?,
-                dilation: r.pair("dilation")?,
-                groups: r.parse("groups")?,
-                bias: r.flag("bias")?,
-            };
-            Box::new(ConvTranspose2d::new(config, rng)?)
-        }
+        "ConvTranspose2d" => Box::new(ConvTranspose2d::new(conv_transpose_config(r)?, rng)?),
         "Embedding" => Box::new(Embedding::from_tensor(
             zero_table(r)?,
             r.optional("padding_idx")?,

@@ -6,7 +6,6 @@
 //! zero weights and placeholder qparams of the right shapes, the state dict overwrites them and
 //! `after_load` validates and repacks the weights for this CPU.
 
-use qnn::float::ConvTranspose2dConfig;
 use qnn::qtensor::{QDType, QParams, QTensor, Tensor};
 use qnn::quantized::{
     AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, Conv3d, ConvOptions, ConvReLU1d, ConvReLU2d,
@@ -16,6 +15,7 @@ use qnn::quantized::{
 };
 use qnn::{Module, ModuleKind};
 
+use super::float_more::{conv_transpose_args, conv_transpose_config};
 use super::{Args, Built, Described, Reader, concrete, flag, list, push};
 use crate::error::Result;
 
@@ -90,20 +90,7 @@ fn describe_known(m: &dyn Module, args: &mut Args) -> Result<bool> {
         ModuleKind::QuantizedConv3d => conv_args(&weighted!(Conv3d).options(), args),
         ModuleKind::QuantizedConvReLU3d => conv_args(&weighted!(ConvReLU3d).options(), args),
         ModuleKind::QuantizedConvTranspose2d => {
-            let c = concrete::<ConvTranspose2d>(m)?.config();
-            push(args, "", "in", c.in_channels);
-            push(args, "", "out", c.out_channels);
-            for (key, v) in [
-                ("kernel", c.kernel_size),
-                ("stride", c.stride),
-                ("padding", c.padding),
-                ("output_padding", c.output_padding),
-                ("dilation", c.dilation),
-            ] {
-                push(args, "", key, list(&v));
-            }
-            push(args, "", "groups", c.groups);
-            push(args, "", "bias", flag(c.bias));
+            conv_transpose_args(concrete::<ConvTranspose2d>(m)?.config(), args)
         }
         ModuleKind::QuantizedMaxPool2d => {
             let pool = concrete::<MaxPool2d>(m)?;
@@ -265,17 +252,7 @@ fn build_known(op: &str, r: &Reader<'_>) -> Result<Option<Box<dyn Module>>> {
         "QuantizedConv3d" => conv!(Conv3d),
         "QuantizedConvReLU3d" => conv!(ConvReLU3d),
         "QuantizedConvTranspose2d" => {
-            let config = ConvTranspose2dConfig {
-                in_channels: r.parse("in")?,
-                out_channels: r.parse("out")?,
-                kernel_size: r.pair("kernel")?,
-                stride: r.pair("stride")?,
-                padding: r.pair("padding")?,
-                output_padding: r.pair("output_padding")?,
-                dilation: r.pair("dilation")?,
-                groups: r.parse("groups")?,
-                bias: r.flag("bias")?,
-            };
+            let config = conv_transpose_config(r)?;
             let w = Tensor::zeros(&config.weight_shape());
             let b = config.bias.then(|| Tensor::zeros(&[config.out_channels]));
             let q = placeholder_qparams(false, 1);
