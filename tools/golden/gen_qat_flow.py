@@ -11,6 +11,17 @@ last child, then from the forward hook on that output), moving its running range
   `in_scale` f32 / `in_zp` i64 (the input fake-quant, `quant.activation_post_process`),
   `scale` f32 / `zp` i64 / `min_val` f32 / `max_val` f32 (the fused module's fake-quant after
   the three forwards), `y` f32 (the last forward's output).
+- `bn_flow.golden`: the QAT Conv1d/Linear+BatchNorm1d modules through the whole eager flow:
+  `fuse_modules_qat` → `prepare_qat` (nniqat.ConvBnReLU1d, ConvBn1d, LinearBn1d) → three SGD
+  steps (`p -= lr * grad` of `sum(y * gy)`) → `eval()` → `convert`. Cases `<model>_v<qconfig
+  version>`: `conv1d` = Conv1d(3, 4, 3, padding=1) + BatchNorm1d(4) + ReLU → Conv1d(4, 3, 3) +
+  BatchNorm1d(3); `linear` = Linear(6, 5) + BatchNorm1d(5) → ReLU → Linear(5, 4) +
+  BatchNorm1d(4) (the ReLU stays a separate module: Linear+BN+ReLU is no fuser pattern).
+  Fields: `w1 b1 w2 b2` f32 (the float layers), `bn1_w bn1_b bn1_mean bn1_var` and `bn2_*` f32,
+  `lr` f64, `x_shape` i64, `x` f32 and `gy` f32 (three steps stacked), `y` f32 (the three
+  training outputs), `final_w1 final_w2 final_bn1_mean final_bn2_var` f32 (after training),
+  `xe` f32 (the eval input, shape `x_shape`), `yq` f32 (the converted model's output) and
+  `out_scale` f64 / `out_zp` i64 (the quantized output's qparams).
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from golden_io import GoldenFile, f32, i64
+from golden_io import GoldenFile, f32, f64, i64
 from torch_env import setup_torch
 
 TOPIC = "qat_flow"
@@ -75,4 +86,86 @@ def generate(out_dir: str) -> list[tuple[str, int]]:
                 "y": f32(y.detach().numpy()),
             })
             gf.case(f"{name}_v{version}", fields)
-    return [(gf.write(out_dir), gf.case_count)]
+    return [(gf.write(out_dir), gf.case_count), bn_flow(torch, out_dir)]
+
+
+def bn_flow(torch, out_dir):
+    """`bn_flow.golden` (see the module docs)."""
+    nn = torch.nn
+    tq = torch.ao.quantization
+    gf = GoldenFile(TOPIC, "bn_flow", "QAT Conv1d/Linear+BN1d: fuse_modules_qat, prepare_qat, SGD, convert")
+    rng = np.random.default_rng(72)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    lr = 0.05
+    for name in ("conv1d", "linear"):
+        if name == "conv1d":
+            l1, l2 = nn.Conv1d(3, 4, 3, padding=1), nn.Conv1d(4, 3, 3)
+            bn1, bn2 = nn.BatchNorm1d(4), nn.BatchNorm1d(3)
+            x_shape = (4, 3, 8)
+            groups = [["1", "2", "3"], ["4", "5"]]
+        else:
+            l1, l2 = nn.Linear(6, 5), nn.Linear(5, 4)
+            bn1, bn2 = nn.BatchNorm1d(5), nn.BatchNorm1d(4)
+            x_shape = (8, 6)
+            groups = [["1", "2"], ["4", "5"]]
+        init = {}
+        with torch.no_grad():
+            for key, m in (("1", l1), ("2", l2)):
+                m.weight.copy_(t(rng.uniform(-0.6, 0.6, m.weight.shape)))
+                m.bias.copy_(t(rng.uniform(-0.2, 0.2, m.bias.shape)))
+                init[f"w{key}"] = f32(m.weight.detach().numpy().copy())
+                init[f"b{key}"] = f32(m.bias.detach().numpy().copy())
+            for key, bn in (("1", bn1), ("2", bn2)):
+                c = bn.num_features
+                bn.weight.copy_(t(rng.uniform(0.5, 1.5, c)))
+                bn.bias.copy_(t(rng.uniform(-0.3, 0.3, c)))
+                bn.running_mean.copy_(t(rng.uniform(-0.2, 0.2, c)))
+                bn.running_var.copy_(t(rng.uniform(0.5, 2.0, c)))
+                for field, v in (("w", bn.weight), ("b", bn.bias), ("mean", bn.running_mean), ("var", bn.running_var)):
+                    init[f"bn{key}_{field}"] = f32(v.detach().numpy().copy())
+        xs = [rng.uniform(-2, 2, x_shape).astype(np.float32) for _ in range(3)]
+        xe = rng.uniform(-2, 2, x_shape).astype(np.float32)
+        for version in (0, 1):
+            model = nn.Sequential(tq.QuantStub(), l1, bn1, nn.ReLU(), l2, bn2, tq.DeQuantStub())
+            model = __import__("copy").deepcopy(model).train()
+            model = tq.fuse_modules_qat(model, groups)
+            model.qconfig = tq.get_default_qat_qconfig("fbgemm", version)
+            model = tq.prepare_qat(model)
+            ys, gys = [], []
+            for x in xs:
+                y = model(t(x))
+                gy = t(rng.uniform(-1, 1, y.shape))
+                model.zero_grad()
+                (y * gy).sum().backward()
+                with torch.no_grad():
+                    for p in model.parameters():
+                        if p.grad is not None:
+                            p.add_(p.grad, alpha=-lr)
+                ys.append(y.detach().numpy().reshape(-1).copy())
+                gys.append(gy.numpy().reshape(-1).copy())
+            final = {
+                "final_w1": f32(model[1].weight.detach().numpy().copy()),
+                "final_w2": f32(model[4].weight.detach().numpy().copy()),
+                "final_bn1_mean": f32(model[1].bn.running_mean.detach().numpy().copy()),
+                "final_bn2_var": f32(model[4].bn.running_var.detach().numpy().copy()),
+            }
+            model.eval()
+            q = tq.convert(model)
+            out_q = q[:-1](t(xe))
+            fields = dict(init)
+            fields.update({
+                "lr": f64([lr]),
+                "x_shape": i64(list(x_shape)),
+                "x": f32(np.stack(xs)),
+                "gy": f32(np.concatenate(gys)),
+                "y": f32(np.concatenate(ys)),
+            })
+            fields.update(final)
+            fields.update({
+                "xe": f32(xe),
+                "yq": f32(out_q.dequantize().numpy()),
+                "out_scale": f64([out_q.q_scale()]),
+                "out_zp": i64([out_q.q_zero_point()]),
+            })
+            gf.case(f"{name}_v{version}", fields)
+    return (gf.write(out_dir), gf.case_count)

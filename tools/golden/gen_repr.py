@@ -94,6 +94,9 @@ def modules(torch):
     m["qat_linear_relu"] = nniqat.LinearReLU(4, 3, qconfig=qat_qconfig)
     m["qat_conv_bn2d"] = nniqat.ConvBn2d(1, 6, 5, bias=True, qconfig=qat_qconfig)
     m["qat_conv_bn_relu2d"] = nniqat.ConvBnReLU2d(1, 6, 5, qconfig=qat_qconfig)
+    m["qat_conv_bn1d"] = nniqat.ConvBn1d(3, 6, 5, bias=True, qconfig=qat_qconfig)
+    m["qat_conv_bn_relu1d"] = nniqat.ConvBnReLU1d(3, 6, 5, stride=2, padding=1, qconfig=qat_qconfig)
+    m["qat_linear_bn1d"] = nniqat.LinearBn1d(4, 3, qconfig=qat_qconfig)
     # static quantized
     m["q_batchnorm2d"] = nnq.BatchNorm2d(6)
     m["q_bn_relu2d"] = nniq.BNReLU2d(6)

@@ -77,7 +77,9 @@
 //! [`passes::convert`] swaps every quantizable node for its `qnn::quantized` module (weights
 //! observed and packed once, output qparams from its observer), turns the input observer into a
 //! `Quantize` node and adds `DeQuantize` at the outputs and in front of nodes left float
-//! (QConfig `None`). [`passes::prepare_qat`] swaps in QAT layers and fake-quant nodes for
+//! (QConfig `None`). [`passes::prepare_qat`] swaps in QAT layers (Linear, Conv2d and the fused
+//! LinearReLU, LinearBn1d, ConvReLU2d, ConvBn1d/2d, ConvBnReLU1d/2d, as PyTorch's
+//! `DEFAULT_QAT_MODULE_MAPPINGS`) and fake-quant nodes for
 //! training ([`passes::toggles`] switches observers, fake-quant and BN statistics), after which
 //! `convert` works the same way. [`passes::quantize_dynamic`] swaps Linear/LSTM/GRU/cells for
 //! `qnn::dynamic` modules without calibration. [`numeric_suite`] compares a float graph and its

@@ -40,7 +40,9 @@
 //! - [`qat`]: quantization-aware training — the fake-quant modules (`FakeQuantize`,
 //!   `FixedQParamsFakeQuantize`, `FusedMovingAvgObsFakeQuantize`, bit-exact with PyTorch) behind
 //!   the [`qat::FakeQuant`] trait, and the QAT layers (Linear, LinearReLU, Conv1d, Conv2d,
-//!   ConvReLU2d, ConvBn2d, ConvBnReLU2d) with `from_float` and `to_float`.
+//!   ConvReLU2d — one generic [`qat::QatLayer`] —, and ConvBn1d, ConvBnReLU1d, ConvBn2d,
+//!   ConvBnReLU2d, LinearBn1d — one generic [`qat::QatBnFolded`], PyTorch's `_ConvBnNd`) with
+//!   `from_float` / `from_fused` and `to_float`.
 //!
 //! Not yet here: attention masks.
 //!

@@ -224,6 +224,16 @@ fn fused_and_qat_modules(rng: &mut Rng) -> Vec<(&'static str, Box<dyn Module>)> 
     };
     let cbr = fused::ConvBnReLU2d::new(conv2d(no_bias, rng), bn2d(6), float::ReLU::new()).unwrap();
     let cb = fused::ConvBn2d::new(conv2d(c156, rng), bn2d(6)).unwrap();
+    // PyTorch's QAT Conv+BN modules have no conv bias unless `bias=True`.
+    let c1 = float::Conv1dConfig::new(3, 6, 5);
+    let c1_relu = float::Conv1dConfig {
+        stride: 2,
+        padding: 1,
+        bias: false,
+        ..c1
+    };
+    let conv1d = |c, rng: &mut Rng| float::Conv1d::new(c, rng).unwrap();
+    let bn1d = |c| float::BatchNorm1d::new(float::BatchNormConfig::new(c));
     let w = qat_weight();
     let fq = |spec: FakeQuantSpec| spec.build().unwrap();
     let act = moving_average(QScheme::PerTensorAffine, Some((0, 255)), true);
@@ -352,6 +362,21 @@ fn fused_and_qat_modules(rng: &mut Rng) -> Vec<(&'static str, Box<dyn Module>)> 
         (
             "qat_conv_bn_relu2d",
             Box::new(qat::ConvBnReLU2d::from_fused(&cbr, &w).unwrap()),
+        ),
+        (
+            "qat_conv_bn1d",
+            Box::new(qat::ConvBn1d::from_parts(conv1d(c1, rng), bn1d(6), &w).unwrap()),
+        ),
+        (
+            "qat_conv_bn_relu1d",
+            Box::new(qat::ConvBnReLU1d::from_parts(conv1d(c1_relu, rng), bn1d(6), &w).unwrap()),
+        ),
+        (
+            "qat_linear_bn1d",
+            Box::new(
+                qat::LinearBn1d::from_parts(float::Linear::new(4, 3, true, rng), bn1d(3), &w)
+                    .unwrap(),
+            ),
         ),
     ]
 }

@@ -24,7 +24,8 @@
 //! observer nodes ([`crate::passes::ObserverNode`]: min/max, moving-average, per-channel,
 //! histogram, placeholder, no-op and fixed-qparams observers — saving halfway through
 //! calibration and resuming gives the same qparams as never stopping); the QAT layers of
-//! [`qnn::qat`] (Linear, LinearReLU, Conv1d, Conv2d, ConvReLU2d, ConvBn2d, ConvBnReLU2d, with
+//! [`qnn::qat`] (Linear, LinearReLU, Conv1d, Conv2d, ConvReLU2d, ConvBn1d, ConvBnReLU1d,
+//! ConvBn2d, ConvBnReLU2d, LinearBn1d, with
 //! their weight fake-quant, BN running statistics and `freeze_bn_stats` state) and the
 //! fake-quant nodes (FakeQuantize, FixedQParamsFakeQuantize, FusedMovingAvgObsFakeQuantize, with
 //! their observer state, scale / zero point and enable flags under PyTorch's state-dict names):

@@ -452,7 +452,10 @@ fn quantized_op(node: &Node, scale: f64, zp: i64) -> Result<Op> {
         | K::QatConv2d
         | K::QatConvReLU2d
         | K::QatConvBn2d
-        | K::QatConvBnReLU2d => return super::qat::convert_qat_module(node, scale, zp),
+        | K::QatConvBnReLU2d
+        | K::QatConvBn1d
+        | K::QatConvBnReLU1d
+        | K::QatLinearBn1d => return super::qat::convert_qat_module(node, scale, zp),
         _ => {
             return Err(QflowError::Unsupported {
                 node: name.into(),

@@ -81,6 +81,9 @@ pub(crate) fn is_observed_kind(kind: ModuleKind) -> bool {
             | K::QatConvReLU2d
             | K::QatConvBn2d
             | K::QatConvBnReLU2d
+            | K::QatConvBn1d
+            | K::QatConvBnReLU1d
+            | K::QatLinearBn1d
     )
 }
 

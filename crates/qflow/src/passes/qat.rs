@@ -3,8 +3,10 @@
 //!
 //! 1. The QConfigs are propagated (QAT QConfigs: fake-quant specs for activation and weight).
 //! 2. Module swap (`DEFAULT_QAT_MODULE_MAPPINGS`): `Linear` → [`qat::Linear`], `Conv2d` →
-//!    [`qat::Conv2d`], fused `LinearReLU` / `ConvReLU2d` / `ConvBn2d` / `ConvBnReLU2d` → their
-//!    QAT versions, each with a weight fake-quant built from the QConfig's weight spec.
+//!    [`qat::Conv2d`], fused `LinearReLU` / `LinearBn1d` / `ConvReLU2d` / `ConvBn1d` /
+//!    `ConvBnReLU1d` / `ConvBn2d` / `ConvBnReLU2d` → their QAT versions, each with a weight
+//!    fake-quant built from the QConfig's weight spec. (`Conv1d` and the fused `ConvReLU1d` /
+//!    `BNReLU2d` stay float, as in PyTorch's mapping.)
 //! 3. Fake-quant nodes for the activations, where `prepare` puts observers (and a
 //!    `FixedQParamsFakeQuantize` after Sigmoid / Tanh).
 //!
@@ -89,6 +91,15 @@ pub fn weight_fake_quant_mut(m: &mut dyn Module) -> Option<&mut dyn FakeQuant> {
         ModuleKind::QatConvBnReLU2d => m
             .downcast_mut::<qat::ConvBnReLU2d>()
             .map(|l| l.weight_fake_quant_mut()),
+        ModuleKind::QatConvBn1d => m
+            .downcast_mut::<qat::ConvBn1d>()
+            .map(|l| l.weight_fake_quant_mut()),
+        ModuleKind::QatConvBnReLU1d => m
+            .downcast_mut::<qat::ConvBnReLU1d>()
+            .map(|l| l.weight_fake_quant_mut()),
+        ModuleKind::QatLinearBn1d => m
+            .downcast_mut::<qat::LinearBn1d>()
+            .map(|l| l.weight_fake_quant_mut()),
         _ => None,
     }
 }
@@ -136,6 +147,9 @@ pub(crate) fn convert_qat_module(node: &Node, scale: f64, zp: i64) -> Result<Op>
         Some(ModuleKind::QatConvReLU2d) => conv!(qat::ConvReLU2d, quantized::ConvReLU2d),
         Some(ModuleKind::QatConvBn2d) => conv!(qat::ConvBn2d, quantized::Conv2d),
         Some(ModuleKind::QatConvBnReLU2d) => conv!(qat::ConvBnReLU2d, quantized::ConvReLU2d),
+        Some(ModuleKind::QatConvBn1d) => conv!(qat::ConvBn1d, quantized::Conv1d),
+        Some(ModuleKind::QatConvBnReLU1d) => conv!(qat::ConvBnReLU1d, quantized::ConvReLU1d),
+        Some(ModuleKind::QatLinearBn1d) => conv!(qat::LinearBn1d, quantized::Linear),
         _ => return Err(wrong()),
     };
     op.map_err(e)
@@ -158,6 +172,9 @@ fn qat_op(node: &Node) -> Result<Option<Op>> {
                 | ModuleKind::ConvReLU2d
                 | ModuleKind::ConvBn2d
                 | ModuleKind::ConvBnReLU2d
+                | ModuleKind::ConvBn1d
+                | ModuleKind::ConvBnReLU1d
+                | ModuleKind::LinearBn1d
         )
     );
     if !swappable {
@@ -194,6 +211,19 @@ fn qat_op(node: &Node) -> Result<Option<Op>> {
         }
         Some(ModuleKind::ConvBn2d) => {
             qat::ConvBn2d::from_fused(node.module_as::<fused::ConvBn2d>().ok_or_else(wrong)?, w)
+                .map(Op::module)
+        }
+        Some(ModuleKind::ConvBn1d) => {
+            qat::ConvBn1d::from_fused(node.module_as::<fused::ConvBn1d>().ok_or_else(wrong)?, w)
+                .map(Op::module)
+        }
+        Some(ModuleKind::ConvBnReLU1d) => qat::ConvBnReLU1d::from_fused(
+            node.module_as::<fused::ConvBnReLU1d>().ok_or_else(wrong)?,
+            w,
+        )
+        .map(Op::module),
+        Some(ModuleKind::LinearBn1d) => {
+            qat::LinearBn1d::from_fused(node.module_as::<fused::LinearBn1d>().ok_or_else(wrong)?, w)
                 .map(Op::module)
         }
         _ => qat::ConvBnReLU2d::from_fused(

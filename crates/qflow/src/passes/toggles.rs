@@ -93,37 +93,47 @@ pub fn set_node_fake_quant(graph: &mut Graph, name: &str, enabled: bool) -> Resu
     one(graph, name, Switch::FakeQuant(enabled))
 }
 
+/// Freezes or updates the BN statistics of `m` if it is a `QatBnFolded<L, RELU>`.
+fn switch_bn<L: qnn::qat::QatFloatLayer, const RELU: bool>(
+    m: &mut dyn qnn::Module,
+    freeze: bool,
+) -> bool {
+    let Some(c) = m.downcast_mut::<qnn::qat::QatBnFolded<L, RELU>>() else {
+        return false;
+    };
+    if freeze {
+        c.freeze_bn_stats();
+    } else {
+        c.update_bn_stats();
+    }
+    true
+}
+
 fn bn_stats(graph: &mut Graph, freeze: bool) -> usize {
+    use qnn::float::{Conv1d, Conv2d, Linear};
     let mut n = 0;
     for node in graph.nodes_mut() {
         let Some(m) = node.module_mut() else {
             continue;
         };
-        if let Some(c) = m.downcast_mut::<qnn::qat::ConvBn2d>() {
-            if freeze {
-                c.freeze_bn_stats();
-            } else {
-                c.update_bn_stats();
-            }
-            n += 1;
-        } else if let Some(c) = m.downcast_mut::<qnn::qat::ConvBnReLU2d>() {
-            if freeze {
-                c.freeze_bn_stats();
-            } else {
-                c.update_bn_stats();
-            }
+        if switch_bn::<Conv2d, false>(m, freeze)
+            || switch_bn::<Conv2d, true>(m, freeze)
+            || switch_bn::<Conv1d, false>(m, freeze)
+            || switch_bn::<Conv1d, true>(m, freeze)
+            || switch_bn::<Linear, false>(m, freeze)
+        {
             n += 1;
         }
     }
     n
 }
 
-/// `model.apply(freeze_bn_stats)`: QAT Conv+BN layers stop updating their running statistics.
+/// `model.apply(freeze_bn_stats)`: QAT Conv/Linear+BN layers stop updating their running statistics.
 pub fn freeze_bn_stats(graph: &mut Graph) -> usize {
     bn_stats(graph, true)
 }
 
-/// `model.apply(update_bn_stats)`: QAT Conv+BN layers update their running statistics again.
+/// `model.apply(update_bn_stats)`: QAT Conv/Linear+BN layers update their running statistics again.
 pub fn update_bn_stats(graph: &mut Graph) -> usize {
     bn_stats(graph, false)
 }

@@ -1,11 +1,12 @@
-//! QAT layers ([`qnn::qat`]: Linear, LinearReLU, Conv1d, Conv2d, ConvReLU2d, ConvBn2d,
-//! ConvBnReLU2d) and the fake-quant modules as graph nodes (FakeQuantize,
-//! FixedQParamsFakeQuantize, FusedMovingAvgObsFakeQuantize).
+//! QAT layers ([`qnn::qat`]: Linear, LinearReLU, Conv1d, Conv2d, ConvReLU2d, ConvBn1d,
+//! ConvBnReLU1d, ConvBn2d, ConvBnReLU2d, LinearBn1d) and the fake-quant modules as graph nodes
+//! (FakeQuantize, FixedQParamsFakeQuantize, FusedMovingAvgObsFakeQuantize).
 //!
-//! A QAT layer is written as its float layer's hyper-parameters (`in`/`out`/`bias`, or the
-//! convolution's under `conv.` and the batch norm's under `bn.`), its weight fake-quant's spec
-//! under `wfq.` (the spec it was built from: the node's QAT QConfig weight entry) and, for
-//! Conv+BN, the `freeze_bn` and `bn_train` flags. A fake-quant node is written as its spec
+//! A QAT layer is written as its float layer's hyper-parameters (`in`/`out`/`bias`, or, with a
+//! batch norm, the convolution's under `conv.` / the linear layer's under `linear.` and the
+//! batch norm's under `bn.`), its weight fake-quant's spec under `wfq.` (the spec it was built
+//! from: the node's QAT QConfig weight entry) and, for Conv/Linear+BN, the `freeze_bn` and
+//! `bn_train` flags. A fake-quant node is written as its spec
 //! (`fq=FakeQuantize obs.kind=… …`) and, for per-channel ones, the channel count of its running
 //! range (`channels`). Everything else is in the state dict under PyTorch's names: weights,
 //! `bn.*` running statistics, `weight_fake_quant.{fake_quant_enabled, observer_enabled, scale,
@@ -14,10 +15,10 @@
 //! lets `after_load` give the observer inside exactly the saved running range, so training
 //! resumes as if it had never stopped.
 
-use qnn::float::BatchNorm2d;
+use qnn::float::{BatchNorm1d, BatchNorm2d};
 use qnn::init::Rng;
 use qnn::param::BufferRef;
-use qnn::qat::{self, FakeQuant};
+use qnn::qat::{self, FakeQuant, QatBatchNorm, QatBnFolded, QatFloatLayer};
 use qnn::{Module, ModuleKind};
 
 use super::float::{bn_args, conv1d_config_args, conv2d_config_args};
@@ -31,15 +32,30 @@ fn spec_args(fq: &dyn FakeQuant, p: &str, args: &mut Args) -> Result<()> {
     fake_quant_args(&fq.spec(), p, args)
 }
 
-fn linear_args(weight_shape: &[usize], bias: bool, args: &mut Args) {
-    push(args, "", "in", weight_shape.get(1).copied().unwrap_or(0));
-    push(args, "", "out", weight_shape.first().copied().unwrap_or(0));
-    push(args, "", "bias", flag(bias));
+fn linear_args(weight_shape: &[usize], bias: bool, prefix: &str, args: &mut Args) {
+    push(
+        args,
+        prefix,
+        "in",
+        weight_shape.get(1).copied().unwrap_or(0),
+    );
+    push(
+        args,
+        prefix,
+        "out",
+        weight_shape.first().copied().unwrap_or(0),
+    );
+    push(args, prefix, "bias", flag(bias));
 }
 
-fn conv_bn_args<const RELU: bool>(l: &qat::QatConvBn2d<RELU>, args: &mut Args) -> Result<()> {
-    conv2d_config_args(l.config(), "conv.", args);
-    bn_args(l.bn().config(), "bn.", args);
+/// A Conv/Linear+BN layer: `layer` writes the float layer's hyper-parameters.
+fn bn_folded_args<L: QatFloatLayer, const RELU: bool>(
+    l: &QatBnFolded<L, RELU>,
+    layer: impl FnOnce(&QatBnFolded<L, RELU>, &mut Args),
+    args: &mut Args,
+) -> Result<()> {
+    layer(l, args);
+    bn_args(l.bn().bn_config(), "bn.", args);
     push(args, "", "freeze_bn", flag(l.is_bn_frozen()));
     push(args, "", "bn_train", flag(l.bn().is_training()));
     spec_args(l.weight_fake_quant(), "wfq.", args)
@@ -64,11 +80,11 @@ fn channels(m: &dyn Module, fq: &dyn FakeQuant) -> Option<usize> {
 pub(super) fn describe(m: &dyn Module, args: &mut Args) -> Described {
     let result = match m.kind() {
         ModuleKind::QatLinear => concrete::<qat::Linear>(m).and_then(|l| {
-            linear_args(l.weight.shape(), l.bias.is_some(), args);
+            linear_args(l.weight.shape(), l.bias.is_some(), "", args);
             spec_args(l.weight_fake_quant(), "wfq.", args)
         }),
         ModuleKind::QatLinearReLU => concrete::<qat::LinearReLU>(m).and_then(|l| {
-            linear_args(l.weight.shape(), l.bias.is_some(), args);
+            linear_args(l.weight.shape(), l.bias.is_some(), "", args);
             spec_args(l.weight_fake_quant(), "wfq.", args)
         }),
         ModuleKind::QatConv1d => concrete::<qat::Conv1d>(m).and_then(|l| {
@@ -83,10 +99,26 @@ pub(super) fn describe(m: &dyn Module, args: &mut Args) -> Described {
             conv2d_config_args(l.config(), "", args);
             spec_args(l.weight_fake_quant(), "wfq.", args)
         }),
-        ModuleKind::QatConvBn2d => concrete::<qat::ConvBn2d>(m).and_then(|l| conv_bn_args(l, args)),
-        ModuleKind::QatConvBnReLU2d => {
-            concrete::<qat::ConvBnReLU2d>(m).and_then(|l| conv_bn_args(l, args))
-        }
+        ModuleKind::QatConvBn2d => concrete::<qat::ConvBn2d>(m).and_then(|l| {
+            bn_folded_args(l, |l, a| conv2d_config_args(l.config(), "conv.", a), args)
+        }),
+        ModuleKind::QatConvBnReLU2d => concrete::<qat::ConvBnReLU2d>(m).and_then(|l| {
+            bn_folded_args(l, |l, a| conv2d_config_args(l.config(), "conv.", a), args)
+        }),
+        ModuleKind::QatConvBn1d => concrete::<qat::ConvBn1d>(m).and_then(|l| {
+            bn_folded_args(l, |l, a| conv1d_config_args(l.config(), "conv.", a), args)
+        }),
+        ModuleKind::QatConvBnReLU1d => concrete::<qat::ConvBnReLU1d>(m).and_then(|l| {
+            bn_folded_args(l, |l, a| conv1d_config_args(l.config(), "conv.", a), args)
+        }),
+        ModuleKind::QatLinearBn1d => concrete::<qat::LinearBn1d>(m).and_then(|l| {
+            let bias = l.bias.is_some();
+            bn_folded_args(
+                l,
+                |l, a| linear_args(l.weight.shape(), bias, "linear.", a),
+                args,
+            )
+        }),
         ModuleKind::FakeQuantize
         | ModuleKind::FixedQParamsFakeQuantize
         | ModuleKind::FusedMovingAvgObsFakeQuantize => match crate::passes::qat::as_fake_quant(m) {
@@ -119,6 +151,9 @@ pub(super) fn build(op: &str, r: &Reader<'_>, rng: &mut Rng) -> Built {
         | "QatConvReLU2d"
         | "QatConvBn2d"
         | "QatConvBnReLU2d"
+        | "QatConvBn1d"
+        | "QatConvBnReLU1d"
+        | "QatLinearBn1d"
         | "FakeQuantize"
         | "FixedQParamsFakeQuantize"
         | "FusedMovingAvgObsFakeQuantize" => op,
@@ -143,9 +178,24 @@ fn build_known(kind: &str, r: &Reader<'_>, rng: &mut Rng) -> Result<Box<dyn Modu
             BatchNorm2d::new(r.bn("bn.")?),
             &w,
         )?),
-        _ => Box::new(qat::ConvBnReLU2d::from_parts(
+        "QatConvBnReLU2d" => Box::new(qat::ConvBnReLU2d::from_parts(
             r.conv2d("conv.", rng)?,
             BatchNorm2d::new(r.bn("bn.")?),
+            &w,
+        )?),
+        "QatConvBn1d" => Box::new(qat::ConvBn1d::from_parts(
+            r.conv1d("conv.", rng)?,
+            BatchNorm1d::new(r.bn("bn.")?),
+            &w,
+        )?),
+        "QatConvBnReLU1d" => Box::new(qat::ConvBnReLU1d::from_parts(
+            r.conv1d("conv.", rng)?,
+            BatchNorm1d::new(r.bn("bn.")?),
+            &w,
+        )?),
+        _ => Box::new(qat::LinearBn1d::from_parts(
+            r.linear("linear.", rng)?,
+            BatchNorm1d::new(r.bn("bn.")?),
             &w,
         )?),
     };
@@ -182,10 +232,13 @@ fn fake_quant_node(kind: &str, r: &Reader<'_>) -> Result<Box<dyn Module>> {
     Ok(m)
 }
 
-/// After loading: the Conv+BN layers' frozen batch-norm statistics (`freeze_bn_stats`) or a
-/// batch norm left updating in an eval-mode layer (`update_bn_stats`).
+/// After loading: the Conv/Linear+BN layers' frozen batch-norm statistics (`freeze_bn_stats`)
+/// or a batch norm left updating in an eval-mode layer (`update_bn_stats`).
 pub(super) fn restore(m: &mut dyn Module, r: &Reader<'_>) -> Result<()> {
-    fn apply<const RELU: bool>(l: &mut qat::QatConvBn2d<RELU>, r: &Reader<'_>) -> Result<()> {
+    fn apply<L: QatFloatLayer, const RELU: bool>(m: &mut dyn Module, r: &Reader<'_>) -> Result<()> {
+        let Some(l) = m.downcast_mut::<QatBnFolded<L, RELU>>() else {
+            return Ok(());
+        };
         if r.flag("freeze_bn")? {
             l.freeze_bn_stats();
         } else if r.flag("bn_train")? && !l.bn().is_training() {
@@ -193,15 +246,13 @@ pub(super) fn restore(m: &mut dyn Module, r: &Reader<'_>) -> Result<()> {
         }
         Ok(())
     }
+    use qnn::float::{Conv1d, Conv2d, Linear};
     match m.kind() {
-        ModuleKind::QatConvBn2d => match m.downcast_mut::<qat::ConvBn2d>() {
-            Some(l) => apply(l, r),
-            None => Ok(()),
-        },
-        ModuleKind::QatConvBnReLU2d => match m.downcast_mut::<qat::ConvBnReLU2d>() {
-            Some(l) => apply(l, r),
-            None => Ok(()),
-        },
+        ModuleKind::QatConvBn2d => apply::<Conv2d, false>(m, r),
+        ModuleKind::QatConvBnReLU2d => apply::<Conv2d, true>(m, r),
+        ModuleKind::QatConvBn1d => apply::<Conv1d, false>(m, r),
+        ModuleKind::QatConvBnReLU1d => apply::<Conv1d, true>(m, r),
+        ModuleKind::QatLinearBn1d => apply::<Linear, false>(m, r),
         _ => Ok(()),
     }
 }
