@@ -259,9 +259,10 @@ mod tests {
                 .unwrap()[0];
         assert_eq!(conv_ops(conv), Some(2.0 * 18.0 * 18.0));
         // the same with stride 2: output 2x2
-        let strided =
-            &parse_records("{\"mode\":\"int8\",\"shape\":\"1,4,3,2,3,2,2\",\"threads\":1,\"ns\":1}")
-                .unwrap()[0];
+        let strided = &parse_records(
+            "{\"mode\":\"int8\",\"shape\":\"1,4,3,2,3,2,2\",\"threads\":1,\"ns\":1}",
+        )
+        .unwrap()[0];
         assert_eq!(conv_ops(strided), Some(2.0 * 8.0 * 18.0));
         let bad = &parse_records("{\"shape\":\"1,4,3\",\"ns\":1}").unwrap()[0];
         assert_eq!(conv_ops(bad), None);

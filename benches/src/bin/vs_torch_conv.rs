@@ -52,7 +52,7 @@ fn parse_shapes(v: &str) -> Result<Vec<[usize; 7]>, String> {
             if d.len() == 6 {
                 d.push(1);
             }
-            match d.try_into() {
+            match <[usize; 7]>::try_from(d) {
                 Ok(s @ [.., stride]) if stride > 0 => Ok(s),
                 _ => Err(format!("--shapes: {t:?} is not N,C,H,O,k,g[,stride>0]")),
             }
@@ -120,12 +120,12 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
 /// Returns the median and the fastest call.
 fn float_conv_ns(
     s: &Settings,
-    [n, c, h, o, k, g, s]: [usize; 7],
+    [n, c, h, o, k, g, stride]: [usize; 7],
     forward: bool,
 ) -> Result<(u64, u64), String> {
     let mut rng = qnn::init::Rng::new(3);
     let cfg = Conv2dConfig::new(c, o, k)
-        .stride(s)
+        .stride(stride)
         .padding(k / 2)
         .groups(g);
     let mut conv = Conv2d::new(cfg, &mut rng).map_err(|e| e.to_string())?;

@@ -321,7 +321,7 @@ pub(crate) fn run(
         && rows > 1;
     #[cfg(target_arch = "x86_64")]
     if kind != KernelKind::Scalar
-        && let Some(rows_kernel) = RowKernel::new(g, w, za, stage)
+        && let Some(rows_kernel) = RowKernel::new(g, w, za, stage, saturate)
     {
         // whole rows: the tap pointers of a row, then the vector row kernel
         let zero_run = vec![za as u8; RowTaps::zeros_len(g, out_dims)];

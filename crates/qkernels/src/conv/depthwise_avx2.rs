@@ -6,9 +6,10 @@
 //! zero points for padding; an odd last tap is paired with a zero weight), so interior and
 //! border pixels run the same code. Tap pairs `(2p, 2p + 1)` are multiplied on
 //! byte-interleaved operands: on fbgemm's saturating depthwise path
-//! ([`super::ConvGeometry::fbgemm_depthwise_saturates`]) with `vpmaddubsw`, whose i16 pair
-//! sums saturate exactly as fbgemm's do, then two pairs summed exactly into i32 by
-//! `vpmaddwd` with ones; otherwise with `vpmaddwd` on the pairs widened to i16 (exact).
+//! ([`super::ConvGeometry::fbgemm_depthwise_saturates`], and always for the saturating AVX2
+//! family) with `vpmaddubsw`, whose i16 pair sums saturate exactly as fbgemm's do, then two
+//! pairs summed exactly into i32 by `vpmaddwd` with ones; otherwise with `vpmaddwd` on the
+//! pairs widened to i16 (exact).
 //! The accumulators start at `−za·Σ_t w` and are requantized in registers with the
 //! operations of the GEMM's AVX2 epilogue ([`crate::gemm::requantize_one`] is the
 //! definition), then packed to 32 output bytes. Symmetric weights only: the caller keeps
@@ -42,14 +43,15 @@ pub(crate) struct RowKernel<'a> {
 }
 
 impl<'a> RowKernel<'a> {
-    /// The kernel for `w` (symmetric weights) with activation zero point `za`, or `None`
-    /// when the CPU lacks AVX2 + FMA, the weights are asymmetric or the stage is not a
-    /// requantization.
+    /// The kernel for `w` (symmetric weights) with activation zero point `za`, tap pairs
+    /// saturated to i16 if `saturate`, or `None` when the CPU lacks AVX2 + FMA, the weights
+    /// are asymmetric or the stage is not a requantization.
     pub(crate) fn new(
         g: &ConvGeometry,
         w: &'a DepthwiseWeights,
         za: i32,
         stage: &Stage,
+        saturate: bool,
     ) -> Option<Self> {
         let Stage::Requant(r) = stage else {
             return None;
@@ -76,7 +78,7 @@ impl<'a> RowKernel<'a> {
         Some(RowKernel {
             o,
             pairs: g.taps().div_ceil(2),
-            saturate: g.fbgemm_depthwise_saturates(),
+            saturate,
             w8: &w.pairs8,
             w16: &w.pairs16,
             init,
@@ -184,10 +186,7 @@ impl RowTaps {
         let (kw, sx, dx, px) = (g.kernel[2], g.stride[2], g.dilation[2], g.padding[2]);
         // interior: x·sx ≥ px and x·sx + (kw − 1)·dx − px < iw
         let a = px.div_ceil(sx).min(ow);
-        let b = (iw + px)
-            .saturating_sub((kw - 1) * dx)
-            .div_ceil(sx)
-            .min(ow);
+        let b = (iw + px).saturating_sub((kw - 1) * dx).div_ceil(sx).min(ow);
         let (a, b) = if a < b { (a, b) } else { (0, 0) };
         self.o = o;
         self.interior = (a, b);
@@ -297,7 +296,6 @@ unsafe fn requant8(k: &RowKernel<'_>, x: __m256i, at: usize) -> __m256i {
         _mm256_add_epi32(q, _mm256_set1_epi32(k.zero_point))
     }
 }
-
 
 /// One row (see [`RowKernel::row`]); `NP > 0` fixes the pair count so the tap loop
 /// unrolls (3×3 and 5×5), `NP = 0` reads it from `k`.
@@ -420,10 +418,22 @@ unsafe fn add_pairs(
     // SAFETY: AVX2 is available (the caller's contract).
     unsafe {
         let ones = _mm256_set1_epi16(1);
-        acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_unpacklo_epi16(sl, tl), ones));
-        acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_unpackhi_epi16(sl, tl), ones));
-        acc[2] = _mm256_add_epi32(acc[2], _mm256_madd_epi16(_mm256_unpacklo_epi16(sh, th), ones));
-        acc[3] = _mm256_add_epi32(acc[3], _mm256_madd_epi16(_mm256_unpackhi_epi16(sh, th), ones));
+        acc[0] = _mm256_add_epi32(
+            acc[0],
+            _mm256_madd_epi16(_mm256_unpacklo_epi16(sl, tl), ones),
+        );
+        acc[1] = _mm256_add_epi32(
+            acc[1],
+            _mm256_madd_epi16(_mm256_unpackhi_epi16(sl, tl), ones),
+        );
+        acc[2] = _mm256_add_epi32(
+            acc[2],
+            _mm256_madd_epi16(_mm256_unpacklo_epi16(sh, th), ones),
+        );
+        acc[3] = _mm256_add_epi32(
+            acc[3],
+            _mm256_madd_epi16(_mm256_unpackhi_epi16(sh, th), ones),
+        );
     }
 }
 
