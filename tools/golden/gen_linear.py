@@ -26,6 +26,9 @@ from torch_env import setup_torch
 
 TOPIC = "linear"
 OUT_DIR = "crates/qkernels/tests/data/linear"
+# Generated on an AVX-512 VNNI CPU: without VNNI fbgemm saturates int16 pairs (full-range
+# activations here) and float kernels sum in another order, so the files differ there.
+CPU = "avx512-vnni"
 
 torch = None  # set by generate()
 

@@ -11,6 +11,10 @@ Usage (from anywhere; paths are relative to the repository root unless absolute)
                   Exit 0 when usable, 3 when not (message on stderr). Writes nothing.
   --verify        regenerate into a temporary directory and compare byte for byte with the
                   committed files; exit 1 on any difference. Writes nothing into the repo.
+  --any-cpu       also run topics declared for another CPU class (module-level CPU =
+                  "avx512-vnni" or "avx2"): fbgemm sums u8*s8 exactly with VNNI and saturates
+                  int16 pairs without it, and float kernels sum in another order, so those
+                  topics are skipped on other CPUs by default.
 
 Fixed output directory per topic (the topic module's OUT_DIR):
   qtensor -> crates/qtensor/tests/data
@@ -61,6 +65,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", help="output directory override")
     ap.add_argument("--python-check", action="store_true", help="only check that torch 2.15.0 + fbgemm is usable")
     ap.add_argument("--verify", action="store_true", help="regenerate to a temp dir and diff against the repo")
+    ap.add_argument("--any-cpu", action="store_true",
+                    help="also run topics whose files come from another CPU class (their output will differ)")
     args = ap.parse_args(argv)
 
     if args.python_check:
@@ -73,8 +79,16 @@ def main(argv: list[str]) -> int:
         ap.error("--out needs exactly one topic")
 
     status = 0
+    from torch_env import host_cpu_class
+
+    host = host_cpu_class()
     for topic in topics:
         module = importlib.import_module(f"gen_{topic}")
+        wanted = getattr(module, "CPU", None)
+        if wanted is not None and wanted != host and not args.any_cpu:
+            print(f"skipped {topic}: its files come from a CPU of class {wanted}, this one is {host} "
+                  "(fbgemm's int8 sums and float summation order depend on it; --any-cpu overrides)")
+            continue
         fixed = os.path.join(REPO, module.OUT_DIR)
         target = os.path.abspath(args.out) if args.out else fixed
         if args.verify:

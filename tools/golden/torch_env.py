@@ -26,3 +26,23 @@ def setup_torch():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     return torch
+
+
+def host_cpu_class() -> str:
+    """`avx512-vnni`, `avx2` (x86 without VNNI: fbgemm saturates u8·s8 pairs there) or `other`.
+
+    fbgemm's int8 results depend on it (VNNI sums exactly, `vpmaddubsw` saturates pairs to
+    int16), and float kernels sum in another order on each, so topics declare the class their
+    committed files were generated on (`CPU` in the topic module) and `generate.py` skips them
+    elsewhere.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return "other"
+    if "avx512_vnni" in flags:
+        return "avx512-vnni"
+    if "avx2" in flags and "avx_vnni" not in flags:
+        return "avx2"
+    return "other"

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use qkernels::float::{
-    Conv2dGeom, DirectConvKernel, FloatGemmError, conv2d, conv2d_with, reference_conv2d,
+    Conv2dGeom, ConvWindow, DirectConvKernel, FloatGemmError, conv2d, conv2d_with, reference_conv2d,
 };
 
 /// Deterministic values in [-2, 2) (xorshift32).
@@ -29,7 +29,7 @@ fn runnable() -> Vec<DirectConvKernel> {
 
 /// Runs every runnable family and the oracle on one problem; asserts bit equality.
 fn check_families(n: usize, g: &Conv2dGeom, bias: bool, seed: u32) {
-    let [h, w] = g.input;
+    let [h, w] = g.window.input;
     let [oh, ow] = g.output().expect("valid geometry");
     let x = values(n * g.in_channels * h * w, seed);
     let wt = values(g.out_channels * g.depth(), seed + 1);
@@ -64,16 +64,20 @@ fn families_equal_the_oracle_on_benchmark_like_shapes() {
         (2, 12, 9, 40, 5, 2, 2),
     ];
     for (seed, &(ci, co, h, w, k, s, p)) in shapes.iter().enumerate() {
-        let g = Conv2dGeom::new(ci, co, [h, w], [k, k])
-            .stride([s, s])
-            .padding([p, p]);
+        let g = Conv2dGeom::new(
+            ci,
+            co,
+            ConvWindow::new([h, w], [k, k])
+                .stride([s, s])
+                .padding([p, p]),
+        );
         check_families(2, &g, seed % 2 == 0, seed as u32 * 7 + 1);
     }
 }
 
 #[test]
 fn the_best_family_is_the_one_that_runs() {
-    let g = Conv2dGeom::new(2, 3, [10, 12], [3, 3]).padding([1, 1]);
+    let g = Conv2dGeom::new(2, 3, ConvWindow::new([10, 12], [3, 3]).padding([1, 1]));
     let (x, wt) = (values(2 * 120, 3), values(3 * 18, 4));
     let mut y = vec![0.0; 3 * 120];
     let ran = conv2d(&x, 1, &g, &wt, None, &mut y).unwrap();
@@ -93,13 +97,17 @@ fn the_best_family_is_the_one_that_runs() {
 /// products of values below 2 in magnitude, so f32 rounding stays below the tolerance).
 #[test]
 fn the_oracle_computes_the_convolution() {
-    let g = Conv2dGeom::new(3, 4, [9, 11], [3, 5])
-        .stride([2, 1])
-        .padding([1, 2])
-        .dilation([1, 2]);
+    let g = Conv2dGeom::new(
+        3,
+        4,
+        ConvWindow::new([9, 11], [3, 5])
+            .stride([2, 1])
+            .padding([1, 2])
+            .dilation([1, 2]),
+    );
     let [oh, ow] = g.output().unwrap();
     assert_eq!([oh, ow], [5, 7]);
-    let (n, [h, w]) = (2, g.input);
+    let (n, [h, w]) = (2, g.window.input);
     let x = values(n * 3 * h * w, 11);
     let wt = values(4 * 45, 12);
     let b = values(4, 13);
@@ -136,7 +144,7 @@ fn the_oracle_computes_the_convolution() {
 
 #[test]
 fn an_input_smaller_than_the_padding_gives_the_bias() {
-    let g = Conv2dGeom::new(1, 2, [0, 2], [1, 1]).padding([1, 0]);
+    let g = Conv2dGeom::new(1, 2, ConvWindow::new([0, 2], [1, 1]).padding([1, 0]));
     assert_eq!(g.output().unwrap(), [2, 2]);
     let mut y = vec![f32::NAN; 8];
     for kind in runnable() {
@@ -147,7 +155,7 @@ fn an_input_smaller_than_the_padding_gives_the_bias() {
 
 #[test]
 fn bad_geometry_and_buffers_are_errors() {
-    let g = Conv2dGeom::new(2, 3, [4, 4], [3, 3]);
+    let g = Conv2dGeom::new(2, 3, ConvWindow::new([4, 4], [3, 3]));
     let (x, wt) = (vec![0.0; 32], vec![0.0; 54]);
     let mut y = vec![0.0; 12];
     assert!(conv2d(&x, 1, &g, &wt, None, &mut y).is_ok());
@@ -163,9 +171,16 @@ fn bad_geometry_and_buffers_are_errors() {
     assert!(msg.contains("bias has 1 values, expected 3"), "{msg}");
     let msg = conv(conv2d(&x, 1, &g, &wt, None, &mut y[..11]));
     assert!(msg.contains("output has 11 values, expected 12"), "{msg}");
-    let msg = conv(conv2d(&x, 1, &g.dilation([1, 0]), &wt, None, &mut y));
+    let msg = conv(conv2d(
+        &x,
+        1,
+        &Conv2dGeom::new(2, 3, g.window.dilation([1, 0])),
+        &wt,
+        None,
+        &mut y,
+    ));
     assert!(msg.contains("must be positive"), "{msg}");
-    let big = Conv2dGeom::new(2, 3, [4, 4], [5, 3]);
+    let big = Conv2dGeom::new(2, 3, ConvWindow::new([4, 4], [5, 3]));
     let msg = conv(conv2d(&x, 1, &big, &[0.0; 90], None, &mut y));
     assert!(msg.contains("smaller than kernel"), "{msg}");
 }
@@ -181,10 +196,14 @@ fn geometry() -> impl Strategy<Value = (usize, Conv2dGeom, bool, u32)> {
         .prop_filter_map(
             "kernel larger than the padded input",
             |((n, ci, co, h, w), (kh, kw, sh, sw), (ph, pw, dh, dw), bias, seed)| {
-                let g = Conv2dGeom::new(ci, co, [h, w], [kh, kw])
-                    .stride([sh, sw])
-                    .padding([ph, pw])
-                    .dilation([dh, dw]);
+                let g = Conv2dGeom::new(
+                    ci,
+                    co,
+                    ConvWindow::new([h, w], [kh, kw])
+                        .stride([sh, sw])
+                        .padding([ph, pw])
+                        .dilation([dh, dw]),
+                );
                 g.output().ok().map(|_| (n, g, bias, seed))
             },
         )

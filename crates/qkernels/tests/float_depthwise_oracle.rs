@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use qkernels::float::{
-    DepthwiseGeom, DirectConvKernel, FloatGemmError, depthwise_conv2d, depthwise_conv2d_with,
-    reference_depthwise_conv2d,
+    ConvWindow, DepthwiseGeom, DirectConvKernel, FloatGemmError, depthwise_conv2d,
+    depthwise_conv2d_with, reference_depthwise_conv2d,
 };
 
 /// Deterministic values in [-2, 2) (xorshift32).
@@ -30,10 +30,10 @@ fn runnable() -> Vec<DirectConvKernel> {
 
 /// Runs every runnable family and the oracle on one problem; asserts bit equality.
 fn check_families(n: usize, g: &DepthwiseGeom, bias: bool, seed: u32) {
-    let [h, w] = g.input;
+    let [h, w] = g.window.input;
     let [oh, ow] = g.output().expect("valid geometry");
     let x = values(n * g.channels * h * w, seed);
-    let wt = values(g.channels * g.kernel[0] * g.kernel[1], seed + 1);
+    let wt = values(g.channels * g.window.taps(), seed + 1);
     let b = bias.then(|| values(g.channels, seed + 2));
     let mut want = vec![f32::NAN; n * g.channels * oh * ow];
     reference_depthwise_conv2d(&x, n, g, &wt, b.as_deref(), &mut want).expect("oracle");
@@ -65,16 +65,19 @@ fn families_equal_the_oracle_on_mobilenet_shapes() {
         (1, 9, 70, 5, 1),
     ];
     for (seed, &(c, h, w, k, s)) in shapes.iter().enumerate() {
-        let g = DepthwiseGeom::new(c, [h, w], [k, k])
-            .stride([s, s])
-            .padding([k / 2, k / 2]);
+        let g = DepthwiseGeom::new(
+            c,
+            ConvWindow::new([h, w], [k, k])
+                .stride([s, s])
+                .padding([k / 2, k / 2]),
+        );
         check_families(2, &g, seed % 2 == 0, seed as u32 * 7 + 1);
     }
 }
 
 #[test]
 fn the_best_family_is_the_one_that_runs() {
-    let g = DepthwiseGeom::new(2, [10, 12], [3, 3]).padding([1, 1]);
+    let g = DepthwiseGeom::new(2, ConvWindow::new([10, 12], [3, 3]).padding([1, 1]));
     let (x, wt) = (values(2 * 120, 3), values(18, 4));
     let mut y = vec![0.0; 2 * 120];
     let ran = depthwise_conv2d(&x, 1, &g, &wt, None, &mut y).unwrap();
@@ -95,13 +98,16 @@ fn the_best_family_is_the_one_that_runs() {
 /// of values below 2 in magnitude, so f32 rounding stays far below the tolerance).
 #[test]
 fn the_oracle_computes_the_convolution() {
-    let g = DepthwiseGeom::new(3, [9, 11], [3, 5])
-        .stride([2, 1])
-        .padding([1, 2])
-        .dilation([1, 2]);
+    let g = DepthwiseGeom::new(
+        3,
+        ConvWindow::new([9, 11], [3, 5])
+            .stride([2, 1])
+            .padding([1, 2])
+            .dilation([1, 2]),
+    );
     let [oh, ow] = g.output().unwrap();
     assert_eq!([oh, ow], [5, 7]);
-    let (n, [h, w]) = (2, g.input);
+    let (n, [h, w]) = (2, g.window.input);
     let x = values(n * 3 * h * w, 11);
     let wt = values(3 * 15, 12);
     let b = values(3, 13);
@@ -134,7 +140,7 @@ fn the_oracle_computes_the_convolution() {
 #[test]
 fn an_input_smaller_than_the_padding_gives_the_bias() {
     // 0 x 2 input planes, padding 1: every output sees only zeros
-    let g = DepthwiseGeom::new(2, [0, 2], [1, 1]).padding([1, 0]);
+    let g = DepthwiseGeom::new(2, ConvWindow::new([0, 2], [1, 1]).padding([1, 0]));
     assert_eq!(g.output().unwrap(), [2, 2]);
     let mut y = vec![f32::NAN; 8];
     for kind in runnable() {
@@ -145,7 +151,7 @@ fn an_input_smaller_than_the_padding_gives_the_bias() {
 
 #[test]
 fn bad_geometry_and_buffers_are_errors() {
-    let g = DepthwiseGeom::new(2, [4, 4], [3, 3]);
+    let g = DepthwiseGeom::new(2, ConvWindow::new([4, 4], [3, 3]));
     let (x, wt) = (vec![0.0; 32], vec![0.0; 18]);
     let mut y = vec![0.0; 8];
     assert!(depthwise_conv2d(&x, 1, &g, &wt, None, &mut y).is_ok());
@@ -164,13 +170,13 @@ fn bad_geometry_and_buffers_are_errors() {
     let msg = conv(depthwise_conv2d(
         &x,
         1,
-        &g.stride([0, 1]),
+        &DepthwiseGeom::new(2, g.window.stride([0, 1])),
         &wt,
         None,
         &mut y,
     ));
     assert!(msg.contains("must be positive"), "{msg}");
-    let big = DepthwiseGeom::new(2, [4, 4], [5, 3]);
+    let big = DepthwiseGeom::new(2, ConvWindow::new([4, 4], [5, 3]));
     let msg = conv(depthwise_conv2d(&x, 1, &big, &[0.0; 30], None, &mut y));
     assert!(msg.contains("smaller than kernel"), "{msg}");
 }
@@ -186,10 +192,13 @@ fn geometry() -> impl Strategy<Value = (usize, DepthwiseGeom, bool, u32)> {
         .prop_filter_map(
             "kernel larger than the padded input",
             |((n, c, h, w), (kh, kw, sh, sw), (ph, pw, dh, dw), bias, seed)| {
-                let g = DepthwiseGeom::new(c, [h, w], [kh, kw])
-                    .stride([sh, sw])
-                    .padding([ph, pw])
-                    .dilation([dh, dw]);
+                let g = DepthwiseGeom::new(
+                    c,
+                    ConvWindow::new([h, w], [kh, kw])
+                        .stride([sh, sw])
+                        .padding([ph, pw])
+                        .dilation([dh, dw]),
+                );
                 g.output().ok().map(|_| (n, g, bias, seed))
             },
         )

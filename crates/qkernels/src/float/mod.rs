@@ -18,6 +18,7 @@
 //!   [`reference_conv2d`].
 //! - [`depthwise_conv2d`]: direct f32 depthwise convolution on NCHW planes (one filter per
 //!   channel), AVX2 + FMA along the output rows, bit-equal to [`reference_depthwise_conv2d`].
+//!   Both take their sliding window (sizes, stride, padding, dilation) as one [`ConvWindow`].
 //!
 //! Views check their bounds when built, so the `unsafe` call into the crate (in `call.rs`, the only
 //! one) needs no further checks.
@@ -102,6 +103,7 @@ mod sgemm;
 mod threads;
 mod view;
 mod widen;
+mod window;
 
 #[cfg(test)]
 mod tests;
@@ -119,3 +121,4 @@ pub use sgemm::sgemm;
 pub use threads::Threads;
 pub use view::{MatMut, MatRef};
 pub use widen::widen_f16_slice;
+pub use window::ConvWindow;

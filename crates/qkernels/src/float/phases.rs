@@ -1,5 +1,5 @@
 //! The zero-padded, column-phase-split copy of an input plane that the direct float
-//! convolutions read from, and the output-size rule they share.
+//! convolutions read from.
 //!
 //! A plane of `h x w` with padding `ph, pw` and horizontal stride `sw` is stored as
 //! `(h + 2ph) · sw` phase rows of `phase_w` floats: phase row `y·sw + r` holds the padded
@@ -8,48 +8,7 @@
 //! `ox + col / sw` of phase `col mod sw`: consecutive outputs read consecutive floats, for
 //! every stride and dilation, so the kernels load whole vectors.
 
-use super::error::{FloatGemmError, Result};
-
-/// Output `[height, width]` of a 2-d convolution.
-///
-/// Errors ([`FloatGemmError::Conv`]): a zero kernel, stride or dilation, or a dilated kernel
-/// larger than the padded input.
-pub(super) fn output_size(
-    input: [usize; 2],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    dilation: [usize; 2],
-) -> Result<[usize; 2]> {
-    if kernel.contains(&0) || stride.contains(&0) || dilation.contains(&0) {
-        return Err(conv_error(format!(
-            "kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive"
-        )));
-    }
-    let mut out = [0; 2];
-    for (a, o) in out.iter_mut().enumerate() {
-        let span = (kernel[a] - 1)
-            .checked_mul(dilation[a])
-            .and_then(|s| s.checked_add(1));
-        let padded = padding[a]
-            .checked_mul(2)
-            .and_then(|p| p.checked_add(input[a]));
-        match (padded, span) {
-            (Some(p), Some(s)) if p >= s => *o = (p - s) / stride[a] + 1,
-            _ => {
-                return Err(conv_error(format!(
-                    "input {input:?} with padding {padding:?} is smaller than kernel {kernel:?} dilated by {dilation:?}"
-                )));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A [`FloatGemmError::Conv`] with the given reason.
-pub(super) fn conv_error(reason: String) -> FloatGemmError {
-    FloatGemmError::Conv { reason }
-}
+use super::window::ConvWindow;
 
 /// The phase layout of one padded plane (see the module docs).
 pub(super) struct Phases {
@@ -64,10 +23,11 @@ pub(super) struct Phases {
 }
 
 impl Phases {
-    /// The layout for `h x w` planes, padding `[ph, pw]`, horizontal stride `sw ≥ 1` and
-    /// phase rows of `phase_w` floats (padded columns past `phase_w · sw` are not stored).
-    pub(super) fn new([h, w]: [usize; 2], [ph, pw]: [usize; 2], sw: usize, phase_w: usize) -> Self {
-        let sw = sw.max(1);
+    /// The layout for the input planes of `win` (size, padding, horizontal stride) with phase
+    /// rows of `phase_w` floats (padded columns past `phase_w · sw` are not stored).
+    pub(super) fn new(win: &ConvWindow, phase_w: usize) -> Self {
+        let ([h, w], [ph, pw]) = (win.input, win.padding);
+        let sw = win.stride[1].max(1);
         let starts = (0..sw)
             .map(|r| {
                 let t0 = pw.saturating_sub(r).div_ceil(sw);

@@ -14,22 +14,10 @@ use qtensor::{QParams, Tensor};
 use super::cell_weights::{Build, DynCell, Scratch};
 use super::weight::WeightDType;
 use crate::error::{QnnError, Result};
-use crate::float::{self, CellKind, RecurrentConfig};
+use crate::float::{self, CellKind, RecurrentConfig, SequenceCall, swap01};
 use crate::module::{Module, ModuleKind};
 use crate::param::{BufferMut, BufferRef};
 use crate::value::Value;
-
-/// Swaps the first two axes of a `[a, b, f]` buffer.
-fn swap01(data: &[f32], a: usize, b: usize, f: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; data.len()];
-    for i in 0..a {
-        for j in 0..b {
-            out[(j * a + i) * f..(j * a + i + 1) * f]
-                .copy_from_slice(&data[(i * b + j) * f..(i * b + j + 1) * f]);
-        }
-    }
-    out
-}
 
 /// The shared implementation of the two sequence modules.
 #[derive(Clone, Debug)]
@@ -44,19 +32,6 @@ struct Recurrent {
 }
 
 impl Recurrent {
-    fn directions(&self) -> usize {
-        if self.cfg.bidirectional { 2 } else { 1 }
-    }
-
-    fn suffix(cfg: &RecurrentConfig, idx: usize) -> String {
-        let d = if cfg.bidirectional { 2 } else { 1 };
-        format!(
-            "_l{}{}",
-            idx / d,
-            if idx % d == 1 { "_reverse" } else { "" }
-        )
-    }
-
     fn new(
         kind: CellKind,
         name: &'static str,
@@ -77,7 +52,7 @@ impl Recurrent {
         float.visit_params(&mut |n, p| {
             params.insert(n.to_string(), p.value.clone());
         });
-        let d = if cfg.bidirectional { 2 } else { 1 };
+        let d = cfg.directions();
         let mut cells = Vec::with_capacity(cfg.num_layers * d);
         for idx in 0..cfg.num_layers * d {
             let input = if idx < d {
@@ -85,7 +60,7 @@ impl Recurrent {
             } else {
                 d * cfg.hidden_size
             };
-            let suffix = Self::suffix(&cfg, idx);
+            let suffix = cfg.cell_suffix(idx);
             cells.push(DynCell::build(
                 name,
                 kind,
@@ -107,71 +82,22 @@ impl Recurrent {
         })
     }
 
-    /// `(T, B)` of a 3-d input, checked.
-    fn dims(&self, x: &Tensor<f32>) -> Result<(usize, usize)> {
-        match *x.shape() {
-            [a, b, f] if f == self.cfg.input_size => {
-                Ok(if self.cfg.batch_first { (b, a) } else { (a, b) })
-            }
-            [_, _, f] => Err(QnnError::ShapeMismatch {
-                what: format!("{} input features", self.name),
-                expected: vec![self.cfg.input_size],
-                got: vec![f],
-            }),
-            _ => Err(QnnError::WrongRank {
-                module: self.name,
-                expected: "3-d (T, B, I) input, or (B, T, I) when batch_first",
-                got: x.shape().to_vec(),
-            }),
-        }
-    }
-
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let lstm = self.kind == CellKind::Lstm;
-        let (x, h0, c0) = match input {
-            Value::F32(x) => (x, None, None),
-            Value::Tuple(v) if v.len() == 2 && !lstm => {
-                (v[0].as_f32(self.name)?, Some(v[1].as_f32(self.name)?), None)
-            }
-            Value::Tuple(v) if v.len() == 3 && lstm => (
-                v[0].as_f32(self.name)?,
-                Some(v[1].as_f32(self.name)?),
-                Some(v[2].as_f32(self.name)?),
-            ),
-            other => {
-                return Err(QnnError::WrongValueKind {
-                    module: self.name,
-                    expected: if lstm {
-                        "f32 x or (x, h0, c0) tuple"
-                    } else {
-                        "f32 x or (x, h0) tuple"
-                    },
-                    got: other.kind_name(),
-                });
-            }
-        };
-        let (t, b) = self.dims(x)?;
-        let (hd, dirs, layers) = (self.cfg.hidden_size, self.directions(), self.cfg.num_layers);
+        let SequenceCall {
+            t,
+            b,
+            h0: mut h_n,
+            c0: mut c_n,
+            mut layer_in,
+            ..
+        } = self.cfg.sequence_call(self.name, self.kind, input)?;
+        let (hd, dirs, layers) = (
+            self.cfg.hidden_size,
+            self.cfg.directions(),
+            self.cfg.num_layers,
+        );
         let state_shape = [layers * dirs, b, hd];
-        let state = |s: Option<&Tensor<f32>>, what: &str| -> Result<Vec<f32>> {
-            match s {
-                Some(s) if s.shape() != state_shape => Err(QnnError::ShapeMismatch {
-                    what: format!("{} {what}", self.name),
-                    expected: state_shape.to_vec(),
-                    got: s.shape().to_vec(),
-                }),
-                Some(s) => Ok(s.data().to_vec()),
-                None => Ok(vec![0.0; layers * dirs * b * hd]),
-            }
-        };
-        let mut h_n = state(h0, "h0")?;
-        let mut c_n = if lstm { state(c0, "c0")? } else { Vec::new() };
-
-        let mut layer_in = if self.cfg.batch_first {
-            swap01(x.data(), b, t, self.cfg.input_size)
-        } else {
-            x.data().to_vec()
-        };
         let g = self.kind.gates() * hd;
         let (bh, tb) = (b * hd, t * b);
         for l in 0..layers {
@@ -221,14 +147,14 @@ impl Recurrent {
 
     fn visit(&self, f: &mut dyn FnMut(&str, BufferRef<'_>)) {
         for (idx, cell) in self.cells.iter().enumerate() {
-            cell.visit(&Self::suffix(&self.cfg, idx), f);
+            cell.visit(&self.cfg.cell_suffix(idx), f);
         }
     }
 
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
         let cfg = self.cfg;
         for (idx, cell) in self.cells.iter_mut().enumerate() {
-            cell.visit_mut(&Self::suffix(&cfg, idx), f);
+            cell.visit_mut(&cfg.cell_suffix(idx), f);
         }
     }
 }

@@ -8,8 +8,8 @@
 
 use half::f16;
 use qkernels::float::{
-    Conv2dGeom, DepthwiseGeom, FloatMat, MatMut, MatRef, Threads, conv2d, depthwise_conv2d,
-    gemm_mixed, sgemm, widen_f16_slice,
+    Conv2dGeom, ConvWindow, DepthwiseGeom, FloatMat, MatMut, MatRef, Threads, conv2d,
+    depthwise_conv2d, gemm_mixed, sgemm, widen_f16_slice,
 };
 
 use super::im2col::{Geom, col2im, col2im_ld, im2col, im2col_ld};
@@ -118,6 +118,14 @@ fn is_plain_gemm(g: &Geom) -> bool {
     (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (1, 1, 1, 1, 0, 0)
 }
 
+/// The direct kernels' window of a convolution geometry.
+fn window(g: &Geom) -> ConvWindow {
+    ConvWindow::new([g.h, g.w], [g.kh, g.kw])
+        .stride([g.sh, g.sw])
+        .padding([g.ph, g.pw])
+        .dilation([g.dh, g.dw])
+}
+
 /// The f32 weight: as stored, or widened from f16 into `wide` (exact).
 fn f32_weight<'a>(w: ConvWeight<'a>, wide: &'a mut Vec<f32>) -> &'a [f32] {
     match w {
@@ -140,10 +148,7 @@ fn direct_forward(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<()> {
-    let cg = Conv2dGeom::new(ch.cin, ch.cout, [g.h, g.w], [g.kh, g.kw])
-        .stride([g.sh, g.sw])
-        .padding([g.ph, g.pw])
-        .dilation([g.dh, g.dw]);
+    let cg = Conv2dGeom::new(ch.cin, ch.cout, window(g));
     let mut wide = Vec::new();
     conv2d(x, n, &cg, f32_weight(w, &mut wide), bias, out)?;
     Ok(())
@@ -161,10 +166,7 @@ fn depthwise_forward(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<()> {
-    let dg = DepthwiseGeom::new(channels, [g.h, g.w], [g.kh, g.kw])
-        .stride([g.sh, g.sw])
-        .padding([g.ph, g.pw])
-        .dilation([g.dh, g.dw]);
+    let dg = DepthwiseGeom::new(channels, window(g));
     let mut wide = Vec::new();
     depthwise_conv2d(x, n, &dg, f32_weight(w, &mut wide), bias, out)?;
     Ok(())

@@ -18,9 +18,9 @@
 //! results differ from it by float reassociation only.)
 //!
 //! ```
-//! use qkernels::float::{Conv2dGeom, conv2d};
+//! use qkernels::float::{Conv2dGeom, ConvWindow, conv2d};
 //! // 2 -> 1 channels, 3 x 3 input, 2 x 2 kernel of ones, no padding: 2 x 2 output of window sums
-//! let g = Conv2dGeom::new(2, 1, [3, 3], [2, 2]);
+//! let g = Conv2dGeom::new(2, 1, ConvWindow::new([3, 3], [2, 2]));
 //! let x: Vec<f32> = (1..=18).map(|v| v as f32).collect();
 //! let mut y = [0.0f32; 4];
 //! conv2d(&x, 1, &g, &[1.0; 8], Some(&[0.5]), &mut y)?;
@@ -37,7 +37,8 @@ pub use reference::reference_conv2d;
 
 use super::direct_kernel::DirectConvKernel;
 use super::error::Result;
-use super::phases::{Phases, conv_error, output_size, with_zeroed};
+use super::phases::{Phases, with_zeroed};
+use super::window::{ConvWindow, conv_error, expect_len};
 
 /// Outputs per vector.
 const LANES: usize = 8;
@@ -46,81 +47,39 @@ const NC: usize = 2 * LANES;
 /// Most output channels of one tile.
 const MR: usize = 6;
 
-/// Geometry of a one-group 2-d convolution: `in_channels` planes of `input` per image,
-/// weight `[out_channels, in_channels, kh, kw]`, stride, zero padding on each side and
-/// dilation per axis.
+/// Geometry of a one-group 2-d convolution: `in_channels` planes per image through the
+/// `window`, weight `[out_channels, in_channels, kh, kw]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dGeom {
     /// Input channels.
     pub in_channels: usize,
     /// Output channels.
     pub out_channels: usize,
-    /// Input `[height, width]`.
-    pub input: [usize; 2],
-    /// Kernel `[height, width]`.
-    pub kernel: [usize; 2],
-    /// Stride `[height, width]`.
-    pub stride: [usize; 2],
-    /// Zero padding `[height, width]` on each side.
-    pub padding: [usize; 2],
-    /// Dilation `[height, width]`.
-    pub dilation: [usize; 2],
+    /// Input and kernel sizes, stride, padding and dilation.
+    pub window: ConvWindow,
 }
 
 impl Conv2dGeom {
-    /// Stride 1, no padding, dilation 1.
-    pub fn new(
-        in_channels: usize,
-        out_channels: usize,
-        input: [usize; 2],
-        kernel: [usize; 2],
-    ) -> Self {
+    /// `in_channels -> out_channels` through `window`.
+    pub fn new(in_channels: usize, out_channels: usize, window: ConvWindow) -> Self {
         Self {
             in_channels,
             out_channels,
-            input,
-            kernel,
-            stride: [1; 2],
-            padding: [0; 2],
-            dilation: [1; 2],
+            window,
         }
     }
 
-    /// Sets the stride.
-    pub fn stride(mut self, stride: [usize; 2]) -> Self {
-        self.stride = stride;
-        self
-    }
-
-    /// Sets the zero padding on each side.
-    pub fn padding(mut self, padding: [usize; 2]) -> Self {
-        self.padding = padding;
-        self
-    }
-
-    /// Sets the dilation.
-    pub fn dilation(mut self, dilation: [usize; 2]) -> Self {
-        self.dilation = dilation;
-        self
-    }
-
-    /// The output `[height, width]`.
+    /// The output `[height, width]` ([`ConvWindow::output`]).
     ///
     /// Errors ([`super::FloatGemmError::Conv`]): a zero kernel, stride or dilation, or a
     /// dilated kernel larger than the padded input.
     pub fn output(&self) -> Result<[usize; 2]> {
-        output_size(
-            self.input,
-            self.kernel,
-            self.stride,
-            self.padding,
-            self.dilation,
-        )
+        self.window.output()
     }
 
     /// `K = in_channels · kh · kw`, the length of each output's sum.
     pub fn depth(&self) -> usize {
-        self.in_channels * self.kernel[0] * self.kernel[1]
+        self.in_channels * self.window.taps()
     }
 }
 
@@ -139,28 +98,19 @@ fn check(
             .and_then(|p| p.checked_mul(plane))
             .ok_or_else(|| conv_error(format!("{n} images of {g:?} overflow usize")))
     };
-    let expect = |what: &str, got: usize, want: usize| {
-        if got == want {
-            Ok(())
-        } else {
-            Err(conv_error(format!(
-                "{what} has {got} values, expected {want}"
-            )))
-        }
-    };
-    expect(
+    expect_len(
         "input",
         x.len(),
-        len(g.in_channels, g.input[0] * g.input[1])?,
+        len(g.in_channels, g.window.input_plane())?,
     )?;
-    expect("output", out.len(), len(g.out_channels, oh * ow)?)?;
+    expect_len("output", out.len(), len(g.out_channels, oh * ow)?)?;
     let wlen = g
         .out_channels
         .checked_mul(g.depth())
         .ok_or_else(|| conv_error(format!("weight of {g:?} overflows usize")))?;
-    expect("weight", weight.len(), wlen)?;
+    expect_len("weight", weight.len(), wlen)?;
     if let Some(b) = bias {
-        expect("bias", b.len(), g.out_channels)?;
+        expect_len("bias", b.len(), g.out_channels)?;
     }
     Ok([oh, ow])
 }
@@ -215,8 +165,9 @@ pub fn conv2d_with(
         return Ok(kind);
     }
     let (cin, cout, k) = (g.in_channels, g.out_channels, g.depth());
-    let ([h, w], [kh, kw]) = (g.input, g.kernel);
-    let ([sh, sw], [dh, dw]) = (g.stride, g.dilation);
+    let win = &g.window;
+    let ([h, w], [kh, kw]) = (win.input, win.kernel);
+    let ([sh, sw], [dh, dw]) = (win.stride, win.dilation);
     // the weights of each row tile, `[K][rows]`
     let tiles = row_tiles(cout);
     let mut packed = vec![0.0f32; cout * k];
@@ -229,7 +180,7 @@ pub fn conv2d_with(
         }
     }
     let width = ow.div_ceil(LANES) * LANES;
-    let phases = Phases::new(g.input, g.padding, sw, width + (kw - 1) * dw / sw);
+    let phases = Phases::new(win, width + (kw - 1) * dw / sw);
     let plane = phases.len();
     // padding and unused columns stay zero: only interior positions are refilled per image;
     // 16 floats of slack let every panel row copy a full 16 (fixed-size copies)

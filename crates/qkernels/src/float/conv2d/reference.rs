@@ -15,9 +15,13 @@ pub fn reference_conv2d(
     out: &mut [f32],
 ) -> Result<()> {
     let [oh, ow] = check(x, n, g, weight, bias, out)?;
-    let ([h, w], [kh, kw], cin) = (g.input, g.kernel, g.in_channels);
+    let win = &g.window;
+    let ([h, w], [kh, kw], cin) = (win.input, win.kernel, g.in_channels);
     let at = |img: usize, c: usize, y: usize, x_: usize| -> f32 {
-        match (y.checked_sub(g.padding[0]), x_.checked_sub(g.padding[1])) {
+        match (
+            y.checked_sub(win.padding[0]),
+            x_.checked_sub(win.padding[1]),
+        ) {
             (Some(y), Some(xi)) if y < h && xi < w => x[((img * cin + c) * h + y) * w + xi],
             _ => 0.0,
         }
@@ -33,8 +37,8 @@ pub fn reference_conv2d(
                                 let v = at(
                                     img,
                                     c,
-                                    oy * g.stride[0] + i * g.dilation[0],
-                                    ox * g.stride[1] + j * g.dilation[1],
+                                    oy * win.stride[0] + i * win.dilation[0],
+                                    ox * win.stride[1] + j * win.dilation[1],
                                 );
                                 let wv = weight[((co * cin + c) * kh + i) * kw + j];
                                 acc = wv.mul_add(v, acc);

@@ -16,9 +16,9 @@
 //! for bit equal to the oracle [`reference_depthwise_conv2d`].
 //!
 //! ```
-//! use qkernels::float::{DepthwiseGeom, depthwise_conv2d};
+//! use qkernels::float::{ConvWindow, DepthwiseGeom, depthwise_conv2d};
 //! // one 3 x 3 plane, a 3 x 3 box filter with padding 1, bias 0.5
-//! let g = DepthwiseGeom::new(1, [3, 3], [3, 3]).padding([1, 1]);
+//! let g = DepthwiseGeom::new(1, ConvWindow::new([3, 3], [3, 3]).padding([1, 1]));
 //! let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
 //! let mut y = [0.0f32; 9];
 //! depthwise_conv2d(&x, 1, &g, &[1.0; 9], Some(&[0.5]), &mut y)?;
@@ -36,72 +36,34 @@ pub use reference::reference_depthwise_conv2d;
 
 use super::direct_kernel::DirectConvKernel;
 use super::error::Result;
-use super::phases::{Phases, conv_error, output_size, with_zeroed};
+use super::phases::{Phases, with_zeroed};
+use super::window::{ConvWindow, conv_error, expect_len};
 
 /// Outputs per vector: the row kernels compute whole vectors of this many outputs.
 const LANES: usize = 8;
 
-/// Geometry of a depthwise convolution: `channels` planes of `h x w` per image, one
-/// `kh x kw` filter per channel, stride, zero padding on each side and dilation per axis.
+/// Geometry of a depthwise convolution: `channels` planes per image through the `window`,
+/// one `kh x kw` filter per channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DepthwiseGeom {
     /// Channels (input = output = groups).
     pub channels: usize,
-    /// Input `[height, width]`.
-    pub input: [usize; 2],
-    /// Kernel `[height, width]`.
-    pub kernel: [usize; 2],
-    /// Stride `[height, width]`.
-    pub stride: [usize; 2],
-    /// Zero padding `[height, width]` on each side.
-    pub padding: [usize; 2],
-    /// Dilation `[height, width]`.
-    pub dilation: [usize; 2],
+    /// Input and kernel sizes, stride, padding and dilation.
+    pub window: ConvWindow,
 }
 
 impl DepthwiseGeom {
-    /// Stride 1, no padding, dilation 1.
-    pub fn new(channels: usize, input: [usize; 2], kernel: [usize; 2]) -> Self {
-        Self {
-            channels,
-            input,
-            kernel,
-            stride: [1; 2],
-            padding: [0; 2],
-            dilation: [1; 2],
-        }
+    /// `channels` planes through `window`.
+    pub fn new(channels: usize, window: ConvWindow) -> Self {
+        Self { channels, window }
     }
 
-    /// Sets the stride.
-    pub fn stride(mut self, stride: [usize; 2]) -> Self {
-        self.stride = stride;
-        self
-    }
-
-    /// Sets the zero padding on each side.
-    pub fn padding(mut self, padding: [usize; 2]) -> Self {
-        self.padding = padding;
-        self
-    }
-
-    /// Sets the dilation.
-    pub fn dilation(mut self, dilation: [usize; 2]) -> Self {
-        self.dilation = dilation;
-        self
-    }
-
-    /// The output `[height, width]`.
+    /// The output `[height, width]` ([`ConvWindow::output`]).
     ///
     /// Errors ([`super::FloatGemmError::Conv`]): a zero kernel, stride or dilation, or a dilated
     /// kernel larger than the padded input.
     pub fn output(&self) -> Result<[usize; 2]> {
-        output_size(
-            self.input,
-            self.kernel,
-            self.stride,
-            self.padding,
-            self.dilation,
-        )
+        self.window.output()
     }
 }
 
@@ -121,24 +83,11 @@ fn check(
             .and_then(|p| p.checked_mul(plane))
             .ok_or_else(|| conv_error(format!("{n} images of {g:?} overflow usize")))
     };
-    let expect = |what: &str, got: usize, want: usize| {
-        if got == want {
-            Ok(())
-        } else {
-            Err(conv_error(format!(
-                "{what} has {got} values, expected {want}"
-            )))
-        }
-    };
-    expect("input", x.len(), len(g.input[0] * g.input[1])?)?;
-    expect("output", out.len(), len(oh * ow)?)?;
-    expect(
-        "weight",
-        weight.len(),
-        g.channels * g.kernel[0] * g.kernel[1],
-    )?;
+    expect_len("input", x.len(), len(g.window.input_plane())?)?;
+    expect_len("output", out.len(), len(oh * ow)?)?;
+    expect_len("weight", weight.len(), g.channels * g.window.taps())?;
     if let Some(b) = bias {
-        expect("bias", b.len(), g.channels)?;
+        expect_len("bias", b.len(), g.channels)?;
     }
     Ok([oh, ow])
 }
@@ -177,13 +126,14 @@ pub fn depthwise_conv2d_with(
     if out.is_empty() {
         return Ok(kind);
     }
-    let ([h, w], [kh, kw]) = (g.input, g.kernel);
-    let ([sh, sw], [dh, dw]) = (g.stride, g.dilation);
+    let win = &g.window;
+    let ([h, w], [kh, kw]) = (win.input, win.kernel);
+    let ([sh, sw], [dh, dw]) = (win.stride, win.dilation);
     let taps = kh * kw;
     let width = ow.div_ceil(LANES) * LANES;
     // Phase rows are wide enough for every vector of every tap: the last output vector of
     // the widest tap starts at column `(kw - 1)·dw / sw` of its phase.
-    let phases = Phases::new(g.input, g.padding, sw, width + (kw - 1) * dw / sw);
+    let phases = Phases::new(win, width + (kw - 1) * dw / sw);
     // padding and unused columns stay zero: only interior positions are refilled per plane
     with_zeroed(phases.len(), |buf| {
         // tap (i, j) of output row `oy` starts at `offset(oy·sh, 0)` plus a per-tap constant

@@ -15,10 +15,14 @@ pub fn reference_depthwise_conv2d(
     out: &mut [f32],
 ) -> Result<()> {
     let [oh, ow] = check(x, n, g, weight, bias, out)?;
-    let ([h, w], [kh, kw]) = (g.input, g.kernel);
+    let win = &g.window;
+    let ([h, w], [kh, kw]) = (win.input, win.kernel);
     let at = |p: usize, y: usize, x_: usize| -> f32 {
         // padded coordinates -> input value or 0
-        match (y.checked_sub(g.padding[0]), x_.checked_sub(g.padding[1])) {
+        match (
+            y.checked_sub(win.padding[0]),
+            x_.checked_sub(win.padding[1]),
+        ) {
             (Some(y), Some(xi)) if y < h && xi < w => x[(p * h + y) * w + xi],
             _ => 0.0,
         }
@@ -32,8 +36,8 @@ pub fn reference_depthwise_conv2d(
                     for j in 0..kw {
                         let v = at(
                             p,
-                            oy * g.stride[0] + i * g.dilation[0],
-                            ox * g.stride[1] + j * g.dilation[1],
+                            oy * win.stride[0] + i * win.dilation[0],
+                            ox * win.stride[1] + j * win.dilation[1],
                         );
                         acc = weight[(c * kh + i) * kw + j].mul_add(v, acc);
                     }

@@ -1,14 +1,13 @@
 //! `nn.RNN`, `nn.LSTM`, `nn.GRU`: multi-layer, optionally bidirectional, over a sequence,
 //! with backpropagation through time.
 
-use qtensor::Tensor;
-
 use qkernels::fp16::PackedF32;
 
 use super::cell_math::{
     CellKind, StepCache, affine_packed, step_backward, step_forward, step_from_gates,
 };
 use super::params::CellParams;
+use super::sequence_call::{SequenceCall, swap01};
 use crate::error::{QnnError, Result};
 use crate::float::util::{same_shape, saved, tensor};
 use crate::init::Rng;
@@ -65,22 +64,6 @@ impl RecurrentConfig {
             bidirectional: false,
         }
     }
-
-    fn directions(&self) -> usize {
-        if self.bidirectional { 2 } else { 1 }
-    }
-}
-
-/// Swaps the first two axes of a `[a, b, f]` buffer.
-fn swap01(data: &[f32], a: usize, b: usize, f: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; data.len()];
-    for i in 0..a {
-        for j in 0..b {
-            out[(j * a + i) * f..(j * a + i + 1) * f]
-                .copy_from_slice(&data[(i * b + j) * f..(i * b + j + 1) * f]);
-        }
-    }
-    out
 }
 
 /// What a sequence forward kept for backpropagation through time.
@@ -154,59 +137,16 @@ impl Recurrent {
         }
     }
 
-    fn suffix(&self, idx: usize) -> String {
-        let d = self.cfg.directions();
-        format!(
-            "_l{}{}",
-            idx / d,
-            if idx % d == 1 { "_reverse" } else { "" }
-        )
-    }
-
-    /// `(T, B)` of a 3-d input, checked.
-    fn dims(&self, x: &Tensor<f32>) -> Result<(usize, usize)> {
-        match *x.shape() {
-            [a, b, f] if f == self.cfg.input_size => {
-                Ok(if self.cfg.batch_first { (b, a) } else { (a, b) })
-            }
-            [_, _, f] => Err(QnnError::ShapeMismatch {
-                what: format!("{} input features", self.name),
-                expected: vec![self.cfg.input_size],
-                got: vec![f],
-            }),
-            _ => Err(QnnError::WrongRank {
-                module: self.name,
-                expected: "3-d (T, B, I) input, or (B, T, I) when batch_first",
-                got: x.shape().to_vec(),
-            }),
-        }
-    }
-
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let lstm = self.kind == CellKind::Lstm;
-        let (x, h0, c0) = match input {
-            Value::F32(x) => (x, None, None),
-            Value::Tuple(v) if v.len() == 2 && !lstm => {
-                (v[0].as_f32(self.name)?, Some(v[1].as_f32(self.name)?), None)
-            }
-            Value::Tuple(v) if v.len() == 3 && lstm => (
-                v[0].as_f32(self.name)?,
-                Some(v[1].as_f32(self.name)?),
-                Some(v[2].as_f32(self.name)?),
-            ),
-            other => {
-                return Err(QnnError::WrongValueKind {
-                    module: self.name,
-                    expected: if lstm {
-                        "f32 x or (x, h0, c0) tuple"
-                    } else {
-                        "f32 x or (x, h0) tuple"
-                    },
-                    got: other.kind_name(),
-                });
-            }
-        };
-        let (t, b) = self.dims(x)?;
+        let SequenceCall {
+            t,
+            b,
+            h0,
+            c0,
+            with_state,
+            mut layer_in,
+        } = self.cfg.sequence_call(self.name, self.kind, input)?;
         let (hd, dirs, layers) = (
             self.cfg.hidden_size,
             self.cfg.directions(),
@@ -217,28 +157,10 @@ impl Recurrent {
                 self.kind,
                 self.layer_input(idx / dirs),
                 hd,
-                &format!("{}{}", self.name, self.suffix(idx)),
+                &format!("{}{}", self.name, self.cfg.cell_suffix(idx)),
             )?;
         }
         let state_shape = [layers * dirs, b, hd];
-        let state = |s: Option<&Tensor<f32>>, what: &str| -> Result<Vec<f32>> {
-            match s {
-                Some(s) => {
-                    same_shape(&format!("{} {what}", self.name), &state_shape, s.shape())?;
-                    Ok(s.data().to_vec())
-                }
-                None => Ok(vec![0.0; layers * dirs * b * hd]),
-            }
-        };
-        let h0 = state(h0, "h0")?;
-        let c0 = if lstm { state(c0, "c0")? } else { Vec::new() };
-        let with_state = !matches!(input, Value::F32(_));
-
-        let mut layer_in = if self.cfg.batch_first {
-            swap01(x.data(), b, t, self.cfg.input_size)
-        } else {
-            x.data().to_vec()
-        };
         let mut layer_inputs = Vec::with_capacity(layers);
         let mut caches = Vec::with_capacity(layers * dirs);
         let mut h_n = vec![0.0f32; h0.len()];
@@ -483,13 +405,13 @@ impl Recurrent {
 
     fn visit(&self, f: &mut dyn FnMut(&str, &Param)) {
         for (idx, cell) in self.cells.iter().enumerate() {
-            cell.visit(&self.suffix(idx), f);
+            cell.visit(&self.cfg.cell_suffix(idx), f);
         }
     }
 
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
         for idx in 0..self.cells.len() {
-            let suffix = self.suffix(idx);
+            let suffix = self.cfg.cell_suffix(idx);
             self.cells[idx].visit_mut(&suffix, f);
         }
     }
