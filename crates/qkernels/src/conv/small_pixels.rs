@@ -94,6 +94,7 @@ struct ColVecs {
 impl ColVecs {
     /// Broadcasts the stage's vectors of output channels `0..o` (`o ≤ 8`).
     #[target_feature(enable = "avx2")]
+    #[allow(clippy::needless_range_loop)] // col indexes five arrays
     fn new(stage: &Stage, o: usize, zw: &[i32]) -> Self {
         let Stage::Requant(rq) = stage else {
             unreachable!("the conv entry point prepares a requantize stage")
