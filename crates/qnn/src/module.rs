@@ -122,6 +122,12 @@ pub enum ModuleKind {
     QatConvBn2d,
     /// One of the quantization-aware training modules (`crate::qat`): `QatConvBnReLU2d`.
     QatConvBnReLU2d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatConvBn1d`.
+    QatConvBn1d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatConvBnReLU1d`.
+    QatConvBnReLU1d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatLinearBn1d`.
+    QatLinearBn1d,
     /// One of the static quantized modules (`crate::quantized`): `Quantize`.
     Quantize,
     /// One of the static quantized modules (`crate::quantized`): `DeQuantize`.
@@ -224,6 +230,13 @@ pub trait Module: Any + Send {
 
     /// Computes the output and keeps what `backward` needs.
     fn forward(&mut self, input: &Value) -> Result<Value>;
+
+    /// [`Module::forward`] on an input the caller no longer needs (a graph passes a value
+    /// to its last consumer this way), so a module may reuse it instead of copying; the
+    /// result must equal `forward(&input)`. The default calls `forward`.
+    fn forward_owned(&mut self, input: Value) -> Result<Value> {
+        self.forward(&input)
+    }
 
     /// Gradient with respect to the input, given the gradient with respect to the output;
     /// accumulates parameter gradients.
