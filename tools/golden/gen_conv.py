@@ -105,7 +105,7 @@ def _pad3(v, fill):
     return [fill] * (3 - len(v)) + list(v)
 
 
-def _family(name, shapes, dims, seed):
+def _family(name, shapes, dims, seed, topic=TOPIC, op_name=None):
     ops = {
         1: (torch.ops.quantized.conv1d_prepack, torch.ops.quantized.conv1d, torch.ops.quantized.conv1d_relu,
             torch.nn.functional.conv1d),
@@ -115,7 +115,7 @@ def _family(name, shapes, dims, seed):
             torch.nn.functional.conv3d),
     }[dims]
     prepack, conv, conv_relu, fconv = ops
-    gf = GoldenFile(TOPIC, name, f"torch.ops.quantized.{name}(_relu), fbgemm, channels-last data")
+    gf = GoldenFile(topic, name, f"torch.ops.quantized.{op_name or name}(_relu), fbgemm, channels-last data")
     rng = np.random.default_rng(seed)
     for si, (n, c, o, groups, spatial, kernel, stride, padding, dilation) in enumerate(shapes):
         for variant in range(3):

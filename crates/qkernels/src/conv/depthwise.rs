@@ -307,7 +307,9 @@ pub(crate) fn run(
     let [_, oh, ow] = out_dims;
     let zeros = vec![za as u8; o];
     let kind = kernel.kind();
-    let saturate = g.fbgemm_depthwise_saturates();
+    // fbgemm saturates tap pairs on its depthwise fast path on every x86 CPU, and in its
+    // im2col path on CPUs without VNNI (what the saturating family reproduces)
+    let saturate = g.fbgemm_depthwise_saturates() || kind.saturates_pairs();
     let symmetric = w.zero_points.iter().all(|&z| z == 0);
     let ntaps = g.taps();
     let row_len = ow * o;

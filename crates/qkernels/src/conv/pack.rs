@@ -139,7 +139,10 @@ impl PackedConvWeights {
                 let q = slice_qparams(&qparams, grp * og, og);
                 mats.push(PackedWeights::pack(&mat, og, k, q, kind)?);
             }
+            // The small-C kernel sums exactly; the saturating family must pair the reduction
+            // as fbgemm's im2col does, which the implicit GEMM path over `mats` does.
             if geometry.groups == 1
+                && !kind.saturates_pairs()
                 && o <= SMALL_MAX_OUT
                 && k <= SMALL_MAX_K
                 && !geometry.is_pointwise()

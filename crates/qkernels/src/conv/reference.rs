@@ -6,6 +6,7 @@
 
 use super::error::{ConvError, Result};
 use super::geometry::ConvGeometry;
+use crate::gemm::reference::Accumulation;
 use crate::gemm::{Activation, Requantize, WeightQParams, cvt_rne_x86, quantized_six};
 
 fn qparams_of(q: WeightQParams<'_>, o: usize) -> Result<(Vec<f32>, Vec<i32>, bool)> {
@@ -40,6 +41,30 @@ pub fn conv_raw(
     weights: &[i8],
     w_zero_points: &[i32],
 ) -> Result<Vec<i32>> {
+    conv_raw_with(
+        g,
+        input,
+        a_zero_point,
+        weights,
+        w_zero_points,
+        Accumulation::Exact,
+    )
+}
+
+/// [`conv_raw`] with a choice of accumulation: [`Accumulation::PairSaturating16`] saturates
+/// the raw products of every pair of reduction indices `(2j, 2j + 1)` to i16, the reduction
+/// ordered as fbgemm's im2col orders it (taps in `(z, y, x)` order, the group's input
+/// channels fastest) — what fbgemm computes on an x86 CPU without VNNI and what
+/// [`crate::gemm::KernelKind::Avx2Saturating`] reproduces. The depthwise fast path saturates
+/// under either accumulation.
+pub fn conv_raw_with(
+    g: &ConvGeometry,
+    input: &[u8],
+    a_zero_point: i32,
+    weights: &[i8],
+    w_zero_points: &[i32],
+    accumulation: Accumulation,
+) -> Result<Vec<i32>> {
     let od = g.output()?;
     if input.len() != g.input_len() {
         return Err(ConvError::Length {
@@ -63,7 +88,7 @@ pub fn conv_raw(
             got: w_zero_points.len(),
         });
     }
-    let saturate = g.fbgemm_depthwise_saturates();
+    let saturate = g.fbgemm_depthwise_saturates() || accumulation == Accumulation::PairSaturating16;
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
     let mut out = Vec::with_capacity(g.output_len()?);
@@ -75,12 +100,13 @@ pub fn conv_raw(
                         let grp = o / og;
                         let zw = i64::from(zw);
                         let za = i64::from(a_zero_point);
-                        // (activation, weight) per reduction index, taps in (z, y, x) order
+                        // (activation, weight) per reduction index: taps in (z, y, x) order,
+                        // the group's channels fastest (fbgemm's im2col order)
                         let mut terms = Vec::with_capacity(cg * kd * kh * kw);
-                        for c in 0..cg {
-                            for tz in 0..kd {
-                                for ty in 0..kh {
-                                    for tx in 0..kw {
+                        for tz in 0..kd {
+                            for ty in 0..kh {
+                                for tx in 0..kw {
+                                    for c in 0..cg {
                                         let iz = (z * g.stride[0] + tz * g.dilation[0])
                                             .wrapping_sub(g.padding[0]);
                                         let iy = (y * g.stride[1] + ty * g.dilation[1])
@@ -103,8 +129,9 @@ pub fn conv_raw(
                             }
                         }
                         let acc: i64 = if saturate {
-                            // fbgemm depthwise: raw u8·i8 products of taps (2j, 2j+1) summed
-                            // and saturated to i16, then zero points corrected exactly.
+                            // fbgemm's vpmaddubsw: raw u8·i8 products of reduction indices
+                            // (2j, 2j+1) summed and saturated to i16, then zero points
+                            // corrected exactly.
                             let pairs: i64 = terms
                                 .chunks(2)
                                 .map(|p| {
@@ -139,8 +166,29 @@ pub fn conv_u8s8(
     qparams: WeightQParams<'_>,
     params: Requantize<'_>,
 ) -> Result<Vec<u8>> {
+    conv_u8s8_with(
+        g,
+        input,
+        a_zero_point,
+        weights,
+        qparams,
+        params,
+        Accumulation::Exact,
+    )
+}
+
+/// [`conv_u8s8`] with a choice of accumulation (see [`conv_raw_with`]).
+pub fn conv_u8s8_with(
+    g: &ConvGeometry,
+    input: &[u8],
+    a_zero_point: i32,
+    weights: &[i8],
+    qparams: WeightQParams<'_>,
+    params: Requantize<'_>,
+    accumulation: Accumulation,
+) -> Result<Vec<u8>> {
     let (scales, zps, per_channel) = qparams_of(qparams, g.out_channels)?;
-    let raw = conv_raw(g, input, a_zero_point, weights, &zps)?;
+    let raw = conv_raw_with(g, input, a_zero_point, weights, &zps, accumulation)?;
     let zp = params.out_zero_point;
     let (lo, hi) = match params.activation {
         Activation::None => (0, 255),

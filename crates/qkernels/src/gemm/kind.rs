@@ -14,7 +14,9 @@ pub enum KernelKind {
     /// faster than [`KernelKind::Avx2`]) when activations stay in 0..=127 (PyTorch's
     /// `reduce_range=True`, the default of its fbgemm/x86 qconfig and of dynamic Linear),
     /// because then `2·127·128 = 32512` fits in i16. With full-range activations it
-    /// saturates exactly where fbgemm does on an AVX2-only CPU.
+    /// saturates exactly where fbgemm does on an AVX2-only CPU, in Linear and in every
+    /// convolution path (checked against goldens from such a CPU: `tests/gemm_golden_avx2.rs`,
+    /// `tests/conv_golden_avx2.rs`).
     Avx2Saturating,
     /// x86-64 AVX-VNNI: VEX `vpdpbusd` on ymm.
     AvxVnni,
