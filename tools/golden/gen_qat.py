@@ -8,7 +8,8 @@ Families (one `<family>.golden` each, in crates/qnn/tests/data/qat):
   the output, the input gradient for a random upstream gradient (= gy * mask), the `scale`
   and `zero_point` buffers; at the end calculate_qparams() and the observer's min_val/max_val.
 * `qat_layers` -- nnqat.Linear, nniqat.LinearReLU, nnqat.Conv1d, nnqat.Conv2d, nniqat.ConvReLU2d,
-  nniqat.ConvBn2d, nniqat.ConvBnReLU2d: three SGD training steps (forward, backward, p -= lr*g)
+  nniqat.ConvBn2d, nniqat.ConvBnReLU2d, nniqat.ConvBn1d, nniqat.ConvBnReLU1d, nniqat.LinearBn1d
+  (new cases appended, so the earlier ones keep their random draws): three SGD training steps (forward, backward, p -= lr*g)
   recording outputs, input and parameter gradients, the weight fake-quant's scale, and at the end
   the parameters, BN running statistics, to_float()'s (BN-folded) weight and bias, and the
   weight qparams convert computes from them.
@@ -24,7 +25,8 @@ Fields (the contract with crates/qnn/tests/qat_golden.rs):
     fixed_zp i64[1]; steps i64[1]; shape i64[..]; obs_on fq_on u8[steps]; x gy y dx f32[steps*numel];
     scale f32 / zero_point f32 (all steps concatenated) with qp_len i64[steps];
     cq_scale f32; cq_zero_point f32; min_val max_val f32 (0 values when not applicable)
-  qat_layers: op str linear|linear_relu|conv|conv_relu|conv1d|convbn|convbn_relu; wfq str (weight
+  qat_layers: op str linear|linear_relu|conv|conv_relu|conv1d|convbn|convbn_relu|convbn1d|
+    convbn1d_relu|linearbn; wfq str (weight
     fake-quant: fq_tensor|fq_channel|fused_tensor|fused_channel); conv geometry as gen_qnn's conv2d;
     weight bias f32 (initial), bn_weight bn_bias bn_mean bn_var f32; lr f64[1]; steps i64[1];
     x gy f32 (all steps), y dx f32 (all steps), dweight dbias dbn_weight dbn_bias f32 (all steps),
@@ -218,6 +220,12 @@ LAYER_CASES = [
     ("convbn_relu_fq_tensor_groups", "convbn_relu", "fq_tensor", (2, 4, 5, 5), 4, 3, 1, 1, 2, True, False),
     ("convbn_fused_tensor_frozen", "convbn", "fused_tensor", (3, 2, 5, 5), 3, 3, 1, 0, 1, True, True),
     ("conv1d_fq_channel", "conv1d", "fq_channel", (2, 4, 9), 6, 3, 2, 1, 2, True, False),
+    ("convbn1d_fused_channel", "convbn1d", "fused_channel", (3, 4, 10), 5, 3, 1, 1, 1, False, False),
+    ("convbn1d_relu_fq_channel_groups", "convbn1d_relu", "fq_channel", (2, 4, 9), 4, 3, 2, 1, 2, True, False),
+    ("convbn1d_fq_tensor_frozen", "convbn1d", "fq_tensor", (3, 2, 8), 3, 3, 1, 0, 1, True, True),
+    ("linearbn_fq_channel", "linearbn", "fq_channel", (6, 7), 5, 0, 1, 0, 1, True, False),
+    ("linearbn_fused_tensor_nobias", "linearbn", "fused_tensor", (4, 6), 3, 0, 1, 0, 1, False, False),
+    ("linearbn_fused_channel_frozen", "linearbn", "fused_channel", (5, 4), 3, 0, 1, 0, 1, True, True),
 ]
 
 
@@ -229,6 +237,11 @@ def _layer(op, wfq, shape, out, k, stride, padding, groups, bias, rng):
     if op in ("linear", "linear_relu"):
         cls = nnqat.Linear if op == "linear" else nniqat.LinearReLU
         m = cls(cin, out, bias=bias, qconfig=qconfig)
+    elif op == "linearbn":
+        m = nniqat.LinearBn1d(cin, out, bias=bias, qconfig=qconfig)
+    elif op in ("convbn1d", "convbn1d_relu"):
+        cls = nniqat.ConvBn1d if op == "convbn1d" else nniqat.ConvBnReLU1d
+        m = cls(cin, out, k, stride=stride, padding=padding, groups=groups, bias=bias, qconfig=qconfig)
     elif op == "conv1d":
         m = nnqat.Conv1d(cin, out, k, stride=stride, padding=padding, groups=groups, bias=bias, qconfig=qconfig)
     elif op in ("conv", "conv_relu"):

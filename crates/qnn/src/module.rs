@@ -122,6 +122,12 @@ pub enum ModuleKind {
     QatConvBn2d,
     /// One of the quantization-aware training modules (`crate::qat`): `QatConvBnReLU2d`.
     QatConvBnReLU2d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatConvBn1d`.
+    QatConvBn1d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatConvBnReLU1d`.
+    QatConvBnReLU1d,
+    /// One of the quantization-aware training modules (`crate::qat`): `QatLinearBn1d`.
+    QatLinearBn1d,
     /// One of the static quantized modules (`crate::quantized`): `Quantize`.
     Quantize,
     /// One of the static quantized modules (`crate::quantized`): `DeQuantize`.

@@ -1,7 +1,7 @@
 //! PyTorch goldens for the QAT layers (torch 2.15.0, `tools/golden/gen_qat.py`): three SGD
 //! training steps of qat Linear / LinearReLU / Conv1d / Conv2d / ConvReLU2d / ConvBn2d / ConvBnReLU2d
-//! with each kind of weight fake-quant. The first step's weight fake-quant scale is compared bit
-//! for bit (except for Conv+BN: its `sqrt(running_var + eps)` is `torch.sqrt`, which on CPU goes
+//! / ConvBn1d / ConvBnReLU1d / LinearBn1d with each kind of weight fake-quant. The first step's
+//! weight fake-quant scale is compared bit for bit (except for Conv/Linear+BN: its `sqrt(running_var + eps)` is `torch.sqrt`, which on CPU goes
 //! through MKL's vectorized sqrt and is 1 ulp off the correctly rounded value for ~16% of
 //! inputs); outputs and gradients within 2e-5 (absolute) + 2e-5 (relative), because float GEMMs
 //! and convolutions sum in another order than torch's. `to_float()`'s BN folding is
@@ -13,7 +13,7 @@
 mod format;
 
 use format::Case;
-use qnn::float::{BatchNorm2d, BatchNormConfig, Conv1dConfig, Conv2dConfig};
+use qnn::float::{BatchNorm1d, BatchNorm2d, BatchNormConfig, Conv1dConfig, Conv2dConfig};
 use qnn::qat::{FakeQuant, FakeQuantSpec};
 use qnn::qtensor::observer::{ObserverConfig, ObserverSpec};
 use qnn::qtensor::{QDType, QParams, QScheme, Tensor};
@@ -24,7 +24,7 @@ const TOL: f32 = 2e-5;
 fn cases() -> Vec<Case> {
     let g = format::parse(include_str!("data/qat/qat_layers.golden")).expect("parse");
     assert_eq!(g.cases.len(), g.declared_cases);
-    assert!(g.cases.len() >= 8);
+    assert!(g.cases.len() >= 15);
     g.cases
 }
 
@@ -88,7 +88,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 }
 
 /// Sets a batch norm's parameters and running statistics.
-fn set_bn(bn: &mut BatchNorm2d, w: &[f32], b: &[f32], mean: &[f32], var: &[f32]) {
+fn set_bn(bn: &mut dyn Module, w: &[f32], b: &[f32], mean: &[f32], var: &[f32]) {
     bn.visit_params_mut(&mut |name, p| {
         p.value
             .data_mut()
@@ -116,6 +116,36 @@ fn build(c: &Case, prefix: &str) -> Built {
     let out = c.i64("out") as usize;
     let spec = wfq_spec(c.str("wfq"));
     let key = |k: &str| format!("{prefix}{k}");
+    let set = |b: &mut dyn Module| {
+        set_bn(
+            b,
+            c.f32s(&key("bn_weight")),
+            c.f32s(&key("bn_bias")),
+            c.f32s(&key("bn_mean")),
+            c.f32s(&key("bn_var")),
+        )
+    };
+    let bn1 = || {
+        let mut b = BatchNorm1d::new(BatchNormConfig::new(out));
+        set(&mut b);
+        b
+    };
+    let frozen = c.str("freeze_bn") == "yes";
+    if op == "linearbn" {
+        let ws = vec![out, shape[shape.len() - 1]];
+        let f =
+            float::Linear::from_tensors(t(c, &key("weight"), &ws), opt(c, &key("bias"), &[out]))
+                .unwrap();
+        let b1 = bn1();
+        let mut m = qat::LinearBn1d::from_parts(f, b1, &spec).unwrap();
+        if frozen {
+            m.freeze_bn_stats();
+        }
+        return Built {
+            module: Box::new(m),
+            weight_shape: ws,
+        };
+    }
     if op.starts_with("linear") {
         let ws = vec![out, shape[shape.len() - 1]];
         let f =
@@ -131,7 +161,7 @@ fn build(c: &Case, prefix: &str) -> Built {
             weight_shape: ws,
         };
     }
-    if op == "conv1d" {
+    if op.starts_with("conv1d") || op.starts_with("convbn1d") {
         let cfg = Conv1dConfig {
             stride: c.i64("stride") as usize,
             padding: c.i64("padding") as usize,
@@ -145,8 +175,23 @@ fn build(c: &Case, prefix: &str) -> Built {
             opt(c, &key("bias"), &[out]),
         )
         .unwrap();
+        let module: Box<dyn Module> = match op {
+            "conv1d" => Box::new(qat::Conv1d::from_float(&conv, &spec).unwrap()),
+            "convbn1d" => {
+                let b1 = bn1();
+                let mut m = qat::ConvBn1d::from_parts(conv, b1, &spec).unwrap();
+                if frozen {
+                    m.freeze_bn_stats();
+                }
+                Box::new(m)
+            }
+            _ => {
+                let b1 = bn1();
+                Box::new(qat::ConvBnReLU1d::from_parts(conv, b1, &spec).unwrap())
+            }
+        };
         return Built {
-            module: Box::new(qat::Conv1d::from_float(&conv, &spec).unwrap()),
+            module,
             weight_shape: ws,
         };
     }
@@ -163,16 +208,10 @@ fn build(c: &Case, prefix: &str) -> Built {
         "conv_relu" => Box::new(qat::ConvReLU2d::from_float(&conv, &spec).unwrap()),
         _ => {
             let mut bn = BatchNorm2d::new(BatchNormConfig::new(out));
-            set_bn(
-                &mut bn,
-                c.f32s(&key("bn_weight")),
-                c.f32s(&key("bn_bias")),
-                c.f32s(&key("bn_mean")),
-                c.f32s(&key("bn_var")),
-            );
+            set(&mut bn);
             if op == "convbn" {
                 let mut m = qat::ConvBn2d::from_parts(conv, bn, &spec).unwrap();
-                if c.str("freeze_bn") == "yes" {
+                if frozen {
                     m.freeze_bn_stats();
                 }
                 Box::new(m)
@@ -202,6 +241,12 @@ fn weight_fq(m: &dyn Module) -> &dyn FakeQuant {
         l.weight_fake_quant()
     } else if let Some(l) = m.downcast_ref::<qat::ConvBnReLU2d>() {
         l.weight_fake_quant()
+    } else if let Some(l) = m.downcast_ref::<qat::ConvBn1d>() {
+        l.weight_fake_quant()
+    } else if let Some(l) = m.downcast_ref::<qat::ConvBnReLU1d>() {
+        l.weight_fake_quant()
+    } else if let Some(l) = m.downcast_ref::<qat::LinearBn1d>() {
+        l.weight_fake_quant()
     } else {
         panic!("not a QAT layer")
     }
@@ -209,6 +254,12 @@ fn weight_fq(m: &dyn Module) -> &dyn FakeQuant {
 
 /// The float layer `to_float()` gives, as (weight, bias).
 fn to_float(m: &dyn Module) -> (Vec<f32>, Vec<f32>) {
+    let parts = |w: qnn::Param, b: Option<qnn::Param>| {
+        (
+            w.value.data().to_vec(),
+            b.map(|b| b.value.data().to_vec()).unwrap_or_default(),
+        )
+    };
     let conv = |f: float::Conv2d| {
         (
             f.weight.value.data().to_vec(),
@@ -241,6 +292,13 @@ fn to_float(m: &dyn Module) -> (Vec<f32>, Vec<f32>) {
         conv(l.to_float().unwrap())
     } else if let Some(l) = m.downcast_ref::<qat::ConvBnReLU2d>() {
         conv(l.to_float().unwrap())
+    } else if let Some(l) = m.downcast_ref::<qat::ConvBn1d>() {
+        parts(l.to_float().unwrap().weight, l.to_float().unwrap().bias)
+    } else if let Some(l) = m.downcast_ref::<qat::ConvBnReLU1d>() {
+        parts(l.to_float().unwrap().weight, l.to_float().unwrap().bias)
+    } else if let Some(l) = m.downcast_ref::<qat::LinearBn1d>() {
+        let f = l.to_float().unwrap();
+        parts(f.weight, f.bias)
     } else {
         panic!("not a QAT layer")
     }
@@ -261,6 +319,12 @@ fn convert_qparams(m: &mut dyn Module) -> (Vec<f32>, Vec<i64>) {
     } else if let Some(l) = m.downcast_mut::<qat::ConvBn2d>() {
         l.to_float_with_weight_qparams().unwrap().1
     } else if let Some(l) = m.downcast_mut::<qat::ConvBnReLU2d>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else if let Some(l) = m.downcast_mut::<qat::ConvBn1d>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else if let Some(l) = m.downcast_mut::<qat::ConvBnReLU1d>() {
+        l.to_float_with_weight_qparams().unwrap().1
+    } else if let Some(l) = m.downcast_mut::<qat::LinearBn1d>() {
         l.to_float_with_weight_qparams().unwrap().1
     } else {
         panic!("not a QAT layer")
@@ -330,7 +394,7 @@ fn qat_layers_train_like_torch() {
             let scale = weight_fq(module.as_ref()).scale().data().to_vec();
             let want_scale = &c.f32s("wfq_scale")[scale_at..scale_at + scale.len()];
             scale_at += scale.len();
-            if s == 0 && !c.str("op").starts_with("convbn") {
+            if s == 0 && !c.str("op").contains("bn") {
                 assert_eq!(bits(&scale), bits(want_scale), "{name}: first weight scale");
             } else {
                 close(name, &format!("step {s} weight scale"), &scale, want_scale);

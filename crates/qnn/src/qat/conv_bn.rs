@@ -1,7 +1,9 @@
-//! QAT Conv+BatchNorm: `nniqat.ConvBn2d` and `nniqat.ConvBnReLU2d`, PyTorch's `_ConvBnNd` with
-//! its approximate single-pass training forward.
+//! QAT Conv/Linear+BatchNorm: `nniqat.ConvBn1d`, `ConvBnReLU1d`, `ConvBn2d`, `ConvBnReLU2d` and
+//! `LinearBn1d` — one generic [`QatBnFolded`] over the float layer (PyTorch's `_ConvBnNd` and
+//! `LinearBn1d`, which share the approximate single-pass training forward).
 //!
-//! Forward: `s = bn.weight / sqrt(running_var + eps)`, `y0 = conv(x, fake_quant(W * s[o]))`,
+//! Forward: `s = bn.weight / sqrt(running_var + eps)`, `y0 = layer(x, fake_quant(W * s[o]))`
+//! (zero bias),
 //! `y1 = y0 / s[c] + b[c]`, `z = bn(y1)` (batch statistics and running-statistics updates in
 //! training with BN stats not frozen, running statistics otherwise), then ReLU for the ReLU
 //! variant. Backward follows the same graph (through `s` into `bn.weight` too).
@@ -10,10 +12,11 @@ use qtensor::{QParams, Tensor};
 
 use super::FakeQuantSpec;
 use super::fake_quant::FakeQuant;
+use super::layer::{QatBatchNorm, QatFloatLayer, name_and_kind};
 use super::weight::{WeightFakeQuant, accumulate, not_halved, relu_backward, relu_in_place};
 use crate::error::{QnnError, Result};
 use crate::float::util::{f32_grad, f32_input, saved};
-use crate::fused::{self, BnFoldParams, fuse_conv_bn_weights};
+use crate::fused::{self, BnFoldParams};
 use crate::module::{Module, ModuleKind};
 use crate::param::{BufferMut, BufferRef, Param};
 use crate::{Value, float};
@@ -21,7 +24,7 @@ use crate::{Value, float};
 /// What forward keeps for backward.
 #[derive(Clone, Debug)]
 struct Saved {
-    /// The convolution output before the division, `[N, C, H, W]`.
+    /// The layer output before the division, `[N, C, ...]`.
     y0: Tensor<f32>,
     /// `bn.weight / running_std` per channel.
     scale_factor: Vec<f32>,
@@ -31,49 +34,58 @@ struct Saved {
     output: Tensor<f32>,
 }
 
-/// A QAT Conv2d + BatchNorm2d (+ ReLU when `RELU`): [`ConvBn2d`], [`ConvBnReLU2d`].
-/// State-dict names as PyTorch's: `weight`, `bias` (if the conv had one), `bn.weight`,
-/// `bn.bias`, `bn.running_mean`, `bn.running_var`, `bn.num_batches_tracked`,
-/// `weight_fake_quant.*`.
+/// A QAT Conv/Linear + BatchNorm (+ ReLU when `RELU`), generic over the float layer `L`
+/// (whose batch norm is `L::Bn`): [`ConvBn1d`], [`ConvBnReLU1d`], [`ConvBn2d`],
+/// [`ConvBnReLU2d`], [`LinearBn1d`]. State-dict names as PyTorch's: `weight`, `bias` (if the
+/// layer had one), `bn.weight`, `bn.bias`, `bn.running_mean`, `bn.running_var`,
+/// `bn.num_batches_tracked`, `weight_fake_quant.*`.
 #[derive(Clone, Debug)]
-pub struct QatConvBn2d<const RELU: bool> {
-    config: float::Conv2dConfig,
-    /// Conv weight, `[C_out, C_in / groups, kh, kw]`.
+pub struct QatBnFolded<L: QatFloatLayer, const RELU: bool> {
+    config: L::Config,
+    /// Layer weight, `[C_out, C_in / groups, k...]` or `[out_features, in_features]`.
     pub weight: Param,
-    /// Conv bias, `[C_out]`, if the float conv had one.
+    /// Layer bias, `[C_out]`, if the float layer had one.
     pub bias: Option<Param>,
-    bn: float::BatchNorm2d,
+    bn: L::Bn,
     weight_fq: WeightFakeQuant,
     freeze_bn: bool,
-    inner: Option<float::Conv2d>,
+    inner: Option<L>,
     saved: Option<Saved>,
     training: bool,
 }
+
+/// A QAT Conv2d + BatchNorm2d (+ ReLU when `RELU`).
+pub type QatConvBn2d<const RELU: bool> = QatBnFolded<float::Conv2d, RELU>;
+/// A QAT Conv1d + BatchNorm1d (+ ReLU when `RELU`).
+pub type QatConvBn1d<const RELU: bool> = QatBnFolded<float::Conv1d, RELU>;
 
 /// PyTorch's `torch.ao.nn.intrinsic.qat.ConvBn2d`.
 pub type ConvBn2d = QatConvBn2d<false>;
 /// PyTorch's `torch.ao.nn.intrinsic.qat.ConvBnReLU2d`.
 pub type ConvBnReLU2d = QatConvBn2d<true>;
+/// PyTorch's `torch.ao.nn.intrinsic.qat.ConvBn1d`.
+pub type ConvBn1d = QatConvBn1d<false>;
+/// PyTorch's `torch.ao.nn.intrinsic.qat.ConvBnReLU1d`.
+pub type ConvBnReLU1d = QatConvBn1d<true>;
+/// PyTorch's `torch.ao.nn.intrinsic.qat.LinearBn1d` (converts to a quantized `Linear`).
+pub type LinearBn1d = QatBnFolded<float::Linear, false>;
 
-impl<const RELU: bool> QatConvBn2d<RELU> {
-    const NAME: &'static str = if RELU {
-        "qat::ConvBnReLU2d"
-    } else {
-        "qat::ConvBn2d"
+impl<L: QatFloatLayer, const RELU: bool> QatBnFolded<L, RELU> {
+    const ENTRY: Option<(&'static str, ModuleKind)> = L::NAMES.with_bn[RELU as usize];
+    const NAME: &'static str = match Self::ENTRY {
+        Some((name, _)) => name,
+        None => "qat",
     };
 
-    /// PyTorch's `from_float` on the fused float module's parts: the conv's hyper-parameters,
+    /// PyTorch's `from_float` on the fused float module's parts: the layer's hyper-parameters,
     /// weight and bias, the batch norm as it is (weight, bias, running statistics, eps,
     /// momentum), and a fresh weight fake-quant. The new module is in training mode with BN
     /// statistics updating. The batch norm must be affine and track running statistics, with
     /// `num_features == out_channels`.
-    pub fn from_parts(
-        conv: float::Conv2d,
-        mut bn: float::BatchNorm2d,
-        weight_fake_quant: &FakeQuantSpec,
-    ) -> Result<Self> {
-        not_halved(Self::NAME, conv.weight_f16().is_some())?;
-        let cfg = *bn.config();
+    pub fn from_parts(layer: L, mut bn: L::Bn, weight_fake_quant: &FakeQuantSpec) -> Result<Self> {
+        name_and_kind(Self::ENTRY)?;
+        not_halved(Self::NAME, layer.is_halved())?;
+        let cfg = *bn.bn_config();
         if !cfg.affine || !cfg.track_running_stats {
             return Err(QnnError::InvalidConfig {
                 module: Self::NAME,
@@ -83,23 +95,24 @@ impl<const RELU: bool> QatConvBn2d<RELU> {
                 ),
             });
         }
-        let config = *conv.config();
-        if cfg.num_features != config.out_channels {
+        let config = layer.layer_config();
+        let out = L::out_channels(&config);
+        if cfg.num_features != out {
             return Err(QnnError::InvalidConfig {
                 module: Self::NAME,
                 reason: format!(
-                    "conv out_channels {} must equal the batch norm's num_features {}",
-                    config.out_channels, cfg.num_features
+                    "the layer's output channels {out} must equal the batch norm's num_features {}",
+                    cfg.num_features
                 ),
             });
         }
         bn.train(true);
         Ok(Self {
             config,
-            weight: conv.weight.clone(),
-            bias: conv.bias.clone(),
+            weight: layer.weight_param().clone(),
+            bias: layer.bias_param().cloned(),
             bn,
-            weight_fq: WeightFakeQuant::new(weight_fake_quant, config.out_channels)?,
+            weight_fq: WeightFakeQuant::new(weight_fake_quant, out)?,
             freeze_bn: false,
             inner: None,
             saved: None,
@@ -107,13 +120,13 @@ impl<const RELU: bool> QatConvBn2d<RELU> {
         })
     }
 
-    /// The conv hyper-parameters.
-    pub fn config(&self) -> &float::Conv2dConfig {
+    /// The layer's hyper-parameters.
+    pub fn config(&self) -> &L::Config {
         &self.config
     }
 
     /// The batch norm (`bn`).
-    pub fn bn(&self) -> &float::BatchNorm2d {
+    pub fn bn(&self) -> &L::Bn {
         &self.bn
     }
 
@@ -140,19 +153,19 @@ impl<const RELU: bool> QatConvBn2d<RELU> {
         self.bn.train(true);
     }
 
-    /// True after [`QatConvBn2d::freeze_bn_stats`].
+    /// True after [`QatBnFolded::freeze_bn_stats`].
     pub fn is_bn_frozen(&self) -> bool {
         self.freeze_bn
     }
 
     fn fold_params(&self) -> Result<BnFoldParams<'_>> {
-        match (self.bn.running_mean(), self.bn.running_var()) {
+        match (self.bn.bn_running_mean(), self.bn.bn_running_var()) {
             (Some(running_mean), Some(running_var)) => Ok(BnFoldParams {
                 running_mean,
                 running_var,
-                eps: self.bn.config().eps,
-                weight: self.bn.weight().map(|p| &p.value),
-                bias: self.bn.bias().map(|p| &p.value),
+                eps: self.bn.bn_config().eps,
+                weight: self.bn.bn_weight().map(|p| &p.value),
+                bias: self.bn.bn_bias().map(|p| &p.value),
             }),
             _ => Err(QnnError::InvalidConfig {
                 module: Self::NAME,
@@ -161,27 +174,23 @@ impl<const RELU: bool> QatConvBn2d<RELU> {
         }
     }
 
-    /// PyTorch's `to_float()`: a float Conv2d with the batch norm folded in with its running
-    /// statistics (`fuse_conv_bn_weights`, bit for bit), in this module's train/eval mode.
-    /// For [`ConvBnReLU2d`] this is the inner convolution of the fused `ConvReLU2d`.
-    pub fn to_float(&self) -> Result<float::Conv2d> {
+    /// PyTorch's `to_float()`: the float layer with the batch norm folded in with its running
+    /// statistics (`fuse_conv_bn_weights` / `fuse_linear_bn_weights`, bit for bit), in this
+    /// module's train/eval mode. For the ReLU variants this is the inner convolution of the
+    /// fused `ConvReLU1d` / `ConvReLU2d`.
+    pub fn to_float(&self) -> Result<L> {
         let p = self.fold_params()?;
-        let (w, b) = fuse_conv_bn_weights(
-            &self.weight.value,
-            self.bias.as_ref().map(|b| &b.value),
-            &p,
-            false,
-        )?;
-        let mut f = float::Conv2d::from_tensors(self.config, w, Some(b))?;
+        let (w, b) = L::fold_bn(&self.weight.value, self.bias.as_ref().map(|b| &b.value), &p)?;
+        let mut f = L::build(self.config, w, Some(b))?;
         f.train(self.training);
         Ok(f)
     }
 
-    /// The folded float conv and the weight qparams as PyTorch's quantized `from_float` gets
+    /// The folded float layer and the weight qparams as PyTorch's quantized `from_float` gets
     /// them: fold, `weight_fake_quant(folded weight)`, `calculate_qparams()`.
-    pub fn to_float_with_weight_qparams(&mut self) -> Result<(float::Conv2d, QParams)> {
+    pub fn to_float_with_weight_qparams(&mut self) -> Result<(L, QParams)> {
         let f = self.to_float()?;
-        let qparams = self.weight_fq.convert_qparams(&f.weight.value)?;
+        let qparams = self.weight_fq.convert_qparams(&f.weight_param().value)?;
         Ok((f, qparams))
     }
 
@@ -190,7 +199,7 @@ impl<const RELU: bool> QatConvBn2d<RELU> {
         let p = self.fold_params()?;
         let gamma = p.weight.map(|g| g.data()).unwrap_or(&[]);
         let rv = p.running_var.data();
-        let c = self.config.out_channels;
+        let c = L::out_channels(&self.config);
         if gamma.len() != c || rv.len() != c {
             return Err(QnnError::ShapeMismatch {
                 what: format!("{} bn.weight / running_var vs out_channels", Self::NAME),
@@ -227,22 +236,55 @@ impl ConvBnReLU2d {
     }
 }
 
+impl ConvBn1d {
+    /// From PyTorch's fused float `nni.ConvBn1d`.
+    pub fn from_fused(fused: &fused::ConvBn1d, weight_fake_quant: &FakeQuantSpec) -> Result<Self> {
+        Self::from_parts(fused.conv().clone(), fused.bn().clone(), weight_fake_quant)
+    }
+}
+
+impl ConvBnReLU1d {
+    /// `to_float()` as PyTorch returns it for this class: the fused float `nni.ConvReLU1d`
+    /// around the BN-folded convolution.
+    pub fn to_float_fused(&self) -> Result<fused::ConvReLU1d> {
+        Ok(fused::ConvReLU1d::new(self.to_float()?, float::ReLU::new()))
+    }
+
+    /// From PyTorch's fused float `nni.ConvBnReLU1d`.
+    pub fn from_fused(
+        fused: &fused::ConvBnReLU1d,
+        weight_fake_quant: &FakeQuantSpec,
+    ) -> Result<Self> {
+        Self::from_parts(fused.conv().clone(), fused.bn().clone(), weight_fake_quant)
+    }
+}
+
+impl LinearBn1d {
+    /// From PyTorch's fused float `nni.LinearBn1d`.
+    pub fn from_fused(
+        fused: &fused::LinearBn1d,
+        weight_fake_quant: &FakeQuantSpec,
+    ) -> Result<Self> {
+        Self::from_parts(
+            fused.linear().clone(),
+            fused.bn().clone(),
+            weight_fake_quant,
+        )
+    }
+}
+
 /// Channel of flat index `i` in an `[N, C, inner]` row-major tensor.
 fn channel(i: usize, c: usize, inner: usize) -> usize {
     (i / inner.max(1)) % c.max(1)
 }
 
-impl<const RELU: bool> Module for QatConvBn2d<RELU> {
+impl<L: QatFloatLayer, const RELU: bool> Module for QatBnFolded<L, RELU> {
     fn kind(&self) -> ModuleKind {
-        if RELU {
-            ModuleKind::QatConvBnReLU2d
-        } else {
-            ModuleKind::QatConvBn2d
-        }
+        Self::ENTRY.map_or(ModuleKind::Custom, |(_, kind)| kind)
     }
 
     fn extra_repr(&self) -> String {
-        crate::repr::ConvConfigRepr::conv_repr(&self.config, self.bias.is_some())
+        L::repr(&self.config, self.bias.is_some())
     }
 
     /// `(bn)` then `(weight_fake_quant)`, PyTorch's registration order.
@@ -255,15 +297,16 @@ impl<const RELU: bool> Module for QatConvBn2d<RELU> {
 
     fn forward(&mut self, input: &Value) -> Result<Value> {
         let x = f32_input(input, Self::NAME)?;
-        if x.ndim() != 4 {
+        let (rank, expected) = L::BN_INPUT_RANK;
+        if x.ndim() != rank {
             return Err(QnnError::WrongRank {
                 module: Self::NAME,
-                expected: "4-d (N, C, H, W)",
+                expected,
                 got: x.shape().to_vec(),
             });
         }
         let (running_std, sf) = self.scale_factor()?;
-        let c = self.config.out_channels;
+        let c = L::out_channels(&self.config);
         let w_inner = self.weight.value.numel() / c.max(1);
         let scaled: Vec<f32> = self
             .weight
@@ -275,7 +318,7 @@ impl<const RELU: bool> Module for QatConvBn2d<RELU> {
             .collect();
         let scaled = Tensor::new(self.weight.shape(), scaled)?;
         let wq = self.weight_fq.forward(&scaled)?;
-        let mut inner = float::Conv2d::from_tensors(self.config, wq, Some(Tensor::zeros(&[c])))?;
+        let mut inner = L::build(self.config, wq, Some(Tensor::zeros(&[c])))?;
         let y0 = inner.forward(&Value::F32(x))?.into_f32(Self::NAME)?;
         let plane: usize = y0.shape()[2..].iter().product();
         let bias = self.bias.as_ref().map(|b| b.value.data());
@@ -314,7 +357,7 @@ impl<const RELU: bool> Module for QatConvBn2d<RELU> {
             g = relu_backward(&g, &s.output)?;
         }
         let dy1 = self.bn.backward(&Value::F32(g))?.into_f32(Self::NAME)?;
-        let c = self.config.out_channels;
+        let c = L::out_channels(&self.config);
         let plane: usize = s.y0.shape()[2..].iter().product();
         let sf = &s.scale_factor;
         let mut db = vec![0.0f64; c];
@@ -338,7 +381,7 @@ impl<const RELU: bool> Module for QatConvBn2d<RELU> {
             .ok_or(QnnError::BackwardBeforeForward { module: Self::NAME })?;
         inner.zero_grad();
         let dx = inner.backward(&Value::F32(dy0))?;
-        let dws = self.weight_fq.backward(&inner.weight.grad)?;
+        let dws = self.weight_fq.backward(&inner.weight_param().grad)?;
         let w_inner = self.weight.value.numel() / c.max(1);
         for (i, ((gw, &d), &w)) in self
             .weight

@@ -8,9 +8,13 @@
 //!   current scale and zero point, the observer inside, a tensor-level [`FakeQuant::apply`]).
 //! - [`FakeQuantize`], [`FixedQParamsFakeQuantize`], [`FusedMovingAvgObsFakeQuantize`]: the
 //!   three PyTorch fake-quant modules, bit for bit (outputs, scale, zero point, masks).
-//! - QAT layers: [`Linear`], [`LinearReLU`], [`Conv1d`], [`Conv2d`], [`ConvReLU2d`],
-//!   [`ConvBn2d`], [`ConvBnReLU2d`]: float layers whose weight passes through a weight
-//!   fake-quant (gradients through its straight-through mask). Built with `from_float` /
+//! - QAT layers: [`Linear`], [`LinearReLU`], [`Conv1d`], [`Conv2d`], [`ConvReLU2d`]
+//!   (all [`QatLayer`]), and [`ConvBn1d`], [`ConvBnReLU1d`], [`ConvBn2d`], [`ConvBnReLU2d`],
+//!   [`LinearBn1d`] (all [`QatBnFolded`], the BN scale folded into the fake-quantized weight as
+//!   PyTorch's `_ConvBnNd` does, with `freeze_bn_stats` / `update_bn_stats`): float layers whose
+//!   weight passes through a weight fake-quant (gradients through its straight-through mask).
+//!   Both are generic over the float layer ([`QatFloatLayer`]: Linear, Conv1d, Conv2d), so the
+//!   fake-quant and BN-folding logic exists once for every dimension. Built with `from_float` /
 //!   `from_fused` / `from_parts` from the float layers and the qconfig's weight spec; converted
 //!   back with `to_float()` (Conv+BN folded with the running statistics, as PyTorch does) and
 //!   `to_float_with_weight_qparams()` (the float layer plus the weight qparams convert quantizes
@@ -82,14 +86,21 @@ mod fake_quant;
 mod fake_quantize;
 mod fixed_qparams;
 mod fused_moving_avg;
+mod layer;
 mod linear;
 mod observer_args;
 mod observer_state;
+mod plain;
 mod weight;
 
 pub use conv::{Conv1d, Conv2d, ConvReLU2d, QatConv1d, QatConv2d};
-pub use conv_bn::{ConvBn2d, ConvBnReLU2d, QatConvBn2d};
+pub use conv_bn::{
+    ConvBn1d, ConvBn2d, ConvBnReLU1d, ConvBnReLU2d, LinearBn1d, QatBnFolded, QatConvBn1d,
+    QatConvBn2d,
+};
+pub use layer::{LinearFeatures, QatBatchNorm, QatFloatLayer, QatNames};
 pub use linear::{Linear, LinearReLU, QatLinear};
+pub use plain::QatLayer;
 
 pub use fake_quant::{FakeQuant, FakeQuantOutput, ZeroPoints};
 pub use fake_quantize::FakeQuantize;
