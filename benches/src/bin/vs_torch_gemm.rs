@@ -5,9 +5,11 @@
 //!
 //! * `static`: quint8 activations × per-channel qint8 weights with a float bias, requantized
 //!   to quint8 (`torch.ops.quantized.linear`). The output buffer is allocated per call.
-//! * `dynamic`: f32 input → min/max → `choose_qparams_quant_utils(reduce_range=true)` →
-//!   quantize (`qkernels::quant::quantize_u8`, SIMD) → GEMM → f32 with bias
-//!   (`torch.ops.quantized.linear_dynamic`), buffers allocated per call.
+//! * `dynamic`: `qnn::dynamic::Linear::apply` on an f32 `[M, K]` tensor, the module users
+//!   run (`torch.ops.quantized.linear_dynamic`): min/max →
+//!   `choose_qparams_quant_utils(reduce_range=true)` → quantize → GEMM on the family the
+//!   module packed for (on AVX2 without VNNI the `vpmaddubsw` family, exact for
+//!   `reduce_range` activations) → f32 with bias; the output tensor is allocated per call.
 //! * `f32` (on request): the float Linear `x Wᵀ + b` (`torch.nn.functional.linear`), for
 //!   issue 5's "our fp32 is at least as fast as PyTorch's fp32" comparison: at one thread
 //!   `qnn::float::Linear::apply` itself (its per-row-count kernel choice included); at more
@@ -23,11 +25,11 @@
 
 use qkernels::float::{MatMut, MatRef, Threads, sgemm};
 use qkernels::gemm::{
-    self, Activation, Activations, Dequantize, KernelKind, Output, PackedWeights, Requantize,
-    WeightQParams,
+    self, Activation, Activations, KernelKind, Output, PackedWeights, Requantize, WeightQParams,
 };
+use qnn::dynamic::Linear as DynamicLinear;
 use qnn::float::Linear;
-use qtensor::Tensor;
+use qtensor::{QParams, Tensor};
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -121,53 +123,27 @@ fn median_ns(repeats: usize, warmup: usize, mut f: impl FnMut()) -> (u128, u128)
     (t[t.len() / 2], t[0])
 }
 
-/// fbgemm's `FindMinMax`, in 16 independent lanes so it vectorizes.
-fn min_max(x: &[f32]) -> (f32, f32) {
-    let mut lo = [f32::INFINITY; 16];
-    let mut hi = [f32::NEG_INFINITY; 16];
-    let chunks = x.chunks_exact(16);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for i in 0..16 {
-            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
-            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
-        }
-    }
-    let fold = |init: f32, v: &[f32], f: fn(f32, f32) -> f32| v.iter().fold(init, |a, &b| f(a, b));
-    let lo = fold(fold(f32::INFINITY, &lo, f32::min), tail, f32::min);
-    let hi = fold(fold(f32::NEG_INFINITY, &hi, f32::max), tail, f32::max);
-    (lo, hi)
+/// How many GEMM calls each kernel family has run so far.
+fn kernel_runs() -> Vec<u64> {
+    KernelKind::ALL
+        .iter()
+        .map(|&k| gemm::kernel_runs(k))
+        .collect()
 }
 
-/// One dynamic Linear call: quantize `x` like fbgemm's dynamic path, then GEMM to f32.
-fn dynamic_linear(x: &[f32], m: usize, k: usize, w: &PackedWeights, bias: &[f32]) -> Vec<f32> {
-    let (lo, hi) = min_max(x);
-    let (scale, zp) = qtensor::choose_qparams_quant_utils(lo, hi, 0, 255, false, false, true);
-    let mut q = vec![0u8; m * k];
-    qkernels::quant::quantize_u8(x, scale as f32, zp, &mut q).expect("quantize");
-    let mut y = vec![0f32; m * w.n()];
-    let params = Dequantize {
-        act_scale: scale as f32,
-        bias: Some(bias),
-        relu: false,
-    };
-    let acts = Activations {
-        data: &q,
-        rows: m,
-        row_stride: k,
-        zero_point: zp,
-    };
-    gemm::gemm_u8s8(
-        acts,
-        w,
-        Output::F32 {
-            params,
-            out: &mut y,
-            ldc: w.n(),
-        },
-    )
-    .expect("gemm");
-    y
+/// The families that ran int8 GEMMs since `before` (`+`-joined; `none` for the float mode).
+fn ran_since(before: &[u64]) -> String {
+    let ran: Vec<&str> = KernelKind::ALL
+        .iter()
+        .zip(before)
+        .filter(|&(&k, &b)| gemm::kernel_runs(k) > b)
+        .map(|(k, _)| k.name())
+        .collect();
+    if ran.is_empty() {
+        "none".into()
+    } else {
+        ran.join("+")
+    }
 }
 
 /// One multi-threaded float Linear call: bias rows, then `x Wᵀ` accumulated by the float GEMM
@@ -224,12 +200,33 @@ fn run(s: &Settings) -> Result<(), String> {
         let a = bytes(m * k, 11);
         let x: Vec<f32> = a.iter().map(|&b| (f32::from(b) - 128.0) / 40.0).collect();
         let wf: Vec<f32> = w.iter().map(|&v| f32::from(v) / 1270.0).collect();
+        // The same int8 weights as a float Linear whose per-channel quantization gives them
+        // back exactly, for the dynamic module.
+        let w_dyn: Vec<f32> = w
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| f32::from(v) * scales[i / k])
+            .collect();
+        let dyn_qparams = QParams::PerChannel {
+            scales: scales.iter().map(|&s| f64::from(s)).collect(),
+            zero_points: vec![0; n],
+            axis: 0,
+        };
+        let float_dyn = Linear::from_tensors(
+            Tensor::new(&[n, k], w_dyn).map_err(|e| e.to_string())?,
+            Some(Tensor::new(&[n], bias.clone()).map_err(|e| e.to_string())?),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut dynamic =
+            DynamicLinear::from_float(&float_dyn, &dyn_qparams).map_err(|e| e.to_string())?;
+        let x_t = Tensor::new(&[m, k], x.clone()).map_err(|e| e.to_string())?;
         for &threads in &s.threads {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .map_err(|e| e.to_string())?;
             for mode in &s.modes {
+                let runs_before = kernel_runs();
                 let (ns, ns_min) = pool.install(|| match mode.as_str() {
                     "static" => Ok(median_ns(s.repeats, s.warmup, || {
                         let mut out = vec![0u8; m * n];
@@ -259,7 +256,7 @@ fn run(s: &Settings) -> Result<(), String> {
                         black_box(out);
                     })),
                     "dynamic" => Ok(median_ns(s.repeats, s.warmup, || {
-                        black_box(dynamic_linear(&x, m, k, &packed, &bias));
+                        black_box(dynamic.apply(&x_t).expect("dynamic linear"));
                     })),
                     "f32" if threads == 1 => {
                         let layer = Linear::from_tensors(
@@ -277,12 +274,13 @@ fn run(s: &Settings) -> Result<(), String> {
                     })),
                     other => Err(format!("unknown mode {other:?}")),
                 })?;
+                let ran = ran_since(&runs_before);
                 let gops = 2.0 * (m * n * k) as f64 / ns as f64;
                 let pct = peak.map_or(String::from("null"), |p| {
                     format!("{:.1}", 100.0 * gops / (p * threads as f64))
                 });
                 println!(
-                    "{{\"suite\":\"gemm\",\"mode\":\"{mode}\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"ns\":{ns},\"gops\":{gops:.1},\"pct_peak\":{pct},\"kernel\":\"{kind}\",\"ns_min\":{ns_min},\"repeats\":{}}}",
+                    "{{\"suite\":\"gemm\",\"mode\":\"{mode}\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"ns\":{ns},\"gops\":{gops:.1},\"pct_peak\":{pct},\"kernel\":\"{ran}\",\"ns_min\":{ns_min},\"repeats\":{}}}",
                     s.repeats
                 );
             }
