@@ -388,3 +388,47 @@ fn multi_input_modules_get_a_tuple_and_return_one_gradient_per_input() {
     assert_eq!(f32v(grads[0].clone()).data(), [0.0, 1.0, 1.0]);
     assert_eq!(f32v(grads[1].clone()).data(), [2.0, 2.0, 2.0]);
 }
+
+/// Values are handed to their last consumer (`Module::forward_owned`) and freed after it;
+/// a value that fans out, or that is a graph output, must still reach every reader intact,
+/// also through a functional node and through identities.
+#[test]
+fn values_reach_every_reader_when_handed_over_and_freed() {
+    use qnn::float::Identity;
+    let mut rng = Rng::new(7);
+    let fc = Linear::new(4, 4, true, &mut rng);
+    let mut b = FunctionalBuilder::new();
+    let x = b.input("x");
+    let h = b.module("fc", fc.clone(), &[&x]);
+    // `h` fans out: an identity reads it first, the add later (its last reader)
+    let i1 = b.module("id1", Identity::new(), &[&h]);
+    let s = b.functional("add", FunctionalOp::Add, &[&i1, &h]);
+    // `s` is a graph output and also read by an identity: never handed over
+    let i2 = b.module("id2", Identity::new(), &[&s]);
+    // a functional node is the last reader of a module output
+    let r = b.module("relu", ReLU::new(), &[&i2]);
+    let f = b.functional(
+        "flat",
+        FunctionalOp::Flatten {
+            start_dim: 0,
+            end_dim: -1,
+        },
+        &[&r],
+    );
+    let i3 = b.module("id3", Identity::new(), &[&f]);
+    b.output(&s);
+    b.output(&i3);
+    let mut g = b.build().unwrap();
+    let xt = rand(&[3, 4], 8);
+    let hv = f32v(fc.clone().forward(&Value::F32(xt.clone())).unwrap());
+    let sum: Vec<f32> = hv.data().iter().map(|v| v + v).collect();
+    let relu: Vec<f32> = sum.iter().map(|v| v.max(0.0)).collect();
+    for _ in 0..2 {
+        let outs = g.run(&[Value::F32(xt.clone())]).unwrap();
+        let (o0, o1) = (f32v(outs[0].clone()), f32v(outs[1].clone()));
+        assert_eq!(o0.shape(), &[3, 4]);
+        assert_eq!(o0.data(), sum.as_slice());
+        assert_eq!(o1.shape(), &[12]);
+        assert_eq!(o1.data(), relu.as_slice());
+    }
+}

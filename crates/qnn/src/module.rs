@@ -231,6 +231,13 @@ pub trait Module: Any + Send {
     /// Computes the output and keeps what `backward` needs.
     fn forward(&mut self, input: &Value) -> Result<Value>;
 
+    /// [`Module::forward`] on an input the caller no longer needs (a graph passes a value
+    /// to its last consumer this way), so a module may reuse it instead of copying; the
+    /// result must equal `forward(&input)`. The default calls `forward`.
+    fn forward_owned(&mut self, input: Value) -> Result<Value> {
+        self.forward(&input)
+    }
+
     /// Gradient with respect to the input, given the gradient with respect to the output;
     /// accumulates parameter gradients.
     fn backward(&mut self, grad_output: &Value) -> Result<Value>;

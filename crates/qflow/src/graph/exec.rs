@@ -91,18 +91,26 @@ impl Graph {
             });
         }
         self.tape = None;
+        let last_use = self.last_uses();
         let mut values: Vec<Option<Value>> = Vec::with_capacity(self.nodes.len());
         for (i, node) in self.nodes.iter_mut().enumerate() {
+            let srcs = &self.sources[i];
+            // a node value whose last consumer this is (and no graph output) is handed over
+            let owned = match (srcs.as_slice(), &node.op) {
+                ([Src::Node(k)], Op::Module(_)) if last_use[*k] == Some(i) => values[*k].take(),
+                _ => None,
+            };
             let get = |s: &Src| -> &Value {
                 match *s {
                     Src::Input(k) => &inputs[k],
                     Src::Node(k) => values[k].as_ref().unwrap_or(&inputs[0]),
                 }
             };
-            let srcs = &self.sources[i];
             let out = match &mut node.op {
                 Op::Module(m) => {
-                    if srcs.len() == 1 {
+                    if let Some(v) = owned {
+                        m.forward_owned(v)
+                    } else if srcs.len() == 1 {
                         m.forward(get(&srcs[0]))
                     } else {
                         m.forward(&Value::Tuple(srcs.iter().map(|s| get(s).clone()).collect()))
@@ -115,6 +123,14 @@ impl Graph {
             }
             .map_err(node_err(&node.name))?;
             hook(node, &out);
+            // values nobody reads any more are freed now, so their buffers can be reused
+            for s in srcs {
+                if let Src::Node(k) = *s
+                    && last_use[k] == Some(i)
+                {
+                    values[k] = None;
+                }
+            }
             values.push(Some(out));
         }
         let outs = self
@@ -135,6 +151,25 @@ impl Graph {
                 .collect(),
         });
         Ok(outs)
+    }
+
+    /// Per node, the last node reading its value, or `None` when no node reads it or a
+    /// graph output is it (such values live until the end of the run).
+    fn last_uses(&self) -> Vec<Option<usize>> {
+        let mut last = vec![None; self.nodes.len()];
+        for (i, srcs) in self.sources.iter().enumerate() {
+            for s in srcs {
+                if let Src::Node(k) = *s {
+                    last[k] = Some(i);
+                }
+            }
+        }
+        for s in &self.output_sources {
+            if let Src::Node(k) = *s {
+                last[k] = None;
+            }
+        }
+        last
     }
 
     /// Backward through the last [`Graph::run`]: takes one gradient per graph output and returns

@@ -133,9 +133,20 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
             (0..kh).map(move |ty| (tz * g.dilation[0] * ih + ty * g.dilation[1]) * iw * c)
         })
         .collect();
+    // per dim, the output coordinates whose whole window is inside the input
+    let inside_range = |d: usize| {
+        let extent = (g.kernel[d] - 1) * g.dilation[d];
+        let lo = g.padding[d].div_ceil(g.stride[d]);
+        let hi = match (g.input[d] + g.padding[d]).checked_sub(extent + 1) {
+            Some(last) => (last / g.stride[d] + 1).min(plan.out_dims[d]),
+            None => 0,
+        };
+        lo..hi.max(lo)
+    };
+    let (zr, yr, xr) = (inside_range(0), inside_range(1), inside_range(2));
     let task = |(ti, dst): (usize, &mut [u8])| {
+        let wide_ptr = wide.as_ptr();
         let mut ptrs = vec![std::ptr::null::<u16>(); runs * MR];
-        let mut offs = vec![0usize; runs * MR];
         let mut scratch = vec![0u16; MR * k];
         let mut gathered = vec![0u8; k];
         let mut acc = [0i32; MR * 8 * NP];
@@ -144,7 +155,6 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
         for mt in first..(first + tiles_per_task).min(m_tiles) {
             let m0 = mt * MR;
             let rows = MR.min(m - m0);
-            let mut in_scratch = [false; MR];
             // output coordinates of pixel m0, then stepped along x (no division per pixel)
             let (mut x, mut y, mut z, mut n) = (
                 m0 % ow,
@@ -169,46 +179,36 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
                         }
                     }
                 }
-                // first input coordinate of the window per dim, if the whole window is inside
-                let first = |d: usize, o: usize| {
-                    (o * g.stride[d])
-                        .checked_sub(g.padding[d])
-                        .filter(|&i| i + (g.kernel[d] - 1) * g.dilation[d] < g.input[d])
-                };
-                let mut inside = false;
-                let mut sum = 0i32;
-                if let (Some(iz), Some(iy), Some(ix)) = (first(0, z), first(1, y), first(2, x)) {
-                    inside = true;
+                if zr.contains(&z) && yr.contains(&y) && xr.contains(&x) {
+                    // the whole window is inside: kernel row t starts at base + tap_rows[t]
+                    let (iz, iy, ix) = (
+                        z * g.stride[0] - g.padding[0],
+                        y * g.stride[1] - g.padding[1],
+                        x * g.stride[2] - g.padding[2],
+                    );
                     let base = (((n * g.input[0] + iz) * ih + iy) * iw + ix) * c;
+                    debug_assert!(base + tap_rows[runs - 1] + run <= wide.len());
+                    let mut sum = 0i32;
                     for (t, &off) in tap_rows.iter().enumerate() {
-                        let at = base + off;
-                        offs[t * MR + r] = at;
+                        ptrs[t * MR + r] = wide_ptr.wrapping_add(base + off);
                         if !symmetric {
-                            sum += plan.input[at..at + run]
+                            sum += plan.input[base + off..base + off + run]
                                 .iter()
                                 .map(|&v| i32::from(v))
                                 .sum::<i32>();
                         }
                     }
-                }
-                if !inside {
+                    row_sums[r] = sum;
+                } else {
                     plan.gather_row(p, 0, &mut gathered);
-                    for (d, &s) in scratch[r * k..(r + 1) * k].iter_mut().zip(&gathered) {
+                    let rows_k = &mut scratch[r * k..(r + 1) * k];
+                    for (d, &s) in rows_k.iter_mut().zip(&gathered) {
                         *d = u16::from(s);
                     }
                     for t in 0..runs {
-                        offs[t * MR + r] = r * k + t * run;
+                        ptrs[t * MR + r] = rows_k[t * run..(t + 1) * run].as_ptr();
                     }
-                    sum = gathered.iter().map(|&v| i32::from(v)).sum();
-                    in_scratch[r] = true;
-                }
-                row_sums[r] = sum;
-            }
-            for t in 0..runs {
-                for r in 0..rows {
-                    let at = offs[t * MR + r];
-                    let src = if in_scratch[r] { &scratch } else { &wide };
-                    ptrs[t * MR + r] = src[at..at + run].as_ptr();
+                    row_sums[r] = gathered.iter().map(|&v| i32::from(v)).sum();
                 }
             }
             for n0 in (0..o).step_by(8 * NP) {
@@ -216,8 +216,10 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
                 let panels = nc.div_ceil(8);
                 let b = gp.w.panel_bytes_of(n0 / 8, panels);
                 // SAFETY: `applies` checked the family, whose kernel object exists only on
-                // AVX2 CPUs; the pointers of rows `0..rows` each cover `run` values (slices
-                // of the widened input or the scratch rows); `b` is `panels` panels of `kp·8 ≥ runs·run·8` bytes.
+                // AVX2 CPUs; the pointers of rows `0..rows` each cover `run` values (inside
+                // windows: kernel row t of a window whose every input coordinate is in
+                // bounds, i.e. `base + tap_rows[t] + run ≤ wide.len()`; else a scratch row
+                // slice); `b` is `panels` panels of `kp·8 ≥ runs·run·8` bytes.
                 unsafe {
                     tile_dyn(
                         rows,

@@ -80,50 +80,71 @@ unsafe fn block<const N: usize>(
     }
 }
 
-/// Requantizes the `o` accumulator columns of one block (window sum in column `o` when
-/// `asym`) into `dst` pixels `0..n` (NHWC, `o` channels each).
+/// The requantization constants of up to 8 output channels, broadcast once per call.
+struct ColVecs {
+    bias_a: [__m256; 8],
+    bias_b: [__m256; 8],
+    mult: [__m256; 8],
+    zw: [__m256i; 8],
+    lo: __m256i,
+    hi: __m256i,
+    zp: __m256i,
+}
+
+impl ColVecs {
+    /// Broadcasts the stage's vectors of output channels `0..o` (`o ≤ 8`).
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::needless_range_loop)] // col indexes five arrays
+    fn new(stage: &Stage, o: usize, zw: &[i32]) -> Self {
+        let Stage::Requant(rq) = stage else {
+            unreachable!("the conv entry point prepares a requantize stage")
+        };
+        let mut v = ColVecs {
+            bias_a: [_mm256_setzero_ps(); 8],
+            bias_b: [_mm256_setzero_ps(); 8],
+            mult: [_mm256_setzero_ps(); 8],
+            zw: [_mm256_setzero_si256(); 8],
+            lo: _mm256_set1_epi32(rq.lo - rq.zero_point),
+            hi: _mm256_set1_epi32(rq.hi - rq.zero_point),
+            zp: _mm256_set1_epi32(rq.zero_point),
+        };
+        for col in 0..o {
+            v.bias_a[col] = _mm256_set1_ps(rq.bias_a[col]);
+            v.bias_b[col] = _mm256_set1_ps(rq.bias_b[col]);
+            v.mult[col] = _mm256_set1_ps(rq.mult[col]);
+            v.zw[col] = _mm256_set1_epi32(zw[col]);
+        }
+        v
+    }
+}
+
+/// Requantizes the `O` accumulator columns of one block (window sum in column `O` when
+/// `asym`) into `dst` pixels `0..n` (NHWC, `O` channels each).
 ///
 /// The up to 8 clamped columns are packed to bytes and transposed in registers to 8 bytes
-/// per pixel; each pixel is then one 8-byte store at `i·o` (its bytes `o..8` are overwritten
+/// per pixel; each pixel is then one 8-byte store at `i·O` (its bytes `O..8` are overwritten
 /// by the next pixel's store), except where fewer than 8 bytes remain in `dst`.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn requant_block(
+fn requant_block<const O: usize>(
     acc: &[[i32; 8]; COLS],
-    o: usize,
     asym: bool,
-    zw: &[i32],
-    stage: &Stage,
+    cv: &ColVecs,
     n: usize,
     dst: &mut [u8],
 ) {
-    let Stage::Requant(rq) = stage else {
-        unreachable!("the conv entry point prepares a requantize stage")
-    };
-    let zp = rq.zero_point;
-    let mut px = [0u8; 64];
-    // SAFETY: every load and store is of an [i32; 8] or [u8; 64] slice of 32 bytes, unaligned.
-    unsafe {
-        let rs = _mm256_loadu_si256(acc[o.min(COLS - 1)].as_ptr().cast());
-        let lo = _mm256_set1_epi32(rq.lo - zp);
-        let hi = _mm256_set1_epi32(rq.hi - zp);
+    // SAFETY: every load is of an [i32; 8] of 32 bytes, unaligned.
+    let (first, second) = unsafe {
+        let rs = _mm256_loadu_si256(acc[O.min(COLS - 1)].as_ptr().cast());
         let mut v = [_mm256_setzero_si256(); 8];
-        for col in 0..o {
+        for col in 0..O {
             let mut a = _mm256_loadu_si256(acc[col].as_ptr().cast());
             if asym {
-                a = _mm256_sub_epi32(a, _mm256_mullo_epi32(rs, _mm256_set1_epi32(zw[col])));
+                a = _mm256_sub_epi32(a, _mm256_mullo_epi32(rs, cv.zw[col]));
             }
-            let xf = _mm256_fmadd_ps(
-                _mm256_set1_ps(rq.bias_a[col]),
-                _mm256_set1_ps(rq.bias_b[col]),
-                _mm256_cvtepi32_ps(a),
-            );
-            let q = _mm256_cvtps_epi32(_mm256_mul_ps(xf, _mm256_set1_ps(rq.mult[col])));
+            let xf = _mm256_fmadd_ps(cv.bias_a[col], cv.bias_b[col], _mm256_cvtepi32_ps(a));
+            let q = _mm256_cvtps_epi32(_mm256_mul_ps(xf, cv.mult[col]));
             // clamp(q + zp, lo, hi) without overflowing q + zp; the result is in 0..=255
-            v[col] = _mm256_add_epi32(
-                _mm256_min_epi32(_mm256_max_epi32(q, lo), hi),
-                _mm256_set1_epi32(zp),
-            );
+            v[col] = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, cv.lo), cv.hi), cv.zp);
         }
         // per 128-bit lane L (pixels 4L..4L+4): bytes c·4 + p of columns 0..4 and 4..8
         let c03 = _mm256_packus_epi16(
@@ -143,17 +164,35 @@ fn requant_block(
         // lane 0: pixels 0, 1 | lane 1: pixels 4, 5 (8 bytes each), and 2, 3 | 6, 7
         let p01 = _mm256_unpacklo_epi32(a, b);
         let p23 = _mm256_unpackhi_epi32(a, b);
-        let first = _mm256_permute2x128_si256::<0x20>(p01, p23);
-        let second = _mm256_permute2x128_si256::<0x31>(p01, p23);
-        _mm256_storeu_si256(px.as_mut_ptr().cast(), first);
-        _mm256_storeu_si256(px.as_mut_ptr().add(32).cast(), second);
+        (
+            _mm256_permute2x128_si256::<0x20>(p01, p23),
+            _mm256_permute2x128_si256::<0x31>(p01, p23),
+        )
+    };
+    // pixel i's 8 bytes, little-endian
+    let px = [
+        _mm256_extract_epi64::<0>(first),
+        _mm256_extract_epi64::<1>(first),
+        _mm256_extract_epi64::<2>(first),
+        _mm256_extract_epi64::<3>(first),
+        _mm256_extract_epi64::<0>(second),
+        _mm256_extract_epi64::<1>(second),
+        _mm256_extract_epi64::<2>(second),
+        _mm256_extract_epi64::<3>(second),
+    ];
+    if n == 8 && 7 * O + 8 <= dst.len() {
+        let d = &mut dst[..7 * O + 8];
+        for (i, &p) in px.iter().enumerate() {
+            d[i * O..i * O + 8].copy_from_slice(&p.to_le_bytes());
+        }
+        return;
     }
-    for i in 0..n {
-        let at = i * o;
-        let src = &px[i * 8..i * 8 + 8];
+    for (i, &p) in px.iter().enumerate().take(n) {
+        let at = i * O;
+        let src = p.to_le_bytes();
         match dst.get_mut(at..at + 8) {
-            Some(d) => d.copy_from_slice(src),
-            None => dst[at..at + o].copy_from_slice(&src[..o]),
+            Some(d) => d.copy_from_slice(&src),
+            None => dst[at..at + O].copy_from_slice(&src[..O]),
         }
     }
 }
@@ -241,6 +280,8 @@ pub(crate) unsafe fn run(
     let wp = owp + (kw - 1) * dw + 8;
     let plane_in = ih * iw * c;
     let za_line = vec![pair(za, za); wp];
+    // SAFETY: AVX2 (the caller's contract); `zw` has `o` entries.
+    let cv = unsafe { ColVecs::new(&plan.groups[0].stage, o, zw) };
     let task = |(pl, dst): (usize, &mut [u8])| {
         let src = &plan.input[pl * plane_in..(pl + 1) * plane_in];
         let mut lines = vec![0i32; ih * c * wp];
@@ -277,18 +318,19 @@ pub(crate) unsafe fn run(
                 }
                 go!(1 2 3 4 5 6 7 8 9);
                 let n = (ow - p0).min(8);
-                // SAFETY: AVX2 and FMA (the caller's contract).
-                unsafe {
-                    requant_block(
-                        &acc,
-                        o,
-                        !symmetric,
-                        zw,
-                        &plan.groups[0].stage,
-                        n,
-                        &mut dst_row[p0 * o..],
-                    )
-                };
+                let dst = &mut dst_row[p0 * o..];
+                macro_rules! requant {
+                    ($($o:literal)*) => {
+                        match o {
+                            // SAFETY: AVX2 and FMA (the caller's contract).
+                            $($o => unsafe {
+                                requant_block::<$o>(&acc, !symmetric, &cv, n, dst)
+                            },)*
+                            _ => unreachable!("O ≤ 8"),
+                        }
+                    };
+                }
+                requant!(1 2 3 4 5 6 7 8);
             }
         }
         let _ = oh;

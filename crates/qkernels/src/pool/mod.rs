@@ -149,13 +149,17 @@ pub fn max_pool2d(x: &[u8], p: &Pool2d, out: &mut [u8]) -> Result<()> {
 
 /// [`max_pool2d`] without padding or dilation (every window inside the input; e.g. LeNet's
 /// 2×2 pools): per output row, the element-wise maximum of the window's `kh` input rows
-/// (whole rows at a time, which vectorizes), then of `kw` channel runs per output pixel.
-/// Callers checked the lengths and `c > 0`.
+/// (whole rows at a time, which vectorizes), then of the `kw` columns for every window start
+/// (again whole rows: `cols[i] = max_kx rows[i + kx·C]`), then one short copy of `C` bytes
+/// per output pixel. Callers checked the lengths and `c > 0`.
 fn max_pool2d_inside(x: &[u8], p: &Pool2d, [oh, ow]: [usize; 2], out: &mut [u8]) {
     let [n, ih, iw, c] = p.input;
     let ([kh, kw], [sh, sw]) = (p.kernel, p.stride);
     let row_len = iw * c;
+    // window starts 0..=iw − kw; 16 spare bytes let `copy_short` move fixed-size blocks
+    let cols_len = (iw + 1 - kw) * c;
     let mut rows_max = vec![0u8; row_len];
+    let mut cols_max = vec![0u8; cols_len + 16];
     for b in 0..n {
         for (y, dst_row) in out[b * oh * ow * c..(b + 1) * oh * ow * c]
             .chunks_exact_mut(ow * c)
@@ -179,25 +183,41 @@ fn max_pool2d_inside(x: &[u8], p: &Pool2d, [oh, ow]: [usize; 2], out: &mut [u8])
                     *m = (*m).max(v);
                 }
             }
-            for (xx, dst) in dst_row.chunks_exact_mut(c).enumerate() {
-                let at = xx * sw * c;
-                let col0 = &rows_max[at..at + c];
-                if kw >= 2 {
-                    let col1 = &rows_max[at + c..at + 2 * c];
-                    for ((d, &a), &v) in dst.iter_mut().zip(col0).zip(col1) {
-                        *d = a.max(v);
-                    }
-                } else {
-                    dst.copy_from_slice(col0);
+            let cols = &mut cols_max[..cols_len];
+            if kw >= 2 {
+                for ((m, &a), &v) in cols.iter_mut().zip(&rows_max).zip(&rows_max[c..]) {
+                    *m = a.max(v);
                 }
-                for kx in 2..kw {
-                    let src = &rows_max[at + kx * c..at + (kx + 1) * c];
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = (*d).max(v);
-                    }
+            } else {
+                cols.copy_from_slice(&rows_max[..cols_len]);
+            }
+            for kx in 2..kw {
+                for (m, &v) in cols.iter_mut().zip(&rows_max[kx * c..]) {
+                    *m = (*m).max(v);
                 }
             }
+            if sw == 1 {
+                dst_row.copy_from_slice(&cols_max[..ow * c]);
+                continue;
+            }
+            for xx in 0..ow {
+                copy_short(dst_row, xx * c, &cols_max, xx * sw * c, c);
+            }
         }
+    }
+}
+
+/// `dst[at..at + c] = src[from..from + c]` for a short run `c`: one fixed 8- or 16-byte
+/// move when both sides have room (the bytes after `c` in `dst` are rewritten later by the
+/// caller's next run), else an exact copy.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], at: usize, src: &[u8], from: usize, c: usize) {
+    if c <= 8 && at + 8 <= dst.len() && from + 8 <= src.len() {
+        dst[at..at + 8].copy_from_slice(&src[from..from + 8]);
+    } else if c <= 16 && at + 16 <= dst.len() && from + 16 <= src.len() {
+        dst[at..at + 16].copy_from_slice(&src[from..from + 16]);
+    } else {
+        dst[at..at + c].copy_from_slice(&src[from..from + c]);
     }
 }
 

@@ -115,6 +115,10 @@ impl Module for Identity {
         Ok(input.clone())
     }
 
+    fn forward_owned(&mut self, input: Value) -> Result<Value> {
+        Ok(input)
+    }
+
     fn backward(&mut self, grad_output: &Value) -> Result<Value> {
         Ok(grad_output.clone())
     }
