@@ -6,8 +6,8 @@ Usage:
     python tools/bench/torch_conv.py [--shapes N,C,H,O,k,g;...] [--threads 1,2]
                                      [--repeats 15] [--warmup 3]
 
-Shapes are (N, C, H=W, O, k, groups) separated by ';' (default: the issue-4 shapes). Every
-conv has stride 1 and padding k//2, per-channel symmetric qint8 weights, a float bias, a
+Shapes are (N, C, H=W, O, k, groups[, stride]) separated by ';' (default: the issue-4 shapes,
+then more depthwise ones). Every conv has stride 1 unless given and padding k//2, per-channel symmetric qint8 weights, a float bias, a
 quint8 NCHW input (torch converts to channels-last internally; the input is made
 channels-last once, outside the timing, as qstack's NHWC input is) and a quint8 output. For
 every (shape, threads), with torch.set_num_threads(threads), it also times the float conv2d on
@@ -32,7 +32,10 @@ import time
 import warnings
 
 REQUIRED_TORCH = "2.15.0"
-SHAPES = "64,3,32,6,5,1;1,64,56,64,3,1;8,64,56,64,3,1;1,256,14,256,3,1;1,256,14,1024,1,1;1,144,56,144,3,144"
+SHAPES = (
+    "64,3,32,6,5,1;1,64,56,64,3,1;8,64,56,64,3,1;1,256,14,256,3,1;1,256,14,1024,1,1;1,144,56,144,3,144;"
+    "1,32,112,32,3,32;1,96,112,96,3,96,2;1,240,28,240,5,240"
+)
 
 
 def median_ns(fn, repeats: int, warmup: int) -> int:
@@ -65,13 +68,15 @@ def main(argv: list[str]) -> int:
     torch.backends.quantized.engine = "fbgemm"
     gen = torch.Generator().manual_seed(0)
     for shape in args.shapes.split(";"):
-        n, c, h, o, k, g = (int(v) for v in shape.split(","))
+        dims = [int(v) for v in shape.split(",")]
+        n, c, h, o, k, g = dims[:6]
+        s = dims[6] if len(dims) > 6 else 1
         w = torch.randn(o, c // g, k, k, generator=gen) * 0.1
         scales = (w.abs().amax(dim=(1, 2, 3)) / 127).double()
         qw = torch.quantize_per_channel(w, scales, torch.zeros(o, dtype=torch.long), 0, torch.qint8)
         bias = torch.randn(o, generator=gen)
         pad = k // 2
-        packed = torch.ops.quantized.conv2d_prepack(qw, bias, [1, 1], [pad, pad], [1, 1], g)
+        packed = torch.ops.quantized.conv2d_prepack(qw, bias, [s, s], [pad, pad], [1, 1], g)
         x = torch.randn(n, c, h, h, generator=gen) * 3.0
         qx = torch.quantize_per_tensor(x, 0.02, 120, torch.quint8).contiguous(memory_format=torch.channels_last)
         xf = x.contiguous(memory_format=torch.channels_last)
@@ -80,12 +85,13 @@ def main(argv: list[str]) -> int:
             torch.set_num_threads(threads)
             modes = {
                 "int8": lambda: torch.ops.quantized.conv2d(qx, packed, 0.5, 128),  # noqa: E731
-                "f32": lambda: torch.nn.functional.conv2d(xf, wf, bias, 1, pad, 1, g),  # noqa: E731
-                "f32-nchw": lambda: torch.nn.functional.conv2d(x, w, bias, 1, pad, 1, g),  # noqa: E731
+                "f32": lambda: torch.nn.functional.conv2d(xf, wf, bias, s, pad, 1, g),  # noqa: E731
+                "f32-nchw": lambda: torch.nn.functional.conv2d(x, w, bias, s, pad, 1, g),  # noqa: E731
             }
             for mode, fn in modes.items():
                 ns = median_ns(fn, args.repeats, args.warmup)
-                macs = n * h * h * o * (c // g) * k * k
+                oh = (h + 2 * pad - k) // s + 1
+                macs = n * oh * oh * o * (c // g) * k * k
                 print(json.dumps({
                     "suite": "conv", "mode": mode, "shape": shape, "threads": threads, "ns": ns,
                     "gops": round(2.0 * macs / ns, 1), "repeats": args.repeats, "torch": torch.__version__,

@@ -40,18 +40,23 @@ fn gemm_ops(record: &Record) -> Option<f64> {
     Some(2.0 * dim("m")? * dim("n")? * dim("k")?)
 }
 
-/// A conv line's operations from its `shape` `N,C,H,O,k,groups` (H = W, stride 1, padding
-/// k/2, so the output is H×H): 2·N·O·H·H·(C/groups)·k·k.
+/// A conv line's operations from its `shape` `N,C,H,O,k,groups[,stride]` (H = W, stride 1
+/// when absent, padding k/2, so the output is OH×OH with OH = (H + 2·(k/2) − k)/stride + 1):
+/// 2·N·O·OH·OH·(C/groups)·k·k.
 fn conv_ops(record: &Record) -> Option<f64> {
     let shape = record.get("shape")?.to_string();
-    let d: Vec<f64> = shape
+    let d: Vec<usize> = shape
         .split(',')
         .map(|v| v.trim().parse().ok())
         .collect::<Option<_>>()?;
-    let [n, c, h, o, k, g] = d[..] else {
-        return None;
+    let (n, c, h, o, k, g, s) = match d[..] {
+        [n, c, h, o, k, g] => (n, c, h, o, k, g, 1),
+        [n, c, h, o, k, g, s] => (n, c, h, o, k, g, s),
+        _ => return None,
     };
-    Some(2.0 * n * o * h * h * (c / g) * k * k)
+    let oh = (h + 2 * (k / 2)).checked_sub(k)?.checked_div(s)? + 1;
+    let per_group_in = c.checked_div(g)?;
+    Some(2.0 * (n * o * oh * oh * per_group_in * k * k) as f64)
 }
 
 /// An LSTM line's operations from its `shape` `T,B,I,H,L` (one direction): the gate GEMMs,
@@ -253,6 +258,12 @@ mod tests {
             &parse_records("{\"mode\":\"int8\",\"shape\":\"1,4,3,2,3,2\",\"threads\":1,\"ns\":1}")
                 .unwrap()[0];
         assert_eq!(conv_ops(conv), Some(2.0 * 18.0 * 18.0));
+        // the same with stride 2: output 2x2
+        let strided = &parse_records(
+            "{\"mode\":\"int8\",\"shape\":\"1,4,3,2,3,2,2\",\"threads\":1,\"ns\":1}",
+        )
+        .unwrap()[0];
+        assert_eq!(conv_ops(strided), Some(2.0 * 8.0 * 18.0));
         let bad = &parse_records("{\"shape\":\"1,4,3\",\"ns\":1}").unwrap()[0];
         assert_eq!(conv_ops(bad), None);
     }

@@ -3,7 +3,8 @@
 //!
 //! `{"suite":"conv","mode":"int8","shape":"1,64,56,64,3,1","threads":1,"ns":123456,...}`
 //!
-//! Shapes are `N,C,H,O,k,groups` (H = W, stride 1, padding k/2): an NHWC quint8 input,
+//! Shapes are `N,C,H,O,k,groups[,stride]` (H = W, stride 1 unless given, padding k/2): an
+//! NHWC quint8 input,
 //! per-channel symmetric qint8 weights packed once, a float bias, quint8 NHWC output
 //! (allocated per call, as torch does). `ns` is the median of `--repeats` timed calls after
 //! `--warmup` untimed ones, each thread count inside a rayon pool of exactly that many threads.
@@ -25,31 +26,47 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
 
-/// The shapes (N, C, H=W, O, k, groups).
-const SHAPES: &str = "64,3,32,6,5,1;1,64,56,64,3,1;8,64,56,64,3,1;1,256,14,256,3,1;1,256,14,1024,1,1;1,144,56,144,3,144";
+/// The shapes (N, C, H=W, O, k, groups), then more depthwise ones (MobileNet-like,
+/// the last with stride 2 and 5×5).
+const SHAPES: &str = "64,3,32,6,5,1;1,64,56,64,3,1;8,64,56,64,3,1;1,256,14,256,3,1;1,256,14,1024,1,1;1,144,56,144,3,144;1,32,112,32,3,32;1,96,112,96,3,96,2;1,240,28,240,5,240";
 
 /// Every mode, in output order.
 const MODES: [&str; 3] = ["int8", "f32", "f32-forward"];
 
 struct Settings {
-    shapes: Vec<[usize; 6]>,
+    shapes: Vec<[usize; 7]>,
     threads: Vec<usize>,
     modes: Vec<String>,
     repeats: usize,
     warmup: usize,
 }
 
-fn parse_shapes(v: &str) -> Result<Vec<[usize; 6]>, String> {
+/// `N,C,H,O,k,g[,stride]` per shape (stride 1 when absent, and then not printed).
+fn parse_shapes(v: &str) -> Result<Vec<[usize; 7]>, String> {
     v.split(';')
         .map(|t| {
-            let d: Vec<usize> = t
+            let mut d: Vec<usize> = t
                 .split(',')
                 .map(|x| x.trim().parse::<usize>().map_err(|e| format!("{t:?}: {e}")))
                 .collect::<Result<_, _>>()?;
-            d.try_into()
-                .map_err(|_| format!("--shapes: {t:?} is not N,C,H,O,k,g"))
+            if d.len() == 6 {
+                d.push(1);
+            }
+            match <[usize; 7]>::try_from(d) {
+                Ok(s @ [.., stride]) if stride > 0 => Ok(s),
+                _ => Err(format!("--shapes: {t:?} is not N,C,H,O,k,g[,stride>0]")),
+            }
         })
         .collect()
+}
+
+/// The shape as given (`N,C,H,O,k,g`, with `,stride` only when it is not 1).
+fn shape_name([n, c, h, o, k, g, s]: [usize; 7]) -> String {
+    if s == 1 {
+        format!("{n},{c},{h},{o},{k},{g}")
+    } else {
+        format!("{n},{c},{h},{o},{k},{g},{s}")
+    }
 }
 
 fn parse_args(args: &[String]) -> Result<Settings, String> {
@@ -103,11 +120,14 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
 /// Returns the median and the fastest call.
 fn float_conv_ns(
     s: &Settings,
-    [n, c, h, o, k, g]: [usize; 6],
+    [n, c, h, o, k, g, stride]: [usize; 7],
     forward: bool,
 ) -> Result<(u64, u64), String> {
     let mut rng = qnn::init::Rng::new(3);
-    let cfg = Conv2dConfig::new(c, o, k).padding(k / 2).groups(g);
+    let cfg = Conv2dConfig::new(c, o, k)
+        .stride(stride)
+        .padding(k / 2)
+        .groups(g);
     let mut conv = Conv2d::new(cfg, &mut rng).map_err(|e| e.to_string())?;
     conv.eval();
     let x = Tensor::from_fn(&[n, c, h, h], |i| ((i % 251) as f32 - 125.0) / 40.0);
@@ -134,9 +154,12 @@ fn float_conv_ns(
 }
 
 fn run(s: &Settings) -> Result<(), String> {
-    for &[n, c, h, o, k, g] in &s.shapes {
+    for &shape in &s.shapes {
+        let [n, c, h, o, k, g, stride] = shape;
+        let name = shape_name(shape);
         let geometry = ConvGeometry::new(n, c, o, g, &[h, h], &[k, k])
             .and_then(|x| x.with_padding(&[k / 2, k / 2]))
+            .and_then(|x| x.with_stride(&[stride, stride]))
             .map_err(|e| e.to_string())?;
         let input = bytes(geometry.input_len(), 1);
         let weights: Vec<i8> = bytes(o * (c / g) * k * k, 2)
@@ -163,7 +186,8 @@ fn run(s: &Settings) -> Result<(), String> {
             activation: Activation::None,
         };
         let out_len = geometry.output_len().map_err(|e| e.to_string())?;
-        let macs = (n * h * h * o * (c / g) * k * k) as f64;
+        let oh = (h + 2 * (k / 2) - k) / stride + 1;
+        let macs = (n * oh * oh * o * (c / g) * k * k) as f64;
         for &threads in &s.threads {
             if !s.modes.iter().any(|m| m == "int8") {
                 break;
@@ -194,7 +218,7 @@ fn run(s: &Settings) -> Result<(), String> {
                 (times[times.len() / 2], kind)
             });
             println!(
-                "{{\"suite\":\"conv\",\"mode\":\"int8\",\"shape\":\"{n},{c},{h},{o},{k},{g}\",\"threads\":{threads},\"ns\":{ns},\"gops\":{:.1},\"repeats\":{},\"kernel\":\"{}\",\"path\":\"{}\"}}",
+                "{{\"suite\":\"conv\",\"mode\":\"int8\",\"shape\":\"{name}\",\"threads\":{threads},\"ns\":{ns},\"gops\":{:.1},\"repeats\":{},\"kernel\":\"{}\",\"path\":\"{}\"}}",
                 2.0 * macs / ns as f64,
                 s.repeats,
                 kernel.map(|k| k.name()).unwrap_or("?"),
@@ -211,9 +235,9 @@ fn run(s: &Settings) -> Result<(), String> {
                 if !s.modes.iter().any(|m| m == mode) {
                     continue;
                 }
-                let (ns, min_ns) = float_conv_ns(s, [n, c, h, o, k, g], forward)?;
+                let (ns, min_ns) = float_conv_ns(s, shape, forward)?;
                 println!(
-                    "{{\"suite\":\"conv\",\"mode\":\"{mode}\",\"shape\":\"{n},{c},{h},{o},{k},{g}\",\"threads\":1,\"ns\":{ns},\"min_ns\":{min_ns},\"gops\":{:.1},\"repeats\":{}}}",
+                    "{{\"suite\":\"conv\",\"mode\":\"{mode}\",\"shape\":\"{name}\",\"threads\":1,\"ns\":{ns},\"min_ns\":{min_ns},\"gops\":{:.1},\"repeats\":{}}}",
                     2.0 * macs / ns as f64,
                     s.repeats
                 );

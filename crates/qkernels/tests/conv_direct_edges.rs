@@ -20,8 +20,10 @@ fn stream(seed: u64) -> impl FnMut() -> u64 {
 }
 
 /// Runs every exact runnable family on `g` with random data from `seed` and compares each
-/// with the oracle; `path` is the direct path the weights must select.
-fn check(g: &ConvGeometry, seed: u64, per_channel: bool, act: u8, path: &str) {
+/// with the oracle; `path` is the direct path the weights must select. `symmetric` weights
+/// (zero points 0, PyTorch's default) take the depthwise row kernel on x86, asymmetric
+/// ones the per-pixel kernel.
+fn check(g: &ConvGeometry, seed: u64, per_channel: bool, symmetric: bool, act: u8, path: &str) {
     let mut next = stream(seed);
     let input: Vec<u8> = (0..g.input_len()).map(|_| next() as u8).collect();
     let n_w = g.out_channels * g.group_in() * g.taps();
@@ -30,7 +32,10 @@ fn check(g: &ConvGeometry, seed: u64, per_channel: bool, act: u8, path: &str) {
     let scales: Vec<f32> = (0..o)
         .map(|_| 0.001 + (next() % 1000) as f32 * 1e-5)
         .collect();
-    let zps: Vec<i32> = (0..o).map(|_| (next() % 21) as i32 - 10).collect();
+    let zps: Vec<i32> = (0..o)
+        .map(|_| (next() % 21) as i32 - 10)
+        .map(|z| if symmetric { 0 } else { z })
+        .collect();
     let bias: Vec<f32> = (0..o)
         .map(|_| ((next() % 2001) as f32 - 1000.0) * 0.01)
         .collect();
@@ -82,6 +87,7 @@ proptest! {
         batch in 1usize..=2,
         seed in any::<u64>(),
         per_channel in any::<bool>(),
+        symmetric in any::<bool>(),
         act in 0u8..3,
     ) {
         let k = if k5 { 5 } else { 3 };
@@ -89,7 +95,7 @@ proptest! {
             .and_then(|g| g.with_stride(&[stride, stride]))
             .and_then(|g| g.with_padding(&[pad, pad]))
             .expect("valid geometry");
-        check(&g, seed, per_channel, act, "depthwise");
+        check(&g, seed, per_channel, symmetric, act, "depthwise");
     }
 
     #[test]
@@ -102,6 +108,7 @@ proptest! {
         w in 3usize..=11,
         seed in any::<u64>(),
         per_channel in any::<bool>(),
+        symmetric in any::<bool>(),
     ) {
         let k = if k5 { 5 } else { 3 };
         let groups = groups8 * 8;
@@ -110,7 +117,7 @@ proptest! {
             .and_then(|g| g.with_padding(&[k / 2, k / 2]))
             .expect("valid geometry");
         prop_assert!(g.fbgemm_depthwise_saturates());
-        check(&g, seed, per_channel, 0, "depthwise");
+        check(&g, seed, per_channel, symmetric, 0, "depthwise");
     }
 
     #[test]
@@ -131,6 +138,6 @@ proptest! {
             .and_then(|g| g.with_stride(&[stride, stride]))
             .and_then(|g| g.with_padding(&[pad, pad]))
             .expect("valid geometry");
-        check(&g, seed, per_channel, act, "small");
+        check(&g, seed, per_channel, false, act, "small");
     }
 }

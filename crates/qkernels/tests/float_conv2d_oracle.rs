@@ -62,6 +62,10 @@ fn families_equal_the_oracle_on_benchmark_like_shapes() {
         (5, 16, 20, 23, 1, 1, 0),
         (4, 9, 17, 35, 3, 2, 1),
         (2, 12, 9, 40, 5, 2, 2),
+        // K = 360: two blocks of `k`, the sums carried from one to the next
+        (40, 13, 14, 14, 3, 1, 1),
+        // one output column: every output of a tile is its own segment
+        (3, 5, 12, 1, 3, 1, 1),
     ];
     for (seed, &(ci, co, h, w, k, s, p)) in shapes.iter().enumerate() {
         let g = Conv2dGeom::new(

@@ -13,6 +13,8 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::depthwise_avx2::{RowKernel, RowTaps};
 use super::geometry::ConvGeometry;
 use super::pack::DepthwiseWeights;
 use crate::gemm::{KernelKind, Microkernel, OutRow, Stage};
@@ -317,6 +319,28 @@ pub(crate) fn run(
     let parallel = rayon::current_num_threads() > 1
         && out.len().saturating_mul(ntaps) >= PARALLEL_MACS
         && rows > 1;
+    #[cfg(target_arch = "x86_64")]
+    if kind != KernelKind::Scalar
+        && let Some(rows_kernel) = RowKernel::new(g, w, za, stage, saturate)
+    {
+        // whole rows: the tap pointers of a row, then the vector row kernel
+        let zero_run = vec![za as u8; RowTaps::zeros_len(g, out_dims)];
+        let task = |taps: &mut RowTaps, (r, dst): (usize, &mut [u8])| {
+            taps.fill(g, out_dims, r, src, &zero_run);
+            rows_kernel.row(taps, dst);
+        };
+        if parallel {
+            out.par_chunks_mut(row_len)
+                .enumerate()
+                .for_each_init(RowTaps::new, task);
+        } else {
+            let mut taps = RowTaps::new();
+            for item in out.chunks_mut(row_len).enumerate() {
+                task(&mut taps, item);
+            }
+        }
+        return;
+    }
     // −za·(Σ_t w − zw·T), the accumulators' starting values
     let init: Vec<i32> = w
         .col_offsets

@@ -32,9 +32,13 @@
 //!   On the exact AVX2 family with one group (e.g. LeNet's second layer) the tile instead
 //!   reads each pixel's kernel-row runs straight from a u16 copy of the input through a
 //!   pointer table ([`indirect_applies`]).
-//! * **Depthwise** (one input and one or two output channels per group): a direct kernel
-//!   over an indirection list of tap pointers (by arithmetic for interior pixels),
-//!   vectorized over channels: 32 per step on AVX-512BW, 16 on AVX2, portable otherwise.
+//! * **Depthwise** (one input and one or two output channels per group): on x86 with
+//!   symmetric weights, a row kernel (`depthwise_avx2`): per output row, tap pointers by
+//!   arithmetic for interior pixels and a table for border ones, 32-channel blocks outer and
+//!   pixels inner, tap pairs through `vpmaddubsw` (fbgemm's saturating depthwise path) or
+//!   `vpmaddwd`, requantized in registers. Otherwise a per-pixel kernel over an indirection
+//!   list of tap pointers, vectorized over channels: 32 per step on AVX-512BW, 16 on AVX2,
+//!   portable otherwise.
 //! * **Few outputs, short reduction** (one group, O ≤ 8, taps·C ≤ 128, e.g. LeNet's first
 //!   layer with C = 1..4): on x86 with AVX2 + FMA and width stride 1, a kernel vectorized
 //!   over 8 output pixels with broadcast weight pairs and a vectorized requantization;
@@ -44,6 +48,8 @@
 //! thread count.
 
 mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx2;
 mod error;
 mod geometry;
 mod implicit;

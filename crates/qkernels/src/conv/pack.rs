@@ -23,6 +23,50 @@ pub(crate) struct DepthwiseWeights {
     pub mult: usize,
     /// Carries the qparams for the requantization (an `O × 1` zero matrix).
     pub qparams: PackedWeights,
+    /// The weights of tap pairs `(2p, 2p + 1)` for the AVX2 row kernel's `vpmaddubsw`:
+    /// per 32-channel block and pair, 64 bytes `(w[c, 2p], w[c, 2p + 1])` in the lane order of
+    /// `vpunpck{l,h}bw` (channels 0–7, 16–23, then 8–15, 24–31); zero for a missing odd tap
+    /// and for channels ≥ O.
+    pub pairs8: Vec<i8>,
+    /// The same pairs as i16 for `vpmaddwd`: per block and pair, four vectors of eight
+    /// channels in accumulator order ([`dw_lane_channel`]).
+    pub pairs16: Vec<i16>,
+}
+
+/// Channels of one vector block of the depthwise row kernel.
+pub(crate) const DW_BLOCK: usize = 32;
+
+/// Channel (within its 32-channel block) of lane `l` (0..8) of accumulator vector `j` (0..4)
+/// of the depthwise row kernel: vectors hold channels `4j..4j + 4` and `16 + 4j..20 + 4j`,
+/// the order `vpunpck{l,h}wd` produces from the block's two halves.
+pub(crate) fn dw_lane_channel(j: usize, l: usize) -> usize {
+    (l / 4) * 16 + 4 * j + l % 4
+}
+
+/// `(pairs8, pairs16)` of [`DepthwiseWeights`] from `w` in `[tap][O]` order.
+fn interleave_pairs(w: &[i16], taps: usize, o: usize) -> (Vec<i8>, Vec<i16>) {
+    let blocks = o.div_ceil(DW_BLOCK);
+    let pairs = taps.div_ceil(2);
+    let wt = |t: usize, c: usize| if t < taps && c < o { w[t * o + c] } else { 0 };
+    let mut p8 = vec![0i8; blocks * pairs * 64];
+    let mut p16 = vec![0i16; blocks * pairs * 64];
+    for b in 0..blocks {
+        for p in 0..pairs {
+            let base = (b * pairs + p) * 64;
+            for i in 0..64 {
+                // bytes: two vectors (low / high unpack), each two 128-bit lanes of 8 pairs
+                let (half, lane, within) = (i / 32, (i % 32) / 16, i % 16);
+                let c = b * DW_BLOCK + lane * 16 + half * 8 + within / 2;
+                // the values are i8 weights widened to i16, so narrowing back is exact
+                p8[base + i] = wt(2 * p + within % 2, c) as i8;
+                // words: four vectors (one per accumulator), each two lanes of 4 pairs
+                let (j, e) = (i / 16, i % 16);
+                let c = b * DW_BLOCK + dw_lane_channel(j, (e / 8) * 4 + (e % 8) / 2);
+                p16[base + i] = wt(2 * p + e % 2, c);
+            }
+        }
+    }
+    (p8, p16)
 }
 
 /// Largest O of the direct small-conv kernel.
@@ -116,7 +160,10 @@ impl PackedConvWeights {
                 }
                 col_offsets[oc] -= zero_points[oc] * taps as i32;
             }
+            let (pairs8, pairs16) = interleave_pairs(&w, taps, o);
             Form::Depthwise(DepthwiseWeights {
+                pairs8,
+                pairs16,
                 w,
                 col_offsets,
                 zero_points,

@@ -3,14 +3,19 @@
 //! The product is the im2col GEMM `Y[cout, oh·ow] = W[cout, K] · cols[K, oh·ow]` with
 //! `K = cin·kh·kw`, but the column matrix is never written: each input image is copied once
 //! into zero-padded, column-phase-split planes (see `phases.rs`), in which the `K` rows of
-//! `cols` for 8 consecutive outputs of one output row are 8 consecutive floats at a fixed
-//! per-row offset. Two such runs (8-output groups taken in raster order, so a tile may span
-//! two output rows and a 56-wide row leaves no tile half empty) are copied into one `[K][16]`
-//! panel (a few percent of the work: the panel then serves every output channel), and a
-//! register tile of up to 6 output channels × 16 outputs runs one fused multiply-add chain
-//! per output over `k = (c, i, j)` in increasing order, streaming the panel and its weights
-//! (packed once per call into `[K][rows]` per row tile) sequentially. Outputs are written
-//! straight into NCHW planes, with the bias added after the chain.
+//! `cols` for consecutive outputs of one output row are consecutive floats at a fixed per-row
+//! offset. The outputs of a plane are taken 16 at a time in raster order (a tile may span
+//! output rows, so no row width leaves tiles half empty; 14 x 14 planes fill 196 of 208
+//! lanes instead of 196 of 224); their `K` column rows are copied into one `[K][16]` panel (a
+//! few percent of the work: the panel then serves every output channel), and a register tile
+//! of up to 6 output channels × 16 outputs runs one fused multiply-add chain per output over
+//! `k = (c, i, j)` in increasing order. `K` is cut into blocks of at most 256 (a 16 KiB block
+//! of the panel stays in L1 while every row tile streams over it); the chains pause at a
+//! block's end, their sums stored in the output plane (or a scratch tile for a partial
+//! vector) and reloaded for the next block, which changes no bit. The weights are read in
+//! place, `[cout][K]`, one sequential stream per output channel of the tile (no per-call
+//! packing: the 256 -> 256 3 x 3 layer's 2.4 MB weight was repacked on every call before).
+//! The last block adds the bias and stores straight into the NCHW output planes.
 //!
 //! Each output is `fma` chain over `k` from `0`, then `+ bias`, on every family: the AVX2 +
 //! FMA family and the portable one are bit for bit equal to the oracle
@@ -46,6 +51,9 @@ const LANES: usize = 8;
 const NC: usize = 2 * LANES;
 /// Most output channels of one tile.
 const MR: usize = 6;
+/// Most `k` of one block: a block of the panel (`KC · 16` floats, 16 KiB) stays in L1 while
+/// every row tile streams over it.
+const KC: usize = 256;
 
 /// Geometry of a one-group 2-d convolution: `in_channels` planes per image through the
 /// `window`, weight `[out_channels, in_channels, kh, kw]`.
@@ -133,19 +141,56 @@ pub fn conv2d(
     conv2d_with(DirectConvKernel::best(), x, n, g, weight, bias, out)
 }
 
-/// The row tiles of `m` output channels: `⌈m / 6⌉` tiles of near-equal height.
-fn row_tiles(m: usize) -> Vec<(usize, usize)> {
-    let tiles = m.div_ceil(MR).max(1);
-    let (base, extra) = (m / tiles, m % tiles);
-    let mut r0 = 0;
-    (0..tiles)
+/// `m` split into `⌈m / most⌉` ranges `(start, len)` of near-equal length (none when
+/// `m == 0`): the row tiles of the output channels (`most = 6`) and the blocks of `k`.
+fn split(m: usize, most: usize) -> Vec<(usize, usize)> {
+    let parts = m.div_ceil(most).max(1);
+    let (base, extra) = (m / parts, m % parts);
+    let mut start = 0;
+    (0..parts)
         .map(|t| {
-            let rows = base + usize::from(t < extra);
-            r0 += rows;
-            (r0 - rows, rows)
+            let len = base + usize::from(t < extra);
+            start += len;
+            (start - len, len)
         })
-        .filter(|&(_, rows)| rows > 0)
+        .filter(|&(_, len)| len > 0)
         .collect()
+}
+
+/// One tile of up to 16 consecutive output positions of a plane (raster order, so a tile may
+/// span several output rows): its first position, its length and its range of `segments`.
+struct OutTile {
+    first: usize,
+    len: usize,
+    segments: std::ops::Range<usize>,
+}
+
+/// The output tiles of an `oh x ow` plane and their segments `(start, column)`: the
+/// outputs of one tile that lie in one output row are a run of consecutive floats of the
+/// padded planes from `start` (plus each `k`'s offset), copied into the panel from `column`.
+fn out_tiles(
+    phases: &Phases,
+    [oh, ow]: [usize; 2],
+    sh: usize,
+) -> (Vec<OutTile>, Vec<(usize, usize)>) {
+    let plane = oh * ow;
+    let (mut tiles, mut segments) = (Vec::new(), Vec::new());
+    for first in (0..plane).step_by(NC) {
+        let end = plane.min(first + NC);
+        let s0 = segments.len();
+        let mut p = first;
+        while p < end {
+            let (oy, ox) = (p / ow, p % ow);
+            segments.push((phases.offset(oy * sh, 0) + ox, p - first));
+            p += (ow - ox).min(end - p);
+        }
+        tiles.push(OutTile {
+            first,
+            len: end - first,
+            segments: s0..segments.len(),
+        });
+    }
+    (tiles, segments)
 }
 
 /// [`conv2d`] on an explicitly requested family (tests and benches). Errors as [`conv2d`],
@@ -168,23 +213,15 @@ pub fn conv2d_with(
     let win = &g.window;
     let ([h, w], [kh, kw]) = (win.input, win.kernel);
     let ([sh, sw], [dh, dw]) = (win.stride, win.dilation);
-    // the weights of each row tile, `[K][rows]`
-    let tiles = row_tiles(cout);
-    let mut packed = vec![0.0f32; cout * k];
-    for &(r0, rows) in &tiles {
-        let dst = &mut packed[r0 * k..(r0 + rows) * k];
-        for r in 0..rows {
-            for (kk, &v) in weight[(r0 + r) * k..(r0 + r + 1) * k].iter().enumerate() {
-                dst[kk * rows + r] = v;
-            }
-        }
-    }
-    let width = ow.div_ceil(LANES) * LANES;
-    let phases = Phases::new(win, width + (kw - 1) * dw / sw);
+    let row_tiles = split(cout, MR);
+    let k_blocks = split(k, KC);
+    let phases = Phases::new(win, ow + (kw - 1) * dw / sw);
     let plane = phases.len();
+    let (tiles, segments) = out_tiles(&phases, [oh, ow], sh);
     // padding and unused columns stay zero: only interior positions are refilled per image;
-    // 16 floats of slack let every panel row copy a full 16 (fixed-size copies)
+    // 16 floats of slack let every segment copy a full 16 (fixed-size copies)
     with_zeroed(cin * plane + NC, |buf| {
+        // offset of each `k = (c, i, j)` from an output's first input, in the planes
         let mut rel = Vec::with_capacity(k);
         for c in 0..cin {
             for i in 0..kh {
@@ -193,53 +230,88 @@ pub fn conv2d_with(
                 }
             }
         }
-        // one panel: the `K` column rows of 16 consecutive outputs, `[K][16]`, copied from the
-        // padded planes so that the tiles stream it sequentially
-        let mut panel = vec![0.0f32; k * NC];
-        // The 8-output groups of an image in raster order: (offset of their first input in the
-        // planes, index of their first output in a plane, outputs). A tile takes two
-        // consecutive groups, which may lie in different output rows, so a 56-wide row (7
-        // groups) leaves no tile half empty.
-        let mut groups = Vec::with_capacity(oh * ow.div_ceil(LANES));
-        for oy in 0..oh {
-            let row0 = phases.offset(oy * sh, 0);
-            for ox0 in (0..ow).step_by(LANES) {
-                groups.push((row0 + ox0, oy * ow + ox0, LANES.min(ow - ox0)));
-            }
-        }
-        let mut acc = [0.0f32; MR * NC];
-        let (in_img, out_img) = (cin * h * w, cout * oh * ow);
-        for (img, yimg) in out.chunks_exact_mut(out_img).enumerate() {
+        // the panel: the `K` column rows of one output tile, `[K][16]` (plus the spill of
+        // the last row's copies), copied from the padded planes so that the register tiles
+        // stream it sequentially
+        let mut panel = vec![0.0f32; (k + 1) * NC];
+        // the sums of one output tile, `[cout][16]`, carried from one `k` block to the next
+        let mut acc = vec![0.0f32; cout * NC];
+        // no bias adds `0.0`, as the oracle does (turning a `-0.0` sum into `+0.0`)
+        let zeros = vec![0.0f32; cout];
+        let bias = bias.unwrap_or(&zeros);
+        let (in_img, plane_out) = (cin * h * w, oh * ow);
+        for (img, yimg) in out.chunks_exact_mut(cout * plane_out).enumerate() {
             let ximg = &x[img * in_img..(img + 1) * in_img];
             for (c, dst) in buf[..cin * plane].chunks_exact_mut(plane).enumerate() {
                 phases.fill(&ximg[c * h * w..(c + 1) * h * w], dst);
             }
-            for pair in groups.chunks(2) {
-                for (dst, &r) in panel.chunks_exact_mut(NC).zip(&rel) {
-                    for (d, &(start, _, _)) in dst.chunks_exact_mut(LANES).zip(pair) {
-                        d.copy_from_slice(&buf[start + r..start + r + LANES]);
+            for t in &tiles {
+                match &segments[t.segments.clone()] {
+                    &[(start, _)] => {
+                        for (dst, &r) in panel.chunks_exact_mut(NC).zip(&rel) {
+                            dst.copy_from_slice(&buf[start + r..start + r + NC]);
+                        }
+                    }
+                    // Each segment copies 16 floats: the part past its run lands on the next
+                    // segment's columns or on the next panel row, both written after it.
+                    segs => {
+                        for (kk, &r) in rel.iter().enumerate() {
+                            let row = kk * NC;
+                            for &(start, col) in segs {
+                                let src = start + r;
+                                panel[row + col..row + col + NC]
+                                    .copy_from_slice(&buf[src..src + NC]);
+                            }
+                        }
                     }
                 }
-                for &(r0, rows) in &tiles {
-                    let wt = &packed[r0 * k..(r0 + rows) * k];
-                    tile.run(&panel, k, wt, rows, pair.len(), &mut acc);
-                    for r in 0..rows {
-                        let co = r0 + r;
-                        let b = bias.map_or(0.0, |b| b[co]);
-                        for (v, &(_, o, cols)) in pair.iter().enumerate() {
-                            let a = &acc[r * NC + v * LANES..r * NC + v * LANES + cols];
-                            let o = co * oh * ow + o;
-                            yimg[o..o + cols]
-                                .iter_mut()
-                                .zip(a)
-                                .for_each(|(y, &a)| *y = a + b);
-                        }
+                let vectors = t.len.div_ceil(LANES);
+                // whole vectors go straight into the output planes (the partial sums of the
+                // earlier `k` blocks too); a partial one goes through `acc`
+                let direct = t.len == vectors * LANES;
+                let (dst, ld) = if direct {
+                    (&mut yimg[t.first..], plane_out)
+                } else {
+                    (&mut acc[..], NC)
+                };
+                for (b, &(k0, kc)) in k_blocks.iter().enumerate() {
+                    let last = b + 1 == k_blocks.len();
+                    for &(r0, rows) in &row_tiles {
+                        tile.run(
+                            &panel[k0 * NC..(k0 + kc) * NC],
+                            &weight[r0 * k + k0..],
+                            k,
+                            rows,
+                            vectors,
+                            TileOut {
+                                sums: &mut dst[r0 * ld..],
+                                ld,
+                                carry: b > 0,
+                                bias: last.then(|| &bias[r0..r0 + rows]),
+                            },
+                        );
+                    }
+                }
+                if !direct {
+                    for (co, a) in acc.chunks_exact(NC).enumerate() {
+                        let o = co * plane_out + t.first;
+                        yimg[o..o + t.len].copy_from_slice(&a[..t.len]);
                     }
                 }
             }
         }
     });
     Ok(kind)
+}
+
+/// Where a tile's sums go: row `r`, column `v` at `sums[r·ld + v]`; read back first when
+/// `carry` (the earlier `k` blocks' sums), stored plus `bias[r]` when `bias` is given (the
+/// last block).
+struct TileOut<'a> {
+    sums: &'a mut [f32],
+    ld: usize,
+    carry: bool,
+    bias: Option<&'a [f32]>,
 }
 
 /// The tile function of the family that runs, with its CPU proof.
@@ -266,21 +338,22 @@ impl Tile {
         }
     }
 
-    /// `acc[r·16 + v] = Σ_k fma chain w[k·rows + r] · panel[k·16 + v]` for `rows ≤ 6` rows
-    /// and `vectors · 8` columns `v`, overwriting those entries of `acc`.
+    /// For `rows ≤ 6` rows `r` and `vectors · 8` columns `v`, over the `kc = panel.len() / 16`
+    /// panel rows: the fma chain over `kk` of `w[r·ldw + kk] · panel[kk·16 + v]`, from the
+    /// sum in `out` when it carries, else from `0`, stored into `out` (plus its bias).
     fn run(
         &self,
         panel: &[f32],
-        k: usize,
         w: &[f32],
+        ldw: usize,
         rows: usize,
         vectors: usize,
-        acc: &mut [f32; MR * NC],
+        out: TileOut<'_>,
     ) {
         match self {
-            Tile::Scalar => scalar::tile(panel, k, w, rows, vectors * LANES, acc),
+            Tile::Scalar => scalar::tile(panel, w, ldw, rows, vectors * LANES, out),
             #[cfg(target_arch = "x86_64")]
-            Tile::Avx2(t) => t.tile(panel, k, w, rows, vectors, acc),
+            Tile::Avx2(t) => t.tile(panel, w, ldw, rows, vectors, out),
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The AVX2 + FMA tile: `R ≤ 6` output channels × `V ≤ 2` vectors of 8 outputs in `R·V`
-//! accumulators; per `k`, `V` loads from the panel row `k`, one broadcast weight per row,
-//! `R·V` fused multiply-adds. One FMA per output per `k`, in increasing `k`: the scalar
-//! tile's chain exactly.
+//! accumulators; per `k`, `V` loads from the panel row `k`, one broadcast weight per row (read
+//! straight from the `[cout][K]` weight, one sequential stream per row), `R·V` fused
+//! multiply-adds. One FMA per output per `k`, in increasing `k`: the scalar tile's chain
+//! exactly.
 
 use std::arch::x86_64::*;
 
-use super::{LANES, MR, NC};
+use super::{LANES, MR, NC, TileOut};
 
 /// Proof that the CPU has AVX2 and FMA; only [`Avx2Fma::new`] makes one.
 pub(super) struct Avx2Fma {
@@ -21,33 +22,53 @@ impl Avx2Fma {
 
     /// As the scalar tile, for `rows` rows and `vectors · 8` columns.
     ///
-    /// Panics if `rows` is not in `1..=6`, `vectors` not in `1..=2`, `panel` shorter than
-    /// `k · 16` or `w` shorter than `k · rows`.
+    /// Panics if `rows` is not in `1..=6`, `vectors` not in `1..=2`, `kc = panel.len() / 16`
+    /// exceeds `ldw`, `w` is shorter than `(rows - 1) · ldw + kc`, `out.ld` is below `vectors · 8` or
+    /// `out.sums` is shorter than `(rows - 1) · out.ld + vectors · 8`, or a bias has fewer than
+    /// `rows` values.
     pub(super) fn tile(
         &self,
         panel: &[f32],
-        k: usize,
         w: &[f32],
+        ldw: usize,
         rows: usize,
         vectors: usize,
-        acc: &mut [f32; MR * NC],
+        out: TileOut<'_>,
     ) {
+        let kc = panel.len() / NC;
         assert!((1..=MR).contains(&rows), "tile rows {rows}");
         assert!((1..=2).contains(&vectors), "tile vectors {vectors}");
+        let extent = |ld: usize, len: usize| (rows - 1).checked_mul(ld)?.checked_add(len);
         assert!(
-            k.checked_mul(NC).is_some_and(|n| n <= panel.len())
-                && k.checked_mul(rows).is_some_and(|n| n <= w.len()),
-            "panel or weights too short for k = {k}"
+            kc <= ldw
+                && extent(ldw, kc).is_some_and(|n| n <= w.len())
+                && out.ld >= vectors * LANES
+                && extent(out.ld, vectors * LANES).is_some_and(|n| n <= out.sums.len())
+                && out.bias.is_none_or(|b| b.len() >= rows),
+            "weights, sums or bias too short for {rows} rows of k = {kc}"
         );
         let f = TABLE[vectors - 1][rows - 1];
+        let bias = out.bias.map_or(std::ptr::null(), |b| b.as_ptr());
         // SAFETY: `self` exists only after `new` detected AVX2 and FMA; the asserts above are
-        // the extents `tile_rv` reads (`k` panel rows of 16 f32, `k · rows` weights) and `acc`
-        // holds its `rows · 16` writes.
-        unsafe { f(panel.as_ptr(), k, w.as_ptr(), acc.as_mut_ptr()) }
+        // the extents `tile_rv` reads (`kc` panel rows of 16 f32, `kc` weights from each of
+        // `rows` rows `ldw` apart, `rows` biases when not null) and reads and writes
+        // (`vectors · 8` sums of each of `rows` rows `out.ld` apart).
+        unsafe {
+            f(
+                panel.as_ptr(),
+                kc,
+                w.as_ptr(),
+                ldw,
+                out.sums.as_mut_ptr(),
+                out.ld,
+                out.carry,
+                bias,
+            )
+        }
     }
 }
 
-type TileFn = unsafe fn(*const f32, usize, *const f32, *mut f32);
+type TileFn = unsafe fn(*const f32, usize, *const f32, usize, *mut f32, usize, bool, *const f32);
 
 const TABLE: [[TileFn; MR]; 2] = [
     [
@@ -68,38 +89,60 @@ const TABLE: [[TileFn; MR]; 2] = [
     ],
 ];
 
-/// One `R × 8V` tile over `k` panel rows.
+/// One `R × 8V` tile over `kc` panel rows, from the sums in `acc` when `carry`, else from 0;
+/// stores the sums, plus `bias[r]` per row when `bias` is not null.
 ///
 /// # Safety
-/// AVX2 and FMA available; `panel` points at `k · 16` f32, `w` at `k · R` f32, `acc` at
-/// `R · 16` writable f32.
+/// AVX2 and FMA available; `panel` points at `kc · 16` f32, `w` at `R` rows of `kc` f32
+/// `ldw` apart, `acc` at `R` rows of `8V` readable and writable f32 `ld` apart, `bias` is
+/// null or points at `R` f32.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_rv<const R: usize, const V: usize>(
     panel: *const f32,
-    k: usize,
+    kc: usize,
     w: *const f32,
+    ldw: usize,
     acc: *mut f32,
+    ld: usize,
+    carry: bool,
+    bias: *const f32,
 ) {
-    let mut c = [[_mm256_setzero_ps(); V]; R];
     // SAFETY: every offset stays inside the extents of the function's contract.
     unsafe {
-        for kk in 0..k {
+        let mut c = [[_mm256_setzero_ps(); V]; R];
+        if carry {
+            for (r, cr) in c.iter_mut().enumerate() {
+                for (v, cv) in cr.iter_mut().enumerate() {
+                    *cv = _mm256_loadu_ps(acc.add(r * ld + v * LANES));
+                }
+            }
+        }
+        let wr: [*const f32; R] = std::array::from_fn(|r| w.add(r * ldw));
+        for kk in 0..kc {
             let p = panel.add(kk * NC);
             let mut b = [_mm256_setzero_ps(); V];
             for (v, bv) in b.iter_mut().enumerate() {
                 *bv = _mm256_loadu_ps(p.add(v * LANES));
             }
-            let wk = w.add(kk * R);
-            for (r, cr) in c.iter_mut().enumerate() {
-                let a = _mm256_broadcast_ss(&*wk.add(r));
+            for (cr, wp) in c.iter_mut().zip(&wr) {
+                let a = _mm256_broadcast_ss(&*wp.add(kk));
                 for (cv, bv) in cr.iter_mut().zip(&b) {
                     *cv = _mm256_fmadd_ps(a, *bv, *cv);
                 }
             }
         }
+        if !bias.is_null() {
+            for (r, cr) in c.iter_mut().enumerate() {
+                let b = _mm256_broadcast_ss(&*bias.add(r));
+                for cv in cr.iter_mut() {
+                    *cv = _mm256_add_ps(*cv, b);
+                }
+            }
+        }
         for (r, cr) in c.iter().enumerate() {
             for (v, cv) in cr.iter().enumerate() {
-                _mm256_storeu_ps(acc.add(r * NC + v * LANES), *cv);
+                _mm256_storeu_ps(acc.add(r * ld + v * LANES), *cv);
             }
         }
     }

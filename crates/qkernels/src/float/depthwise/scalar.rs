@@ -1,16 +1,22 @@
 //! The portable row kernel: `f32::mul_add` chains (a hardware FMA on aarch64, a correctly
 //! rounded libm `fmaf` on x86-64 without FMA), in the oracle's order.
 
-/// `out[o] = bias`, then for each tap `t`: `out[o] = fma(w[t], src[offs[t] + o], out[o])`.
+use super::Rows;
+
+/// For every output `(r, o)` of `g`: `out[r·ldo + o] = bias`, then for each tap `t`
+/// `out[r·ldo + o] = fma(w[t], src[base + r·stride + offs[t] + o], out[r·ldo + o])`.
 ///
-/// Panics if a tap's run `offs[t]..offs[t] + out.len()` is outside `src` or `w` is shorter
-/// than `offs` (the driver's layout guarantees neither happens).
-pub(super) fn row(src: &[f32], offs: &[usize], w: &[f32], bias: f32, out: &mut [f32]) {
-    out.fill(bias);
-    for (&o, &wt) in offs.iter().zip(w) {
-        let run = &src[o..o + out.len()];
-        for (acc, &v) in out.iter_mut().zip(run) {
-            *acc = wt.mul_add(v, *acc);
+/// Panics if a tap's run is outside `src`, `out` is too short or `w` is shorter than `offs`
+/// (the driver's layout guarantees none happens).
+pub(super) fn rows(src: &[f32], offs: &[usize], w: &[f32], bias: f32, g: Rows, out: &mut [f32]) {
+    for r in 0..g.rows {
+        let row = &mut out[r * g.ldo..r * g.ldo + g.len];
+        row.fill(bias);
+        for (&o, &wt) in offs.iter().zip(w) {
+            let start = g.base + r * g.stride + o;
+            for (acc, &v) in row.iter_mut().zip(&src[start..start + g.len]) {
+                *acc = wt.mul_add(v, *acc);
+            }
         }
     }
 }

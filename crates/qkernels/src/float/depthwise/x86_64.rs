@@ -1,10 +1,10 @@
-//! The AVX2 + FMA row kernel: 8 outputs per vector, up to 4 vectors (32 outputs) per pass
-//! over the taps so that 4 independent FMA chains hide the FMA latency; per tap one broadcast
-//! weight and one unaligned load per vector. Each output's chain is the oracle's.
+//! The AVX2 + FMA row kernel: 8 outputs per vector; up to 3 output rows × 4 vectors (12
+//! independent FMA chains, enough to hide the FMA latency) per pass over the taps; per tap one
+//! broadcast weight and one unaligned load per vector. Each output's chain is the oracle's.
 
 use std::arch::x86_64::*;
 
-use super::LANES;
+use super::{LANES, ROWS, Rows};
 
 /// Proof that the CPU has AVX2 and FMA; only [`Avx2Fma::new`] makes one.
 pub(super) struct Avx2Fma {
@@ -18,87 +18,136 @@ impl Avx2Fma {
             .then_some(Self { _private: () })
     }
 
-    /// As the scalar row: `out[o] = bias`, then per tap `t`
-    /// `out[o] = fma(w[t], src[offs[t] + o], out[o])`, for every `o` of `out`.
+    /// As the scalar rows: for every output `(r, o)` of `g`, `out[r·ldo + o] = bias`, then per
+    /// tap `t` `out[r·ldo + o] = fma(w[t], src[base + r·stride + offs[t] + o], out[r·ldo + o])`.
     ///
-    /// Panics if `out.len()` is not a multiple of 8, `w` is shorter than `offs`, or a tap's
-    /// run `offs[t]..offs[t] + out.len()` is outside `src`.
-    pub(super) fn row(&self, src: &[f32], offs: &[usize], w: &[f32], bias: f32, out: &mut [f32]) {
-        let len = out.len();
-        assert!(len.is_multiple_of(LANES), "row of {len} outputs");
+    /// Panics if `g.len` is not a multiple of 8, `g.rows` not in `1..=3`, `g.ldo < g.len`
+    /// with several rows, `w` is shorter than `offs`, a tap's run is outside `src` or a row
+    /// outside `out`.
+    pub(super) fn rows(
+        &self,
+        src: &[f32],
+        offs: &[usize],
+        w: &[f32],
+        bias: f32,
+        g: Rows,
+        out: &mut [f32],
+    ) {
+        let last = g.rows.wrapping_sub(1);
+        assert!(g.len.is_multiple_of(LANES), "row of {} outputs", g.len);
+        assert!((1..=ROWS).contains(&g.rows), "{} rows", g.rows);
+        assert!(g.rows == 1 || g.ldo >= g.len, "rows overlap");
         assert!(
             w.len() >= offs.len(),
             "{} weights for {} taps",
             w.len(),
             offs.len()
         );
+        let end =
+            |start: usize, ld: usize| last.checked_mul(ld)?.checked_add(start)?.checked_add(g.len);
+        let far = offs.iter().copied().max().unwrap_or(0);
         assert!(
-            offs.iter()
-                .all(|&o| o.checked_add(len).is_some_and(|end| end <= src.len())),
+            g.base
+                .checked_add(far)
+                .and_then(|s| end(s, g.stride))
+                .is_some_and(|e| e <= src.len()),
             "a tap's run is outside the source"
         );
+        assert!(
+            end(0, g.ldo).is_some_and(|e| e <= out.len()),
+            "rows outside the output"
+        );
+        let f = match g.rows {
+            1 => rows_impl::<1>,
+            2 => rows_impl::<2>,
+            _ => rows_impl::<3>,
+        };
         // SAFETY: `self` exists only after `new` detected AVX2 and FMA; the asserts above are
-        // the extents `row_impl` reads (`len` f32 from `src` at every offset, one weight per
-        // tap) and writes (`len` f32 of `out`, a multiple of 8).
-        unsafe { row_impl(src.as_ptr(), offs, w.as_ptr(), bias, out.as_mut_ptr(), len) }
+        // the extents `rows_impl` reads (`len` f32 from `src` at `base + r·stride + offs[t]`
+        // for every row and tap, one weight per tap) and writes (`len` f32 at `r·ldo` of
+        // `out` per row, `len` a multiple of 8).
+        unsafe {
+            f(
+                src.as_ptr().add(g.base),
+                g.stride,
+                offs,
+                w.as_ptr(),
+                bias,
+                out.as_mut_ptr(),
+                g.ldo,
+                g.len,
+            )
+        }
     }
 }
 
 /// # Safety
-/// AVX2 and FMA available; `src + offs[t] .. + len` readable for every tap `t`, `w` points
-/// at `offs.len()` f32, `out` at `len` writable f32, `len` a multiple of 8.
+/// AVX2 and FMA available; `src + r·stride + offs[t] .. + len` readable for every row
+/// `r < R` and tap `t`, `w` points at `offs.len()` f32, `out + r·ldo .. + len` writable for
+/// every row, `len` a multiple of 8.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_impl(
+unsafe fn rows_impl<const R: usize>(
     src: *const f32,
+    stride: usize,
     offs: &[usize],
     w: *const f32,
     bias: f32,
     out: *mut f32,
+    ldo: usize,
     len: usize,
 ) {
     let mut o = 0;
-    // SAFETY: each call covers outputs `o .. o + V·8 ≤ len`, within the contract's extents.
+    // SAFETY: each call covers outputs `o .. o + V·8 ≤ len` of every row, within the
+    // contract's extents.
     unsafe {
         while o + 4 * LANES <= len {
-            block::<4>(src, offs, w, bias, out, o);
+            block::<R, 4>(src, stride, offs, w, bias, out, ldo, o);
             o += 4 * LANES;
         }
-        if o + 2 * LANES <= len {
-            block::<2>(src, offs, w, bias, out, o);
-            o += 2 * LANES;
-        }
-        if o + LANES <= len {
-            block::<1>(src, offs, w, bias, out, o);
+        match (len - o) / LANES {
+            3 => block::<R, 3>(src, stride, offs, w, bias, out, ldo, o),
+            2 => block::<R, 2>(src, stride, offs, w, bias, out, ldo, o),
+            1 => block::<R, 1>(src, stride, offs, w, bias, out, ldo, o),
+            _ => {}
         }
     }
 }
 
-/// Outputs `o .. o + V·8` of the row.
+/// Outputs `o .. o + V·8` of the `R` rows.
 ///
 /// # Safety
-/// As [`row_impl`], with `o + V·8 ≤ len`.
+/// As [`rows_impl`], with `o + V·8 ≤ len`.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn block<const V: usize>(
+unsafe fn block<const R: usize, const V: usize>(
     src: *const f32,
+    stride: usize,
     offs: &[usize],
     w: *const f32,
     bias: f32,
     out: *mut f32,
+    ldo: usize,
     o: usize,
 ) {
-    let mut acc = [_mm256_set1_ps(bias); V];
-    // SAFETY: every read is `src + offs[t] + o + v·8 .. + 8` with `o + V·8 ≤ len`, every
-    // write `out + o + v·8 .. + 8`: inside the contract's extents.
+    let mut acc = [[_mm256_set1_ps(bias); V]; R];
+    // SAFETY: every read is `src + r·stride + offs[t] + o + v·8 .. + 8` with `o + V·8 ≤ len`,
+    // every write `out + r·ldo + o + v·8 .. + 8`: inside the contract's extents.
     unsafe {
+        let rows: [*const f32; R] = std::array::from_fn(|r| src.add(r * stride + o));
         for (t, &off) in offs.iter().enumerate() {
             let wt = _mm256_set1_ps(*w.add(t));
-            let p = src.add(off + o);
-            for (v, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(wt, _mm256_loadu_ps(p.add(v * LANES)), *a);
+            for (ar, &row) in acc.iter_mut().zip(&rows) {
+                let p = row.add(off);
+                for (v, a) in ar.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(wt, _mm256_loadu_ps(p.add(v * LANES)), *a);
+                }
             }
         }
-        for (v, a) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.add(o + v * LANES), *a);
+        for (r, ar) in acc.iter().enumerate() {
+            for (v, a) in ar.iter().enumerate() {
+                _mm256_storeu_ps(out.add(r * ldo + o + v * LANES), *a);
+            }
         }
     }
 }
