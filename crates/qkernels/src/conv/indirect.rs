@@ -20,7 +20,7 @@ use std::arch::x86_64::*;
 use rayon::prelude::*;
 
 use super::implicit::Plan;
-use crate::gemm::{OutRow, RowFix};
+use crate::gemm::{OutRow, RowFix, Stage};
 
 /// Output pixels per tile (the exact AVX2 GEMM tile's rows).
 const MR: usize = 6;
@@ -76,6 +76,76 @@ unsafe fn tile<const R: usize, const P: usize>(
         for r in 0..R {
             for p in 0..P {
                 _mm256_storeu_si256(acc.as_mut_ptr().add(r * 8 * NP + 8 * p).cast(), c[r][p]);
+            }
+        }
+    }
+}
+
+/// The prepared requantization of a call (the GEMM stage's vectors, borrowed).
+struct Requant<'a> {
+    mult: &'a [f32],
+    bias_a: &'a [f32],
+    bias_b: &'a [f32],
+    zero_point: i32,
+    lo: i32,
+    hi: i32,
+}
+
+/// Requantizes a tile's `rows × panels·8` accumulators (output channels `n0..`) into the
+/// NDHWC `dst` (pixel `r` at `r·o`) with the GEMM epilogue's formula and operation order
+/// (`crate::gemm` x86 `requant_row`: `+ corr`, `fma(bias_a, bias_b, x)`, `× mult`,
+/// `cvtps2dq`, clamp to −256..=511, `+ zp`, clamp to `lo..=hi`), the constants of each
+/// panel loaded once for all rows. Symmetric weights only (no row-sum term).
+///
+/// # Safety
+/// AVX2 and FMA are available.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn requant_tile(
+    acc: &[i32; MR * 8 * NP],
+    rows: usize,
+    panels: usize,
+    rq: &Requant<'_>,
+    corr: &[i32],
+    n0: usize,
+    o: usize,
+    dst: &mut [u8],
+) {
+    let zp = _mm256_set1_epi32(rq.zero_point);
+    let lo = _mm256_set1_epi32(rq.lo);
+    let hi = _mm256_set1_epi32(rq.hi);
+    let floor = _mm256_set1_epi32(-256);
+    let ceil = _mm256_set1_epi32(511);
+    for p in 0..panels {
+        let c = n0 + 8 * p;
+        let (cv, ba, bb, mult) = (
+            &corr[c..c + 8],
+            &rq.bias_a[c..c + 8],
+            &rq.bias_b[c..c + 8],
+            &rq.mult[c..c + 8],
+        );
+        // SAFETY: each slice above holds 8 values (32 bytes); unaligned loads.
+        let (cv, ba, bb, mult) = unsafe {
+            (
+                _mm256_loadu_si256(cv.as_ptr().cast()),
+                _mm256_loadu_ps(ba.as_ptr()),
+                _mm256_loadu_ps(bb.as_ptr()),
+                _mm256_loadu_ps(mult.as_ptr()),
+            )
+        };
+        for r in 0..rows {
+            let a = &acc[r * 8 * NP + 8 * p..r * 8 * NP + 8 * p + 8];
+            let d = &mut dst[r * o + c..r * o + c + 8];
+            // SAFETY: `a` is 8 i32 (32 bytes) and `d` 8 bytes; unaligned load and store.
+            unsafe {
+                let x = _mm256_add_epi32(_mm256_loadu_si256(a.as_ptr().cast()), cv);
+                let xf = _mm256_fmadd_ps(ba, bb, _mm256_cvtepi32_ps(x));
+                let q = _mm256_cvtps_epi32(_mm256_mul_ps(xf, mult));
+                let q = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, floor), ceil), zp);
+                let q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+                let w16 =
+                    _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+                _mm_storel_epi64(d.as_mut_ptr().cast(), _mm_packus_epi16(w16, w16));
             }
         }
     }
@@ -144,6 +214,18 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
         lo..hi.max(lo)
     };
     let (zr, yr, xr) = (inside_range(0), inside_range(1), inside_range(2));
+    // symmetric weights: the tile's epilogue requantizes whole panels itself
+    let fused = match &gp.stage {
+        Stage::Requant(rq) if symmetric => Some(Requant {
+            mult: &rq.mult,
+            bias_a: &rq.bias_a,
+            bias_b: &rq.bias_b,
+            zero_point: rq.zero_point,
+            lo: rq.lo,
+            hi: rq.hi,
+        }),
+        _ => None,
+    };
     let task = |(ti, dst): (usize, &mut [u8])| {
         let wide_ptr = wide.as_ptr();
         let mut ptrs = vec![std::ptr::null::<u16>(); runs * MR];
@@ -232,6 +314,15 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
                         &mut acc,
                     )
                 };
+                if let Some(rq) = &fused
+                    && nc.is_multiple_of(8)
+                {
+                    let tile_dst = &mut dst[(mt - first) * MR * o..];
+                    // SAFETY: AVX2 and FMA (the family's kernel object exists only when
+                    // `Isa::Avx2`, which includes FMA, was detected).
+                    unsafe { requant_tile(&acc, rows, panels, rq, &gp.corr, n0, o, tile_dst) };
+                    continue;
+                }
                 for r in 0..rows {
                     let row = (mt - first) * MR + r;
                     let c0 = row * o + n0;

@@ -37,16 +37,22 @@ fn pair(lo: i32, hi: i32) -> i32 {
 
 /// One block of 8 pixels: `acc[col] = init[col] + Σ_rows madd(P, wpair[row][col])`.
 /// `lines[ty]` is the pair line of kernel row `ty` (at pixel 0) and its per-channel stride;
-/// the block starts at pixel `p0`.
+/// the block starts at pixel `p0`. With `SPLIT`, lanes 4..8 instead read the 4 pixels from
+/// `hi_p0` of the lines `hi_lines` (the next output row's), so two rows' short tails share
+/// one block.
 ///
 /// # Safety
 /// AVX2 is available; every `lines[ty].0 + p0 + ci·stride + 2j·dw + 8` (ci < c, j < jn) is
-/// inside one allocation; `wpair` holds `lines.len()·c·jn·COLS` values.
+/// inside one allocation, and with `SPLIT` every `lines[ty].0 + p0 + … + 4` and
+/// `hi_lines[ty].0 + hi_p0 + ci·stride + 2j·dw + 4` (`hi_lines.len() == lines.len()`);
+/// `wpair` holds `lines.len()·c·jn·COLS` values.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<const N: usize>(
+unsafe fn block<const N: usize, const SPLIT: bool>(
     lines: &[(*const i32, usize)],
     p0: usize,
+    hi_lines: &[(*const i32, usize)],
+    hi_p0: usize,
     c: usize,
     jn: usize,
     dw: usize,
@@ -59,11 +65,21 @@ unsafe fn block<const N: usize>(
         *a = _mm256_set1_epi32(i);
     }
     let mut wr = wpair.as_ptr();
-    for &(base, cs) in lines {
+    for (t, &(base, cs)) in lines.iter().enumerate() {
+        let (hbase, hcs) = if SPLIT { hi_lines[t] } else { (base, cs) };
         for ci in 0..c {
             for j in 0..jn {
+                let at = ci * cs + 2 * j * dw;
                 // SAFETY: in bounds by the function's contract.
-                let x = unsafe { _mm256_loadu_si256(base.add(p0 + ci * cs + 2 * j * dw).cast()) };
+                let x = unsafe {
+                    if SPLIT {
+                        let lo = _mm_loadu_si128(base.add(p0 + at).cast());
+                        let hi = _mm_loadu_si128(hbase.add(hi_p0 + ci * hcs + 2 * j * dw).cast());
+                        _mm256_set_m128i(hi, lo)
+                    } else {
+                        _mm256_loadu_si256(base.add(p0 + at).cast())
+                    }
+                };
                 for (col, a) in acc.iter_mut().enumerate() {
                     // SAFETY: `wr` walks the rows of `wpair` in loop order (contract).
                     let wv = _mm256_set1_epi32(unsafe { *wr.add(col) });
@@ -119,19 +135,11 @@ impl ColVecs {
 }
 
 /// Requantizes the `O` accumulator columns of one block (window sum in column `O` when
-/// `asym`) into `dst` pixels `0..n` (NHWC, `O` channels each).
+/// `asym`) to 8 bytes per pixel (`O` channels, then don't-care bytes), little-endian.
 ///
-/// The up to 8 clamped columns are packed to bytes and transposed in registers to 8 bytes
-/// per pixel; each pixel is then one 8-byte store at `i·O` (its bytes `O..8` are overwritten
-/// by the next pixel's store), except where fewer than 8 bytes remain in `dst`.
+/// The up to 8 clamped columns are packed to bytes and transposed in registers.
 #[target_feature(enable = "avx2,fma")]
-fn requant_block<const O: usize>(
-    acc: &[[i32; 8]; COLS],
-    asym: bool,
-    cv: &ColVecs,
-    n: usize,
-    dst: &mut [u8],
-) {
+fn requant_pixels<const O: usize>(acc: &[[i32; 8]; COLS], asym: bool, cv: &ColVecs) -> [i64; 8] {
     // SAFETY: every load is of an [i32; 8] of 32 bytes, unaligned.
     let (first, second) = unsafe {
         let rs = _mm256_loadu_si256(acc[O.min(COLS - 1)].as_ptr().cast());
@@ -169,8 +177,7 @@ fn requant_block<const O: usize>(
             _mm256_permute2x128_si256::<0x31>(p01, p23),
         )
     };
-    // pixel i's 8 bytes, little-endian
-    let px = [
+    [
         _mm256_extract_epi64::<0>(first),
         _mm256_extract_epi64::<1>(first),
         _mm256_extract_epi64::<2>(first),
@@ -179,8 +186,15 @@ fn requant_block<const O: usize>(
         _mm256_extract_epi64::<1>(second),
         _mm256_extract_epi64::<2>(second),
         _mm256_extract_epi64::<3>(second),
-    ];
-    if n == 8 && 7 * O + 8 <= dst.len() {
+    ]
+}
+
+/// Stores pixels `px[..n]` (from [`requant_pixels`]) to `dst` at `i·O`: one 8-byte store
+/// per pixel (its bytes `O..8` are overwritten by the next pixel's store), except where
+/// fewer than 8 bytes remain in `dst`.
+#[inline(always)]
+fn store_pixels<const O: usize>(px: &[i64], n: usize, dst: &mut [u8]) {
+    if n == 8 && px.len() == 8 && 7 * O + 8 <= dst.len() {
         let d = &mut dst[..7 * O + 8];
         for (i, &p) in px.iter().enumerate() {
             d[i * O..i * O + 8].copy_from_slice(&p.to_le_bytes());
@@ -195,6 +209,76 @@ fn requant_block<const O: usize>(
             None => dst[at..at + O].copy_from_slice(&src[..O]),
         }
     }
+}
+
+/// [`requant_pixels`] then [`store_pixels`] of pixels `0..n` to `dst`.
+#[target_feature(enable = "avx2,fma")]
+fn requant_block<const O: usize>(
+    acc: &[[i32; 8]; COLS],
+    asym: bool,
+    cv: &ColVecs,
+    n: usize,
+    dst: &mut [u8],
+) {
+    store_pixels::<O>(&requant_pixels::<O>(acc, asym, cv), n, dst);
+}
+
+/// [`requant_pixels`] of a split block: pixels `0..n` to `lo`, pixels `4..4 + n` to `hi`.
+#[target_feature(enable = "avx2,fma")]
+fn requant_split<const O: usize>(
+    acc: &[[i32; 8]; COLS],
+    asym: bool,
+    cv: &ColVecs,
+    n: usize,
+    lo: &mut [u8],
+    hi: &mut [u8],
+) {
+    let px = requant_pixels::<O>(acc, asym, cv);
+    store_pixels::<O>(&px[..4], n, lo);
+    store_pixels::<O>(&px[4..], n, hi);
+}
+
+/// [`requant_block`] for `o` (1..=8) output channels.
+#[target_feature(enable = "avx2,fma")]
+fn requant_block_dyn(
+    o: usize,
+    acc: &[[i32; 8]; COLS],
+    asym: bool,
+    cv: &ColVecs,
+    n: usize,
+    dst: &mut [u8],
+) {
+    macro_rules! go {
+        ($($o:literal)*) => {
+            match o {
+                $($o => requant_block::<$o>(acc, asym, cv, n, dst),)*
+                _ => unreachable!("O ≤ 8"),
+            }
+        };
+    }
+    go!(1 2 3 4 5 6 7 8)
+}
+
+/// [`requant_split`] for `o` (1..=8) output channels.
+#[target_feature(enable = "avx2,fma")]
+fn requant_split_dyn(
+    o: usize,
+    acc: &[[i32; 8]; COLS],
+    asym: bool,
+    cv: &ColVecs,
+    n: usize,
+    lo: &mut [u8],
+    hi: &mut [u8],
+) {
+    macro_rules! go {
+        ($($o:literal)*) => {
+            match o {
+                $($o => requant_split::<$o>(acc, asym, cv, n, lo, hi),)*
+                _ => unreachable!("O ≤ 8"),
+            }
+        };
+    }
+    go!(1 2 3 4 5 6 7 8)
 }
 
 /// Builds the pair lines of one image plane `src` (`[ih, iw, c]`, NHWC) into `lines`
@@ -287,9 +371,7 @@ pub(crate) unsafe fn run(
         let mut lines = vec![0i32; ih * c * wp];
         // SAFETY: AVX2 (the caller's contract).
         unsafe { pair_lines(src, [ih, iw, c], pw, dw, za as u8, wp, &mut lines) };
-        let mut rows: Vec<(*const i32, usize)> = Vec::with_capacity(kh);
-        let mut acc = [[0i32; 8]; COLS];
-        for (y, dst_row) in dst.chunks_exact_mut(ow * o).enumerate() {
+        let row_ptrs = |y: usize, rows: &mut Vec<(*const i32, usize)>| {
             rows.clear();
             for ty in 0..kh {
                 rows.push(
@@ -300,38 +382,61 @@ pub(crate) unsafe fn run(
                     },
                 );
             }
-            for p0 in (0..ow).step_by(8) {
-                macro_rules! go {
-                    ($($n:literal)*) => {
-                        match cols {
-                            // SAFETY: AVX2 (the caller's contract); each row pointer is
-                            // the start of line iy of channel 0 in `lines` (channel
-                            // stride wp, c lines) or of `za_line`, and each load reads
-                            // p0 + 2j·dw + 8 ≤ owp + (kw − 1)·dw + 8 = wp values of a
-                            // line; `wpair` has kh·c·jn rows.
-                            $($n => unsafe {
-                                block::<$n>(&rows, p0, c, jn, dw, &wpair, &init, &mut acc)
-                            },)*
-                            _ => unreachable!("O ≤ 8"),
-                        }
-                    };
+        };
+        let mut rows: Vec<(*const i32, usize)> = Vec::with_capacity(kh);
+        let mut rows_b: Vec<(*const i32, usize)> = Vec::with_capacity(kh);
+        let mut acc = [[0i32; 8]; COLS];
+        macro_rules! go {
+            ($split:literal, $lines:expr, $p0:expr, $hi:expr, $hp0:expr; $($n:literal)*) => {
+                match cols {
+                    // SAFETY: AVX2 (the caller's contract); each row pointer is the start
+                    // of line iy of channel 0 in `lines` (channel stride wp, c lines) or of
+                    // `za_line`, and each load reads at most p0 + 2j·dw + 8 ≤ owp +
+                    // (kw − 1)·dw + 8 = wp values of a line (split halves start at
+                    // p0 ≤ owp − 8 and read 4); `wpair` has kh·c·jn rows.
+                    $($n => unsafe {
+                        block::<$n, $split>(
+                            $lines, $p0, $hi, $hp0, c, jn, dw, &wpair, &init, &mut acc,
+                        )
+                    },)*
+                    _ => unreachable!("O ≤ 8"),
                 }
-                go!(1 2 3 4 5 6 7 8 9);
+            };
+        }
+        // a tail of at most 4 pixels per row: two rows' tails share one split block
+        let tail = ow % 8;
+        let merge = (1..=4).contains(&tail);
+        let full = ow - tail;
+        let row_len = ow * o;
+        let mut rest: &mut [u8] = dst;
+        let mut y = 0;
+        while !rest.is_empty() {
+            let pair = merge && rest.len() >= 2 * row_len;
+            let (cur, next) =
+                std::mem::take(&mut rest).split_at_mut(if pair { 2 * row_len } else { row_len });
+            rest = next;
+            let (row_a, row_b) = cur.split_at_mut(row_len);
+            row_ptrs(y, &mut rows);
+            let end = if pair { full } else { ow };
+            for p0 in (0..end).step_by(8) {
+                go!(false, &rows, p0, &rows, 0; 1 2 3 4 5 6 7 8 9);
                 let n = (ow - p0).min(8);
-                let dst = &mut dst_row[p0 * o..];
-                macro_rules! requant {
-                    ($($o:literal)*) => {
-                        match o {
-                            // SAFETY: AVX2 and FMA (the caller's contract).
-                            $($o => unsafe {
-                                requant_block::<$o>(&acc, !symmetric, &cv, n, dst)
-                            },)*
-                            _ => unreachable!("O ≤ 8"),
-                        }
-                    };
-                }
-                requant!(1 2 3 4 5 6 7 8);
+                // SAFETY: AVX2 and FMA (the caller's contract).
+                unsafe { requant_block_dyn(o, &acc, !symmetric, &cv, n, &mut row_a[p0 * o..]) };
             }
+            if pair {
+                row_ptrs(y + 1, &mut rows_b);
+                for p0 in (0..full).step_by(8) {
+                    go!(false, &rows_b, p0, &rows_b, 0; 1 2 3 4 5 6 7 8 9);
+                    // SAFETY: AVX2 and FMA (the caller's contract).
+                    unsafe { requant_block_dyn(o, &acc, !symmetric, &cv, 8, &mut row_b[p0 * o..]) };
+                }
+                go!(true, &rows, full, &rows_b, full; 1 2 3 4 5 6 7 8 9);
+                let (lo, hi) = (&mut row_a[full * o..], &mut row_b[full * o..]);
+                // SAFETY: AVX2 and FMA (the caller's contract).
+                unsafe { requant_split_dyn(o, &acc, !symmetric, &cv, tail, lo, hi) };
+            }
+            y += if pair { 2 } else { 1 };
         }
         let _ = oh;
     };
