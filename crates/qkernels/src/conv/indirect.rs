@@ -227,7 +227,8 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
         _ => None,
     };
     let task = |(ti, dst): (usize, &mut [u8])| {
-        let wide_ptr = wide.as_ptr();
+        // locals, not captures: the pointer-table loop below then keeps them in registers
+        let (wide_ptr, tap_rows, symmetric) = (wide.as_ptr(), tap_rows.as_slice(), symmetric);
         let mut ptrs = vec![std::ptr::null::<u16>(); runs * MR];
         let mut scratch = vec![0u16; MR * k];
         let mut gathered = vec![0u8; k];
@@ -270,17 +271,18 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
                     );
                     let base = (((n * g.input[0] + iz) * ih + iy) * iw + ix) * c;
                     debug_assert!(base + tap_rows[runs - 1] + run <= wide.len());
-                    let mut sum = 0i32;
-                    for (t, &off) in tap_rows.iter().enumerate() {
-                        ptrs[t * MR + r] = wide_ptr.wrapping_add(base + off);
-                        if !symmetric {
-                            sum += plan.input[base + off..base + off + run]
-                                .iter()
-                                .map(|&v| i32::from(v))
-                                .sum::<i32>();
-                        }
+                    for (p, &off) in ptrs[r..].iter_mut().step_by(MR).zip(tap_rows) {
+                        *p = wide_ptr.wrapping_add(base + off);
                     }
-                    row_sums[r] = sum;
+                    row_sums[r] = if symmetric {
+                        0
+                    } else {
+                        tap_rows
+                            .iter()
+                            .flat_map(|&off| &plan.input[base + off..base + off + run])
+                            .map(|&v| i32::from(v))
+                            .sum()
+                    };
                 } else {
                     plan.gather_row(p, 0, &mut gathered);
                     let rows_k = &mut scratch[r * k..(r + 1) * k];
