@@ -141,3 +141,56 @@ proptest! {
         check(&g, seed, per_channel, false, act, "small");
     }
 }
+
+/// Output scales so small that the requantized values leave the i16 range (the row
+/// kernel's saturating packs) or even the i32 range (`cvtps2dq`'s `i32::MIN`), with every
+/// activation: the depthwise kernels still equal the oracle.
+#[test]
+fn depthwise_extreme_requantization_matches_the_oracle() {
+    let g = ConvGeometry::new(1, 40, 40, 40, &[6, 7], &[3, 3])
+        .and_then(|g| g.with_padding(&[1, 1]))
+        .expect("valid geometry");
+    let mut next = stream(7);
+    let input: Vec<u8> = (0..g.input_len()).map(|_| next() as u8).collect();
+    let weights: Vec<i8> = (0..40 * 9).map(|_| next() as i8).collect();
+    let scales: Vec<f32> = (0..40).map(|i| 0.001 + i as f32 * 1e-5).collect();
+    let zps = vec![0i32; 40];
+    let bias: Vec<f32> = (0..40).map(|i| (i as f32 - 20.0) * 0.3).collect();
+    let q = WeightQParams::PerChannel {
+        scales: &scales,
+        zero_points: &zps,
+    };
+    let mut saw_extremes = [false; 2];
+    for out_scale in [1e-4f32, 1e-12] {
+        for activation in [Activation::None, Activation::Relu, Activation::Relu6] {
+            if out_scale < 1e-6 && activation == Activation::Relu6 {
+                // the quantized 6.0 itself overflows there (the oracle's ReLU6 bound is
+                // undefined); ReLU and None cover the i32 overflow
+                continue;
+            }
+            for out_zero_point in [0, 100, 255] {
+                let p = Requantize {
+                    act_scale: 0.02,
+                    out_scale,
+                    out_zero_point,
+                    bias: Some(&bias),
+                    activation,
+                };
+                let want = reference::conv_u8s8(&g, &input, 77, &weights, q, p).expect("oracle");
+                saw_extremes[0] |= want.contains(&0) && want.contains(&255);
+                saw_extremes[1] |= want.iter().all(|&v| v == want[0]);
+                for kind in KernelKind::all_runnable() {
+                    if kind.saturates_pairs() {
+                        continue;
+                    }
+                    let w = PackedConvWeights::pack(&weights, &g, q, kind).expect("pack");
+                    let mut got = vec![0u8; want.len()];
+                    conv::conv_u8s8(&g, &input, 77, &w, p, &mut got).expect("conv");
+                    assert_eq!(got, want, "kind {kind} scale {out_scale} {activation:?}");
+                }
+            }
+        }
+    }
+    // both clamps were hit, and some setting sent every value to one bound
+    assert_eq!(saw_extremes, [true, true]);
+}

@@ -275,9 +275,8 @@ unsafe fn store_tail(buf: &[u8; 32], dst: *mut u8, rem: usize) {
     unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, rem.min(32)) };
 }
 
-/// Requantizes 8 accumulators with the vectors at `at` (accumulator order): the AVX2
-/// GEMM epilogue's operations; the clamp to `[lo − zp, hi − zp]` before adding `zp` equals
-/// `clamp(q + zp, lo, hi)` without overflow.
+/// `cvt_rne(f32(fma(bias_a, bias_b, f32(acc)))·mult)` of 8 accumulators with the vectors at
+/// `at` (accumulator order): the AVX2 GEMM epilogue's operations before the zero point.
 ///
 /// # Safety
 /// AVX2 + FMA available; `at + 8 ≤` the vectors' length.
@@ -290,10 +289,28 @@ unsafe fn requant8(k: &RowKernel<'_>, x: __m256i, at: usize) -> __m256i {
             _mm256_loadu_ps(k.bias_b.as_ptr().add(at)),
             _mm256_cvtepi32_ps(x),
         );
-        let q = _mm256_cvtps_epi32(_mm256_mul_ps(xf, _mm256_loadu_ps(k.mult.as_ptr().add(at))));
-        let q = _mm256_max_epi32(q, _mm256_set1_epi32(k.lo - k.zero_point));
-        let q = _mm256_min_epi32(q, _mm256_set1_epi32(k.hi - k.zero_point));
-        _mm256_add_epi32(q, _mm256_set1_epi32(k.zero_point))
+        _mm256_cvtps_epi32(_mm256_mul_ps(xf, _mm256_loadu_ps(k.mult.as_ptr().add(at))))
+    }
+}
+
+/// The 32 output bytes of the four requantized vectors `q` (accumulator order), in channel
+/// order: `clamp(q + zp, lo, hi)`. The i16 packs saturate (|q| ≥ 2¹⁵ stays beyond
+/// `[0, 255]` after adding zp ∈ 0..=255 with i16 saturation), then the u8 pack clamps to
+/// `[0, 255]` and the byte min/max to `[lo, hi]` ⊂ `[0, 255]`, which equals the scalar
+/// `clamp(q + zp, lo, hi)` of [`crate::gemm::requantize_one`].
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn pack_out(k: &RowKernel<'_>, q: [__m256i; 4]) -> __m256i {
+    // SAFETY: AVX2 is available (the caller's contract).
+    unsafe {
+        let zp = _mm256_set1_epi16(k.zero_point as i16);
+        let lo = _mm256_packs_epi32(q[0], q[1]);
+        let hi = _mm256_packs_epi32(q[2], q[3]);
+        let v = _mm256_packus_epi16(_mm256_adds_epi16(lo, zp), _mm256_adds_epi16(hi, zp));
+        let v = _mm256_max_epu8(v, _mm256_set1_epi8(k.lo as u8 as i8));
+        _mm256_min_epu8(v, _mm256_set1_epi8(k.hi as u8 as i8))
     }
 }
 
@@ -528,11 +545,7 @@ unsafe fn pixels<const NP: usize, const SAT: bool, const FULL: bool, const PX: u
                 requant8(k, acc[2], c0 + 16),
                 requant8(k, acc[3], c0 + 24),
             ];
-            // q ∈ [lo, hi] ⊂ [0, 255]: the packs are exact and restore channel order
-            let v = _mm256_packus_epi16(
-                _mm256_packus_epi32(q[0], q[1]),
-                _mm256_packus_epi32(q[2], q[3]),
-            );
+            let v = pack_out(k, q);
             let dst = out.as_mut_ptr().add((x + j) * o + c0);
             if FULL {
                 _mm256_storeu_si256(dst.cast(), v);
