@@ -9,7 +9,8 @@ pub enum DirectConvKernel {
     /// Portable Rust (`f32::mul_add` chains).
     Scalar,
     /// x86-64 AVX2 + FMA (conv2d: tiles of up to 6 output channels × 16 outputs in 12
-    /// registers; depthwise: 8 outputs per vector, up to 4 vectors per pass over the taps).
+    /// registers; depthwise: 8 outputs per vector, 3 rows × up to 4 vectors per pass over
+    /// the taps).
     Avx2Fma,
 }
 

@@ -145,32 +145,28 @@ pub fn depthwise_conv2d_with(
                 rel.push(phases.offset(i * dh, j * dw));
             }
         }
-        // output rows come `ROWS` at a time, their inputs `offset(sh, 0)` apart
+        // a plane's output rows in one call, their inputs `offset(sh, 0)` apart
         let stride = phases.offset(sh, 0);
-        let mut tmp = vec![0.0f32; ROWS * width];
+        let plane = |ldo| Rows {
+            base: 0,
+            stride,
+            rows: oh,
+            len: width,
+            ldo,
+        };
+        let mut tmp = vec![0.0f32; if width == ow { 0 } else { oh * width }];
         for (p, yp) in out.chunks_exact_mut(oh * ow).enumerate() {
             let c = p % g.channels;
             phases.fill(&x[p * h * w..(p + 1) * h * w], buf);
             let wc = &weight[c * taps..(c + 1) * taps];
             let b = bias.map_or(0.0, |b| b[c]);
-            for oy in (0..oh).step_by(ROWS) {
-                let rows = ROWS.min(oh - oy);
-                let group = |ldo| Rows {
-                    base: phases.offset(oy * sh, 0),
-                    stride,
-                    rows,
-                    len: width,
-                    ldo,
-                };
-                let dst = &mut yp[oy * ow..(oy + rows) * ow];
-                if width == ow {
-                    row.run(buf, &rel, wc, b, group(ow), dst);
-                } else {
-                    // the last vector of a row runs past `ow`: write whole rows aside
-                    row.run(buf, &rel, wc, b, group(width), &mut tmp);
-                    for (d, t) in dst.chunks_exact_mut(ow).zip(tmp.chunks_exact(width)) {
-                        d.copy_from_slice(&t[..ow]);
-                    }
+            if width == ow {
+                row.run(buf, &rel, wc, b, plane(ow), yp);
+            } else {
+                // the last vector of a row runs past `ow`: write whole rows aside
+                row.run(buf, &rel, wc, b, plane(width), &mut tmp);
+                for (d, t) in yp.chunks_exact_mut(ow).zip(tmp.chunks_exact(width)) {
+                    d.copy_from_slice(&t[..ow]);
                 }
             }
         }
@@ -183,8 +179,8 @@ pub fn depthwise_conv2d_with(
 /// about 0.6 FMA per cycle).
 const ROWS: usize = 3;
 
-/// A group of `rows ≤ 3` output rows of `len` outputs (a multiple of 8): output `o` of row `r`
-/// reads tap `t` at `src[base + r·stride + offs[t] + o]` and goes to `out[r·ldo + o]`.
+/// Output rows of `len` outputs (a multiple of 8): output `o` of row `r` reads tap `t` at
+/// `src[base + r·stride + offs[t] + o]` and goes to `out[r·ldo + o]`.
 #[derive(Clone, Copy, Debug)]
 struct Rows {
     base: usize,

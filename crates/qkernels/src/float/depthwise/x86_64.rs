@@ -21,7 +21,7 @@ impl Avx2Fma {
     /// As the scalar rows: for every output `(r, o)` of `g`, `out[r·ldo + o] = bias`, then per
     /// tap `t` `out[r·ldo + o] = fma(w[t], src[base + r·stride + offs[t] + o], out[r·ldo + o])`.
     ///
-    /// Panics if `g.len` is not a multiple of 8, `g.rows` not in `1..=3`, `g.ldo < g.len`
+    /// Panics if `g.len` is not a multiple of 8, `g.ldo < g.len`
     /// with several rows, `w` is shorter than `offs`, a tap's run is outside `src` or a row
     /// outside `out`.
     pub(super) fn rows(
@@ -33,9 +33,10 @@ impl Avx2Fma {
         g: Rows,
         out: &mut [f32],
     ) {
-        let last = g.rows.wrapping_sub(1);
+        let Some(last) = g.rows.checked_sub(1) else {
+            return;
+        };
         assert!(g.len.is_multiple_of(LANES), "row of {} outputs", g.len);
-        assert!((1..=ROWS).contains(&g.rows), "{} rows", g.rows);
         assert!(g.rows == 1 || g.ldo >= g.len, "rows overlap");
         assert!(
             w.len() >= offs.len(),
@@ -57,26 +58,21 @@ impl Avx2Fma {
             end(0, g.ldo).is_some_and(|e| e <= out.len()),
             "rows outside the output"
         );
-        let f = match g.rows {
-            1 => rows_impl::<1>,
-            2 => rows_impl::<2>,
-            _ => rows_impl::<3>,
-        };
         // SAFETY: `self` exists only after `new` detected AVX2 and FMA; the asserts above are
-        // the extents `rows_impl` reads (`len` f32 from `src` at `base + r·stride + offs[t]`
-        // for every row and tap, one weight per tap) and writes (`len` f32 at `r·ldo` of
-        // `out` per row, `len` a multiple of 8).
+        // the extents the groups of up to 3 rows read (`len` f32 from `src` at
+        // `base + r·stride + offs[t]` for every row and tap, one weight per tap) and write
+        // (`len` f32 at `r·ldo` of `out` per row, `len` a multiple of 8).
         unsafe {
-            f(
-                src.as_ptr().add(g.base),
-                g.stride,
-                offs,
-                w.as_ptr(),
-                bias,
-                out.as_mut_ptr(),
-                g.ldo,
-                g.len,
-            )
+            let (src, out) = (src.as_ptr().add(g.base), out.as_mut_ptr());
+            for r0 in (0..g.rows).step_by(ROWS) {
+                let f = match g.rows - r0 {
+                    1 => rows_impl::<1>,
+                    2 => rows_impl::<2>,
+                    _ => rows_impl::<ROWS>,
+                };
+                let (s, o) = (src.add(r0 * g.stride), out.add(r0 * g.ldo));
+                f(s, g.stride, offs, w.as_ptr(), bias, o, g.ldo, g.len);
+            }
         }
     }
 }
