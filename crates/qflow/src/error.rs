@@ -154,6 +154,16 @@ pub enum QflowError {
         /// Why.
         reason: String,
     },
+    /// The executor found a node's input value already freed: an internal invariant broke
+    /// (values are freed only after their last reader), reported instead of feeding the node
+    /// some other value.
+    #[error("node `{node}` reads `{input}`, whose value was already freed (executor bug)")]
+    ValueFreed {
+        /// The reading node.
+        node: String,
+        /// The node whose value is gone.
+        input: String,
+    },
     /// A PyTorch state dict that does not fit the graph ([`crate::load_torch_state_dict`]):
     /// `source` is `MissingKey`, `KeyShapeMismatch` (naming the key and both shapes),
     /// `KeyDtypeMismatch` or `UnexpectedKey`.

@@ -93,17 +93,23 @@ impl Graph {
         self.tape = None;
         let last_use = self.last_uses();
         let mut values: Vec<Option<Value>> = Vec::with_capacity(self.nodes.len());
-        for (i, node) in self.nodes.iter_mut().enumerate() {
+        for i in 0..self.nodes.len() {
+            // sources come earlier in the order: `done` names them, `node` runs now
+            let (done, rest) = self.nodes.split_at_mut(i);
+            let node = &mut rest[0];
             let srcs = &self.sources[i];
             // a node value whose last consumer this is (and no graph output) is handed over
             let owned = match (srcs.as_slice(), &node.op) {
                 ([Src::Node(k)], Op::Module(_)) if last_use[*k] == Some(i) => values[*k].take(),
                 _ => None,
             };
-            let get = |s: &Src| -> &Value {
+            let get = |s: &Src| -> Result<&Value> {
                 match *s {
-                    Src::Input(k) => &inputs[k],
-                    Src::Node(k) => values[k].as_ref().unwrap_or(&inputs[0]),
+                    Src::Input(k) => Ok(&inputs[k]),
+                    Src::Node(k) => values[k].as_ref().ok_or_else(|| QflowError::ValueFreed {
+                        node: node.name.clone(),
+                        input: done[k].name.clone(),
+                    }),
                 }
             };
             let out = match &mut node.op {
@@ -111,14 +117,15 @@ impl Graph {
                     if let Some(v) = owned {
                         m.forward_owned(v)
                     } else if srcs.len() == 1 {
-                        m.forward(get(&srcs[0]))
+                        m.forward(get(&srcs[0])?)
                     } else {
-                        m.forward(&Value::Tuple(srcs.iter().map(|s| get(s).clone()).collect()))
+                        let args = srcs.iter().map(|s| get(s).cloned());
+                        m.forward(&Value::Tuple(args.collect::<Result<_>>()?))
                     }
                 }
                 Op::Functional(f) => {
-                    let args: Vec<Value> = srcs.iter().map(|s| get(s).clone()).collect();
-                    f.forward(&args)
+                    let args = srcs.iter().map(|s| get(s).cloned());
+                    f.forward(&args.collect::<Result<Vec<_>>>()?)
                 }
             }
             .map_err(node_err(&node.name))?;
@@ -137,10 +144,14 @@ impl Graph {
             .output_sources
             .iter()
             .map(|s| match *s {
-                Src::Input(k) => inputs[k].clone(),
-                Src::Node(k) => values[k].clone().unwrap_or_else(Value::no_grad),
+                Src::Input(k) => Ok(inputs[k].clone()),
+                // graph outputs are never freed (`last_uses` keeps them)
+                Src::Node(k) => values[k].clone().ok_or_else(|| QflowError::ValueFreed {
+                    node: "graph output".into(),
+                    input: self.nodes[k].name.clone(),
+                }),
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         self.tape = Some(Tape {
             input_shapes: inputs
                 .iter()

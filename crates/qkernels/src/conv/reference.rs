@@ -210,7 +210,8 @@ pub fn conv_u8s8_with(
                 Some(b) => b[j].mul_add((1.0f64 / f64::from(atw)) as f32, rf),
             };
             let q = i64::from(cvt_rne_x86(xf * mult)) + i64::from(zp);
-            q.clamp(i64::from(lo), i64::from(hi)) as u8
+            // max then min: `hi` (the quantized 6.0) may be below `lo`
+            q.max(i64::from(lo)).min(i64::from(hi)) as u8
         })
         .collect())
 }

@@ -173,7 +173,11 @@ pub fn requantize_one(
 ) -> u8 {
     let xf = bias_a.mul_add(bias_b, raw as f32);
     let q = cvt_rne_x86(xf * mult);
-    (i64::from(q) + i64::from(zp)).clamp(i64::from(lo), i64::from(hi)) as u8
+    // max then min, as the vector epilogues and PyTorch's relu6 (`min(max(q, zp), six)`):
+    // with a tiny output scale the quantized 6.0 can fall below the zero point
+    (i64::from(q) + i64::from(zp))
+        .max(i64::from(lo))
+        .min(i64::from(hi)) as u8
 }
 
 /// Dequantizes one raw sum (§2.10).

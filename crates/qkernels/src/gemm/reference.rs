@@ -180,7 +180,8 @@ pub fn gemm_u8s8(
                         Some(b) => b[j].mul_add((1.0f64 / f64::from(atw)) as f32, rf),
                     };
                     let q = i64::from(cvt_rne_x86(xf * mult)) + i64::from(zp);
-                    out[i * ldc + j] = q.clamp(i64::from(lo), i64::from(hi)) as u8;
+                    // max then min: `hi` (the quantized 6.0) may be below `lo`
+                    out[i * ldc + j] = q.max(i64::from(lo)).min(i64::from(hi)) as u8;
                 }
             }
         }
