@@ -85,6 +85,7 @@ pub mod error;
 pub mod float;
 pub mod fused;
 pub mod init;
+mod int8_panels;
 pub mod loss;
 pub mod module;
 pub mod optim;

@@ -3,9 +3,7 @@
 //! f16 values, plus the call that computes `x Wᵀ + b` with PyTorch's dynamic numerics.
 
 use qkernels::fp16::{self, Fp16Epilogue, PackedF16};
-use qkernels::gemm::{
-    self, Activations, Dequantize, KernelKind, Output, PackedWeights, WeightQParams,
-};
+use qkernels::gemm::{self, Activations, Dequantize, Output, WeightQParams};
 use qtensor::{
     IntRepr, QDType, QParams, QTensor, Tensor, f32_to_f16_saturating, quantize_per_channel,
     quantize_per_tensor,
@@ -13,6 +11,7 @@ use qtensor::{
 
 use super::input_quant::quantize_dynamic;
 use crate::error::{QnnError, Result};
+use crate::int8_panels::Int8Panels;
 use crate::param::{BufferMut, BufferRef};
 
 /// How a dynamic module stores its weights.
@@ -34,34 +33,7 @@ struct QInt8Weight {
     zero_points: Vec<i64>,
     /// `-1` per-tensor, `0` per-channel.
     axis: i64,
-    packed: Packed,
-}
-
-/// The packed panels: the fastest family for this CPU, and when that family saturates int16
-/// pair sums (AVX2 without VNNI: `vpmaddubsw`), an exact family for the calls it cannot take.
-#[derive(Clone, Debug)]
-struct Packed {
-    fast: PackedWeights,
-    exact: Option<PackedWeights>,
-    /// `max |W|` over the raw int8 values (what the pair sums multiply).
-    w_abs_max: i32,
-}
-
-impl Packed {
-    /// The panels a call with activations up to `a_max` must use: the saturating family is
-    /// exact when no pair `a₀w₀ + a₁w₁` can leave i16, i.e. `2·a_max·max|W| ≤ 32767`
-    /// (always with `reduce_range` activations `≤ 127`).
-    fn for_activations(&self, a_max: u8) -> &PackedWeights {
-        match &self.exact {
-            Some(exact) if !pairs_fit_i16(a_max, self.w_abs_max) => exact,
-            _ => &self.fast,
-        }
-    }
-}
-
-/// Whether `a₀w₀ + a₁w₁` fits in i16 for `0 ≤ a ≤ a_max`, `|w| ≤ w_abs_max`.
-fn pairs_fit_i16(a_max: u8, w_abs_max: i32) -> bool {
-    2 * i32::from(a_max) * w_abs_max <= i32::from(i16::MAX)
+    packed: Int8Panels,
 }
 
 #[derive(Clone, Debug)]
@@ -80,18 +52,6 @@ pub(crate) struct DynWeight {
     module: &'static str,
     stored: Stored,
     bias: Option<Tensor<f32>>,
-}
-
-/// The families dynamic weights are packed for: the best exact one of this CPU, except on AVX2
-/// without VNNI, where the saturating `vpmaddubsw` family is exact for `reduce_range`
-/// activations and about twice as fast (the exact one is kept for other calls).
-fn kernel_kinds() -> (KernelKind, Option<KernelKind>) {
-    let best = KernelKind::best();
-    if best == KernelKind::Avx2 && KernelKind::Avx2Saturating.is_runnable() {
-        (KernelKind::Avx2Saturating, Some(best))
-    } else {
-        (best, None)
-    }
 }
 
 fn bad(module: &'static str, reason: String) -> QnnError {
@@ -156,7 +116,7 @@ fn pack_qint8(
     scales: &[f64],
     zero_points: &[i64],
     axis: i64,
-) -> Result<Packed> {
+) -> Result<Int8Panels> {
     let (n, k) = matrix_dims(module, values.shape())?;
     let (s, z) = checked_qparams(module, n, scales, zero_points, axis)?;
     let q = if axis < 0 {
@@ -170,19 +130,7 @@ fn pack_qint8(
             zero_points: &z,
         }
     };
-    let (fast, exact) = kernel_kinds();
-    Ok(Packed {
-        fast: PackedWeights::pack(values.data(), n, k, q, fast)?,
-        exact: exact
-            .map(|kind| PackedWeights::pack(values.data(), n, k, q, kind))
-            .transpose()?,
-        w_abs_max: values
-            .data()
-            .iter()
-            .map(|&v| i32::from(v).abs())
-            .max()
-            .unwrap_or(0),
-    })
+    Int8Panels::pack(values.data(), n, k, q)
 }
 
 fn matrix_dims(module: &'static str, shape: &[usize]) -> Result<(usize, usize)> {
@@ -368,11 +316,6 @@ impl DynWeight {
         match &self.stored {
             Stored::QInt8(q) => {
                 let (scale, zp) = quantize_dynamic(x, scratch)?;
-                let a_max = if q.packed.exact.is_some() {
-                    scratch.iter().fold(0u8, |a, &v| a.max(v))
-                } else {
-                    0
-                };
                 let acts = Activations {
                     data: scratch,
                     rows: m,
@@ -386,7 +329,7 @@ impl DynWeight {
                 };
                 gemm::gemm_u8s8(
                     acts,
-                    q.packed.for_activations(a_max),
+                    q.packed.for_data(scratch),
                     Output::F32 {
                         params,
                         out: &mut out[..m * n],
@@ -463,48 +406,5 @@ impl DynWeight {
             Stored::Fp16 { values, .. } => 2 * values.numel(),
         };
         w + self.bias.as_ref().map_or(0, |b| 4 * b.numel())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn saturating_pairs_are_used_only_where_exact() {
-        assert!(pairs_fit_i16(127, 128));
-        assert!(pairs_fit_i16(128, 127));
-        assert!(!pairs_fit_i16(128, 128));
-        assert!(!pairs_fit_i16(255, 100));
-    }
-
-    /// Activations of 255 against weights of −128 saturate `vpmaddubsw` pairs; the fallback
-    /// family must give the exact sums.
-    #[test]
-    fn full_range_activations_take_the_exact_family() {
-        let k = 8;
-        let w = Tensor::new(&[2, k], vec![-128i8; 2 * k]).unwrap();
-        let packed = pack_qint8("test", &w, &[0.5], &[0], -1).unwrap();
-        let chosen = packed.for_activations(255);
-        assert!(!chosen.kind().saturates_pairs());
-        let a = vec![255u8; k];
-        let mut out = vec![0i32; 2];
-        let acts = Activations {
-            data: &a,
-            rows: 1,
-            row_stride: k,
-            zero_point: 0,
-        };
-        gemm::gemm_u8s8(
-            acts,
-            chosen,
-            Output::I32 {
-                out: &mut out,
-                ldc: 2,
-            },
-        )
-        .unwrap();
-        assert_eq!(out, [-128 * 255 * 8; 2]);
-        assert_eq!(packed.for_activations(127).kind(), kernel_kinds().0);
     }
 }

@@ -2,9 +2,7 @@
 //! `torch.ao.nn.intrinsic.quantized.LinearReLU`): quint8 input × qint8 weight packed once,
 //! fbgemm-exact requantization to the module's output qparams.
 
-use qkernels::gemm::{
-    self, Activation, Activations, Output, PackedWeights, Requantize, WeightQParams,
-};
+use qkernels::gemm::{self, Activation, Activations, Output, Requantize, WeightQParams};
 use qtensor::{Layout, QParams, QTensor, Tensor};
 
 use super::common::{
@@ -13,6 +11,7 @@ use super::common::{
 };
 use crate::error::{QnnError, Result};
 use crate::float;
+use crate::int8_panels::Int8Panels;
 use crate::module::{Module, ModuleKind};
 use crate::param::{BufferMut, BufferRef};
 use crate::value::Value;
@@ -25,7 +24,7 @@ struct LinearCore {
     bias: Option<Tensor<f32>>,
     out: OutQ,
     activation: Activation,
-    packed: PackedWeights,
+    packed: Int8Panels,
     training: bool,
 }
 
@@ -123,7 +122,7 @@ impl LinearCore {
                     row_stride: k,
                     zero_point: a.zero_point,
                 },
-                &self.packed,
+                self.packed.for_data(&data),
                 Output::QUInt8 {
                     params,
                     out: &mut out,
@@ -179,8 +178,8 @@ impl LinearCore {
     }
 }
 
-/// Packs a `[N, K]` qint8 weight for the best kernel family of this CPU.
-fn pack(name: &'static str, w: &QWeight) -> Result<PackedWeights> {
+/// Packs a `[N, K]` qint8 weight for this CPU's kernel families ([`Int8Panels`]).
+fn pack(name: &'static str, w: &QWeight) -> Result<Int8Panels> {
     let (n, k) = (w.weight.shape()[0], w.weight.shape()[1]);
     if n == 0 || k == 0 {
         return Err(QnnError::InvalidConfig {
@@ -200,7 +199,7 @@ fn pack(name: &'static str, w: &QWeight) -> Result<PackedWeights> {
             zero_point: zps[0],
         }
     };
-    Ok(PackedWeights::pack_best(w.weight.data(), n, k, q)?)
+    Int8Panels::pack(w.weight.data(), n, k, q)
 }
 
 macro_rules! quantized_linear {
