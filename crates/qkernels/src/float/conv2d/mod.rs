@@ -15,7 +15,10 @@
 //! vector) and reloaded for the next block, which changes no bit. The weights are read in
 //! place, `[cout][K]`, one sequential stream per output channel of the tile (no per-call
 //! packing: the 256 -> 256 3 x 3 layer's 2.4 MB weight was repacked on every call before).
-//! The last block adds the bias and stores straight into the NCHW output planes.
+//! The last block adds the bias and stores straight into the NCHW output planes. With
+//! horizontal stride 1, a tile inside one output row copies one run of `16 + (kw - 1)·dw`
+//! floats per `(c, i)` into a compact panel instead, and the tile reads each `k = (c, i, j)`
+//! at its shift `j·dw` in it (an offset table; a third of the copies for 3 x 3 kernels).
 //!
 //! Each output is `fma` chain over `k` from `0`, then `+ bias`, on every family: the AVX2 +
 //! FMA family and the portable one are bit for bit equal to the oracle
@@ -218,9 +221,15 @@ pub fn conv2d_with(
     let phases = Phases::new(win, ow + (kw - 1) * dw / sw);
     let plane = phases.len();
     let (tiles, segments) = out_tiles(&phases, [oh, ow], sh);
+    // With horizontal stride 1, the `kw` column runs of a tile inside one output row for
+    // `(c, i)` are one run of `16 + (kw - 1)·dw` floats shifted by `j·dw`: such tiles copy
+    // that run once per `(c, i)` into a compact panel of rows `cw` wide and read each `k`'s
+    // 16 floats at its shift (a third of the copies for 3 x 3 kernels).
+    let compact = sw == 1;
+    let cw = (NC + (kw - 1) * dw).div_ceil(LANES) * LANES;
     // padding and unused columns stay zero: only interior positions are refilled per image;
-    // 16 floats of slack let every segment copy a full 16 (fixed-size copies)
-    with_zeroed(cin * plane + NC, |buf| {
+    // the slack lets every copy take a fixed 16 (or `cw`) floats
+    with_zeroed(cin * plane + cw.max(NC), |buf| {
         // offset of each `k = (c, i, j)` from an output's first input, in the planes
         let mut rel = Vec::with_capacity(k);
         for c in 0..cin {
@@ -235,6 +244,28 @@ pub fn conv2d_with(
         // stream it sequentially
         let mut panel = vec![0.0f32; (k + 1) * NC];
         // the sums of one output tile, `[cout][16]`, carried from one `k` block to the next
+        // per `k` block: its first `k`, its length, and where the tiles find its rows in the
+        // panel and in the compact panel
+        let panel_offsets: Vec<usize> = (0..KC.min(k)).map(|kk| kk * NC).collect();
+        // the compact panel: row `c·kh + i` from `run_starts[c·kh + i]` (plus the tile's
+        // start) in the planes; `k = (c, i, j)` at `compact_offsets[k]` in it
+        let run_starts: Vec<usize> = (0..cin * kh)
+            .map(|q| (q / kh) * plane + phases.offset((q % kh) * dh, 0))
+            .collect();
+        let compact_offsets: Vec<usize> =
+            (0..k).map(|kk| (kk / kw) * cw + (kk % kw) * dw).collect();
+        let mut compact_panel = vec![0.0f32; if compact { cin * kh * cw } else { 0 }];
+        let blocks: Vec<_> = k_blocks
+            .iter()
+            .map(|&(k0, kc)| {
+                (
+                    k0,
+                    kc,
+                    SourceRows::new(&panel_offsets[..kc]),
+                    SourceRows::new(&compact_offsets[k0..k0 + kc]),
+                )
+            })
+            .collect();
         let mut acc = vec![0.0f32; cout * NC];
         // no bias adds `0.0`, as the oracle does (turning a `-0.0` sum into `+0.0`)
         let zeros = vec![0.0f32; cout];
@@ -246,22 +277,23 @@ pub fn conv2d_with(
                 phases.fill(&ximg[c * h * w..(c + 1) * h * w], dst);
             }
             for t in &tiles {
-                match &segments[t.segments.clone()] {
-                    &[(start, _)] => {
-                        for (dst, &r) in panel.chunks_exact_mut(NC).zip(&rel) {
-                            dst.copy_from_slice(&buf[start + r..start + r + NC]);
-                        }
+                // A tile inside one output row takes the compact panel (stride 1); any other
+                // copies its `K` rows into the panel. Each segment copies 16 floats: the part
+                // past its run lands on the next segment's columns or on the next panel row,
+                // both written after it.
+                let segs = &segments[t.segments.clone()];
+                let in_compact = compact && segs.len() == 1;
+                if in_compact {
+                    let start = segs[0].0;
+                    for (dst, &r) in compact_panel.chunks_exact_mut(cw).zip(&run_starts) {
+                        dst.copy_from_slice(&buf[start + r..start + r + cw]);
                     }
-                    // Each segment copies 16 floats: the part past its run lands on the next
-                    // segment's columns or on the next panel row, both written after it.
-                    segs => {
-                        for (kk, &r) in rel.iter().enumerate() {
-                            let row = kk * NC;
-                            for &(start, col) in segs {
-                                let src = start + r;
-                                panel[row + col..row + col + NC]
-                                    .copy_from_slice(&buf[src..src + NC]);
-                            }
+                } else {
+                    for (kk, &r) in rel.iter().enumerate() {
+                        let row = kk * NC;
+                        for &(start, col) in segs {
+                            let src = start + r;
+                            panel[row + col..row + col + NC].copy_from_slice(&buf[src..src + NC]);
                         }
                     }
                 }
@@ -274,11 +306,17 @@ pub fn conv2d_with(
                 } else {
                     (&mut acc[..], NC)
                 };
-                for (b, &(k0, kc)) in k_blocks.iter().enumerate() {
-                    let last = b + 1 == k_blocks.len();
+                for (b, &(k0, kc, in_panel, in_compact_panel)) in blocks.iter().enumerate() {
+                    let last = b + 1 == blocks.len();
+                    let (src, src_rows) = if in_compact {
+                        (&compact_panel[..], in_compact_panel)
+                    } else {
+                        (&panel[k0 * NC..(k0 + kc) * NC], in_panel)
+                    };
                     for &(r0, rows) in &row_tiles {
                         tile.run(
-                            &panel[k0 * NC..(k0 + kc) * NC],
+                            src,
+                            src_rows,
                             &weight[r0 * k + k0..],
                             k,
                             rows,
@@ -302,6 +340,28 @@ pub fn conv2d_with(
         }
     });
     Ok(kind)
+}
+
+/// Where a tile finds its `kc` rows of 16 floats in a source slice: row `kk` starts at
+/// `offsets[kk]`; `far` is the largest offset, so that one bound check covers every row;
+/// `dense` when `offsets[kk] = kk·16` (a panel: the tile then needs no offset loads).
+#[derive(Clone, Copy)]
+struct SourceRows<'a> {
+    offsets: &'a [usize],
+    far: usize,
+    dense: bool,
+}
+
+impl<'a> SourceRows<'a> {
+    fn new(offsets: &'a [usize]) -> Self {
+        let far = offsets.iter().copied().max().unwrap_or(0);
+        let dense = offsets.iter().enumerate().all(|(kk, &o)| o == kk * NC);
+        Self {
+            offsets,
+            far,
+            dense,
+        }
+    }
 }
 
 /// Where a tile's sums go: row `r`, column `v` at `sums[r·ld + v]`; read back first when
@@ -338,12 +398,14 @@ impl Tile {
         }
     }
 
-    /// For `rows ≤ 6` rows `r` and `vectors · 8` columns `v`, over the `kc = panel.len() / 16`
-    /// panel rows: the fma chain over `kk` of `w[r·ldw + kk] · panel[kk·16 + v]`, from the
-    /// sum in `out` when it carries, else from `0`, stored into `out` (plus its bias).
+    /// For `rows ≤ 6` rows `r` and `vectors · 8` columns `v`, over the `kc` rows `kk` of `at`:
+    /// the fma chain over `kk` of `w[r·ldw + kk] · src[at.offsets[kk] + v]`, from the sum in
+    /// `out` when it carries, else from `0`, stored into `out` (plus its bias).
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
-        panel: &[f32],
+        src: &[f32],
+        at: SourceRows<'_>,
         w: &[f32],
         ldw: usize,
         rows: usize,
@@ -351,9 +413,9 @@ impl Tile {
         out: TileOut<'_>,
     ) {
         match self {
-            Tile::Scalar => scalar::tile(panel, w, ldw, rows, vectors * LANES, out),
+            Tile::Scalar => scalar::tile(src, at, w, ldw, rows, vectors * LANES, out),
             #[cfg(target_arch = "x86_64")]
-            Tile::Avx2(t) => t.tile(panel, w, ldw, rows, vectors, out),
+            Tile::Avx2(t) => t.tile(src, at, w, ldw, rows, vectors, out),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{LANES, MR, NC, TileOut};
+use super::{LANES, MR, NC, SourceRows, TileOut};
 
 /// Proof that the CPU has AVX2 and FMA; only [`Avx2Fma::new`] makes one.
 pub(super) struct Avx2Fma {
@@ -22,40 +22,49 @@ impl Avx2Fma {
 
     /// As the scalar tile, for `rows` rows and `vectors · 8` columns.
     ///
-    /// Panics if `rows` is not in `1..=6`, `vectors` not in `1..=2`, `kc = panel.len() / 16`
-    /// exceeds `ldw`, `w` is shorter than `(rows - 1) · ldw + kc`, `out.ld` is below `vectors · 8` or
+    /// Panics if `rows` is not in `1..=6`, `vectors` not in `1..=2`, a row of `at` runs past
+    /// `src`, `kc = at.offsets.len()` exceeds `ldw`, `w` is shorter than
+    /// `(rows - 1) · ldw + kc`, `out.ld` is below `vectors · 8` or
     /// `out.sums` is shorter than `(rows - 1) · out.ld + vectors · 8`, or a bias has fewer than
     /// `rows` values.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn tile(
         &self,
-        panel: &[f32],
+        src: &[f32],
+        at: SourceRows<'_>,
         w: &[f32],
         ldw: usize,
         rows: usize,
         vectors: usize,
         out: TileOut<'_>,
     ) {
-        let kc = panel.len() / NC;
+        let kc = at.offsets.len();
         assert!((1..=MR).contains(&rows), "tile rows {rows}");
         assert!((1..=2).contains(&vectors), "tile vectors {vectors}");
         let extent = |ld: usize, len: usize| (rows - 1).checked_mul(ld)?.checked_add(len);
         assert!(
             kc <= ldw
+                && at
+                    .far
+                    .checked_add(vectors * LANES)
+                    .is_some_and(|n| n <= src.len())
                 && extent(ldw, kc).is_some_and(|n| n <= w.len())
                 && out.ld >= vectors * LANES
                 && extent(out.ld, vectors * LANES).is_some_and(|n| n <= out.sums.len())
                 && out.bias.is_none_or(|b| b.len() >= rows),
             "weights, sums or bias too short for {rows} rows of k = {kc}"
         );
-        let f = TABLE[vectors - 1][rows - 1];
+        let f = TABLE[usize::from(!at.dense)][vectors - 1][rows - 1];
         let bias = out.bias.map_or(std::ptr::null(), |b| b.as_ptr());
         // SAFETY: `self` exists only after `new` detected AVX2 and FMA; the asserts above are
-        // the extents `tile_rv` reads (`kc` panel rows of 16 f32, `kc` weights from each of
+        // the extents `tile_rv` reads (`vectors · 8` f32 at each of the `kc` offsets of `at`,
+        // every one at most `at.far`, `kc` weights from each of
         // `rows` rows `ldw` apart, `rows` biases when not null) and reads and writes
         // (`vectors · 8` sums of each of `rows` rows `out.ld` apart).
         unsafe {
             f(
-                panel.as_ptr(),
+                src.as_ptr(),
+                at.offsets.as_ptr(),
                 kc,
                 w.as_ptr(),
                 ldw,
@@ -68,38 +77,71 @@ impl Avx2Fma {
     }
 }
 
-type TileFn = unsafe fn(*const f32, usize, *const f32, usize, *mut f32, usize, bool, *const f32);
+type TileFn = unsafe fn(
+    *const f32,
+    *const usize,
+    usize,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    bool,
+    *const f32,
+);
 
-const TABLE: [[TileFn; MR]; 2] = [
+/// By `[offsets other than kk·16][vectors - 1][rows - 1]`.
+const TABLE: [[[TileFn; MR]; 2]; 2] = [
     [
-        tile_rv::<1, 1>,
-        tile_rv::<2, 1>,
-        tile_rv::<3, 1>,
-        tile_rv::<4, 1>,
-        tile_rv::<5, 1>,
-        tile_rv::<6, 1>,
+        [
+            tile_rv::<1, 1, false>,
+            tile_rv::<2, 1, false>,
+            tile_rv::<3, 1, false>,
+            tile_rv::<4, 1, false>,
+            tile_rv::<5, 1, false>,
+            tile_rv::<6, 1, false>,
+        ],
+        [
+            tile_rv::<1, 2, false>,
+            tile_rv::<2, 2, false>,
+            tile_rv::<3, 2, false>,
+            tile_rv::<4, 2, false>,
+            tile_rv::<5, 2, false>,
+            tile_rv::<6, 2, false>,
+        ],
     ],
     [
-        tile_rv::<1, 2>,
-        tile_rv::<2, 2>,
-        tile_rv::<3, 2>,
-        tile_rv::<4, 2>,
-        tile_rv::<5, 2>,
-        tile_rv::<6, 2>,
+        [
+            tile_rv::<1, 1, true>,
+            tile_rv::<2, 1, true>,
+            tile_rv::<3, 1, true>,
+            tile_rv::<4, 1, true>,
+            tile_rv::<5, 1, true>,
+            tile_rv::<6, 1, true>,
+        ],
+        [
+            tile_rv::<1, 2, true>,
+            tile_rv::<2, 2, true>,
+            tile_rv::<3, 2, true>,
+            tile_rv::<4, 2, true>,
+            tile_rv::<5, 2, true>,
+            tile_rv::<6, 2, true>,
+        ],
     ],
 ];
 
-/// One `R × 8V` tile over `kc` panel rows, from the sums in `acc` when `carry`, else from 0;
+/// One `R × 8V` tile over `kc` source rows, from the sums in `acc` when `carry`, else from 0;
 /// stores the sums, plus `bias[r]` per row when `bias` is not null.
 ///
 /// # Safety
-/// AVX2 and FMA available; `panel` points at `kc · 16` f32, `w` at `R` rows of `kc` f32
+/// AVX2 and FMA available; `src + offsets[kk]` points at `8V` f32 for every `kk < kc` (and
+/// `offsets[kk] = kk·16` unless `SPARSE`), `w` at `R` rows of `kc` f32
 /// `ldw` apart, `acc` at `R` rows of `8V` readable and writable f32 `ld` apart, `bias` is
 /// null or points at `R` f32.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_rv<const R: usize, const V: usize>(
-    panel: *const f32,
+unsafe fn tile_rv<const R: usize, const V: usize, const SPARSE: bool>(
+    src: *const f32,
+    offsets: *const usize,
     kc: usize,
     w: *const f32,
     ldw: usize,
@@ -120,7 +162,8 @@ unsafe fn tile_rv<const R: usize, const V: usize>(
         }
         let wr: [*const f32; R] = std::array::from_fn(|r| w.add(r * ldw));
         for kk in 0..kc {
-            let p = panel.add(kk * NC);
+            // dense rows (`offsets[kk] = kk·16`) need no offset load
+            let p = src.add(if SPARSE { *offsets.add(kk) } else { kk * NC });
             let mut b = [_mm256_setzero_ps(); V];
             for (v, bv) in b.iter_mut().enumerate() {
                 *bv = _mm256_loadu_ps(p.add(v * LANES));
