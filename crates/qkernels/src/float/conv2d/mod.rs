@@ -348,7 +348,10 @@ pub fn conv2d_with(
 #[derive(Clone, Copy)]
 struct SourceRows<'a> {
     offsets: &'a [usize],
+    // (read by the x86-64 tile only: the portable one indexes with bound checks)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     far: usize,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     dense: bool,
 }
 

@@ -177,6 +177,7 @@ pub fn depthwise_conv2d_with(
 /// Output rows computed together: a group of `ROWS` rows × up to 4 vectors makes 12
 /// independent FMA chains, enough to hide the FMA latency (4 chains of one row ran at
 /// about 0.6 FMA per cycle).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const ROWS: usize = 3;
 
 /// Output rows of `len` outputs (a multiple of 8): output `o` of row `r` reads tap `t` at
