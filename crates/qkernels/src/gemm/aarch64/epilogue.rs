@@ -7,7 +7,8 @@
 //! `cvtps2dq` (round half to even, NaN and |x| ≥ 2³¹ give `i32::MIN`, which the clamp turns
 //! into the lower bound), while `fcvtns` rounds the same way but saturates (and maps NaN to
 //! 0). Values below −2³¹ saturate to `i32::MIN` as on x86; lanes that are NaN or ≥ 2³¹ are
-//! replaced by the lower bound after the clamp.
+//! replaced by what the max-then-min clamp makes of `i32::MIN`: `min(lo, hi)` (the lower bound,
+//! or ReLU6's upper bound when a tiny output scale wraps it below the zero point).
 
 use std::arch::aarch64::*;
 
@@ -131,9 +132,10 @@ unsafe fn requant_row(
             );
             let y = vmulq_f32(xf, vld1q_f32(mult.as_ptr().add(j)));
             let q = vminq_s32(vmaxq_s32(vqaddq_s32(vcvtnq_s32_f32(y), zp), lo), hi);
-            // x86 gives i32::MIN (clamped to `lo`) for NaN and y ≥ 2³¹; `y < 2³¹` is false
-            // exactly for those.
-            vbslq_s32(vcltq_f32(y, limit), q, lo)
+            // x86 gives i32::MIN for NaN and y ≥ 2³¹, which max-then-min clamps to
+            // `min(lo, hi)` (`hi` when ReLU6's bound wraps below the zero point); `y < 2³¹`
+            // is false exactly for those.
+            vbslq_s32(vcltq_f32(y, limit), q, vminq_s32(lo, hi))
         }
     };
     let mut j = 0;
