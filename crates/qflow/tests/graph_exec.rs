@@ -432,3 +432,74 @@ fn values_reach_every_reader_when_handed_over_and_freed() {
         assert_eq!(o1.data(), relu.as_slice());
     }
 }
+
+/// Adds 1; fused with a following [`Double`] it answers 1000 instead (a marker, so the
+/// tests see which path ran; real fused pairs compute the same values).
+struct AddOne;
+
+impl Module for AddOne {
+    fn kind(&self) -> qnn::ModuleKind {
+        qnn::ModuleKind::Custom
+    }
+    fn forward(&mut self, input: &Value) -> qnn::Result<Value> {
+        Ok(Value::F32(input.as_f32("AddOne")?.map(|v| v + 1.0)))
+    }
+    fn forward_fused(
+        &mut self,
+        input: &Value,
+        next: &mut dyn Module,
+    ) -> Option<qnn::Result<Value>> {
+        next.downcast_ref::<Double>()?;
+        Some(
+            input
+                .as_f32("AddOne")
+                .map(|x| Value::F32(x.map(|_| 1000.0))),
+        )
+    }
+    fn backward(&mut self, g: &Value) -> qnn::Result<Value> {
+        Ok(g.clone())
+    }
+    fn train(&mut self, _mode: bool) {}
+    fn is_training(&self) -> bool {
+        false
+    }
+}
+
+/// x -> add -> relu (identity) -> double, with optional extra outputs.
+fn fusable(identity_output: bool, add_fans_out: bool) -> Graph {
+    let mut b = FunctionalBuilder::new();
+    let x = b.input("x");
+    let a = b.module("add", AddOne, &[&x]);
+    let r = b.module("relu", qnn::float::Identity::new(), &[&a]);
+    let d = b.module("double", Double { training: false }, &[&r]);
+    b.output(&d);
+    if identity_output {
+        b.output(&r);
+    }
+    if add_fans_out {
+        let o = b.functional("other", FunctionalOp::Add, &[&a, &x]);
+        b.output(&o);
+    }
+    b.build().unwrap()
+}
+
+#[test]
+fn run_fuses_single_reader_pairs_across_identities_only_without_a_hook() {
+    let x = [Value::F32(Tensor::new(&[2], vec![1.0, -2.0]).unwrap())];
+    let first = |outs: Vec<Value>| f32v(outs.into_iter().next().unwrap()).data().to_vec();
+    // fused: the marker
+    let mut g = fusable(false, false);
+    assert_eq!(first(g.run(&x).unwrap()), [1000.0, 1000.0]);
+    // a hook sees every node, so nothing fuses
+    let mut seen = Vec::new();
+    let outs = g
+        .run_with(&x, &mut |n, _| seen.push(n.name().to_string()))
+        .unwrap();
+    assert_eq!(first(outs), [4.0, -2.0]);
+    assert_eq!(seen, ["add", "relu", "double"]);
+    // the identity's value is a graph output, or add's value has another reader: no fusion
+    for (identity_output, fans_out) in [(true, false), (false, true)] {
+        let mut g = fusable(identity_output, fans_out);
+        assert_eq!(first(g.run(&x).unwrap()), [4.0, -2.0]);
+    }
+}

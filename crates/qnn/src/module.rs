@@ -238,6 +238,16 @@ pub trait Module: Any + Send {
         self.forward(&input)
     }
 
+    /// `next.forward(&self.forward(input)?)` in one step, when this module has a fused
+    /// kernel for the pair (a quantized 2-d convolution followed by a 2×2 max pool with
+    /// stride 2); `None` when it has not, and the caller runs the two. The result must equal
+    /// the two steps. A graph asks this for a node whose value only the next module reads
+    /// (identities in between are skipped), when no hook observes the value. The default
+    /// has no fused pairs.
+    fn forward_fused(&mut self, _input: &Value, _next: &mut dyn Module) -> Option<Result<Value>> {
+        None
+    }
+
     /// Gradient with respect to the input, given the gradient with respect to the output;
     /// accumulates parameter gradients.
     fn backward(&mut self, grad_output: &Value) -> Result<Value>;

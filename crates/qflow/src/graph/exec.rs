@@ -7,6 +7,9 @@ use qnn::{BufferMut, BufferRef, Module, ModuleKind, Param, QnnError, Value};
 use super::{Graph, Node, Op, Src};
 use crate::error::{QflowError, Result};
 
+/// A per-node observer of [`Graph::run_with`].
+type Hook<'a> = dyn FnMut(&Node, &Value) + 'a;
+
 /// What the last forward left for backward: the graph inputs' f32 shapes (for zero gradients).
 #[derive(Clone, Debug)]
 pub(crate) struct Tape {
@@ -73,16 +76,56 @@ fn accumulate(slot: &mut Option<Value>, g: Value) -> std::result::Result<(), Qnn
 
 impl Graph {
     /// Runs the graph on one value per graph input; returns one value per graph output.
+    ///
+    /// A module node whose value only the next module node reads (identities in between
+    /// skipped) runs fused with it when the pair has a fused kernel
+    /// ([`qnn::Module::forward_fused`]: a quantized convolution and a 2×2 max pool); the
+    /// outputs are the same.
     pub fn run(&mut self, inputs: &[Value]) -> Result<Vec<Value>> {
-        self.run_with(inputs, &mut |_, _| {})
+        self.execute(inputs, None)
     }
 
     /// [`Graph::run`], calling `hook` with each node and its output as soon as it is computed
-    /// (for calibration, debugging and per-node comparisons).
+    /// (for calibration, debugging and per-node comparisons); nothing runs fused, so the hook
+    /// sees every node's value.
     pub fn run_with(
         &mut self,
         inputs: &[Value],
         hook: &mut dyn FnMut(&Node, &Value),
+    ) -> Result<Vec<Value>> {
+        self.execute(inputs, Some(hook))
+    }
+
+    /// The fused partner of each node (see [`Graph::run`]): `Some(j)` when node `i` is a
+    /// module with one input, nodes `i + 1 .. j` are identities each reading only the node
+    /// before and read only by the node after, and node `j` is a module reading only node
+    /// `j − 1`, whose value nothing else reads (`last_use[i] == Some(i + 1)`, and so on).
+    fn fusion_partners(&self, last_use: &[Option<usize>]) -> Vec<Option<usize>> {
+        let single_reader = |k: usize| {
+            last_use[k] == Some(k + 1) && self.sources[k + 1].as_slice() == [Src::Node(k)]
+        };
+        (0..self.nodes.len())
+            .map(|i| {
+                let is_module = |k: usize| matches!(self.nodes[k].op, Op::Module(_));
+                if !is_module(i) || self.sources[i].len() != 1 {
+                    return None;
+                }
+                let mut j = i;
+                while j + 1 < self.nodes.len() && single_reader(j) && is_module(j + 1) {
+                    j += 1;
+                    if self.nodes[j].kind() != Some(ModuleKind::Identity) {
+                        return Some(j);
+                    }
+                }
+                None
+            })
+            .collect()
+    }
+
+    fn execute(
+        &mut self,
+        inputs: &[Value],
+        mut hook: Option<&mut Hook<'_>>,
     ) -> Result<Vec<Value>> {
         if inputs.len() != self.inputs.len() {
             return Err(QflowError::InputCount {
@@ -92,12 +135,43 @@ impl Graph {
         }
         self.tape = None;
         let last_use = self.last_uses();
+        let partners = match hook {
+            Some(_) => vec![None; self.nodes.len()],
+            None => self.fusion_partners(&last_use),
+        };
         let mut values: Vec<Option<Value>> = Vec::with_capacity(self.nodes.len());
-        for i in 0..self.nodes.len() {
+        let mut i = 0;
+        while i < self.nodes.len() {
             // sources come earlier in the order: `done` names them, `node` runs now
             let (done, rest) = self.nodes.split_at_mut(i);
-            let node = &mut rest[0];
             let srcs = &self.sources[i];
+            if let Some(j) = partners[i]
+                && let (head, tail) = rest.split_at_mut(j - i)
+                && let (Op::Module(m), Op::Module(next)) = (&mut head[0].op, &mut tail[0].op)
+            {
+                let first = &head[0].name;
+                let x = match srcs[0] {
+                    Src::Input(k) => &inputs[k],
+                    Src::Node(k) => values[k].as_ref().ok_or_else(|| QflowError::ValueFreed {
+                        node: first.clone(),
+                        input: done[k].name.clone(),
+                    })?,
+                };
+                if let Some(out) = m.forward_fused(x, next.as_mut()) {
+                    let out = out.map_err(node_err(first))?;
+                    if let Src::Node(k) = srcs[0]
+                        && last_use[k] == Some(i)
+                    {
+                        values[k] = None;
+                    }
+                    // the fused nodes' own values are read by nobody else
+                    values.extend((i..j).map(|_| None));
+                    values.push(Some(out));
+                    i = j + 1;
+                    continue;
+                }
+            }
+            let node = &mut rest[0];
             // a node value whose last consumer this is (and no graph output) is handed over
             let owned = match (srcs.as_slice(), &node.op) {
                 ([Src::Node(k)], Op::Module(_)) if last_use[*k] == Some(i) => values[*k].take(),
@@ -129,7 +203,9 @@ impl Graph {
                 }
             }
             .map_err(node_err(&node.name))?;
-            hook(node, &out);
+            if let Some(hook) = hook.as_mut() {
+                hook(node, &out);
+            }
             // values nobody reads any more are freed now, so their buffers can be reused
             for s in srcs {
                 if let Src::Node(k) = *s
@@ -139,6 +215,7 @@ impl Graph {
                 }
             }
             values.push(Some(out));
+            i += 1;
         }
         let outs = self
             .output_sources

@@ -56,15 +56,19 @@ mod implicit;
 #[cfg(target_arch = "x86_64")]
 mod indirect;
 mod pack;
+mod pooled;
 pub mod reference;
 mod small;
 #[cfg(target_arch = "x86_64")]
 mod small_pixels;
+#[cfg(target_arch = "x86_64")]
+mod small_vnni;
 pub mod transpose;
 
 pub use error::{ConvError, Result};
 pub use geometry::ConvGeometry;
 pub use pack::PackedConvWeights;
+pub use pooled::{conv_u8s8_max_pool2, max_pool2_fuses};
 
 use crate::error::GemmError;
 use crate::gemm::{self, Activations, KernelKind, Output, Requantize, Stage, kernel_for};
@@ -115,6 +119,35 @@ pub fn indirect_applies(geometry: &ConvGeometry, kind: KernelKind) -> bool {
         && !(geometry.out_channels <= pack::SMALL_MAX_OUT && geometry.k() <= pack::SMALL_MAX_K)
 }
 
+/// Checks the arguments of [`conv_u8s8`] (`out_len`: the output buffer's length) and
+/// returns the output dims.
+fn check_call(
+    g: &ConvGeometry,
+    input: &[u8],
+    za: i32,
+    weights: &PackedConvWeights,
+    params: &Requantize<'_>,
+    out_len: usize,
+) -> Result<[usize; 3]> {
+    let out_dims = g.output()?;
+    weights.check(g)?;
+    check_len("input", g.input_len(), input.len())?;
+    check_len("output", g.output_len()?, out_len)?;
+    if let Some(b) = params.bias {
+        check_len("bias", g.out_channels, b.len())?;
+    }
+    if !(0..=255).contains(&za) {
+        return Err(GemmError::ZeroPointOutOfRange {
+            what: "input zero point",
+            zero_point: za,
+            min: 0,
+            max: 255,
+        }
+        .into());
+    }
+    Ok(out_dims)
+}
+
 /// Convolves the NDHWC quint8 `input` (zero point `input_zero_point`) with `weights` and
 /// writes the requantized NDHWC quint8 result to `out`. Returns the kernel family that ran.
 ///
@@ -130,23 +163,8 @@ pub fn conv_u8s8(
     out: &mut [u8],
 ) -> Result<KernelKind> {
     let g = geometry;
-    let out_dims = g.output()?;
-    weights.check(g)?;
-    check_len("input", g.input_len(), input.len())?;
-    check_len("output", g.output_len()?, out.len())?;
-    if let Some(b) = params.bias {
-        check_len("bias", g.out_channels, b.len())?;
-    }
+    let out_dims = check_call(g, input, input_zero_point, weights, &params, out.len())?;
     let za = input_zero_point;
-    if !(0..=255).contains(&za) {
-        return Err(GemmError::ZeroPointOutOfRange {
-            what: "input zero point",
-            zero_point: za,
-            min: 0,
-            max: 255,
-        }
-        .into());
-    }
     let kernel = kernel_for(weights.kind())?;
     let (cg, og) = (g.group_in(), g.group_out());
     match &weights.form {
@@ -180,17 +198,8 @@ pub fn conv_u8s8(
             }
         }
         Form::Small(w16, w) => {
-            check_overflow(w.k(), za, w.w_abs_max())?;
-            let stage = Stage::Requant(params.prepare(w)?);
-            let plan = implicit::Plan {
-                kernel,
-                g,
-                out_dims,
-                input,
-                za,
-                groups: vec![implicit::GroupPlan::new(kernel, w, stage, za)],
-            };
-            small::run(&plan, w16, out);
+            let plan = small::plan(kernel, g, out_dims, input, za, w, params)?;
+            small::run(&plan, w16, false, out);
         }
         Form::Gemm(mats) => {
             let mut groups = Vec::with_capacity(mats.len());

@@ -10,8 +10,10 @@
 
 use rayon::prelude::*;
 
-use super::implicit::Plan;
-use crate::gemm::{KernelKind, Stage, requantize_one};
+use super::error::Result;
+use super::geometry::ConvGeometry;
+use super::implicit::{GroupPlan, Plan};
+use crate::gemm::{KernelKind, Microkernel, PackedWeights, Requantize, Stage, requantize_one};
 
 /// Multiply-accumulates above which output rows are spread over rayon's threads.
 const PARALLEL_MACS: usize = 1 << 18;
@@ -94,8 +96,62 @@ fn dots_for(kind: KernelKind, src: &[u8], segs: &[Seg], w: &[i32], acc: &mut [i3
     }
 }
 
-/// Runs the convolution of `plan` (one group, O ≤ 8) with `[k][8]` weights `w` into `out`.
-pub(crate) fn run(plan: &Plan<'_>, w: &[i32], out: &mut [u8]) {
+/// The plan of a small-C convolution (one group) with weights `w`: checks the accumulator
+/// bound and prepares the requantization.
+pub(crate) fn plan<'a>(
+    kernel: &'a dyn Microkernel,
+    g: &'a ConvGeometry,
+    out_dims: [usize; 3],
+    input: &'a [u8],
+    za: i32,
+    w: &'a PackedWeights,
+    params: Requantize<'_>,
+) -> Result<Plan<'a>> {
+    super::check_overflow(w.k(), za, w.w_abs_max())?;
+    let stage = Stage::Requant(params.prepare(w)?);
+    Ok(Plan {
+        kernel,
+        g,
+        out_dims,
+        input,
+        za,
+        groups: vec![GroupPlan::new(kernel, w, stage, za)],
+    })
+}
+
+/// Whether [`run`] with `pool` computes the 2×2 stride-2 max pool of `plan`'s convolution
+/// itself (one group, O ≤ 8): on the AVX-512 VNNI pixel kernel, when no requantized sum can
+/// reach `cvtps2dq`'s overflow (there requantization is non-decreasing, so pooling the
+/// corrected sums equals pooling the requantized bytes): per channel,
+/// `(K·max(za, 255 − za)·max|W − zw| + |bias term|)·mult < 2³⁰`, all finite.
+pub(crate) fn pool_fuses(plan: &Plan<'_>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let gp = &plan.groups[0];
+        let Stage::Requant(rq) = &gp.stage else {
+            return false;
+        };
+        let bound =
+            plan.g.k() as f64 * f64::from(plan.za.max(255 - plan.za)) * f64::from(gp.w.w_abs_max());
+        let monotone = (0..plan.g.out_channels).all(|j| {
+            let b = f64::from(rq.bias_a[j]) * f64::from(rq.bias_b[j]);
+            let top = (bound + b.abs()) * f64::from(rq.mult[j]).abs();
+            top.is_finite() && top < f64::from(1u32 << 30)
+        });
+        monotone
+            && plan.kernel.kind() == KernelKind::Avx512Vnni
+            && super::small_vnni::applies(plan.g)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = plan;
+        false
+    }
+}
+
+/// Runs the convolution of `plan` (one group, O ≤ 8) with `[k][8]` weights `w` into `out`;
+/// with `pool` (only where [`pool_fuses`]), its 2×2 stride-2 max pool instead.
+pub(crate) fn run(plan: &Plan<'_>, w: &[i32], pool: bool, out: &mut [u8]) {
     let g = plan.g;
     let gp = &plan.groups[0];
     let (o, k, c) = (g.out_channels, g.k(), g.in_channels);
@@ -123,6 +179,21 @@ pub(crate) fn run(plan: &Plan<'_>, w: &[i32], out: &mut [u8]) {
     let parallel = rayon::current_num_threads() > 1
         && out.len().saturating_mul(k) >= PARALLEL_MACS
         && out.len() > row_len;
+    #[cfg(target_arch = "x86_64")]
+    if pool || (kind == KernelKind::Avx512Vnni && super::small_vnni::applies(g)) {
+        let planes = g.batch * plan.out_dims[0];
+        let planes_parallel = rayon::current_num_threads() > 1
+            && planes > 1
+            && (planes * oh * row_len).saturating_mul(k) >= PARALLEL_MACS;
+        // SAFETY: weights packed for the AVX-512 VNNI family exist only on CPUs with
+        // AVX-512 F/BW/VL/VNNI, and `small_vnni::applies` checked VBMI (for `pool` via
+        // `pool_fuses`).
+        unsafe {
+            super::small_vnni::run(plan, w, &corr, zw, symmetric, planes_parallel, pool, out)
+        };
+        return;
+    }
+    assert!(!pool, "the fused pool runs on the VNNI kernel only");
     #[cfg(target_arch = "x86_64")]
     if fma && kind != KernelKind::Scalar && super::small_pixels::applies(g) {
         let planes_parallel = parallel && out.len() > oh * row_len;

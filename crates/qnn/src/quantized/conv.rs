@@ -160,6 +160,32 @@ impl ConvCore {
     }
 
     fn apply(&self, x: &QTensor) -> Result<QTensor> {
+        self.apply_pooled(x, false)
+    }
+
+    /// Whether `next` is a max pool this 2-d convolution can fuse for input `x`: 2×2
+    /// windows, stride 2, no padding or dilation, floor mode (or even output dims), a
+    /// non-empty batch and an output of at least 2×2.
+    fn fuses_pool(&self, x: &QTensor, next: &dyn Module) -> bool {
+        let Some(pool) = next.downcast_ref::<super::MaxPool2d>() else {
+            return false;
+        };
+        let s = x.shape();
+        if self.nd != 2 || s.len() != 4 || s[0] == 0 || s[1] != self.in_channels {
+            return false;
+        }
+        let Ok(Ok([_, oh, ow])) = self.geometry(s[0], &s[2..]).map(|g| g.output()) else {
+            return false;
+        };
+        pool.options() == ([2, 2], [2, 2], [0, 0], [1, 1])
+            && oh >= 2
+            && ow >= 2
+            && (!pool.ceil_mode() || (oh % 2 == 0 && ow % 2 == 0))
+    }
+
+    /// The convolution of `x`; with `pool` (2-d, checked by [`ConvCore::fuses_pool`]), its
+    /// 2×2 stride-2 max pool.
+    fn apply_pooled(&self, x: &QTensor, pool: bool) -> Result<QTensor> {
         let a = quint8_tensor(self.name, x)?;
         let s = a.shape().to_vec();
         if s.len() != self.nd + 2 {
@@ -183,7 +209,10 @@ impl ConvCore {
         // The kernels need a positive batch; PyTorch answers an empty batch with an empty
         // output, so the rest of the geometry is validated with one image.
         let g = self.geometry(s[0].max(1), &s[2..])?;
-        let od = g.output()?;
+        let mut od = g.output()?;
+        if pool {
+            od = [od[0], od[1] / 2, od[2] / 2];
+        }
         let out_spatial = &od[3 - self.nd..];
         let o = self.weight.weight.shape()[0];
         if s[0] == 0 {
@@ -209,7 +238,7 @@ impl ConvCore {
             layout::nchw_to_nhwc(a.data, s[0], s[1], s[2..].iter().product(), &mut t)?;
             Cow::Owned(t)
         };
-        let mut out = vec![0u8; g.output_len()?];
+        let mut out = vec![0u8; s[0] * od.iter().product::<usize>() * o];
         let params = Requantize {
             act_scale: a.scale,
             out_scale: self.out.scale() as f32,
@@ -217,7 +246,11 @@ impl ConvCore {
             bias: self.bias.as_ref().map(|b| b.data()),
             activation: self.activation,
         };
-        conv::conv_u8s8(&g, &input, a.zero_point, &self.packed, params, &mut out)?;
+        if pool {
+            conv::conv_u8s8_max_pool2(&g, &input, a.zero_point, &self.packed, params, &mut out)?;
+        } else {
+            conv::conv_u8s8(&g, &input, a.zero_point, &self.packed, params, &mut out)?;
+        }
         let mut shape = vec![s[0], o];
         shape.extend_from_slice(out_spatial);
         let (scale, zp) = (self.out.scale(), self.out.zero_point());
@@ -382,6 +415,21 @@ macro_rules! quantized_conv {
             fn forward(&mut self, input: &Value) -> Result<Value> {
                 let a = quint8_input($name, input)?;
                 Ok(Value::Quantized(self.0.apply(a.q)?))
+            }
+
+            /// A 2×2 stride-2 max pool after a 2-d convolution runs fused
+            /// ([`conv::conv_u8s8_max_pool2`]).
+            fn forward_fused(
+                &mut self,
+                input: &Value,
+                next: &mut dyn Module,
+            ) -> Option<Result<Value>> {
+                let Value::Quantized(x) = input else {
+                    return None;
+                };
+                self.0
+                    .fuses_pool(x, next)
+                    .then(|| self.0.apply_pooled(x, true).map(Value::Quantized))
             }
 
             fn backward(&mut self, _grad_output: &Value) -> Result<Value> {
