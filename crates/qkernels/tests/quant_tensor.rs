@@ -165,3 +165,28 @@ fn large_inputs_are_identical_for_any_thread_count() {
         assert_eq!(out, want_i8, "{threads} threads");
     }
 }
+
+/// Outputs of `HUGE_PAGE_MIN_BYTES` and more are advised for huge pages before the kernels
+/// write them: the tensors must still be exactly `qtensor`'s, one thread and several.
+#[test]
+fn huge_page_sized_outputs_match_qtensor() {
+    let n = quant::HUGE_PAGE_MIN_BYTES + 4099;
+    let x = Tensor::new(&[n], input(n)).unwrap();
+    let pools = [1, 2].map(|t| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap()
+    });
+    for (dtype, zp) in [(QDType::QUInt8, 131), (QDType::QInt8, -3)] {
+        let want = quantize_per_tensor(&x, 0.05, zp, dtype).unwrap();
+        let want_deq = bits(&want.dequantize());
+        for pool in &pools {
+            let got = pool.install(|| quant::quantize_per_tensor_fast(&x, 0.05, zp, dtype));
+            let got = got.unwrap();
+            assert!(got == want, "{dtype} quantize");
+            let deq = pool.install(|| quant::dequantize_fast(&got)).unwrap();
+            assert!(bits(&deq) == want_deq, "{dtype} dequantize");
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::mem::MaybeUninit;
 
 use qtensor::{IntRepr, Layout, QDType, QParams, QTensor, Tensor};
 
+use super::huge_pages;
 use super::level::Level;
 use super::{QuantError, Result, as_uninit, run_dequantize, run_quantize, stream_into};
 
@@ -14,6 +15,7 @@ use super::{QuantError, Result, as_uninit, run_dequantize, run_quantize, stream_
 /// module's `run_quantize` / `run_dequantize`, which do.
 fn filled<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
     let mut out = Vec::with_capacity(n);
+    huge_pages::advise_spare(&mut out);
     fill(&mut out.spare_capacity_mut()[..n]);
     // SAFETY: capacity is at least `n`, and `fill` (a kernel run, see above) initialized all
     // `n` elements.
