@@ -216,6 +216,18 @@ impl ConvGeometry {
             })
     }
 
+    /// The output coordinates of dim `d` (of `out_dim` outputs) whose whole window lies
+    /// inside the input (no padding tap).
+    pub(crate) fn inside_range(&self, d: usize, out_dim: usize) -> std::ops::Range<usize> {
+        let extent = (self.kernel[d] - 1) * self.dilation[d];
+        let lo = self.padding[d].div_ceil(self.stride[d]);
+        let hi = match (self.input[d] + self.padding[d]).checked_sub(extent + 1) {
+            Some(last) => (last / self.stride[d] + 1).min(out_dim),
+            None => 0,
+        };
+        lo..hi.max(lo)
+    }
+
     /// Input coordinate of output coordinate `o` at kernel offset `t` in dim `d`, if it is
     /// inside the input (else it is padding).
     #[inline]

@@ -81,14 +81,32 @@ unsafe fn tile<const R: usize, const P: usize>(
     }
 }
 
-/// The prepared requantization of a call (the GEMM stage's vectors, borrowed).
-struct Requant<'a> {
-    mult: &'a [f32],
-    bias_a: &'a [f32],
-    bias_b: &'a [f32],
-    zero_point: i32,
-    lo: i32,
-    hi: i32,
+/// The prepared requantization of a call (the GEMM stage's vectors, borrowed); shared with
+/// the AVX-512 row-run kernel.
+pub(crate) struct Requant<'a> {
+    pub mult: &'a [f32],
+    pub bias_a: &'a [f32],
+    pub bias_b: &'a [f32],
+    pub zero_point: i32,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+impl<'a> Requant<'a> {
+    /// The vectors of a requantizing `stage` (`None` for the other stages).
+    pub(crate) fn of(stage: &'a Stage) -> Option<Self> {
+        match stage {
+            Stage::Requant(rq) => Some(Requant {
+                mult: &rq.mult,
+                bias_a: &rq.bias_a,
+                bias_b: &rq.bias_b,
+                zero_point: rq.zero_point,
+                lo: rq.lo,
+                hi: rq.hi,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Requantizes a tile's `rows × panels·8` accumulators (output channels `n0..`) into the
@@ -204,28 +222,10 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
         })
         .collect();
     // per dim, the output coordinates whose whole window is inside the input
-    let inside_range = |d: usize| {
-        let extent = (g.kernel[d] - 1) * g.dilation[d];
-        let lo = g.padding[d].div_ceil(g.stride[d]);
-        let hi = match (g.input[d] + g.padding[d]).checked_sub(extent + 1) {
-            Some(last) => (last / g.stride[d] + 1).min(plan.out_dims[d]),
-            None => 0,
-        };
-        lo..hi.max(lo)
-    };
-    let (zr, yr, xr) = (inside_range(0), inside_range(1), inside_range(2));
+    let inside = |d: usize| g.inside_range(d, plan.out_dims[d]);
+    let (zr, yr, xr) = (inside(0), inside(1), inside(2));
     // symmetric weights: the tile's epilogue requantizes whole panels itself
-    let fused = match &gp.stage {
-        Stage::Requant(rq) if symmetric => Some(Requant {
-            mult: &rq.mult,
-            bias_a: &rq.bias_a,
-            bias_b: &rq.bias_b,
-            zero_point: rq.zero_point,
-            lo: rq.lo,
-            hi: rq.hi,
-        }),
-        _ => None,
-    };
+    let fused = Requant::of(&gp.stage).filter(|_| symmetric);
     let task = |(ti, dst): (usize, &mut [u8])| {
         // locals, not captures: the pointer-table loop below then keeps them in registers
         let (wide_ptr, tap_rows, symmetric) = (wide.as_ptr(), tap_rows.as_slice(), symmetric);

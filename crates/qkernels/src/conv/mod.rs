@@ -29,6 +29,11 @@
 //! * **K×K and strided 1×1:** implicit GEMM on the same micro-kernels: each task gathers the
 //!   rows of its own block of output pixels (one contiguous channel run per tap, zero point
 //!   for padding) into the family's packed-A tiles; no im2col matrix is ever built.
+//!   On AVX-512 VNNI with one group and width dilation 1 (the ResNet 3×3 convs, LeNet's
+//!   second layer) the `row_run` kernel runs instead: weights packed per kernel row
+//!   ([`PackedConvWeights::path`] `"row-run"`), each tile of up to 8 pixels × 64 channels
+//!   reads its pixels' `kw·C`-byte kernel-row runs in place through a pointer table and
+//!   multiplies them by `vpdpbusd` ([`row_run_applies`]).
 //!   On the exact AVX2 family with one group (e.g. LeNet's second layer) the tile instead
 //!   reads each pixel's kernel-row runs straight from a u16 copy of the input through a
 //!   pointer table ([`indirect_applies`]).
@@ -57,6 +62,8 @@ mod implicit;
 mod indirect;
 mod pack;
 pub mod reference;
+#[cfg(target_arch = "x86_64")]
+mod row_run;
 mod small;
 #[cfg(target_arch = "x86_64")]
 mod small_pixels;
@@ -113,6 +120,16 @@ pub fn indirect_applies(geometry: &ConvGeometry, kind: KernelKind) -> bool {
         && geometry.k() <= INDIRECT_MAX_K
         && !geometry.is_pointwise()
         && !(geometry.out_channels <= pack::SMALL_MAX_OUT && geometry.k() <= pack::SMALL_MAX_K)
+}
+
+/// Whether [`conv_u8s8`] runs `geometry` with weights packed for `kind` on the AVX-512 VNNI
+/// row-run kernel (one group, width dilation 1, not pointwise, not the small-C kernel's
+/// shape); exposed so tests can prove that path ran.
+pub fn row_run_applies(geometry: &ConvGeometry, kind: KernelKind) -> bool {
+    cfg!(target_arch = "x86_64")
+        && kind == KernelKind::Avx512Vnni
+        && geometry.dilation[2] == 1
+        && pack::row_run_packs(geometry, kind)
 }
 
 /// Convolves the NDHWC quint8 `input` (zero point `input_zero_point`) with `weights` and
@@ -192,7 +209,7 @@ pub fn conv_u8s8(
             };
             small::run(&plan, w16, out);
         }
-        Form::Gemm(mats) => {
+        Form::Gemm(mats) | Form::RowRun(_, mats) => {
             let mut groups = Vec::with_capacity(mats.len());
             for (grp, w) in mats.iter().enumerate() {
                 check_overflow(w.k(), za, w.w_abs_max())?;
@@ -211,6 +228,13 @@ pub fn conv_u8s8(
                 za,
                 groups,
             };
+            #[cfg(target_arch = "x86_64")]
+            if let Form::RowRun(rr, _) = &weights.form
+                && row_run::applies(&plan)
+            {
+                row_run::run(&plan, rr, out);
+                return Ok(kernel.kind());
+            }
             #[cfg(target_arch = "x86_64")]
             if indirect::applies(&plan) {
                 indirect::run(&plan, out);

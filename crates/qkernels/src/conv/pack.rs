@@ -74,11 +74,93 @@ pub(crate) const SMALL_MAX_OUT: usize = 8;
 /// Largest K (`taps · C`) of the direct small-conv kernel.
 pub(crate) const SMALL_MAX_K: usize = 128;
 
+/// A 64-byte aligned line of [`RowRunWeights`] bytes (zmm loads never split cache lines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+pub(crate) struct Line64(pub [i8; 64]);
+
+/// Output channels per panel of [`RowRunWeights`] (four zmm of 16 i32 accumulators).
+pub(crate) const ROW_RUN_PANEL: usize = 64;
+
+/// One-group weights of the AVX-512 VNNI row-run kernel (`conv::row_run`): the reduction
+/// is split into `runs = kd·kh` kernel rows of `run = kw·C` values (one contiguous NDHWC
+/// run when the width dilation is 1), each zero-padded to `run4` (a multiple of 4) so that
+/// `vpdpbusd`'s 4-byte groups never straddle two runs. Output channels are packed in panels
+/// of up to [`ROW_RUN_PANEL`] columns (width rounded up to 16, extra columns zero), each
+/// panel `[runs·run4/4][width][4]` bytes; panel `p` starts at byte `p·quads·256`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RowRunWeights {
+    pub lines: Vec<Line64>,
+    pub runs: usize,
+    pub run: usize,
+    pub run4: usize,
+    pub o: usize,
+}
+
+impl RowRunWeights {
+    /// Packs `mat` (`o × runs·run` row-major, reduction index `t·run + j`).
+    fn pack(mat: &[i8], o: usize, runs: usize, run: usize) -> Self {
+        let run4 = run.div_ceil(4) * 4;
+        let quads = runs * run4 / 4;
+        let k = runs * run;
+        let total = o.div_ceil(ROW_RUN_PANEL) * quads * ROW_RUN_PANEL * 4;
+        let mut lines = vec![Line64([0; 64]); total.div_ceil(64)];
+        let bytes: &mut [i8] = bytemuck::cast_slice_mut(&mut lines);
+        for n in 0..o {
+            let (p, j) = (n / ROW_RUN_PANEL, n % ROW_RUN_PANEL);
+            let width = Self::width_of(o, p);
+            let base = p * quads * ROW_RUN_PANEL * 4;
+            for t in 0..runs {
+                for i in 0..run {
+                    let kq = t * run4 + i;
+                    bytes[base + ((kq / 4) * width + j) * 4 + kq % 4] = mat[n * k + t * run + i];
+                }
+            }
+        }
+        RowRunWeights {
+            lines,
+            runs,
+            run,
+            run4,
+            o,
+        }
+    }
+
+    /// Width (columns, a multiple of 16) of panel `p` for `o` output channels.
+    pub(crate) fn width_of(o: usize, p: usize) -> usize {
+        (o - p * ROW_RUN_PANEL).min(ROW_RUN_PANEL).div_ceil(16) * 16
+    }
+
+    /// 4-byte groups of the padded reduction (`runs·run4/4`).
+    pub(crate) fn quads(&self) -> usize {
+        self.runs * self.run4 / 4
+    }
+
+    /// Panel `p`'s bytes.
+    pub(crate) fn panel(&self, p: usize) -> &[i8] {
+        let bytes: &[i8] = bytemuck::cast_slice(&self.lines);
+        let start = p * self.quads() * ROW_RUN_PANEL * 4;
+        &bytes[start..start + self.quads() * Self::width_of(self.o, p) * 4]
+    }
+}
+
+/// Whether [`PackedConvWeights::pack`] makes [`Form::RowRun`] weights (checked after the
+/// depthwise and small-C forms).
+pub(crate) fn row_run_packs(geometry: &ConvGeometry, kind: KernelKind) -> bool {
+    kind == KernelKind::Avx512Vnni
+        && geometry.groups == 1
+        && !geometry.is_pointwise()
+        && !(geometry.out_channels <= SMALL_MAX_OUT && geometry.k() <= SMALL_MAX_K)
+}
+
 /// How the weights are stored.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Form {
     /// One GEMM weight matrix per group (`O/groups × taps·C/groups`).
     Gemm(Vec<PackedWeights>),
+    /// One group on AVX-512 VNNI, not pointwise: the row-run layout, plus the GEMM packing
+    /// (qparams, weight sums; and the implicit-GEMM fallback for width-dilated calls).
+    RowRun(RowRunWeights, Vec<PackedWeights>),
     /// Direct depthwise kernel.
     Depthwise(DepthwiseWeights),
     /// Few output channels and a short reduction (e.g. LeNet's first layer, C = 1..4):
@@ -202,6 +284,10 @@ impl PackedConvWeights {
                     }
                 }
                 Form::Small(wt, mats.pop().expect("one group"))
+            } else if row_run_packs(geometry, kind) {
+                let runs = geometry.kernel[0] * geometry.kernel[1];
+                let rr = RowRunWeights::pack(&mat, o, runs, k / runs);
+                Form::RowRun(rr, mats)
             } else {
                 Form::Gemm(mats)
             }
@@ -230,12 +316,15 @@ impl PackedConvWeights {
         self.kind
     }
 
-    /// Which path runs these weights: `"depthwise"`, `"small"` (direct few-output kernel) or
-    /// `"gemm"` (direct GEMM for pointwise convolutions, implicit GEMM otherwise).
+    /// Which path runs these weights: `"depthwise"`, `"small"` (direct few-output kernel),
+    /// `"row-run"` (the AVX-512 VNNI kernel-row kernel; implicit GEMM for width-dilated
+    /// geometries) or `"gemm"` (direct GEMM for pointwise convolutions, implicit GEMM
+    /// otherwise).
     pub fn path(&self) -> &'static str {
         match self.form {
             Form::Depthwise(_) => "depthwise",
             Form::Small(..) => "small",
+            Form::RowRun(..) => "row-run",
             Form::Gemm(_) => "gemm",
         }
     }
