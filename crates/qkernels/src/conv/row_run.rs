@@ -1,4 +1,5 @@
-//! K×K convolution on AVX-512 VNNI (`vpdpbusd`) reading activations through a pointer table.
+//! K×K (and 1×1) convolution on AVX-512 VNNI (`vpdpbusd`) reading activations through a
+//! pointer table.
 //!
 //! With one group and width dilation 1, the `kw·C` reduction values of kernel row `(tz, ty)`
 //! of output pixel `m` are one contiguous run of the NDHWC input. The weights are packed per
@@ -478,7 +479,9 @@ fn run_task(
         .collect();
     let fused = Requant::of(&gp.stage).filter(|_| symmetric);
     let zw = gp.w.zero_points();
-    let mut acc = vec![[0i32; 8 * ACC_LD]; count];
+    // one tile's accumulators when K is one block (each tile is finished at once), else
+    // every tile's, accumulated over the blocks
+    let mut acc: Vec<[i32; 8 * ACC_LD]> = Vec::new();
     for p in 0..o.div_ceil(ROW_RUN_PANEL) {
         let n0 = p * ROW_RUN_PANEL;
         let nc = ROW_RUN_PANEL.min(o - n0);
@@ -487,40 +490,38 @@ fn run_task(
         let panel = w.panel(p);
         let qrun = w.run4 / 4;
         let blocks = k_blocks(w, wq);
-        for (bi, kb) in blocks.iter().enumerate() {
+        let compute = |i: usize, bi: usize, a: &mut [i32; 8 * ACC_LD]| {
+            let kb = blocks[bi];
             let b = &panel[(kb.t0 * qrun + kb.q0) * wq..];
-            for (i, a) in acc.iter_mut().enumerate() {
-                let tp =
-                    &ptrs[i * per_tile + kb.t0 * rows..i * per_tile + (kb.t0 + kb.runs) * rows];
-                // SAFETY: `applies` checked the family, whose kernel object exists only on
-                // CPUs with AVX-512 F/BW/VL/VNNI. Each pointer covers `run4 ≥ 4·(q0 + nq)`
-                // bytes: an input run with `start + run4 ≤ input.len()` (checked when the
-                // entry was made) or a `run4`-byte scratch segment. `b` holds the weights of
-                // runs `t0..t0 + runs` from group `q0`: `(t·qrun + q0 + nq)·wq ≤ panel.len()`
-                // since `q0 + nq ≤ qrun` and `t0 + runs ≤ w.runs`; `wq = 64·vectors`.
-                unsafe {
-                    tile_dyn(
-                        rows,
-                        vectors,
-                        tp,
-                        4 * kb.q0,
-                        kb.nq,
-                        b.as_ptr(),
-                        qrun * wq,
-                        wq,
-                        a,
-                        bi > 0,
-                    )
-                };
-            }
-        }
-        for (i, a) in acc.iter_mut().enumerate() {
+            let tp = &ptrs[i * per_tile + kb.t0 * rows..i * per_tile + (kb.t0 + kb.runs) * rows];
+            // SAFETY: `applies` checked the family, whose kernel object exists only on CPUs
+            // with AVX-512 F/BW/VL/VNNI. Each pointer covers `run4 ≥ 4·(q0 + nq)` bytes: an
+            // input run with `start + run4 ≤ input.len()` (checked when the entry was made)
+            // or a `run4`-byte scratch segment. `b` holds the weights of runs
+            // `t0..t0 + runs` from group `q0`: `(t·qrun + q0 + nq)·wq ≤ panel.len()` since
+            // `q0 + nq ≤ qrun` and `t0 + runs ≤ w.runs`; `wq = 64·vectors`.
+            unsafe {
+                tile_dyn(
+                    rows,
+                    vectors,
+                    tp,
+                    4 * kb.q0,
+                    kb.nq,
+                    b.as_ptr(),
+                    qrun * wq,
+                    wq,
+                    a,
+                    bi > 0,
+                )
+            };
+        };
+        let finish = |i: usize, a: &mut [i32; 8 * ACC_LD], dst: &mut [u8]| {
             let r_real = rows.min(m - (m_first + i * rows));
             let tile_dst = &mut dst[i * rows * o..];
             if let Some(rq) = &fused {
                 // SAFETY: AVX-512 F/BW/VL (the family's kernel object proves them).
                 unsafe { requant_tile(a, r_real, nc, rq, &gp.corr, n0, o, tile_dst) };
-                continue;
+                return;
             }
             for r in 0..r_real {
                 let fix = RowFix {
@@ -534,6 +535,25 @@ fn run_task(
                     fix,
                     OutRow::U8(&mut tile_dst[r * o + n0..r * o + n0 + nc]),
                 );
+            }
+        };
+        let held = if blocks.len() == 1 { 1 } else { count };
+        if acc.len() < held {
+            acc.resize(held, [0; 8 * ACC_LD]);
+        }
+        if blocks.len() == 1 {
+            for i in 0..count {
+                compute(i, 0, &mut acc[0]);
+                finish(i, &mut acc[0], dst);
+            }
+        } else {
+            for bi in 0..blocks.len() {
+                for (i, a) in acc.iter_mut().enumerate().take(count) {
+                    compute(i, bi, a);
+                }
+            }
+            for (i, a) in acc.iter_mut().enumerate().take(count) {
+                finish(i, a, dst);
             }
         }
     }
