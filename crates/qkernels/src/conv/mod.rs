@@ -44,7 +44,9 @@
 //!   symmetric weights, a row kernel (`depthwise_avx2`): per output row, tap pointers by
 //!   arithmetic for interior pixels and a table for border ones, 32-channel blocks outer and
 //!   pixels inner, tap pairs through `vpmaddubsw` (fbgemm's saturating depthwise path) or
-//!   `vpmaddwd`, requantized in registers. Otherwise a per-pixel kernel over an indirection
+//!   `vpmaddwd`, requantized in registers; for the AVX-512 VNNI family the same rows on
+//!   64-channel zmm blocks (`depthwise_avx512`, [`depthwise_kernel`] names the kernel that
+//!   runs). Otherwise a per-pixel kernel over an indirection
 //!   list of tap pointers, vectorized over channels: 32 per step on AVX-512BW, 16 on AVX2,
 //!   portable otherwise.
 //! * **Few outputs, short reduction** (one group, O ≤ 8, taps·C ≤ 128, e.g. LeNet's first
@@ -58,6 +60,8 @@
 mod depthwise;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_avx2;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx512;
 mod error;
 mod geometry;
 mod implicit;
@@ -72,6 +76,7 @@ mod small;
 mod small_pixels;
 pub mod transpose;
 
+pub use depthwise::depthwise_kernel;
 pub use error::{ConvError, Result};
 pub use geometry::ConvGeometry;
 pub use pack::PackedConvWeights;
