@@ -19,6 +19,19 @@ fn stream(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// The depthwise kernel family weights packed for `kind` must run (the prefix of
+/// [`conv::depthwise_kernel`]): on x86-64, symmetric weights take the AVX-512 row kernel
+/// when packed for the AVX-512 VNNI family and the AVX2 row kernel for the other vector
+/// families; everything else runs the per-pixel kernel.
+fn expected_family(kind: KernelKind, symmetric: bool) -> &'static str {
+    match kind {
+        _ if !cfg!(target_arch = "x86_64") || !symmetric => "per",
+        KernelKind::Scalar => "per",
+        KernelKind::Avx512Vnni => "avx512",
+        _ => "avx2",
+    }
+}
+
 /// Runs every exact runnable family on `g` with random data from `seed` and compares each
 /// with the oracle; `path` is the direct path the weights must select. `symmetric` weights
 /// (zero points 0, PyTorch's default) take the depthwise row kernel on x86, asymmetric
@@ -65,6 +78,21 @@ fn check(g: &ConvGeometry, seed: u64, per_channel: bool, symmetric: bool, act: u
         }
         let w = PackedConvWeights::pack(&weights, g, q, kind).expect("pack");
         assert_eq!(w.path(), path, "{g:?}");
+        if path == "depthwise" {
+            // (asymmetric draws may still give all-zero zero points)
+            let zero = match q {
+                WeightQParams::PerTensor { zero_point, .. } => zero_point == 0,
+                WeightQParams::PerChannel { zero_points, .. } => {
+                    zero_points.iter().all(|&z| z == 0)
+                }
+            };
+            let ran = conv::depthwise_kernel(g, &w).expect("a depthwise kernel");
+            assert_eq!(
+                ran.split('-').next(),
+                Some(expected_family(kind, zero)),
+                "{kind}"
+            );
+        }
         let mut got = vec![0u8; want.len()];
         conv::conv_u8s8(g, &input, za, &w, p, &mut got).expect("conv");
         assert_eq!(got, want, "kind {kind} geometry {g:?}");
@@ -139,6 +167,70 @@ proptest! {
             .and_then(|g| g.with_padding(&[pad, pad]))
             .expect("valid geometry");
         check(&g, seed, per_channel, false, act, "small");
+    }
+}
+
+/// fbgemm's depthwise fast path with weights whose tap pairs can leave i16 (127 or −128 in
+/// one pair, on inputs of 255 or 0): the AVX-512 kernel takes its pair-saturating product
+/// and saturates where the oracle does; with weights in −64..=63 no pair can saturate and
+/// it takes the exact product. Both equal the oracle (3×3 and 5×5, stride 1 and 2, channel
+/// counts with zmm, masked zmm and ymm blocks).
+#[test]
+fn depthwise_pair_saturation_and_the_exact_product() {
+    for (c, k, stride) in [(8, 3, 1), (40, 3, 2), (72, 5, 1), (144, 3, 1), (96, 5, 2)] {
+        let g = ConvGeometry::new(1, c, c, c, &[7, 9], &[k, k])
+            .and_then(|g| g.with_stride(&[stride, stride]))
+            .and_then(|g| g.with_padding(&[k / 2, k / 2]))
+            .expect("valid geometry");
+        assert!(g.fbgemm_depthwise_saturates());
+        let mut next = stream(c as u64);
+        // mostly saturated pixels, so many pairs reach ±2¹⁵ in the saturating case
+        let input: Vec<u8> = (0..g.input_len())
+            .map(|_| match next() % 4 {
+                0 => next() as u8,
+                1 => 0,
+                _ => 255,
+            })
+            .collect();
+        let scales: Vec<f32> = (0..c).map(|i| 0.002 + i as f32 * 1e-5).collect();
+        let zps = vec![0; c];
+        let q = WeightQParams::PerChannel {
+            scales: &scales,
+            zero_points: &zps,
+        };
+        let p = Requantize {
+            act_scale: 0.02,
+            out_scale: 0.5,
+            out_zero_point: 120,
+            bias: None,
+            activation: Activation::None,
+        };
+        for (saturating, product) in [(true, "avx512-pairs"), (false, "avx512-exact")] {
+            let weights: Vec<i8> = (0..c * k * k)
+                .map(|_| {
+                    let v = next() as i8;
+                    match (saturating, next() % 3) {
+                        (true, 0) => 127,
+                        (true, 1) => -128,
+                        (true, _) => v,
+                        (false, _) => v / 2,
+                    }
+                })
+                .collect();
+            let want = reference::conv_u8s8(&g, &input, 0, &weights, q, p).expect("oracle");
+            for kind in KernelKind::all_runnable() {
+                if kind.saturates_pairs() {
+                    continue;
+                }
+                let w = PackedConvWeights::pack(&weights, &g, q, kind).expect("pack");
+                if kind == KernelKind::Avx512Vnni {
+                    assert_eq!(conv::depthwise_kernel(&g, &w), Some(product), "{g:?}");
+                }
+                let mut got = vec![0u8; want.len()];
+                conv::conv_u8s8(&g, &input, 0, &w, p, &mut got).expect("conv");
+                assert_eq!(got, want, "kind {kind} saturating {saturating} {g:?}");
+            }
+        }
     }
 }
 

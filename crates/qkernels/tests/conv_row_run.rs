@@ -4,7 +4,7 @@
 //! channel counts around the 16-lane vectors and the 64-channel panels, pixel counts around
 //! the 6- and 8-row tiles, K blocks of whole runs and chunks of long runs, every border
 //! (padding, strides, height dilation, 3-d windows), symmetric and asymmetric weights; and
-//! the LeNet / ResNet shapes, which must take that path on AVX-512 VNNI CPUs.
+//! the LeNet / ResNet shapes (1×1 too), which must take that path on AVX-512 VNNI CPUs.
 
 use proptest::prelude::*;
 use qkernels::conv::{self, ConvGeometry, PackedConvWeights};
@@ -63,20 +63,43 @@ fn lenet_and_resnet_shapes_take_the_row_run_path_and_match_the_oracle() {
 }
 
 #[test]
-fn grouped_pointwise_small_and_width_dilated_convs_keep_other_paths() {
+fn grouped_small_and_width_dilated_convs_keep_other_paths_pointwise_ones_do_not() {
     let grouped = ConvGeometry::new(1, 8, 16, 2, &[9, 9], &[3, 3]).expect("geometry");
     let pointwise = ConvGeometry::new(1, 8, 16, 1, &[9, 9], &[1, 1]).expect("geometry");
     let small = ConvGeometry::new(1, 3, 6, 1, &[9, 9], &[5, 5]).expect("geometry");
     let dilated = ConvGeometry::new(1, 8, 16, 1, &[9, 9], &[3, 3])
         .and_then(|g| g.with_dilation(&[1, 2]))
         .expect("geometry");
-    for g in [grouped, pointwise, small] {
+    for g in [grouped, small] {
         assert_row_run(&g, false);
+    }
+    assert_row_run(&pointwise, true);
+    for seed in 0..2 {
+        check(&pointwise, seed, true, seed == 0, 1);
     }
     // packed for the row-run kernel, run by the implicit GEMM
     assert!(!conv::row_run_applies(&dilated, KernelKind::Avx512Vnni));
     for seed in 0..2 {
         check(&dilated, seed, true, seed == 0, 0);
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    // above the kernel's parallel threshold: tasks of M tiles spread over the pool
+    let g = ConvGeometry::new(2, 64, 70, 1, &[12, 12], &[3, 3])
+        .and_then(|g| g.with_padding(&[1, 1]))
+        .expect("geometry");
+    assert_row_run(&g, true);
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| {
+            check(&g, threads as u64, true, true, 0);
+            check(&g, 7, false, false, 1);
+        });
     }
 }
 
@@ -118,7 +141,7 @@ proptest! {
         }
         .expect("valid geometry");
         prop_assume!(g.output().is_ok());
-        assert_row_run(&g, !g.is_pointwise());
+        assert_row_run(&g, true);
         check(&g, seed, per_channel, symmetric, act);
     }
 }

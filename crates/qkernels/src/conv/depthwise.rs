@@ -15,8 +15,10 @@ use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 use super::depthwise_avx2::{RowKernel, RowTaps};
+#[cfg(target_arch = "x86_64")]
+use super::depthwise_avx512::RowKernel512;
 use super::geometry::ConvGeometry;
-use super::pack::DepthwiseWeights;
+use super::pack::{DepthwiseWeights, Form, PackedConvWeights};
 use crate::gemm::{KernelKind, Microkernel, OutRow, Stage};
 
 /// Multiply-accumulates above which output rows are spread over rayon's threads.
@@ -281,6 +283,81 @@ fn accumulate_for(
     }
 }
 
+/// The row kernels of x86 hosts (symmetric weights, requantized output).
+#[cfg(target_arch = "x86_64")]
+enum Rows<'a> {
+    /// `depthwise_avx512` (weights packed for the `Avx512Vnni` family).
+    Avx512(RowKernel512),
+    /// `depthwise_avx2` (every other x86 family but the scalar one).
+    Avx2(RowKernel<'a>),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a> Rows<'a> {
+    /// The row kernel for weights packed for `kind`, or `None` for the per-pixel kernel.
+    fn new(
+        kind: KernelKind,
+        g: &ConvGeometry,
+        w: &'a DepthwiseWeights,
+        za: i32,
+        stage: &Stage,
+        saturate: bool,
+    ) -> Option<Self> {
+        match kind {
+            KernelKind::Scalar => None,
+            KernelKind::Avx512Vnni => {
+                RowKernel512::new(g, w, za, stage, saturate).map(Rows::Avx512)
+            }
+            _ => RowKernel::new(g, w, za, stage, saturate).map(Rows::Avx2),
+        }
+    }
+
+    fn row(&self, taps: &RowTaps, out: &mut [u8]) {
+        match self {
+            Rows::Avx512(k) => k.row(taps, out),
+            Rows::Avx2(k) => k.row(taps, out),
+        }
+    }
+}
+
+/// Whether fbgemm saturates tap pairs for `g` run by weights packed for `kind`: on its
+/// depthwise fast path on every x86 CPU, and in its im2col path on CPUs without VNNI (what
+/// the saturating family reproduces).
+fn saturates(g: &ConvGeometry, kind: KernelKind) -> bool {
+    g.fbgemm_depthwise_saturates() || kind.saturates_pairs()
+}
+
+/// Which depthwise kernel [`super::conv_u8s8`] runs for `geometry` with `weights`, or `None`
+/// when the weights are not run by a depthwise kernel: `"avx512-pairs"` / `"avx512-exact"`
+/// (the AVX-512 row kernel with fbgemm's pair saturation, or exact products when the
+/// geometry or the weights rule saturation out), `"avx2-rows"` (the AVX2 row kernel) or
+/// `"per-pixel"`. Exposed so tests can prove which kernel ran (e.g. under `QSTACK_ISA`).
+pub fn depthwise_kernel(
+    geometry: &ConvGeometry,
+    weights: &PackedConvWeights,
+) -> Option<&'static str> {
+    let Form::Depthwise(w) = &weights.form else {
+        return None;
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let kind = weights.kind();
+        let saturate = saturates(geometry, kind);
+        match kind {
+            KernelKind::Scalar => {}
+            KernelKind::Avx512Vnni => {
+                if let Some(sat) = RowKernel512::product(geometry, w, saturate) {
+                    return Some(RowKernel512::product_name(sat));
+                }
+            }
+            _ if RowKernel::applies(w) => return Some("avx2-rows"),
+            _ => {}
+        }
+    }
+    let _ = (geometry, w);
+    Some("per-pixel")
+}
+
 /// Runs a depthwise convolution into the NDHWC `out` (validated by the caller).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
@@ -309,9 +386,7 @@ pub(crate) fn run(
     let [_, oh, ow] = out_dims;
     let zeros = vec![za as u8; o];
     let kind = kernel.kind();
-    // fbgemm saturates tap pairs on its depthwise fast path on every x86 CPU, and in its
-    // im2col path on CPUs without VNNI (what the saturating family reproduces)
-    let saturate = g.fbgemm_depthwise_saturates() || kind.saturates_pairs();
+    let saturate = saturates(g, kind);
     let symmetric = w.zero_points.iter().all(|&z| z == 0);
     let ntaps = g.taps();
     let row_len = ow * o;
@@ -320,9 +395,7 @@ pub(crate) fn run(
         && out.len().saturating_mul(ntaps) >= PARALLEL_MACS
         && rows > 1;
     #[cfg(target_arch = "x86_64")]
-    if kind != KernelKind::Scalar
-        && let Some(rows_kernel) = RowKernel::new(g, w, za, stage, saturate)
-    {
+    if let Some(rows_kernel) = Rows::new(kind, g, w, za, stage, saturate) {
         // whole rows: the tap pointers of a row, then the vector row kernel
         let zero_run = vec![za as u8; RowTaps::zeros_len(g, out_dims)];
         let task = |taps: &mut RowTaps, (r, dst): (usize, &mut [u8])| {

@@ -56,7 +56,7 @@ impl<'a> RowKernel<'a> {
         let Stage::Requant(r) = stage else {
             return None;
         };
-        if !Isa::Avx2.is_supported() || w.zero_points.iter().any(|&z| z != 0) {
+        if !Self::applies(w) {
             return None;
         }
         let o = g.out_channels;
@@ -91,6 +91,12 @@ impl<'a> RowKernel<'a> {
         })
     }
 
+    /// Whether the kernel runs `w` on this CPU (AVX2 + FMA, symmetric weights), given a
+    /// requantizing stage.
+    pub(crate) fn applies(w: &DepthwiseWeights) -> bool {
+        Isa::Avx2.is_supported() && w.zero_points.iter().all(|&z| z == 0)
+    }
+
     /// Computes one output row (`ow·O` bytes of `out`) from the tap pointers `taps` filled
     /// for it.
     pub(crate) fn row(&self, taps: &RowTaps, out: &mut [u8]) {
@@ -123,15 +129,15 @@ impl<'a> RowKernel<'a> {
 /// bytes) or a run of input zero points for padding.
 pub(crate) struct RowTaps {
     /// Channels O.
-    o: usize,
+    pub(super) o: usize,
     /// Pixels `interior.0..interior.1` have every tap column inside the input.
-    interior: (usize, usize),
+    pub(super) interior: (usize, usize),
     /// The interior's first pixel's tap pointers; pixel x adds `(x − interior.0)·step`
     /// (padding rows point into a long enough run of zero points).
-    bases: Vec<*const u8>,
-    step: usize,
+    pub(super) bases: Vec<*const u8>,
+    pub(super) step: usize,
     /// Per pixel, the tap pointers of the border pixels (entries of interior pixels unused).
-    tab: Vec<*const u8>,
+    pub(super) tab: Vec<*const u8>,
     /// Scratch: the input line of every `(tz, ty)`, or `None` for padding.
     lines: Vec<Option<usize>>,
 }

@@ -149,7 +149,6 @@ impl RowRunWeights {
 pub(crate) fn row_run_packs(geometry: &ConvGeometry, kind: KernelKind) -> bool {
     kind == KernelKind::Avx512Vnni
         && geometry.groups == 1
-        && !geometry.is_pointwise()
         && !(geometry.out_channels <= SMALL_MAX_OUT && geometry.k() <= SMALL_MAX_K)
 }
 
@@ -158,7 +157,7 @@ pub(crate) fn row_run_packs(geometry: &ConvGeometry, kind: KernelKind) -> bool {
 pub(crate) enum Form {
     /// One GEMM weight matrix per group (`O/groups × taps·C/groups`).
     Gemm(Vec<PackedWeights>),
-    /// One group on AVX-512 VNNI, not pointwise: the row-run layout, plus the GEMM packing
+    /// One group on AVX-512 VNNI (pointwise too): the row-run layout, plus the GEMM packing
     /// (qparams, weight sums; and the implicit-GEMM fallback for width-dilated calls).
     RowRun(RowRunWeights, Vec<PackedWeights>),
     /// Direct depthwise kernel.

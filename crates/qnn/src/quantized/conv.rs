@@ -350,7 +350,7 @@ macro_rules! quantized_conv {
                 o
             }
 
-            /// Which kernel path runs (`"depthwise"`, `"small"` or `"gemm"`).
+            /// Which kernel path runs (`"depthwise"`, `"small"`, `"row-run"` or `"gemm"`).
             pub fn kernel_path(&self) -> &'static str {
                 self.0.packed.path()
             }

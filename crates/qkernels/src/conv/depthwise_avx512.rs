@@ -1,0 +1,839 @@
+//! The AVX-512 depthwise row kernel (AVX-512 F/BW/VL + VNNI, the `Avx512Vnni` family): one
+//! output row per call, like [`super::depthwise_avx2`] and on the same tap pointers
+//! ([`RowTaps`]), but 64 channels per zmm (a last block of at most 32 channels runs on ymm at
+//! half the cost) with the block's weights in registers across the row.
+//!
+//! Accumulator layout: a block's four i32 vectors `A_j` hold, in 128-bit lane `L`, the
+//! channels `16L + 4j .. 16L + 4j + 4`. That is what the in-lane byte and word unpacks produce
+//! from whole tap vectors, and the in-lane packs of the epilogue undo it, so the output bytes
+//! come out in channel order.
+//!
+//! Two products, chosen per call:
+//! * **pair-saturating** (fbgemm's depthwise fast path, when some weight pair can saturate):
+//!   the taps `(2p, 2p + 1)` are byte-interleaved and multiplied by `vpmaddubsw` (its i16
+//!   saturation is fbgemm's, bit for bit), two pairs' sums word-interleaved and added exactly
+//!   into i32 by `vpdpwssd` with ones;
+//! * **exact** (any other depthwise convolution, and the fast path when no pair can leave
+//!   i16: `255·(|w₀| + |w₁|) < 2¹⁵` for same-sign pairs, so saturation never happens): four
+//!   taps byte-interleaved per channel and accumulated by `vpdpbusd`.
+//!
+//! An odd last tap is exact in both: one `vpshufb` transposes its bytes so that dword e of
+//! lane L holds the channels of dword e of the four accumulators, and four `vpdpbusd` with
+//! weights in byte j only add channel `16L + 4j + e` to accumulator j. The accumulators start at `−za·Σ_t w` and are
+//! requantized in registers with the operations of [`crate::gemm::requantize_one`]
+//! (`cvtdq2ps`, FMA with the bias, multiply, `cvtps2dq`, saturating packs, clamp).
+//! Symmetric weights only (the caller keeps the per-pixel kernel for weight zero points ≠ 0).
+
+use std::arch::x86_64::*;
+
+use super::depthwise_avx2::RowTaps;
+use super::geometry::ConvGeometry;
+use super::pack::DepthwiseWeights;
+use crate::gemm::Stage;
+use crate::isa::Isa;
+
+/// `for $s in 0..$n { $body }`, unrolled (up to 8 iterations, the 5×5 kernel's 7 steps)
+/// when `$fixed` (a constant tap count): LLVM does not fully unroll the large step bodies.
+macro_rules! steps_loop {
+    ($fixed:expr, $n:expr, $s:ident => $body:block) => {{
+        let n: usize = $n;
+        if $fixed {
+            debug_assert!(n <= 8);
+            steps_loop!(@unrolled n, $s, $body, 0 1 2 3 4 5 6 7);
+        } else {
+            for $s in 0..n $body
+        }
+    }};
+    (@unrolled $n:ident, $s:ident, $body:block, $($k:literal)*) => {
+        $(if $k < $n {
+            let $s: usize = $k;
+            $body
+        })*
+    };
+}
+
+/// Weight vectors a block keeps in registers (the 5×5 kernel's 28; more taps load them).
+const MAX_REGS: usize = 28;
+
+/// One channel block: channels `c0..c0 + n` on a vector of `width` bytes (64 or 32).
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    c0: usize,
+    n: usize,
+    width: usize,
+}
+
+/// The blocks of O channels: whole zmm blocks, then a tail of at most 32 channels on ymm
+/// or a longer one on a masked zmm.
+fn blocks(o: usize) -> Vec<Block> {
+    let mut v: Vec<Block> = (0..o / 64)
+        .map(|b| Block {
+            c0: b * 64,
+            n: 64,
+            width: 64,
+        })
+        .collect();
+    let r = o % 64;
+    if r > 0 {
+        v.push(Block {
+            c0: o - r,
+            n: r,
+            width: if r <= 32 { 32 } else { 64 },
+        });
+    }
+    v
+}
+
+/// Channel (relative to its block) of element `i` of accumulator vector `j` of a block of
+/// `width` bytes: lane `i / 4`, channels `16·lane + 4j + i % 4`.
+fn acc_channel(j: usize, i: usize) -> usize {
+    16 * (i / 4) + 4 * j + i % 4
+}
+
+/// Whether some channel's tap pair `(2p, 2p + 1)` can leave i16 (`vpmaddubsw` saturates):
+/// with u8 activations the pair sum reaches `255·Σ max(w, 0)` and `255·Σ min(w, 0)`.
+fn pairs_can_saturate(w: &[i16], taps: usize, o: usize) -> bool {
+    (0..o).any(|c| {
+        (0..taps / 2).any(|p| {
+            let (a, b) = (
+                i32::from(w[2 * p * o + c]),
+                i32::from(w[(2 * p + 1) * o + c]),
+            );
+            let pos = 255 * (a.max(0) + b.max(0));
+            let neg = 255 * (a.min(0) + b.min(0));
+            pos > i32::from(i16::MAX) || neg < i32::from(i16::MIN)
+        })
+    })
+}
+
+/// Per-call constants of the AVX-512 row kernel; vectors in accumulator order per block.
+pub(crate) struct RowKernel512 {
+    o: usize,
+    taps: usize,
+    /// Pair-saturating products (else exact).
+    saturate: bool,
+    blocks: Vec<Block>,
+    /// Weight vectors per block (`units` vectors of the block's width), see [`Self::units`].
+    w: Vec<i8>,
+    /// The `vpshufb` control of the odd last tap.
+    lone_ctl: [i8; 64],
+    init: Vec<i32>,
+    mult: Vec<f32>,
+    bias_a: Vec<f32>,
+    bias_b: Vec<f32>,
+    zero_point: i32,
+    lo: i32,
+    hi: i32,
+}
+
+impl RowKernel512 {
+    /// The kernel for `w` (symmetric weights) with activation zero point `za`, pairs
+    /// saturated as fbgemm's if `saturate` (and some pair can saturate), or `None` when
+    /// the CPU lacks the `Avx512Vnni` level, the weights are asymmetric or the stage is not
+    /// a requantization.
+    pub(crate) fn new(
+        g: &ConvGeometry,
+        w: &DepthwiseWeights,
+        za: i32,
+        stage: &Stage,
+        saturate: bool,
+    ) -> Option<Self> {
+        let Stage::Requant(r) = stage else {
+            return None;
+        };
+        let saturate = Self::product(g, w, saturate)?;
+        let o = g.out_channels;
+        let taps = g.taps();
+        let blocks = blocks(o);
+        let padded = blocks.last().map_or(0, |b| b.c0 + b.width);
+        let units = Self::units(taps, saturate);
+        let pairs = taps / 2;
+        // per-channel vectors: entry c0 + j·(width/4) + i of a block is the channel
+        // acc_channel(j, i) of accumulator j (zero for channels ≥ O)
+        let mut init = vec![0i32; padded];
+        let (mut mult, mut bias_a, mut bias_b) =
+            (vec![0f32; padded], vec![0f32; padded], vec![0f32; padded]);
+        let mut wv = vec![0i8; padded * units];
+        // the values are i8 weights widened to i16, so narrowing back is exact
+        let wt = |t: usize, c: usize| -> i8 { if c < o { w.w[t * o + c] as i8 } else { 0 } };
+        for b in &blocks {
+            let q = b.width / 4;
+            for j in 0..4 {
+                for i in 0..q {
+                    let c = b.c0 + acc_channel(j, i);
+                    if c < o {
+                        let at = b.c0 + j * q + i;
+                        init[at] = w.col_offsets[c].wrapping_mul(za).wrapping_neg();
+                        mult[at] = r.mult[c];
+                        bias_a[at] = r.bias_a[c];
+                        bias_b[at] = r.bias_b[c];
+                    }
+                }
+            }
+            // the block's weight vectors, `units` of `width` bytes
+            let bw = &mut wv[b.c0 * units..(b.c0 + b.width) * units];
+            let mut vecs = bw.chunks_exact_mut(b.width);
+            if saturate {
+                // per pair, the low and high byte unpacks: word i of lane L is channel
+                // 16L + i (low) or 16L + 8 + i (high), bytes (w[2p], w[2p + 1])
+                for p in 0..pairs {
+                    for half in 0..2 {
+                        let v = vecs.next().expect("units");
+                        for (i, x) in v.iter_mut().enumerate() {
+                            let c = b.c0 + 16 * (i / 16) + 8 * half + (i % 16) / 2;
+                            *x = wt(2 * p + i % 2, c);
+                        }
+                    }
+                }
+            } else {
+                // per two pairs and accumulator j: dword e of lane L is channel
+                // 16L + 4j + e, bytes (w[2p], w[2p + 1], w[2p + 2], w[2p + 3])
+                for g in 0..pairs.div_ceil(2) {
+                    for j in 0..4 {
+                        let v = vecs.next().expect("units");
+                        for (i, x) in v.iter_mut().enumerate() {
+                            let t = 4 * g + i % 4;
+                            if t < 2 * pairs {
+                                *x = wt(t, b.c0 + acc_channel(j, i / 4));
+                            }
+                        }
+                    }
+                }
+            }
+            if taps % 2 == 1 {
+                // the odd last tap: for accumulator j the weight in byte j of each dword
+                // (the byte `lone_ctl` puts there)
+                for j in 0..4 {
+                    let v = vecs.next().expect("units");
+                    for (i, x) in v.iter_mut().enumerate().skip(j).step_by(4) {
+                        *x = wt(taps - 1, b.c0 + acc_channel(j, i / 4));
+                    }
+                }
+            }
+        }
+        // a 4×4 byte transpose in each lane: byte 4e + j takes byte 4j + e, so dword e
+        // holds the channels of dword e of the four accumulators
+        let lone_ctl = std::array::from_fn(|i| (4 * (i % 4) + (i % 16) / 4) as i8);
+        Some(RowKernel512 {
+            o,
+            taps,
+            saturate,
+            blocks,
+            w: wv,
+            lone_ctl,
+            init,
+            mult,
+            bias_a,
+            bias_b,
+            zero_point: r.zero_point,
+            lo: r.lo,
+            hi: r.hi,
+        })
+    }
+
+    /// Runs block `blk` of width `L::W` (`FULL`: all its channels are real) on the
+    /// instantiation for the tap count and product.
+    ///
+    /// # Safety
+    /// [`row_block`]'s contract.
+    #[inline(always)]
+    unsafe fn dispatch<L: Lanes, const FULL: bool>(
+        &self,
+        blk: &Block,
+        taps: &RowTaps,
+        out: &mut [u8],
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match (self.taps, self.saturate) {
+                (9, true) => row_block::<L, 9, true, FULL>(self, blk, taps, out),
+                (9, false) => row_block::<L, 9, false, FULL>(self, blk, taps, out),
+                (25, true) => row_block::<L, 25, true, FULL>(self, blk, taps, out),
+                (25, false) => row_block::<L, 25, false, FULL>(self, blk, taps, out),
+                (_, true) => row_block::<L, 0, true, FULL>(self, blk, taps, out),
+                (_, false) => row_block::<L, 0, false, FULL>(self, blk, taps, out),
+            }
+        }
+    }
+
+    /// Weight vectors per block: pair-saturating, two per tap pair; exact, four per two
+    /// pairs; plus four for an odd last tap.
+    fn units(taps: usize, saturate: bool) -> usize {
+        let pairs = taps / 2;
+        let lone = 4 * (taps % 2);
+        if saturate {
+            2 * pairs + lone
+        } else {
+            4 * pairs.div_ceil(2) + lone
+        }
+    }
+
+    /// Whether the kernel runs `w` on this CPU (the Avx512Vnni level, symmetric weights),
+    /// given a requantizing stage, and if so with pair-saturating products (`Some(true)`:
+    /// `saturate` asked for fbgemm's pair saturation and some weight pair can saturate) or
+    /// exact ones.
+    pub(crate) fn product(g: &ConvGeometry, w: &DepthwiseWeights, saturate: bool) -> Option<bool> {
+        (Isa::Avx512Vnni.is_supported() && w.zero_points.iter().all(|&z| z == 0))
+            .then(|| saturate && pairs_can_saturate(&w.w, g.taps(), g.out_channels))
+    }
+
+    /// The name of a product: `"avx512-pairs"` (fbgemm's pair saturation) or
+    /// `"avx512-exact"`.
+    pub(crate) fn product_name(saturate: bool) -> &'static str {
+        if saturate {
+            "avx512-pairs"
+        } else {
+            "avx512-exact"
+        }
+    }
+
+    /// Computes one output row (`ow·O` bytes of `out`) from the tap pointers `taps` filled
+    /// for it.
+    pub(crate) fn row(&self, taps: &RowTaps, out: &mut [u8]) {
+        let o = self.o;
+        let nt = self.taps + self.taps % 2;
+        let ow = out.len() / o;
+        let (a, b) = taps.interior;
+        assert!(out.len().is_multiple_of(o) && taps.tab.len() >= ow * nt);
+        assert!(taps.bases.len() == nt && a <= b && b <= ow && taps.o == o);
+        let padded = self.blocks.last().map_or(0, |b| b.c0 + b.width);
+        let units = Self::units(self.taps, self.saturate);
+        assert!(self.w.len() == padded * units && self.init.len() == padded);
+        assert!(
+            [&self.mult, &self.bias_a, &self.bias_b]
+                .iter()
+                .all(|v| v.len() == padded)
+        );
+        for blk in &self.blocks {
+            // SAFETY: `new` checked the Avx512Vnni level (AVX-512 F/BW/VL + VNNI); the
+            // lengths are asserted above and every block lies inside them; `RowTaps::fill`
+            // (the only code that sets its pointers) derives each from a slice with O
+            // readable bytes for every pixel it serves, and a block reads channels
+            // c0..c0 + n ≤ O of them.
+            unsafe {
+                match (blk.width, blk.n == blk.width) {
+                    (64, true) => self.dispatch::<Zmm, true>(blk, taps, out),
+                    (64, false) => self.dispatch::<Zmm, false>(blk, taps, out),
+                    (_, true) => self.dispatch::<Ymm, true>(blk, taps, out),
+                    (_, false) => self.dispatch::<Ymm, false>(blk, taps, out),
+                }
+            }
+        }
+    }
+}
+
+/// The vector operations of one block width (zmm: 64 channels, ymm: 32), all in 128-bit
+/// lanes, so both widths share one layout.
+///
+/// # Safety
+/// Every method requires AVX-512 F/BW/VL + VNNI; pointer arguments are described per method.
+trait Lanes {
+    type V: Copy;
+    /// Bytes (channels) per vector.
+    const W: usize;
+    /// `W` bytes at `p`.
+    unsafe fn load(p: *const u8) -> Self::V;
+    /// The bytes of `p` selected by `mask` (zero elsewhere); only those are read.
+    unsafe fn load_mask(p: *const u8, mask: u64) -> Self::V;
+    /// The bytes of `v` selected by `mask` to `p`; only those are written.
+    unsafe fn store_mask(p: *mut u8, v: Self::V, mask: u64);
+    /// `W` bytes to `p`.
+    unsafe fn store(p: *mut u8, v: Self::V);
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat16(x: i16) -> Self::V;
+    unsafe fn splat8(x: i8) -> Self::V;
+    unsafe fn unpacklo8(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn unpackhi8(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn unpacklo16(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn unpackhi16(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn maddubs(a: Self::V, w: Self::V) -> Self::V;
+    unsafe fn dpwssd(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn dpbusd(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn shuffle8(a: Self::V, ctl: Self::V) -> Self::V;
+    /// `cvt_rne((fma(a, b, f32(x)))·m)` with `a`, `b`, `m` loaded from `W / 4` floats.
+    unsafe fn requant(x: Self::V, a: *const f32, b: *const f32, m: *const f32) -> Self::V;
+    /// `W / 4` i32 at `p`.
+    unsafe fn load_i32(p: *const i32) -> Self::V;
+    /// Saturating i32 → i16 packs of `(a, b)` in lanes.
+    unsafe fn packs32(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn adds16(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn packus16(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn clamp8(v: Self::V, lo: Self::V, hi: Self::V) -> Self::V;
+}
+
+/// 64 channels per vector.
+struct Zmm;
+/// 32 channels per vector.
+struct Ymm;
+
+impl Lanes for Zmm {
+    type V = __m512i;
+    const W: usize = 64;
+    #[inline(always)]
+    unsafe fn load(p: *const u8) -> __m512i {
+        // SAFETY: the caller guarantees 64 readable bytes at `p`.
+        unsafe { _mm512_loadu_si512(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn load_mask(p: *const u8, mask: u64) -> __m512i {
+        // SAFETY: the caller guarantees the masked bytes readable; the others are not read.
+        unsafe { _mm512_maskz_loadu_epi8(mask, p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn store_mask(p: *mut u8, v: __m512i, mask: u64) {
+        // SAFETY: the caller guarantees the masked bytes writable; the others are untouched.
+        unsafe { _mm512_mask_storeu_epi8(p.cast(), mask, v) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut u8, v: __m512i) {
+        // SAFETY: the caller guarantees 64 writable bytes at `p`.
+        unsafe { _mm512_storeu_si512(p.cast(), v) }
+    }
+    #[inline(always)]
+    unsafe fn zero() -> __m512i {
+        // SAFETY: AVX-512F (the trait's contract).
+        unsafe { _mm512_setzero_si512() }
+    }
+    #[inline(always)]
+    unsafe fn splat16(x: i16) -> __m512i {
+        // SAFETY: AVX-512F (the trait's contract).
+        unsafe { _mm512_set1_epi16(x) }
+    }
+    #[inline(always)]
+    unsafe fn splat8(x: i8) -> __m512i {
+        // SAFETY: AVX-512F (the trait's contract).
+        unsafe { _mm512_set1_epi8(x) }
+    }
+    #[inline(always)]
+    unsafe fn unpacklo8(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_unpacklo_epi8(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn unpackhi8(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_unpackhi_epi8(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn unpacklo16(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_unpacklo_epi16(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn unpackhi16(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_unpackhi_epi16(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn maddubs(a: __m512i, w: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_maddubs_epi16(a, w) }
+    }
+    #[inline(always)]
+    unsafe fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: AVX-512 VNNI (the trait's contract).
+        unsafe { _mm512_dpwssd_epi32(acc, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: AVX-512 VNNI (the trait's contract).
+        unsafe { _mm512_dpbusd_epi32(acc, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn shuffle8(a: __m512i, ctl: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_shuffle_epi8(a, ctl) }
+    }
+    #[inline(always)]
+    unsafe fn requant(x: __m512i, a: *const f32, b: *const f32, m: *const f32) -> __m512i {
+        // SAFETY: the caller guarantees 16 readable floats at `a`, `b` and `m`.
+        unsafe {
+            let f = _mm512_fmadd_ps(
+                _mm512_loadu_ps(a),
+                _mm512_loadu_ps(b),
+                _mm512_cvtepi32_ps(x),
+            );
+            _mm512_cvtps_epi32(_mm512_mul_ps(f, _mm512_loadu_ps(m)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> __m512i {
+        // SAFETY: the caller guarantees 16 readable i32 at `p`.
+        unsafe { _mm512_loadu_si512(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn packs32(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_packs_epi32(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn adds16(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_adds_epi16(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn packus16(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_packus_epi16(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn clamp8(v: __m512i, lo: __m512i, hi: __m512i) -> __m512i {
+        // SAFETY: AVX-512BW (the trait's contract).
+        unsafe { _mm512_min_epu8(_mm512_max_epu8(v, lo), hi) }
+    }
+}
+
+impl Lanes for Ymm {
+    type V = __m256i;
+    const W: usize = 32;
+    #[inline(always)]
+    unsafe fn load(p: *const u8) -> __m256i {
+        // SAFETY: the caller guarantees 32 readable bytes at `p`.
+        unsafe { _mm256_loadu_si256(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn load_mask(p: *const u8, mask: u64) -> __m256i {
+        // SAFETY: the caller guarantees the masked bytes readable (the mask's low 32 bits
+        // select them); the others are not read.
+        unsafe { _mm256_maskz_loadu_epi8(mask as u32, p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn store_mask(p: *mut u8, v: __m256i, mask: u64) {
+        // SAFETY: the caller guarantees the masked bytes writable; the others are untouched.
+        unsafe { _mm256_mask_storeu_epi8(p.cast(), mask as u32, v) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut u8, v: __m256i) {
+        // SAFETY: the caller guarantees 32 writable bytes at `p`.
+        unsafe { _mm256_storeu_si256(p.cast(), v) }
+    }
+    #[inline(always)]
+    unsafe fn zero() -> __m256i {
+        // SAFETY: AVX (the trait's contract).
+        unsafe { _mm256_setzero_si256() }
+    }
+    #[inline(always)]
+    unsafe fn splat16(x: i16) -> __m256i {
+        // SAFETY: AVX (the trait's contract).
+        unsafe { _mm256_set1_epi16(x) }
+    }
+    #[inline(always)]
+    unsafe fn splat8(x: i8) -> __m256i {
+        // SAFETY: AVX (the trait's contract).
+        unsafe { _mm256_set1_epi8(x) }
+    }
+    #[inline(always)]
+    unsafe fn unpacklo8(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_unpacklo_epi8(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn unpackhi8(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_unpackhi_epi8(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn unpacklo16(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_unpacklo_epi16(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn unpackhi16(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_unpackhi_epi16(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn maddubs(a: __m256i, w: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_maddubs_epi16(a, w) }
+    }
+    #[inline(always)]
+    unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX-512 VNNI + VL (the trait's contract).
+        unsafe { _mm256_dpwssd_epi32(acc, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX-512 VNNI + VL (the trait's contract).
+        unsafe { _mm256_dpbusd_epi32(acc, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn shuffle8(a: __m256i, ctl: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_shuffle_epi8(a, ctl) }
+    }
+    #[inline(always)]
+    unsafe fn requant(x: __m256i, a: *const f32, b: *const f32, m: *const f32) -> __m256i {
+        // SAFETY: the caller guarantees 8 readable floats at `a`, `b` and `m`.
+        unsafe {
+            let f = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a),
+                _mm256_loadu_ps(b),
+                _mm256_cvtepi32_ps(x),
+            );
+            _mm256_cvtps_epi32(_mm256_mul_ps(f, _mm256_loadu_ps(m)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> __m256i {
+        // SAFETY: the caller guarantees 8 readable i32 at `p`.
+        unsafe { _mm256_loadu_si256(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn packs32(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_packs_epi32(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn adds16(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_adds_epi16(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn packus16(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_packus_epi16(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn clamp8(v: __m256i, lo: __m256i, hi: __m256i) -> __m256i {
+        // SAFETY: AVX2 (the trait's contract).
+        unsafe { _mm256_min_epu8(_mm256_max_epu8(v, lo), hi) }
+    }
+}
+
+/// A block's loop constants: its weight vectors (the first [`MAX_REGS`] held in registers
+/// when the tap count is a constant), the odd tap's controls, the accumulators' start, the
+/// per-channel epilogue vectors, the channel mask and the epilogue's splats.
+struct Regs<L: Lanes> {
+    w: [L::V; MAX_REGS],
+    /// The weights in memory (`units` vectors of `L::W` bytes).
+    wmem: *const i8,
+    lone_ctl: L::V,
+    init: [L::V; 4],
+    bias_a: *const f32,
+    bias_b: *const f32,
+    mult: *const f32,
+    mask: u64,
+    ones: L::V,
+    zp: L::V,
+    lo: L::V,
+    hi: L::V,
+}
+
+/// One block of one row: border pixels through the table, interior pixels from the bases.
+/// `T > 0` fixes the tap count (3×3, 5×5) so the tap loops unroll and the weights stay in
+/// registers; `T = 0` reads it from `k`.
+///
+/// # Safety
+/// AVX-512 F/BW/VL + VNNI available; the lengths and pointers of [`RowKernel512::row`]'s
+/// contract; `blk` is one of `k`'s blocks and its width is `L::W`.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn row_block<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>(
+    k: &RowKernel512,
+    blk: &Block,
+    taps: &RowTaps,
+    out: &mut [u8],
+) {
+    let t = if T > 0 { T } else { k.taps };
+    let units = RowKernel512::units(t, SAT);
+    let nt = t + t % 2;
+    let ow = out.len() / k.o;
+    let (a, b) = taps.interior;
+    let tab = taps.tab.as_ptr();
+    let bases = taps.bases.as_ptr();
+    let q = L::W / 4;
+    // SAFETY: the block's `units` weight vectors of `L::W` bytes start at c0·units (the
+    // layout `new` built, length asserted by `row`); the control rows hold 64 ≥ `L::W`
+    // bytes; the per-channel vectors hold c0 + `L::W` entries; border pixels x < a or
+    // x ≥ b have nt table entries at x·nt, interior pixels read base + (x − a)·step inside
+    // the run `fill` sliced; out holds ow·O bytes and the block's channels are < O.
+    unsafe {
+        let wmem = k.w.as_ptr().add(blk.c0 * units);
+        let mut w = [L::zero(); MAX_REGS];
+        if T > 0 {
+            for (u, v) in w.iter_mut().enumerate().take(units.min(MAX_REGS)) {
+                *v = L::load(wmem.add(u * L::W).cast());
+            }
+        }
+        let c0 = blk.c0;
+        let init = k.init.as_ptr().add(c0);
+        let r = Regs::<L> {
+            w,
+            wmem,
+            lone_ctl: L::load(k.lone_ctl.as_ptr().cast()),
+            init: std::array::from_fn(|j| L::load_i32(init.add(j * q))),
+            bias_a: k.bias_a.as_ptr().add(c0),
+            bias_b: k.bias_b.as_ptr().add(c0),
+            mult: k.mult.as_ptr().add(c0),
+            mask: u64::MAX >> (64 - blk.n),
+            ones: L::splat16(1),
+            zp: L::splat16(k.zero_point as i16),
+            lo: L::splat8(k.lo as u8 as i8),
+            hi: L::splat8(k.hi as u8 as i8),
+        };
+        let steps = steps(t);
+        let base = out.as_mut_ptr();
+        let dst = |x: usize| base.add(x * k.o + c0);
+        for x in (0..a).chain(b..ow) {
+            let ptrs = tab.add(x * nt);
+            let mut acc = r.init;
+            steps_loop!(T > 0, steps, s => {
+                acc_step::<L, T, SAT, FULL>(k, &r, c0, ptrs, 0, s, &mut acc);
+            });
+            let qv: [L::V; 4] = std::array::from_fn(|j| requant(&r, acc[j], j));
+            store::<L, FULL>(&r, qv, dst(x));
+        }
+        if a < b {
+            // Software-pipelined: the epilogue of pixel x − 1 is interleaved with the
+            // accumulation of pixel x, so the scheduler always holds ready work (a pixel's
+            // chain from the tap loads to the store is ~50 cycles; in sequence the vector
+            // scheduler fills with its waiting epilogue).
+            let step = taps.step;
+            let mut prev = r.init;
+            steps_loop!(T > 0, steps, s => {
+                acc_step::<L, T, SAT, FULL>(k, &r, c0, bases, 0, s, &mut prev);
+            });
+            for x in a + 1..b {
+                let mut acc = r.init;
+                let mut qv = [L::zero(); 4];
+                steps_loop!(T > 0, steps, s => {
+                    acc_step::<L, T, SAT, FULL>(k, &r, c0, bases, (x - a) * step, s, &mut acc);
+                    for (j, v) in qv.iter_mut().enumerate() {
+                        if (4 * s / steps..4 * (s + 1) / steps).contains(&j) {
+                            *v = requant(&r, prev[j], j);
+                        }
+                    }
+                });
+                store::<L, FULL>(&r, qv, dst(x - 1));
+                prev = acc;
+            }
+            let qv: [L::V; 4] = std::array::from_fn(|j| requant(&r, prev[j], j));
+            store::<L, FULL>(&r, qv, dst(b - 1));
+        }
+    }
+}
+
+/// Accumulation steps of one pixel: one per two tap pairs, one for an odd last tap.
+#[inline(always)]
+fn steps(taps: usize) -> usize {
+    (taps / 2).div_ceil(2) + taps % 2
+}
+
+/// Step `s` of one pixel's accumulation ([`steps`]): tap pairs `2s` and `2s + 1` (the
+/// second may be missing), or the odd last tap; tap i is at `ptrs[i] + off`.
+///
+/// # Safety
+/// AVX-512 F/BW/VL + VNNI available; every `ptrs[i] + off` addresses O readable bytes, of
+/// which the block reads `c0..c0 + n`; the weights of `r` are the block's.
+#[inline(always)]
+unsafe fn acc_step<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>(
+    k: &RowKernel512,
+    r: &Regs<L>,
+    c0: usize,
+    ptrs: *const *const u8,
+    off: usize,
+    s: usize,
+    acc: &mut [L::V; 4],
+) {
+    let t = if T > 0 { T } else { k.taps };
+    let pairs = t / 2;
+    // SAFETY: tap loads read the block's n ≤ O − c0 bytes at offset c0 of a tap (O readable
+    // bytes); weight vector u < units lies in the block's weights.
+    unsafe {
+        let wv = |u: usize| -> L::V {
+            if T > 0 && u < MAX_REGS {
+                r.w[u]
+            } else {
+                L::load(r.wmem.add(u * L::W).cast())
+            }
+        };
+        let tap = |i: usize| {
+            let p = (*ptrs.add(i)).add(off + c0);
+            if FULL {
+                L::load(p)
+            } else {
+                L::load_mask(p, r.mask)
+            }
+        };
+        let p = 2 * s;
+        if p < pairs {
+            // pairs p and p + 1 (or a zero pair); their weights start at unit 2p in both
+            // layouts (two units per pair, or four per two pairs)
+            let two = p + 1 < pairs;
+            let u = 2 * p;
+            let (a0, a1) = (tap(2 * p), tap(2 * p + 1));
+            let (b0, b1) = if two {
+                (tap(2 * p + 2), tap(2 * p + 3))
+            } else {
+                (L::zero(), L::zero())
+            };
+            let (alo, ahi) = (L::unpacklo8(a0, a1), L::unpackhi8(a0, a1));
+            let (blo, bhi) = (L::unpacklo8(b0, b1), L::unpackhi8(b0, b1));
+            if SAT {
+                let sa = (L::maddubs(alo, wv(u)), L::maddubs(ahi, wv(u + 1)));
+                let sb = if two {
+                    (L::maddubs(blo, wv(u + 2)), L::maddubs(bhi, wv(u + 3)))
+                } else {
+                    (L::zero(), L::zero())
+                };
+                acc[0] = L::dpwssd(acc[0], L::unpacklo16(sa.0, sb.0), r.ones);
+                acc[1] = L::dpwssd(acc[1], L::unpackhi16(sa.0, sb.0), r.ones);
+                acc[2] = L::dpwssd(acc[2], L::unpacklo16(sa.1, sb.1), r.ones);
+                acc[3] = L::dpwssd(acc[3], L::unpackhi16(sa.1, sb.1), r.ones);
+            } else {
+                acc[0] = L::dpbusd(acc[0], L::unpacklo16(alo, blo), wv(u));
+                acc[1] = L::dpbusd(acc[1], L::unpackhi16(alo, blo), wv(u + 1));
+                acc[2] = L::dpbusd(acc[2], L::unpacklo16(ahi, bhi), wv(u + 2));
+                acc[3] = L::dpbusd(acc[3], L::unpackhi16(ahi, bhi), wv(u + 3));
+            }
+        } else {
+            // the odd last tap, after all pairs' weight vectors
+            let u = RowKernel512::units(t, SAT) - 4;
+            let y = L::shuffle8(tap(t - 1), r.lone_ctl);
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = L::dpbusd(*a, y, wv(u + j));
+            }
+        }
+    }
+}
+
+/// Requantized accumulator vector `j` of the block:
+/// `cvt_rne(fma(bias_a, bias_b, f32(acc))·mult)`.
+///
+/// # Safety
+/// AVX-512 F/BW/VL + VNNI available; the per-channel pointers of `r` cover the block.
+#[inline(always)]
+unsafe fn requant<L: Lanes>(r: &Regs<L>, acc: L::V, j: usize) -> L::V {
+    let q = L::W / 4;
+    // SAFETY: vector j's W/4 entries lie inside the block's per-channel vectors.
+    unsafe {
+        L::requant(
+            acc,
+            r.bias_a.add(j * q),
+            r.bias_b.add(j * q),
+            r.mult.add(j * q),
+        )
+    }
+}
+
+/// Packs the four requantized vectors to bytes in channel order and stores the block's
+/// channels at `dst`: the i16 packs saturate (|q| ≥ 2¹⁵ stays beyond [0, 255] after adding
+/// zp ∈ 0..=255 with i16 saturation), the u8 pack clamps to [0, 255], then [lo, hi] ⊂
+/// [0, 255]: the scalar `clamp(q + zp, lo, hi)` of [`crate::gemm::requantize_one`].
+///
+/// # Safety
+/// AVX-512 F/BW/VL + VNNI available; `dst` addresses the block's n writable bytes.
+#[inline(always)]
+unsafe fn store<L: Lanes, const FULL: bool>(r: &Regs<L>, qv: [L::V; 4], dst: *mut u8) {
+    // SAFETY: the caller's contract; a partial block stores only its masked bytes.
+    unsafe {
+        let w01 = L::adds16(L::packs32(qv[0], qv[1]), r.zp);
+        let w23 = L::adds16(L::packs32(qv[2], qv[3]), r.zp);
+        let v = L::clamp8(L::packus16(w01, w23), r.lo, r.hi);
+        if FULL {
+            L::store(dst, v)
+        } else {
+            L::store_mask(dst, v, r.mask)
+        }
+    }
+}
