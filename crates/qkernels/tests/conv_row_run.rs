@@ -84,6 +84,25 @@ fn grouped_small_and_width_dilated_convs_keep_other_paths_pointwise_ones_do_not(
     }
 }
 
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    // above the kernel's parallel threshold: tasks of M tiles spread over the pool
+    let g = ConvGeometry::new(2, 64, 70, 1, &[12, 12], &[3, 3])
+        .and_then(|g| g.with_padding(&[1, 1]))
+        .expect("geometry");
+    assert_row_run(&g, true);
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| {
+            check(&g, threads as u64, true, true, 0);
+            check(&g, 7, false, false, 1);
+        });
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(
         std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)))]

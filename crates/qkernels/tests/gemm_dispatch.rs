@@ -621,3 +621,38 @@ fn the_oracle_rejects_bad_buffers_instead_of_panicking() {
         })
     );
 }
+
+/// The driver reuses each thread's packed-A and accumulator buffers across calls: a call
+/// after a larger one full of 255s (with K tails, partial tiles and asymmetric weights) must
+/// not see any of its bytes.
+#[test]
+fn reused_scratch_does_not_leak_between_calls() {
+    let zps: Vec<i32> = (0..97i32).map(|i| i % 5 - 2).collect();
+    let scales = vec![0.01f32; 97];
+    let q = WeightQParams::PerChannel {
+        scales: &scales,
+        zero_points: &zps,
+    };
+    for kind in KernelKind::all_runnable() {
+        let acc = if kind.saturates_pairs() {
+            Accumulation::PairSaturating16
+        } else {
+            Accumulation::Exact
+        };
+        let (m, n, k) = (40, 300, 515);
+        let a = vec![255u8; m * k];
+        let w = vec![127i8; n * k];
+        let big = raw_kernel(kind, &a, m, 0, &w, n, k, PT);
+        assert_eq!(big, raw_oracle(acc, &a, m, 0, &w, n, k, PT), "{kind}");
+        for (m, n, k) in [(11, 97, 13), (3, 97, 130), (9, 97, 1)] {
+            let a: Vec<u8> = (0..m * k).map(|i| (i * 37 % 200) as u8).collect();
+            let w: Vec<i8> = (0..n * k).map(|i| (i * 53 % 255) as u8 as i8).collect();
+            let got = raw_kernel(kind, &a, m, 17, &w, n, k, q);
+            assert_eq!(
+                got,
+                raw_oracle(acc, &a, m, 17, &w, n, k, q),
+                "{kind} {m}x{k}x{n}"
+            );
+        }
+    }
+}

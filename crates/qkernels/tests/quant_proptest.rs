@@ -74,3 +74,50 @@ proptest! {
         }
     }
 }
+
+/// The exact extremes of NaN-free data (a zero extreme compared by value: its sign is free).
+fn fold_min_max(x: &[f32]) -> (f32, f32) {
+    x.iter()
+        .fold(x.first().map_or((0.0, 0.0), |&f| (f, f)), |(l, h), &v| {
+            (l.min(v), h.max(v))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn min_max_is_exact_on_every_family(
+        x in prop::collection::vec(
+            any_f32().prop_filter("no NaN", |v| !v.is_nan()),
+            0..300,
+        ),
+    ) {
+        let want = fold_min_max(&x);
+        for isa in isa::runnable() {
+            let got = quant::min_max_with(isa, &x).unwrap();
+            prop_assert!(got.0 == want.0 && got.1 == want.1, "{isa:?}: {got:?} vs {want:?}");
+        }
+    }
+}
+
+/// Inputs above the parallel threshold are split over the pool; the extremes (placed in the
+/// last and in a middle chunk) come out the same for any thread count.
+#[test]
+fn min_max_of_large_inputs_is_the_same_for_any_thread_count() {
+    let n = quant::PAR_THRESHOLD * 2 + 77;
+    let mut x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 0.25 - 100.0).collect();
+    x[n - 1] = -1234.5;
+    x[n / 2 + 3] = 987.25;
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for isa in isa::runnable() {
+            let got = pool.install(|| quant::min_max_with(isa, &x)).unwrap();
+            assert_eq!(got, (-1234.5, 987.25), "{isa:?}, {threads} threads");
+        }
+    }
+    assert_eq!(quant::min_max(&[]), (0.0, 0.0));
+}

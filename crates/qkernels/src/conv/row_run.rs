@@ -36,8 +36,6 @@ const PARALLEL_MACS: usize = 1 << 19;
 const K_BLOCK_BYTES: usize = 16 * 1024;
 /// Most M tiles per task (its accumulators: up to 24 × 8 × 64 i32 = 48 KiB).
 const TASK_TILES: usize = 24;
-/// Tag of pointer-table entries that are offsets into the task's scratch, not the input.
-const SCRATCH: usize = 1 << (usize::BITS - 1);
 /// Accumulator row stride of a tile (one panel).
 const ACC_LD: usize = ROW_RUN_PANEL;
 
@@ -271,18 +269,21 @@ impl<'p, 'a> Entries<'p, 'a> {
         }
     }
 
-    /// Fills the entries of pixels `first..first + count` (pixel `i` of the block at
-    /// `entries[(i / rows)·runs·rows + t·rows + i % rows]` for each run `t`): input offsets,
-    /// or [`SCRATCH`]-tagged offsets of runs gathered into `scratch` (whose first `run4`
-    /// bytes are the shared zero-point row); and their row sums when `sums`.
+    /// Fills the pointer table of pixels `first..first + count` (pixel `i` of the block at
+    /// `ptrs[(i / rows)·runs·rows + t·rows + i % rows]` for each run `t`) and their row sums
+    /// when `sums`: pointers into the input, or for runs gathered into `scratch` (whose first
+    /// `run4` bytes are the shared zero-point row) a `(table index, scratch offset)` entry
+    /// of `patches`, to be pointed once `scratch` stops growing.
+    #[allow(clippy::too_many_arguments)]
     fn fill(
         &self,
         first: usize,
         count: usize,
         rows: usize,
-        entries: &mut [usize],
+        ptrs: &mut [*const u8],
         row_sums: &mut [i32],
         scratch: &mut Vec<u8>,
+        patches: &mut Vec<(usize, usize)>,
     ) {
         let g = self.plan.g;
         let [od, oh, ow] = self.plan.out_dims;
@@ -315,7 +316,7 @@ impl<'p, 'a> Entries<'p, 'a> {
                     }
                 }
             }
-            let e = &mut entries[i * runs * rows + r..];
+            let at = i * runs * rows + r;
             let [zr, yr, xr] = &self.inside;
             if zr.contains(&z) && yr.contains(&y) && xr.contains(&x) {
                 let base = (((n * id + z * g.stride[0] - g.padding[0]) * ih + y * g.stride[1]
@@ -325,8 +326,9 @@ impl<'p, 'a> Entries<'p, 'a> {
                     - g.padding[2])
                     * c;
                 if base + last <= input.len() {
-                    for (t, &off) in self.tap_rows.iter().enumerate() {
-                        e[t * rows] = base + off;
+                    let from = input[base..].as_ptr();
+                    for (e, &off) in ptrs[at..].iter_mut().step_by(rows).zip(&self.tap_rows) {
+                        *e = from.wrapping_add(off);
                     }
                     if self.sums {
                         let run = self.w.run;
@@ -337,23 +339,22 @@ impl<'p, 'a> Entries<'p, 'a> {
                     continue;
                 }
             }
-            row_sums[i * rows + r] = self.gather(n, z, y, x, e, rows, scratch);
+            row_sums[i * rows + r] = self.gather([n, z, y, x], at, rows, ptrs, scratch, patches);
         }
     }
 
-    /// The general case of [`Entries::fill`] for one pixel: per run, the input in place if
-    /// its window row is inside and `run4` bytes fit in the input, the shared zero-point row
-    /// if the row is padding, else a gathered copy. Returns the row sum (0 unless `sums`).
-    #[allow(clippy::too_many_arguments)]
+    /// The general case of [`Entries::fill`] for pixel `[n, z, y, x]` (table entries
+    /// `at + t·stride`): per run, the input in place if its window row is inside and `run4`
+    /// bytes fit in the input, the shared zero-point row if the row is padding, else a
+    /// gathered copy. Returns the row sum (0 unless `sums`).
     fn gather(
         &self,
-        n: usize,
-        z: usize,
-        y: usize,
-        x: usize,
-        e: &mut [usize],
+        [n, z, y, x]: [usize; 4],
+        at: usize,
         stride: usize,
+        ptrs: &mut [*const u8],
         scratch: &mut Vec<u8>,
+        patches: &mut Vec<(usize, usize)>,
     ) -> i32 {
         let g = self.plan.g;
         let [id, ih, iw] = g.input;
@@ -365,38 +366,39 @@ impl<'p, 'a> Entries<'p, 'a> {
         let lo = (-x0).clamp(0, kw as isize) as usize;
         let hi = (iw as isize - x0).clamp(lo as isize, kw as isize) as usize;
         let mut sum = 0i32;
-        let mut t = 0;
+        let mut e = at;
         for tz in 0..g.kernel[0] {
             let iz = g.input_coord(0, z, tz);
             for ty in 0..g.kernel[1] {
-                let e = &mut e[t * stride];
-                t += 1;
+                let here = e;
+                e += stride;
                 let (Some(iz), Some(iy)) = (iz, g.input_coord(1, y, ty)) else {
-                    *e = SCRATCH;
+                    patches.push((here, 0));
                     sum = sum.wrapping_add(za.wrapping_mul(run as i32));
                     continue;
                 };
                 let line = ((n * id + iz) * ih + iy) * iw;
                 // x0 ≥ 0 when lo = 0
                 let start = (lo == 0 && hi == kw).then(|| (line + x0 as usize) * c);
-                let (seg, tagged) = if let Some(start) = start
+                let seg = if let Some(start) = start
                     && start + run4 <= input.len()
                 {
-                    (&input[start..start + run], start)
+                    ptrs[here] = input[start..].as_ptr();
+                    &input[start..start + run]
                 } else {
-                    let at = scratch.len();
-                    scratch.resize(at + run4, za as u8);
+                    let off = scratch.len();
+                    scratch.resize(off + run4, za as u8);
                     if hi > lo {
                         let from = (line + (x0 + lo as isize) as usize) * c;
-                        scratch[at + lo * c..at + hi * c]
+                        scratch[off + lo * c..off + hi * c]
                             .copy_from_slice(&input[from..from + (hi - lo) * c]);
                     }
-                    (&scratch[at..at + run], SCRATCH | at)
+                    patches.push((here, off));
+                    &scratch[off..off + run]
                 };
                 if self.sums {
                     sum = sum.wrapping_add(byte_sum(seg));
                 }
-                *e = tagged;
             }
         }
         sum
@@ -447,36 +449,30 @@ fn run_task(
     let per_tile = runs * rows;
     let count = tiles.len();
     let m_first = tiles.start * rows;
-    let mut entries = vec![0usize; count * per_tile];
+    let mut ptrs = vec![std::ptr::null::<u8>(); count * per_tile];
     let mut row_sums = vec![0i32; count * rows];
     let mut scratch = vec![plan.za as u8; w.run4];
+    let mut patches = Vec::new();
     let real = (count * rows).min(m - m_first);
     Entries::new(plan, w, !symmetric).fill(
         m_first,
         real,
         rows,
-        &mut entries,
+        &mut ptrs,
         &mut row_sums,
         &mut scratch,
+        &mut patches,
     );
+    for (at, off) in patches {
+        ptrs[at] = scratch[off..].as_ptr();
+    }
     // tail rows repeat the tile's first pixel's runs; their results are discarded
     for idx in real..count * rows {
         let (i, r) = (idx / rows, idx % rows);
         for t in 0..runs {
-            entries[i * per_tile + t * rows + r] = entries[i * per_tile + t * rows];
+            ptrs[i * per_tile + t * rows + r] = ptrs[i * per_tile + t * rows];
         }
     }
-    let (input, scr) = (plan.input.as_ptr(), scratch.as_ptr());
-    let ptrs: Vec<*const u8> = entries
-        .iter()
-        .map(|&e| {
-            if e & SCRATCH != 0 {
-                scr.wrapping_add(e & !SCRATCH)
-            } else {
-                input.wrapping_add(e)
-            }
-        })
-        .collect();
     let fused = Requant::of(&gp.stage).filter(|_| symmetric);
     let zw = gp.w.zero_points();
     // one tile's accumulators when K is one block (each tile is finished at once), else

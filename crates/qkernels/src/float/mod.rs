@@ -97,6 +97,7 @@ mod direct_kernel;
 mod error;
 mod gemv_f16;
 mod hgemm;
+mod pair_split;
 mod phases;
 mod reference;
 mod sgemm;

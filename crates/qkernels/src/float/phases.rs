@@ -8,6 +8,8 @@
 //! `ox + col / sw` of phase `col mod sw`: consecutive outputs read consecutive floats, for
 //! every stride and dilation, so the kernels load whole vectors.
 
+use super::direct_kernel::DirectConvKernel;
+use super::pair_split::PairSplit;
 use super::window::ConvWindow;
 
 /// The phase layout of one padded plane (see the module docs).
@@ -20,12 +22,15 @@ pub(super) struct Phases {
     phase_w: usize,
     /// Per phase `r`: the first input column stored in it and its column in the phase row.
     starts: Vec<(usize, usize)>,
+    /// The copy of stride-2 rows.
+    pairs: PairSplit,
 }
 
 impl Phases {
     /// The layout for the input planes of `win` (size, padding, horizontal stride) with phase
-    /// rows of `phase_w` floats (padded columns past `phase_w · sw` are not stored).
-    pub(super) fn new(win: &ConvWindow, phase_w: usize) -> Self {
+    /// rows of `phase_w` floats (padded columns past `phase_w · sw` are not stored), filled
+    /// with the SIMD copies of the kernel family `kind`.
+    pub(super) fn new(win: &ConvWindow, phase_w: usize, kind: DirectConvKernel) -> Self {
         let ([h, w], [ph, pw]) = (win.input, win.padding);
         let sw = win.stride[1].max(1);
         let starts = (0..sw)
@@ -42,6 +47,7 @@ impl Phases {
             sw,
             phase_w,
             starts,
+            pairs: PairSplit::for_kernel(kind),
         }
     }
 
@@ -73,7 +79,12 @@ impl Phases {
                 continue;
             }
             if sw == 2 {
-                fill_pairs(row, pw, &mut dst[prow * phase_w..(prow + 2) * phase_w]);
+                fill_pairs(
+                    self.pairs,
+                    row,
+                    pw,
+                    &mut dst[prow * phase_w..(prow + 2) * phase_w],
+                );
                 continue;
             }
             for (r, &(x0, t0)) in self.starts.iter().enumerate() {
@@ -88,8 +99,9 @@ impl Phases {
 /// One row into its two phase rows (`rows`: phase 0 then phase 1, each `rows.len() / 2`
 /// wide) for stride 2: even input columns land in phase `pw mod 2` from column `pw / 2`, odd
 /// ones in the other phase from column `⌈pw / 2⌉`, in one pass over pairs of inputs (the
-/// generic strided copy was most of a stride-2 depthwise convolution's time).
-fn fill_pairs(row: &[f32], pw: usize, rows: &mut [f32]) {
+/// generic strided copy was most of a stride-2 depthwise convolution's time), 8 pairs per
+/// AVX2 step for the SIMD families ([`PairSplit`]).
+fn fill_pairs(split: PairSplit, row: &[f32], pw: usize, rows: &mut [f32]) {
     let phase_w = rows.len() / 2;
     let (r0, r1) = rows.split_at_mut(phase_w);
     let (even, odd) = if pw.is_multiple_of(2) {
@@ -103,14 +115,7 @@ fn fill_pairs(row: &[f32], pw: usize, rows: &mut [f32]) {
     let ne = row.len().div_ceil(2).min(even.len());
     let no = (row.len() / 2).min(odd.len());
     let pairs = ne.min(no);
-    for ((e, o), p) in even[..pairs]
-        .iter_mut()
-        .zip(&mut odd[..pairs])
-        .zip(row.chunks_exact(2))
-    {
-        *e = p[0];
-        *o = p[1];
-    }
+    split.split(&row[..2 * pairs], &mut even[..pairs], &mut odd[..pairs]);
     for i in pairs..ne {
         even[i] = row[2 * i];
     }

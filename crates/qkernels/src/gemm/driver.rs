@@ -5,6 +5,8 @@
 //! arithmetic that is exact (modulo 2³², and the overflow check makes it exact), followed by
 //! a per-element epilogue; so results do not depend on the task split or the thread count.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use super::microkernel::{Microkernel, TileJob};
@@ -20,6 +22,8 @@ const A_BLOCK_BYTES: usize = 512 * 1024;
 const ACC_GROUP_I32: usize = 16 * 1024;
 /// Most N tiles per epilogue group.
 const MAX_GROUP_TILES: usize = 16;
+/// Parallel tasks per thread (see [`split`]).
+const TASKS_PER_THREAD: usize = 8;
 
 /// Quantized activations: `rows × K` u8 (K taken from the packed weights), row stride
 /// `row_stride`, with one zero point.
@@ -176,16 +180,11 @@ pub(crate) fn run<T: OutElem>(
     let mb = (A_BLOCK_BYTES / tile_a.max(1)).clamp(1, m_tiles);
     let threads = rayon::current_num_threads();
     let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MACS;
-    let (mb, n_split) = if parallel {
-        let target = 4 * threads;
-        let mb = mb.min(m_tiles.div_ceil(threads)).max(1);
-        let m_blocks = m_tiles.div_ceil(mb);
-        (mb, target.div_ceil(m_blocks).clamp(1, n_tiles))
+    let (m_blocks, n_split) = if parallel {
+        split(m_tiles, n_tiles, mb, threads)
     } else {
-        (mb, 1)
+        (m_tiles.div_ceil(mb), 1)
     };
-    let m_blocks = m_tiles.div_ceil(mb);
-    let nb = n_tiles.div_ceil(n_split);
     let shared = SharedOut {
         ptr: out.as_mut_ptr(),
         len: out.len(),
@@ -202,9 +201,9 @@ pub(crate) fn run<T: OutElem>(
     };
     let task = |t: usize| {
         let (mi, ni) = (t / n_split, t % n_split);
-        let mt = mi * mb..((mi + 1) * mb).min(m_tiles);
-        let nt = ni * nb..((ni + 1) * nb).min(n_tiles);
-        if !nt.is_empty() {
+        let mt = part(m_tiles, m_blocks, mi);
+        let nt = part(n_tiles, n_split, ni);
+        if !nt.is_empty() && !mt.is_empty() {
             ctx.run_block(mt, nt);
         }
     };
@@ -214,6 +213,23 @@ pub(crate) fn run<T: OutElem>(
     } else {
         (0..tasks).for_each(task);
     }
+}
+
+/// Part `i` of `0..len` cut into `parts` near-equal consecutive ranges.
+fn part(len: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
+    len * i / parts..len * (i + 1) / parts
+}
+
+/// The parallel task grid `(m_blocks, n_split)` for `m_tiles × n_tiles` tiles with at most
+/// `mb` M tiles per block: about [`TASKS_PER_THREAD`] tasks per thread (so that work
+/// stealing evens out a thread that starts late or is preempted), at least two M blocks per
+/// thread where M allows (every task packs its own A block, so splitting only N would pack
+/// A over and over), the rest along N.
+fn split(m_tiles: usize, n_tiles: usize, mb: usize, threads: usize) -> (usize, usize) {
+    let target = TASKS_PER_THREAD * threads;
+    let m_blocks = m_tiles.div_ceil(mb).max((2 * threads).min(m_tiles));
+    let n_split = target.div_ceil(m_blocks).clamp(1, n_tiles);
+    (m_blocks, n_split)
 }
 
 struct TaskCtx<'a, T> {
@@ -236,14 +252,6 @@ impl<T: OutElem> TaskCtx<'_, T> {
         let kp = self.w.k_padded();
         let tile_cols = shape.panels * nr;
         let tile_a = kernel.a_tile_bytes(shape.rows, kp);
-        let mut apack = vec![0u8; tile_a * m_tiles.len()];
-        for (i, mt) in m_tiles.clone().enumerate() {
-            let r0 = mt * shape.rows;
-            let rows = shape.rows.min(m - r0);
-            let src = &self.a.data[r0 * self.a.row_stride..];
-            let dst = &mut apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)];
-            kernel.pack_a(src, self.a.row_stride, rows, k, kp, dst);
-        }
         let kr = kernel.layout().kr;
         let kc_max = (kernel.k_block().max(kr) / kr * kr).min(kp);
         // Adjacent N tiles are grouped so that each output row segment goes through the
@@ -252,7 +260,15 @@ impl<T: OutElem> TaskCtx<'_, T> {
             .clamp(1, MAX_GROUP_TILES);
         let group_cols = group * tile_cols;
         let tile_acc = shape.rows * group_cols;
-        let mut acc = vec![0i32; tile_acc * m_tiles.len()];
+        let mut scratch = Scratch::take();
+        let (apack, acc) = scratch.split(tile_a * m_tiles.len(), tile_acc * m_tiles.len());
+        for (i, mt) in m_tiles.clone().enumerate() {
+            let r0 = mt * shape.rows;
+            let rows = shape.rows.min(m - r0);
+            let src = &self.a.data[r0 * self.a.row_stride..];
+            let dst = &mut apack[i * tile_a..i * tile_a + kernel.a_tile_bytes(rows, kp)];
+            kernel.pack_a(src, self.a.row_stride, rows, k, kp, dst);
+        }
         let rows_of = |mt: usize| shape.rows.min(m - mt * shape.rows);
         let mut nt = n_tiles.start;
         while nt < n_tiles.end {
@@ -303,5 +319,55 @@ impl<T: OutElem> TaskCtx<'_, T> {
             }
             nt = nt_end;
         }
+        scratch.give_back();
+    }
+}
+
+thread_local! {
+    /// Each thread's packed-A and accumulator buffers, reused across calls (a fresh zeroed
+    /// allocation per task, up to [`A_BLOCK_BYTES`] + 64 KiB, costs page faults and zeroing
+    /// on every call). Each thread keeps the largest it has needed.
+    static SCRATCH: RefCell<(Vec<u8>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A task's scratch buffers, taken from this thread's [`SCRATCH`] (empty if it is in use).
+struct Scratch {
+    a: Vec<u8>,
+    acc: Vec<i32>,
+}
+
+impl Scratch {
+    fn take() -> Self {
+        let (a, acc) = SCRATCH
+            .with(|s| s.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)))
+            .unwrap_or_default();
+        Scratch { a, acc }
+    }
+
+    /// `a_len` bytes and `acc_len` accumulators. Their contents are stale: every packed A
+    /// row and every accumulator is written before it is read (the first K block of a tile
+    /// overwrites).
+    fn split(&mut self, a_len: usize, acc_len: usize) -> (&mut [u8], &mut [i32]) {
+        if self.a.len() < a_len {
+            self.a.resize(a_len, 0);
+        }
+        if self.acc.len() < acc_len {
+            self.acc.resize(acc_len, 0);
+        }
+        (&mut self.a[..a_len], &mut self.acc[..acc_len])
+    }
+
+    /// Returns the buffers to this thread's slot, keeping the larger ones.
+    fn give_back(self) {
+        SCRATCH.with(|s| {
+            if let Ok(mut slot) = s.try_borrow_mut() {
+                if slot.0.capacity() < self.a.capacity() {
+                    slot.0 = self.a;
+                }
+                if slot.1.capacity() < self.acc.capacity() {
+                    slot.1 = self.acc;
+                }
+            }
+        });
     }
 }

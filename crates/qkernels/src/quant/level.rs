@@ -59,6 +59,18 @@ impl Level {
         matches!(self, Level::Portable)
     }
 
+    /// `(min, max)` of a non-empty `src` (see [`super::min_max`]).
+    pub(crate) fn min_max(self, src: &[f32]) -> (f32, f32) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2(cpu) => x86_64::avx2::min_max(cpu, src),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512(cpu) => x86_64::avx512::min_max(cpu, src),
+            // NEON is part of the aarch64 baseline, so the portable loop already uses it.
+            _ => super::min_max::lanes(src),
+        }
+    }
+
     /// Writes every element of `dst` (same length as `src`): the quantized values as bytes,
     /// two's complement when `SIGNED` (qint8), else quint8. `stream` asks for non-temporal
     /// stores (x86 families; for large outputs that are not read back soon).

@@ -35,6 +35,7 @@ mod aarch64;
 mod error;
 mod huge_pages;
 mod level;
+mod min_max;
 mod parallel;
 mod portable;
 mod tensor;
@@ -158,6 +159,19 @@ fn dequantize_i8_on(level: Level, src: &[i8], scale: f32, zp: i32, dst: &mut [f3
     let stream = stream_into::<f32>(dst.len());
     run_dequantize::<true>(level, bytes, scale, zp, as_uninit(dst), stream);
     Ok(())
+}
+
+/// `(min, max)` of `src`, `(0, 0)` when empty: the input pass of dynamic quantization
+/// (fbgemm's `FindMinMax`). Exact for inputs without NaN on every ISA and thread count (the
+/// sign of a zero extreme aside); unspecified with NaN. Large inputs run on the rayon pool.
+pub fn min_max(src: &[f32]) -> (f32, f32) {
+    min_max::min_max_on(Level::detected(), src)
+}
+
+/// [`min_max`] on the kernel family of `isa`; [`QuantError::NotRunnable`] if this process
+/// cannot run that level.
+pub fn min_max_with(isa: Isa, src: &[f32]) -> Result<(f32, f32)> {
+    Ok(min_max::min_max_on(forced(isa)?, src))
 }
 
 /// Per-tensor quantize to quint8: `dst[i] = quantize_val(src[i], 1 / scale, zero_point, 0,

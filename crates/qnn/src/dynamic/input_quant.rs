@@ -11,26 +11,7 @@ use crate::error::Result;
 /// `(min, max)` of `x` as fbgemm's `FindMinMax` computes it; `(0, 0)` when empty. NaN inputs
 /// are not given a meaning (as in fbgemm, whose result then depends on the vector order).
 pub(crate) fn min_max(x: &[f32]) -> (f32, f32) {
-    let Some(&first) = x.first() else {
-        return (0.0, 0.0);
-    };
-    let mut lo = [first; 8];
-    let mut hi = [first; 8];
-    let mut chunks = x.chunks_exact(8);
-    for c in &mut chunks {
-        for j in 0..8 {
-            lo[j] = if c[j] < lo[j] { c[j] } else { lo[j] };
-            hi[j] = if c[j] > hi[j] { c[j] } else { hi[j] };
-        }
-    }
-    let (mut l, mut h) = (first, first);
-    for &v in lo.iter().chain(chunks.remainder()) {
-        l = if v < l { v } else { l };
-    }
-    for &v in hi.iter().chain(chunks.remainder()) {
-        h = if v > h { v } else { h };
-    }
-    (l, h)
+    quant::min_max(x)
 }
 
 /// The activation qparams PyTorch's dynamic linear chooses for `x`: the scale as the kernel

@@ -32,7 +32,8 @@
 
 mod cell_weights;
 mod cells;
-mod gates;
+// (the float recurrent layers run the same gate pass)
+pub(crate) mod gates;
 mod input_quant;
 mod linear;
 mod recurrent;

@@ -218,7 +218,7 @@ pub fn conv2d_with(
     let ([sh, sw], [dh, dw]) = (win.stride, win.dilation);
     let row_tiles = split(cout, MR);
     let k_blocks = split(k, KC);
-    let phases = Phases::new(win, ow + (kw - 1) * dw / sw);
+    let phases = Phases::new(win, ow + (kw - 1) * dw / sw, kind);
     let plane = phases.len();
     let (tiles, segments) = out_tiles(&phases, [oh, ow], sh);
     // With horizontal stride 1, the `kw` column runs of a tile inside one output row for

@@ -135,7 +135,7 @@ pub fn depthwise_conv2d_with(
     let width = ow.div_ceil(LANES) * LANES;
     // Phase rows are wide enough for every vector of every tap: the last output vector of
     // the widest tap starts at column `(kw - 1)·dw / sw` of its phase.
-    let phases = Phases::new(win, width + (kw - 1) * dw / sw);
+    let phases = Phases::new(win, width + (kw - 1) * dw / sw, kind);
     // padding and unused columns stay zero: only interior positions are refilled per plane
     with_zeroed(phases.len(), |buf| {
         // tap (i, j) of output row `oy` starts at `offset(oy·sh, 0)` plus a per-tap constant

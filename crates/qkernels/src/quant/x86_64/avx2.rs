@@ -220,3 +220,19 @@ fn dequantize_block<const SIGNED: bool, const STREAM: bool>(
         }
     }
 }
+
+/// `(min, max)` of a non-empty `src` ([`crate::quant::min_max`]), the portable lane loop
+/// compiled for AVX2.
+pub(crate) fn min_max(cpu: Avx2Checked, src: &[f32]) -> (f32, f32) {
+    let _ = cpu;
+    assert!(!src.is_empty(), "min_max of an empty slice");
+    // SAFETY: `cpu` proves the CPU has the features `min_max_simd` is compiled for.
+    unsafe { min_max_simd(src) }
+}
+
+/// # Safety
+/// AVX2 available.
+#[target_feature(enable = "avx2")]
+unsafe fn min_max_simd(src: &[f32]) -> (f32, f32) {
+    crate::quant::min_max::lanes(src)
+}

@@ -200,7 +200,7 @@ impl Recurrent {
                         Some((gi_all, w_hh)) => {
                             let gi = gi_all[ts * b * g..(ts + 1) * b * g].to_vec();
                             let gh = affine_packed(&h, b, w_hh, w.b_hh)?;
-                            step_from_gates(self.kind, gi, gh, &h, &c, b, hd)
+                            step_from_gates(self.kind, gi, gh, &h, &c, b, hd)?
                         }
                         None => step_forward(
                             self.kind,
