@@ -132,11 +132,13 @@ impl RowRunWeights {
     }
 
     /// 4-byte groups of the padded reduction (`runs·run4/4`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn quads(&self) -> usize {
         self.runs * self.run4 / 4
     }
 
-    /// Panel `p`'s bytes.
+    /// Panel `p`'s bytes (read by the x86-64 row-run kernel only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn panel(&self, p: usize) -> &[i8] {
         let bytes: &[i8] = bytemuck::cast_slice(&self.lines);
         let start = p * self.quads() * ROW_RUN_PANEL * 4;
