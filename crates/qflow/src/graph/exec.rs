@@ -122,11 +122,7 @@ impl Graph {
             .collect()
     }
 
-    fn execute(
-        &mut self,
-        inputs: &[Value],
-        mut hook: Option<&mut Hook<'_>>,
-    ) -> Result<Vec<Value>> {
+    fn execute(&mut self, inputs: &[Value], mut hook: Option<&mut Hook<'_>>) -> Result<Vec<Value>> {
         if inputs.len() != self.inputs.len() {
             return Err(QflowError::InputCount {
                 expected: self.inputs.len(),

@@ -386,21 +386,20 @@ pub(crate) unsafe fn run(
     let (sh, ph, pw) = (g.stride[1], g.padding[1], g.padding[2]);
     let jn = kw.div_ceil(4);
     let cols = o + usize::from(!symmetric);
+    // byte t of quad (ty, ci, j) column col: W[col, ty, 4j + t, ci] (1 in the window-sum
+    // column), zero past the kernel width
     let mut wq = vec![0i32; kh * c * jn * COLS];
     for ty in 0..kh {
-        for ci in 0..c {
-            for j in 0..jn {
-                let r = (ty * c + ci) * jn + j;
-                for col in 0..cols {
-                    let tap = |t: usize| {
-                        let tx = 4 * j + t;
-                        match (tx < kw, col == o) {
-                            (false, _) => 0,
-                            (true, true) => 1,
-                            (true, false) => w[((ty * kw + tx) * c + ci) * 8 + col] as i8 as u8,
-                        }
-                    };
-                    wq[r * COLS + col] = i32::from_le_bytes([tap(0), tap(1), tap(2), tap(3)]);
+        for tx in 0..kw {
+            for ci in 0..c {
+                let (r, shift) = ((ty * c + ci) * jn + tx / 4, 8 * (tx % 4));
+                let taps = &w[((ty * kw + tx) * c + ci) * 8..][..8];
+                let quad = &mut wq[r * COLS..][..cols];
+                for (q, &v) in quad.iter_mut().zip(taps) {
+                    *q |= i32::from(v as i8 as u8) << shift;
+                }
+                if cols > o {
+                    quad[o] |= 1 << shift;
                 }
             }
         }

@@ -68,9 +68,13 @@ pub fn nhwc_to_nchw<T: Copy>(x: &[T], n: usize, c: usize, hw: usize, out: &mut [
     for b in 0..n {
         let src = &x[b * c * hw..(b + 1) * c * hw];
         let dst = &mut out[b * c * hw..(b + 1) * c * hw];
-        for p in 0..hw {
-            for ch in 0..c {
-                dst[ch * hw + p] = src[p * c + ch];
+        if c == 0 || hw == 0 {
+            break;
+        }
+        // one output plane at a time: sequential writes, strided reads, no bounds checks
+        for (ch, plane) in dst.chunks_exact_mut(hw).enumerate() {
+            for (d, s) in plane.iter_mut().zip(src[ch..].iter().step_by(c)) {
+                *d = *s;
             }
         }
     }
