@@ -5,19 +5,12 @@
 //! rows wide enough for whole pixel blocks plus tails, with borders on every side.
 
 use proptest::prelude::*;
+
+mod conv_support;
+
+use conv_support::{check_with, stream};
 use qkernels::conv::{self, ConvGeometry, PackedConvWeights, reference};
 use qkernels::gemm::{Activation, KernelKind, Requantize, WeightQParams};
-
-/// xorshift64 stream from a seed.
-fn stream(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
-}
 
 /// The depthwise kernel family weights packed for `kind` must run (the prefix of
 /// [`conv::depthwise_kernel`]): on x86-64, symmetric weights take the AVX-512 row kernel
@@ -33,50 +26,11 @@ fn expected_family(kind: KernelKind, symmetric: bool) -> &'static str {
 }
 
 /// Runs every exact runnable family on `g` with random data from `seed` and compares each
-/// with the oracle; `path` is the direct path the weights must select. `symmetric` weights
-/// (zero points 0, PyTorch's default) take the depthwise row kernel on x86, asymmetric
-/// ones the per-pixel kernel.
+/// with the oracle (`conv_support::check_with`); `path` is the direct path the weights must
+/// select. `symmetric` weights (zero points 0, PyTorch's default) take the depthwise row
+/// kernel on x86, asymmetric ones the per-pixel kernel.
 fn check(g: &ConvGeometry, seed: u64, per_channel: bool, symmetric: bool, act: u8, path: &str) {
-    let mut next = stream(seed);
-    let input: Vec<u8> = (0..g.input_len()).map(|_| next() as u8).collect();
-    let n_w = g.out_channels * g.group_in() * g.taps();
-    let weights: Vec<i8> = (0..n_w).map(|_| next() as i8).collect();
-    let o = g.out_channels;
-    let scales: Vec<f32> = (0..o)
-        .map(|_| 0.001 + (next() % 1000) as f32 * 1e-5)
-        .collect();
-    let zps: Vec<i32> = (0..o)
-        .map(|_| (next() % 21) as i32 - 10)
-        .map(|z| if symmetric { 0 } else { z })
-        .collect();
-    let bias: Vec<f32> = (0..o)
-        .map(|_| ((next() % 2001) as f32 - 1000.0) * 0.01)
-        .collect();
-    let za = (next() % 256) as i32;
-    let q = if per_channel {
-        WeightQParams::PerChannel {
-            scales: &scales,
-            zero_points: &zps,
-        }
-    } else {
-        WeightQParams::PerTensor {
-            scale: scales[0],
-            zero_point: zps[0],
-        }
-    };
-    let p = Requantize {
-        act_scale: 0.02,
-        out_scale: 0.05 * (g.k() as f32).sqrt(),
-        out_zero_point: (next() % 256) as i32,
-        bias: Some(&bias),
-        activation: [Activation::None, Activation::Relu, Activation::Relu6][act as usize % 3],
-    };
-    let want = reference::conv_u8s8(g, &input, za, &weights, q, p).expect("oracle");
-    for kind in KernelKind::all_runnable() {
-        if kind.saturates_pairs() {
-            continue;
-        }
-        let w = PackedConvWeights::pack(&weights, g, q, kind).expect("pack");
+    check_with(g, seed, per_channel, symmetric, act, |kind, w, q| {
         assert_eq!(w.path(), path, "{g:?}");
         if path == "depthwise" {
             // (asymmetric draws may still give all-zero zero points)
@@ -86,17 +40,14 @@ fn check(g: &ConvGeometry, seed: u64, per_channel: bool, symmetric: bool, act: u
                     zero_points.iter().all(|&z| z == 0)
                 }
             };
-            let ran = conv::depthwise_kernel(g, &w).expect("a depthwise kernel");
+            let ran = conv::depthwise_kernel(g, w).expect("a depthwise kernel");
             assert_eq!(
                 ran.split('-').next(),
                 Some(expected_family(kind, zero)),
                 "{kind}"
             );
         }
-        let mut got = vec![0u8; want.len()];
-        conv::conv_u8s8(g, &input, za, &w, p, &mut got).expect("conv");
-        assert_eq!(got, want, "kind {kind} geometry {g:?}");
-    }
+    });
 }
 
 proptest! {

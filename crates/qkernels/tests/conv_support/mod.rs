@@ -17,7 +17,21 @@ pub fn stream(seed: u64) -> impl FnMut() -> u64 {
 
 /// Runs every exact runnable family on `g` with random data from `seed` (weight zero
 /// points 0 when `symmetric`) and compares each with the oracle.
+#[allow(dead_code)] // not every test binary that includes this module calls it
 pub fn check(g: &ConvGeometry, seed: u64, per_channel: bool, symmetric: bool, act: u8) {
+    check_with(g, seed, per_channel, symmetric, act, |_, _, _| {});
+}
+
+/// [`check`], calling `inspect` with each family's packed weights (and the weight qparams)
+/// before it runs, for tests that also assert which path or kernel the weights select.
+pub fn check_with(
+    g: &ConvGeometry,
+    seed: u64,
+    per_channel: bool,
+    symmetric: bool,
+    act: u8,
+    inspect: impl Fn(KernelKind, &PackedConvWeights, WeightQParams<'_>),
+) {
     let mut next = stream(seed);
     let input: Vec<u8> = (0..g.input_len()).map(|_| next() as u8).collect();
     let n_w = g.out_channels * g.group_in() * g.taps();
@@ -63,6 +77,7 @@ pub fn check(g: &ConvGeometry, seed: u64, per_channel: bool, symmetric: bool, ac
             continue;
         }
         let w = PackedConvWeights::pack(&weights, g, q, kind).expect("pack");
+        inspect(kind, &w, q);
         let mut got = vec![0u8; want.len()];
         conv::conv_u8s8(g, &input, za, &w, p, &mut got).expect("conv");
         assert_eq!(got, want, "kind {kind} geometry {g:?}");
