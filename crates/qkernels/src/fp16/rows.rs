@@ -16,11 +16,14 @@
 //!
 //! Loop order: activations in chunks of up to [`M_CHUNK`] rows; per chunk, K blocks outermost
 //! (their sums must be added in order), then 6-row tiles of the weight, then the chunk's x
-//! panels. The weight is read once per chunk and the chunk's panels (≤ 128 KiB per K block)
-//! stay in L2.
+//! panels (one at a time in the AVX2 and scalar tiles, up to four per zmm tile in the AVX-512
+//! one, which adds its sums into the transposed output itself). The weight is read once per
+//! chunk and the chunk's panels (≤ 128 KiB per K block) stay in L2.
 
 use half::f16;
 
+#[cfg(target_arch = "x86_64")]
+use super::avx512::{self, TileOut};
 use super::driver::{MR, Panel, Tile, row_tiles};
 use super::kernel::Fp16Kernel;
 use super::{Fp16Epilogue, K_BLOCK, NR};
@@ -162,7 +165,22 @@ pub fn gemm_f32_rows_with(
                         (&scratch, kc)
                     }
                 };
-                for p in 0..mc.div_ceil(NR) {
+                let np = mc.div_ceil(NR);
+                #[cfg(target_arch = "x86_64")]
+                if let Tile::Avx512(z, _) = &tile {
+                    for p0 in (0..np).step_by(avx512::MP) {
+                        let dst = TileOut {
+                            out: &mut out_t[r0 * ldt + p0 * NR..],
+                            ld: ldt,
+                            first: k0 == 0,
+                        };
+                        let count = avx512::MP.min(np - p0);
+                        let start = (p0 * k + k0) * NR;
+                        z.tile(wr, ldw, rows, &panels[start..], k * NR, count, kc, dst);
+                    }
+                    continue;
+                }
+                for p in 0..np {
                     let panel = &panels[(p * k + k0) * NR..(p * k + k0 + kc) * NR];
                     let mut acc = [0.0f32; MR * NR];
                     tile.run(wr, ldw, rows, Panel::F32(panel), kc, &mut acc, &mut wide);
