@@ -107,6 +107,7 @@ where
 }
 
 /// [`for_each_chunk`] with per-worker state made by `init` (rayon's `for_each_init`).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // its callers are x86 kernels
 pub(crate) fn for_each_chunk_init<T, S, I, F>(out: &mut [T], chunk_len: usize, init: I, task: F)
 where
     T: Send,
