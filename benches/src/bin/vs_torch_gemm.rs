@@ -11,9 +11,10 @@
 //!   module packed for (on AVX2 without VNNI the `vpmaddubsw` family, exact for
 //!   `reduce_range` activations) → f32 with bias; the output tensor is allocated per call.
 //! * `f32` (on request): the float Linear `x Wᵀ + b` (`torch.nn.functional.linear`), for
-//!   issue 5's "our fp32 is at least as fast as PyTorch's fp32" comparison: at one thread
-//!   `qnn::float::Linear::apply` itself (its per-row-count kernel choice included); at more
-//!   threads `qkernels::float::sgemm` with rayon (the Linear is single-threaded).
+//!   issue 5's "our fp32 is at least as fast as PyTorch's fp32" comparison:
+//!   `qnn::float::Linear::apply` itself (its per-row-count kernel choice included), in the
+//!   pool of that many threads (`gemm_f32_rows` splits large products over the pool; the
+//!   crate's blocked GEMM path stays on one thread).
 //! * `peak`: a register-only `vpdpbusd` zmm loop (1 thread); every GEMM line also carries its
 //!   `gops` (2·M·N·K / time) and `pct_peak` (against `threads ×` the 1-thread peak).
 //!
@@ -23,7 +24,6 @@
 //! Usage: `vs_torch_gemm [--shapes 1x1024x1024,64x1024x1024] [--threads 1,2]
 //! [--modes static,dynamic,f32] [--repeats 15] [--warmup 3]` (shapes are MxKxN).
 
-use qkernels::float::{MatMut, MatRef, Threads, sgemm};
 use qkernels::gemm::{
     self, Activation, Activations, KernelKind, Output, PackedWeights, Requantize, WeightQParams,
 };
@@ -146,38 +146,6 @@ fn ran_since(before: &[u64]) -> String {
     }
 }
 
-/// One multi-threaded float Linear call: bias rows, then `x Wᵀ` accumulated by the float GEMM
-/// (`qkernels::float::sgemm`) on rayon.
-fn float_linear(
-    x: &[f32],
-    m: usize,
-    k: usize,
-    w: &[f32],
-    n: usize,
-    bias: &[f32],
-    threads: usize,
-) -> Vec<f32> {
-    let mut y = vec![0f32; m * n];
-    for row in y.chunks_exact_mut(n) {
-        row.copy_from_slice(bias);
-    }
-    let threads = if threads == 1 {
-        Threads::Single
-    } else {
-        Threads::Rayon(threads)
-    };
-    sgemm(
-        1.0,
-        MatRef::row_major(x, m, k).expect("x view"),
-        MatRef::row_major(w, n, k).expect("w view").t(),
-        1.0,
-        MatMut::row_major(&mut y, m, n).expect("y view"),
-        threads,
-    )
-    .expect("sgemm");
-    y
-}
-
 fn run(s: &Settings) -> Result<(), String> {
     let kind = KernelKind::best();
     // Best of several runs: the first ones pay frequency ramp-up and noisy neighbours.
@@ -258,7 +226,7 @@ fn run(s: &Settings) -> Result<(), String> {
                     "dynamic" => Ok(median_ns(s.repeats, s.warmup, || {
                         black_box(dynamic.apply(&x_t).expect("dynamic linear"));
                     })),
-                    "f32" if threads == 1 => {
+                    "f32" => {
                         let layer = Linear::from_tensors(
                             Tensor::new(&[n, k], wf.clone()).map_err(|e| e.to_string())?,
                             Some(Tensor::new(&[n], bias.clone()).map_err(|e| e.to_string())?),
@@ -269,9 +237,6 @@ fn run(s: &Settings) -> Result<(), String> {
                             black_box(layer.apply(&xt).expect("linear"));
                         }))
                     }
-                    "f32" => Ok(median_ns(s.repeats, s.warmup, || {
-                        black_box(float_linear(&x, m, k, &wf, n, &bias, threads));
-                    })),
                     other => Err(format!("unknown mode {other:?}")),
                 })?;
                 let ran = ran_since(&runs_before);

@@ -408,3 +408,41 @@ fn bad_arguments_are_errors() {
         }
     }
 }
+
+/// Chunks of at least `PAR_MIN_MACS` multiply-adds split their weight rows over the pool:
+/// in a 3-thread pool every family still gives the oracle's bits (f32 and f16 weights).
+#[test]
+fn unpacked_rows_split_over_threads_equal_the_oracle() {
+    let (m, n, k) = (M_CHUNK + 5, 211, K_BLOCK + 300);
+    assert!(M_CHUNK * n * k >= fp16::PAR_MIN_MACS);
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7919 % 1009) as f32) / 504.5 - 1.0)
+        .collect();
+    let w: Vec<f16> = (0..n * k)
+        .map(|i| f16::from_f32(((i * 104_729 % 997) as f32) / 4986.0 - 0.1))
+        .collect();
+    let w32: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+    let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.01 - 0.2).collect();
+    let epi = Fp16Epilogue {
+        bias: Some(&bias),
+        relu: false,
+    };
+    let want = reference_fp16_gemm(&x, m, k, &w, n, epi);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for kind in Fp16Kernel::all_runnable() {
+        for (name, wr) in [("f16", WeightRows::F16(&w)), ("f32", WeightRows::F32(&w32))] {
+            let mut got = vec![f32::NAN; m * n];
+            pool.install(|| gemm_f32_rows_with(kind, &x, m, k, wr, n, k, &mut got, n, epi))
+                .unwrap();
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{kind} {name}"
+            );
+        }
+    }
+}

@@ -64,7 +64,7 @@ pub use driver::{Fp16Epilogue, gemm_f32_f16, gemm_f32_f16_with, gemm_f32_f32, ge
 pub use kernel::Fp16Kernel;
 pub use pack::{PackedF16, PackedF32};
 pub use reference::reference_fp16_gemm;
-pub use rows::{M_CHUNK, WeightRows, gemm_f32_rows, gemm_f32_rows_with};
+pub use rows::{M_CHUNK, PAR_MIN_MACS, WeightRows, gemm_f32_rows, gemm_f32_rows_with};
 
 /// fbgemm's K block for packed fp16 matrices: each output sums one FMA chain per block.
 pub const K_BLOCK: usize = 512;

@@ -18,7 +18,10 @@
 //! (their sums must be added in order), then 6-row tiles of the weight, then the chunk's x
 //! panels (one at a time in the AVX2 and scalar tiles, up to four per zmm tile in the AVX-512
 //! one, which adds its sums into the transposed output itself). The weight is read once per
-//! chunk and the chunk's panels (≤ 256 KiB per K block) stay in L2.
+//! chunk and the chunk's panels (≤ 256 KiB per K block) stay in L2. A chunk of at least
+//! [`PAR_MIN_MACS`] multiply-adds splits its weight rows (whole 6-row tiles) over the current
+//! rayon pool, each task writing its own rows of the transposed output: the same chains, so
+//! the same bits at every thread count.
 
 use half::f16;
 
@@ -30,11 +33,16 @@ use super::{Fp16Epilogue, K_BLOCK, NR};
 use crate::error::{GemmError, Result};
 use crate::float::widen_f16_slice;
 use crate::gemm;
+use crate::par;
 
 /// Most activation rows per chunk (eight 16-row panels). On Zen 4 (AVX-512 tile, 1 thread)
 /// 128 rows against 64 took 512 × 4096 → 4096 from 178 to 169 ms (the weight, 64 MiB, is
 /// read once per chunk) and left the 1024-wide shapes within noise; 256 rows gave 167–169 ms.
 pub const M_CHUNK: usize = 128;
+
+/// Chunks of at least this many multiply-adds (`rows·n·k`) split their weight rows over the
+/// current rayon pool (16 × 1024 → 1024 is 16.8 M; LeNet's largest Linear at batch 64, 3.1 M).
+pub const PAR_MIN_MACS: usize = 1 << 22;
 
 /// A row-major weight used as stored: row `n` holds output `n`'s `K` weights, contiguous.
 #[derive(Clone, Copy, Debug)]
@@ -146,56 +154,37 @@ pub fn gemm_f32_rows_with(
         let ldt = mc.div_ceil(NR) * NR;
         out_t.clear();
         out_t.resize(n * ldt, 0.0f32);
-        for k0 in (0..k).step_by(K_BLOCK) {
-            let kc = K_BLOCK.min(k - k0);
-            for (r0, rows) in row_tiles(n) {
-                let (wr, ldw): (&[f32], usize) = match w {
-                    WeightRows::F32(w) => (&w[r0 * k + k0..], k),
-                    // One K block spans whole rows: the tile's rows are one contiguous run,
-                    // widened in one call (small layers make hundreds of these calls).
-                    WeightRows::F16(w) if kc == k => {
-                        scratch.resize(rows * k, 0.0);
-                        widen_f16_slice(&w[r0 * k..(r0 + rows) * k], &mut scratch);
-                        (&scratch, k)
-                    }
-                    WeightRows::F16(w) => {
-                        scratch.resize(rows * kc, 0.0);
-                        for (r, dst) in scratch.chunks_exact_mut(kc).enumerate() {
-                            let start = (r0 + r) * k + k0;
-                            widen_f16_slice(&w[start..start + kc], dst);
-                        }
-                        (&scratch, kc)
-                    }
-                };
-                let np = mc.div_ceil(NR);
-                #[cfg(target_arch = "x86_64")]
-                if let Tile::Avx512(z, _) = &tile {
-                    for p0 in (0..np).step_by(avx512::MP) {
-                        let dst = TileOut {
-                            out: &mut out_t[r0 * ldt + p0 * NR..],
-                            ld: ldt,
-                            first: k0 == 0,
-                        };
-                        let count = avx512::MP.min(np - p0);
-                        let start = (p0 * k + k0) * NR;
-                        z.tile(wr, ldw, rows, &panels[start..], k * NR, count, kc, dst);
-                    }
-                    continue;
-                }
-                for p in 0..np {
-                    let panel = &panels[(p * k + k0) * NR..(p * k + k0 + kc) * NR];
-                    let mut acc = [0.0f32; MR * NR];
-                    tile.run(wr, ldw, rows, Panel::F32(panel), kc, &mut acc, &mut wide);
-                    for (r, a) in acc.chunks_exact(NR).take(rows).enumerate() {
-                        let t = &mut out_t[(r0 + r) * ldt + p * NR..(r0 + r) * ldt + (p + 1) * NR];
-                        if k0 == 0 {
-                            t.copy_from_slice(a);
-                        } else {
-                            t.iter_mut().zip(a).for_each(|(y, &v)| *y += v);
-                        }
-                    }
-                }
-            }
+        let np = mc.div_ceil(NR);
+        let tasks = if mc * n * k >= PAR_MIN_MACS {
+            rayon::current_num_threads().min(n.div_ceil(MR))
+        } else {
+            1
+        };
+        if tasks <= 1 {
+            let part = RowsPart {
+                r_lo: 0,
+                out_t: &mut out_t,
+                ldt,
+            };
+            run_rows(&tile, w, k, &panels, np, part, &mut scratch, &mut wide);
+        } else {
+            // Whole 6-row tiles per task; each task writes its own rows of `out_t`.
+            let rows_per_task = n.div_ceil(tasks).div_ceil(MR) * MR;
+            let panels = &panels;
+            let tile = &tile;
+            par::for_each_chunk_init(
+                &mut out_t,
+                rows_per_task * ldt,
+                || (Vec::new(), Vec::new()),
+                |(scratch, wide), (i, out_t)| {
+                    let part = RowsPart {
+                        r_lo: i * rows_per_task,
+                        out_t,
+                        ldt,
+                    };
+                    run_rows(tile, w, k, panels, np, part, scratch, wide);
+                },
+            );
         }
         untranspose(&out_t, ldt, n, mc, &mut out[m0 * ldo..], ldo);
     }
@@ -211,6 +200,81 @@ pub fn gemm_f32_rows_with(
         }
     }
     Ok(kind)
+}
+
+/// Weight rows `r_lo..` of one chunk and their rows of the transposed output (`ldt` values
+/// each; as many weight rows as `out_t` holds).
+struct RowsPart<'a> {
+    r_lo: usize,
+    out_t: &'a mut [f32],
+    ldt: usize,
+}
+
+/// Every K block of the part's weight rows against the chunk's `np` panels, in order.
+#[allow(clippy::too_many_arguments)]
+fn run_rows(
+    tile: &Tile,
+    w: WeightRows<'_>,
+    k: usize,
+    panels: &[f32],
+    np: usize,
+    part: RowsPart<'_>,
+    scratch: &mut Vec<f32>,
+    wide: &mut Vec<f32>,
+) {
+    let RowsPart { r_lo, out_t, ldt } = part;
+    let part_rows = out_t.len() / ldt;
+    for k0 in (0..k).step_by(K_BLOCK) {
+        let kc = K_BLOCK.min(k - k0);
+        for (t0, rows) in row_tiles(part_rows) {
+            let r0 = r_lo + t0;
+            let (wr, ldw): (&[f32], usize) = match w {
+                WeightRows::F32(w) => (&w[r0 * k + k0..], k),
+                // One K block spans whole rows: the tile's rows are one contiguous run,
+                // widened in one call (small layers make hundreds of these calls).
+                WeightRows::F16(w) if kc == k => {
+                    scratch.resize(rows * k, 0.0);
+                    widen_f16_slice(&w[r0 * k..(r0 + rows) * k], scratch);
+                    (scratch, k)
+                }
+                WeightRows::F16(w) => {
+                    scratch.resize(rows * kc, 0.0);
+                    for (r, dst) in scratch.chunks_exact_mut(kc).enumerate() {
+                        let start = (r0 + r) * k + k0;
+                        widen_f16_slice(&w[start..start + kc], dst);
+                    }
+                    (scratch, kc)
+                }
+            };
+            #[cfg(target_arch = "x86_64")]
+            if let Tile::Avx512(z, _) = tile {
+                for p0 in (0..np).step_by(avx512::MP) {
+                    let dst = TileOut {
+                        out: &mut out_t[t0 * ldt + p0 * NR..],
+                        ld: ldt,
+                        first: k0 == 0,
+                    };
+                    let count = avx512::MP.min(np - p0);
+                    let start = (p0 * k + k0) * NR;
+                    z.tile(wr, ldw, rows, &panels[start..], k * NR, count, kc, dst);
+                }
+                continue;
+            }
+            for p in 0..np {
+                let panel = &panels[(p * k + k0) * NR..(p * k + k0 + kc) * NR];
+                let mut acc = [0.0f32; MR * NR];
+                tile.run(wr, ldw, rows, Panel::F32(panel), kc, &mut acc, wide);
+                for (r, a) in acc.chunks_exact(NR).take(rows).enumerate() {
+                    let t = &mut out_t[(t0 + r) * ldt + p * NR..(t0 + r) * ldt + (p + 1) * NR];
+                    if k0 == 0 {
+                        t.copy_from_slice(a);
+                    } else {
+                        t.iter_mut().zip(a).for_each(|(y, &v)| *y += v);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `out[j·ldo + t] = out_t[t·ldt + j]` for `j < rows`, `t < n`, 16 values of `t` at a time:

@@ -20,8 +20,10 @@
 //! against the crate's 70 (PyTorch 80–100), at 512 × 4096 → 4096 at 95 against 83 (one
 //! thread, 2026-12-05). Elsewhere, above [`ROWS_KERNEL_MAX`] rows ([`ROWS_KERNEL_MAX_LONG_K`]
 //! when `in > out`), the crate's blocked GEMM runs (f16 weights widened one column block at a
-//! time by [`qkernels::float::gemm_mixed`]). All paths compute the same products; results
-//! differ only by summation order.
+//! time by [`qkernels::float::gemm_mixed`]). `gemm_f32_rows` splits products of at least
+//! [`qkernels::fp16::PAR_MIN_MACS`] multiply-adds over the current rayon pool (install a
+//! one-thread pool for single-threaded runs); the other paths run on the calling thread. All
+//! paths compute the same products; results differ only by summation order.
 
 use half::f16;
 use qkernels::float::{FloatMat, MatMut, MatRef, Threads, gemm_mixed};
