@@ -31,17 +31,8 @@ fn check_file(text: &str, expected_cases: usize) {
         // PyTorch stores the weight scales as float after prepack.
         let scales: Vec<f32> = c.f64s("w_scales").iter().map(|&s| s as f32).collect();
         let zps: Vec<i32> = c.i64s("w_zps").iter().map(|&z| z as i32).collect();
-        let q = if yes(c, "per_channel") {
-            WeightQParams::PerChannel {
-                scales: &scales,
-                zero_points: &zps,
-            }
-        } else {
-            WeightQParams::PerTensor {
-                scale: scales[0],
-                zero_point: zps[0],
-            }
-        };
+        let q = WeightQParams::from_slices(yes(c, "per_channel"), &scales, &zps)
+            .expect("weight qparams");
         let bias = c.f32s("bias");
         let params = Requantize {
             act_scale: c.f64s("x_scale")[0] as f32,

@@ -67,17 +67,8 @@ impl ConvCase {
     }
 
     fn qparams(&self) -> WeightQParams<'_> {
-        if self.per_channel {
-            WeightQParams::PerChannel {
-                scales: &self.scales,
-                zero_points: &self.zps,
-            }
-        } else {
-            WeightQParams::PerTensor {
-                scale: self.scales[0],
-                zero_point: self.zps[0],
-            }
-        }
+        WeightQParams::from_slices(self.per_channel, &self.scales, &self.zps)
+            .expect("weight qparams")
     }
 
     fn params(&self) -> Requantize<'_> {

@@ -104,17 +104,7 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn qparams(c: &Case) -> WeightQParams<'_> {
-    if c.per_channel {
-        WeightQParams::PerChannel {
-            scales: &c.scales,
-            zero_points: &c.zps,
-        }
-    } else {
-        WeightQParams::PerTensor {
-            scale: c.scales[0],
-            zero_point: c.zps[0],
-        }
-    }
+    WeightQParams::from_slices(c.per_channel, &c.scales, &c.zps).expect("weight qparams")
 }
 
 fn params(c: &Case) -> Requantize<'_> {

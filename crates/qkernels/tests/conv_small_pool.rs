@@ -61,17 +61,7 @@ fn data(g: &ConvGeometry, seed: u64, symmetric: bool) -> Data {
 }
 
 fn qparams(d: &Data, per_channel: bool) -> WeightQParams<'_> {
-    if per_channel {
-        WeightQParams::PerChannel {
-            scales: &d.scales,
-            zero_points: &d.zps,
-        }
-    } else {
-        WeightQParams::PerTensor {
-            scale: d.scales[0],
-            zero_point: d.zps[0],
-        }
-    }
+    WeightQParams::from_slices(per_channel, &d.scales, &d.zps).expect("weight qparams")
 }
 
 fn params<'a>(g: &ConvGeometry, d: &'a Data, out_scale: f32, act: u8) -> Requantize<'a> {

@@ -89,11 +89,16 @@ fn the_best_family_is_the_one_that_runs() {
     assert!(ran.is_runnable());
     #[cfg(target_arch = "x86_64")]
     if std::env::var_os("QSTACK_ISA").is_none() {
-        assert_eq!(
-            ran == DirectConvKernel::Avx2Fma,
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        );
+        use std::arch::is_x86_feature_detected as has;
+        let want = if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni")
+        {
+            DirectConvKernel::Avx512
+        } else if has!("avx2") && has!("fma") {
+            DirectConvKernel::Avx2Fma
+        } else {
+            DirectConvKernel::Scalar
+        };
+        assert_eq!(ran, want);
     }
 }
 

@@ -431,6 +431,34 @@ fn bad_inputs_are_typed_errors_naming_the_value() {
         })
     );
     assert_eq!(
+        WeightQParams::from_slices(true, &scales, &zps),
+        Ok(pc),
+        "per-channel lists are taken whole (pack checks their length)"
+    );
+    assert_eq!(
+        WeightQParams::from_slices(false, &[0.5, 0.25], &[3, 4]),
+        Ok(WeightQParams::PerTensor {
+            scale: 0.5,
+            zero_point: 3
+        })
+    );
+    assert_eq!(
+        WeightQParams::from_slices(false, &[], &zps),
+        Err(GemmError::QParamsLength {
+            what: "weight scales",
+            expected: 1,
+            got: 0
+        })
+    );
+    assert_eq!(
+        WeightQParams::from_slices(false, &scales, &[]),
+        Err(GemmError::QParamsLength {
+            what: "weight zero points",
+            expected: 1,
+            got: 0
+        })
+    );
+    assert_eq!(
         PackedWeights::pack(&w[..11], 3, 4, PT, KernelKind::Scalar),
         Err(GemmError::BufferTooSmall {
             what: "weights",

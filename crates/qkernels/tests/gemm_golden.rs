@@ -34,17 +34,8 @@ impl Weights {
     }
 
     fn pack(&self, n: usize, k: usize, kind: KernelKind) -> PackedWeights {
-        let q = if self.per_channel {
-            WeightQParams::PerChannel {
-                scales: &self.scales,
-                zero_points: &self.zps,
-            }
-        } else {
-            WeightQParams::PerTensor {
-                scale: self.scales[0],
-                zero_point: self.zps[0],
-            }
-        };
+        let q = WeightQParams::from_slices(self.per_channel, &self.scales, &self.zps)
+            .expect("weight qparams");
         PackedWeights::pack(&self.w, n, k, q, kind).expect("pack")
     }
 }

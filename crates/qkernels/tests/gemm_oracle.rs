@@ -33,17 +33,8 @@ struct Case {
 
 impl Case {
     fn qparams(&self) -> WeightQParams<'_> {
-        if self.per_channel {
-            WeightQParams::PerChannel {
-                scales: &self.w_scales,
-                zero_points: &self.w_zps,
-            }
-        } else {
-            WeightQParams::PerTensor {
-                scale: self.w_scales[0],
-                zero_point: self.w_zps[0],
-            }
-        }
+        WeightQParams::from_slices(self.per_channel, &self.w_scales, &self.w_zps)
+            .expect("weight qparams")
     }
 }
 

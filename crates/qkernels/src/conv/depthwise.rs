@@ -328,9 +328,10 @@ fn saturates(g: &ConvGeometry, kind: KernelKind) -> bool {
 }
 
 /// Which depthwise kernel [`super::conv_u8s8`] runs for `geometry` with `weights`, or `None`
-/// when the weights are not run by a depthwise kernel: `"avx512-pairs"` / `"avx512-exact"`
-/// (the AVX-512 row kernel with fbgemm's pair saturation, or exact products when the
-/// geometry or the weights rule saturation out), `"avx2-rows"` (the AVX2 row kernel) or
+/// when the weights are not run by a depthwise kernel: `"avx512-pairs"` / `"avx512-cols"` /
+/// `"avx512-exact"` (the AVX-512 row kernel with fbgemm's pair saturation, or exact products
+/// when the geometry or the weights rule saturation out: per input column on 3×3 windows
+/// at stride 1 or 2, per pixel otherwise), `"avx2-rows"` (the AVX2 row kernel) or
 /// `"per-pixel"`. Exposed so tests can prove which kernel ran (e.g. under `QSTACK_ISA`).
 pub fn depthwise_kernel(
     geometry: &ConvGeometry,
@@ -346,8 +347,8 @@ pub fn depthwise_kernel(
         match kind {
             KernelKind::Scalar => {}
             KernelKind::Avx512Vnni => {
-                if let Some(sat) = RowKernel512::product(geometry, w, saturate) {
-                    return Some(RowKernel512::product_name(sat));
+                if let Some(product) = RowKernel512::product(geometry, w, saturate) {
+                    return Some(RowKernel512::product_name(product));
                 }
             }
             _ if RowKernel::applies(w) => return Some("avx2-rows"),

@@ -138,6 +138,11 @@ pub(crate) struct RowTaps {
     pub(super) step: usize,
     /// Per pixel, the tap pointers of the border pixels (entries of interior pixels unused).
     pub(super) tab: Vec<*const u8>,
+    /// Per `(tz, ty)`, the input line's first pixel and the pixel step (O), or for a
+    /// padding line O input zero points with step 0 (the column kernel's row pointers).
+    pub(super) line_ptrs: Vec<(*const u8, usize)>,
+    /// Input width and left padding (columns `x·sx − px + tx` outside `0..iw` are padding).
+    pub(super) iw: usize,
     /// Scratch: the input line of every `(tz, ty)`, or `None` for padding.
     lines: Vec<Option<usize>>,
 }
@@ -151,6 +156,8 @@ impl RowTaps {
             bases: Vec::new(),
             step: 0,
             tab: Vec::new(),
+            line_ptrs: Vec::new(),
+            iw: 0,
             lines: Vec::new(),
         }
     }
@@ -186,6 +193,14 @@ impl RowTaps {
                     _ => None,
                 });
             }
+        }
+        self.iw = iw;
+        self.line_ptrs.clear();
+        for line in lines.iter() {
+            self.line_ptrs.push(match *line {
+                Some(lb) => (src[lb * o..(lb + iw) * o].as_ptr(), o),
+                None => (zeros[..o].as_ptr(), 0),
+            });
         }
         let odd = !g.taps().is_multiple_of(2);
         let nt = g.taps() + usize::from(odd);

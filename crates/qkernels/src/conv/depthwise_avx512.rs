@@ -8,20 +8,25 @@
 //! from whole tap vectors, and the in-lane packs of the epilogue undo it, so the output bytes
 //! come out in channel order.
 //!
-//! Two products, chosen per call:
+//! Three products, chosen per call:
 //! * **pair-saturating** (fbgemm's depthwise fast path, when some weight pair can saturate):
 //!   the taps `(2p, 2p + 1)` are byte-interleaved and multiplied by `vpmaddubsw` (its i16
 //!   saturation is fbgemm's, bit for bit), two pairs' sums word-interleaved and added exactly
 //!   into i32 by `vpdpwssd` with ones;
 //! * **exact** (any other depthwise convolution, and the fast path when no pair can leave
 //!   i16: `255·(|w₀| + |w₁|) < 2¹⁵` for same-sign pairs, so saturation never happens): four
-//!   taps byte-interleaved per channel and accumulated by `vpdpbusd`.
+//!   taps byte-interleaved per channel and accumulated by `vpdpbusd`;
+//! * **columns** (the exact product of 2-d 3×3 windows without dilation at stride 1 or 2
+//!   along x, [`super::depthwise_cols`]): per input column the three rows' bytes form one
+//!   `vpdpbusd` group, shared by the pixels that read the column.
 //!
 //! An odd last tap is exact in both: one `vpshufb` transposes its bytes so that dword e of
 //! lane L holds the channels of dword e of the four accumulators, and four `vpdpbusd` with
 //! weights in byte j only add channel `16L + 4j + e` to accumulator j. The accumulators start at `−za·Σ_t w` and are
 //! requantized in registers with the operations of [`crate::gemm::requantize_one`]
-//! (`cvtdq2ps`, FMA with the bias, multiply, `cvtps2dq`, saturating packs, clamp).
+//! (`cvtdq2ps`, FMA with the bias, multiply, `cvtps2dq`, saturating packs, clamp; the column
+//! product adds the bias instead when `bias_a·bias_b` is exact, as with per-channel qparams,
+//! and skips a clamp to `0..=255`).
 //! Symmetric weights only (the caller keeps the per-pixel kernel for weight zero points ≠ 0).
 
 use std::arch::x86_64::*;
@@ -57,10 +62,10 @@ const MAX_REGS: usize = 28;
 
 /// One channel block: channels `c0..c0 + n` on a vector of `width` bytes (64 or 32).
 #[derive(Clone, Copy, Debug)]
-struct Block {
-    c0: usize,
-    n: usize,
-    width: usize,
+pub(super) struct Block {
+    pub(super) c0: usize,
+    pub(super) n: usize,
+    pub(super) width: usize,
 }
 
 /// The blocks of O channels: whole zmm blocks, then a tail of at most 32 channels on ymm
@@ -86,7 +91,7 @@ fn blocks(o: usize) -> Vec<Block> {
 
 /// Channel (relative to its block) of element `i` of accumulator vector `j` of a block of
 /// `width` bytes: lane `i / 4`, channels `16·lane + 4j + i % 4`.
-fn acc_channel(j: usize, i: usize) -> usize {
+pub(super) fn acc_channel(j: usize, i: usize) -> usize {
     16 * (i / 4) + 4 * j + i % 4
 }
 
@@ -106,24 +111,44 @@ fn pairs_can_saturate(w: &[i16], taps: usize, o: usize) -> bool {
     })
 }
 
+/// The product a [`RowKernel512`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Product {
+    /// fbgemm's pair saturation (`vpmaddubsw`).
+    Pairs,
+    /// Exact, four taps of one pixel per `vpdpbusd`.
+    Exact,
+    /// Exact 3×3 without dilation at stride 1 or 2: per input column the three rows'
+    /// bytes as one `vpdpbusd` group, shared by the pixels that read the column
+    /// ([`super::depthwise_cols`]).
+    Cols,
+}
+
 /// Per-call constants of the AVX-512 row kernel; vectors in accumulator order per block.
 pub(crate) struct RowKernel512 {
-    o: usize,
+    pub(super) o: usize,
     taps: usize,
-    /// Pair-saturating products (else exact).
-    saturate: bool,
+    pub(super) product: Product,
     blocks: Vec<Block>,
     /// Weight vectors per block (`units` vectors of the block's width), see [`Self::units`].
-    w: Vec<i8>,
+    pub(super) w: Vec<i8>,
     /// The `vpshufb` control of the odd last tap.
     lone_ctl: [i8; 64],
-    init: Vec<i32>,
-    mult: Vec<f32>,
-    bias_a: Vec<f32>,
-    bias_b: Vec<f32>,
-    zero_point: i32,
-    lo: i32,
-    hi: i32,
+    pub(super) init: Vec<i32>,
+    pub(super) mult: Vec<f32>,
+    pub(super) bias_a: Vec<f32>,
+    pub(super) bias_b: Vec<f32>,
+    /// `bias_a·bias_b` when every channel's product is exact in f32 (per-channel qparams:
+    /// `bias_a` is 1 or both are 0), so `fma(bias_a, bias_b, x)` is `x + bias_ab`.
+    pub(super) bias_ab: Option<Vec<f32>>,
+    /// The activation zero point (the padding value).
+    pub(super) za: u8,
+    /// Horizontal stride and left padding (the column kernel's).
+    pub(super) sx: usize,
+    pub(super) px: usize,
+    pub(super) zero_point: i32,
+    pub(super) lo: i32,
+    pub(super) hi: i32,
 }
 
 impl RowKernel512 {
@@ -141,12 +166,13 @@ impl RowKernel512 {
         let Stage::Requant(r) = stage else {
             return None;
         };
-        let saturate = Self::product(g, w, saturate)?;
+        let product = Self::product(g, w, saturate)?;
+        let saturate = product == Product::Pairs;
         let o = g.out_channels;
         let taps = g.taps();
         let blocks = blocks(o);
         let padded = blocks.last().map_or(0, |b| b.c0 + b.width);
-        let units = Self::units(taps, saturate);
+        let units = Self::units(taps, product);
         let pairs = taps / 2;
         // per-channel vectors: entry c0 + j·(width/4) + i of a block is the channel
         // acc_channel(j, i) of accumulator j (zero for channels ≥ O)
@@ -173,6 +199,21 @@ impl RowKernel512 {
             // the block's weight vectors, `units` of `width` bytes
             let bw = &mut wv[b.c0 * units..(b.c0 + b.width) * units];
             let mut vecs = bw.chunks_exact_mut(b.width);
+            if product == Product::Cols {
+                // per kernel column tx and accumulator j: dword e of lane L is channel
+                // 16L + 4j + e, bytes (w[tx], w[3 + tx], w[6 + tx], 0) (the three rows)
+                for tx in 0..3 {
+                    for j in 0..4 {
+                        let v = vecs.next().expect("units");
+                        for (i, x) in v.iter_mut().enumerate() {
+                            if i % 4 < 3 {
+                                *x = wt(3 * (i % 4) + tx, b.c0 + acc_channel(j, i / 4));
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
             if saturate {
                 // per pair, the low and high byte unpacks: word i of lane L is channel
                 // 16L + i (low) or 16L + 8 + i (high), bytes (w[2p], w[2p + 1])
@@ -214,10 +255,16 @@ impl RowKernel512 {
         // a 4×4 byte transpose in each lane: byte 4e + j takes byte 4j + e, so dword e
         // holds the channels of dword e of the four accumulators
         let lone_ctl = std::array::from_fn(|i| (4 * (i % 4) + (i % 16) / 4) as i8);
+        let bias_ab = (0..o)
+            .all(|c| {
+                let p = f64::from(r.bias_a[c]) * f64::from(r.bias_b[c]);
+                f64::from(p as f32) == p
+            })
+            .then(|| bias_a.iter().zip(&bias_b).map(|(a, b)| a * b).collect());
         Some(RowKernel512 {
             o,
             taps,
-            saturate,
+            product,
             blocks,
             w: wv,
             lone_ctl,
@@ -225,6 +272,10 @@ impl RowKernel512 {
             mult,
             bias_a,
             bias_b,
+            bias_ab,
+            za: za as u8,
+            sx: g.stride[2],
+            px: g.padding[2],
             zero_point: r.zero_point,
             lo: r.lo,
             hi: r.hi,
@@ -245,7 +296,7 @@ impl RowKernel512 {
     ) {
         // SAFETY: forwarded contract.
         unsafe {
-            match (self.taps, self.saturate) {
+            match (self.taps, self.product == Product::Pairs) {
                 (9, true) => row_block::<L, 9, true, FULL>(self, blk, taps, out),
                 (9, false) => row_block::<L, 9, false, FULL>(self, blk, taps, out),
                 (25, true) => row_block::<L, 25, true, FULL>(self, blk, taps, out),
@@ -257,33 +308,48 @@ impl RowKernel512 {
     }
 
     /// Weight vectors per block: pair-saturating, two per tap pair; exact, four per two
-    /// pairs; plus four for an odd last tap.
-    fn units(taps: usize, saturate: bool) -> usize {
+    /// pairs; plus four for an odd last tap; columns, four per kernel column.
+    pub(super) fn units(taps: usize, product: Product) -> usize {
         let pairs = taps / 2;
         let lone = 4 * (taps % 2);
-        if saturate {
-            2 * pairs + lone
-        } else {
-            4 * pairs.div_ceil(2) + lone
+        match product {
+            Product::Pairs => 2 * pairs + lone,
+            Product::Exact => 4 * pairs.div_ceil(2) + lone,
+            Product::Cols => 12,
         }
     }
 
     /// Whether the kernel runs `w` on this CPU (the Avx512Vnni level, symmetric weights),
-    /// given a requantizing stage, and if so with pair-saturating products (`Some(true)`:
-    /// `saturate` asked for fbgemm's pair saturation and some weight pair can saturate) or
-    /// exact ones.
-    pub(crate) fn product(g: &ConvGeometry, w: &DepthwiseWeights, saturate: bool) -> Option<bool> {
-        (Isa::Avx512Vnni.is_supported() && w.zero_points.iter().all(|&z| z == 0))
-            .then(|| saturate && pairs_can_saturate(&w.w, g.taps(), g.out_channels))
+    /// given a requantizing stage, and if so with which product: pair-saturating when
+    /// `saturate` asks for fbgemm's pair saturation and some weight pair can saturate, else
+    /// the column product on 2-d 3×3 windows without dilation at stride 1 or 2 along x,
+    /// else the exact one.
+    pub(crate) fn product(
+        g: &ConvGeometry,
+        w: &DepthwiseWeights,
+        saturate: bool,
+    ) -> Option<Product> {
+        (Isa::Avx512Vnni.is_supported() && w.zero_points.iter().all(|&z| z == 0)).then(|| {
+            if saturate && pairs_can_saturate(&w.w, g.taps(), g.out_channels) {
+                Product::Pairs
+            } else if g.kernel == [1, 3, 3]
+                && g.dilation[1..] == [1, 1]
+                && matches!(g.stride[2], 1 | 2)
+            {
+                Product::Cols
+            } else {
+                Product::Exact
+            }
+        })
     }
 
-    /// The name of a product: `"avx512-pairs"` (fbgemm's pair saturation) or
-    /// `"avx512-exact"`.
-    pub(crate) fn product_name(saturate: bool) -> &'static str {
-        if saturate {
-            "avx512-pairs"
-        } else {
-            "avx512-exact"
+    /// The name of a product: `"avx512-pairs"` (fbgemm's pair saturation),
+    /// `"avx512-cols"` or `"avx512-exact"`.
+    pub(crate) fn product_name(product: Product) -> &'static str {
+        match product {
+            Product::Pairs => "avx512-pairs",
+            Product::Exact => "avx512-exact",
+            Product::Cols => "avx512-cols",
         }
     }
 
@@ -297,13 +363,23 @@ impl RowKernel512 {
         assert!(out.len().is_multiple_of(o) && taps.tab.len() >= ow * nt);
         assert!(taps.bases.len() == nt && a <= b && b <= ow && taps.o == o);
         let padded = self.blocks.last().map_or(0, |b| b.c0 + b.width);
-        let units = Self::units(self.taps, self.saturate);
+        let units = Self::units(self.taps, self.product);
         assert!(self.w.len() == padded * units && self.init.len() == padded);
         assert!(
             [&self.mult, &self.bias_a, &self.bias_b]
-                .iter()
+                .into_iter()
+                .chain(&self.bias_ab)
                 .all(|v| v.len() == padded)
         );
+        if self.product == Product::Cols {
+            assert!(taps.line_ptrs.len() == 3);
+            for blk in &self.blocks {
+                // SAFETY: as below; `RowTaps::fill` derives each line pointer from a slice
+                // of iw·O readable bytes (step O) or O readable bytes (step 0).
+                unsafe { super::depthwise_cols::row_block(self, blk, taps, out) }
+            }
+            return;
+        }
         for blk in &self.blocks {
             // SAFETY: `new` checked the Avx512Vnni level (AVX-512 F/BW/VL + VNNI); the
             // lengths are asserted above and every block lies inside them; `RowTaps::fill`
@@ -327,7 +403,7 @@ impl RowKernel512 {
 ///
 /// # Safety
 /// Every method requires AVX-512 F/BW/VL + VNNI; pointer arguments are described per method.
-trait Lanes {
+pub(super) trait Lanes {
     type V: Copy;
     /// Bytes (channels) per vector.
     const W: usize;
@@ -352,6 +428,9 @@ trait Lanes {
     unsafe fn shuffle8(a: Self::V, ctl: Self::V) -> Self::V;
     /// `cvt_rne((fma(a, b, f32(x)))·m)` with `a`, `b`, `m` loaded from `W / 4` floats.
     unsafe fn requant(x: Self::V, a: *const f32, b: *const f32, m: *const f32) -> Self::V;
+    /// `cvt_rne((f32(x) + b)·m)` with `b`, `m` loaded from `W / 4` floats: [`Self::requant`]
+    /// when every `a` is 1 (`fma(1, b, x)` is the rounded sum).
+    unsafe fn requant_add(x: Self::V, b: *const f32, m: *const f32) -> Self::V;
     /// `W / 4` i32 at `p`.
     unsafe fn load_i32(p: *const i32) -> Self::V;
     /// Saturating i32 → i16 packs of `(a, b)` in lanes.
@@ -362,9 +441,9 @@ trait Lanes {
 }
 
 /// 64 channels per vector.
-struct Zmm;
+pub(super) struct Zmm;
 /// 32 channels per vector.
-struct Ymm;
+pub(super) struct Ymm;
 
 impl Lanes for Zmm {
     type V = __m512i;
@@ -453,6 +532,14 @@ impl Lanes for Zmm {
                 _mm512_loadu_ps(b),
                 _mm512_cvtepi32_ps(x),
             );
+            _mm512_cvtps_epi32(_mm512_mul_ps(f, _mm512_loadu_ps(m)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn requant_add(x: __m512i, b: *const f32, m: *const f32) -> __m512i {
+        // SAFETY: the caller guarantees 16 readable floats at `b` and `m`.
+        unsafe {
+            let f = _mm512_add_ps(_mm512_cvtepi32_ps(x), _mm512_loadu_ps(b));
             _mm512_cvtps_epi32(_mm512_mul_ps(f, _mm512_loadu_ps(m)))
         }
     }
@@ -575,6 +662,14 @@ impl Lanes for Ymm {
         }
     }
     #[inline(always)]
+    unsafe fn requant_add(x: __m256i, b: *const f32, m: *const f32) -> __m256i {
+        // SAFETY: the caller guarantees 8 readable floats at `b` and `m`.
+        unsafe {
+            let f = _mm256_add_ps(_mm256_cvtepi32_ps(x), _mm256_loadu_ps(b));
+            _mm256_cvtps_epi32(_mm256_mul_ps(f, _mm256_loadu_ps(m)))
+        }
+    }
+    #[inline(always)]
     unsafe fn load_i32(p: *const i32) -> __m256i {
         // SAFETY: the caller guarantees 8 readable i32 at `p`.
         unsafe { _mm256_loadu_si256(p.cast()) }
@@ -635,7 +730,7 @@ unsafe fn row_block<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>
     out: &mut [u8],
 ) {
     let t = if T > 0 { T } else { k.taps };
-    let units = RowKernel512::units(t, SAT);
+    let units = RowKernel512::units(t, if SAT { Product::Pairs } else { Product::Exact });
     let nt = t + t % 2;
     let ow = out.len() / k.o;
     let (a, b) = taps.interior;
@@ -788,7 +883,7 @@ unsafe fn acc_step<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>(
             }
         } else {
             // the odd last tap, after all pairs' weight vectors
-            let u = RowKernel512::units(t, SAT) - 4;
+            let u = RowKernel512::units(t, if SAT { Product::Pairs } else { Product::Exact }) - 4;
             let y = L::shuffle8(tap(t - 1), r.lone_ctl);
             for (j, a) in acc.iter_mut().enumerate() {
                 *a = L::dpbusd(*a, y, wv(u + j));
@@ -817,23 +912,47 @@ unsafe fn requant<L: Lanes>(r: &Regs<L>, acc: L::V, j: usize) -> L::V {
 }
 
 /// Packs the four requantized vectors to bytes in channel order and stores the block's
-/// channels at `dst`: the i16 packs saturate (|q| ≥ 2¹⁵ stays beyond [0, 255] after adding
-/// zp ∈ 0..=255 with i16 saturation), the u8 pack clamps to [0, 255], then [lo, hi] ⊂
-/// [0, 255]: the scalar `clamp(q + zp, lo, hi)` of [`crate::gemm::requantize_one`].
+/// channels at `dst` ([`pack_store`] with the block's constants).
 ///
 /// # Safety
-/// AVX-512 F/BW/VL + VNNI available; `dst` addresses the block's n writable bytes.
+/// [`pack_store`]'s contract, with the mask of `r`.
 #[inline(always)]
 unsafe fn store<L: Lanes, const FULL: bool>(r: &Regs<L>, qv: [L::V; 4], dst: *mut u8) {
+    // SAFETY: the caller's contract.
+    unsafe { pack_store::<L, FULL, true>(qv, r.zp, r.lo, r.hi, r.mask, dst) }
+}
+
+/// Packs the four requantized vectors to bytes in channel order and stores the block's
+/// channels at `dst`: the i16 packs saturate (|q| ≥ 2¹⁵ stays beyond [0, 255] after adding
+/// zp ∈ 0..=255 with i16 saturation), the u8 pack clamps to [0, 255], then [lo, hi] ⊂
+/// [0, 255] (skipped unless `CLAMP`, for callers whose bounds are 0 and 255): the scalar
+/// `clamp(q + zp, lo, hi)` of [`crate::gemm::requantize_one`]. `zp` holds the output zero
+/// point as i16, `lo` and `hi` the bounds as bytes.
+///
+/// # Safety
+/// AVX-512 F/BW/VL + VNNI available; `dst` addresses the `mask`'s bytes writable (all `L::W`
+/// of them when `FULL`).
+#[inline(always)]
+pub(super) unsafe fn pack_store<L: Lanes, const FULL: bool, const CLAMP: bool>(
+    qv: [L::V; 4],
+    zp: L::V,
+    lo: L::V,
+    hi: L::V,
+    mask: u64,
+    dst: *mut u8,
+) {
     // SAFETY: the caller's contract; a partial block stores only its masked bytes.
     unsafe {
-        let w01 = L::adds16(L::packs32(qv[0], qv[1]), r.zp);
-        let w23 = L::adds16(L::packs32(qv[2], qv[3]), r.zp);
-        let v = L::clamp8(L::packus16(w01, w23), r.lo, r.hi);
+        let w01 = L::adds16(L::packs32(qv[0], qv[1]), zp);
+        let w23 = L::adds16(L::packs32(qv[2], qv[3]), zp);
+        let mut v = L::packus16(w01, w23);
+        if CLAMP {
+            v = L::clamp8(v, lo, hi);
+        }
         if FULL {
             L::store(dst, v)
         } else {
-            L::store_mask(dst, v, r.mask)
+            L::store_mask(dst, v, mask)
         }
     }
 }

@@ -62,6 +62,8 @@ mod depthwise;
 mod depthwise_avx2;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_avx512;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_cols;
 mod error;
 mod geometry;
 mod implicit;

@@ -12,17 +12,27 @@ pub enum DirectConvKernel {
     /// registers; depthwise: 8 outputs per vector, 3 rows × up to 4 vectors per pass over
     /// the taps).
     Avx2Fma,
+    /// x86-64 AVX-512F + VL on 256-bit vectors (the 32 vector registers; gated at the
+    /// `avx512vnni` level, the lowest AVX-512 level of [`Isa`]): depthwise 3 x 3 stride-1
+    /// planes load each input row once for 4 output rows, all 9 weights in registers; every
+    /// other shape and conv2d run as [`DirectConvKernel::Avx2Fma`].
+    Avx512,
 }
 
 impl DirectConvKernel {
     /// Every family, lowest first.
-    pub const ALL: [DirectConvKernel; 2] = [DirectConvKernel::Scalar, DirectConvKernel::Avx2Fma];
+    pub const ALL: [DirectConvKernel; 3] = [
+        DirectConvKernel::Scalar,
+        DirectConvKernel::Avx2Fma,
+        DirectConvKernel::Avx512,
+    ];
 
     /// The lowercase name used in reports.
     pub fn name(self) -> &'static str {
         match self {
             DirectConvKernel::Scalar => "scalar",
             DirectConvKernel::Avx2Fma => "avx2-fma",
+            DirectConvKernel::Avx512 => "avx512",
         }
     }
 
@@ -30,11 +40,12 @@ impl DirectConvKernel {
         match self {
             DirectConvKernel::Scalar => Isa::Scalar,
             DirectConvKernel::Avx2Fma => Isa::Avx2,
+            DirectConvKernel::Avx512 => Isa::Avx512Vnni,
         }
     }
 
     /// Whether this process may run the family: compiled for this architecture, supported by
-    /// the CPU (AVX2 and FMA), and not above the `QSTACK_ISA` cap.
+    /// the CPU (AVX2 and FMA; AVX-512 F/BW/VL/VNNI), and not above the `QSTACK_ISA` cap.
     pub fn is_runnable(self) -> bool {
         let level = self.isa();
         isa::env_cap().is_none_or(|cap| level.is_at_most(cap)) && level.is_supported()

@@ -33,6 +33,40 @@ pub enum WeightQParams<'a> {
     },
 }
 
+impl<'a> WeightQParams<'a> {
+    /// The qparams as PyTorch's modules hold them: a scale and zero-point list per output
+    /// channel when `per_channel`, else the first entries of the lists (a per-tensor weight
+    /// stores one of each).
+    ///
+    /// Errors: an empty list in per-tensor mode. Per-channel lengths are checked by
+    /// [`PackedWeights::pack`], which knows N.
+    pub fn from_slices(
+        per_channel: bool,
+        scales: &'a [f32],
+        zero_points: &'a [i32],
+    ) -> Result<Self> {
+        if per_channel {
+            return Ok(WeightQParams::PerChannel {
+                scales,
+                zero_points,
+            });
+        }
+        match (scales.first(), zero_points.first()) {
+            (Some(&scale), Some(&zero_point)) => Ok(WeightQParams::PerTensor { scale, zero_point }),
+            (None, _) => Err(GemmError::QParamsLength {
+                what: "weight scales",
+                expected: 1,
+                got: 0,
+            }),
+            (_, None) => Err(GemmError::QParamsLength {
+                what: "weight zero points",
+                expected: 1,
+                got: 0,
+            }),
+        }
+    }
+}
+
 /// A 64-byte aligned line of packed weight bytes (aligned so zmm loads never split lines).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]

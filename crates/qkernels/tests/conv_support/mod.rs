@@ -53,17 +53,7 @@ pub fn check_with(
         .map(|_| ((next() % 2001) as f32 - 1000.0) * 0.01)
         .collect();
     let za = (next() % 256) as i32;
-    let q = if per_channel {
-        WeightQParams::PerChannel {
-            scales: &scales,
-            zero_points: &zps,
-        }
-    } else {
-        WeightQParams::PerTensor {
-            scale: scales[0],
-            zero_point: zps[0],
-        }
-    };
+    let q = WeightQParams::from_slices(per_channel, &scales, &zps).expect("weight qparams");
     let p = Requantize {
         act_scale: 0.02,
         out_scale: 0.05 * (g.k() as f32).sqrt(),

@@ -126,17 +126,7 @@ impl ConvCore {
         self.out.validate(self.name)?;
         let g = self.geometry(1, &self.template_input())?;
         let (scales, zps) = self.weight.kernel_qparams();
-        let q = if self.weight.is_per_channel() {
-            WeightQParams::PerChannel {
-                scales: &scales,
-                zero_points: &zps,
-            }
-        } else {
-            WeightQParams::PerTensor {
-                scale: scales[0],
-                zero_point: zps[0],
-            }
-        };
+        let q = WeightQParams::from_slices(self.weight.is_per_channel(), &scales, &zps)?;
         self.packed = PackedConvWeights::pack_best(self.weight.weight.data(), &g, q)?;
         Ok(())
     }

@@ -188,17 +188,7 @@ fn pack(name: &'static str, w: &QWeight) -> Result<Int8Panels> {
         });
     }
     let (scales, zps) = w.kernel_qparams();
-    let q = if w.is_per_channel() {
-        WeightQParams::PerChannel {
-            scales: &scales,
-            zero_points: &zps,
-        }
-    } else {
-        WeightQParams::PerTensor {
-            scale: scales[0],
-            zero_point: zps[0],
-        }
-    };
+    let q = WeightQParams::from_slices(w.is_per_channel(), &scales, &zps)?;
     Int8Panels::pack(w.weight.data(), n, k, q)
 }
 

@@ -6,16 +6,19 @@ use std::arch::x86_64::*;
 
 use super::{LANES, ROWS, Rows};
 
-/// Proof that the CPU has AVX2 and FMA; only [`Avx2Fma::new`] makes one.
+/// Proof that the CPU has AVX2 and FMA (and AVX-512F + VL when `vl`); only [`Avx2Fma::new`]
+/// makes one.
 pub(super) struct Avx2Fma {
-    _private: (),
+    /// AVX-512F and AVX-512VL too: the row-reusing kernel runs where it applies.
+    vl: bool,
 }
 
 impl Avx2Fma {
-    /// The proof, if the CPU has the features.
-    pub(super) fn new() -> Option<Self> {
-        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-            .then_some(Self { _private: () })
+    /// The proof, if the CPU has the features (AVX-512F and VL too with `vl`).
+    pub(super) fn new(vl: bool) -> Option<Self> {
+        let avx512 = || is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && (!vl || avx512()))
+            .then_some(Self { vl })
     }
 
     /// As the scalar rows: for every output `(r, o)` of `g`, `out[r·ldo + o] = bias`, then per
@@ -64,7 +67,19 @@ impl Avx2Fma {
         // (`len` f32 at `r·ldo` of `out` per row, `len` a multiple of 8).
         unsafe {
             let (src, out) = (src.as_ptr().add(g.base), out.as_mut_ptr());
-            for r0 in (0..g.rows).step_by(ROWS) {
+            let mut first = 0;
+            if let Some(ru) = g.reuse.filter(|_| self.vl)
+                && ru.matches(offs, g.stride)
+            {
+                first = match (ru.kernel, ru.sh) {
+                    ([3, 3], 1) => {
+                        reuse::<4, 3, 3, 3, 1>(src, ru.pitch, offs, w.as_ptr(), bias, out, g)
+                    }
+                    // 5 x 5 (25 weights) and stride 2 measured no faster than the per-tap loop
+                    _ => 0,
+                };
+            }
+            for r0 in (first..g.rows).step_by(ROWS) {
                 let f = match g.rows - r0 {
                     1 => rows_impl::<1>,
                     2 => rows_impl::<2>,
@@ -75,6 +90,48 @@ impl Avx2Fma {
             }
         }
     }
+}
+
+/// The whole groups of `R` rows of `g` on [`reuse_rows`]; returns the rows done.
+///
+/// # Safety
+/// As [`reuse_rows`] for every row of `g` (`src` already at `g.base`), and `offs` laid out as
+/// [`super::Reuse::matches`] checks.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn reuse<
+    const R: usize,
+    const V: usize,
+    const KH: usize,
+    const KW: usize,
+    const SH: usize,
+>(
+    src: *const f32,
+    pitch: usize,
+    offs: &[usize],
+    w: *const f32,
+    bias: f32,
+    out: *mut f32,
+    g: Rows,
+) -> usize {
+    let cols: [usize; KW] = std::array::from_fn(|j| offs[j]);
+    let groups = g.rows / R;
+    // SAFETY: group `q` covers rows `q·R .. q·R + R ≤ rows`, within the contract.
+    unsafe {
+        for q in 0..groups {
+            reuse_rows::<R, V, KH, KW, SH>(
+                src.add(q * R * g.stride),
+                pitch,
+                &cols,
+                w,
+                bias,
+                out.add(q * R * g.ldo),
+                g.ldo,
+                g.len,
+            );
+        }
+    }
+    groups * R
 }
 
 /// # Safety
@@ -143,6 +200,100 @@ unsafe fn block<const R: usize, const V: usize>(
         for (r, ar) in acc.iter().enumerate() {
             for (v, a) in ar.iter().enumerate() {
                 _mm256_storeu_ps(out.add(r * ldo + o + v * LANES), *a);
+            }
+        }
+    }
+}
+
+/// Row-reusing variant (stride-1 vertical dilation): output row `r` of a group reads padded
+/// rows `r·SH .. r·SH + KH`; each input vector is loaded once per `(row, column tap)` and feeds
+/// every output row of the group that uses it, with all `KH·KW` weights in registers (32 ymm
+/// registers of AVX-512VL). For each output the taps still come in row-major order: rows in
+/// increasing order, columns in increasing order within a row.
+///
+/// # Safety
+/// AVX2, FMA, AVX-512F and AVX-512VL available; for every group row `r < R`, tap `(i, j)`:
+/// `src + r·SH·pitch + i·pitch + cols[j] .. + len` readable; `w` points at `KH·KW` f32;
+/// `out + r·ldo .. + len` writable; `len` a multiple of 8.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+pub(super) unsafe fn reuse_rows<
+    const R: usize,
+    const V: usize,
+    const KH: usize,
+    const KW: usize,
+    const SH: usize,
+>(
+    src: *const f32,
+    pitch: usize,
+    cols: &[usize; KW],
+    w: *const f32,
+    bias: f32,
+    out: *mut f32,
+    ldo: usize,
+    len: usize,
+) {
+    // SAFETY: reads and writes stay within the contract's extents (`o + V·8 ≤ len`).
+    unsafe {
+        let wv: [[__m256; KW]; KH] =
+            std::array::from_fn(|i| std::array::from_fn(|j| _mm256_set1_ps(*w.add(i * KW + j))));
+        let mut o = 0;
+        while o + V * LANES <= len {
+            reuse_block::<R, V, KH, KW, SH>(src.add(o), pitch, cols, &wv, bias, out.add(o), ldo);
+            o += V * LANES;
+        }
+        while o < len {
+            reuse_block::<R, 1, KH, KW, SH>(src.add(o), pitch, cols, &wv, bias, out.add(o), ldo);
+            o += LANES;
+        }
+    }
+}
+
+/// `V` vectors of the `R` rows of [`reuse_rows`].
+///
+/// # Safety
+/// As [`reuse_rows`] with `len = V·8`.
+#[inline]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn reuse_block<
+    const R: usize,
+    const V: usize,
+    const KH: usize,
+    const KW: usize,
+    const SH: usize,
+>(
+    src: *const f32,
+    pitch: usize,
+    cols: &[usize; KW],
+    wv: &[[__m256; KW]; KH],
+    bias: f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let mut acc = [[_mm256_set1_ps(bias); V]; R];
+    // SAFETY: as the contract of `reuse_rows`.
+    unsafe {
+        for yy in 0..(R - 1) * SH + KH {
+            let row = src.add(yy * pitch);
+            for (j, &c) in cols.iter().enumerate() {
+                let p = row.add(c);
+                let x: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(p.add(v * LANES)));
+                for (r, ar) in acc.iter_mut().enumerate() {
+                    let Some(i) = yy.checked_sub(r * SH) else {
+                        continue;
+                    };
+                    if i >= KH {
+                        continue;
+                    }
+                    for (a, xv) in ar.iter_mut().zip(&x) {
+                        *a = _mm256_fmadd_ps(wv[i][j], *xv, *a);
+                    }
+                }
+            }
+        }
+        for (r, ar) in acc.iter().enumerate() {
+            for (v, a) in ar.iter().enumerate() {
+                _mm256_storeu_ps(out.add(r * ldo + v * LANES), *a);
             }
         }
     }
