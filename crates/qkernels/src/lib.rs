@@ -27,6 +27,7 @@ pub mod fp16;
 pub mod gates;
 pub mod gemm;
 pub mod isa;
+pub mod par;
 pub mod pool;
 pub mod quant;
 

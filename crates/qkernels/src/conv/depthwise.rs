@@ -11,7 +11,7 @@
 //! The channel loops are compiled once portably and once per x86 level (AVX2, AVX-512BW);
 //! the family's epilogue requantizes.
 
-use rayon::prelude::*;
+use crate::par;
 
 #[cfg(target_arch = "x86_64")]
 use super::depthwise_avx2::{RowKernel, RowTaps};
@@ -404,9 +404,7 @@ pub(crate) fn run(
             rows_kernel.row(taps, dst);
         };
         if parallel {
-            out.par_chunks_mut(row_len)
-                .enumerate()
-                .for_each_init(RowTaps::new, task);
+            par::for_each_chunk_init(out, row_len, RowTaps::new, task);
         } else {
             let mut taps = RowTaps::new();
             for item in out.chunks_mut(row_len).enumerate() {
@@ -478,7 +476,7 @@ pub(crate) fn run(
         }
     };
     if parallel {
-        out.par_chunks_mut(row_len).enumerate().for_each(task);
+        par::for_each_chunk(out, row_len, task);
     } else {
         out.chunks_mut(row_len).enumerate().for_each(task);
     }

@@ -24,9 +24,9 @@
 //! lane L holds the channels of dword e of the four accumulators, and four `vpdpbusd` with
 //! weights in byte j only add channel `16L + 4j + e` to accumulator j. The accumulators start at `−za·Σ_t w` and are
 //! requantized in registers with the operations of [`crate::gemm::requantize_one`]
-//! (`cvtdq2ps`, FMA with the bias, multiply, `cvtps2dq`, saturating packs, clamp; the column
-//! product adds the bias instead when `bias_a·bias_b` is exact, as with per-channel qparams,
-//! and skips a clamp to `0..=255`).
+//! (`cvtdq2ps`, FMA with the bias, multiply, `cvtps2dq`, saturating packs, clamp; all
+//! products add the bias instead when `bias_a·bias_b` is exact, as with per-channel qparams,
+//! and the column product skips a clamp to `0..=255`).
 //! Symmetric weights only (the caller keeps the per-pixel kernel for weight zero points ≠ 0).
 
 use std::arch::x86_64::*;
@@ -296,13 +296,22 @@ impl RowKernel512 {
     ) {
         // SAFETY: forwarded contract.
         unsafe {
-            match (self.taps, self.product == Product::Pairs) {
-                (9, true) => row_block::<L, 9, true, FULL>(self, blk, taps, out),
-                (9, false) => row_block::<L, 9, false, FULL>(self, blk, taps, out),
-                (25, true) => row_block::<L, 25, true, FULL>(self, blk, taps, out),
-                (25, false) => row_block::<L, 25, false, FULL>(self, blk, taps, out),
-                (_, true) => row_block::<L, 0, true, FULL>(self, blk, taps, out),
-                (_, false) => row_block::<L, 0, false, FULL>(self, blk, taps, out),
+            macro_rules! go {
+                ($add:expr) => {
+                    match (self.taps, self.product == Product::Pairs) {
+                        (9, true) => row_block::<L, 9, true, FULL, $add>(self, blk, taps, out),
+                        (9, false) => row_block::<L, 9, false, FULL, $add>(self, blk, taps, out),
+                        (25, true) => row_block::<L, 25, true, FULL, $add>(self, blk, taps, out),
+                        (25, false) => row_block::<L, 25, false, FULL, $add>(self, blk, taps, out),
+                        (_, true) => row_block::<L, 0, true, FULL, $add>(self, blk, taps, out),
+                        (_, false) => row_block::<L, 0, false, FULL, $add>(self, blk, taps, out),
+                    }
+                };
+            }
+            if self.bias_ab.is_some() {
+                go!(true)
+            } else {
+                go!(false)
             }
         }
     }
@@ -707,6 +716,8 @@ struct Regs<L: Lanes> {
     init: [L::V; 4],
     bias_a: *const f32,
     bias_b: *const f32,
+    /// The folded bias (`bias_b` when there is none).
+    bias_ab: *const f32,
     mult: *const f32,
     mask: u64,
     ones: L::V,
@@ -717,13 +728,20 @@ struct Regs<L: Lanes> {
 
 /// One block of one row: border pixels through the table, interior pixels from the bases.
 /// `T > 0` fixes the tap count (3×3, 5×5) so the tap loops unroll and the weights stay in
-/// registers; `T = 0` reads it from `k`.
+/// registers; `T = 0` reads it from `k`. `ADD`: the requantization adds the folded bias
+/// (`k.bias_ab` exists).
 ///
 /// # Safety
 /// AVX-512 F/BW/VL + VNNI available; the lengths and pointers of [`RowKernel512::row`]'s
 /// contract; `blk` is one of `k`'s blocks and its width is `L::W`.
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn row_block<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>(
+unsafe fn row_block<
+    L: Lanes,
+    const T: usize,
+    const SAT: bool,
+    const FULL: bool,
+    const ADD: bool,
+>(
     k: &RowKernel512,
     blk: &Block,
     taps: &RowTaps,
@@ -759,6 +777,7 @@ unsafe fn row_block<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>
             init: std::array::from_fn(|j| L::load_i32(init.add(j * q))),
             bias_a: k.bias_a.as_ptr().add(c0),
             bias_b: k.bias_b.as_ptr().add(c0),
+            bias_ab: k.bias_ab.as_ref().unwrap_or(&k.bias_b).as_ptr().add(c0),
             mult: k.mult.as_ptr().add(c0),
             mask: u64::MAX >> (64 - blk.n),
             ones: L::splat16(1),
@@ -775,7 +794,7 @@ unsafe fn row_block<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>
             steps_loop!(T > 0, steps, s => {
                 acc_step::<L, T, SAT, FULL>(k, &r, c0, ptrs, 0, s, &mut acc);
             });
-            let qv: [L::V; 4] = std::array::from_fn(|j| requant(&r, acc[j], j));
+            let qv: [L::V; 4] = std::array::from_fn(|j| requant::<L, ADD>(&r, acc[j], j));
             store::<L, FULL>(&r, qv, dst(x));
         }
         if a < b {
@@ -795,14 +814,14 @@ unsafe fn row_block<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>
                     acc_step::<L, T, SAT, FULL>(k, &r, c0, bases, (x - a) * step, s, &mut acc);
                     for (j, v) in qv.iter_mut().enumerate() {
                         if (4 * s / steps..4 * (s + 1) / steps).contains(&j) {
-                            *v = requant(&r, prev[j], j);
+                            *v = requant::<L, ADD>(&r, prev[j], j);
                         }
                     }
                 });
                 store::<L, FULL>(&r, qv, dst(x - 1));
                 prev = acc;
             }
-            let qv: [L::V; 4] = std::array::from_fn(|j| requant(&r, prev[j], j));
+            let qv: [L::V; 4] = std::array::from_fn(|j| requant::<L, ADD>(&r, prev[j], j));
             store::<L, FULL>(&r, qv, dst(b - 1));
         }
     }
@@ -893,21 +912,26 @@ unsafe fn acc_step<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>(
 }
 
 /// Requantized accumulator vector `j` of the block:
-/// `cvt_rne(fma(bias_a, bias_b, f32(acc))·mult)`.
+/// `cvt_rne(fma(bias_a, bias_b, f32(acc))·mult)`, or with `ADD` the same as
+/// `cvt_rne((f32(acc) + bias_ab)·mult)`.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL + VNNI available; the per-channel pointers of `r` cover the block.
 #[inline(always)]
-unsafe fn requant<L: Lanes>(r: &Regs<L>, acc: L::V, j: usize) -> L::V {
+unsafe fn requant<L: Lanes, const ADD: bool>(r: &Regs<L>, acc: L::V, j: usize) -> L::V {
     let q = L::W / 4;
     // SAFETY: vector j's W/4 entries lie inside the block's per-channel vectors.
     unsafe {
-        L::requant(
-            acc,
-            r.bias_a.add(j * q),
-            r.bias_b.add(j * q),
-            r.mult.add(j * q),
-        )
+        if ADD {
+            L::requant_add(acc, r.bias_ab.add(j * q), r.mult.add(j * q))
+        } else {
+            L::requant(
+                acc,
+                r.bias_a.add(j * q),
+                r.bias_b.add(j * q),
+                r.mult.add(j * q),
+            )
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! Every output is computed by one tile over the full K, so results do not depend on the
 //! task split or the thread count.
 
-use rayon::prelude::*;
+use crate::par;
 
 use super::geometry::ConvGeometry;
 use crate::gemm::{KernelKind, Microkernel, OutRow, PackedWeights, Stage, TileJob};
@@ -94,7 +94,7 @@ impl Plan<'_> {
             self.run_block(t0..(t0 + mb).min(m_tiles), m, dst);
         };
         if parallel {
-            out.par_chunks_mut(chunk).enumerate().for_each(task);
+            par::for_each_chunk(out, chunk, task);
         } else {
             out.chunks_mut(chunk).enumerate().for_each(task);
         }

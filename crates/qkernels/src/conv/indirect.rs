@@ -17,7 +17,7 @@
 
 use std::arch::x86_64::*;
 
-use rayon::prelude::*;
+use crate::par;
 
 use super::implicit::Plan;
 use crate::gemm::{OutRow, RowFix, Stage};
@@ -345,7 +345,7 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
     };
     let chunk = tiles_per_task * MR * o;
     if parallel {
-        out.par_chunks_mut(chunk).enumerate().for_each(task);
+        par::for_each_chunk(out, chunk, task);
     } else {
         out.chunks_mut(chunk).enumerate().for_each(task);
     }

@@ -23,7 +23,7 @@
 
 use std::arch::x86_64::*;
 
-use rayon::prelude::*;
+use crate::par;
 
 use super::implicit::Plan;
 use super::indirect::Requant;
@@ -427,7 +427,7 @@ pub(crate) fn run(plan: &Plan<'_>, w: &RowRunWeights, out: &mut [u8]) {
         run_task(plan, w, rows, t0..(t0 + per_task).min(m_tiles), m, dst);
     };
     if parallel {
-        out.par_chunks_mut(chunk).enumerate().for_each(task);
+        par::for_each_chunk(out, chunk, task);
     } else {
         out.chunks_mut(chunk).enumerate().for_each(task);
     }

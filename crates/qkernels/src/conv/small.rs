@@ -8,7 +8,7 @@
 //! the scalar fbgemm formula ([`crate::gemm::requantize_one`]). Output rows are spread over
 //! rayon's threads.
 
-use rayon::prelude::*;
+use crate::par;
 
 use super::error::Result;
 use super::geometry::ConvGeometry;
@@ -260,7 +260,7 @@ pub(crate) fn run(plan: &Plan<'_>, w: &[i32], pool: bool, out: &mut [u8]) {
         }
     };
     if parallel {
-        out.par_chunks_mut(row_len).enumerate().for_each(task);
+        par::for_each_chunk(out, row_len, task);
     } else {
         out.chunks_mut(row_len).enumerate().for_each(task);
     }

@@ -16,7 +16,7 @@
 
 use std::arch::x86_64::*;
 
-use rayon::prelude::*;
+use crate::par;
 
 use super::geometry::ConvGeometry;
 use super::implicit::Plan;
@@ -442,7 +442,7 @@ pub(crate) unsafe fn run(
     };
     let plane_out = oh * ow * o;
     if parallel {
-        out.par_chunks_mut(plane_out).enumerate().for_each(task);
+        par::for_each_chunk(out, plane_out, task);
     } else {
         out.chunks_mut(plane_out).enumerate().for_each(task);
     }

@@ -23,7 +23,7 @@
 
 use std::arch::x86_64::*;
 
-use rayon::prelude::*;
+use crate::par;
 
 use super::geometry::ConvGeometry;
 use super::implicit::Plan;
@@ -476,9 +476,7 @@ pub(crate) unsafe fn run(
         }
     };
     if parallel {
-        out.par_chunks_mut(plane_out)
-            .enumerate()
-            .for_each_init(scratch, task);
+        par::for_each_chunk_init(out, plane_out, scratch, task);
     } else {
         let mut s = scratch();
         for job in out.chunks_mut(plane_out).enumerate() {

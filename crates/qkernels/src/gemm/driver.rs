@@ -7,12 +7,11 @@
 
 use std::cell::RefCell;
 
-use rayon::prelude::*;
-
 use super::microkernel::{Microkernel, TileJob};
 use super::pack::PackedWeights;
 use super::pipeline::{OutRow, RowFix, Stage};
 use crate::error::{GemmError, Result};
+use crate::par;
 
 /// Multiply-accumulates above which the work is split over rayon's threads.
 const PARALLEL_MACS: usize = 1 << 19;
@@ -147,6 +146,11 @@ pub(crate) fn run<T: OutElem>(
     if m == 0 {
         return;
     }
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MACS;
+    if parallel {
+        par::wake();
+    }
     let za = a.zero_point;
     let off = kernel.a_offset();
     // corr[n] = a_offset·Σ_k W − za·(Σ_k W − zw·K), in wrapping i32 like the kernels.
@@ -181,8 +185,6 @@ pub(crate) fn run<T: OutElem>(
     let n_tiles = n.div_ceil(tile_cols);
     let tile_a = kernel.a_tile_bytes(shape.rows, kp);
     let mb = (A_BLOCK_BYTES / tile_a.max(1)).clamp(1, m_tiles);
-    let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MACS;
     let (m_blocks, n_split) = if parallel {
         split(m_tiles, n_tiles, mb, threads)
     } else {
@@ -213,7 +215,7 @@ pub(crate) fn run<T: OutElem>(
     };
     let tasks = m_blocks * n_split;
     if parallel {
-        (0..tasks).into_par_iter().for_each(task);
+        par::for_each_index(tasks, task);
     } else {
         (0..tasks).for_each(task);
     }
