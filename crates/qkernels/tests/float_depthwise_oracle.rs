@@ -1,11 +1,11 @@
 //! The f32 depthwise convolution (`qkernels::float::depthwise_conv2d`): every runnable kernel
 //! family bit-equal to the oracle over random geometries (proptest) and the MobileNet-style
-//! shapes; the oracle itself against an f64 evaluation of the definition; errors.
+//! shapes (and the fresh-`Vec` form); the oracle itself against an f64 evaluation of the definition; errors.
 
 use proptest::prelude::*;
 use qkernels::float::{
     ConvWindow, DepthwiseGeom, DirectConvKernel, FloatGemmError, depthwise_conv2d,
-    depthwise_conv2d_with, reference_depthwise_conv2d,
+    depthwise_conv2d_vec, depthwise_conv2d_with, reference_depthwise_conv2d,
 };
 
 /// Deterministic values in [-2, 2) (xorshift32).
@@ -49,6 +49,16 @@ fn check_families(n: usize, g: &DepthwiseGeom, bias: bool, seed: u32) {
                 kind.name()
             );
         }
+    }
+    // the fresh-`Vec` form (best family, output written once without a zero-fill)
+    let got = depthwise_conv2d_vec(&x, n, g, &wt, b.as_deref()).expect("run into a Vec");
+    assert_eq!(got.len(), want.len());
+    for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            a.to_bits(),
+            e.to_bits(),
+            "vec form on n {n} {g:?}: output {i}"
+        );
     }
 }
 

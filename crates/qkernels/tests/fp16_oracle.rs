@@ -277,7 +277,13 @@ fn the_best_family_is_runnable_and_chosen_by_default() {
         && std::arch::is_x86_feature_detected!("fma")
         && std::arch::is_x86_feature_detected!("f16c")
     {
-        assert_eq!(best, Fp16Kernel::Avx2F16c);
+        let avx512 = qkernels::isa::Isa::Avx512Vnni.is_supported();
+        let expected = if avx512 {
+            Fp16Kernel::Avx512
+        } else {
+            Fp16Kernel::Avx2F16c
+        };
+        assert_eq!(best, expected);
     }
 }
 

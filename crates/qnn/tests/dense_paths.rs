@@ -1,5 +1,6 @@
 //! The float Linear and MultiheadAttention projections on every kernel path (one row, 2..=3
-//! rows one by one, the unpacked-weight kernel for 4..=64 rows, the blocked GEMM above), f32 and halved weights:
+//! rows one by one, the unpacked-weight kernel for 4..=64 rows and, on its AVX-512 family, above;
+//! otherwise the blocked GEMM above), f32 and halved weights:
 //! outputs equal an f64 reference, and after an optimizer step or a state-dict load the next
 //! forward uses the new weights (nothing is cached between calls).
 

@@ -111,7 +111,8 @@ mod tests;
 
 pub use conv2d::{Conv2dGeom, conv2d, conv2d_with, reference_conv2d};
 pub use depthwise::{
-    DepthwiseGeom, depthwise_conv2d, depthwise_conv2d_with, reference_depthwise_conv2d,
+    DepthwiseGeom, depthwise_conv2d, depthwise_conv2d_vec, depthwise_conv2d_with,
+    reference_depthwise_conv2d,
 };
 pub use direct_kernel::DirectConvKernel;
 pub use error::{FloatGemmError, Result};

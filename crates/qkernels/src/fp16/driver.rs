@@ -212,6 +212,9 @@ pub(super) enum Tile {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx2(super::x86_64::Avx2F16c),
+    /// The AVX-512 family: its multi-panel tile for `gemm_f32_rows`, the AVX2 tile elsewhere.
+    #[cfg(target_arch = "x86_64")]
+    Avx512(super::avx512::Avx512, super::x86_64::Avx2F16c),
 }
 
 impl Tile {
@@ -222,6 +225,11 @@ impl Tile {
             #[cfg(target_arch = "x86_64")]
             Fp16Kernel::Avx2F16c => super::x86_64::Avx2F16c::new()
                 .map(Tile::Avx2)
+                .ok_or(GemmError::UnsupportedFp16Kernel { kind }),
+            #[cfg(target_arch = "x86_64")]
+            Fp16Kernel::Avx512 => super::avx512::Avx512::new()
+                .zip(super::x86_64::Avx2F16c::new())
+                .map(|(z, y)| Tile::Avx512(z, y))
                 .ok_or(GemmError::UnsupportedFp16Kernel { kind }),
             #[allow(unreachable_patterns)]
             _ => Err(GemmError::UnsupportedFp16Kernel { kind }),
@@ -248,9 +256,11 @@ impl Tile {
             }
             (Tile::Scalar, Panel::F32(w)) => scalar::tile(x, ldx, rows, w, kc, acc),
             #[cfg(target_arch = "x86_64")]
-            (Tile::Avx2(t), Panel::F16(w)) => t.tile(x, ldx, rows, w, kc, acc),
+            (Tile::Avx2(t) | Tile::Avx512(_, t), Panel::F16(w)) => t.tile(x, ldx, rows, w, kc, acc),
             #[cfg(target_arch = "x86_64")]
-            (Tile::Avx2(t), Panel::F32(w)) => t.tile_f32(x, ldx, rows, w, kc, acc),
+            (Tile::Avx2(t) | Tile::Avx512(_, t), Panel::F32(w)) => {
+                t.tile_f32(x, ldx, rows, w, kc, acc)
+            }
         }
     }
 }

@@ -10,17 +10,21 @@ pub enum Fp16Kernel {
     Scalar,
     /// x86-64 AVX2 + FMA + F16C: `vcvtph2ps` widening of the panel inside a 6 × 16 FMA tile.
     Avx2F16c,
+    /// x86-64 AVX-512F: [`super::gemm_f32_rows`] runs 6 × 64 zmm tiles (four 16-row
+    /// activation panels per broadcast weight row); the packed paths run the AVX2 tile.
+    Avx512,
 }
 
 impl Fp16Kernel {
     /// Every family, lowest first.
-    pub const ALL: [Fp16Kernel; 2] = [Fp16Kernel::Scalar, Fp16Kernel::Avx2F16c];
+    pub const ALL: [Fp16Kernel; 3] = [Fp16Kernel::Scalar, Fp16Kernel::Avx2F16c, Fp16Kernel::Avx512];
 
     /// The lowercase name used in reports and errors.
     pub fn name(self) -> &'static str {
         match self {
             Fp16Kernel::Scalar => "scalar",
             Fp16Kernel::Avx2F16c => "avx2-f16c",
+            Fp16Kernel::Avx512 => "avx512",
         }
     }
 
@@ -29,6 +33,7 @@ impl Fp16Kernel {
         match self {
             Fp16Kernel::Scalar => Isa::Scalar,
             Fp16Kernel::Avx2F16c => Isa::Avx2,
+            Fp16Kernel::Avx512 => Isa::Avx512Vnni,
         }
     }
 
@@ -40,12 +45,14 @@ impl Fp16Kernel {
         capped && level.is_supported() && self.cpu_has_extras()
     }
 
-    /// Features beyond the level's own (F16C for the AVX2 family).
+    /// Features beyond the level's own (F16C for the AVX2 and AVX-512 families).
     fn cpu_has_extras(self) -> bool {
         match self {
             Fp16Kernel::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Fp16Kernel::Avx2F16c => std::arch::is_x86_feature_detected!("f16c"),
+            Fp16Kernel::Avx2F16c | Fp16Kernel::Avx512 => {
+                std::arch::is_x86_feature_detected!("f16c")
+            }
             #[allow(unreachable_patterns)]
             _ => false,
         }

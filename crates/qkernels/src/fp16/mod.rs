@@ -16,7 +16,9 @@
 //!
 //! ## Dispatch
 //! [`Fp16Kernel::best`] maps the cached [`crate::isa::detect`] (capped by `QSTACK_ISA`) to a
-//! family: [`Fp16Kernel::Avx2F16c`] on x86-64 levels from `avx2` up when the CPU also has F16C
+//! family: [`Fp16Kernel::Avx512`] at the `avx512vnni` level (with F16C), whose
+//! [`gemm_f32_rows`] tile is 6 rows × 4 zmm panels and whose packed paths run the AVX2 tile;
+//! [`Fp16Kernel::Avx2F16c`] on x86-64 levels from `avx2` up when the CPU also has F16C
 //! (`vcvtph2ps` widens 8 weights per instruction inside the FMA microkernel), otherwise
 //! [`Fp16Kernel::Scalar`] (portable Rust, `f32::mul_add`; aarch64 uses it too).
 //!
@@ -26,8 +28,8 @@
 //! [`gemm_f32_rows`] runs them on a weight used as stored (row-major, f32 or f16,
 //! [`WeightRows`]) with the operands' roles swapped (`yᵀ = W xᵀ`: the few activation rows are
 //! packed per call, the weight rows are the broadcast operand), so nothing is packed or cached
-//! ahead: the float Linear's and attention's path for 2..=64 rows. Same bits as the packed
-//! paths.
+//! ahead: the float Linear's and attention's path from 4 rows up (up to 64 or 128 rows below
+//! the AVX-512 family). Same bits as the packed paths.
 //!
 //! ## Layout
 //! [`PackedF16`] stores the weight in panels of [`NR`] = 16 output columns, each panel
@@ -47,6 +49,8 @@
 //! # Ok::<(), qkernels::GemmError>(())
 //! ```
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod driver;
 mod kernel;
 mod pack;

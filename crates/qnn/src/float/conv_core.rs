@@ -9,7 +9,7 @@
 use half::f16;
 use qkernels::float::{
     Conv2dGeom, ConvWindow, DepthwiseGeom, FloatMat, MatMut, MatRef, Threads, conv2d,
-    depthwise_conv2d, gemm_mixed, sgemm, widen_f16_slice,
+    depthwise_conv2d_vec, gemm_mixed, sgemm, widen_f16_slice,
 };
 
 use super::im2col::{Geom, col2im, col2im_ld, im2col, im2col_ld};
@@ -63,11 +63,10 @@ pub(crate) fn conv_forward(
     let k = cin_g * g.kh * g.kw;
     let (plane_in, ohw) = (g.h * g.w, g.oh * g.ow);
     let (in_img, out_img) = (ch.cin * plane_in, ch.cout * ohw);
-    let mut out = vec![0.0f32; n * out_img];
     if ch.groups == ch.cin && ch.cin == ch.cout {
-        depthwise_forward(ch.cin, g, n, x, w, bias, &mut out)?;
-        return Ok(out);
+        return depthwise_forward(ch.cin, g, n, x, w, bias);
     }
+    let mut out = vec![0.0f32; n * out_img];
     if ch.groups == 1 && !is_plain_gemm(g) {
         direct_forward(ch, g, n, x, w, bias, &mut out)?;
         return Ok(out);
@@ -156,7 +155,8 @@ fn direct_forward(
 
 /// [`conv_forward`] of a depthwise convolution (one filter per channel) on the direct kernel
 /// (`qkernels::float::depthwise_conv2d`): no column matrix, the output rows accumulate tap by
-/// tap. f16 weights are widened first (exactly; they are only `channels · kh · kw` values).
+/// tap, written once into a fresh output. f16 weights are widened first (exactly; they are
+/// only `channels · kh · kw` values).
 fn depthwise_forward(
     channels: usize,
     g: &Geom,
@@ -164,12 +164,16 @@ fn depthwise_forward(
     x: &[f32],
     w: ConvWeight<'_>,
     bias: Option<&[f32]>,
-    out: &mut [f32],
-) -> Result<()> {
+) -> Result<Vec<f32>> {
     let dg = DepthwiseGeom::new(channels, window(g));
     let mut wide = Vec::new();
-    depthwise_conv2d(x, n, &dg, f32_weight(w, &mut wide), bias, out)?;
-    Ok(())
+    Ok(depthwise_conv2d_vec(
+        x,
+        n,
+        &dg,
+        f32_weight(w, &mut wide),
+        bias,
+    )?)
 }
 
 /// How many images [`conv_forward`] lays side by side in one column matrix: for small output

@@ -14,7 +14,7 @@ pub fn reference_depthwise_conv2d(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<()> {
-    let [oh, ow] = check(x, n, g, weight, bias, out)?;
+    let [oh, ow] = check(x, n, g, weight, bias, out.len())?;
     let win = &g.window;
     let ([h, w], [kh, kw]) = (win.input, win.kernel);
     let at = |p: usize, y: usize, x_: usize| -> f32 {

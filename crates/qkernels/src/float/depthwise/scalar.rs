@@ -1,6 +1,8 @@
 //! The portable row kernel: `f32::mul_add` chains (a hardware FMA on aarch64, a correctly
 //! rounded libm `fmaf` on x86-64 without FMA), in the oracle's order.
 
+use std::mem::MaybeUninit;
+
 use super::Rows;
 
 /// For every output `(r, o)` of `g`: `out[r·ldo + o] = bias`, then for each tap `t`
@@ -8,9 +10,16 @@ use super::Rows;
 ///
 /// Panics if a tap's run is outside `src`, `out` is too short or `w` is shorter than `offs`
 /// (the driver's layout guarantees none happens).
-pub(super) fn rows(src: &[f32], offs: &[usize], w: &[f32], bias: f32, g: Rows, out: &mut [f32]) {
+pub(super) fn rows(
+    src: &[f32],
+    offs: &[usize],
+    w: &[f32],
+    bias: f32,
+    g: Rows,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let mut row = vec![0.0f32; g.len];
     for r in 0..g.rows {
-        let row = &mut out[r * g.ldo..r * g.ldo + g.len];
         row.fill(bias);
         for (&o, &wt) in offs.iter().zip(w) {
             let start = g.base + r * g.stride + o;
@@ -18,5 +27,6 @@ pub(super) fn rows(src: &[f32], offs: &[usize], w: &[f32], bias: f32, g: Rows, o
                 *acc = wt.mul_add(v, *acc);
             }
         }
+        out[r * g.ldo..r * g.ldo + g.len].write_copy_of_slice(&row);
     }
 }

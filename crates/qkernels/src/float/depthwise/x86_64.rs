@@ -3,6 +3,7 @@
 //! broadcast weight and one unaligned load per vector. Each output's chain is the oracle's.
 
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 use super::{LANES, ROWS, Rows};
 
@@ -34,7 +35,7 @@ impl Avx2Fma {
         w: &[f32],
         bias: f32,
         g: Rows,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         let Some(last) = g.rows.checked_sub(1) else {
             return;
@@ -66,7 +67,7 @@ impl Avx2Fma {
         // `base + r·stride + offs[t]` for every row and tap, one weight per tap) and write
         // (`len` f32 at `r·ldo` of `out` per row, `len` a multiple of 8).
         unsafe {
-            let (src, out) = (src.as_ptr().add(g.base), out.as_mut_ptr());
+            let (src, out) = (src.as_ptr().add(g.base), out.as_mut_ptr().cast::<f32>());
             let mut first = 0;
             if let Some(ru) = g.reuse.filter(|_| self.vl)
                 && ru.matches(offs, g.stride)
