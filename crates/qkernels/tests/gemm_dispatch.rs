@@ -555,6 +555,43 @@ fn several_k_blocks_and_tiles_match_the_oracle() {
     }
 }
 
+/// Successive calls on the same packed weights sweep them in alternating directions (N
+/// groups, their tiles and the K blocks backwards every other call): every call equals the
+/// oracle, with several K blocks and M tiles, and with several epilogue groups at M = 1.
+#[test]
+fn alternating_sweeps_match_the_oracle() {
+    let zps: Vec<i32> = (0..1700i32).map(|i| i % 7 - 3).collect();
+    let scales = vec![0.01f32; 1700];
+    for (m, n, k) in [(21, 70, 1501), (1, 1700, 600), (2, 1000, 40)] {
+        let q = WeightQParams::PerChannel {
+            scales: &scales[..n],
+            zero_points: &zps[..n],
+        };
+        let a: Vec<u8> = (0..m * k).map(|i| (i * 7919 % 253) as u8).collect();
+        let w: Vec<i8> = (0..n * k)
+            .map(|i| (i * 104_729 % 251) as u8 as i8)
+            .collect();
+        for kind in KernelKind::all_runnable() {
+            let acc = if kind.saturates_pairs() {
+                Accumulation::PairSaturating16
+            } else {
+                Accumulation::Exact
+            };
+            let want = raw_oracle(acc, &a, m, 77, &w, n, k, q);
+            let packed = PackedWeights::pack(&w, n, k, q, kind).unwrap();
+            for call in 0..3 {
+                let mut got = vec![0i32; m * n];
+                let out = Output::I32 {
+                    out: &mut got,
+                    ldc: n,
+                };
+                gemm::gemm_u8s8(acts(&a, m, k, 77), &packed, out).unwrap();
+                assert_eq!(got, want, "{kind} {m}x{k}x{n}, call {call}");
+            }
+        }
+    }
+}
+
 /// Small M with many columns splits the work along N when threads are available.
 #[test]
 fn small_m_split_over_columns_matches_the_oracle_for_any_thread_count() {

@@ -152,16 +152,19 @@ pub(crate) fn run<T: OutElem>(
         par::wake();
     }
     let za = a.zero_point;
-    let kk = k as i64;
-    let off = i64::from(kernel.a_offset());
+    let off = kernel.a_offset();
     // corr[n] = a_offset·Σ_k W − za·(Σ_k W − zw·K), in wrapping i32 like the kernels.
     let corr: Vec<i32> = w
         .weight_sums()
         .iter()
-        .zip(w.zero_points())
-        .map(|(&s, &zw)| {
-            let s = i64::from(s);
-            (off * s - i64::from(za) * (s - i64::from(zw) * kk)) as i32
+        .zip(w.col_offsets())
+        .map(|(&s, &c)| {
+            let fix = za.wrapping_mul(c);
+            if off == 0 {
+                fix.wrapping_neg()
+            } else {
+                off.wrapping_mul(s).wrapping_sub(fix)
+            }
         })
         .collect();
     let row_sums: Option<Vec<i32>> = (!w.is_symmetric()).then(|| {
@@ -200,6 +203,7 @@ pub(crate) fn run<T: OutElem>(
         corr: &corr,
         row_sums: row_sums.as_deref(),
         out: &shared,
+        reverse: w.next_sweep_reversed(),
     };
     let task = |t: usize| {
         let (mi, ni) = (t / n_split, t % n_split);
@@ -242,6 +246,7 @@ struct TaskCtx<'a, T> {
     corr: &'a [i32],
     row_sums: Option<&'a [i32]>,
     out: &'a SharedOut<T>,
+    reverse: bool,
 }
 
 impl<T: OutElem> TaskCtx<'_, T> {
@@ -255,7 +260,13 @@ impl<T: OutElem> TaskCtx<'_, T> {
         let tile_cols = shape.panels * nr;
         let tile_a = kernel.a_tile_bytes(shape.rows, kp);
         let kr = kernel.layout().kr;
-        let kc_max = (kernel.k_block().max(kr) / kr * kr).min(kp);
+        // K blocks keep a block of weights in L1 while the M tiles reuse it; with a single M
+        // tile there is no reuse, and the whole K makes each panel one linear stream.
+        let kc_max = if m_tiles.len() == 1 {
+            kp
+        } else {
+            (kernel.k_block().max(kr) / kr * kr).min(kp)
+        };
         // Adjacent N tiles are grouped so that each output row segment goes through the
         // epilogue once per group (one call per ~128 columns instead of per tile).
         let group = (ACC_GROUP_I32 / (m_tiles.len() * shape.rows * tile_cols).max(1))
@@ -272,12 +283,18 @@ impl<T: OutElem> TaskCtx<'_, T> {
             kernel.pack_a(src, self.a.row_stride, rows, k, kp, dst);
         }
         let rows_of = |mt: usize| shape.rows.min(m - mt * shape.rows);
-        let mut nt = n_tiles.start;
-        while nt < n_tiles.end {
+        // Groups, their tiles and the K blocks run backwards on reversed sweeps (see
+        // `PackedWeights::next_sweep_reversed`).
+        let order = |i: usize, len: usize| if self.reverse { len - 1 - i } else { i };
+        let groups = n_tiles.len().div_ceil(group);
+        let k_blocks = kp.div_ceil(kc_max);
+        for gi in 0..groups {
+            let nt = n_tiles.start + order(gi, groups) * group;
             let nt_end = (nt + group).min(n_tiles.end);
             let g0 = nt * tile_cols;
             let gnc = (nt_end * tile_cols).min(n) - g0;
-            for t in nt..nt_end {
+            for ti in 0..nt_end - nt {
+                let t = nt + order(ti, nt_end - nt);
                 let n0 = t * tile_cols;
                 let col = n0 - g0;
                 let nc = tile_cols.min(n - n0);
@@ -285,8 +302,8 @@ impl<T: OutElem> TaskCtx<'_, T> {
                 let b = self.w.panel_bytes_of(n0 / nr, panels);
                 // K blocks outer, M tiles inner: the block of weights stays in L1 across the
                 // tiles.
-                let mut k0 = 0;
-                while k0 < kp {
+                for bi in 0..k_blocks {
+                    let k0 = order(bi, k_blocks) * kc_max;
                     let kc = kc_max.min(kp - k0);
                     for (i, mt) in m_tiles.clone().enumerate() {
                         let rows = rows_of(mt);
@@ -298,12 +315,11 @@ impl<T: OutElem> TaskCtx<'_, T> {
                             kp,
                             k0,
                             kc,
-                            accumulate: k0 > 0,
+                            accumulate: bi > 0,
                             acc: &mut acc[i * tile_acc + col..(i + 1) * tile_acc],
                             acc_ld: group_cols,
                         });
                     }
-                    k0 += kc;
                 }
             }
             let zw = &self.w.zero_points()[g0..g0 + gnc];
@@ -319,7 +335,6 @@ impl<T: OutElem> TaskCtx<'_, T> {
                     kernel.finish_fixed(self.stage, g0, &mut acc[at..at + gnc], fix, T::wrap(dst));
                 }
             }
-            nt = nt_end;
         }
         scratch.give_back();
     }

@@ -7,6 +7,8 @@
 //! `Σ_k W[n,k]` (so the activation zero point folds into a per-call bias with no pass over the
 //! weights), the scales and zero points, and the largest `|W - zw|` for the overflow bound.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::kind::KernelKind;
 use super::microkernel::{self, PanelLayout};
 use crate::error::{GemmError, Result};
@@ -70,6 +72,24 @@ impl<'a> WeightQParams<'a> {
 #[repr(C, align(64))]
 struct Line([i8; 64]);
 
+/// The direction of the next call's sweep over the packed panels (see
+/// [`PackedWeights::next_sweep_reversed`]). Not part of the value: clones copy it, equality
+/// ignores it.
+#[derive(Debug, Default)]
+struct Sweep(AtomicBool);
+
+impl Clone for Sweep {
+    fn clone(&self) -> Self {
+        Sweep(AtomicBool::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl PartialEq for Sweep {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// qint8 weights packed for one [`KernelKind`], with their qparams and precomputed sums.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedWeights {
@@ -80,10 +100,13 @@ pub struct PackedWeights {
     k_padded: usize,
     lines: Vec<Line>,
     weight_sums: Vec<i32>,
+    col_offsets: Vec<i32>,
     scales: Vec<f32>,
     zero_points: Vec<i32>,
+    symmetric: bool,
     per_channel: bool,
     w_abs_max: u32,
+    sweep: Sweep,
 }
 
 impl PackedWeights {
@@ -143,6 +166,13 @@ impl PackedWeights {
             }
             weight_sums[col] = sum;
         }
+        let kw = k as i32; // wrapping, like every sum here
+        let col_offsets = weight_sums
+            .iter()
+            .zip(&zero_points)
+            .map(|(&s, &z)| s.wrapping_sub(z.wrapping_mul(kw)))
+            .collect();
+        let symmetric = zero_points.iter().all(|&z| z == 0);
         Ok(PackedWeights {
             kind,
             layout,
@@ -151,10 +181,13 @@ impl PackedWeights {
             k_padded,
             lines,
             weight_sums,
+            col_offsets,
             scales,
             zero_points,
+            symmetric,
             per_channel,
             w_abs_max,
+            sweep: Sweep::default(),
         })
     }
 
@@ -200,7 +233,7 @@ impl PackedWeights {
 
     /// Whether every weight zero point is 0 (then no activation row sums are needed).
     pub fn is_symmetric(&self) -> bool {
-        self.zero_points.iter().all(|&z| z == 0)
+        self.symmetric
     }
 
     /// Raw weight sums `Σ_k W[n,k]` (wrapping i32, like every sum here), one per output channel.
@@ -208,14 +241,9 @@ impl PackedWeights {
         &self.weight_sums
     }
 
-    /// fbgemm's `col_offsets[n] = Σ_k W[n,k] − zw[n]·K`.
-    pub fn col_offsets(&self) -> Vec<i32> {
-        let k = self.k as i64;
-        self.weight_sums
-            .iter()
-            .zip(&self.zero_points)
-            .map(|(&s, &z)| (i64::from(s) - i64::from(z) * k) as i32)
-            .collect()
+    /// fbgemm's `col_offsets[n] = Σ_k W[n,k] − zw[n]·K` (wrapping i32), computed at packing.
+    pub fn col_offsets(&self) -> &[i32] {
+        &self.col_offsets
     }
 
     /// The largest `|W[n,k] − zw[n]|` over all weights (used by the overflow bound).
@@ -230,6 +258,15 @@ impl PackedWeights {
     /// Bytes of one packed panel (`k_padded · nr`).
     pub(crate) fn panel_bytes(&self) -> usize {
         self.k_padded * self.layout.nr
+    }
+
+    /// Whether this call walks the weights backwards, flipping the direction for the next
+    /// call. Successive calls alternate, so a call starts on the end of the weights the
+    /// previous call read last, which is still in L2 when the weights are larger than L2
+    /// (a 1024 × 1024 Linear on a 1 MiB L2: a repeated same-direction sweep evicts every line
+    /// before it is read again). Integer sums do not depend on the order.
+    pub(crate) fn next_sweep_reversed(&self) -> bool {
+        self.sweep.0.fetch_xor(true, Ordering::Relaxed)
     }
 
     /// `count` consecutive panels starting at `first`.

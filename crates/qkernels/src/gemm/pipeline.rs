@@ -227,18 +227,24 @@ impl Requantize<'_> {
             });
         }
         check_bias(self.bias, w.n())?;
-        let atw: Vec<f32> = w.scales().iter().map(|&s| self.act_scale * s).collect();
-        let mult = atw.iter().map(|&a| a / self.out_scale).collect();
+        // One pass per vector, no intermediate `atw` vector (this runs on every call).
+        let (act_scale, out_scale) = (self.act_scale, self.out_scale);
+        let atw = move |s: f32| act_scale * s;
+        let mult = w.scales().iter().map(|&s| atw(s) / out_scale).collect();
         let (bias_a, bias_b) = match self.bias {
             None => (vec![0.0; w.n()], vec![0.0; w.n()]),
             Some(b) if w.is_per_channel() => (
                 vec![1.0; w.n()],
-                b.iter().zip(&atw).map(|(&b, &a)| b / a).collect(),
+                b.iter()
+                    .zip(w.scales())
+                    .map(|(&b, &s)| b / atw(s))
+                    .collect(),
             ),
             Some(b) => (
                 b.to_vec(),
-                atw.iter()
-                    .map(|&a| (1.0f64 / f64::from(a)) as f32)
+                w.scales()
+                    .iter()
+                    .map(|&s| (1.0f64 / f64::from(atw(s))) as f32)
                     .collect(),
             ),
         };
