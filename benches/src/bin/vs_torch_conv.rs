@@ -7,7 +7,8 @@
 //! NHWC quint8 input,
 //! per-channel symmetric qint8 weights packed once, a float bias, quint8 NHWC output
 //! (allocated per call, as torch does). `ns` is the median of `--repeats` timed calls after
-//! `--warmup` untimed ones, each thread count inside a rayon pool of exactly that many threads.
+//! `--warmup` untimed ones, each thread count inside a rayon pool of exactly that many threads
+//! (pinned one per CPU with `QSTACK_BENCH_PIN=1`, see `qstack_benches::bench_pool`).
 //! At one thread it also times qstack's float `qnn::float::Conv2d` (NCHW f32) on the same
 //! shape, the counterpart of torch_conv.py's f32 lines (issue 5): `"mode":"f32"` is
 //! `Conv2d::apply`, the convolution alone (as `F.conv2d` on tensors that need no gradient);
@@ -192,10 +193,7 @@ fn run(s: &Settings) -> Result<(), String> {
             if !s.modes.iter().any(|m| m == "int8") {
                 break;
             }
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| e.to_string())?;
+            let pool = qstack_benches::bench_pool(threads)?;
             let (ns, kernel) = pool.install(|| {
                 let call = || {
                     let mut out = vec![0u8; out_len];

@@ -19,7 +19,8 @@
 //!   `gops` (2·M·N·K / time) and `pct_peak` (against `threads ×` the 1-thread peak).
 //!
 //! `ns` is the median of `--repeats` timed calls after `--warmup` untimed ones, each thread
-//! count inside a rayon pool of exactly that many threads.
+//! count inside a rayon pool of exactly that many threads (its workers pinned one per CPU with
+//! `QSTACK_BENCH_PIN=1`, see `qstack_benches::bench_pool`).
 //!
 //! Usage: `vs_torch_gemm [--shapes 1x1024x1024,64x1024x1024] [--threads 1,2]
 //! [--modes static,dynamic,f32] [--repeats 15] [--warmup 3]` (shapes are MxKxN).
@@ -189,10 +190,7 @@ fn run(s: &Settings) -> Result<(), String> {
             DynamicLinear::from_float(&float_dyn, &dyn_qparams).map_err(|e| e.to_string())?;
         let x_t = Tensor::new(&[m, k], x.clone()).map_err(|e| e.to_string())?;
         for &threads in &s.threads {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| e.to_string())?;
+            let pool = qstack_benches::bench_pool(threads)?;
             for mode in &s.modes {
                 let runs_before = kernel_runs();
                 let (ns, ns_min) = pool.install(|| match mode.as_str() {

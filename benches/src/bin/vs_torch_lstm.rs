@@ -118,10 +118,7 @@ fn run(s: &Settings) -> Result<(), String> {
             .collect();
         let x = Value::F32(Tensor::new(&[t, b, i], x).map_err(|e| e.to_string())?);
         for &threads in &s.threads {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| e.to_string())?;
+            let pool = qstack_benches::bench_pool(threads)?;
             for mode in &s.modes {
                 let mut module: Box<dyn Module> = match mode.as_str() {
                     "qint8" => Box::new(

@@ -140,10 +140,7 @@ fn run(settings: &Settings) -> Result<(), String> {
     for &n in &settings.sizes {
         let x = normal_samples(n, 3.0);
         for &threads in &settings.threads {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| format!("cannot build a rayon pool of {threads} threads: {e}"))?;
+            let pool = qstack_benches::bench_pool(threads)?;
             let (s, zp) = (settings.scale, settings.zero_point);
             let q = quantize_per_tensor(&x, s, zp, QDType::QUInt8).map_err(|e| e.to_string())?;
             let fast = quant::quantize_per_tensor_fast(&x, s, zp, QDType::QUInt8)

@@ -28,6 +28,7 @@ pub mod gates;
 pub mod gemm;
 pub mod isa;
 pub mod par;
+pub mod pin;
 pub mod pool;
 pub mod quant;
 
