@@ -6,7 +6,10 @@ use half::f16;
 
 use super::conv_core::{Channels, ConvWeight, conv_backward, conv_forward};
 use super::conv2d::Conv2dConfig;
-use super::half_weight::{backward_on_half, placeholder, round_to_f16, visit_half, visit_half_mut};
+use super::half_weight::{
+    backward_on_half, placeholder, round_to_f16, visit_weight_and_bias, visit_weight_and_bias_mut,
+    weight_and_bias_bytes,
+};
 use super::im2col::Geom;
 use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
 use crate::error::{QnnError, Result};
@@ -265,23 +268,21 @@ impl Module for Conv1d {
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        match &self.weight_f16 {
-            Some(h) => visit_half("weight", h, f),
-            None => f("weight", &self.weight),
-        }
-        if let Some(b) = &self.bias {
-            f("bias", b);
-        }
+        visit_weight_and_bias(
+            &self.weight,
+            self.weight_f16.as_ref(),
+            self.bias.as_ref(),
+            f,
+        );
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        match &mut self.weight_f16 {
-            Some(h) => visit_half_mut("weight", h, f),
-            None => f("weight", &mut self.weight),
-        }
-        if let Some(b) = &mut self.bias {
-            f("bias", b);
-        }
+        visit_weight_and_bias_mut(
+            &mut self.weight,
+            self.weight_f16.as_mut(),
+            self.bias.as_mut(),
+            f,
+        );
     }
 
     fn train(&mut self, mode: bool) {
@@ -307,10 +308,6 @@ impl Module for Conv1d {
     }
 
     fn param_bytes(&self) -> usize {
-        let w = match &self.weight_f16 {
-            Some(h) => 2 * h.numel(),
-            None => 4 * self.weight.value.numel(),
-        };
-        w + self.bias.as_ref().map_or(0, |b| 4 * b.value.numel())
+        weight_and_bias_bytes(&self.weight, self.weight_f16.as_ref(), self.bias.as_ref())
     }
 }

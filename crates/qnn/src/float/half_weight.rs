@@ -62,6 +62,54 @@ pub(crate) fn visit_half_mut(name: &str, h: &mut Tensor<f16>, f: &mut dyn FnMut(
     }
 }
 
+/// A layer's `weight` (f32, or its f16 copy once halved) and optional `bias`, visited under
+/// PyTorch's state-dict names: the shared body of the weight-and-bias layers' `visit_params`.
+pub(crate) fn visit_weight_and_bias(
+    weight: &Param,
+    weight_f16: Option<&Tensor<f16>>,
+    bias: Option<&Param>,
+    f: &mut dyn FnMut(&str, &Param),
+) {
+    match weight_f16 {
+        Some(h) => visit_half("weight", h, f),
+        None => f("weight", weight),
+    }
+    if let Some(b) = bias {
+        f("bias", b);
+    }
+}
+
+/// [`visit_weight_and_bias`] for `visit_params_mut` (a halved weight takes the loaded values
+/// rounded to f16).
+pub(crate) fn visit_weight_and_bias_mut(
+    weight: &mut Param,
+    weight_f16: Option<&mut Tensor<f16>>,
+    bias: Option<&mut Param>,
+    f: &mut dyn FnMut(&str, &mut Param),
+) {
+    match weight_f16 {
+        Some(h) => visit_half_mut("weight", h, f),
+        None => f("weight", weight),
+    }
+    if let Some(b) = bias {
+        f("bias", b);
+    }
+}
+
+/// Bytes of a weight-and-bias layer's parameters: 2 per weight element once halved, else 4,
+/// plus 4 per bias element.
+pub(crate) fn weight_and_bias_bytes(
+    weight: &Param,
+    weight_f16: Option<&Tensor<f16>>,
+    bias: Option<&Param>,
+) -> usize {
+    let w = match weight_f16 {
+        Some(h) => 2 * h.numel(),
+        None => 4 * weight.value.numel(),
+    };
+    w + bias.map_or(0, |b| 4 * b.value.numel())
+}
+
 /// The error for `backward` on a halved (inference-only) layer.
 pub(crate) fn backward_on_half(module: &'static str) -> QnnError {
     QnnError::InvalidConfig {
