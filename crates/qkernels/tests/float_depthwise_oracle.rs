@@ -2,6 +2,8 @@
 //! family bit-equal to the oracle over random geometries (proptest) and the MobileNet-style
 //! shapes (and the fresh-`Vec` form); the oracle itself against an f64 evaluation of the definition; errors.
 
+mod float_support;
+
 use proptest::prelude::*;
 use qkernels::float::{
     ConvWindow, DepthwiseGeom, DirectConvKernel, FloatGemmError, depthwise_conv2d,
@@ -93,18 +95,7 @@ fn the_best_family_is_the_one_that_runs() {
     let ran = depthwise_conv2d(&x, 1, &g, &wt, None, &mut y).unwrap();
     assert_eq!(ran, DirectConvKernel::best());
     assert!(ran.is_runnable());
-    #[cfg(target_arch = "x86_64")]
-    if std::env::var_os("QSTACK_ISA").is_none() {
-        // every CPU this project is measured on has AVX2 + FMA
-        use std::arch::is_x86_feature_detected as has;
-        let want = if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni")
-        {
-            DirectConvKernel::Avx512
-        } else if has!("avx2") && has!("fma") {
-            DirectConvKernel::Avx2Fma
-        } else {
-            DirectConvKernel::Scalar
-        };
+    if let Some(want) = float_support::expected_direct_kernel() {
         assert_eq!(ran, want);
     }
 }
