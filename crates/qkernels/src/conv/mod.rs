@@ -64,6 +64,8 @@ mod depthwise_avx2;
 mod depthwise_avx512;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_cols;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_lanes;
 mod error;
 mod geometry;
 mod implicit;
