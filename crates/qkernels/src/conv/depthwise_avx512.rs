@@ -320,22 +320,35 @@ impl RowKernel512 {
     ) {
         // SAFETY: forwarded contract.
         unsafe {
+            // (`CLAMP`: the output bounds are not 0..=255; the generic tap count always
+            // clamps, a no-op for those bounds)
             macro_rules! go {
-                ($add:expr) => {
+                ($add:expr, $c:expr) => {
                     match (self.taps, self.product == Product::Pairs) {
-                        (9, true) => row_block::<L, 9, true, FULL, $add>(self, blk, taps, out),
-                        (9, false) => row_block::<L, 9, false, FULL, $add>(self, blk, taps, out),
-                        (25, true) => row_block::<L, 25, true, FULL, $add>(self, blk, taps, out),
-                        (25, false) => row_block::<L, 25, false, FULL, $add>(self, blk, taps, out),
-                        (_, true) => row_block::<L, 0, true, FULL, $add>(self, blk, taps, out),
-                        (_, false) => row_block::<L, 0, false, FULL, $add>(self, blk, taps, out),
+                        (9, true) => row_block::<L, 9, true, FULL, $add, $c>(self, blk, taps, out),
+                        (9, false) => {
+                            row_block::<L, 9, false, FULL, $add, $c>(self, blk, taps, out)
+                        }
+                        (25, true) => {
+                            row_block::<L, 25, true, FULL, $add, $c>(self, blk, taps, out)
+                        }
+                        (25, false) => {
+                            row_block::<L, 25, false, FULL, $add, $c>(self, blk, taps, out)
+                        }
+                        (_, true) => {
+                            row_block::<L, 0, true, FULL, $add, true>(self, blk, taps, out)
+                        }
+                        (_, false) => {
+                            row_block::<L, 0, false, FULL, $add, true>(self, blk, taps, out)
+                        }
                     }
                 };
             }
-            if self.bias_ab.is_some() {
-                go!(true)
-            } else {
-                go!(false)
+            match (self.bias_ab.is_some(), self.lo == 0 && self.hi == 255) {
+                (true, true) => go!(true, false),
+                (true, false) => go!(true, true),
+                (false, true) => go!(false, false),
+                (false, false) => go!(false, true),
             }
         }
     }
@@ -448,8 +461,6 @@ struct Regs<L: Lanes> {
     bias_ab: *const f32,
     mult: *const f32,
     mask: u64,
-    /// Whether the output bounds are not `0..=255` (so the epilogue clamps).
-    clamp: bool,
     ones: L::V,
     zp: L::V,
     lo: L::V,
@@ -459,7 +470,7 @@ struct Regs<L: Lanes> {
 /// One block of one row: border pixels through the table, interior pixels from the bases.
 /// `T > 0` fixes the tap count (3×3, 5×5) so the tap loops unroll and the weights stay in
 /// registers; `T = 0` reads it from `k`. `ADD`: the requantization adds the folded bias
-/// (`k.bias_ab` exists).
+/// (`k.bias_ab` exists). `CLAMP`: the output bounds are not `0..=255`.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL + VNNI available; the lengths and pointers of [`RowKernel512::row`]'s
@@ -471,6 +482,7 @@ unsafe fn row_block<
     const SAT: bool,
     const FULL: bool,
     const ADD: bool,
+    const CLAMP: bool,
 >(
     k: &RowKernel512,
     blk: &Block,
@@ -510,7 +522,6 @@ unsafe fn row_block<
             bias_ab: k.bias_ab.as_ref().unwrap_or(&k.bias_b).as_ptr().add(c0),
             mult: k.mult.as_ptr().add(c0),
             mask: u64::MAX >> (64 - blk.n),
-            clamp: !(k.lo == 0 && k.hi == 255),
             ones: L::splat16(1),
             zp: L::splat16(k.zero_point as i16),
             lo: L::splat8(k.lo as u8 as i8),
@@ -530,7 +541,7 @@ unsafe fn row_block<
                 acc_step::<L, T, SAT, FULL>(k, &r, c0, ptrs, off, 0, s, &mut acc);
             });
             let qv: [L::V; 4] = std::array::from_fn(|j| requant::<L, ADD>(&r, acc[j], j));
-            store::<L, FULL>(&r, qv, dst(x), 0);
+            store::<L, FULL, CLAMP>(&r, qv, dst(x), 0);
         };
         for x in (0..a).chain(b..ow) {
             single(x, tab.add(x * nt), 0);
@@ -558,11 +569,11 @@ unsafe fn row_block<
                         }
                     }
                 });
-                store::<L, FULL>(&r, qv, dst(a + (v - 1) * px), o);
+                store::<L, FULL, CLAMP>(&r, qv, dst(a + (v - 1) * px), o);
                 prev = acc;
             }
             let qv: [L::V; 4] = std::array::from_fn(|j| requant::<L, ADD>(&r, prev[j], j));
-            store::<L, FULL>(&r, qv, dst(a + (vecs - 1) * px), o);
+            store::<L, FULL, CLAMP>(&r, qv, dst(a + (vecs - 1) * px), o);
         }
         for x in a + vecs * L::PX..b {
             single(x, bases, (x - a) * step);
@@ -684,25 +695,19 @@ unsafe fn requant<L: Lanes, const ADD: bool>(r: &Regs<L>, acc: L::V, j: usize) -
 
 /// Packs the four requantized vectors to bytes in channel order and stores the block's
 /// channels of the vector's pixel k at `dst + k·delta` ([`pack_store`] with the block's
-/// constants; the clamp to `lo..=hi` only when the bounds are not `0..=255`).
+/// constants; the clamp to `lo..=hi` only with `CLAMP`, when the bounds are not `0..=255`).
 ///
 /// # Safety
 /// [`pack_store`]'s contract, with the mask of `r`.
 #[inline(always)]
-unsafe fn store<L: Lanes, const FULL: bool>(
+unsafe fn store<L: Lanes, const FULL: bool, const CLAMP: bool>(
     r: &Regs<L>,
     qv: [L::V; 4],
     dst: *mut u8,
     delta: usize,
 ) {
     // SAFETY: the caller's contract.
-    unsafe {
-        if r.clamp {
-            pack_store::<L, FULL, true>(qv, r.zp, r.lo, r.hi, r.mask, dst, delta)
-        } else {
-            pack_store::<L, FULL, false>(qv, r.zp, r.lo, r.hi, r.mask, dst, delta)
-        }
-    }
+    unsafe { pack_store::<L, FULL, CLAMP>(qv, r.zp, r.lo, r.hi, r.mask, dst, delta) }
 }
 
 /// Packs the four requantized vectors to bytes in channel order and stores the block's
