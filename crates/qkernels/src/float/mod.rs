@@ -109,7 +109,10 @@ mod window;
 #[cfg(test)]
 mod tests;
 
-pub use conv2d::{Conv2dGeom, conv2d, conv2d_with, reference_conv2d};
+pub use conv2d::{
+    Conv2dGeom, ConvAlgorithm, conv2d, conv2d_using, conv2d_with, reference_conv2d,
+    reference_winograd_conv2d, winograd_conv2d_with,
+};
 pub use depthwise::{
     DepthwiseGeom, depthwise_conv2d, depthwise_conv2d_vec, depthwise_conv2d_with,
     reference_depthwise_conv2d,
