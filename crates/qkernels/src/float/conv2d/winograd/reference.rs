@@ -12,6 +12,8 @@ use crate::float::window::conv_error;
 /// as in the module doc, each a 1-d transform down the columns, then along the rows), then
 /// `Aᵀ M A + bias` (`+ 0.0` without one) for the outputs inside the plane. Errors as
 /// [`super::winograd_conv2d_with`].
+// (index loops: the tile's rows and columns as in the formulas)
+#[allow(clippy::needless_range_loop)]
 pub fn reference_winograd_conv2d(
     x: &[f32],
     n: usize,
