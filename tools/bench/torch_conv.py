@@ -13,7 +13,12 @@ channels-last once, outside the timing, as qstack's NHWC input is) and a quint8 
 every (shape, threads), with torch.set_num_threads(threads), it also times the float conv2d on
 the same shape: "mode": "f32" on channels-last input and weight (the layout the int8 path
 runs in) and "mode": "f32-nchw" on PyTorch's default contiguous NCHW tensors (the layout of
-qstack's `qnn::float::Conv2d`, the like-for-like line for issue 5). Each call runs `warmup`
+qstack's `qnn::float::Conv2d`, the like-for-like line for issue 5). The weights are Gaussian
+floats quantized per channel with scale max|w|/127, so every channel reaches +-127 (full
+range, as real checkpoints); on depthwise shapes (groups = C) the same int8 call is timed a
+second time as "mode": "int8-full", the counterpart of vs_torch_conv's full-range line (its
+"int8" line uses weights i8/2; fbgemm's int8 time does not depend on the weight values, and
+its "int8" line here has the full-range weights too). Each call runs `warmup`
 untimed times, then `repeats` timed times (time.perf_counter_ns); the median is reported as
 one JSON object per line on stdout:
 
@@ -88,6 +93,8 @@ def main(argv: list[str]) -> int:
                 "f32": lambda: torch.nn.functional.conv2d(xf, wf, bias, s, pad, 1, g),  # noqa: E731
                 "f32-nchw": lambda: torch.nn.functional.conv2d(x, w, bias, s, pad, 1, g),  # noqa: E731
             }
+            if g > 1 and g == c:
+                modes["int8-full"] = modes["int8"]  # same weights: already full range
             for mode, fn in modes.items():
                 ns = median_ns(fn, args.repeats, args.warmup)
                 oh = (h + 2 * pad - k) // s + 1

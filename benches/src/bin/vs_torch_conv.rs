@@ -15,8 +15,17 @@
 //! `"mode":"f32-forward"` is `Module::forward` in eval mode, which also keeps a copy of the
 //! input for a later backward (PyTorch has no counterpart line).
 //!
+//! Weights: the `"mode":"int8"` lines use `i8 / 2` (|w| ≤ 64: no depthwise tap pair can
+//! leave i16, so fbgemm's pair saturation never applies and the depthwise kernels take an
+//! exact product). On depthwise shapes (groups = C) the `int8` mode also prints
+//! `"mode":"int8-full"`: the same convolution with full-range weights as real checkpoints
+//! have them, Gaussian values quantized per channel to `round(127·w / max|w|)` (what
+//! torch_conv.py's weights are), so every channel reaches ±127 and tap pairs can saturate.
+//! `--weights half|full|half,full` (default both) picks which of the two lines to print.
+//!
 //! Usage: `vs_torch_conv [--shapes "N,C,H,O,k,g;..."] [--threads 1,2] [--modes
-//! int8,f32,f32-forward] [--repeats 15] [--warmup 3]` (default: every mode).
+//! int8,f32,f32-forward] [--weights half,full] [--repeats 15] [--warmup 3]` (default: every
+//! mode, both weights).
 
 use qkernels::conv::{self, ConvGeometry, PackedConvWeights};
 use qkernels::gemm::{Activation, Requantize, WeightQParams};
@@ -34,10 +43,14 @@ const SHAPES: &str = "64,3,32,6,5,1;1,64,56,64,3,1;8,64,56,64,3,1;1,256,14,256,3
 /// Every mode, in output order.
 const MODES: [&str; 3] = ["int8", "f32", "f32-forward"];
 
+/// Every int8 weight range (`--weights`): `i8 / 2`, and per-channel full range.
+const WEIGHTS: [&str; 2] = ["half", "full"];
+
 struct Settings {
     shapes: Vec<[usize; 7]>,
     threads: Vec<usize>,
     modes: Vec<String>,
+    weights: Vec<String>,
     repeats: usize,
     warmup: usize,
 }
@@ -75,6 +88,7 @@ fn parse_args(args: &[String]) -> Result<Settings, String> {
         shapes: parse_shapes(SHAPES)?,
         threads: vec![1, 2],
         modes: MODES.iter().map(|m| m.to_string()).collect(),
+        weights: WEIGHTS.iter().map(|m| m.to_string()).collect(),
         repeats: 15,
         warmup: 3,
     };
@@ -94,6 +108,14 @@ fn parse_args(args: &[String]) -> Result<Settings, String> {
                     return Err(format!("--modes: unknown mode {m:?} (known: {MODES:?})"));
                 }
             }
+            "--weights" => {
+                s.weights = value.split(',').map(str::to_string).collect();
+                if let Some(w) = s.weights.iter().find(|w| !WEIGHTS.contains(&w.as_str())) {
+                    return Err(format!(
+                        "--weights: unknown range {w:?} (known: {WEIGHTS:?})"
+                    ));
+                }
+            }
             "--repeats" => s.repeats = num(value)?.max(1),
             "--warmup" => s.warmup = num(value)?,
             other => return Err(format!("unknown argument {other:?}")),
@@ -111,6 +133,28 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
             s ^= s >> 7;
             s ^= s << 17;
             (s >> 24) as u8
+        })
+        .collect()
+}
+
+/// Full-range per-channel symmetric qint8 weights, `o` channels of `per` values: Gaussian
+/// values (Box–Muller on [`bytes`]) quantized per channel to `round(127·w / max|w|)`, as
+/// PyTorch's `quantize_per_channel` with scale `max|w| / 127` does (torch_conv.py).
+fn full_range_weights(o: usize, per: usize) -> Vec<i8> {
+    let b = bytes(4 * o * per, 5);
+    let uniform =
+        |i: usize| (f64::from(b[2 * i]) * 256.0 + f64::from(b[2 * i + 1]) + 0.5) / 65536.0;
+    let gauss: Vec<f64> = (0..o * per)
+        .map(|i| {
+            let (u, v) = (uniform(2 * i), uniform(2 * i + 1));
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        })
+        .collect();
+    gauss
+        .chunks(per)
+        .flat_map(|ch| {
+            let m = ch.iter().fold(0f64, |m, v| m.max(v.abs()));
+            ch.iter().map(move |v| (127.0 * v / m).round() as i8)
         })
         .collect()
 }
@@ -163,22 +207,13 @@ fn run(s: &Settings) -> Result<(), String> {
             .and_then(|x| x.with_stride(&[stride, stride]))
             .map_err(|e| e.to_string())?;
         let input = bytes(geometry.input_len(), 1);
-        let weights: Vec<i8> = bytes(o * (c / g) * k * k, 2)
+        let half: Vec<i8> = bytes(o * (c / g) * k * k, 2)
             .iter()
             .map(|&b| (b as i8) / 2)
             .collect();
         let scales: Vec<f32> = (0..o).map(|i| 0.001 + i as f32 * 1e-5).collect();
         let zps = vec![0i32; o];
         let bias: Vec<f32> = (0..o).map(|i| i as f32 * 0.01).collect();
-        let packed = PackedConvWeights::pack_best(
-            &weights,
-            &geometry,
-            WeightQParams::PerChannel {
-                scales: &scales,
-                zero_points: &zps,
-            },
-        )
-        .map_err(|e| e.to_string())?;
         let params = Requantize {
             act_scale: 0.02,
             out_scale: 0.5,
@@ -189,46 +224,69 @@ fn run(s: &Settings) -> Result<(), String> {
         let out_len = geometry.output_len().map_err(|e| e.to_string())?;
         let oh = (h + 2 * (k / 2) - k) / stride + 1;
         let macs = (n * oh * oh * o * (c / g) * k * k) as f64;
-        for &threads in &s.threads {
-            if !s.modes.iter().any(|m| m == "int8") {
+        let int8 = s.modes.iter().any(|m| m == "int8");
+        let depthwise = g > 1 && g == c;
+        for range in &s.weights {
+            let (mode, weights) = match range.as_str() {
+                "half" => ("int8", half.clone()),
+                _ if depthwise => ("int8-full", full_range_weights(o, (c / g) * k * k)),
+                _ => continue,
+            };
+            if !int8 {
                 break;
             }
-            let pool = qstack_benches::bench_pool(threads)?;
-            let (ns, kernel) = pool.install(|| {
-                let call = || {
-                    let mut out = vec![0u8; out_len];
-                    let kind = conv::conv_u8s8(&geometry, &input, 120, &packed, params, &mut out)
-                        .expect("conv");
-                    black_box(&out);
-                    kind
-                };
-                for _ in 0..s.warmup {
-                    call();
-                }
-                let mut times = Vec::with_capacity(s.repeats);
-                let mut kind = None;
-                for _ in 0..s.repeats {
-                    let t0 = Instant::now();
-                    kind = Some(call());
-                    times.push(t0.elapsed().as_nanos() as u64);
-                }
-                times.sort_unstable();
-                (times[times.len() / 2], kind)
-            });
-            println!(
-                "{{\"suite\":\"conv\",\"mode\":\"int8\",\"shape\":\"{name}\",\"threads\":{threads},\"ns\":{ns},\"gops\":{:.1},\"repeats\":{},\"kernel\":\"{}\",\"path\":\"{}\"}}",
-                2.0 * macs / ns as f64,
-                s.repeats,
-                kernel.map(|k| k.name()).unwrap_or("?"),
-                match packed.path() {
-                    "gemm" if geometry.is_pointwise() => "gemm",
-                    "gemm" if conv::indirect_applies(&geometry, packed.kind()) => "indirect",
-                    "row-run" if !conv::row_run_applies(&geometry, packed.kind()) =>
-                        "implicit-gemm",
-                    "gemm" => "implicit-gemm",
-                    other => other,
-                }
-            );
+            let packed = PackedConvWeights::pack_best(
+                &weights,
+                &geometry,
+                WeightQParams::PerChannel {
+                    scales: &scales,
+                    zero_points: &zps,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            for &threads in &s.threads {
+                let pool = qstack_benches::bench_pool(threads)?;
+                let (ns, kernel) = pool.install(|| {
+                    let call = || {
+                        let mut out = vec![0u8; out_len];
+                        let kind =
+                            conv::conv_u8s8(&geometry, &input, 120, &packed, params, &mut out)
+                                .expect("conv");
+                        black_box(&out);
+                        kind
+                    };
+                    for _ in 0..s.warmup {
+                        call();
+                    }
+                    let mut times = Vec::with_capacity(s.repeats);
+                    let mut kind = None;
+                    for _ in 0..s.repeats {
+                        let t0 = Instant::now();
+                        kind = Some(call());
+                        times.push(t0.elapsed().as_nanos() as u64);
+                    }
+                    times.sort_unstable();
+                    (times[times.len() / 2], kind)
+                });
+                println!(
+                    "{{\"suite\":\"conv\",\"mode\":\"{mode}\",\"shape\":\"{name}\",\"threads\":{threads},\"ns\":{ns},\"gops\":{:.1},\"repeats\":{},\"kernel\":\"{}\",\"path\":\"{}\"{}}}",
+                    2.0 * macs / ns as f64,
+                    s.repeats,
+                    kernel.map(|k| k.name()).unwrap_or("?"),
+                    match packed.path() {
+                        "gemm" if geometry.is_pointwise() => "gemm",
+                        "gemm" if conv::indirect_applies(&geometry, packed.kind()) => "indirect",
+                        "row-run" if !conv::row_run_applies(&geometry, packed.kind()) =>
+                            "implicit-gemm",
+                        "gemm" => "implicit-gemm",
+                        other => other,
+                    },
+                    // which depthwise kernel (product) ran, e.g. avx512-pairs / avx512-cols
+                    conv::depthwise_kernel(&geometry, &packed)
+                        .map(|d| format!(",\"depthwise\":\"{d}\""))
+                        .unwrap_or_default()
+                );
+            }
         }
         if s.threads.contains(&1) {
             for (mode, forward) in [("f32", false), ("f32-forward", true)] {

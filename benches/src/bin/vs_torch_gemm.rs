@@ -3,8 +3,14 @@
 //!
 //! `{"suite":"gemm","mode":"static","m":64,"k":1024,"n":1024,"threads":1,"ns":123456,...}`
 //!
-//! * `static`: quint8 activations × per-channel qint8 weights with a float bias, requantized
-//!   to quint8 (`torch.ops.quantized.linear`). The output buffer is allocated per call.
+//! * `static`: `qnn::quantized::Linear::apply` on a quint8 `[M, K]` tensor, the module users
+//!   run (`torch.ops.quantized.linear`): per-channel qint8 weights with a float bias,
+//!   requantized to quint8; the output tensor is allocated per call. The layer keeps its
+//!   requantization pipeline prepared for the activation qparams it last saw
+//!   (`qkernels::gemm::PreparedRequantize`), so a call builds nothing when they repeat.
+//! * `static-raw` (on request): the kernel alone, `qkernels::gemm::gemm_u8s8` with the
+//!   per-call `Requantize` pipeline (multipliers and bias terms divided on every call) into a
+//!   freshly allocated buffer; compare it with PyTorch's `static` line.
 //! * `dynamic`: `qnn::dynamic::Linear::apply` on an f32 `[M, K]` tensor, the module users
 //!   run (`torch.ops.quantized.linear_dynamic`): min/max →
 //!   `choose_qparams_quant_utils(reduce_range=true)` → quantize → GEMM on the family the
@@ -23,14 +29,15 @@
 //! `QSTACK_BENCH_PIN=1`, see `qstack_benches::bench_pool`).
 //!
 //! Usage: `vs_torch_gemm [--shapes 1x1024x1024,64x1024x1024] [--threads 1,2]
-//! [--modes static,dynamic,f32] [--repeats 15] [--warmup 3]` (shapes are MxKxN).
+//! [--modes static,dynamic,static-raw,f32] [--repeats 15] [--warmup 3]` (shapes are MxKxN).
 
 use qkernels::gemm::{
     self, Activation, Activations, KernelKind, Output, PackedWeights, Requantize, WeightQParams,
 };
 use qnn::dynamic::Linear as DynamicLinear;
 use qnn::float::Linear;
-use qtensor::{QParams, Tensor};
+use qnn::quantized::Linear as QuantizedLinear;
+use qtensor::{Layout, QDType, QParams, QTensor, Tensor};
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -189,12 +196,35 @@ fn run(s: &Settings) -> Result<(), String> {
         let mut dynamic =
             DynamicLinear::from_float(&float_dyn, &dyn_qparams).map_err(|e| e.to_string())?;
         let x_t = Tensor::new(&[m, k], x.clone()).map_err(|e| e.to_string())?;
+        // The static module: the same weights, bias and qparams as the raw kernel's call.
+        let quantized = QuantizedLinear::from_weights(
+            &float_dyn.weight.value,
+            Some(&Tensor::new(&[n], bias.clone()).map_err(|e| e.to_string())?),
+            &dyn_qparams,
+            0.5,
+            128,
+        )
+        .map_err(|e| e.to_string())?;
+        let qx = QTensor::from_u8_storage(
+            a.clone(),
+            &[m, k],
+            Layout::RowMajor,
+            QDType::QUInt8,
+            QParams::PerTensor {
+                scale: f64::from(0.02f32),
+                zero_point: 120,
+            },
+        )
+        .map_err(|e| e.to_string())?;
         for &threads in &s.threads {
             let pool = qstack_benches::bench_pool(threads)?;
             for mode in &s.modes {
                 let runs_before = kernel_runs();
                 let (ns, ns_min) = pool.install(|| match mode.as_str() {
                     "static" => Ok(median_ns(s.repeats, s.warmup, || {
+                        black_box(quantized.apply(&qx).expect("quantized linear"));
+                    })),
+                    "static-raw" => Ok(median_ns(s.repeats, s.warmup, || {
                         let mut out = vec![0u8; m * n];
                         let params = Requantize {
                             act_scale: 0.02,

@@ -74,6 +74,13 @@ pub enum GemmError {
         /// The family requested.
         requested: KernelKind,
     },
+    /// A prepared pipeline was used with other weights or another activation zero point
+    /// than it was built for.
+    #[error("the prepared pipeline was built for other {what}")]
+    PreparedMismatch {
+        /// What differs (`"weights"`, `"activation zero point"`).
+        what: &'static str,
+    },
     /// The kernel cannot run in this process (CPU lacks it, or `QSTACK_ISA` caps it away,
     /// or it belongs to another architecture).
     #[error("kernel {kind} is not runnable here (CPU support or QSTACK_ISA cap)")]

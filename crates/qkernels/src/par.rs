@@ -121,6 +121,45 @@ where
     keep_awake();
 }
 
+/// Runs `task(s, d)` over matching `chunk_len`-element chunks of `src` and `dst` on the current
+/// pool (element-wise passes such as quantize and dequantize).
+pub(crate) fn for_each_zip_chunk<S, D, F>(src: &[S], dst: &mut [D], chunk_len: usize, task: F)
+where
+    S: Sync,
+    D: Send,
+    F: Fn(&[S], &mut [D]) + Sync + Send,
+{
+    posting();
+    src.par_chunks(chunk_len)
+        .zip(dst.par_chunks_mut(chunk_len))
+        .for_each(|(s, d)| task(s, d));
+    keep_awake();
+}
+
+/// Maps every `chunk_len`-element chunk of `src` on the current pool and folds the results
+/// with `reduce`, starting from `identity` (reductions such as the min/max pass).
+pub(crate) fn map_reduce_chunks<S, R, M, F>(
+    src: &[S],
+    chunk_len: usize,
+    identity: R,
+    map: M,
+    reduce: F,
+) -> R
+where
+    S: Sync,
+    R: Copy + Send + Sync,
+    M: Fn(&[S]) -> R + Sync + Send,
+    F: Fn(R, R) -> R + Sync + Send,
+{
+    posting();
+    let r = src
+        .par_chunks(chunk_len)
+        .map(map)
+        .reduce(|| identity, reduce);
+    keep_awake();
+    r
+}
+
 /// Releases the spinning helpers: tasks are about to be posted.
 fn posting() {
     CALLS.fetch_add(1, Ordering::AcqRel);

@@ -3,8 +3,8 @@
 use qkernels::GemmError;
 use qkernels::gemm::reference::{self, Accumulation};
 use qkernels::gemm::{
-    self, Activation, Activations, Dequantize, KernelKind, Output, PackedWeights, Requantize,
-    WeightQParams,
+    self, Activation, Activations, Dequantize, KernelKind, Output, PackedWeights,
+    PreparedRequantize, Requantize, WeightQParams,
 };
 
 const PT: WeightQParams<'static> = WeightQParams::PerTensor {
@@ -720,4 +720,72 @@ fn reused_scratch_does_not_leak_between_calls() {
             );
         }
     }
+}
+
+/// A prepared pipeline runs only with the weights (or clones of them) and the activation zero
+/// point it was built for, and then gives the per-call pipeline's bytes.
+#[test]
+fn a_prepared_pipeline_is_tied_to_its_weights_and_zero_point() {
+    let (m, n, k) = (2, 50, 9);
+    let a: Vec<u8> = (0..m * k).map(|i| (i * 41 % 256) as u8).collect();
+    let w: Vec<i8> = (0..n * k).map(|i| (i * 13 % 256) as u8 as i8).collect();
+    let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.3 - 7.0).collect();
+    let params = Requantize {
+        act_scale: 0.05,
+        out_scale: 0.4,
+        out_zero_point: 100,
+        bias: Some(&bias),
+        activation: Activation::Relu,
+    };
+    let packed = PackedWeights::pack_best(&w, n, k, PT).unwrap();
+    let prepared = PreparedRequantize::new(&packed, params, 17).unwrap();
+    assert!(prepared.is_for(&packed) && prepared.is_for(&packed.clone()));
+    assert_eq!(
+        (prepared.act_scale(), prepared.act_zero_point()),
+        (0.05, 17)
+    );
+    let mut want = vec![0u8; m * n];
+    let out = Output::QUInt8 {
+        params,
+        out: &mut want,
+        ldc: n,
+    };
+    gemm::gemm_u8s8(acts(&a, m, k, 17), &packed, out).unwrap();
+    let mut got = vec![0u8; m * n];
+    let out = Output::QUInt8Prepared {
+        params: &prepared,
+        out: &mut got,
+        ldc: n,
+    };
+    gemm::gemm_u8s8(acts(&a, m, k, 17), &packed.clone(), out).unwrap();
+    assert_eq!(got, want);
+
+    let other = PackedWeights::pack_best(&w, n, k, PT).unwrap();
+    assert!(!prepared.is_for(&other));
+    for (weights, za, what) in [
+        (&other, 17, "weights"),
+        (&packed, 18, "activation zero point"),
+    ] {
+        let out = Output::QUInt8Prepared {
+            params: &prepared,
+            out: &mut got,
+            ldc: n,
+        };
+        let err = gemm::gemm_u8s8(acts(&a, m, k, za), weights, out);
+        assert_eq!(err, Err(GemmError::PreparedMismatch { what }));
+    }
+    let err = PreparedRequantize::new(&packed, params, 256).unwrap_err();
+    assert!(matches!(
+        err,
+        GemmError::ZeroPointOutOfRange {
+            zero_point: 256,
+            ..
+        }
+    ));
+    let bad = Requantize {
+        out_scale: 0.0,
+        ..params
+    };
+    let err = PreparedRequantize::new(&packed, bad, 17).unwrap_err();
+    assert!(matches!(err, GemmError::InvalidScale { .. }));
 }

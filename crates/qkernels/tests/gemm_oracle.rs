@@ -1,12 +1,13 @@
 //! Every runnable kernel family equals the scalar oracle bit for bit: random shapes with every
 //! tail (M, N, K in 1..=300), strides, zero points, scales, per-tensor and per-channel
-//! weights, all three pipelines, ReLU and ReLU6, with and without bias.
+//! weights, all three pipelines (requantization per call or prepared once), ReLU and ReLU6,
+//! with and without bias.
 
 use proptest::prelude::*;
 use qkernels::gemm::reference::{self, Accumulation};
 use qkernels::gemm::{
-    self, Activation, Activations, Dequantize, KernelKind, Output, PackedWeights, Requantize,
-    WeightQParams,
+    self, Activation, Activations, Dequantize, KernelKind, Output, PackedWeights,
+    PreparedRequantize, Requantize, WeightQParams,
 };
 
 /// One random GEMM problem.
@@ -28,10 +29,22 @@ struct Case {
     out_zp: i32,
     bias: Option<Vec<f32>>,
     activation: Activation,
+    /// 0 requantize, 1 dequantize, 2 raw i32, 3 requantize through a
+    /// [`PreparedRequantize`] (the oracle runs 0 for it).
     pipeline: u8,
 }
 
 impl Case {
+    fn requantize(&self) -> Requantize<'_> {
+        Requantize {
+            act_scale: self.act_scale,
+            out_scale: self.out_scale,
+            out_zero_point: self.out_zp,
+            bias: self.bias.as_deref(),
+            activation: self.activation,
+        }
+    }
+
     fn qparams(&self) -> WeightQParams<'_> {
         WeightQParams::from_slices(self.per_channel, &self.w_scales, &self.w_zps)
             .expect("weight qparams")
@@ -55,7 +68,7 @@ fn case() -> impl Strategy<Value = Case> {
         0usize..3,
         0usize..3,
         any::<u64>(),
-        0u8..3,
+        0u8..4,
         0u8..3,
         any::<bool>(),
         any::<bool>(),
@@ -126,25 +139,30 @@ impl Lcg {
 }
 
 /// Runs one pipeline of `c` through `exec` and returns the output as bit patterns
-/// (the buffer starts filled with 7s so skipped or stray writes show up).
-fn with_output(c: &Case, exec: impl FnOnce(Output<'_>)) -> Vec<u32> {
+/// (the buffer starts filled with 7s so skipped or stray writes show up). Pipeline 3 runs
+/// `prepared` when given, else the per-call requantization.
+fn with_output(
+    c: &Case,
+    prepared: Option<&PreparedRequantize>,
+    exec: impl FnOnce(Output<'_>),
+) -> Vec<u32> {
     let len = (c.m - 1) * c.ldc + c.n;
     let bias = c.bias.as_deref();
     match c.pipeline {
-        0 => {
+        0 | 3 => {
             let mut out = vec![7u8; len];
-            let params = Requantize {
-                act_scale: c.act_scale,
-                out_scale: c.out_scale,
-                out_zero_point: c.out_zp,
-                bias,
-                activation: c.activation,
-            };
-            exec(Output::QUInt8 {
-                params,
-                out: &mut out,
-                ldc: c.ldc,
-            });
+            match prepared.filter(|_| c.pipeline == 3) {
+                Some(params) => exec(Output::QUInt8Prepared {
+                    params,
+                    out: &mut out,
+                    ldc: c.ldc,
+                }),
+                None => exec(Output::QUInt8 {
+                    params: c.requantize(),
+                    out: &mut out,
+                    ldc: c.ldc,
+                }),
+            }
             out.into_iter().map(u32::from).collect()
         }
         1 => {
@@ -183,7 +201,10 @@ fn run(c: &Case, kind: KernelKind) -> Vec<u32> {
         row_stride: c.lda,
         zero_point: c.a_zp,
     };
-    with_output(c, |out| {
+    let prepared = (c.pipeline == 3).then(|| {
+        PreparedRequantize::new(&packed, c.requantize(), c.a_zp).expect("prepared pipeline")
+    });
+    with_output(c, prepared.as_ref(), |out| {
         let ran = gemm::gemm_u8s8(acts, &packed, out).expect("gemm");
         assert_eq!(ran, kind);
     })
@@ -196,7 +217,7 @@ fn oracle(c: &Case, kind: KernelKind) -> Vec<u32> {
     } else {
         Accumulation::Exact
     };
-    with_output(c, |out| {
+    with_output(c, None, |out| {
         reference::gemm_u8s8(
             &c.a,
             c.m,

@@ -1,7 +1,9 @@
 //! The AVX-512 depthwise row kernel (AVX-512 F/BW/VL + VNNI, the `Avx512Vnni` family): one
 //! output row per call, like [`super::depthwise_avx2`] and on the same tap pointers
 //! ([`RowTaps`]), but 64 channels per zmm (a last block of at most 32 channels runs on ymm at
-//! half the cost) with the block's weights in registers across the row.
+//! half the cost, one of at most 16 on the per-pixel products with two pixels per ymm, one
+//! per 128-bit lane: [`super::depthwise_lanes`]) with the block's weights in registers
+//! across the row.
 //!
 //! Accumulator layout: a block's four i32 vectors `A_j` hold, in 128-bit lane `L`, the
 //! channels `16L + 4j .. 16L + 4j + 4`. That is what the in-lane byte and word unpacks produce
@@ -26,12 +28,11 @@
 //! requantized in registers with the operations of [`crate::gemm::requantize_one`]
 //! (`cvtdq2ps`, FMA with the bias, multiply, `cvtps2dq`, saturating packs, clamp; all
 //! products add the bias instead when `bias_a·bias_b` is exact, as with per-channel qparams,
-//! and the column product skips a clamp to `0..=255`).
+//! and all skip a clamp to `0..=255`).
 //! Symmetric weights only (the caller keeps the per-pixel kernel for weight zero points ≠ 0).
 
-use std::arch::x86_64::*;
-
 use super::depthwise_avx2::RowTaps;
+use super::depthwise_lanes::{Lanes, Ymm, Ymm2, Zmm};
 use super::geometry::ConvGeometry;
 use super::pack::DepthwiseWeights;
 use crate::gemm::Stage;
@@ -66,6 +67,9 @@ pub(super) struct Block {
     pub(super) c0: usize,
     pub(super) n: usize,
     pub(super) width: usize,
+    /// Two pixels per ymm, one per 128-bit lane ([`Ymm2`]): a tail of at most 16 channels
+    /// on the per-pixel products (its per-channel vectors repeat lane 0 in lane 1).
+    pub(super) paired: bool,
 }
 
 /// The blocks of O channels: whole zmm blocks, then a tail of at most 32 channels on ymm
@@ -76,6 +80,7 @@ fn blocks(o: usize) -> Vec<Block> {
             c0: b * 64,
             n: 64,
             width: 64,
+            paired: false,
         })
         .collect();
     let r = o % 64;
@@ -84,6 +89,7 @@ fn blocks(o: usize) -> Vec<Block> {
             c0: o - r,
             n: r,
             width: if r <= 32 { 32 } else { 64 },
+            paired: false,
         });
     }
     v
@@ -170,7 +176,11 @@ impl RowKernel512 {
         let saturate = product == Product::Pairs;
         let o = g.out_channels;
         let taps = g.taps();
-        let blocks = blocks(o);
+        let mut blocks = blocks(o);
+        for b in &mut blocks {
+            // (the column product shares columns between pixels, one pixel per vector)
+            b.paired = b.width == 32 && b.n <= 16 && product != Product::Cols;
+        }
         let padded = blocks.last().map_or(0, |b| b.c0 + b.width);
         let units = Self::units(taps, product);
         let pairs = taps / 2;
@@ -251,6 +261,20 @@ impl RowKernel512 {
                     }
                 }
             }
+            if b.paired {
+                // lane 1 (the second pixel) takes lane 0's channels: channels ≥ 16 are
+                // beyond the block's n ≤ 16, so lane 1 held zeros
+                for v in bw.chunks_exact_mut(32) {
+                    v.copy_within(..16, 16);
+                }
+                for j in 0..4 {
+                    let at = b.c0 + j * 8;
+                    init.copy_within(at..at + 4, at + 4);
+                    for v in [&mut mult, &mut bias_a, &mut bias_b] {
+                        v.copy_within(at..at + 4, at + 4);
+                    }
+                }
+            }
         }
         // a 4×4 byte transpose in each lane: byte 4e + j takes byte 4j + e, so dword e
         // holds the channels of dword e of the four accumulators
@@ -296,22 +320,35 @@ impl RowKernel512 {
     ) {
         // SAFETY: forwarded contract.
         unsafe {
+            // (`CLAMP`: the output bounds are not 0..=255; the generic tap count always
+            // clamps, a no-op for those bounds)
             macro_rules! go {
-                ($add:expr) => {
+                ($add:expr, $c:expr) => {
                     match (self.taps, self.product == Product::Pairs) {
-                        (9, true) => row_block::<L, 9, true, FULL, $add>(self, blk, taps, out),
-                        (9, false) => row_block::<L, 9, false, FULL, $add>(self, blk, taps, out),
-                        (25, true) => row_block::<L, 25, true, FULL, $add>(self, blk, taps, out),
-                        (25, false) => row_block::<L, 25, false, FULL, $add>(self, blk, taps, out),
-                        (_, true) => row_block::<L, 0, true, FULL, $add>(self, blk, taps, out),
-                        (_, false) => row_block::<L, 0, false, FULL, $add>(self, blk, taps, out),
+                        (9, true) => row_block::<L, 9, true, FULL, $add, $c>(self, blk, taps, out),
+                        (9, false) => {
+                            row_block::<L, 9, false, FULL, $add, $c>(self, blk, taps, out)
+                        }
+                        (25, true) => {
+                            row_block::<L, 25, true, FULL, $add, $c>(self, blk, taps, out)
+                        }
+                        (25, false) => {
+                            row_block::<L, 25, false, FULL, $add, $c>(self, blk, taps, out)
+                        }
+                        (_, true) => {
+                            row_block::<L, 0, true, FULL, $add, true>(self, blk, taps, out)
+                        }
+                        (_, false) => {
+                            row_block::<L, 0, false, FULL, $add, true>(self, blk, taps, out)
+                        }
                     }
                 };
             }
-            if self.bias_ab.is_some() {
-                go!(true)
-            } else {
-                go!(false)
+            match (self.bias_ab.is_some(), self.lo == 0 && self.hi == 255) {
+                (true, true) => go!(true, false),
+                (true, false) => go!(true, true),
+                (false, true) => go!(false, false),
+                (false, false) => go!(false, true),
             }
         }
     }
@@ -396,312 +433,16 @@ impl RowKernel512 {
             // readable bytes for every pixel it serves, and a block reads channels
             // c0..c0 + n ≤ O of them.
             unsafe {
-                match (blk.width, blk.n == blk.width) {
-                    (64, true) => self.dispatch::<Zmm, true>(blk, taps, out),
-                    (64, false) => self.dispatch::<Zmm, false>(blk, taps, out),
-                    (_, true) => self.dispatch::<Ymm, true>(blk, taps, out),
-                    (_, false) => self.dispatch::<Ymm, false>(blk, taps, out),
+                match (blk.width, blk.paired, blk.n) {
+                    (64, _, 64) => self.dispatch::<Zmm, true>(blk, taps, out),
+                    (64, _, _) => self.dispatch::<Zmm, false>(blk, taps, out),
+                    (_, true, 16) => self.dispatch::<Ymm2, true>(blk, taps, out),
+                    (_, true, _) => self.dispatch::<Ymm2, false>(blk, taps, out),
+                    (_, false, 32) => self.dispatch::<Ymm, true>(blk, taps, out),
+                    (_, false, _) => self.dispatch::<Ymm, false>(blk, taps, out),
                 }
             }
         }
-    }
-}
-
-/// The vector operations of one block width (zmm: 64 channels, ymm: 32), all in 128-bit
-/// lanes, so both widths share one layout.
-///
-/// # Safety
-/// Every method requires AVX-512 F/BW/VL + VNNI; pointer arguments are described per method.
-pub(super) trait Lanes {
-    type V: Copy;
-    /// Bytes (channels) per vector.
-    const W: usize;
-    /// `W` bytes at `p`.
-    unsafe fn load(p: *const u8) -> Self::V;
-    /// The bytes of `p` selected by `mask` (zero elsewhere); only those are read.
-    unsafe fn load_mask(p: *const u8, mask: u64) -> Self::V;
-    /// The bytes of `v` selected by `mask` to `p`; only those are written.
-    unsafe fn store_mask(p: *mut u8, v: Self::V, mask: u64);
-    /// `W` bytes to `p`.
-    unsafe fn store(p: *mut u8, v: Self::V);
-    unsafe fn zero() -> Self::V;
-    unsafe fn splat16(x: i16) -> Self::V;
-    unsafe fn splat8(x: i8) -> Self::V;
-    unsafe fn unpacklo8(a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn unpackhi8(a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn unpacklo16(a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn unpackhi16(a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn maddubs(a: Self::V, w: Self::V) -> Self::V;
-    unsafe fn dpwssd(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn dpbusd(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn shuffle8(a: Self::V, ctl: Self::V) -> Self::V;
-    /// `cvt_rne((fma(a, b, f32(x)))·m)` with `a`, `b`, `m` loaded from `W / 4` floats.
-    unsafe fn requant(x: Self::V, a: *const f32, b: *const f32, m: *const f32) -> Self::V;
-    /// `cvt_rne((f32(x) + b)·m)` with `b`, `m` loaded from `W / 4` floats: [`Self::requant`]
-    /// when every `a` is 1 (`fma(1, b, x)` is the rounded sum).
-    unsafe fn requant_add(x: Self::V, b: *const f32, m: *const f32) -> Self::V;
-    /// `W / 4` i32 at `p`.
-    unsafe fn load_i32(p: *const i32) -> Self::V;
-    /// Saturating i32 → i16 packs of `(a, b)` in lanes.
-    unsafe fn packs32(a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn adds16(a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn packus16(a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn clamp8(v: Self::V, lo: Self::V, hi: Self::V) -> Self::V;
-}
-
-/// 64 channels per vector.
-pub(super) struct Zmm;
-/// 32 channels per vector.
-pub(super) struct Ymm;
-
-impl Lanes for Zmm {
-    type V = __m512i;
-    const W: usize = 64;
-    #[inline(always)]
-    unsafe fn load(p: *const u8) -> __m512i {
-        // SAFETY: the caller guarantees 64 readable bytes at `p`.
-        unsafe { _mm512_loadu_si512(p.cast()) }
-    }
-    #[inline(always)]
-    unsafe fn load_mask(p: *const u8, mask: u64) -> __m512i {
-        // SAFETY: the caller guarantees the masked bytes readable; the others are not read.
-        unsafe { _mm512_maskz_loadu_epi8(mask, p.cast()) }
-    }
-    #[inline(always)]
-    unsafe fn store_mask(p: *mut u8, v: __m512i, mask: u64) {
-        // SAFETY: the caller guarantees the masked bytes writable; the others are untouched.
-        unsafe { _mm512_mask_storeu_epi8(p.cast(), mask, v) }
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut u8, v: __m512i) {
-        // SAFETY: the caller guarantees 64 writable bytes at `p`.
-        unsafe { _mm512_storeu_si512(p.cast(), v) }
-    }
-    #[inline(always)]
-    unsafe fn zero() -> __m512i {
-        // SAFETY: AVX-512F (the trait's contract).
-        unsafe { _mm512_setzero_si512() }
-    }
-    #[inline(always)]
-    unsafe fn splat16(x: i16) -> __m512i {
-        // SAFETY: AVX-512F (the trait's contract).
-        unsafe { _mm512_set1_epi16(x) }
-    }
-    #[inline(always)]
-    unsafe fn splat8(x: i8) -> __m512i {
-        // SAFETY: AVX-512F (the trait's contract).
-        unsafe { _mm512_set1_epi8(x) }
-    }
-    #[inline(always)]
-    unsafe fn unpacklo8(a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_unpacklo_epi8(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn unpackhi8(a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_unpackhi_epi8(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn unpacklo16(a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_unpacklo_epi16(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn unpackhi16(a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_unpackhi_epi16(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn maddubs(a: __m512i, w: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_maddubs_epi16(a, w) }
-    }
-    #[inline(always)]
-    unsafe fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512 VNNI (the trait's contract).
-        unsafe { _mm512_dpwssd_epi32(acc, a, b) }
-    }
-    #[inline(always)]
-    unsafe fn dpbusd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512 VNNI (the trait's contract).
-        unsafe { _mm512_dpbusd_epi32(acc, a, b) }
-    }
-    #[inline(always)]
-    unsafe fn shuffle8(a: __m512i, ctl: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_shuffle_epi8(a, ctl) }
-    }
-    #[inline(always)]
-    unsafe fn requant(x: __m512i, a: *const f32, b: *const f32, m: *const f32) -> __m512i {
-        // SAFETY: the caller guarantees 16 readable floats at `a`, `b` and `m`.
-        unsafe {
-            let f = _mm512_fmadd_ps(
-                _mm512_loadu_ps(a),
-                _mm512_loadu_ps(b),
-                _mm512_cvtepi32_ps(x),
-            );
-            _mm512_cvtps_epi32(_mm512_mul_ps(f, _mm512_loadu_ps(m)))
-        }
-    }
-    #[inline(always)]
-    unsafe fn requant_add(x: __m512i, b: *const f32, m: *const f32) -> __m512i {
-        // SAFETY: the caller guarantees 16 readable floats at `b` and `m`.
-        unsafe {
-            let f = _mm512_add_ps(_mm512_cvtepi32_ps(x), _mm512_loadu_ps(b));
-            _mm512_cvtps_epi32(_mm512_mul_ps(f, _mm512_loadu_ps(m)))
-        }
-    }
-    #[inline(always)]
-    unsafe fn load_i32(p: *const i32) -> __m512i {
-        // SAFETY: the caller guarantees 16 readable i32 at `p`.
-        unsafe { _mm512_loadu_si512(p.cast()) }
-    }
-    #[inline(always)]
-    unsafe fn packs32(a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_packs_epi32(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn adds16(a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_adds_epi16(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn packus16(a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_packus_epi16(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn clamp8(v: __m512i, lo: __m512i, hi: __m512i) -> __m512i {
-        // SAFETY: AVX-512BW (the trait's contract).
-        unsafe { _mm512_min_epu8(_mm512_max_epu8(v, lo), hi) }
-    }
-}
-
-impl Lanes for Ymm {
-    type V = __m256i;
-    const W: usize = 32;
-    #[inline(always)]
-    unsafe fn load(p: *const u8) -> __m256i {
-        // SAFETY: the caller guarantees 32 readable bytes at `p`.
-        unsafe { _mm256_loadu_si256(p.cast()) }
-    }
-    #[inline(always)]
-    unsafe fn load_mask(p: *const u8, mask: u64) -> __m256i {
-        // SAFETY: the caller guarantees the masked bytes readable (the mask's low 32 bits
-        // select them); the others are not read.
-        unsafe { _mm256_maskz_loadu_epi8(mask as u32, p.cast()) }
-    }
-    #[inline(always)]
-    unsafe fn store_mask(p: *mut u8, v: __m256i, mask: u64) {
-        // SAFETY: the caller guarantees the masked bytes writable; the others are untouched.
-        unsafe { _mm256_mask_storeu_epi8(p.cast(), mask as u32, v) }
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut u8, v: __m256i) {
-        // SAFETY: the caller guarantees 32 writable bytes at `p`.
-        unsafe { _mm256_storeu_si256(p.cast(), v) }
-    }
-    #[inline(always)]
-    unsafe fn zero() -> __m256i {
-        // SAFETY: AVX (the trait's contract).
-        unsafe { _mm256_setzero_si256() }
-    }
-    #[inline(always)]
-    unsafe fn splat16(x: i16) -> __m256i {
-        // SAFETY: AVX (the trait's contract).
-        unsafe { _mm256_set1_epi16(x) }
-    }
-    #[inline(always)]
-    unsafe fn splat8(x: i8) -> __m256i {
-        // SAFETY: AVX (the trait's contract).
-        unsafe { _mm256_set1_epi8(x) }
-    }
-    #[inline(always)]
-    unsafe fn unpacklo8(a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_unpacklo_epi8(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn unpackhi8(a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_unpackhi_epi8(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn unpacklo16(a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_unpacklo_epi16(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn unpackhi16(a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_unpackhi_epi16(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn maddubs(a: __m256i, w: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_maddubs_epi16(a, w) }
-    }
-    #[inline(always)]
-    unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: AVX-512 VNNI + VL (the trait's contract).
-        unsafe { _mm256_dpwssd_epi32(acc, a, b) }
-    }
-    #[inline(always)]
-    unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: AVX-512 VNNI + VL (the trait's contract).
-        unsafe { _mm256_dpbusd_epi32(acc, a, b) }
-    }
-    #[inline(always)]
-    unsafe fn shuffle8(a: __m256i, ctl: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_shuffle_epi8(a, ctl) }
-    }
-    #[inline(always)]
-    unsafe fn requant(x: __m256i, a: *const f32, b: *const f32, m: *const f32) -> __m256i {
-        // SAFETY: the caller guarantees 8 readable floats at `a`, `b` and `m`.
-        unsafe {
-            let f = _mm256_fmadd_ps(
-                _mm256_loadu_ps(a),
-                _mm256_loadu_ps(b),
-                _mm256_cvtepi32_ps(x),
-            );
-            _mm256_cvtps_epi32(_mm256_mul_ps(f, _mm256_loadu_ps(m)))
-        }
-    }
-    #[inline(always)]
-    unsafe fn requant_add(x: __m256i, b: *const f32, m: *const f32) -> __m256i {
-        // SAFETY: the caller guarantees 8 readable floats at `b` and `m`.
-        unsafe {
-            let f = _mm256_add_ps(_mm256_cvtepi32_ps(x), _mm256_loadu_ps(b));
-            _mm256_cvtps_epi32(_mm256_mul_ps(f, _mm256_loadu_ps(m)))
-        }
-    }
-    #[inline(always)]
-    unsafe fn load_i32(p: *const i32) -> __m256i {
-        // SAFETY: the caller guarantees 8 readable i32 at `p`.
-        unsafe { _mm256_loadu_si256(p.cast()) }
-    }
-    #[inline(always)]
-    unsafe fn packs32(a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_packs_epi32(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn adds16(a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_adds_epi16(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn packus16(a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_packus_epi16(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn clamp8(v: __m256i, lo: __m256i, hi: __m256i) -> __m256i {
-        // SAFETY: AVX2 (the trait's contract).
-        unsafe { _mm256_min_epu8(_mm256_max_epu8(v, lo), hi) }
     }
 }
 
@@ -729,7 +470,7 @@ struct Regs<L: Lanes> {
 /// One block of one row: border pixels through the table, interior pixels from the bases.
 /// `T > 0` fixes the tap count (3×3, 5×5) so the tap loops unroll and the weights stay in
 /// registers; `T = 0` reads it from `k`. `ADD`: the requantization adds the folded bias
-/// (`k.bias_ab` exists).
+/// (`k.bias_ab` exists). `CLAMP`: the output bounds are not `0..=255`.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL + VNNI available; the lengths and pointers of [`RowKernel512::row`]'s
@@ -741,6 +482,7 @@ unsafe fn row_block<
     const SAT: bool,
     const FULL: bool,
     const ADD: bool,
+    const CLAMP: bool,
 >(
     k: &RowKernel512,
     blk: &Block,
@@ -788,41 +530,53 @@ unsafe fn row_block<
         let steps = steps(t);
         let base = out.as_mut_ptr();
         let dst = |x: usize| base.add(x * k.o + c0);
-        for x in (0..a).chain(b..ow) {
-            let ptrs = tab.add(x * nt);
+        // A vector holds `L::PX` pixels (x, x + 1, …): their taps are `step` bytes apart in
+        // the interior and their outputs O bytes apart. A single pixel (a border one, or
+        // the interior's last when its count is odd) fills every lane (delta 0) and stores
+        // the same bytes from each.
+        let step = taps.step;
+        let single = |x: usize, ptrs: *const *const u8, off: usize| {
             let mut acc = r.init;
             steps_loop!(T > 0, steps, s => {
-                acc_step::<L, T, SAT, FULL>(k, &r, c0, ptrs, 0, s, &mut acc);
+                acc_step::<L, T, SAT, FULL>(k, &r, c0, ptrs, off, 0, s, &mut acc);
             });
             let qv: [L::V; 4] = std::array::from_fn(|j| requant::<L, ADD>(&r, acc[j], j));
-            store::<L, FULL>(&r, qv, dst(x));
+            store::<L, FULL, CLAMP>(&r, qv, dst(x), 0);
+        };
+        for x in (0..a).chain(b..ow) {
+            single(x, tab.add(x * nt), 0);
         }
-        if a < b {
-            // Software-pipelined: the epilogue of pixel x − 1 is interleaved with the
-            // accumulation of pixel x, so the scheduler always holds ready work (a pixel's
+        let vecs = (b - a) / L::PX;
+        if vecs > 0 {
+            // Software-pipelined: the epilogue of vector v − 1 is interleaved with the
+            // accumulation of vector v, so the scheduler always holds ready work (a pixel's
             // chain from the tap loads to the store is ~50 cycles; in sequence the vector
             // scheduler fills with its waiting epilogue).
-            let step = taps.step;
+            let (px, o) = (L::PX, k.o);
             let mut prev = r.init;
             steps_loop!(T > 0, steps, s => {
-                acc_step::<L, T, SAT, FULL>(k, &r, c0, bases, 0, s, &mut prev);
+                acc_step::<L, T, SAT, FULL>(k, &r, c0, bases, 0, step, s, &mut prev);
             });
-            for x in a + 1..b {
+            for v in 1..vecs {
                 let mut acc = r.init;
                 let mut qv = [L::zero(); 4];
+                let off = v * px * step;
                 steps_loop!(T > 0, steps, s => {
-                    acc_step::<L, T, SAT, FULL>(k, &r, c0, bases, (x - a) * step, s, &mut acc);
-                    for (j, v) in qv.iter_mut().enumerate() {
+                    acc_step::<L, T, SAT, FULL>(k, &r, c0, bases, off, step, s, &mut acc);
+                    for (j, q) in qv.iter_mut().enumerate() {
                         if (4 * s / steps..4 * (s + 1) / steps).contains(&j) {
-                            *v = requant::<L, ADD>(&r, prev[j], j);
+                            *q = requant::<L, ADD>(&r, prev[j], j);
                         }
                     }
                 });
-                store::<L, FULL>(&r, qv, dst(x - 1));
+                store::<L, FULL, CLAMP>(&r, qv, dst(a + (v - 1) * px), o);
                 prev = acc;
             }
             let qv: [L::V; 4] = std::array::from_fn(|j| requant::<L, ADD>(&r, prev[j], j));
-            store::<L, FULL>(&r, qv, dst(b - 1));
+            store::<L, FULL, CLAMP>(&r, qv, dst(a + (vecs - 1) * px), o);
+        }
+        for x in a + vecs * L::PX..b {
+            single(x, bases, (x - a) * step);
         }
     }
 }
@@ -833,12 +587,15 @@ fn steps(taps: usize) -> usize {
     (taps / 2).div_ceil(2) + taps % 2
 }
 
-/// Step `s` of one pixel's accumulation ([`steps`]): tap pairs `2s` and `2s + 1` (the
-/// second may be missing), or the odd last tap; tap i is at `ptrs[i] + off`.
+/// Step `s` of the accumulation of one vector's pixels ([`steps`]): tap pairs `2s` and
+/// `2s + 1` (the second may be missing), or the odd last tap; tap i of the vector's pixel
+/// k is at `ptrs[i] + off + k·delta`.
 ///
 /// # Safety
-/// AVX-512 F/BW/VL + VNNI available; every `ptrs[i] + off` addresses O readable bytes, of
-/// which the block reads `c0..c0 + n`; the weights of `r` are the block's.
+/// AVX-512 F/BW/VL + VNNI available; every `ptrs[i] + off + k·delta` (k < `L::PX`)
+/// addresses O readable bytes, of which the block reads `c0..c0 + n`; the weights of `r`
+/// are the block's.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn acc_step<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>(
     k: &RowKernel512,
@@ -846,6 +603,7 @@ unsafe fn acc_step<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>(
     c0: usize,
     ptrs: *const *const u8,
     off: usize,
+    delta: usize,
     s: usize,
     acc: &mut [L::V; 4],
 ) {
@@ -864,9 +622,9 @@ unsafe fn acc_step<L: Lanes, const T: usize, const SAT: bool, const FULL: bool>(
         let tap = |i: usize| {
             let p = (*ptrs.add(i)).add(off + c0);
             if FULL {
-                L::load(p)
+                L::load_px(p, delta)
             } else {
-                L::load_mask(p, r.mask)
+                L::load_mask_px(p, delta, r.mask)
             }
         };
         let p = 2 * s;
@@ -936,14 +694,20 @@ unsafe fn requant<L: Lanes, const ADD: bool>(r: &Regs<L>, acc: L::V, j: usize) -
 }
 
 /// Packs the four requantized vectors to bytes in channel order and stores the block's
-/// channels at `dst` ([`pack_store`] with the block's constants).
+/// channels of the vector's pixel k at `dst + k·delta` ([`pack_store`] with the block's
+/// constants; the clamp to `lo..=hi` only with `CLAMP`, when the bounds are not `0..=255`).
 ///
 /// # Safety
 /// [`pack_store`]'s contract, with the mask of `r`.
 #[inline(always)]
-unsafe fn store<L: Lanes, const FULL: bool>(r: &Regs<L>, qv: [L::V; 4], dst: *mut u8) {
+unsafe fn store<L: Lanes, const FULL: bool, const CLAMP: bool>(
+    r: &Regs<L>,
+    qv: [L::V; 4],
+    dst: *mut u8,
+    delta: usize,
+) {
     // SAFETY: the caller's contract.
-    unsafe { pack_store::<L, FULL, true>(qv, r.zp, r.lo, r.hi, r.mask, dst) }
+    unsafe { pack_store::<L, FULL, CLAMP>(qv, r.zp, r.lo, r.hi, r.mask, dst, delta) }
 }
 
 /// Packs the four requantized vectors to bytes in channel order and stores the block's
@@ -951,11 +715,12 @@ unsafe fn store<L: Lanes, const FULL: bool>(r: &Regs<L>, qv: [L::V; 4], dst: *mu
 /// zp ∈ 0..=255 with i16 saturation), the u8 pack clamps to [0, 255], then [lo, hi] ⊂
 /// [0, 255] (skipped unless `CLAMP`, for callers whose bounds are 0 and 255): the scalar
 /// `clamp(q + zp, lo, hi)` of [`crate::gemm::requantize_one`]. `zp` holds the output zero
-/// point as i16, `lo` and `hi` the bounds as bytes.
+/// point as i16, `lo` and `hi` the bounds as bytes. Pixel k of the vector goes to
+/// `dst + k·delta` (`L::PX` pixels).
 ///
 /// # Safety
-/// AVX-512 F/BW/VL + VNNI available; `dst` addresses the `mask`'s bytes writable (all `L::W`
-/// of them when `FULL`).
+/// AVX-512 F/BW/VL + VNNI available; each pixel's `dst + k·delta` addresses the `mask`'s
+/// bytes writable (all `L::W / L::PX` of them when `FULL`).
 #[inline(always)]
 pub(super) unsafe fn pack_store<L: Lanes, const FULL: bool, const CLAMP: bool>(
     qv: [L::V; 4],
@@ -964,6 +729,7 @@ pub(super) unsafe fn pack_store<L: Lanes, const FULL: bool, const CLAMP: bool>(
     hi: L::V,
     mask: u64,
     dst: *mut u8,
+    delta: usize,
 ) {
     // SAFETY: the caller's contract; a partial block stores only its masked bytes.
     unsafe {
@@ -974,9 +740,9 @@ pub(super) unsafe fn pack_store<L: Lanes, const FULL: bool, const CLAMP: bool>(
             v = L::clamp8(v, lo, hi);
         }
         if FULL {
-            L::store(dst, v)
+            L::store_px(dst, delta, v)
         } else {
-            L::store_mask(dst, v, mask)
+            L::store_mask_px(dst, delta, v, mask)
         }
     }
 }

@@ -12,7 +12,8 @@
 //! input are input zero points, a padding line is read at step 0 from a run of them.
 
 use super::depthwise_avx2::RowTaps;
-use super::depthwise_avx512::{Block, Lanes, Product, RowKernel512, Ymm, Zmm, pack_store};
+use super::depthwise_avx512::{Block, Product, RowKernel512, pack_store};
+use super::depthwise_lanes::{Lanes, Ymm, Zmm};
 
 /// Runs block `blk` of one output row on the column product.
 ///
@@ -112,7 +113,7 @@ unsafe fn cols<L: Lanes, const S: usize, const FULL: bool, const CLAMP: bool, co
                     L::requant(acc[j], ba.add(j * q), bb.add(j * q), m.add(j * q))
                 };
             }
-            pack_store::<L, FULL, CLAMP>(qv, zp, lo, hi, mask, base.add(x * o));
+            pack_store::<L, FULL, CLAMP>(qv, zp, lo, hi, mask, base.add(x * o), 0);
         };
         // Three column slots used in rotation (the loop is unrolled three times so no
         // column moves between registers). (Interleaving pixel x − 1's epilogue with pixel

@@ -34,7 +34,7 @@ fn a_is_row_major(kind: KernelKind) -> bool {
 /// One group's packed weights with its prepared pipeline and zero-point correction.
 pub(crate) struct GroupPlan<'a> {
     pub w: &'a PackedWeights,
-    pub stage: Stage,
+    pub stage: Stage<'static>,
     /// `a_offset·Σ_k W − za·(Σ_k W − zw·K)` per output channel (wrapping).
     pub corr: Vec<i32>,
 }
@@ -43,7 +43,7 @@ impl<'a> GroupPlan<'a> {
     pub(crate) fn new(
         kernel: &dyn Microkernel,
         w: &'a PackedWeights,
-        stage: Stage,
+        stage: Stage<'static>,
         za: i32,
     ) -> Self {
         let kk = w.k() as i64;

@@ -64,6 +64,8 @@ mod depthwise_avx2;
 mod depthwise_avx512;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_cols;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_lanes;
 mod error;
 mod geometry;
 mod implicit;
@@ -197,7 +199,7 @@ pub fn conv_u8s8(
     match &weights.form {
         Form::Depthwise(dw) => {
             check_overflow(g.taps(), za, 255)?;
-            let stage = Stage::Requant(params.prepare(&dw.qparams)?);
+            let stage = Stage::requant(params.prepare(&dw.qparams)?);
             depthwise::run(kernel, g, out_dims, input, za, dw, &stage, out);
         }
         Form::Gemm(mats) if g.is_pointwise() => {
@@ -236,7 +238,7 @@ pub fn conv_u8s8(
                     bias: params.bias.map(|b| &b[grp * og..(grp + 1) * og]),
                     ..params
                 };
-                let stage = Stage::Requant(p.prepare(w)?);
+                let stage = Stage::requant(p.prepare(w)?);
                 groups.push(implicit::GroupPlan::new(kernel, w, stage, za));
             }
             let plan = implicit::Plan {

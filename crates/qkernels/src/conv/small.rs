@@ -108,7 +108,7 @@ pub(crate) fn plan<'a>(
     params: Requantize<'_>,
 ) -> Result<Plan<'a>> {
     super::check_overflow(w.k(), za, w.w_abs_max())?;
-    let stage = Stage::Requant(params.prepare(w)?);
+    let stage = Stage::requant(params.prepare(w)?);
     Ok(Plan {
         kernel,
         g,

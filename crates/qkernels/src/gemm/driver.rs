@@ -133,12 +133,54 @@ pub(crate) fn check_overflow(k: usize, a_zero_point: i32, w: &PackedWeights) -> 
     Ok(())
 }
 
-/// Runs the whole GEMM into `out` (already validated by the caller).
+/// The per-column zero-point correction of activations with zero point `za` on `w` for
+/// `kernel`: `corr[n] = a_offset·Σ_k W[n,k] − za·(Σ_k W[n,k] − zw[n]·K)`, in wrapping i32 like
+/// the kernels.
+pub(crate) fn column_fix(kernel: &dyn Microkernel, za: i32, w: &PackedWeights, corr: &mut [i32]) {
+    let (off, sums, offsets) = (kernel.a_offset(), w.weight_sums(), w.col_offsets());
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_64::column_fix(off, za, sums, offsets, corr) {
+        return;
+    }
+    column_fix_portable(off, za, sums, offsets, corr);
+}
+
+/// [`column_fix`]'s loop (x86 compiles it again with AVX2 enabled).
+#[inline(always)]
+pub(crate) fn column_fix_portable(
+    off: i32,
+    za: i32,
+    sums: &[i32],
+    offsets: &[i32],
+    corr: &mut [i32],
+) {
+    let terms = sums.iter().zip(offsets);
+    if off == 0 {
+        for (x, (_, &c)) in corr.iter_mut().zip(terms) {
+            *x = za.wrapping_mul(c).wrapping_neg();
+        }
+    } else {
+        for (x, (&s, &c)) in corr.iter_mut().zip(terms) {
+            *x = off.wrapping_mul(s).wrapping_sub(za.wrapping_mul(c));
+        }
+    }
+}
+
+thread_local! {
+    /// The calling thread's buffer for [`column_fix`] of calls without a prepared one.
+    static CORR: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs the whole GEMM into `out` (already validated by the caller). `corr` is the
+/// [`column_fix`] of the call's activation zero point if the caller prepared it; otherwise it
+/// is computed into a buffer the thread reuses.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<T: OutElem>(
     kernel: &dyn Microkernel,
     a: &Activations<'_>,
     w: &PackedWeights,
-    stage: &Stage,
+    stage: &Stage<'_>,
+    corr: Option<&[i32]>,
     out: &mut [T],
     ldc: usize,
 ) {
@@ -151,22 +193,35 @@ pub(crate) fn run<T: OutElem>(
     if parallel {
         par::wake();
     }
-    let za = a.zero_point;
-    let off = kernel.a_offset();
-    // corr[n] = a_offset·Σ_k W − za·(Σ_k W − zw·K), in wrapping i32 like the kernels.
-    let corr: Vec<i32> = w
-        .weight_sums()
-        .iter()
-        .zip(w.col_offsets())
-        .map(|(&s, &c)| {
-            let fix = za.wrapping_mul(c);
-            if off == 0 {
-                fix.wrapping_neg()
-            } else {
-                off.wrapping_mul(s).wrapping_sub(fix)
-            }
-        })
-        .collect();
+    if let Some(corr) = corr {
+        return run_fixed(kernel, a, w, stage, corr, parallel, out, ldc);
+    }
+    let mut buf = CORR
+        .with(|c| c.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)))
+        .unwrap_or_default();
+    buf.resize(n, 0);
+    column_fix(kernel, a.zero_point, w, &mut buf);
+    run_fixed(kernel, a, w, stage, &buf, parallel, out, ldc);
+    CORR.with(|c| {
+        if let Ok(mut slot) = c.try_borrow_mut() {
+            *slot = buf;
+        }
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_fixed<T: OutElem>(
+    kernel: &dyn Microkernel,
+    a: &Activations<'_>,
+    w: &PackedWeights,
+    stage: &Stage<'_>,
+    corr: &[i32],
+    parallel: bool,
+    out: &mut [T],
+    ldc: usize,
+) {
+    let (m, n, k) = (a.rows, w.n(), w.k());
+    let threads = rayon::current_num_threads();
     let row_sums: Option<Vec<i32>> = (!w.is_symmetric()).then(|| {
         (0..m)
             .map(|r| {
@@ -200,17 +255,19 @@ pub(crate) fn run<T: OutElem>(
         a,
         w,
         stage,
-        corr: &corr,
+        corr,
         row_sums: row_sums.as_deref(),
         out: &shared,
         reverse: w.next_sweep_reversed(),
     };
+    let n_panels = n.div_ceil(layout.nr);
     let task = |t: usize| {
         let (mi, ni) = (t / n_split, t % n_split);
         let mt = part(m_tiles, m_blocks, mi);
         let nt = part(n_tiles, n_split, ni);
         if !nt.is_empty() && !mt.is_empty() {
-            ctx.run_block(mt, nt);
+            let panels = nt.start * shape.panels..(nt.end * shape.panels).min(n_panels);
+            ctx.run_block(mt, panels);
         }
     };
     let tasks = m_blocks * n_split;
@@ -242,7 +299,7 @@ struct TaskCtx<'a, T> {
     kernel: &'a dyn Microkernel,
     a: &'a Activations<'a>,
     w: &'a PackedWeights,
-    stage: &'a Stage,
+    stage: &'a Stage<'a>,
     corr: &'a [i32],
     row_sums: Option<&'a [i32]>,
     out: &'a SharedOut<T>,
@@ -250,8 +307,10 @@ struct TaskCtx<'a, T> {
 }
 
 impl<T: OutElem> TaskCtx<'_, T> {
-    /// Packs the A tiles of `m_tiles`, then runs every tile of `m_tiles × n_tiles`.
-    fn run_block(&self, m_tiles: std::ops::Range<usize>, n_tiles: std::ops::Range<usize>) {
+    /// Packs the A tiles of `m_tiles`, then runs every tile of `m_tiles` × the panels
+    /// `panels` (N tiles of `TileShape::panels` panels from `panels.start`, the last one
+    /// possibly narrower).
+    fn run_block(&self, m_tiles: std::ops::Range<usize>, panels: std::ops::Range<usize>) {
         let (m, n, k) = (self.a.rows, self.w.n(), self.w.k());
         let kernel = self.kernel;
         let shape = kernel.tile_shape(m);
@@ -286,18 +345,21 @@ impl<T: OutElem> TaskCtx<'_, T> {
         // Groups, their tiles and the K blocks run backwards on reversed sweeps (see
         // `PackedWeights::next_sweep_reversed`).
         let order = |i: usize, len: usize| if self.reverse { len - 1 - i } else { i };
-        let groups = n_tiles.len().div_ceil(group);
+        let n_tiles = panels.len().div_ceil(shape.panels);
+        // The first column of tile `t` of this block (`n` past the last).
+        let tile_col = |t: usize| ((panels.start + t * shape.panels).min(panels.end) * nr).min(n);
+        let groups = n_tiles.div_ceil(group);
         let k_blocks = kp.div_ceil(kc_max);
         for gi in 0..groups {
-            let nt = n_tiles.start + order(gi, groups) * group;
-            let nt_end = (nt + group).min(n_tiles.end);
-            let g0 = nt * tile_cols;
-            let gnc = (nt_end * tile_cols).min(n) - g0;
+            let nt = order(gi, groups) * group;
+            let nt_end = (nt + group).min(n_tiles);
+            let g0 = tile_col(nt);
+            let gnc = tile_col(nt_end) - g0;
             for ti in 0..nt_end - nt {
                 let t = nt + order(ti, nt_end - nt);
-                let n0 = t * tile_cols;
+                let n0 = tile_col(t);
                 let col = n0 - g0;
-                let nc = tile_cols.min(n - n0);
+                let nc = tile_col(t + 1) - n0;
                 let panels = nc.div_ceil(nr);
                 let b = self.w.panel_bytes_of(n0 / nr, panels);
                 // K blocks outer, M tiles inner: the block of weights stays in L1 across the

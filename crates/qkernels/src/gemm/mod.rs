@@ -77,11 +77,13 @@ mod kind;
 mod microkernel;
 mod pack;
 mod pipeline;
+mod prepared;
 pub mod reference;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use driver::Activations;
@@ -91,6 +93,7 @@ pub use pipeline::{
     Activation, Dequantize, Output, Requantize, cvt_rne_x86, dequantize_one, quantized_six,
     requantize_one,
 };
+pub use prepared::PreparedRequantize;
 
 use crate::error::{GemmError, Result};
 
@@ -155,30 +158,29 @@ pub fn gemm_u8s8_with(
     }
     let kernel = microkernel::kernel_for(kind)?;
     let (m, n, k) = (a.rows, weights.n(), weights.k());
-    if !(0..=255).contains(&a.zero_point) {
-        return Err(GemmError::ZeroPointOutOfRange {
-            what: "activation zero point",
-            zero_point: a.zero_point,
-            min: 0,
-            max: 255,
-        });
-    }
+    prepared::check_act_zero_point(a.zero_point)?;
     driver::check_matrix("activations", a.data.len(), m, k, a.row_stride)?;
     driver::check_overflow(k, a.zero_point, weights)?;
     match out {
         Output::QUInt8 { params, out, ldc } => {
             driver::check_matrix("output", out.len(), m, n, ldc)?;
-            let stage = Stage::Requant(params.prepare(weights)?);
-            driver::run(kernel, &a, weights, &stage, out, ldc);
+            let stage = Stage::requant(params.prepare(weights)?);
+            driver::run(kernel, &a, weights, &stage, None, out, ldc);
+        }
+        Output::QUInt8Prepared { params, out, ldc } => {
+            driver::check_matrix("output", out.len(), m, n, ldc)?;
+            params.check(weights, a.zero_point)?;
+            let stage = Stage::Requant(Cow::Borrowed(&params.vecs));
+            driver::run(kernel, &a, weights, &stage, Some(&params.corr), out, ldc);
         }
         Output::F32 { params, out, ldc } => {
             driver::check_matrix("output", out.len(), m, n, ldc)?;
             let stage = Stage::Dequant(params.prepare(weights)?);
-            driver::run(kernel, &a, weights, &stage, out, ldc);
+            driver::run(kernel, &a, weights, &stage, None, out, ldc);
         }
         Output::I32 { out, ldc } => {
             driver::check_matrix("output", out.len(), m, n, ldc)?;
-            driver::run(kernel, &a, weights, &Stage::Raw, out, ldc);
+            driver::run(kernel, &a, weights, &Stage::Raw, None, out, ldc);
         }
     }
     let ran = kernel.kind();

@@ -7,7 +7,7 @@
 //! `Σ_k W[n,k]` (so the activation zero point folds into a per-call bias with no pass over the
 //! weights), the scales and zero points, and the largest `|W - zw|` for the overflow bound.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::kind::KernelKind;
 use super::microkernel::{self, PanelLayout};
@@ -90,6 +90,24 @@ impl PartialEq for Sweep {
     }
 }
 
+/// Which packing a [`PackedWeights`] value comes from (clones keep it): what a
+/// [`super::PreparedRequantize`] is tied to. Not part of the value: equality ignores it.
+#[derive(Clone, Copy, Debug)]
+struct PackId(u64);
+
+impl PackId {
+    fn fresh() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        PackId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl PartialEq for PackId {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// qint8 weights packed for one [`KernelKind`], with their qparams and precomputed sums.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedWeights {
@@ -107,6 +125,7 @@ pub struct PackedWeights {
     per_channel: bool,
     w_abs_max: u32,
     sweep: Sweep,
+    id: PackId,
 }
 
 impl PackedWeights {
@@ -188,6 +207,7 @@ impl PackedWeights {
             per_channel,
             w_abs_max,
             sweep: Sweep::default(),
+            id: PackId::fresh(),
         })
     }
 
@@ -249,6 +269,11 @@ impl PackedWeights {
     /// The largest `|W[n,k] − zw[n]|` over all weights (used by the overflow bound).
     pub fn w_abs_max(&self) -> u32 {
         self.w_abs_max
+    }
+
+    /// The packing this value comes from (shared by its clones).
+    pub(crate) fn id(&self) -> u64 {
+        self.id.0
     }
 
     pub(crate) fn k_padded(&self) -> usize {

@@ -17,6 +17,8 @@
 //! (per-channel: `bias_a = 1`, which is exact; no bias: `0·0`), so scalar and vector
 //! epilogues share one formula.
 
+use std::borrow::Cow;
+
 use super::pack::PackedWeights;
 use crate::error::{GemmError, Result};
 
@@ -72,6 +74,18 @@ pub enum Output<'a> {
         /// Output row stride (≥ N).
         ldc: usize,
     },
+    /// Requantize to quint8 through a pipeline built once ([`super::PreparedRequantize`]):
+    /// the same bits as [`Output::QUInt8`] with the parameters it was built from.
+    QUInt8Prepared {
+        /// The prepared pipeline; built for these weights and the call's activation zero
+        /// point (else [`GemmError::PreparedMismatch`]), and for the activations' scale (the
+        /// caller's responsibility: [`Activations`](super::Activations) carry no scale).
+        params: &'a super::PreparedRequantize,
+        /// Output buffer, at least `(M−1)·ldc + N` bytes.
+        out: &'a mut [u8],
+        /// Output row stride (≥ N).
+        ldc: usize,
+    },
     /// Dequantize to f32.
     F32 {
         /// Pipeline parameters.
@@ -90,7 +104,8 @@ pub enum Output<'a> {
     },
 }
 
-/// Per-output-channel vectors of the requantization, computed once per call.
+/// Per-output-channel vectors of the requantization, computed per call from [`Requantize`]
+/// or once by [`super::PreparedRequantize`].
 #[derive(Clone, Debug)]
 pub(crate) struct RequantVecs {
     pub mult: Vec<f32>,
@@ -101,20 +116,37 @@ pub(crate) struct RequantVecs {
     pub hi: i32,
 }
 
-/// Per-output-channel vectors of the dequantization, computed once per call.
-#[derive(Clone, Debug)]
-pub(crate) struct DequantVecs {
-    pub scale: Vec<f32>,
-    pub bias: Option<Vec<f32>>,
+/// The dequantization's operands, borrowed (nothing is built per call): the epilogues form
+/// each channel's `f32(s_in·s_w[n])` in registers, the same single rounding as a stored vector.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DequantVecs<'a> {
+    pub act_scale: f32,
+    pub w_scales: &'a [f32],
+    pub bias: Option<&'a [f32]>,
     pub relu: bool,
 }
 
-/// The converting stage of a prepared pipeline.
+impl DequantVecs<'_> {
+    /// `f32(s_in·s_w[n])`.
+    pub(crate) fn scale(&self, n: usize) -> f32 {
+        self.act_scale * self.w_scales[n]
+    }
+}
+
+/// The converting stage of a prepared pipeline (the requantization vectors owned when built
+/// for one call, borrowed from a [`super::PreparedRequantize`]).
 #[derive(Clone, Debug)]
-pub(crate) enum Stage {
-    Requant(RequantVecs),
-    Dequant(DequantVecs),
+pub(crate) enum Stage<'a> {
+    Requant(Cow<'a, RequantVecs>),
+    Dequant(DequantVecs<'a>),
     Raw,
+}
+
+impl Stage<'_> {
+    /// The stage of requantization vectors built for one call.
+    pub(crate) fn requant(vecs: RequantVecs) -> Stage<'static> {
+        Stage::Requant(Cow::Owned(vecs))
+    }
 }
 
 /// The zero-point correction of one row segment:
@@ -265,19 +297,21 @@ impl Requantize<'_> {
     }
 }
 
-impl Dequantize<'_> {
-    pub(crate) fn prepare(&self, w: &PackedWeights) -> Result<DequantVecs> {
+impl<'a> Dequantize<'a> {
+    /// Checks the parameters; borrows the weight scales and the bias (no per-call vectors).
+    pub(crate) fn prepare(&self, w: &'a PackedWeights) -> Result<DequantVecs<'a>> {
         check_scale("activation scale", self.act_scale)?;
         check_bias(self.bias, w.n())?;
         Ok(DequantVecs {
-            scale: w.scales().iter().map(|&s| self.act_scale * s).collect(),
-            bias: self.bias.map(<[f32]>::to_vec),
+            act_scale: self.act_scale,
+            w_scales: w.scales(),
+            bias: self.bias,
             relu: self.relu,
         })
     }
 }
 
-impl Stage {
+impl Stage<'_> {
     /// Scalar epilogue: converts `raw` (the corrected sums of columns `n0..n0+raw.len()`).
     pub(crate) fn finish_scalar(&self, n0: usize, raw: &[i32], out: OutRow<'_>) {
         match (self, out) {
@@ -298,7 +332,7 @@ impl Stage {
             (Stage::Dequant(d), OutRow::F32(out)) => {
                 for (j, (o, &v)) in out.iter_mut().zip(raw).enumerate() {
                     let n = n0 + j;
-                    *o = dequantize_one(v, d.scale[n], d.bias.as_ref().map(|b| b[n]), d.relu);
+                    *o = dequantize_one(v, d.scale(n), d.bias.map(|b| b[n]), d.relu);
                 }
             }
             (Stage::Raw, OutRow::I32(out)) => out.copy_from_slice(raw),

@@ -65,7 +65,9 @@ pub fn raw_sum(
 }
 
 /// The oracle GEMM: `a` is `m × k` (row stride `lda`), `w` is `n × k` row-major. Errors on
-/// short buffers, small strides and qparam or bias lengths ≠ `n`.
+/// short buffers, small strides and qparam or bias lengths ≠ `n`; an
+/// [`Output::QUInt8Prepared`] (built for packed weights, not these) gives
+/// [`GemmError::PreparedMismatch`]: the oracle takes the parameters ([`Output::QUInt8`]).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_u8s8(
     a: &[u8],
@@ -121,6 +123,9 @@ pub fn gemm_u8s8(
         Output::I32 { out, ldc } => (out.len(), *ldc),
         Output::F32 { out, ldc, .. } => (out.len(), *ldc),
         Output::QUInt8 { out, ldc, .. } => (out.len(), *ldc),
+        Output::QUInt8Prepared { .. } => {
+            return Err(GemmError::PreparedMismatch { what: "weights" });
+        }
     };
     super::driver::check_matrix("output", out_len, m, n, ldc)?;
     if let Output::QUInt8 { params, .. } = &out
@@ -185,6 +190,7 @@ pub fn gemm_u8s8(
                 }
             }
         }
+        Output::QUInt8Prepared { .. } => unreachable!("rejected above"),
     }
     Ok(())
 }

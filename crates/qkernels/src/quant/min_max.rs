@@ -1,14 +1,12 @@
 //! `(min, max)` of an `f32` slice: the first pass of dynamic quantization (fbgemm's
 //! `FindMinMax`, which PyTorch's dynamic Linear runs over its input before choosing the
 //! activation qparams). Lane-wise `min`/`max` over [`LANES`] accumulators started at the first
-//! element, then a reduction; large inputs are split over the rayon pool.
+//! element, then a reduction; large inputs are split over the rayon pool (`crate::par`).
 //!
 //! Without NaN the result is the exact minimum and maximum, whatever the lane count, ISA or
 //! thread split (only which of `-0.0`/`+0.0` is returned may differ, which no qparams choice
 //! can see). With NaN the result is unspecified, as in fbgemm, whose result then depends on
 //! its vector order.
-
-use rayon::prelude::*;
 
 use super::level::Level;
 use super::parallel::PAR_THRESHOLD;
@@ -59,8 +57,11 @@ pub(crate) fn min_max_on(level: Level, src: &[f32]) -> (f32, f32) {
         return (0.0, 0.0);
     };
     if src.len() >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
-        src.par_chunks(PAR_CHUNK).map(|c| level.min_max(c)).reduce(
-            || (first, first),
+        crate::par::map_reduce_chunks(
+            src,
+            PAR_CHUNK,
+            (first, first),
+            |c| level.min_max(c),
             |a, b| (lesser(b.0, a.0), greater(b.1, a.1)),
         )
     } else {

@@ -1,7 +1,6 @@
-//! Splitting large element-wise jobs over the rayon pool. Every element is computed by the
-//! same function whichever chunk it lands in, so results do not depend on the thread count.
-
-use rayon::prelude::*;
+//! Splitting large element-wise jobs over the rayon pool (through [`crate::par`], like every
+//! other parallel kernel loop). Every element is computed by the same function whichever chunk
+//! it lands in, so results do not depend on the thread count.
 
 /// Below this many elements the work runs on the calling thread.
 pub const PAR_THRESHOLD: usize = 1 << 18;
@@ -16,9 +15,7 @@ pub(crate) fn zip_chunks<S: Sync, D: Send>(
     f: impl Fn(&[S], &mut [D]) + Sync + Send,
 ) {
     if src.len() >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
-        src.par_chunks(PAR_CHUNK)
-            .zip(dst.par_chunks_mut(PAR_CHUNK))
-            .for_each(|(s, d)| f(s, d));
+        crate::par::for_each_zip_chunk(src, dst, PAR_CHUNK, f);
     } else {
         f(src, dst);
     }

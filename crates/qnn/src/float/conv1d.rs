@@ -4,14 +4,15 @@ use qtensor::Tensor;
 
 use half::f16;
 
-use super::conv_core::{Channels, ConvWeight, conv_backward, conv_forward};
+use super::conv_core::{Channels, conv_backward, conv_forward};
+use super::conv_layer::{check_weight_and_bias, layer_backward, stored_weight};
 use super::conv2d::Conv2dConfig;
 use super::half_weight::{
-    backward_on_half, placeholder, round_to_f16, visit_weight_and_bias, visit_weight_and_bias_mut,
+    backward_on_half, halve_weight, visit_weight_and_bias, visit_weight_and_bias_mut,
     weight_and_bias_bytes,
 };
 use super::im2col::Geom;
-use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
+use super::util::{f32_grad, f32_input, saved, tensor};
 use crate::error::{QnnError, Result};
 use crate::init::{Rng, default_weight_and_bias};
 use crate::module::{Module, ModuleKind};
@@ -140,17 +141,14 @@ impl Conv1d {
 
     /// Re-checks the parameter shapes (the fields are public and may have been replaced).
     fn check_params(&self) -> Result<()> {
-        same_shape(
-            "Conv1d weight",
+        check_weight_and_bias(
+            NAME,
             &self.config.weight_shape(),
-            self.weight_f16
-                .as_ref()
-                .map_or(self.weight.shape(), |h| h.shape()),
-        )?;
-        if let Some(b) = &self.bias {
-            same_shape("Conv1d bias", &[self.config.out_channels], b.shape())?;
-        }
-        Ok(())
+            self.config.out_channels,
+            &self.weight,
+            self.weight_f16.as_ref(),
+            self.bias.as_ref(),
+        )
     }
 
     fn input_geom(&self, shape: &[usize]) -> Result<(usize, Geom)> {
@@ -184,13 +182,6 @@ impl Conv1d {
         s
     }
 
-    fn conv_weight(&self) -> ConvWeight<'_> {
-        match &self.weight_f16 {
-            Some(h) => ConvWeight::F16(h.data()),
-            None => ConvWeight::F32(self.weight.value.data()),
-        }
-    }
-
     /// The f16 weight once the layer is halved.
     pub fn weight_f16(&self) -> Option<&Tensor<f16>> {
         self.weight_f16.as_ref()
@@ -208,7 +199,14 @@ impl Conv1d {
     pub fn apply(&self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
         let (n, g) = self.input_geom(x.shape())?;
         let bias = self.bias.as_ref().map(|b| b.value.data());
-        let out = conv_forward(self.channels(), &g, n, x.data(), self.conv_weight(), bias)?;
+        let out = conv_forward(
+            self.channels(),
+            &g,
+            n,
+            x.data(),
+            stored_weight(&self.weight, self.weight_f16.as_ref()),
+            bias,
+        )?;
         tensor(&self.out_shape(x.shape(), &g), out)
     }
 }
@@ -252,19 +250,16 @@ impl Module for Conv1d {
         let x = saved(&self.input, NAME)?;
         let (n, g) = self.input_geom(x.shape())?;
         let gy = f32_grad(grad_output, NAME, &self.out_shape(x.shape(), &g))?;
-        let ch = self.channels();
-        let db = self.bias.as_mut().map(|b| b.grad.data_mut());
-        let dx = conv_backward(
-            ch,
+        layer_backward(
+            conv_backward,
+            self.channels(),
             &g,
             n,
-            x.data(),
-            self.weight.value.data(),
-            gy.data(),
-            self.weight.grad.data_mut(),
-            db,
-        )?;
-        Ok(Value::F32(tensor(x.shape(), dx)?))
+            x,
+            &gy,
+            &mut self.weight,
+            self.bias.as_mut(),
+        )
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
@@ -294,14 +289,8 @@ impl Module for Conv1d {
     }
 
     fn half(&mut self) -> Result<()> {
-        if self.weight_f16.is_none() {
-            same_shape(
-                "Conv1d weight",
-                &self.config.weight_shape(),
-                self.weight.shape(),
-            )?;
-            self.weight_f16 = Some(round_to_f16(&self.weight.value)?);
-            self.weight = placeholder();
+        self.check_params()?;
+        if halve_weight(&mut self.weight, &mut self.weight_f16)? {
             self.input = None;
         }
         Ok(())

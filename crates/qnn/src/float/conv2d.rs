@@ -5,9 +5,12 @@ use qtensor::Tensor;
 
 use half::f16;
 
-use super::conv_core::{Channels, ConvWeight, conv_backward, conv_forward};
+use super::conv_core::{Channels, conv_backward, conv_forward};
+use super::conv_layer::{
+    check_weight_and_bias, layer_backward, stored_weight, validate_channels_and_window,
+};
 use super::half_weight::{
-    backward_on_half, placeholder, round_to_f16, visit_weight_and_bias, visit_weight_and_bias_mut,
+    backward_on_half, halve_weight, visit_weight_and_bias, visit_weight_and_bias_mut,
     weight_and_bias_bytes,
 };
 use super::im2col::Geom;
@@ -97,28 +100,13 @@ impl Conv2dConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        let bad = |reason: String| {
-            Err(QnnError::InvalidConfig {
-                module: NAME,
-                reason,
-            })
-        };
-        if self.groups == 0
-            || !self.in_channels.is_multiple_of(self.groups)
-            || !self.out_channels.is_multiple_of(self.groups)
-        {
-            return bad(format!(
-                "in_channels {} and out_channels {} must be divisible by groups {}",
-                self.in_channels, self.out_channels, self.groups
-            ));
-        }
-        if self.kernel_size.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
-            return bad(format!(
-                "kernel_size {:?}, stride {:?} and dilation {:?} must be positive",
-                self.kernel_size, self.stride, self.dilation
-            ));
-        }
-        Ok(())
+        validate_channels_and_window(
+            NAME,
+            [self.in_channels, self.out_channels, self.groups],
+            &self.kernel_size,
+            &self.stride,
+            &self.dilation,
+        )
     }
 
     /// Output geometry for an `h x w` input, or an error if the (dilated) kernel does not fit.
@@ -220,16 +208,7 @@ impl Conv2d {
     /// `(n, geometry)` of a 4-d (or 3-d unbatched) input, checked against the config; also
     /// re-checks the parameter shapes (the fields are public and may have been replaced).
     fn input_geom(&self, shape: &[usize]) -> Result<(usize, Geom)> {
-        same_shape(
-            "Conv2d weight",
-            &self.config.weight_shape(),
-            self.weight_f16
-                .as_ref()
-                .map_or(self.weight.shape(), |h| h.shape()),
-        )?;
-        if let Some(b) = &self.bias {
-            same_shape("Conv2d bias", &[self.config.out_channels], b.shape())?;
-        }
+        self.check_params()?;
         let (n, c, h, w) = match *shape {
             [n, c, h, w] => (n, c, h, w),
             [c, h, w] => (1, c, h, w),
@@ -251,6 +230,17 @@ impl Conv2d {
         Ok((n, self.config.geom(h, w)?))
     }
 
+    fn check_params(&self) -> Result<()> {
+        check_weight_and_bias(
+            NAME,
+            &self.config.weight_shape(),
+            self.config.out_channels,
+            &self.weight,
+            self.weight_f16.as_ref(),
+            self.bias.as_ref(),
+        )
+    }
+
     fn out_shape(&self, in_shape: &[usize], g: &Geom) -> Vec<usize> {
         let mut s = in_shape.to_vec();
         let nd = s.len();
@@ -264,15 +254,15 @@ impl Conv2d {
     pub fn apply(&self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
         let (n, g) = self.input_geom(x.shape())?;
         let bias = self.bias.as_ref().map(|b| b.value.data());
-        let out = conv_forward(self.channels(), &g, n, x.data(), self.conv_weight(), bias)?;
+        let out = conv_forward(
+            self.channels(),
+            &g,
+            n,
+            x.data(),
+            stored_weight(&self.weight, self.weight_f16.as_ref()),
+            bias,
+        )?;
         tensor(&self.out_shape(x.shape(), &g), out)
-    }
-
-    fn conv_weight(&self) -> ConvWeight<'_> {
-        match &self.weight_f16 {
-            Some(h) => ConvWeight::F16(h.data()),
-            None => ConvWeight::F32(self.weight.value.data()),
-        }
     }
 
     /// The f16 weight once the layer is halved.
@@ -328,19 +318,16 @@ impl Module for Conv2d {
         let x = saved(&self.input, NAME)?;
         let (n, g) = self.input_geom(x.shape())?;
         let gy = f32_grad(grad_output, NAME, &self.out_shape(x.shape(), &g))?;
-        let ch = self.channels();
-        let db = self.bias.as_mut().map(|b| b.grad.data_mut());
-        let dx = conv_backward(
-            ch,
+        layer_backward(
+            conv_backward,
+            self.channels(),
             &g,
             n,
-            x.data(),
-            self.weight.value.data(),
-            gy.data(),
-            self.weight.grad.data_mut(),
-            db,
-        )?;
-        Ok(Value::F32(tensor(x.shape(), dx)?))
+            x,
+            &gy,
+            &mut self.weight,
+            self.bias.as_mut(),
+        )
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
@@ -370,14 +357,8 @@ impl Module for Conv2d {
     }
 
     fn half(&mut self) -> Result<()> {
-        if self.weight_f16.is_none() {
-            same_shape(
-                "Conv2d weight",
-                &self.config.weight_shape(),
-                self.weight.shape(),
-            )?;
-            self.weight_f16 = Some(round_to_f16(&self.weight.value)?);
-            self.weight = placeholder();
+        self.check_params()?;
+        if halve_weight(&mut self.weight, &mut self.weight_f16)? {
             self.input = None;
         }
         Ok(())

@@ -4,12 +4,13 @@ use half::f16;
 use qtensor::Tensor;
 
 use super::conv_core::{Channels, conv_transpose_backward, conv_transpose_forward};
+use super::conv_layer::{check_weight_and_bias, layer_backward, validate_channels_and_window};
 use super::half_weight::{
-    backward_on_half, f32_weight, placeholder, round_to_f16, visit_weight_and_bias,
-    visit_weight_and_bias_mut, weight_and_bias_bytes,
+    backward_on_half, f32_weight, halve_weight, visit_weight_and_bias, visit_weight_and_bias_mut,
+    weight_and_bias_bytes,
 };
 use super::im2col::Geom;
-use super::util::{f32_grad, f32_input, same_shape, saved, tensor};
+use super::util::{f32_grad, f32_input, saved, tensor};
 use crate::error::{QnnError, Result};
 use crate::init::{Rng, default_weight_and_bias};
 use crate::module::{Module, ModuleKind};
@@ -86,35 +87,24 @@ impl ConvTranspose2dConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |reason: String| {
-            Err(QnnError::InvalidConfig {
-                module: NAME,
-                reason,
-            })
-        };
-        if self.groups == 0
-            || !self.in_channels.is_multiple_of(self.groups)
-            || !self.out_channels.is_multiple_of(self.groups)
-        {
-            return bad(format!(
-                "in_channels {} and out_channels {} must be divisible by groups {}",
-                self.in_channels, self.out_channels, self.groups
-            ));
-        }
-        if self.kernel_size.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
-            return bad(format!(
-                "kernel_size {:?}, stride {:?} and dilation {:?} must be positive",
-                self.kernel_size, self.stride, self.dilation
-            ));
-        }
+        validate_channels_and_window(
+            NAME,
+            [self.in_channels, self.out_channels, self.groups],
+            &self.kernel_size,
+            &self.stride,
+            &self.dilation,
+        )?;
         for a in 0..2 {
             if self.output_padding[a] >= self.stride[a]
                 && self.output_padding[a] >= self.dilation[a]
             {
-                return bad(format!(
-                    "output_padding {:?} must be smaller than either stride {:?} or dilation {:?}",
-                    self.output_padding, self.stride, self.dilation
-                ));
+                return Err(QnnError::InvalidConfig {
+                    module: NAME,
+                    reason: format!(
+                        "output_padding {:?} must be smaller than either stride {:?} or dilation {:?}",
+                        self.output_padding, self.stride, self.dilation
+                    ),
+                });
             }
         }
         Ok(())
@@ -216,19 +206,14 @@ impl ConvTranspose2d {
     }
 
     fn check_params(&self) -> Result<()> {
-        let shape = self
-            .weight_f16
-            .as_ref()
-            .map_or(self.weight.shape(), |h| h.shape());
-        same_shape("ConvTranspose2d weight", &self.config.weight_shape(), shape)?;
-        if let Some(b) = &self.bias {
-            same_shape(
-                "ConvTranspose2d bias",
-                &[self.config.out_channels],
-                b.shape(),
-            )?;
-        }
-        Ok(())
+        check_weight_and_bias(
+            NAME,
+            &self.config.weight_shape(),
+            self.config.out_channels,
+            &self.weight,
+            self.weight_f16.as_ref(),
+            self.bias.as_ref(),
+        )
     }
 
     fn input_geom(&self, shape: &[usize]) -> Result<(usize, Geom)> {
@@ -322,19 +307,16 @@ impl Module for ConvTranspose2d {
         let x = saved(&self.input, NAME)?;
         let (n, g) = self.input_geom(x.shape())?;
         let gy = f32_grad(grad_output, NAME, &self.out_shape(x.shape(), &g))?;
-        let ch = self.channels();
-        let db = self.bias.as_mut().map(|b| b.grad.data_mut());
-        let dx = conv_transpose_backward(
-            ch,
+        layer_backward(
+            conv_transpose_backward,
+            self.channels(),
             &g,
             n,
-            x.data(),
-            self.weight.value.data(),
-            gy.data(),
-            self.weight.grad.data_mut(),
-            db,
-        )?;
-        Ok(Value::F32(tensor(x.shape(), dx)?))
+            x,
+            &gy,
+            &mut self.weight,
+            self.bias.as_mut(),
+        )
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
@@ -365,10 +347,8 @@ impl Module for ConvTranspose2d {
 
     /// Moves the weight to f16 (bias stays f32); inference-only after.
     fn half(&mut self) -> Result<()> {
-        if self.weight_f16.is_none() {
-            self.check_params()?;
-            self.weight_f16 = Some(round_to_f16(&self.weight.value)?);
-            self.weight = placeholder();
+        self.check_params()?;
+        if halve_weight(&mut self.weight, &mut self.weight_f16)? {
             self.input = None;
         }
         Ok(())

@@ -42,6 +42,21 @@ pub(crate) fn placeholder() -> Param {
     Param::new(Tensor::zeros(&[0]))
 }
 
+/// `half()` for a weight-and-bias layer: rounds `weight` into `weight_f16` and leaves the
+/// [`placeholder`] in `weight`. Returns whether it converted now (`false`: already halved), so
+/// the caller can drop what it saved for backward.
+pub(crate) fn halve_weight(
+    weight: &mut Param,
+    weight_f16: &mut Option<Tensor<f16>>,
+) -> Result<bool> {
+    if weight_f16.is_some() {
+        return Ok(false);
+    }
+    *weight_f16 = Some(round_to_f16(&weight.value)?);
+    *weight = placeholder();
+    Ok(true)
+}
+
 /// Calls `f` with a temporary f32 parameter holding the widened f16 weight.
 pub(crate) fn visit_half(name: &str, h: &Tensor<f16>, f: &mut dyn FnMut(&str, &Param)) {
     if let Ok(w) = widen(h) {

@@ -6,7 +6,7 @@ use qtensor::Tensor;
 
 use super::dense::{DenseWeight, dense};
 use super::half_weight::{
-    backward_on_half, placeholder, round_to_f16, visit_weight_and_bias, visit_weight_and_bias_mut,
+    backward_on_half, halve_weight, visit_weight_and_bias, visit_weight_and_bias_mut,
     weight_and_bias_bytes,
 };
 
@@ -237,10 +237,8 @@ impl Module for Linear {
     }
 
     fn half(&mut self) -> Result<()> {
-        if self.weight_f16.is_none() {
-            self.check_params()?;
-            self.weight_f16 = Some(round_to_f16(&self.weight.value)?);
-            self.weight = placeholder();
+        self.check_params()?;
+        if halve_weight(&mut self.weight, &mut self.weight_f16)? {
             self.input = None;
         }
         Ok(())

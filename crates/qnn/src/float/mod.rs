@@ -6,6 +6,7 @@ mod batchnorm;
 mod conv1d;
 mod conv2d;
 mod conv_core;
+mod conv_layer;
 mod conv_transpose2d;
 mod dense;
 mod dropout;

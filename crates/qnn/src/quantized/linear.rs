@@ -9,6 +9,7 @@ use super::common::{
     OutQ, QWeight, check_bias, not_trainable, quint8_input, quint8_output, quint8_tensor,
     row_major_bytes,
 };
+use super::requant_cache::RequantCache;
 use crate::error::{QnnError, Result};
 use crate::float;
 use crate::int8_panels::Int8Panels;
@@ -25,6 +26,8 @@ struct LinearCore {
     out: OutQ,
     activation: Activation,
     packed: Int8Panels,
+    /// The requantization prepared for the last activation qparams seen.
+    requant: RequantCache,
     training: bool,
 }
 
@@ -56,6 +59,7 @@ impl LinearCore {
             out,
             activation,
             packed,
+            requant: RequantCache::default(),
             training: false,
         })
     }
@@ -115,20 +119,25 @@ impl LinearCore {
                 bias: self.bias.as_ref().map(|b| b.data()),
                 activation: self.activation,
             };
-            gemm::gemm_u8s8(
-                Activations {
-                    data: &data,
-                    rows: m,
-                    row_stride: k,
-                    zero_point: a.zero_point,
-                },
-                self.packed.for_data(&data),
-                Output::QUInt8 {
-                    params,
-                    out: &mut out,
-                    ldc: n,
-                },
-            )?;
+            let weights = self.packed.for_data(&data);
+            let acts = Activations {
+                data: &data,
+                rows: m,
+                row_stride: k,
+                zero_point: a.zero_point,
+            };
+            self.requant
+                .with(weights, params, a.zero_point, |prepared| {
+                    gemm::gemm_u8s8(
+                        acts,
+                        weights,
+                        Output::QUInt8Prepared {
+                            params: prepared,
+                            out: &mut out,
+                            ldc: n,
+                        },
+                    )
+                })??;
         }
         let mut out_shape = shape.to_vec();
         let last = out_shape.len() - 1;
@@ -151,6 +160,7 @@ impl LinearCore {
     }
 
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
+        self.requant.clear();
         self.weight.visit_mut(f);
         if let Some(b) = &mut self.bias {
             f("bias", BufferMut::F32(b));
@@ -170,6 +180,7 @@ impl LinearCore {
         check_bias(self.name, self.bias.as_ref(), self.weight.weight.shape()[0])?;
         self.out.validate(self.name)?;
         self.packed = pack(self.name, &self.weight)?;
+        self.requant.clear();
         Ok(())
     }
 

@@ -49,6 +49,7 @@ mod conv;
 mod functional;
 mod linear;
 mod pool;
+mod requant_cache;
 mod shape;
 mod stubs;
 

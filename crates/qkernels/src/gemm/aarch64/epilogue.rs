@@ -58,8 +58,8 @@ fn convert(stage: &Stage, n0: usize, acc: &[i32], corr: Option<&[i32]>, out: Out
         (Stage::Dequant(d), OutRow::F32(out)) => {
             assert!(
                 out.len() == n
-                    && d.scale.len() >= n0 + n
-                    && d.bias.as_ref().is_none_or(|b| b.len() >= n0 + n)
+                    && d.w_scales.len() >= n0 + n
+                    && d.bias.is_none_or(|b| b.len() >= n0 + n)
             );
             // SAFETY: as above.
             unsafe { dequant_row(d, n0, acc, corr, out) }
@@ -160,22 +160,23 @@ unsafe fn requant_row(
 /// `n0 + raw.len()`.
 #[target_feature(enable = "neon")]
 unsafe fn dequant_row(
-    d: &DequantVecs,
+    d: &DequantVecs<'_>,
     n0: usize,
     raw: &[i32],
     corr: Option<&[i32]>,
     out: &mut [f32],
 ) {
     let n = raw.len();
-    let scale = &d.scale[n0..n0 + n];
-    let bias = d.bias.as_ref().map(|b| &b[n0..n0 + n]);
+    let w_scales = &d.w_scales[n0..n0 + n];
+    let bias = d.bias.map(|b| &b[n0..n0 + n]);
     let zero = vdupq_n_f32(0.0);
+    let act_scale = vdupq_n_f32(d.act_scale);
     let mut j = 0;
     while j + 4 <= n {
         // SAFETY: j + 4 <= n and every slice here has length n.
         unsafe {
             let xf = vcvtq_f32_s32(load_fixed(raw, corr, j));
-            let s = vld1q_f32(scale.as_ptr().add(j));
+            let s = vmulq_f32(act_scale, vld1q_f32(w_scales.as_ptr().add(j)));
             let mut y = match bias {
                 Some(b) => vfmaq_f32(vld1q_f32(b.as_ptr().add(j)), xf, s),
                 None => vmulq_f32(xf, s),
@@ -188,7 +189,12 @@ unsafe fn dequant_row(
         j += 4;
     }
     for t in j..n {
-        out[t] = dequantize_one(fixed(raw, corr, t), scale[t], bias.map(|b| b[t]), d.relu);
+        out[t] = dequantize_one(
+            fixed(raw, corr, t),
+            d.scale(n0 + t),
+            bias.map(|b| b[t]),
+            d.relu,
+        );
     }
 }
 
@@ -285,7 +291,7 @@ mod tests {
                 lo,
                 hi,
             };
-            let stage = Stage::Requant(r);
+            let stage = Stage::requant(r);
             for n0 in [0, 5] {
                 for (fix, want_raw) in fixes(&raw[..n - n0]) {
                     let len = n - n0;
@@ -309,9 +315,12 @@ mod tests {
         let n = 203;
         let raw: Vec<i32> = (0..n).map(|i| pick(&RAWS, i, 5)).collect();
         for (bias, relu) in [(false, false), (true, false), (false, true), (true, true)] {
+            let w_scales: Vec<f32> = (0..n).map(|i| pick(&FLOATS, i, 7)).collect();
+            let biases: Vec<f32> = (0..n).map(|i| pick(&FLOATS, i, 3)).collect();
             let d = DequantVecs {
-                scale: (0..n).map(|i| pick(&FLOATS, i, 7)).collect(),
-                bias: bias.then(|| (0..n).map(|i| pick(&FLOATS, i, 3)).collect()),
+                act_scale: 0.75,
+                w_scales: &w_scales,
+                bias: bias.then_some(&biases[..]),
                 relu,
             };
             let stage = Stage::Dequant(d);

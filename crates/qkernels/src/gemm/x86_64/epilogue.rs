@@ -38,7 +38,7 @@ impl CpuChecked {
 /// conversion as a correction vector for symmetric weights, applied to `acc` (scratch)
 /// otherwise. Shared by every x86 family's `Microkernel::finish_fixed`.
 pub(crate) fn finish_fixed(
-    stage: &Stage,
+    stage: &Stage<'_>,
     n0: usize,
     acc: &mut [i32],
     fix: RowFix<'_>,
@@ -58,7 +58,7 @@ pub(crate) fn finish_fixed(
 /// Converts one row segment `raw[j] = acc[j] + corr[j]` (wrapping; `corr` absent means
 /// zero) through the stage.
 pub(crate) fn finish(
-    stage: &Stage,
+    stage: &Stage<'_>,
     n0: usize,
     acc: &[i32],
     corr: Option<&[i32]>,
@@ -81,7 +81,11 @@ pub(crate) fn finish(
             }
         }
         (Stage::Dequant(d), OutRow::F32(out)) => {
-            assert!(out.len() == n && d.scale.len() >= n0 + n);
+            assert!(
+                out.len() == n
+                    && d.w_scales.len() >= n0 + n
+                    && d.bias.is_none_or(|b| b.len() >= n0 + n)
+            );
             if cpu.wide {
                 // SAFETY: AVX-512 F was detected (`wide` is only set by `new_wide`); lengths
                 // asserted above.
@@ -210,16 +214,17 @@ unsafe fn requant_row_512(
 /// `corr` (if any) has `acc.len()` entries.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dequant_row(
-    d: &DequantVecs,
+    d: &DequantVecs<'_>,
     n0: usize,
     acc: &[i32],
     corr: Option<&[i32]>,
     out: &mut [f32],
 ) {
     let n = acc.len();
-    let scale = &d.scale[n0..n0 + n];
-    let bias = d.bias.as_ref().map(|b| &b[n0..n0 + n]);
+    let w_scales = &d.w_scales[n0..n0 + n];
+    let bias = d.bias.map(|b| &b[n0..n0 + n]);
     let zero = _mm256_setzero_ps();
+    let act_scale = _mm256_set1_ps(d.act_scale);
     let mut j = 0;
     while j + 8 <= n {
         // SAFETY: j + 8 <= n and every slice here has length n.
@@ -229,7 +234,7 @@ unsafe fn dequant_row(
                 x = _mm256_add_epi32(x, _mm256_loadu_si256(c.as_ptr().add(j).cast()));
             }
             let xf = _mm256_cvtepi32_ps(x);
-            let s = _mm256_loadu_ps(scale.as_ptr().add(j));
+            let s = _mm256_mul_ps(act_scale, _mm256_loadu_ps(w_scales.as_ptr().add(j)));
             let mut y = match bias {
                 Some(b) => _mm256_fmadd_ps(xf, s, _mm256_loadu_ps(b.as_ptr().add(j))),
                 None => _mm256_mul_ps(xf, s),
@@ -243,7 +248,7 @@ unsafe fn dequant_row(
     }
     for t in j..n {
         let raw = acc[t].wrapping_add(corr.map_or(0, |c| c[t]));
-        out[t] = dequantize_one(raw, scale[t], bias.map(|b| b[t]), d.relu);
+        out[t] = dequantize_one(raw, d.scale(n0 + t), bias.map(|b| b[t]), d.relu);
     }
 }
 
@@ -252,16 +257,17 @@ unsafe fn dequant_row(
 /// `corr` (if any) has `acc.len()` entries.
 #[target_feature(enable = "avx512f")]
 unsafe fn dequant_row_512(
-    d: &DequantVecs,
+    d: &DequantVecs<'_>,
     n0: usize,
     acc: &[i32],
     corr: Option<&[i32]>,
     out: &mut [f32],
 ) {
     let n = acc.len();
-    let scale = &d.scale[n0..n0 + n];
-    let bias = d.bias.as_ref().map(|b| &b[n0..n0 + n]);
+    let w_scales = &d.w_scales[n0..n0 + n];
+    let bias = d.bias.map(|b| &b[n0..n0 + n]);
     let zero = _mm512_setzero_ps();
+    let act_scale = _mm512_set1_ps(d.act_scale);
     let mut j = 0;
     while j + 16 <= n {
         // SAFETY: j + 16 <= n and every slice here has length n.
@@ -271,7 +277,7 @@ unsafe fn dequant_row_512(
                 x = _mm512_add_epi32(x, _mm512_loadu_si512(c.as_ptr().add(j).cast()));
             }
             let xf = _mm512_cvtepi32_ps(x);
-            let s = _mm512_loadu_ps(scale.as_ptr().add(j));
+            let s = _mm512_mul_ps(act_scale, _mm512_loadu_ps(w_scales.as_ptr().add(j)));
             let mut y = match bias {
                 Some(b) => _mm512_fmadd_ps(xf, s, _mm512_loadu_ps(b.as_ptr().add(j))),
                 None => _mm512_mul_ps(xf, s),
@@ -287,6 +293,6 @@ unsafe fn dequant_row_512(
     }
     for t in j..n {
         let raw = acc[t].wrapping_add(corr.map_or(0, |c| c[t]));
-        out[t] = dequantize_one(raw, scale[t], bias.map(|b| b[t]), d.relu);
+        out[t] = dequantize_one(raw, d.scale(n0 + t), bias.map(|b| b[t]), d.relu);
     }
 }

@@ -48,6 +48,27 @@ pub(crate) unsafe fn run_tile<K: Microkernel, const P: usize>(
     }
 }
 
+/// [`crate::gemm::driver::column_fix_portable`] compiled for AVX2 (one `vpmulld` per 8
+/// columns instead of a scalar multiply per column); `false` (nothing written) without AVX2.
+pub(crate) fn column_fix(
+    off: i32,
+    za: i32,
+    sums: &[i32],
+    offsets: &[i32],
+    corr: &mut [i32],
+) -> bool {
+    #[target_feature(enable = "avx2")]
+    fn fix(off: i32, za: i32, sums: &[i32], offsets: &[i32], corr: &mut [i32]) {
+        crate::gemm::driver::column_fix_portable(off, za, sums, offsets, corr);
+    }
+    if !crate::isa::Isa::Avx2.is_supported() {
+        return false;
+    }
+    // SAFETY: AVX2 was detected just above.
+    unsafe { fix(off, za, sums, offsets, corr) };
+    true
+}
+
 /// `[[f::<R, 1>, …, f::<R, 8>] for R in rows]`.
 macro_rules! tile_table {
     ($f:ident; $($r:literal),+) => {
