@@ -12,10 +12,11 @@ pub enum DirectConvKernel {
     /// registers; depthwise: 8 outputs per vector, 3 rows × up to 4 vectors per pass over
     /// the taps).
     Avx2Fma,
-    /// x86-64 AVX-512F + VL on 256-bit vectors (the 32 vector registers; gated at the
-    /// `avx512vnni` level, the lowest AVX-512 level of [`Isa`]): depthwise 3 x 3 stride-1
-    /// planes load each input row once for 4 output rows, all 9 weights in registers; every
-    /// other shape and conv2d run as [`DirectConvKernel::Avx2Fma`].
+    /// x86-64 AVX-512F + VL (gated at the `avx512vnni` level, the lowest AVX-512 level of
+    /// [`Isa`]): depthwise 3 x 3 and 5 x 5 stride-1 undilated planes are read in place, no
+    /// padded copy (512-bit vectors, padding from load masks); other 3 x 3 planes with stride-1
+    /// rows load each input row once for 4 output rows (256-bit vectors, all 9 weights in the
+    /// 32 registers); every other shape and conv2d run as [`DirectConvKernel::Avx2Fma`].
     Avx512,
 }
 

@@ -13,7 +13,9 @@
 //! µs of CPU time). On the AVX-512 family, 3 x 3 stride-1 planes take a row-reusing kernel
 //! instead: 4 output rows × 3 vectors in registers with all 9 weights (32 vector registers),
 //! each input row's 3 shifted vectors loaded once and fed to every output row of the group
-//! that uses it (half the loads per FMA; 144 x 56 x 56: 204 -> 161 µs a call, Zen 4).
+//! that uses it (half the loads per FMA; 144 x 56 x 56: 204 -> 161 µs a call, Zen 4). Before
+//! all that, undilated stride-1 3 x 3 and 5 x 5 planes on the AVX-512 family skip the padded
+//! copy altogether: `avx512.rs` reads the NCHW plane in place, the padding from load masks.
 //!
 //! Every output is the same chain on every kernel family: `acc = bias` (or `0`), then for the
 //! taps in row-major order `(i, j)`, `acc = fma(w[i, j], x_in, acc)`, where `x_in` is the
@@ -32,6 +34,8 @@
 //! # Ok::<(), qkernels::float::FloatGemmError>(())
 //! ```
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod reference;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -188,6 +192,23 @@ fn run(
     let ([h, w], [kh, kw]) = (win.input, win.kernel);
     let ([sh, sw], [dh, dw]) = (win.stride, win.dilation);
     let taps = kh * kw;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = (kind == DirectConvKernel::Avx512)
+        .then(|| avx512::Planes::new(win))
+        .flatten()
+    {
+        for (p, yp) in out.chunks_exact_mut(oh * ow).enumerate() {
+            let c = p % g.channels;
+            let b = bias.map_or(0.0, |b| b[c]);
+            k.plane(
+                &x[p * h * w..(p + 1) * h * w],
+                &weight[c * taps..(c + 1) * taps],
+                b,
+                yp,
+            );
+        }
+        return Ok(kind);
+    }
     let width = ow.div_ceil(LANES) * LANES;
     // Phase rows are wide enough for every vector of every tap: the last output vector of
     // the widest tap starts at column `(kw - 1)·dw / sw` of its phase.
