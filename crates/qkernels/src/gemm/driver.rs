@@ -135,9 +135,16 @@ pub(crate) fn check_overflow(k: usize, a_zero_point: i32, w: &PackedWeights) -> 
 
 /// The per-column zero-point correction of activations with zero point `za` on `w` for
 /// `kernel`: `corr[n] = a_offset·Σ_k W[n,k] − za·(Σ_k W[n,k] − zw[n]·K)`, in wrapping i32 like
-/// the kernels.
-pub(crate) fn column_fix(kernel: &dyn Microkernel, za: i32, w: &PackedWeights, corr: &mut [i32]) {
-    let (off, sums, offsets) = (kernel.a_offset(), w.weight_sums(), w.col_offsets());
+/// the kernels, for the columns `cols` (`corr.len() == cols.len()`).
+pub(crate) fn column_fix(
+    kernel: &dyn Microkernel,
+    za: i32,
+    w: &PackedWeights,
+    cols: std::ops::Range<usize>,
+    corr: &mut [i32],
+) {
+    let off = kernel.a_offset();
+    let (sums, offsets) = (&w.weight_sums()[cols.clone()], &w.col_offsets()[cols]);
     #[cfg(target_arch = "x86_64")]
     if super::x86_64::column_fix(off, za, sums, offsets, corr) {
         return;
@@ -166,14 +173,9 @@ pub(crate) fn column_fix_portable(
     }
 }
 
-thread_local! {
-    /// The calling thread's buffer for [`column_fix`] of calls without a prepared one.
-    static CORR: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Runs the whole GEMM into `out` (already validated by the caller). `corr` is the
-/// [`column_fix`] of the call's activation zero point if the caller prepared it; otherwise it
-/// is computed into a buffer the thread reuses.
+/// [`column_fix`] of the call's activation zero point if the caller prepared it; otherwise
+/// each task computes it for its own columns (on the thread that reads it).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<T: OutElem>(
     kernel: &dyn Microkernel,
@@ -193,20 +195,7 @@ pub(crate) fn run<T: OutElem>(
     if parallel {
         par::wake();
     }
-    if let Some(corr) = corr {
-        return run_fixed(kernel, a, w, stage, corr, parallel, out, ldc);
-    }
-    let mut buf = CORR
-        .with(|c| c.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)))
-        .unwrap_or_default();
-    buf.resize(n, 0);
-    column_fix(kernel, a.zero_point, w, &mut buf);
-    run_fixed(kernel, a, w, stage, &buf, parallel, out, ldc);
-    CORR.with(|c| {
-        if let Ok(mut slot) = c.try_borrow_mut() {
-            *slot = buf;
-        }
-    });
+    run_fixed(kernel, a, w, stage, corr, parallel, out, ldc);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -215,7 +204,7 @@ fn run_fixed<T: OutElem>(
     a: &Activations<'_>,
     w: &PackedWeights,
     stage: &Stage<'_>,
-    corr: &[i32],
+    corr: Option<&[i32]>,
     parallel: bool,
     out: &mut [T],
     ldc: usize,
@@ -312,7 +301,7 @@ struct TaskCtx<'a, T> {
     a: &'a Activations<'a>,
     w: &'a PackedWeights,
     stage: &'a Stage<'a>,
-    corr: &'a [i32],
+    corr: Option<&'a [i32]>,
     row_sums: Option<&'a [i32]>,
     out: &'a SharedOut<T>,
     reverse: bool,
@@ -345,7 +334,8 @@ impl<T: OutElem> TaskCtx<'_, T> {
         let group_cols = group * tile_cols;
         let tile_acc = shape.rows * group_cols;
         let mut scratch = Scratch::take();
-        let (apack, acc) = scratch.split(tile_a * m_tiles.len(), tile_acc * m_tiles.len());
+        let (apack, acc, fix_buf) =
+            scratch.split(tile_a * m_tiles.len(), tile_acc * m_tiles.len(), group_cols);
         for (i, mt) in m_tiles.clone().enumerate() {
             let r0 = mt * shape.rows;
             let rows = shape.rows.min(m - r0);
@@ -397,12 +387,20 @@ impl<T: OutElem> TaskCtx<'_, T> {
                 }
             }
             let zw = &self.w.zero_points()[g0..g0 + gnc];
+            let corr: &[i32] = match self.corr {
+                Some(c) => &c[g0..g0 + gnc],
+                None => {
+                    let fix = &mut fix_buf[..gnc];
+                    column_fix(kernel, self.a.zero_point, self.w, g0..g0 + gnc, fix);
+                    fix
+                }
+            };
             for (i, mt) in m_tiles.clone().enumerate() {
                 let r0 = mt * shape.rows;
                 for r in 0..rows_of(mt) {
                     let at = i * tile_acc + r * group_cols;
                     let fix = RowFix {
-                        corr: &self.corr[g0..g0 + gnc],
+                        corr,
                         row: self.row_sums.map(|s| (s[r0 + r], zw)),
                     };
                     let dst = self.out.row(r0 + r, g0, gnc);
@@ -435,17 +433,23 @@ impl Scratch {
         Scratch { a, acc }
     }
 
-    /// `a_len` bytes and `acc_len` accumulators. Their contents are stale: every packed A
-    /// row and every accumulator is written before it is read (the first K block of a tile
-    /// overwrites).
-    fn split(&mut self, a_len: usize, acc_len: usize) -> (&mut [u8], &mut [i32]) {
+    /// `a_len` bytes, `acc_len` accumulators and `fix_len` column corrections (the
+    /// accumulator buffer's tail). Their contents are stale: every packed A row, accumulator
+    /// and correction is written before it is read (the first K block of a tile overwrites).
+    fn split(
+        &mut self,
+        a_len: usize,
+        acc_len: usize,
+        fix_len: usize,
+    ) -> (&mut [u8], &mut [i32], &mut [i32]) {
         if self.a.len() < a_len {
             self.a.resize(a_len, 0);
         }
-        if self.acc.len() < acc_len {
-            self.acc.resize(acc_len, 0);
+        if self.acc.len() < acc_len + fix_len {
+            self.acc.resize(acc_len + fix_len, 0);
         }
-        (&mut self.a[..a_len], &mut self.acc[..acc_len])
+        let (acc, fix) = self.acc[..acc_len + fix_len].split_at_mut(acc_len);
+        (&mut self.a[..a_len], acc, fix)
     }
 
     /// Returns the buffers to this thread's slot, keeping the larger ones.

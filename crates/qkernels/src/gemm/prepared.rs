@@ -40,7 +40,7 @@ impl PreparedRequantize {
         let kernel = microkernel::kernel_for(weights.kind())?;
         let vecs = params.prepare(weights)?;
         let mut corr = vec![0; weights.n()];
-        driver::column_fix(kernel, act_zero_point, weights, &mut corr);
+        driver::column_fix(kernel, act_zero_point, weights, 0..weights.n(), &mut corr);
         Ok(PreparedRequantize {
             weights: weights.id(),
             act_scale: params.act_scale,
