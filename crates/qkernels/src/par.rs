@@ -95,6 +95,19 @@ where
     keep_awake();
 }
 
+/// Runs `task(i, count)` once on each thread `i` of the current pool's `count` (rayon's
+/// `broadcast`): the same share of the work lands on the same worker on every call, which
+/// work stealing does not guarantee. Every worker must take part, so a worker busy elsewhere
+/// delays the call; use it for short calls whose data a worker's cache keeps between calls.
+pub(crate) fn for_each_thread<F>(task: F)
+where
+    F: Fn(usize, usize) + Sync,
+{
+    posting();
+    rayon::broadcast(|ctx| task(ctx.index(), ctx.num_threads()));
+    keep_awake();
+}
+
 /// Runs `task((i, chunk))` for every `chunk_len`-element chunk of `out` on the current pool.
 pub(crate) fn for_each_chunk<T, F>(out: &mut [T], chunk_len: usize, task: F)
 where

@@ -592,10 +592,18 @@ fn alternating_sweeps_match_the_oracle() {
     }
 }
 
-/// Small M with many columns splits the work along N when threads are available.
+/// Small M splits the work along N when threads are available: each thread of the pool takes
+/// a fixed share of the panels (some threads none when there are fewer panels than threads),
+/// on sweeps in both directions (two calls per pool).
 #[test]
 fn small_m_split_over_columns_matches_the_oracle_for_any_thread_count() {
-    for (m, n, k) in [(1, 1100, 520), (3, 700, 300)] {
+    for (m, n, k) in [
+        (1, 1100, 520),
+        (3, 700, 300),
+        (8, 30, 2200),
+        (2, 5000, 60),
+        (5, 97, 1100),
+    ] {
         let a: Vec<u8> = (0..m * k).map(|i| (i * 31 % 256) as u8).collect();
         let w: Vec<i8> = (0..n * k).map(|i| (i * 97 % 256) as u8 as i8).collect();
         let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.01 - 3.0).collect();
@@ -621,19 +629,21 @@ fn small_m_split_over_columns_matches_the_oracle_for_any_thread_count() {
                     .num_threads(threads)
                     .build()
                     .unwrap();
-                let mut got = vec![0f32; m * n];
-                let out = Output::F32 {
-                    params,
-                    out: &mut got,
-                    ldc: n,
-                };
-                pool.install(|| gemm::gemm_u8s8(acts(&a, m, k, 5), &packed, out))
-                    .unwrap();
-                let same = got
-                    .iter()
-                    .zip(&want)
-                    .all(|(x, y)| x.to_bits() == y.to_bits());
-                assert!(same, "{kind}, {m}x{k}x{n}, {threads} threads");
+                for call in 0..2 {
+                    let mut got = vec![0f32; m * n];
+                    let out = Output::F32 {
+                        params,
+                        out: &mut got,
+                        ldc: n,
+                    };
+                    pool.install(|| gemm::gemm_u8s8(acts(&a, m, k, 5), &packed, out))
+                        .unwrap();
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{kind}, {m}x{k}x{n}, {threads} threads, call {call}");
+                }
             }
         }
     }

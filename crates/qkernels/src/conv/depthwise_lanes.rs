@@ -51,6 +51,10 @@ pub(super) trait Lanes {
     unsafe fn requant_add(x: Self::V, b: *const f32, m: *const f32) -> Self::V;
     /// `W / 4` i32 at `p`.
     unsafe fn load_i32(p: *const i32) -> Self::V;
+    /// [`Self::load_i32`] performed at every call: an `asm!` load, which LLVM does not hoist
+    /// out of a loop, so the loop reads the vector from memory instead of keeping it in a
+    /// register (the row kernel's registers are its weights').
+    unsafe fn load_i32_each(p: *const i32) -> Self::V;
     /// Saturating i32 → i16 packs of `(a, b)` in lanes.
     unsafe fn packs32(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn adds16(a: Self::V, b: Self::V) -> Self::V;
@@ -190,6 +194,11 @@ impl Lanes for Zmm {
     unsafe fn load_i32(p: *const i32) -> __m512i {
         // SAFETY: the caller guarantees 16 readable i32 at `p`.
         unsafe { _mm512_loadu_si512(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn load_i32_each(p: *const i32) -> __m512i {
+        // SAFETY: the caller's contract (16 readable i32 at `p`; AVX-512F).
+        unsafe { load_each_zmm(p) }
     }
     #[inline(always)]
     unsafe fn packs32(a: __m512i, b: __m512i) -> __m512i {
@@ -375,6 +384,11 @@ impl<const P: usize> Lanes for YmmPx<P> {
         unsafe { _mm256_loadu_si256(p.cast()) }
     }
     #[inline(always)]
+    unsafe fn load_i32_each(p: *const i32) -> __m256i {
+        // SAFETY: the caller's contract (8 readable i32 at `p`; AVX).
+        unsafe { load_each_ymm(p) }
+    }
+    #[inline(always)]
     unsafe fn packs32(a: __m256i, b: __m256i) -> __m256i {
         // SAFETY: AVX2 (the trait's contract).
         unsafe { _mm256_packs_epi32(a, b) }
@@ -394,4 +408,44 @@ impl<const P: usize> Lanes for YmmPx<P> {
         // SAFETY: AVX2 (the trait's contract).
         unsafe { _mm256_min_epu8(_mm256_max_epu8(v, lo), hi) }
     }
+}
+
+/// 16 i32 at `p` by an `asm!` load ([`Lanes::load_i32_each`]).
+///
+/// # Safety
+/// AVX-512F available; 64 readable bytes at `p`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn load_each_zmm(p: *const i32) -> __m512i {
+    let v: __m512i;
+    // SAFETY: the caller guarantees 64 readable bytes at `p`; the asm only reads them.
+    unsafe {
+        std::arch::asm!(
+            "vmovdqu64 {v}, [{p}]",
+            p = in(reg) p,
+            v = out(zmm_reg) v,
+            options(readonly, nostack, preserves_flags)
+        )
+    };
+    v
+}
+
+/// 8 i32 at `p` by an `asm!` load ([`Lanes::load_i32_each`]).
+///
+/// # Safety
+/// AVX available; 32 readable bytes at `p`.
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn load_each_ymm(p: *const i32) -> __m256i {
+    let v: __m256i;
+    // SAFETY: the caller guarantees 32 readable bytes at `p`; the asm only reads them.
+    unsafe {
+        std::arch::asm!(
+            "vmovdqu {v}, [{p}]",
+            p = in(reg) p,
+            v = out(ymm_reg) v,
+            options(readonly, nostack, preserves_flags)
+        )
+    };
+    v
 }

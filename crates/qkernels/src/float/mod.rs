@@ -13,9 +13,11 @@
 //!   [`gemv_f16`], which widens in registers (F16C + FMA on AVX2 CPUs, a scalar oracle in the
 //!   same summation order elsewhere) instead of widening the weight into a buffer first.
 //! - [`reference_sgemm`]: the naive oracle the above are tested against.
-//! - [`conv2d`]: direct (implicit-GEMM) f32 convolution on NCHW data, one group: no column
-//!   matrix, 6 × 16 AVX2 + FMA tiles reading zero-padded input planes, bit-equal to
-//!   [`reference_conv2d`].
+//! - [`conv2d`]: f32 convolution on NCHW data, one group. Direct (implicit-GEMM,
+//!   [`conv2d_with`]): no column matrix, 6 × 16 AVX2 + FMA tiles reading zero-padded input
+//!   planes, bit-equal to [`reference_conv2d`]. 3 × 3 stride-1 kernels with ≥ 16 channels take
+//!   Winograd F(2×2, 3×3) instead ([`ConvAlgorithm`], [`winograd_conv2d_with`], bit-equal to
+//!   [`reference_winograd_conv2d`], within float rounding of the direct sum).
 //! - [`depthwise_conv2d`]: direct f32 depthwise convolution on NCHW planes (one filter per
 //!   channel), AVX2 + FMA along the output rows, bit-equal to [`reference_depthwise_conv2d`].
 //!   Both take their sliding window (sizes, stride, padding, dilation) as one [`ConvWindow`].
@@ -109,7 +111,10 @@ mod window;
 #[cfg(test)]
 mod tests;
 
-pub use conv2d::{Conv2dGeom, conv2d, conv2d_with, reference_conv2d};
+pub use conv2d::{
+    Conv2dGeom, ConvAlgorithm, conv2d, conv2d_using, conv2d_with, reference_conv2d,
+    reference_winograd_conv2d, winograd_conv2d_with,
+};
 pub use depthwise::{
     DepthwiseGeom, depthwise_conv2d, depthwise_conv2d_vec, depthwise_conv2d_with,
     reference_depthwise_conv2d,

@@ -261,6 +261,18 @@ fn run_fixed<T: OutElem>(
         reverse: w.next_sweep_reversed(),
     };
     let n_panels = n.div_ceil(layout.nr);
+    if parallel && m_tiles == 1 {
+        // Small M: the weights are the whole cost and are read again by the next call. Each
+        // thread of the pool takes the same share of the panels on every call, so on a
+        // pinned pool (or one the OS leaves in place) each core's L2 keeps its share.
+        par::for_each_thread(|i, count| {
+            let panels = part(n_panels, count, i);
+            if !panels.is_empty() {
+                ctx.run_block(0..1, panels);
+            }
+        });
+        return;
+    }
     let task = |t: usize| {
         let (mi, ni) = (t / n_split, t % n_split);
         let mt = part(m_tiles, m_blocks, mi);

@@ -1,7 +1,8 @@
-//! The shared convolution arithmetic on raw NCHW slices. Forward: the direct kernels of
-//! `qkernels::float` for depthwise convolutions and for ungrouped ones with wide output rows,
-//! otherwise im2col + GEMM per image and group (several small images per GEMM). Backward:
-//! im2col + GEMM.
+//! The shared convolution arithmetic on raw NCHW slices. Forward: the kernels of
+//! `qkernels::float` for depthwise convolutions and for ungrouped ones other than plain-GEMM
+//! 1 × 1s (`conv2d`: direct, or Winograd F(2×2, 3×3) for 3 × 3 stride-1 layers with ≥ 16
+//! channels, equal to the direct sum up to float rounding), otherwise im2col + GEMM per image
+//! and group (several small images per GEMM). Backward: im2col + GEMM.
 //!
 //! Used by Conv2d, Conv1d (as a 1 x L plane) and ConvTranspose2d (whose forward is a
 //! convolution's input gradient and whose backward is a convolution's forward).

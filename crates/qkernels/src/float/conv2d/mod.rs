@@ -38,10 +38,12 @@
 
 mod reference;
 mod scalar;
+mod winograd;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
 pub use reference::reference_conv2d;
+pub use winograd::{reference_winograd_conv2d, winograd_conv2d_with};
 
 use super::direct_kernel::DirectConvKernel;
 use super::error::Result;
@@ -126,13 +128,61 @@ fn check(
     Ok([oh, ow])
 }
 
-/// `out = conv(x, weight) + bias` for `n` images on [`DirectConvKernel::best`]; returns the family
-/// that ran.
+/// How a convolution is computed. Both give the convolution up to float rounding; only
+/// [`ConvAlgorithm::Direct`] is bit-equal to [`reference_conv2d`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvAlgorithm {
+    /// The direct (implicit-GEMM) sum of this module: any geometry.
+    Direct,
+    /// Winograd F(2×2, 3×3) ([`winograd_conv2d_with`]): 3 × 3 kernels with stride 1 and
+    /// dilation 1 only; bit-equal to [`reference_winograd_conv2d`], and within
+    /// `2⁻²⁰ · (Σ |w|·|x| + |bias|)` of the exact convolution in the tests.
+    Winograd,
+}
+
+/// Fewest input and output channels for which [`conv2d`] takes Winograd.
+const WINOGRAD_MIN_CHANNELS: usize = 16;
+
+impl ConvAlgorithm {
+    /// The algorithm [`conv2d`] runs for `g`: Winograd for 3 × 3 stride-1 undilated kernels
+    /// with at least 16 input and output channels (measured faster there), else direct.
+    pub fn for_geometry(g: &Conv2dGeom) -> ConvAlgorithm {
+        if winograd::applies(g)
+            && g.in_channels >= WINOGRAD_MIN_CHANNELS
+            && g.out_channels >= WINOGRAD_MIN_CHANNELS
+        {
+            ConvAlgorithm::Winograd
+        } else {
+            ConvAlgorithm::Direct
+        }
+    }
+
+    /// Whether the algorithm can compute `g` (direct: always).
+    pub fn applies(self, g: &Conv2dGeom) -> bool {
+        match self {
+            ConvAlgorithm::Direct => true,
+            ConvAlgorithm::Winograd => winograd::applies(g),
+        }
+    }
+
+    /// The lowercase name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgorithm::Direct => "direct",
+            ConvAlgorithm::Winograd => "winograd",
+        }
+    }
+}
+
+/// `out = conv(x, weight) + bias` for `n` images by [`ConvAlgorithm::for_geometry`] on
+/// [`DirectConvKernel::best`]; returns the family that ran.
 ///
 /// `x` is `[n, in_channels, h, w]`, `weight` `[out_channels, in_channels, kh, kw]`
 /// (PyTorch's layout, one group), `bias` `[out_channels]`, `out` `[n, out_channels, oh, ow]`,
-/// all row-major. Errors ([`super::FloatGemmError::Conv`]): a geometry
-/// [`Conv2dGeom::output`] rejects, or a buffer of the wrong length.
+/// all row-major. Results of the Winograd algorithm differ from the direct sum by float
+/// rounding ([`conv2d_using`] with [`ConvAlgorithm::Direct`] gives the direct sum's bits).
+/// Errors ([`super::FloatGemmError::Conv`]): a geometry [`Conv2dGeom::output`] rejects, or a
+/// buffer of the wrong length.
 pub fn conv2d(
     x: &[f32],
     n: usize,
@@ -141,7 +191,36 @@ pub fn conv2d(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<DirectConvKernel> {
-    conv2d_with(DirectConvKernel::best(), x, n, g, weight, bias, out)
+    let algorithm = ConvAlgorithm::for_geometry(g);
+    conv2d_using(
+        algorithm,
+        DirectConvKernel::best(),
+        x,
+        n,
+        g,
+        weight,
+        bias,
+        out,
+    )
+}
+
+/// [`conv2d`] by an explicitly chosen algorithm and family. Errors as [`conv2d_with`] (direct)
+/// or [`winograd_conv2d_with`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_using(
+    algorithm: ConvAlgorithm,
+    kind: DirectConvKernel,
+    x: &[f32],
+    n: usize,
+    g: &Conv2dGeom,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<DirectConvKernel> {
+    match algorithm {
+        ConvAlgorithm::Direct => conv2d_with(kind, x, n, g, weight, bias, out),
+        ConvAlgorithm::Winograd => winograd_conv2d_with(kind, x, n, g, weight, bias, out),
+    }
 }
 
 /// `m` split into `⌈m / most⌉` ranges `(start, len)` of near-equal length (none when
@@ -196,8 +275,8 @@ fn out_tiles(
     (tiles, segments)
 }
 
-/// [`conv2d`] on an explicitly requested family (tests and benches). Errors as [`conv2d`],
-/// plus [`super::FloatGemmError::Conv`] for a family this process cannot run.
+/// The direct algorithm ([`ConvAlgorithm::Direct`]) on an explicitly requested family (tests
+/// and benches); bit-equal to [`reference_conv2d`]. Errors as [`conv2d`], plus [`super::FloatGemmError::Conv`] for a family this process cannot run.
 pub fn conv2d_with(
     kind: DirectConvKernel,
     x: &[f32],
