@@ -13,7 +13,7 @@ pub enum DirectConvKernel {
     /// the taps).
     Avx2Fma,
     /// x86-64 AVX-512F + VL (gated at the `avx512vnni` level, the lowest AVX-512 level of
-    /// [`Isa`]): depthwise 3 x 3 and 5 x 5 stride-1 undilated planes are read in place, no
+    /// [`Isa`]): depthwise 3 x 3 and 5 x 5 undilated planes of stride 1 or 2 are read in place, no
     /// padded copy (512-bit vectors, padding from load masks); other 3 x 3 planes with stride-1
     /// rows load each input row once for 4 output rows (256-bit vectors, all 9 weights in the
     /// 32 registers); every other shape and conv2d run as [`DirectConvKernel::Avx2Fma`].

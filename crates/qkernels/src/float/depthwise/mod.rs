@@ -14,8 +14,8 @@
 //! instead: 4 output rows × 3 vectors in registers with all 9 weights (32 vector registers),
 //! each input row's 3 shifted vectors loaded once and fed to every output row of the group
 //! that uses it (half the loads per FMA; 144 x 56 x 56: 204 -> 161 µs a call, Zen 4). Before
-//! all that, undilated stride-1 3 x 3 and 5 x 5 planes on the AVX-512 family skip the padded
-//! copy altogether: `avx512.rs` reads the NCHW plane in place, the padding from load masks.
+//! all that, undilated 3 x 3 and 5 x 5 planes of stride 1 or 2 on the AVX-512 family skip the
+//! padded copy altogether: `avx512.rs` reads the NCHW plane in place, the padding from load masks.
 //!
 //! Every output is the same chain on every kernel family: `acc = bias` (or `0`), then for the
 //! taps in row-major order `(i, j)`, `acc = fma(w[i, j], x_in, acc)`, where `x_in` is the

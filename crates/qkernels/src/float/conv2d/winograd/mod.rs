@@ -230,9 +230,7 @@ pub fn winograd_conv2d_with(
         let (u, rest) = work.split_at_mut(lu);
         let (v, rest) = rest.split_at_mut(lv);
         let (m, planes) = rest.split_at_mut(lm);
-        for f0 in (0..cout * cin).step_by(16) {
-            engine.lanes.weight(weight, cout * cin, f0, u);
-        }
+        engine.lanes.weight(weight, cout * cin, u);
         let offsets: Vec<usize> = (0..cin).map(|c| c * LD).collect();
         let at = SourceRows::new(&offsets);
         let row_tiles = split_rows(cout, MR);

@@ -247,21 +247,46 @@ fn output_body(m: &[f32], ld: usize, s: OutSeg<'_>) {
     }
 }
 
-/// `u[ξ·filters + f] = U_ξ` of the 3 × 3 filters `f0 .. f0 + 16` (fewer at the end) of
-/// `weight` (`filters` filters of 9 taps; `f = o·cin + c` for PyTorch's layout).
+/// `u[ξ·filters + f] = U_ξ` of every 3 × 3 filter `f` of `weight` (`filters` filters of 9
+/// taps; `f = o·cin + c` for PyTorch's layout), 16 filters at a time, their taps made
+/// tap-major by `gather`.
 #[inline(always)]
-fn weight_body(weight: &[f32], filters: usize, f0: usize, u: &mut [f32]) {
+fn weight_body(
+    weight: &[f32],
+    filters: usize,
+    u: &mut [f32],
+    gather: impl Fn(&[f32; 9 * L], &mut [[f32; L]; 9]),
+) {
+    for f0 in (0..filters).step_by(L) {
+        weight_step(weight, filters, f0, u, &gather);
+    }
+}
+
+/// `g[t][l] = src[9l + t]`: the taps of 16 filters, tap-major (portable).
+#[inline(always)]
+fn gather_taps(src: &[f32; 9 * L], g: &mut [[f32; L]; 9]) {
+    for l in 0..L {
+        for (t, gt) in g.iter_mut().enumerate() {
+            gt[l] = src[9 * l + t];
+        }
+    }
+}
+
+/// One step of [`weight_body`]: the filters `f0 .. f0 + 16` (fewer at the end).
+#[inline(always)]
+fn weight_step(
+    weight: &[f32],
+    filters: usize,
+    f0: usize,
+    u: &mut [f32],
+    gather: &impl Fn(&[f32; 9 * L], &mut [[f32; L]; 9]),
+) {
     let n = L.min(filters - f0);
     assert!((XI - 1) * filters + f0 + n <= u.len());
     let mut g = [[0.0f32; L]; 9];
     let src = &weight[f0 * 9..(f0 + n) * 9];
     if n == L {
-        let src: &[f32; 9 * L] = src.try_into().expect("144 taps");
-        for l in 0..L {
-            for (t, gt) in g.iter_mut().enumerate() {
-                gt[l] = src[9 * l + t];
-            }
-        }
+        gather(src.try_into().expect("144 taps"), &mut g);
     } else {
         for (l, taps) in src.chunks_exact(9).enumerate() {
             for (gt, &v) in g.iter_mut().zip(taps) {
@@ -352,11 +377,37 @@ per_family!(
     /// The output transform of one row segment from `m` (`M_ξ` of tile `k` at `ξ·ld + k`).
     output, output_body, output_avx2, output_avx512, (m: &[f32], ld: usize, s: OutSeg<'_>)
 );
-per_family!(
-    /// The weight transform of up to 16 filters from `f0` of `filters` into `u`.
-    weight, weight_body, weight_avx2, weight_avx512,
-    (w: &[f32], filters: usize, f0: usize, u: &mut [f32])
-);
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weight_avx2(w: &[f32], filters: usize, u: &mut [f32]) {
+    weight_body(w, filters, u, gather_taps)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn weight_avx512(w: &[f32], filters: usize, u: &mut [f32]) {
+    // SAFETY: this function runs only where AVX-512F was detected (`Lanes::Avx512`).
+    weight_body(w, filters, u, |s, g| unsafe {
+        super::x86_64::gather_taps(s, g)
+    })
+}
+
+impl Lanes {
+    /// The weight transform of all `filters` filters of `w` into `u`.
+    pub(super) fn weight(self, w: &[f32], filters: usize, u: &mut [f32]) {
+        match self {
+            Lanes::Portable => weight_body(w, filters, u, gather_taps),
+            // SAFETY: `Lanes::Avx2` is made only after AVX2 and FMA were detected
+            // (`Lanes::new`).
+            #[cfg(target_arch = "x86_64")]
+            Lanes::Avx2 => unsafe { weight_avx2(w, filters, u) },
+            // SAFETY: `Lanes::Avx512` is made only after AVX-512F was detected
+            // (`Lanes::new`).
+            #[cfg(target_arch = "x86_64")]
+            Lanes::Avx512 => unsafe { weight_avx512(w, filters, u) },
+        }
+    }
+}
 
 impl Lanes {
     /// The transforms' family for a tile family: AVX-512F or AVX2 + FMA when the CPU has them

@@ -134,3 +134,22 @@ unsafe fn tile_rp<const R: usize, const P: usize>(
         }
     }
 }
+
+/// `g[t][l] = src[9l + t]`: the taps of 16 filters, tap-major, by 9 gathers (scalar moves
+/// into the array stalled on store forwarding).
+///
+/// # Safety
+/// AVX-512F available.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn gather_taps(src: &[f32; 144], g: &mut [[f32; 16]; 9]) {
+    let idx = _mm512_setr_epi32(
+        0, 9, 18, 27, 36, 45, 54, 63, 72, 81, 90, 99, 108, 117, 126, 135,
+    );
+    for (t, gt) in g.iter_mut().enumerate() {
+        // SAFETY: the 16 indices `9l + t ≤ 143` stay inside `src`; `gt` holds 16 floats.
+        unsafe {
+            let v = _mm512_i32gather_ps::<4>(idx, src.as_ptr().add(t));
+            _mm512_storeu_ps(gt.as_mut_ptr(), v);
+        }
+    }
+}
