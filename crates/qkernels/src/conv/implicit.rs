@@ -219,6 +219,7 @@ impl Plan<'_> {
                             rows,
                             b,
                             panels,
+                            cols: panels * nr,
                             kp,
                             k0,
                             kc,

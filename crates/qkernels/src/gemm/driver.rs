@@ -376,6 +376,7 @@ impl<T: OutElem> TaskCtx<'_, T> {
                             rows,
                             b,
                             panels,
+                            cols: nc,
                             kp,
                             k0,
                             kc,

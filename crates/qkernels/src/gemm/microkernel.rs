@@ -36,6 +36,9 @@ pub(crate) struct TileJob<'a> {
     pub b: &'a [i8],
     /// Panels in the tile, `1..=TileShape::panels`.
     pub panels: usize,
+    /// Columns the caller reads back, `(panels − 1)·nr < cols ≤ panels·nr`: a family may skip
+    /// the zero-padded columns of the last panel (their accumulators are then not written).
+    pub cols: usize,
     /// K padded to a multiple of `kr` (the packed length).
     pub kp: usize,
     /// First k of the block (a multiple of `kr`).
@@ -78,6 +81,11 @@ impl TileJob<'_> {
         assert!(
             self.b.len() >= self.panels * self.kp * layout.nr,
             "packed B too short"
+        );
+        assert!(
+            self.cols > (self.panels - 1) * layout.nr && self.cols <= self.panels * layout.nr,
+            "tile columns {}",
+            self.cols
         );
         assert!(self.acc_ld >= self.panels * layout.nr, "acc_ld too small");
         assert!(

@@ -3,8 +3,9 @@
 //! aliasing between the three column vectors); A is read as broadcast dwords of 4
 //! consecutive k. Tiles: 8 rows × 48 columns (24 accumulators) for M ≥ 8, 7 × 48 for
 //! M = 5..7, and M ≤ 4 rows × 96 columns (two weight streams) for small M, where the weights
-//! stream once. (Every instance used keeps its accumulators in registers; checked in the
-//! disassembly: R·P·3 + 3·P + 1 ≤ 32 zmm.)
+//! stream once. The last panel's zmm vectors beyond the columns read back (zero padding) are
+//! neither loaded nor stored. (Every instance used keeps its accumulators in registers; checked
+//! in the disassembly: R·P·3 + 3·P + 1 ≤ 32 zmm.)
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
@@ -35,16 +36,21 @@ pub(crate) fn kernel() -> Option<&'static dyn Microkernel> {
         .map(|k| k as &dyn Microkernel)
 }
 
-const TABLE: [[TileFn; 2]; 8] = [
-    [tile::<1, 1>, tile::<1, 2>],
-    [tile::<2, 1>, tile::<2, 2>],
-    [tile::<3, 1>, tile::<3, 2>],
-    [tile::<4, 1>, tile::<4, 2>],
-    [tile::<5, 1>, tile::<5, 2>],
-    [tile::<6, 1>, tile::<6, 2>],
-    [tile::<7, 1>, tile::<7, 2>],
-    [tile::<8, 1>, tile::<8, 2>],
-];
+/// `TABLES[vl − 1][rows − 1][panels − 1]`: tiles whose last panel has `vl` zmm of columns.
+const TABLES: [[[TileFn; 2]; 8]; V] = [table::<1>(), table::<2>(), table::<3>()];
+
+const fn table<const VL: usize>() -> [[TileFn; 2]; 8] {
+    [
+        [tile::<1, 1, VL>, tile::<1, 2, VL>],
+        [tile::<2, 1, VL>, tile::<2, 2, VL>],
+        [tile::<3, 1, VL>, tile::<3, 2, VL>],
+        [tile::<4, 1, VL>, tile::<4, 2, VL>],
+        [tile::<5, 1, VL>, tile::<5, 2, VL>],
+        [tile::<6, 1, VL>, tile::<6, 2, VL>],
+        [tile::<7, 1, VL>, tile::<7, 2, VL>],
+        [tile::<8, 1, VL>, tile::<8, 2, VL>],
+    ]
+}
 
 impl Microkernel for Avx512VnniKernel {
     fn kind(&self) -> KernelKind {
@@ -72,9 +78,13 @@ impl Microkernel for Avx512VnniKernel {
     }
 
     fn compute(&self, job: TileJob<'_>) {
+        // The last panel's zmm vectors that hold any of the columns read back: the rest are
+        // zero padding (N = 1024: 16 of the last 48 columns), neither loaded nor stored.
+        let last = job.cols.saturating_sub((job.panels - 1) * LAYOUT.nr);
+        let vl = last.div_ceil(16).clamp(1, V);
         // SAFETY: `self` exists only after the CPU check in `kernel()`, so the CPU has the
-        // features `TABLE`'s tiles are compiled for.
-        unsafe { run_tile(self, &TABLE, MAX, 1, job) }
+        // features `TABLES`' tiles are compiled for.
+        unsafe { run_tile(self, &TABLES[vl - 1], MAX, 1, job) }
     }
 
     fn finish(&self, stage: &Stage, n0: usize, raw: &[i32], out: OutRow<'_>) {
@@ -93,7 +103,8 @@ impl Microkernel for Avx512VnniKernel {
     }
 }
 
-/// One `R × 48P` tile over one K block.
+/// One `R × 48P` tile over one K block, of which the last panel computes (and stores) only
+/// its first `VL` zmm of columns.
 ///
 /// # Safety
 /// AVX-512 F/BW/VNNI available; `kc` is a multiple of 4; `a` points at `R` rows (stride
@@ -101,7 +112,7 @@ impl Microkernel for Avx512VnniKernel {
 /// at least `48·kc` bytes each; `acc` at `R` rows (stride `acc_ld ≥ 48·P`) of `48·P` i32.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const R: usize, const P: usize>(
+unsafe fn tile<const R: usize, const P: usize, const VL: usize>(
     a: *const u8,
     a_stride: usize,
     b: *const i8,
@@ -115,10 +126,11 @@ unsafe fn tile<const R: usize, const P: usize>(
     let mut bv = [[_mm512_setzero_si512(); V]; P];
     // SAFETY: every offset below stays inside the extents of the function's contract.
     unsafe {
+        let vecs = |p: usize| if p == P - 1 { VL } else { V };
         if accumulate {
             for r in 0..R {
                 for p in 0..P {
-                    for v in 0..V {
+                    for v in 0..vecs(p) {
                         c[r][p][v] =
                             _mm512_loadu_si512(acc.add(r * acc_ld + 48 * p + 16 * v).cast());
                     }
@@ -127,7 +139,7 @@ unsafe fn tile<const R: usize, const P: usize>(
         }
         for g in 0..kc / 4 {
             for p in 0..P {
-                for v in 0..V {
+                for v in 0..vecs(p) {
                     bv[p][v] = _mm512_loadu_si512(b.add(p * panel_bytes + 192 * g + 64 * v).cast());
                 }
             }
@@ -135,7 +147,7 @@ unsafe fn tile<const R: usize, const P: usize>(
                 let av =
                     _mm512_set1_epi32(a.add(r * a_stride + 4 * g).cast::<i32>().read_unaligned());
                 for p in 0..P {
-                    for v in 0..V {
+                    for v in 0..vecs(p) {
                         c[r][p][v] = _mm512_dpbusd_epi32(c[r][p][v], av, bv[p][v]);
                     }
                 }
@@ -143,7 +155,7 @@ unsafe fn tile<const R: usize, const P: usize>(
         }
         for r in 0..R {
             for p in 0..P {
-                for v in 0..V {
+                for v in 0..vecs(p) {
                     _mm512_storeu_si512(acc.add(r * acc_ld + 48 * p + 16 * v).cast(), c[r][p][v]);
                 }
             }
