@@ -8,7 +8,7 @@
 //! spinning for a while between parallel regions for the same reason.
 //!
 //! How: after a parallel loop, and at the start of a call that is going to run one
-//! ([`wake`]), helper jobs are spawned on the current pool, at most
+//! (`wake`), helper jobs are spawned on the current pool, at most
 //! `min(threads − 1, cores − 1)` at a time (so the calling thread always keeps a core, and one
 //! thread spawns nothing). A helper spins (`spin_loop`, running any rayon job that turns up,
 //! via `rayon::yield_now`) until the next parallel loop posts its tasks, or until
