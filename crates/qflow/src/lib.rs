@@ -70,11 +70,11 @@
 //!
 //! ## Quantization passes ([`passes`])
 //!
-//! PyTorch's eager flow: [`passes::prepare`] (with a `QConfigMapping`) or
+//! PyTorch's eager flow: [`passes::prepare()`] (with a `QConfigMapping`) or
 //! [`passes::prepare_configured`] (QConfigs already set on the nodes) inserts observer nodes
 //! ([`passes::ObserverNode`], named `<node>.activation_post_process`) after the graph input and
 //! after every quantizable output, using each node's QConfig; running the graph calibrates them;
-//! [`passes::convert`] swaps every quantizable node for its `qnn::quantized` module (weights
+//! [`passes::convert()`] swaps every quantizable node for its `qnn::quantized` module (weights
 //! observed and packed once, output qparams from its observer), turns the input observer into a
 //! `Quantize` node and adds `DeQuantize` at the outputs and in front of nodes left float
 //! (QConfig `None`). [`passes::prepare_qat`] swaps in QAT layers (Linear, Conv2d and the fused

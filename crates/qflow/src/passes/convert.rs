@@ -526,7 +526,7 @@ fn same_qparams_op(node: &Node) -> Result<Option<Op>> {
     Ok(Some(op))
 }
 
-/// PyTorch's `quantize(model, run_fn, run_args)`: eval mode, [`super::prepare`] with `mapping`,
+/// PyTorch's `quantize(model, run_fn, run_args)`: eval mode, [`super::prepare()`] with `mapping`,
 /// `calibrate(graph)` (run the graph on representative data), [`convert`].
 pub fn quantize(
     graph: &mut Graph,

@@ -11,7 +11,7 @@
 //!    `FixedQParamsFakeQuantize` after Sigmoid / Tanh).
 //!
 //! The graph then trains as usual (forward and backward through the fake-quants).
-//! [`super::convert`] turns every QAT module into its quantized module from `to_float()` plus
+//! [`super::convert()`] turns every QAT module into its quantized module from `to_float()` plus
 //! the weight fake-quant's qparams and the activation fake-quant's qparams.
 
 use qnn::qat::{self, FakeQuant, FakeQuantSpec};
