@@ -1,5 +1,5 @@
-//! The AVX-512 tile of [`super::gemm_f32_rows`]: up to 6 broadcast rows × 4 panels of 16
-//! lanes (24 zmm accumulators). Per k, 4 panel loads and 6 broadcasts feed 24 `vfmadd231ps`
+//! The AVX-512 tile of [`super::gemm_f32_rows`] and of the Winograd convolution's products
+//! (`crate::float`): up to 6 broadcast rows × 4 panels of 16 lanes (24 zmm accumulators). Per k, 4 panel loads and 6 broadcasts feed 24 `vfmadd231ps`
 //! (10 loads per 24 zmm FMAs, against 8 per 12 ymm FMAs in the AVX2 tile: Zen 4 splits a zmm
 //! FMA into two 256-bit halves, so the FMA rate is the same and the win is the load ratio).
 //!
@@ -13,19 +13,19 @@ use std::arch::x86_64::*;
 use super::NR;
 
 /// Most broadcast rows per tile.
-pub(super) const MR: usize = 6;
+pub(crate) const MR: usize = 6;
 
 /// Most 16-lane panels per tile.
-pub(super) const MP: usize = 4;
+pub(crate) const MP: usize = 4;
 
 /// Proof that the CPU has AVX-512F (and the AVX2, FMA and F16C the family's other tiles
 /// need); only [`Avx512::new`] makes one.
-pub(super) struct Avx512 {
+pub(crate) struct Avx512 {
     _private: (),
 }
 
 /// Where a tile's sums go: `rows` rows of `16·panels` values at stride `ld`.
-pub(super) struct TileOut<'a> {
+pub(crate) struct TileOut<'a> {
     /// The output values.
     pub out: &'a mut [f32],
     /// Row stride of `out`.
@@ -36,7 +36,7 @@ pub(super) struct TileOut<'a> {
 
 impl Avx512 {
     /// The proof, if the CPU has the features.
-    pub(super) fn new() -> Option<Self> {
+    pub(crate) fn new() -> Option<Self> {
         (is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
@@ -44,31 +44,30 @@ impl Avx512 {
         .then_some(Self { _private: () })
     }
 
-    /// `out[r·ld + 16p + j] (=|+=) Σ_k fma chain w[r·ldw + k]·panels[p·lp + 16k + j]` for
-    /// `rows ≤ 6` rows of `w` and `count ≤ 4` panels (`[kc][16]` blocks `lp` floats apart).
+    /// `out[r·ld + 16p + j] (=|+=) Σ_k fma chain w[r·ldw + k]·panels[p·lp + k·lk + j]` for
+    /// `rows ≤ 6` rows of `w` and `count ≤ 4` panels of 16 lanes: `[kc][16]` blocks `lp`
+    /// floats apart with `lk = 16` (the GEMM's packing), or `kc` rows `lk` floats apart of
+    /// `16·count` values with `lp = 16` (the Winograd products).
     ///
     /// Panics if `rows` or `count` is out of range or a slice is shorter than the shapes need.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn tile(
+    pub(crate) fn tile(
         &self,
         w: &[f32],
         ldw: usize,
         rows: usize,
         panels: &[f32],
-        lp: usize,
+        [lp, lk]: [usize; 2],
         count: usize,
         kc: usize,
         dst: TileOut<'_>,
     ) {
         assert!((1..=MR).contains(&rows), "tile rows {rows}");
         assert!((1..=MP).contains(&count), "tile panels {count}");
-        assert!(
-            kc >= 1 && ldw >= kc && lp >= kc * NR,
-            "k block {kc}, strides"
-        );
+        assert!(kc >= 1 && ldw >= kc, "k block {kc}, strides");
         assert!(w.len() >= (rows - 1) * ldw + kc, "w too short for the tile");
         assert!(
-            panels.len() >= (count - 1) * lp + kc * NR,
+            panels.len() >= (count - 1) * lp + (kc - 1) * lk + NR,
             "panels too short"
         );
         assert!(
@@ -78,7 +77,8 @@ impl Avx512 {
         let f = TABLE[rows - 1][count - 1];
         // SAFETY: `self` exists only after `new` detected AVX-512F (the feature the tiles are
         // compiled for); the asserts above are the extents `tile_rp` reads (`rows` rows of
-        // `kc` f32 at stride `ldw`; `count` panel blocks of `kc·16` f32 at stride `lp`) and
+        // `kc` f32 at stride `ldw`; for `count` panels `kc` runs of 16 f32, `lk` apart, the
+        // panels `lp` apart) and
         // reads and writes (`rows` rows of `16·count` f32 at stride `ld`).
         unsafe {
             f(
@@ -86,6 +86,7 @@ impl Avx512 {
                 ldw,
                 panels.as_ptr(),
                 lp,
+                lk,
                 kc,
                 dst.out.as_mut_ptr(),
                 dst.ld,
@@ -95,7 +96,7 @@ impl Avx512 {
     }
 }
 
-type TileFn = unsafe fn(*const f32, usize, *const f32, usize, usize, *mut f32, usize, bool);
+type TileFn = unsafe fn(*const f32, usize, *const f32, usize, usize, usize, *mut f32, usize, bool);
 
 /// `TABLE[rows - 1][panels - 1]`.
 const TABLE: [[TileFn; MP]; MR] = [
@@ -141,7 +142,7 @@ const TABLE: [[TileFn; MP]; MR] = [
 ///
 /// # Safety
 /// AVX-512F available; `w` points at `R` rows (stride `ldw` floats) of `kc` f32, `panels` at
-/// `P` blocks (stride `lp` floats) of `kc·16` f32, `out` at `R` rows (stride `ld`) of `16·P`
+/// `P` panels (stride `lp` floats) of `kc` runs of 16 f32 (stride `lk` floats), `out` at `R` rows (stride `ld`) of `16·P`
 /// readable and writable f32.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
@@ -150,6 +151,7 @@ unsafe fn tile_rp<const R: usize, const P: usize>(
     ldw: usize,
     panels: *const f32,
     lp: usize,
+    lk: usize,
     kc: usize,
     out: *mut f32,
     ld: usize,
@@ -161,7 +163,7 @@ unsafe fn tile_rp<const R: usize, const P: usize>(
         for k in 0..kc {
             let mut b = [_mm512_setzero_ps(); P];
             for (p, bp) in b.iter_mut().enumerate() {
-                *bp = _mm512_loadu_ps(panels.add(p * lp + k * NR));
+                *bp = _mm512_loadu_ps(panels.add(p * lp + k * lk));
             }
             for (r, cr) in c.iter_mut().enumerate() {
                 let a = _mm512_set1_ps(*w.add(r * ldw + k));

@@ -50,7 +50,7 @@
 //! ```
 
 #[cfg(target_arch = "x86_64")]
-mod avx512;
+pub(crate) mod avx512;
 mod driver;
 mod kernel;
 mod pack;

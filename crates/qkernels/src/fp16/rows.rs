@@ -256,7 +256,16 @@ fn run_rows(
                     };
                     let count = avx512::MP.min(np - p0);
                     let start = (p0 * k + k0) * NR;
-                    z.tile(wr, ldw, rows, &panels[start..], k * NR, count, kc, dst);
+                    z.tile(
+                        wr,
+                        ldw,
+                        rows,
+                        &panels[start..],
+                        [k * NR, NR],
+                        count,
+                        kc,
+                        dst,
+                    );
                 }
                 continue;
             }

@@ -51,7 +51,7 @@ pub(super) fn applies(g: &Conv2dGeom) -> bool {
 enum Gemm {
     Tile(Tile),
     #[cfg(target_arch = "x86_64")]
-    Zmm(x86_64::Avx512),
+    Zmm(crate::fp16::avx512::Avx512),
 }
 
 /// The product tile and the transforms' family of one call.
@@ -76,7 +76,7 @@ impl Engine {
             }
             #[cfg(target_arch = "x86_64")]
             DirectConvKernel::Avx512 => (
-                x86_64::Avx512::new().map(Gemm::Zmm),
+                crate::fp16::avx512::Avx512::new().map(Gemm::Zmm),
                 Lanes::new(true, false),
             ),
             #[allow(unreachable_patterns)]
@@ -105,16 +105,20 @@ impl Engine {
             #[cfg(target_arch = "x86_64")]
             Gemm::Zmm(z) => {
                 for &(r0, rows) in row_tiles {
+                    let out = crate::fp16::avx512::TileOut {
+                        out: &mut m[r0 * LD..],
+                        ld: LD,
+                        first: true,
+                    };
                     z.tile(
                         &u[r0 * cin..],
                         cin,
                         rows,
                         v,
-                        LD,
-                        cin,
+                        [16, LD],
                         nt.div_ceil(16),
-                        &mut m[r0 * LD..],
-                        LD,
+                        cin,
+                        out,
                     );
                 }
             }
