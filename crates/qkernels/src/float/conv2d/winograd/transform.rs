@@ -247,18 +247,18 @@ fn output_body(m: &[f32], ld: usize, s: OutSeg<'_>) {
     }
 }
 
-/// `u[ξ·filters + f] = U_ξ` of every 3 × 3 filter `f` of `weight` (`filters` filters of 9
+/// `u[ξ·stride + f] = U_ξ` of every 3 × 3 filter `f` of `weight` (`filters` filters of 9
 /// taps; `f = o·cin + c` for PyTorch's layout), 16 filters at a time, their taps made
 /// tap-major by `gather`.
 #[inline(always)]
 fn weight_body(
     weight: &[f32],
-    filters: usize,
+    [filters, stride]: [usize; 2],
     u: &mut [f32],
     gather: impl Fn(&[f32; 9 * L], &mut [[f32; L]; 9]),
 ) {
     for f0 in (0..filters).step_by(L) {
-        weight_step(weight, filters, f0, u, &gather);
+        weight_step(weight, [filters, stride], f0, u, &gather);
     }
 }
 
@@ -276,13 +276,13 @@ fn gather_taps(src: &[f32; 9 * L], g: &mut [[f32; L]; 9]) {
 #[inline(always)]
 fn weight_step(
     weight: &[f32],
-    filters: usize,
+    [filters, stride]: [usize; 2],
     f0: usize,
     u: &mut [f32],
     gather: &impl Fn(&[f32; 9 * L], &mut [[f32; L]; 9]),
 ) {
     let n = L.min(filters - f0);
-    assert!((XI - 1) * filters + f0 + n <= u.len());
+    assert!(filters <= stride && (XI - 1) * stride + f0 + n <= u.len());
     let mut g = [[0.0f32; L]; 9];
     let src = &weight[f0 * 9..(f0 + n) * 9];
     if n == L {
@@ -309,7 +309,7 @@ fn weight_step(
         }
     }
     for (x, vals) in gu.iter().enumerate() {
-        let dst = &mut u[x * filters + f0..x * filters + f0 + n];
+        let dst = &mut u[x * stride + f0..x * stride + f0 + n];
         if n == L {
             let dst: &mut [f32; L] = dst.try_into().expect("16 values");
             *dst = *vals;
@@ -379,13 +379,13 @@ per_family!(
 );
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn weight_avx2(w: &[f32], filters: usize, u: &mut [f32]) {
+fn weight_avx2(w: &[f32], filters: [usize; 2], u: &mut [f32]) {
     weight_body(w, filters, u, gather_taps)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn weight_avx512(w: &[f32], filters: usize, u: &mut [f32]) {
+fn weight_avx512(w: &[f32], filters: [usize; 2], u: &mut [f32]) {
     // SAFETY: this function runs only where AVX-512F was detected (`Lanes::Avx512`).
     weight_body(w, filters, u, |s, g| unsafe {
         super::x86_64::gather_taps(s, g)
@@ -393,8 +393,9 @@ fn weight_avx512(w: &[f32], filters: usize, u: &mut [f32]) {
 }
 
 impl Lanes {
-    /// The weight transform of all `filters` filters of `w` into `u`.
-    pub(super) fn weight(self, w: &[f32], filters: usize, u: &mut [f32]) {
+    /// The weight transform of all `filters[0]` filters of `w` into `u` (`U_ξ` of filter `f`
+    /// at `ξ·filters[1] + f`).
+    pub(super) fn weight(self, w: &[f32], filters: [usize; 2], u: &mut [f32]) {
         match self {
             Lanes::Portable => weight_body(w, filters, u, gather_taps),
             // SAFETY: `Lanes::Avx2` is made only after AVX2 and FMA were detected
