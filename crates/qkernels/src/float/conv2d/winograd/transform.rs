@@ -131,7 +131,7 @@ fn split_body(src: InPlane<'_>, split: Split, dst: &mut [f32]) {
 
 /// Tiles per step of the transforms: the bodies below run on local arrays of this many lanes
 /// (no aliasing for the compiler to rule out), which it turns into one zmm or two ymm per row.
-const L: usize = 16;
+pub(super) const L: usize = 16;
 
 /// `v[ξ][l]` = `V_ξ` of the `l`-th of 16 tiles whose patch columns are `e[i][l]`, `o[i][l]`,
 /// `e[i][l + 1]`, `o[i][l + 1]` (rows `i`).
@@ -181,9 +181,10 @@ fn input_body(sp: &[f32], split: Split, [ty, tx0, len]: [usize; 3], dst: &mut [f
     }
 }
 
-/// `y[r][l]`: the 2 × 2 outputs (`r = 2a + b`) of 16 tiles from their `m[ξ][l]`, plus `bias`.
+/// `y[r][l]`: the 2 × 2 outputs (`r = 2a + b`) of 16 tiles (or of one tile in 16 output
+/// channels) from their `m[ξ][l]`, plus `bias[l]`.
 #[inline(always)]
-fn output_lanes(m: &[[f32; L]; XI], bias: f32, y: &mut [[f32; L]; 4]) {
+pub(super) fn output_lanes(m: &[[f32; L]; XI], bias: &[f32; L], y: &mut [[f32; L]; 4]) {
     for l in 0..L {
         // Aᵀ down the columns, then along the rows
         let mut c = [[0.0f32; 2]; 4];
@@ -192,8 +193,8 @@ fn output_lanes(m: &[[f32; L]; XI], bias: f32, y: &mut [[f32; L]; 4]) {
         }
         for a in 0..2 {
             let r = at([c[0][a], c[1][a], c[2][a], c[3][a]]);
-            y[2 * a][l] = r[0] + bias;
-            y[2 * a + 1][l] = r[1] + bias;
+            y[2 * a][l] = r[0] + bias[l];
+            y[2 * a + 1][l] = r[1] + bias[l];
         }
     }
 }
@@ -220,7 +221,7 @@ fn output_body(m: &[f32], ld: usize, s: OutSeg<'_>) {
                 .try_into()
                 .expect("16 values");
         }
-        output_lanes(&mv, bias, &mut y);
+        output_lanes(&mv, &[bias; L], &mut y);
         for a in 0..2 {
             let oy = 2 * ty + a;
             if oy >= oh {
@@ -272,6 +273,26 @@ fn gather_taps(src: &[f32; 9 * L], g: &mut [[f32; L]; 9]) {
     }
 }
 
+/// `gu[ξ][l] = U_ξ` of 16 filters from their tap-major taps `g[t][l]`.
+#[inline(always)]
+pub(super) fn filters_lanes(g: &[[f32; L]; 9]) -> [[f32; L]; XI] {
+    let mut gu = [[0.0f32; L]; XI];
+    for l in 0..L {
+        // G down the columns, then along the rows
+        let mut cols = [[0.0f32; 4]; 3];
+        for (j, cj) in cols.iter_mut().enumerate() {
+            *cj = g3([g[j][l], g[3 + j][l], g[6 + j][l]]);
+        }
+        for i in 0..4 {
+            let r = g3([cols[0][i], cols[1][i], cols[2][i]]);
+            for (j, &v) in r.iter().enumerate() {
+                gu[4 * i + j][l] = v;
+            }
+        }
+    }
+    gu
+}
+
 /// One step of [`weight_body`]: the filters `f0 .. f0 + 16` (fewer at the end).
 #[inline(always)]
 fn weight_step(
@@ -294,20 +315,7 @@ fn weight_step(
             }
         }
     }
-    let mut gu = [[0.0f32; L]; XI];
-    for l in 0..L {
-        // G down the columns, then along the rows
-        let mut cols = [[0.0f32; 4]; 3];
-        for (j, cj) in cols.iter_mut().enumerate() {
-            *cj = g3([g[j][l], g[3 + j][l], g[6 + j][l]]);
-        }
-        for i in 0..4 {
-            let r = g3([cols[0][i], cols[1][i], cols[2][i]]);
-            for (j, &v) in r.iter().enumerate() {
-                gu[4 * i + j][l] = v;
-            }
-        }
-    }
+    let gu = filters_lanes(&g);
     for (x, vals) in gu.iter().enumerate() {
         let dst = &mut u[x * stride + f0..x * stride + f0 + n];
         if n == L {
