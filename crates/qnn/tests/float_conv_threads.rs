@@ -1,10 +1,11 @@
-//! The float convolution layers' forward on rayon pools of 1, 2 and 3 threads gives the same
-//! bits (direct, Winograd, depthwise, 1 × 1 GEMM one image and batched, grouped, transposed),
-//! on shapes large enough to be split.
+//! The float convolution layers' forward and backward on rayon pools of 1, 2 and 3 threads
+//! give the same bits (direct, Winograd, depthwise, 1 × 1 GEMM one image and batched, grouped,
+//! transposed), on shapes large enough to be split.
 
 use qnn::float::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use qnn::init::Rng;
 use qnn::qtensor::Tensor;
+use qnn::{Module, Value};
 
 fn on<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new()
@@ -65,4 +66,44 @@ fn conv_transpose2d_forward_is_the_same_on_any_pool() {
     let conv = ConvTranspose2d::new(config, &mut Rng::new(6)).unwrap();
     let x = input(2, 64, 23);
     same_bits("conv transpose", || conv.apply(&x).unwrap());
+}
+
+/// The input gradient, then every parameter gradient, of one forward + backward of `m` on `x`.
+fn gradients(m: &mut dyn Module, x: &Tensor<f32>) -> Tensor<f32> {
+    m.zero_grad();
+    let y = m
+        .forward(&Value::F32(x.clone()))
+        .unwrap()
+        .into_f32("y")
+        .unwrap();
+    let gy = Tensor::from_fn(y.shape(), |i| ((i * 17 % 89) as f32 - 44.0) / 32.0);
+    let dx = m.backward(&Value::F32(gy)).unwrap().into_f32("dx").unwrap();
+    let mut all = dx.data().to_vec();
+    m.visit_params(&mut |_, p| all.extend_from_slice(p.grad.data()));
+    Tensor::new(&[all.len()], all).unwrap()
+}
+
+#[test]
+fn backward_is_the_same_on_any_pool() {
+    let cases = [
+        (Conv2dConfig::new(32, 40, 3).padding(1), 2, 23),
+        (Conv2dConfig::new(6, 16, 5), 20, 14),
+        (Conv2dConfig::new(64, 96, 1), 1, 21),
+        (Conv2dConfig::new(48, 48, 3).padding(1).groups(48), 2, 27),
+        (Conv2dConfig::new(32, 64, 3).padding(1).groups(4), 2, 19),
+    ];
+    for (config, n, hw) in cases {
+        let x = input(n, config.in_channels, hw);
+        let conv = std::sync::Mutex::new(Conv2d::new(config, &mut Rng::new(7)).unwrap());
+        same_bits(&format!("backward {config:?} n {n}"), || {
+            gradients(&mut *conv.lock().unwrap(), &x)
+        });
+    }
+    let mut config = ConvTranspose2dConfig::new(64, 48, 4);
+    config.stride = [2, 2];
+    let x = input(2, 64, 17);
+    let conv = std::sync::Mutex::new(ConvTranspose2d::new(config, &mut Rng::new(8)).unwrap());
+    same_bits("conv transpose backward", || {
+        gradients(&mut *conv.lock().unwrap(), &x)
+    });
 }
