@@ -1,11 +1,13 @@
 //! The f32 convolutions split over the rayon pool (direct, Winograd, depthwise): on shapes
 //! above the split thresholds, with channel and plane tails, 2- and 3-thread pools give the
-//! bits of a 1-thread pool, and those are the oracle's, for every runnable family.
+//! bits of a 1-thread pool, and those are the oracle's, for every runnable family. Also the
+//! f32 GEMM with `Threads::Rayon` (qnn's 1 × 1 convolutions): the bits of `Threads::Single`.
 
 use qkernels::float::{
     CONV2D_PAR_MIN_MACS, Conv2dGeom, ConvAlgorithm, ConvWindow, DEPTHWISE_PAR_MIN_MACS,
-    DepthwiseGeom, DirectConvKernel, conv2d_using, depthwise_conv2d_vec, depthwise_conv2d_with,
-    reference_conv2d, reference_depthwise_conv2d, reference_winograd_conv2d,
+    DepthwiseGeom, DirectConvKernel, MatMut, MatRef, Threads, conv2d_using, depthwise_conv2d_vec,
+    depthwise_conv2d_with, reference_conv2d, reference_depthwise_conv2d, reference_winograd_conv2d,
+    sgemm,
 };
 
 /// Deterministic values in [-2, 2) (xorshift32).
@@ -168,4 +170,50 @@ fn depthwise_conv_is_the_same_on_any_pool() {
             .dilation([2, 2]),
     );
     check_depthwise(2, &g, true, 7);
+}
+
+#[test]
+fn f32_gemm_on_a_pool_is_the_one_thread_gemm() {
+    // (m, k, n, A transposed, beta): bands of rows (with row tails, k over 512 and not a
+    // multiple of it, accumulation into C, a transposed A), and n <= 64 (the crate's threads)
+    let cases = [
+        (1024, 256, 196, false, 0.0),
+        (256, 1024, 196, false, 0.0),
+        (77, 1000, 130, false, 1.0),
+        (300, 128, 361, true, 0.0),
+        (2000, 600, 50, false, 1.0),
+    ];
+    for (m, k, n, transposed, beta) in cases {
+        let a = values(m * k, 11);
+        let b = values(k * n, 12);
+        let c0 = values(m * n, 13);
+        let run = |threads: Threads| {
+            let av = if transposed {
+                MatRef::row_major(&a, k, m).unwrap().t()
+            } else {
+                MatRef::row_major(&a, m, k).unwrap()
+            };
+            let mut c = c0.clone();
+            let bv = MatRef::row_major(&b, k, n).unwrap();
+            sgemm(
+                0.5,
+                av,
+                bv,
+                beta,
+                MatMut::row_major(&mut c, m, n).unwrap(),
+                threads,
+            )
+            .unwrap();
+            c
+        };
+        let want = run(Threads::Single);
+        for threads in [1, 2, 3] {
+            let got = on(threads, || run(Threads::Rayon(0)));
+            assert_bits(
+                &got,
+                &want,
+                &format!("gemm {m}x{k}x{n} on {threads} threads"),
+            );
+        }
+    }
 }

@@ -103,6 +103,7 @@ mod hgemm;
 mod pair_split;
 mod phases;
 mod reference;
+mod row_split;
 mod sgemm;
 mod threads;
 mod view;

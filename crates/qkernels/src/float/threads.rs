@@ -7,7 +7,8 @@ pub enum Threads {
     #[default]
     Single,
     /// Split the work over rayon's current pool with at most this many threads; `0` means the
-    /// pool's size. Small products still run on one thread.
+    /// pool's size. Small products still run on one thread; [`super::sgemm`] splits only
+    /// products it can cut into bands of rows itself (same bits as one thread).
     Rayon(usize),
 }
 

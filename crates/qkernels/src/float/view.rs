@@ -228,4 +228,9 @@ impl<'a, T> MatMut<'a, T> {
     pub(crate) fn data_mut(&mut self) -> &mut [T] {
         self.data
     }
+
+    /// The underlying slice, for the view's whole lifetime (crate-internal: cutting bands).
+    pub(crate) fn into_data(self) -> &'a mut [T] {
+        self.data
+    }
 }

@@ -4,7 +4,7 @@
 //! channels, equal to the direct sum up to float rounding), otherwise im2col + GEMM per image
 //! and group (several small images per GEMM). The forward runs on the current rayon pool (the
 //! qkernels convolutions split over images or output channels, the GEMMs take
-//! `Threads::Rayon(0)`; the bits do not depend on the pool's size). Backward: im2col + GEMM,
+//! `Threads::Rayon(0)`: bands of output rows; the bits do not depend on the pool's size). Backward: im2col + GEMM,
 //! one thread (the GEMM crate's own threads made LeNet's batch-64 train step slower, 5.6 ->
 //! 8.6 ms on a 2-thread pool, Zen 4).
 //!
@@ -81,7 +81,9 @@ pub(crate) fn conv_forward(
         conv_forward_batched(ch, g, n, batch, x, w, bias, &mut out)?;
         return Ok(out);
     }
-    let mut cols = vec![0.0f32; k * ohw];
+    // a plain GEMM's column matrix is the input itself
+    let plain = is_plain_gemm(g);
+    let mut cols = vec![0.0f32; if plain { 0 } else { k * ohw }];
     for b in 0..n {
         let ximg = &x[b * in_img..(b + 1) * in_img];
         let yimg = &mut out[b * out_img..(b + 1) * out_img];
@@ -92,18 +94,19 @@ pub(crate) fn conv_forward(
         }
         let beta = if bias.is_some() { 1.0 } else { 0.0 };
         for grp in 0..ch.groups {
-            im2col(
-                &ximg[grp * cin_g * plane_in..(grp + 1) * cin_g * plane_in],
-                cin_g,
-                g,
-                &mut cols,
-            );
+            let xg = &ximg[grp * cin_g * plane_in..(grp + 1) * cin_g * plane_in];
+            let cols = if plain {
+                xg
+            } else {
+                im2col(xg, cin_g, g, &mut cols);
+                &cols[..]
+            };
             let wg = w.block(grp * cout_g..(grp + 1) * cout_g, k)?;
             let yg = &mut yimg[grp * cout_g * ohw..(grp + 1) * cout_g * ohw];
             gemm_mixed(
                 1.0,
                 wg,
-                FloatMat::F32(MatRef::row_major(&cols, k, ohw)?),
+                FloatMat::F32(MatRef::row_major(cols, k, ohw)?),
                 beta,
                 MatMut::row_major(yg, cout_g, ohw)?,
                 Threads::Rayon(0),
