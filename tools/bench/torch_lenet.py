@@ -5,6 +5,7 @@
 Usage:
 
     python tools/bench/torch_lenet.py [--batch 64] [--size 32] [--repeats 50] [--warmup 5]
+    python tools/bench/torch_lenet.py --mnist-epochs N [--mnist DIR] [--batch 64]
 
 LeNet5 on 1 x S x S synthetic inputs (S = 32 by default): conv 1->6 k5, ReLU, max-pool 2,
 conv 6->16 k5, ReLU, max-pool 2, Linear ->120, ReLU, ->84, ReLU, ->10; single thread
@@ -14,6 +15,14 @@ input in torch.float16, as PyTorch's .half() runs on CPU). The median of `repeat
 after `warmup` untimed ones is printed as one JSON object per line:
 
     {"suite": "lenet", "phase": "train_step", "batch": 64, "size": 32, "threads": 1, "ns": 123456}
+
+With `--mnist-epochs N` it instead trains N real epochs on MNIST (DIR defaults to the
+repository's data/mnist; 60000 images normalized and padded to 32 x 32 as `qstack train` and
+torch_lenet_int8.py do), shuffled, batch 64, SGD lr 0.01 momentum 0.9, single thread, and prints
+the wall time of each epoch (the counterpart of `qstack train --model lenet5 --optimizer sgd
+--lr 0.01 --momentum 0.9 --constant-lr`, which prints its epochs' times the same way):
+
+    {"suite": "lenet", "phase": "mnist_epoch", "epoch": 1, "batch": 64, "threads": 1, "seconds": 6.1}
 
 Exit status 3 when torch is missing or is not 2.15.0.
 """
@@ -46,6 +55,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--mnist-epochs", type=int, default=0,
+                    help="train this many real MNIST epochs and time each (instead of the phases)")
+    ap.add_argument("--mnist", default=None, help="MNIST folder (default: the repo's data/mnist)")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -58,15 +70,10 @@ def main(argv: list[str]) -> int:
         return 3
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    if args.mnist_epochs > 0:
+        return mnist_epochs(torch, nn, args)
     side = ((args.size - 4) // 2 - 4) // 2
-    model = nn.Sequential(
-        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16 * side * side, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10),
-    )
+    model = lenet5(nn, side)
     x = torch.rand(args.batch, 1, args.size, args.size) * 2 - 1
     y = torch.randint(0, 10, (args.batch,))
     loss_fn = nn.CrossEntropyLoss()
@@ -89,6 +96,45 @@ def main(argv: list[str]) -> int:
         model.half()
         xh = x.half()
         report("forward_half", median_ns(lambda: model(xh), args.repeats, args.warmup))
+    return 0
+
+
+def lenet5(nn, side: int):
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * side * side, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, 10),
+    )
+
+
+def mnist_epochs(torch, nn, args) -> int:
+    """Real MNIST epochs, timed one by one (see the module doc)."""
+    import os
+
+    from torch_lenet_int8 import REPO, load_mnist
+
+    xtr, ytr, _, _ = load_mnist(args.mnist or os.path.join(REPO, "data", "mnist"))
+    x, y = torch.from_numpy(xtr.copy()), torch.from_numpy(ytr.copy())
+    model = lenet5(nn, 5)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    n = x.shape[0]
+    for epoch in range(1, args.mnist_epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(n)
+        for i in range(0, n, args.batch):
+            idx = perm[i : i + args.batch]
+            loss = loss_fn(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        seconds = time.perf_counter() - t0
+        print(json.dumps({"suite": "lenet", "phase": "mnist_epoch", "epoch": epoch, "batch": args.batch,
+                          "threads": 1, "seconds": round(seconds, 3)}), flush=True)
     return 0
 
 

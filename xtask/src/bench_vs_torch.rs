@@ -1,6 +1,11 @@
-//! `cargo xtask bench-vs-torch [--suite NAME]... [--quick] [--python PATH]`: runs each suite's
-//! Rust benchmark binary (release) and its PyTorch script, both printing result lines in the
-//! format of [`crate::bench_json`], and prints one Markdown comparison table per suite.
+//! `cargo xtask bench-vs-torch [--suite NAME]... [--quick] [--pin] [--python PATH]`: runs each
+//! suite's Rust benchmark binary (release) and its PyTorch script, both printing result lines in
+//! the format of [`crate::bench_json`], and prints one Markdown comparison table per suite.
+//!
+//! `--pin` binds every worker thread to its own CPU on both sides: qstack's bench pools through
+//! `QSTACK_BENCH_PIN=1` (`qkernels::pin::pinned_pool`), PyTorch's OpenMP threads through
+//! `OMP_PROC_BIND=close OMP_PLACES=cores`. Without it neither side is pinned. Use it where the
+//! scheduler packs woken threads onto a busy CPU (docs/PERFORMANCE.md, "Two threads").
 
 use crate::Result;
 use crate::args::Args;
@@ -147,7 +152,15 @@ fn select(names: &[String]) -> Result<Vec<Suite>> {
         .collect()
 }
 
-fn run_suite(suite: &Suite, quick: bool, python: &Path) -> Result {
+/// The environment that pins both sides' worker threads (`--pin`).
+const PIN_VARS: [(&str, &str); 3] = [
+    ("QSTACK_BENCH_PIN", "1"),
+    ("OMP_PROC_BIND", "close"),
+    ("OMP_PLACES", "cores"),
+];
+
+fn run_suite(suite: &Suite, quick: bool, pin: bool, python: &Path) -> Result {
+    let pin_vars: &[(&str, &str)] = if pin { &PIN_VARS } else { &[] };
     let quick_arg: &[&str] = if quick { QUICK_ARGS } else { &[] };
     if !Path::new(suite.torch_script).is_file() {
         return Err(format!(
@@ -167,11 +180,17 @@ fn run_suite(suite: &Suite, quick: bool, python: &Path) -> Result {
         ])
         .arg(suite.rust_bin)
         .arg("--")
-        .args(quick_arg);
+        .args(quick_arg)
+        .envs(pin_vars.iter().copied());
         echo_output(&mut cmd)
     })?;
     let torch_text = step(&format!("bench-vs-torch: {} (torch)", suite.name), || {
-        echo_output(Command::new(python).arg(suite.torch_script).args(quick_arg))
+        echo_output(
+            Command::new(python)
+                .arg(suite.torch_script)
+                .args(quick_arg)
+                .envs(pin_vars.iter().copied()),
+        )
     })?;
     let qstack = parse_records(&qstack_text)?;
     let torch = parse_records(&torch_text)?;
@@ -220,13 +239,17 @@ fn machine_summary() -> String {
 pub fn main(raw: &[String]) -> Result {
     let mut args = Args::new(raw);
     let quick = args.flag("--quick");
+    let pin = args.flag("--pin");
     let explicit = args.value("--python")?;
     let suites = select(&args.values("--suite")?)?;
     args.finish()?;
     let python = python::resolve(explicit.as_deref())?;
     println!("machine: {}", machine_summary());
+    if pin {
+        println!("threads: pinned, one per CPU, on both sides (--pin)");
+    }
     for suite in &suites {
-        run_suite(suite, quick, &python)?;
+        run_suite(suite, quick, pin, &python)?;
     }
     Ok(())
 }

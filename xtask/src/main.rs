@@ -42,8 +42,9 @@ commands:
       Skips loudly when the tools are missing, unless QSTACK_CROSS_REQUIRED is set.
   golden [topics...] [--python PATH] [-- extra args for generate.py]
       runs tools/golden/generate.py with pinned PyTorch.
-  bench-vs-torch [--suite NAME]... [--quick] [--python PATH]
-      Rust vs PyTorch timings as a Markdown table (suites: quantize).
+  bench-vs-torch [--suite NAME]... [--quick] [--pin] [--python PATH]
+      Rust vs PyTorch timings as Markdown tables (suites: quantize, gemm, conv,
+      lstm); --pin binds each worker thread to its own CPU on both sides.
   fuzz [--seconds N] [targets...]
       every cargo-fuzz target under fuzz/ (or the named ones) for N seconds each
       (default 60) on nightly, seeded from fuzz/corpus/<target>.

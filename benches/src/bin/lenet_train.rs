@@ -10,10 +10,12 @@
 //! - `forward`: eval-mode forward;
 //! - `forward_half`: eval-mode forward after `Module::half()` (f16 weights, f32 accumulation).
 //!
-//! `ns` is the median of `--repeats` timed calls after `--warmup` untimed ones, single thread
-//! (the float GEMM runs single-threaded in qnn). One epoch of MNIST is 938 steps of batch 64.
+//! `ns` is the median of `--repeats` timed calls after `--warmup` untimed ones, in a rayon
+//! pool of `--threads` threads (default 1; `qstack_benches::bench_pool`, pinned with
+//! `QSTACK_BENCH_PIN=1`): the float convolutions' forward splits over the pool, the rest runs
+//! on one thread. One epoch of MNIST is 938 steps of batch 64.
 //!
-//! Usage: `lenet_train [--batch 64] [--size 32] [--repeats 50] [--warmup 5]`.
+//! Usage: `lenet_train [--batch 64] [--size 32] [--repeats 50] [--warmup 5] [--threads 1]`.
 
 use qnn::float::{Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, ReLU, Sequential};
 use qnn::init::Rng;
@@ -30,6 +32,7 @@ struct Settings {
     size: usize,
     repeats: usize,
     warmup: usize,
+    threads: usize,
 }
 
 fn parse_args(args: &[String]) -> Result<Settings, String> {
@@ -38,6 +41,7 @@ fn parse_args(args: &[String]) -> Result<Settings, String> {
         size: 32,
         repeats: 50,
         warmup: 5,
+        threads: 1,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -51,6 +55,7 @@ fn parse_args(args: &[String]) -> Result<Settings, String> {
             "--size" => return Err(format!("--size {num}: LeNet5 needs at least 16")),
             "--repeats" => s.repeats = num.max(1),
             "--warmup" => s.warmup = num,
+            "--threads" => s.threads = num.max(1),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -94,8 +99,8 @@ fn median_ns(
 
 fn report(phase: &str, s: &Settings, ns: u128) {
     println!(
-        "{{\"suite\":\"lenet\",\"phase\":\"{phase}\",\"batch\":{},\"size\":{},\"threads\":1,\"ns\":{ns}}}",
-        s.batch, s.size
+        "{{\"suite\":\"lenet\",\"phase\":\"{phase}\",\"batch\":{},\"size\":{},\"threads\":{},\"ns\":{ns}}}",
+        s.batch, s.size, s.threads
     );
 }
 
@@ -146,7 +151,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&settings) {
+    let pool = match qstack_benches::bench_pool(settings.threads) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("lenet_train: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match pool.install(|| run(&settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lenet_train: {e}");

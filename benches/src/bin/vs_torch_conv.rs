@@ -9,8 +9,8 @@
 //! (allocated per call, as torch does). `ns` is the median of `--repeats` timed calls after
 //! `--warmup` untimed ones, each thread count inside a rayon pool of exactly that many threads
 //! (pinned one per CPU with `QSTACK_BENCH_PIN=1`, see `qstack_benches::bench_pool`).
-//! At one thread it also times qstack's float `qnn::float::Conv2d` (NCHW f32) on the same
-//! shape, the counterpart of torch_conv.py's f32 lines (issue 5): `"mode":"f32"` is
+//! At each thread count it also times qstack's float `qnn::float::Conv2d` (NCHW f32) on the
+//! same shape, the counterpart of torch_conv.py's f32 lines (issue 5): `"mode":"f32"` is
 //! `Conv2d::apply`, the convolution alone (as `F.conv2d` on tensors that need no gradient);
 //! `"mode":"f32-forward"` is `Module::forward` in eval mode, which also keeps a copy of the
 //! input for a later backward (PyTorch has no counterpart line).
@@ -159,7 +159,7 @@ fn full_range_weights(o: usize, per: usize) -> Vec<i8> {
         .collect()
 }
 
-/// Median time of `qnn::float::Conv2d` (eval, NCHW f32, single thread) on the same shape:
+/// Median time of `qnn::float::Conv2d` (eval, NCHW f32, on the current rayon pool) on the same shape:
 /// qstack's own fp32 convolution, for issue 5's comparison with PyTorch's fp32. With
 /// `forward`, `Module::forward` (which also saves the input); otherwise `Conv2d::apply`.
 /// Returns the median and the fastest call.
@@ -288,14 +288,15 @@ fn run(s: &Settings) -> Result<(), String> {
                 );
             }
         }
-        if s.threads.contains(&1) {
+        for &threads in &s.threads {
             for (mode, forward) in [("f32", false), ("f32-forward", true)] {
                 if !s.modes.iter().any(|m| m == mode) {
                     continue;
                 }
-                let (ns, min_ns) = float_conv_ns(s, shape, forward)?;
+                let pool = qstack_benches::bench_pool(threads)?;
+                let (ns, min_ns) = pool.install(|| float_conv_ns(s, shape, forward))?;
                 println!(
-                    "{{\"suite\":\"conv\",\"mode\":\"{mode}\",\"shape\":\"{name}\",\"threads\":1,\"ns\":{ns},\"min_ns\":{min_ns},\"gops\":{:.1},\"repeats\":{}}}",
+                    "{{\"suite\":\"conv\",\"mode\":\"{mode}\",\"shape\":\"{name}\",\"threads\":{threads},\"ns\":{ns},\"min_ns\":{min_ns},\"gops\":{:.1},\"repeats\":{}}}",
                     2.0 * macs / ns as f64,
                     s.repeats
                 );

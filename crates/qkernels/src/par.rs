@@ -95,6 +95,18 @@ where
     keep_awake();
 }
 
+/// Runs `task(item)` for every item on the current rayon pool (tasks cut beforehand, such as
+/// disjoint output slices of unequal shapes).
+pub(crate) fn for_each_item<T, F>(items: Vec<T>, task: F)
+where
+    T: Send,
+    F: Fn(T) + Sync + Send,
+{
+    posting();
+    items.into_par_iter().for_each(task);
+    keep_awake();
+}
+
 /// Runs `task(i, count)` once on each thread `i` of the current pool's `count` (rayon's
 /// `broadcast`): the same share of the work lands on the same worker on every call, which
 /// work stealing does not guarantee. Every worker must take part, so a worker busy elsewhere

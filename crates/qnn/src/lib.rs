@@ -22,7 +22,9 @@
 //!   [`repr::named_parameters`] with each tensor's storage dtype ([`Module::param_dtype`]).
 //!
 //! - [`Module::half`]: f16 weights (half the bytes, see [`Module::param_bytes`]) for Linear,
-//!   Conv1d and Conv2d, computed with f16 storage and f32 accumulation; inference only.
+//!   Conv1d, Conv2d, ConvTranspose2d, Embedding, EmbeddingBag, the RNN/LSTM/GRU cells and
+//!   sequence modules, MultiheadAttention and TransformerEncoderLayer (norm parameters and
+//!   biases stay f32), computed with f16 storage and f32 accumulation; inference only.
 //!
 //! - [`quantized`]: static quantized modules (quint8 in and out, on [`qkernels`]): Quantize,
 //!   DeQuantize, Linear/LinearReLU, Conv1d/2d/3d and their ReLU fusions, BatchNorm2d/BNReLU2d,

@@ -276,3 +276,93 @@ fn default_init_bounds_follow_fan_in() {
     let again = Linear::new(100, 50, true, &mut qnn::init::Rng::new(4));
     assert_eq!(again.weight.value, lin.weight.value);
 }
+
+/// Every f32 parameter and buffer of `m` by name.
+fn named_f32(m: &dyn Module) -> Vec<(String, Vec<f32>)> {
+    let mut all = Vec::new();
+    m.visit_params(&mut |n, p| all.push((n.to_string(), p.value.data().to_vec())));
+    m.visit_buffers(&mut |n, b| {
+        if let qnn::BufferRef::F32(t) = b {
+            all.push((n.to_string(), t.data().to_vec()));
+        }
+    });
+    all
+}
+
+/// Asserts `|v| ≤ bound` everywhere and that the values reach past 90 % of it (a uniform draw
+/// over the whole range, not a narrower one).
+fn assert_uniform_bound(what: &str, v: &[f32], bound: f32) {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    assert!(
+        max <= bound && max > 0.9 * bound,
+        "{what}: max |v| {max}, bound {bound}"
+    );
+}
+
+#[test]
+fn default_init_of_embedding_attention_norms_and_conv_transpose() {
+    let mut rng = qnn::init::Rng::new(12);
+    // Embedding: N(0, 1) (PyTorch's normal_), the padding_idx row zero.
+    let e = Embedding::new(2000, 8, Some(3), &mut rng).unwrap();
+    let w = e.weight.value.data();
+    assert!(w[24..32].iter().all(|&v| v == 0.0), "padding row");
+    let rest: Vec<f64> = w[..24]
+        .iter()
+        .chain(&w[32..])
+        .map(|&v| f64::from(v))
+        .collect();
+    let mean = rest.iter().sum::<f64>() / rest.len() as f64;
+    let var = rest.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / rest.len() as f64;
+    assert!(
+        mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+        "mean {mean}, var {var}"
+    );
+
+    // MultiheadAttention: in_proj xavier_uniform over [3E, E] (bound √(6 / (E + 3E))),
+    // out_proj as nn.Linear (bound 1/√E), both biases zero.
+    let mha = MultiheadAttention::new(16, 4, true, false, &mut rng).unwrap();
+    assert_uniform_bound(
+        "in_proj_weight",
+        mha.in_proj_weight.value.data(),
+        (6.0f32 / 64.0).sqrt(),
+    );
+    assert_uniform_bound("out_proj.weight", mha.out_proj_weight.value.data(), 0.25);
+    for b in [&mha.in_proj_bias, &mha.out_proj_bias] {
+        assert!(b.as_ref().unwrap().value.data().iter().all(|&v| v == 0.0));
+    }
+
+    // Norms: weight 1, bias 0, running mean 0, running var 1.
+    let want = |name: &str| match name {
+        "weight" | "running_var" => 1.0,
+        "bias" | "running_mean" => 0.0,
+        other => panic!("unexpected {other}"),
+    };
+    let norms: [Box<dyn Module>; 3] = [
+        Box::new(BatchNorm2d::new(BatchNormConfig::new(5))),
+        Box::new(BatchNorm1d::new(BatchNormConfig::new(5))),
+        Box::new(LayerNorm::new(&[5], 1e-5, true)),
+    ];
+    for m in &norms {
+        let named = named_f32(m.as_ref());
+        assert!(named.len() >= 2);
+        for (name, v) in named {
+            assert!(
+                v.len() == 5 && v.iter().all(|&x| x == want(&name)),
+                "{name}: {v:?}"
+            );
+        }
+    }
+
+    // ConvTranspose2d: PyTorch's fan_in is weight.size(1) · kh · kw = out/groups · k², for the
+    // weight (kaiming_uniform a=√5) and the bias alike.
+    let cfg = ConvTranspose2dConfig {
+        groups: 2,
+        ..ConvTranspose2dConfig::new(4, 6, 3)
+    };
+    let ct = ConvTranspose2d::new(cfg, &mut rng).unwrap();
+    let bound = 1.0 / (27.0f32).sqrt();
+    assert_eq!(ct.weight.value.shape(), &[4, 3, 3, 3]);
+    assert_uniform_bound("conv_transpose weight", ct.weight.value.data(), bound);
+    let b = ct.bias.as_ref().unwrap().value.data();
+    assert!(b.iter().all(|v| v.abs() <= bound), "{b:?}");
+}

@@ -249,6 +249,102 @@ fn sequential_conv_net_gradients() {
     assert_eq!(n, 32 + (18 + 2) + (2 + 2) + (24 + 3));
 }
 
+/// `L = Σ out · r` for index input `input` (the table is the only differentiable thing).
+fn index_probe(m: &mut dyn Module, input: &Value, r: &[f32]) -> f64 {
+    let y = m.forward(input).unwrap().into_f32("probe").unwrap();
+    assert_eq!(y.numel(), r.len());
+    y.data()
+        .iter()
+        .zip(r)
+        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+        .sum()
+}
+
+/// Central differences of every table entry of an index-input layer against the `weight`
+/// gradient `backward` accumulates; `frozen` rows (PyTorch's `padding_idx`) must get exactly
+/// zero. Returns the number of entries compared with a difference.
+fn check_table_gradients(
+    m: &mut dyn Module,
+    input: &Value,
+    d: usize,
+    frozen: Option<usize>,
+) -> usize {
+    let y = m.forward(input).unwrap().into_f32("check").unwrap();
+    let r = rand_tensor(y.shape(), -1.0, 1.0, 77);
+    m.zero_grad();
+    assert_eq!(
+        m.backward(&Value::F32(r.clone())).unwrap(),
+        Value::no_grad()
+    );
+    let mut grad = Vec::new();
+    m.visit_params(&mut |n, p| {
+        assert_eq!(n, "weight");
+        grad = p.grad.data().to_vec();
+    });
+    let mut checked = 0;
+    for (i, &g) in grad.iter().enumerate() {
+        if Some(i / d) == frozen {
+            assert_eq!(g, 0.0, "padding row entry {i} got a gradient");
+            continue;
+        }
+        let nudge = |m: &mut dyn Module, delta: f32| {
+            m.visit_params_mut(&mut |_, p| p.value.data_mut()[i] += delta)
+        };
+        nudge(m, H);
+        let up = index_probe(m, input, r.data());
+        nudge(m, -2.0 * H);
+        let down = index_probe(m, input, r.data());
+        nudge(m, H);
+        let numeric = (up - down) / (2.0 * f64::from(H));
+        assert!(
+            (numeric - f64::from(g)).abs() <= ATOL + RTOL * f64::from(g.abs()),
+            "weight[{i}]: numeric {numeric:.6} vs analytic {g:.6}"
+        );
+        checked += 1;
+    }
+    checked
+}
+
+fn indices(shape: &[usize], data: &[i32]) -> Value {
+    Value::I32(qnn::qtensor::Tensor::new(shape, data.to_vec()).unwrap())
+}
+
+#[test]
+fn embedding_gradients_with_repeats_and_padding() {
+    let mut rng = Rng::new(8);
+    // Repeated indices accumulate; row 4 is never looked up (gradient 0 both ways).
+    let idx = indices(&[2, 3], &[1, 3, 1, 0, 2, 3]);
+    let mut e = Embedding::new(5, 3, None, &mut rng).unwrap();
+    assert_eq!(check_table_gradients(&mut e, &idx, 3, None), 15);
+    // padding_idx 2: looked up (its values reach the output) but never gets a gradient.
+    let mut e = Embedding::new(5, 3, Some(2), &mut rng).unwrap();
+    assert_eq!(check_table_gradients(&mut e, &idx, 3, Some(2)), 12);
+}
+
+#[test]
+fn embedding_bag_gradients_in_every_mode() {
+    let mut rng = Rng::new(9);
+    // (indices, offsets): bags [0, 2, 2], [], [4, 1], [3]; and a [2, 2] batch of bags.
+    let with_offsets = Value::Tuple(vec![
+        indices(&[6], &[0, 2, 2, 4, 1, 3]),
+        indices(&[4], &[0, 3, 3, 5]),
+    ]);
+    let batch = indices(&[2, 2], &[1, 1, 0, 4]);
+    for mode in [BagMode::Sum, BagMode::Mean, BagMode::Max] {
+        for input in [&with_offsets, &batch] {
+            // Max is piecewise linear: the difference quotient is its gradient unless two
+            // rows of a bag are within 2h in a column. N(0, 1) rows from this seed are not (a
+            // near tie would show up as a mismatch, not pass silently).
+            let mut bag = EmbeddingBag::new(5, 4, mode, &mut rng);
+            assert_eq!(
+                check_table_gradients(&mut bag, input, 4, None),
+                20,
+                "{mode:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn dropout_gradient_is_the_forward_mask() {
     let mut d = Dropout::new(0.5, 7).unwrap();

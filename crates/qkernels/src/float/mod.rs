@@ -94,6 +94,7 @@
 
 mod call;
 mod conv2d;
+mod conv_tasks;
 mod depthwise;
 mod direct_kernel;
 mod error;
@@ -112,12 +113,12 @@ mod window;
 mod tests;
 
 pub use conv2d::{
-    Conv2dGeom, ConvAlgorithm, conv2d, conv2d_using, conv2d_with, reference_conv2d,
-    reference_winograd_conv2d, winograd_conv2d_with,
+    CONV2D_PAR_MIN_MACS, Conv2dGeom, ConvAlgorithm, conv2d, conv2d_using, conv2d_with,
+    reference_conv2d, reference_winograd_conv2d, winograd_conv2d_with,
 };
 pub use depthwise::{
-    DepthwiseGeom, depthwise_conv2d, depthwise_conv2d_vec, depthwise_conv2d_with,
-    reference_depthwise_conv2d,
+    DEPTHWISE_PAR_MIN_MACS, DepthwiseGeom, depthwise_conv2d, depthwise_conv2d_vec,
+    depthwise_conv2d_with, reference_depthwise_conv2d,
 };
 pub use direct_kernel::DirectConvKernel;
 pub use error::{FloatGemmError, Result};

@@ -44,17 +44,18 @@ impl Avx512 {
         .then_some(Self { _private: () })
     }
 
-    /// `out[r·ld + 16p + j] (=|+=) Σ_k fma chain w[r·ldw + k]·panels[p·lp + k·lk + j]` for
-    /// `rows ≤ 6` rows of `w` and `count ≤ 4` panels of 16 lanes: `[kc][16]` blocks `lp`
-    /// floats apart with `lk = 16` (the GEMM's packing), or `kc` rows `lk` floats apart of
-    /// `16·count` values with `lp = 16` (the Winograd products).
+    /// `out[r·ld + 16p + j] (=|+=) Σ_k fma chain w[r·ldw + k·lkw]·panels[p·lp + k·lk + j]`
+    /// for `rows ≤ 6` rows of `w` and `count ≤ 4` panels of 16 lanes: `[kc][16]` blocks `lp`
+    /// floats apart with `lk = 16` (the GEMM's packing, `lkw = 1`), or `kc` rows `lk` floats
+    /// apart of `16·count` values with `lp = 16` (the Winograd products, whose broadcast rows
+    /// may be the columns of a matrix: `ldw = 1`, `lkw` its row stride).
     ///
     /// Panics if `rows` or `count` is out of range or a slice is shorter than the shapes need.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn tile(
         &self,
         w: &[f32],
-        ldw: usize,
+        [ldw, lkw]: [usize; 2],
         rows: usize,
         panels: &[f32],
         [lp, lk]: [usize; 2],
@@ -64,8 +65,11 @@ impl Avx512 {
     ) {
         assert!((1..=MR).contains(&rows), "tile rows {rows}");
         assert!((1..=MP).contains(&count), "tile panels {count}");
-        assert!(kc >= 1 && ldw >= kc, "k block {kc}, strides");
-        assert!(w.len() >= (rows - 1) * ldw + kc, "w too short for the tile");
+        assert!(kc >= 1, "k block {kc}");
+        assert!(
+            w.len() > (rows - 1) * ldw + (kc - 1) * lkw,
+            "w too short for the tile"
+        );
         assert!(
             panels.len() >= (count - 1) * lp + (kc - 1) * lk + NR,
             "panels too short"
@@ -77,13 +81,13 @@ impl Avx512 {
         let f = TABLE[rows - 1][count - 1];
         // SAFETY: `self` exists only after `new` detected AVX-512F (the feature the tiles are
         // compiled for); the asserts above are the extents `tile_rp` reads (`rows` rows of
-        // `kc` f32 at stride `ldw`; for `count` panels `kc` runs of 16 f32, `lk` apart, the
+        // `kc` f32, `lkw` apart, at stride `ldw`; for `count` panels `kc` runs of 16 f32, `lk` apart, the
         // panels `lp` apart) and
         // reads and writes (`rows` rows of `16·count` f32 at stride `ld`).
         unsafe {
             f(
                 w.as_ptr(),
-                ldw,
+                [ldw, lkw],
                 panels.as_ptr(),
                 lp,
                 lk,
@@ -96,7 +100,8 @@ impl Avx512 {
     }
 }
 
-type TileFn = unsafe fn(*const f32, usize, *const f32, usize, usize, usize, *mut f32, usize, bool);
+type TileFn =
+    unsafe fn(*const f32, [usize; 2], *const f32, usize, usize, usize, *mut f32, usize, bool);
 
 /// `TABLE[rows - 1][panels - 1]`.
 const TABLE: [[TileFn; MP]; MR] = [
@@ -141,14 +146,15 @@ const TABLE: [[TileFn; MP]; MR] = [
 /// One `R × 16P` tile over `kc` k.
 ///
 /// # Safety
-/// AVX-512F available; `w` points at `R` rows (stride `ldw` floats) of `kc` f32, `panels` at
+/// AVX-512F available; `w` points at `R` rows (stride `ldw` floats) of `kc` f32 (stride `lkw`
+/// floats), `panels` at
 /// `P` panels (stride `lp` floats) of `kc` runs of 16 f32 (stride `lk` floats), `out` at `R` rows (stride `ld`) of `16·P`
 /// readable and writable f32.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_rp<const R: usize, const P: usize>(
     w: *const f32,
-    ldw: usize,
+    [ldw, lkw]: [usize; 2],
     panels: *const f32,
     lp: usize,
     lk: usize,
@@ -166,7 +172,7 @@ unsafe fn tile_rp<const R: usize, const P: usize>(
                 *bp = _mm512_loadu_ps(panels.add(p * lp + k * lk));
             }
             for (r, cr) in c.iter_mut().enumerate() {
-                let a = _mm512_set1_ps(*w.add(r * ldw + k));
+                let a = _mm512_set1_ps(*w.add(r * ldw + k * lkw));
                 for (cp, &bp) in cr.iter_mut().zip(&b) {
                     *cp = _mm512_fmadd_ps(a, bp, *cp);
                 }

@@ -258,7 +258,7 @@ fn run_rows(
                     let start = (p0 * k + k0) * NR;
                     z.tile(
                         wr,
-                        ldw,
+                        [ldw, 1],
                         rows,
                         &panels[start..],
                         [k * NR, NR],

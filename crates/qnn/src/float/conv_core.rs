@@ -2,7 +2,11 @@
 //! `qkernels::float` for depthwise convolutions and for ungrouped ones other than plain-GEMM
 //! 1 × 1s (`conv2d`: direct, or Winograd F(2×2, 3×3) for 3 × 3 stride-1 layers with ≥ 16
 //! channels, equal to the direct sum up to float rounding), otherwise im2col + GEMM per image
-//! and group (several small images per GEMM). Backward: im2col + GEMM.
+//! and group (several small images per GEMM). The forward runs on the current rayon pool (the
+//! qkernels convolutions split over images or output channels, the GEMMs take
+//! `Threads::Rayon(0)`; the bits do not depend on the pool's size). Backward: im2col + GEMM,
+//! one thread (the GEMM crate's own threads made LeNet's batch-64 train step slower, 5.6 ->
+//! 8.6 ms on a 2-thread pool, Zen 4).
 //!
 //! Used by Conv2d, Conv1d (as a 1 x L plane) and ConvTranspose2d (whose forward is a
 //! convolution's input gradient and whose backward is a convolution's forward).
@@ -102,7 +106,7 @@ pub(crate) fn conv_forward(
                 FloatMat::F32(MatRef::row_major(&cols, k, ohw)?),
                 beta,
                 MatMut::row_major(yg, cout_g, ohw)?,
-                Threads::Single,
+                Threads::Rayon(0),
             )?;
         }
     }
@@ -222,7 +226,7 @@ fn conv_forward_batched(
             FloatMat::F32(MatRef::row_major(&cols[..k * ld], k, ld)?),
             0.0,
             MatMut::row_major(&mut y[..ch.cout * ld], ch.cout, ld)?,
-            Threads::Single,
+            Threads::Rayon(0),
         )?;
         for i in 0..nb {
             let yimg = &mut out[(b0 + i) * out_img..(b0 + i + 1) * out_img];
@@ -432,7 +436,7 @@ pub(crate) fn conv_transpose_forward(
                 xg,
                 0.0,
                 MatMut::row_major(&mut cols, k, plane_x)?,
-                Threads::Single,
+                Threads::Rayon(0),
             )?;
             col2im(
                 &cols,

@@ -45,6 +45,7 @@ mod x86_64;
 pub use reference::reference_conv2d;
 pub use winograd::{reference_winograd_conv2d, winograd_conv2d_with};
 
+use super::conv_tasks;
 use super::direct_kernel::DirectConvKernel;
 use super::error::Result;
 use super::phases::{Phases, with_zeroed};
@@ -204,8 +205,16 @@ pub fn conv2d(
     )
 }
 
-/// [`conv2d`] by an explicitly chosen algorithm and family. Errors as [`conv2d_with`] (direct)
-/// or [`winograd_conv2d_with`].
+/// Fewest multiply-adds (`n · cout · K · oh · ow`) for which [`conv2d_using`] splits a call
+/// over the current rayon pool.
+pub const CONV2D_PAR_MIN_MACS: usize = 1 << 22;
+
+/// [`conv2d`] by an explicitly chosen algorithm and family. Calls of at least
+/// [`CONV2D_PAR_MIN_MACS`] multiply-adds are split over the current rayon pool into tasks of
+/// whole images or (fewer images than threads) output-channel ranges, each a smaller
+/// [`conv2d_with`] / [`winograd_conv2d_with`] call; every output is the same chain in any
+/// task, so the bits do not depend on the pool's size. Errors as [`conv2d_with`] (direct) or
+/// [`winograd_conv2d_with`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_using(
     algorithm: ConvAlgorithm,
@@ -217,10 +226,39 @@ pub fn conv2d_using(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<DirectConvKernel> {
-    match algorithm {
+    let one = |x: &[f32], n, g: &Conv2dGeom, weight: &[f32], bias, out: &mut [f32]| match algorithm
+    {
         ConvAlgorithm::Direct => conv2d_with(kind, x, n, g, weight, bias, out),
         ConvAlgorithm::Winograd => winograd_conv2d_with(kind, x, n, g, weight, bias, out),
+    };
+    let [oh, ow] = check(x, n, g, weight, bias, out)?;
+    let (cout, k, plane) = (g.out_channels, g.depth(), oh * ow);
+    let macs = [n, cout, k].into_iter().fold(plane, usize::saturating_mul);
+    let parts = conv_tasks::plan(
+        n,
+        cout,
+        macs,
+        CONV2D_PAR_MIN_MACS,
+        rayon::current_num_threads(),
+    );
+    if parts.len() <= 1 {
+        return one(x, n, g, weight, bias, out);
     }
+    let in_img = g.in_channels * g.window.input_plane();
+    conv_tasks::run(&parts, cout, plane, out, |p, o| {
+        let sub = Conv2dGeom::new(g.in_channels, p.chans, g.window);
+        let chans = p.c0..p.c0 + p.chans;
+        one(
+            &x[p.img0 * in_img..(p.img0 + p.imgs) * in_img],
+            p.imgs,
+            &sub,
+            &weight[chans.start * k..chans.end * k],
+            bias.map(|b| &b[chans]),
+            o,
+        )
+        .map(drop)
+    })?;
+    Ok(kind)
 }
 
 /// `m` split into `⌈m / most⌉` ranges `(start, len)` of near-equal length (none when

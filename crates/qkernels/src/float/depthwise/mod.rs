@@ -45,6 +45,7 @@ pub use reference::reference_depthwise_conv2d;
 
 use std::mem::MaybeUninit;
 
+use super::conv_tasks;
 use super::direct_kernel::DirectConvKernel;
 use super::error::Result;
 use super::phases::{Phases, with_zeroed};
@@ -173,8 +174,57 @@ fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(std::ptr::from_mut(out) as *mut [MaybeUninit<f32>]) }
 }
 
+/// Fewest multiply-adds (`n · channels · kh · kw · oh · ow`) for which a depthwise call is
+/// split over the current rayon pool.
+pub const DEPTHWISE_PAR_MIN_MACS: usize = 1 << 20;
+
 /// The convolution of [`depthwise_conv2d_with`]; on `Ok`, every float of `out` is written.
+/// Calls of at least [`DEPTHWISE_PAR_MIN_MACS`] multiply-adds run as tasks of whole images or
+/// (fewer images than threads) channel ranges on the current rayon pool; the planes are
+/// independent, so the bits do not depend on the pool's size.
 fn run(
+    kind: DirectConvKernel,
+    x: &[f32],
+    n: usize,
+    g: &DepthwiseGeom,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [MaybeUninit<f32>],
+) -> Result<DirectConvKernel> {
+    let [oh, ow] = check(x, n, g, weight, bias, out.len())?;
+    let (channels, taps, plane) = (g.channels, g.window.taps(), oh * ow);
+    let macs = [n, channels, taps]
+        .into_iter()
+        .fold(plane, usize::saturating_mul);
+    let parts = conv_tasks::plan(
+        n,
+        channels,
+        macs,
+        DEPTHWISE_PAR_MIN_MACS,
+        rayon::current_num_threads(),
+    );
+    if parts.len() <= 1 {
+        return run_planes(kind, x, n, g, weight, bias, out);
+    }
+    let plane_in = g.window.input_plane();
+    conv_tasks::run(&parts, channels, plane, out, |p, o| {
+        let chans = p.c0..p.c0 + p.chans;
+        run_planes(
+            kind,
+            &x[p.range(channels, plane_in)],
+            p.imgs,
+            &DepthwiseGeom::new(p.chans, g.window),
+            &weight[chans.start * taps..chans.end * taps],
+            bias.map(|b| &b[chans]),
+            o,
+        )
+        .map(drop)
+    })?;
+    Ok(kind)
+}
+
+/// [`run`] on the calling thread.
+fn run_planes(
     kind: DirectConvKernel,
     x: &[f32],
     n: usize,

@@ -10,6 +10,10 @@
 //! Blocks of 64 tiles keep their transformed inputs `[ξ][c][64]` and products `[ξ][o][64]`
 //! in L2; the products run register tiles of up to 6 output channels × 64 tiles (four zmm,
 //! the AVX-512 family) or × 16 (the direct convolution's AVX2 + FMA and portable tiles).
+//! Where that rounds a block's tiles up to 16 lanes wastefully (49 tiles of a 14 × 14 plane
+//! in 64 lanes), the AVX-512 family turns the products around: rows of up to 6 tiles × 64
+//! output channels, the weight and products output-channel-major ([`channels`]; the
+//! selection is [`Engine::layout`]).
 //!
 //! Every family computes the same operations in the same order (the transforms are one
 //! source compiled per family; each product is one fused multiply-add chain over `c` in
@@ -20,6 +24,8 @@
 //! f64 convolution by `2⁻²⁰ · (Σ |w|·|x| over the window + |bias|)`
 //! (`tests/float_winograd.rs`); PyTorch's oneDNN does not promise a summation order either.
 
+#[cfg(target_arch = "x86_64")]
+mod channels;
 mod reference;
 mod transform;
 #[cfg(target_arch = "x86_64")]
@@ -112,7 +118,7 @@ impl Engine {
                     };
                     z.tile(
                         &u[r0 * cin..],
-                        cin,
+                        [cin, 1],
                         rows,
                         v,
                         [16, LD],
@@ -136,6 +142,67 @@ impl Engine {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Where the transformed weights and products of one call go: tile-major (`u[ξ][o][c]`,
+/// `m[ξ][o][t]`, every family) or output-channel-major with the channels rounded up to `ldo`
+/// (`u[ξ][c][o]`, `m[ξ][t][o]`, the AVX-512 tile only; [`channels`]).
+#[derive(Clone, Copy)]
+enum Layout {
+    Tiles,
+    #[cfg(target_arch = "x86_64")]
+    Channels(usize),
+}
+
+impl Engine {
+    /// The layout that computes fewer padding lanes for `tiles` tiles into `cout` channels
+    /// (the tile-major one when equal).
+    fn layout(&self, tiles: usize, cout: usize) -> Layout {
+        #[cfg(target_arch = "x86_64")]
+        if let Gemm::Zmm(_) = self.gemm {
+            let tile_lanes = tiles / BT * BT + (tiles % BT).next_multiple_of(16);
+            let ldo = cout.next_multiple_of(16);
+            if tiles * ldo < tile_lanes * cout {
+                return Layout::Channels(ldo);
+            }
+        }
+        let _ = (tiles, cout);
+        Layout::Tiles
+    }
+}
+
+/// `m[t·ldo + o] = Σ_c v[c·LD + t] · u[c·ldo + o]` (one chain per output) for the block's
+/// tiles `t` in the row tiles `tile_rows` and the `cout` channels `o` (rounded up to 16).
+#[cfg(target_arch = "x86_64")]
+fn product_channels(
+    z: &crate::fp16::avx512::Avx512,
+    u: &[f32],
+    v: &[f32],
+    [cin, cout, ldo]: [usize; 3],
+    tile_rows: &[(usize, usize)],
+    m: &mut [f32],
+) {
+    use crate::fp16::avx512::{MP, TileOut};
+    for o0 in (0..cout).step_by(16 * MP) {
+        let count = (cout - o0).div_ceil(16).min(MP);
+        for &(t0, rows) in tile_rows {
+            let out = TileOut {
+                out: &mut m[t0 * ldo + o0..],
+                ld: ldo,
+                first: true,
+            };
+            z.tile(
+                &v[t0..],
+                [1, LD],
+                rows,
+                &u[o0..],
+                [16, ldo],
+                count,
+                cin,
+                out,
+            );
         }
     }
 }
@@ -229,12 +296,32 @@ pub fn winograd_conv2d_with(
         rows: 2 * tile_grid[0] + 2,
         half: tile_grid[1] + 1,
     };
-    let (lu, lv, lm) = (XI * cout * cin, XI * cin * LD, XI * cout * LD);
-    with_work(lu + lv + lm + cin * split.plane(), |work| {
-        let (u, rest) = work.split_at_mut(lu);
+    let layout = engine.layout(tiles, cout);
+    // one cache line between the 16 transformed weights, so that the transform's 16 store
+    // streams do not fall into the same cache sets (their 2^k-float distance did: 1,256,14
+    // took 0.15 ms longer)
+    let (ustride, lm) = match layout {
+        Layout::Tiles => (cout * cin + 16, XI * cout * LD),
+        #[cfg(target_arch = "x86_64")]
+        Layout::Channels(ldo) => (cin * ldo + 16, XI * BT * ldo),
+    };
+    let (lu, lv) = (XI * ustride, XI * cin * LD);
+    with_work(lu + lv + lm + cin * split.plane() + 16, |work| {
+        // whole cache lines for the transforms' 16-float stores
+        let skip = work.as_ptr().align_offset(64).min(16);
+        let (u, rest) = work[skip..].split_at_mut(lu);
         let (v, rest) = rest.split_at_mut(lv);
         let (m, planes) = rest.split_at_mut(lm);
-        engine.lanes.weight(weight, cout * cin, u);
+        match layout {
+            Layout::Tiles => engine.lanes.weight(weight, [cout * cin, ustride], u),
+            #[cfg(target_arch = "x86_64")]
+            Layout::Channels(ldo) => {
+                let Gemm::Zmm(z) = &engine.gemm else {
+                    unreachable!("the channel-major layout is the AVX-512 tile's")
+                };
+                channels::weight(z, weight, [cin, cout], [ldo, ustride], u);
+            }
+        }
         let offsets: Vec<usize> = (0..cin).map(|c| c * LD).collect();
         let at = SourceRows::new(&offsets);
         let row_tiles = split_rows(cout, MR);
@@ -257,23 +344,60 @@ pub fn winograd_conv2d_with(
                         .input(sp, split, [s.ty, s.tx0, s.len], dst, cin * LD);
                 }
             }
-            for (ui, (vi, mi)) in u
-                .chunks_exact(cout * cin)
-                .zip(v.chunks_exact(cin * LD).zip(m.chunks_exact_mut(cout * LD)))
-            {
-                engine.product(ui, vi, at, nt, &row_tiles, mi);
-            }
-            for s in &segs {
-                for o in 0..cout {
-                    let seg = OutSeg {
-                        plane: &mut out[(s.img * cout + o) * plane_out..][..plane_out],
-                        size: [oh, ow],
-                        ty: s.ty,
-                        tx0: s.tx0,
-                        len: s.len,
-                        bias: bias.map_or(0.0, |b| b[o]),
+            match layout {
+                Layout::Tiles => {
+                    for (ui, (vi, mi)) in u
+                        .chunks_exact(ustride)
+                        .zip(v.chunks_exact(cin * LD).zip(m.chunks_exact_mut(cout * LD)))
+                    {
+                        engine.product(ui, vi, at, nt, &row_tiles, mi);
+                    }
+                    for s in &segs {
+                        for o in 0..cout {
+                            let seg = OutSeg {
+                                plane: &mut out[(s.img * cout + o) * plane_out..][..plane_out],
+                                size: [oh, ow],
+                                ty: s.ty,
+                                tx0: s.tx0,
+                                len: s.len,
+                                bias: bias.map_or(0.0, |b| b[o]),
+                            };
+                            engine.lanes.output(&m[o * LD + s.lane..], cout * LD, seg);
+                        }
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                Layout::Channels(ldo) => {
+                    let Gemm::Zmm(z) = &engine.gemm else {
+                        unreachable!("the channel-major layout is the AVX-512 tile's")
                     };
-                    engine.lanes.output(&m[o * LD + s.lane..], cout * LD, seg);
+                    let tile_rows = split_rows(nt, crate::fp16::avx512::MR);
+                    for (ui, (vi, mi)) in u
+                        .chunks_exact(ustride)
+                        .zip(v.chunks_exact(cin * LD).zip(m.chunks_exact_mut(BT * ldo)))
+                    {
+                        product_channels(z, ui, vi, [cin, cout, ldo], &tile_rows, mi);
+                    }
+                    for s in &segs {
+                        let image = &mut out[s.img * cout * plane_out..][..cout * plane_out];
+                        for (o0, planes) in
+                            (0..cout).step_by(16).zip(image.chunks_mut(16 * plane_out))
+                        {
+                            let seg = channels::OutTiles {
+                                planes,
+                                size: [oh, ow],
+                                ty: s.ty,
+                                tx0: s.tx0,
+                                len: s.len,
+                                bias: std::array::from_fn(|l| {
+                                    bias.and_then(|b| b.get(o0 + l)).copied().unwrap_or(0.0)
+                                }),
+                                n: (cout - o0).min(16),
+                            };
+                            let mo = &m[s.lane * ldo + o0..];
+                            channels::output(z, mo, [ldo, BT * ldo], seg);
+                        }
+                    }
                 }
             }
         }

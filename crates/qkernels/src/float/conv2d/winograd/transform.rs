@@ -131,7 +131,7 @@ fn split_body(src: InPlane<'_>, split: Split, dst: &mut [f32]) {
 
 /// Tiles per step of the transforms: the bodies below run on local arrays of this many lanes
 /// (no aliasing for the compiler to rule out), which it turns into one zmm or two ymm per row.
-const L: usize = 16;
+pub(super) const L: usize = 16;
 
 /// `v[ξ][l]` = `V_ξ` of the `l`-th of 16 tiles whose patch columns are `e[i][l]`, `o[i][l]`,
 /// `e[i][l + 1]`, `o[i][l + 1]` (rows `i`).
@@ -181,9 +181,10 @@ fn input_body(sp: &[f32], split: Split, [ty, tx0, len]: [usize; 3], dst: &mut [f
     }
 }
 
-/// `y[r][l]`: the 2 × 2 outputs (`r = 2a + b`) of 16 tiles from their `m[ξ][l]`, plus `bias`.
+/// `y[r][l]`: the 2 × 2 outputs (`r = 2a + b`) of 16 tiles (or of one tile in 16 output
+/// channels) from their `m[ξ][l]`, plus `bias[l]`.
 #[inline(always)]
-fn output_lanes(m: &[[f32; L]; XI], bias: f32, y: &mut [[f32; L]; 4]) {
+pub(super) fn output_lanes(m: &[[f32; L]; XI], bias: &[f32; L], y: &mut [[f32; L]; 4]) {
     for l in 0..L {
         // Aᵀ down the columns, then along the rows
         let mut c = [[0.0f32; 2]; 4];
@@ -192,8 +193,8 @@ fn output_lanes(m: &[[f32; L]; XI], bias: f32, y: &mut [[f32; L]; 4]) {
         }
         for a in 0..2 {
             let r = at([c[0][a], c[1][a], c[2][a], c[3][a]]);
-            y[2 * a][l] = r[0] + bias;
-            y[2 * a + 1][l] = r[1] + bias;
+            y[2 * a][l] = r[0] + bias[l];
+            y[2 * a + 1][l] = r[1] + bias[l];
         }
     }
 }
@@ -220,7 +221,7 @@ fn output_body(m: &[f32], ld: usize, s: OutSeg<'_>) {
                 .try_into()
                 .expect("16 values");
         }
-        output_lanes(&mv, bias, &mut y);
+        output_lanes(&mv, &[bias; L], &mut y);
         for a in 0..2 {
             let oy = 2 * ty + a;
             if oy >= oh {
@@ -247,18 +248,18 @@ fn output_body(m: &[f32], ld: usize, s: OutSeg<'_>) {
     }
 }
 
-/// `u[ξ·filters + f] = U_ξ` of every 3 × 3 filter `f` of `weight` (`filters` filters of 9
+/// `u[ξ·stride + f] = U_ξ` of every 3 × 3 filter `f` of `weight` (`filters` filters of 9
 /// taps; `f = o·cin + c` for PyTorch's layout), 16 filters at a time, their taps made
 /// tap-major by `gather`.
 #[inline(always)]
 fn weight_body(
     weight: &[f32],
-    filters: usize,
+    [filters, stride]: [usize; 2],
     u: &mut [f32],
     gather: impl Fn(&[f32; 9 * L], &mut [[f32; L]; 9]),
 ) {
     for f0 in (0..filters).step_by(L) {
-        weight_step(weight, filters, f0, u, &gather);
+        weight_step(weight, [filters, stride], f0, u, &gather);
     }
 }
 
@@ -272,28 +273,9 @@ fn gather_taps(src: &[f32; 9 * L], g: &mut [[f32; L]; 9]) {
     }
 }
 
-/// One step of [`weight_body`]: the filters `f0 .. f0 + 16` (fewer at the end).
+/// `gu[ξ][l] = U_ξ` of 16 filters from their tap-major taps `g[t][l]`.
 #[inline(always)]
-fn weight_step(
-    weight: &[f32],
-    filters: usize,
-    f0: usize,
-    u: &mut [f32],
-    gather: &impl Fn(&[f32; 9 * L], &mut [[f32; L]; 9]),
-) {
-    let n = L.min(filters - f0);
-    assert!((XI - 1) * filters + f0 + n <= u.len());
-    let mut g = [[0.0f32; L]; 9];
-    let src = &weight[f0 * 9..(f0 + n) * 9];
-    if n == L {
-        gather(src.try_into().expect("144 taps"), &mut g);
-    } else {
-        for (l, taps) in src.chunks_exact(9).enumerate() {
-            for (gt, &v) in g.iter_mut().zip(taps) {
-                gt[l] = v;
-            }
-        }
-    }
+pub(super) fn filters_lanes(g: &[[f32; L]; 9]) -> [[f32; L]; XI] {
     let mut gu = [[0.0f32; L]; XI];
     for l in 0..L {
         // G down the columns, then along the rows
@@ -308,8 +290,34 @@ fn weight_step(
             }
         }
     }
+    gu
+}
+
+/// One step of [`weight_body`]: the filters `f0 .. f0 + 16` (fewer at the end).
+#[inline(always)]
+fn weight_step(
+    weight: &[f32],
+    [filters, stride]: [usize; 2],
+    f0: usize,
+    u: &mut [f32],
+    gather: &impl Fn(&[f32; 9 * L], &mut [[f32; L]; 9]),
+) {
+    let n = L.min(filters - f0);
+    assert!(filters <= stride && (XI - 1) * stride + f0 + n <= u.len());
+    let mut g = [[0.0f32; L]; 9];
+    let src = &weight[f0 * 9..(f0 + n) * 9];
+    if n == L {
+        gather(src.try_into().expect("144 taps"), &mut g);
+    } else {
+        for (l, taps) in src.chunks_exact(9).enumerate() {
+            for (gt, &v) in g.iter_mut().zip(taps) {
+                gt[l] = v;
+            }
+        }
+    }
+    let gu = filters_lanes(&g);
     for (x, vals) in gu.iter().enumerate() {
-        let dst = &mut u[x * filters + f0..x * filters + f0 + n];
+        let dst = &mut u[x * stride + f0..x * stride + f0 + n];
         if n == L {
             let dst: &mut [f32; L] = dst.try_into().expect("16 values");
             *dst = *vals;
@@ -379,13 +387,13 @@ per_family!(
 );
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn weight_avx2(w: &[f32], filters: usize, u: &mut [f32]) {
+fn weight_avx2(w: &[f32], filters: [usize; 2], u: &mut [f32]) {
     weight_body(w, filters, u, gather_taps)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn weight_avx512(w: &[f32], filters: usize, u: &mut [f32]) {
+fn weight_avx512(w: &[f32], filters: [usize; 2], u: &mut [f32]) {
     // SAFETY: this function runs only where AVX-512F was detected (`Lanes::Avx512`).
     weight_body(w, filters, u, |s, g| unsafe {
         super::x86_64::gather_taps(s, g)
@@ -393,8 +401,9 @@ fn weight_avx512(w: &[f32], filters: usize, u: &mut [f32]) {
 }
 
 impl Lanes {
-    /// The weight transform of all `filters` filters of `w` into `u`.
-    pub(super) fn weight(self, w: &[f32], filters: usize, u: &mut [f32]) {
+    /// The weight transform of all `filters[0]` filters of `w` into `u` (`U_ξ` of filter `f`
+    /// at `ξ·filters[1] + f`).
+    pub(super) fn weight(self, w: &[f32], filters: [usize; 2], u: &mut [f32]) {
         match self {
             Lanes::Portable => weight_body(w, filters, u, gather_taps),
             // SAFETY: `Lanes::Avx2` is made only after AVX2 and FMA were detected

@@ -1,0 +1,165 @@
+//! The f32 convolutions split over the rayon pool (direct, Winograd, depthwise): on shapes
+//! above the split thresholds, with channel and plane tails, 2- and 3-thread pools give the
+//! bits of a 1-thread pool, and those are the oracle's, for every runnable family.
+
+use qkernels::float::{
+    CONV2D_PAR_MIN_MACS, Conv2dGeom, ConvAlgorithm, ConvWindow, DEPTHWISE_PAR_MIN_MACS,
+    DepthwiseGeom, DirectConvKernel, conv2d_using, depthwise_conv2d_vec, depthwise_conv2d_with,
+    reference_conv2d, reference_depthwise_conv2d, reference_winograd_conv2d,
+};
+
+/// Deterministic values in [-2, 2) (xorshift32).
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 22) as f32 - 2.0
+        })
+        .collect()
+}
+
+fn runnable() -> Vec<DirectConvKernel> {
+    DirectConvKernel::ALL
+        .into_iter()
+        .filter(|k| k.is_runnable())
+        .collect()
+}
+
+/// Runs `f` in a pool of exactly `threads` threads.
+fn on<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool")
+        .install(f)
+}
+
+fn assert_bits(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (a, e)) in got.iter().zip(want).enumerate() {
+        assert_eq!(a.to_bits(), e.to_bits(), "{what}: output {i}: {a} vs {e}");
+    }
+}
+
+/// `conv2d_using` on 1, 2 and 3 threads equals the oracle of `algorithm` bit for bit.
+fn check_conv(algorithm: ConvAlgorithm, n: usize, g: &Conv2dGeom, bias: bool, seed: u32) {
+    let [oh, ow] = g.output().expect("geometry");
+    let macs = n * g.out_channels * g.depth() * oh * ow;
+    assert!(
+        macs >= CONV2D_PAR_MIN_MACS,
+        "{g:?} is below the split threshold"
+    );
+    let x = values(n * g.in_channels * g.window.input_plane(), seed);
+    let wt = values(g.out_channels * g.depth(), seed + 1);
+    let b = bias.then(|| values(g.out_channels, seed + 2));
+    let mut want = vec![f32::NAN; n * g.out_channels * oh * ow];
+    match algorithm {
+        ConvAlgorithm::Direct => reference_conv2d(&x, n, g, &wt, b.as_deref(), &mut want),
+        ConvAlgorithm::Winograd => {
+            reference_winograd_conv2d(&x, n, g, &wt, b.as_deref(), &mut want)
+        }
+    }
+    .expect("oracle");
+    for kind in runnable() {
+        for threads in [1, 2, 3] {
+            let mut got = vec![f32::NAN; want.len()];
+            on(threads, || {
+                conv2d_using(algorithm, kind, &x, n, g, &wt, b.as_deref(), &mut got)
+            })
+            .expect("conv");
+            let what = format!(
+                "{} {} n {n} {threads} threads",
+                algorithm.name(),
+                kind.name()
+            );
+            assert_bits(&got, &want, &what);
+        }
+    }
+}
+
+#[test]
+fn direct_conv_is_the_same_on_any_pool() {
+    // one image: channel tasks (30 channels: 15 + 15, 10 + 10 + 10), 16-output tile tails
+    let g = Conv2dGeom::new(8, 30, ConvWindow::new([40, 37], [5, 5]).padding([2, 2]));
+    check_conv(ConvAlgorithm::Direct, 1, &g, true, 1);
+    // stride 2, dilation, several images (image tasks with 3 threads: 2 + 2 + 1 ...)
+    let g = Conv2dGeom::new(
+        12,
+        19,
+        ConvWindow::new([45, 43], [3, 3])
+            .stride([2, 2])
+            .padding([1, 2])
+            .dilation([2, 1]),
+    );
+    check_conv(ConvAlgorithm::Direct, 5, &g, false, 2);
+}
+
+#[test]
+fn winograd_conv_is_the_same_on_any_pool() {
+    // one image: channel tasks, odd output sizes (tiles half outside the plane)
+    let g = Conv2dGeom::new(16, 27, ConvWindow::new([33, 35], [3, 3]).padding([1, 1]));
+    check_conv(ConvAlgorithm::Winograd, 1, &g, true, 3);
+    // image tasks whose 64-tile blocks no longer span the same images
+    let g = Conv2dGeom::new(20, 17, ConvWindow::new([21, 19], [3, 3]));
+    check_conv(ConvAlgorithm::Winograd, 7, &g, true, 4);
+}
+
+/// The depthwise kernels on 1, 2 and 3 threads (both entry points) equal the oracle.
+fn check_depthwise(n: usize, g: &DepthwiseGeom, bias: bool, seed: u32) {
+    let [oh, ow] = g.output().expect("geometry");
+    let macs = n * g.channels * g.window.taps() * oh * ow;
+    assert!(
+        macs >= DEPTHWISE_PAR_MIN_MACS,
+        "{g:?} is below the split threshold"
+    );
+    let x = values(n * g.channels * g.window.input_plane(), seed);
+    let wt = values(g.channels * g.window.taps(), seed + 1);
+    let b = bias.then(|| values(g.channels, seed + 2));
+    let mut want = vec![f32::NAN; n * g.channels * oh * ow];
+    reference_depthwise_conv2d(&x, n, g, &wt, b.as_deref(), &mut want).expect("oracle");
+    for threads in [1, 2, 3] {
+        for kind in runnable() {
+            let mut got = vec![f32::NAN; want.len()];
+            on(threads, || {
+                depthwise_conv2d_with(kind, &x, n, g, &wt, b.as_deref(), &mut got)
+            })
+            .expect("depthwise");
+            assert_bits(
+                &got,
+                &want,
+                &format!("{} n {n} {threads} threads", kind.name()),
+            );
+        }
+        let got = on(threads, || {
+            depthwise_conv2d_vec(&x, n, g, &wt, b.as_deref())
+        })
+        .expect("depthwise vec");
+        assert_bits(&got, &want, &format!("vec n {n} {threads} threads"));
+    }
+}
+
+#[test]
+fn depthwise_conv_is_the_same_on_any_pool() {
+    // one image, 3 x 3 stride 1 (the in-place AVX-512 planes), rows off the vector width
+    let g = DepthwiseGeom::new(21, ConvWindow::new([101, 99], [3, 3]).padding([1, 1]));
+    check_depthwise(1, &g, true, 5);
+    // several images, 5 x 5 stride 2
+    let g = DepthwiseGeom::new(
+        13,
+        ConvWindow::new([61, 59], [5, 5])
+            .stride([2, 2])
+            .padding([2, 2]),
+    );
+    check_depthwise(5, &g, false, 6);
+    // dilated (the padded-copy row kernels)
+    let g = DepthwiseGeom::new(
+        9,
+        ConvWindow::new([90, 87], [3, 3])
+            .padding([2, 2])
+            .dilation([2, 2]),
+    );
+    check_depthwise(2, &g, true, 7);
+}
