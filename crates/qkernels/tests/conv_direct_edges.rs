@@ -125,11 +125,24 @@ proptest! {
 /// one pair, on inputs of 255 or 0): the AVX-512 kernel takes its pair-saturating product
 /// and saturates where the oracle does; with weights in −64..=63 no pair can saturate and
 /// it takes an exact product (the column one on 3×3 windows). Both equal the oracle (3×3 and 5×5, stride 1 and 2, channel
-/// counts with zmm, masked zmm and ymm blocks).
+/// counts with zmm, masked zmm and ymm blocks, and 144 = 2·64 + 16 with odd and even
+/// interior pixel counts and a clamped activation: the `asm!` loops of whole zmm blocks
+/// and 16-channel tails).
 #[test]
 fn depthwise_pair_saturation_and_the_exact_product() {
-    for (c, k, stride) in [(8, 3, 1), (40, 3, 2), (72, 5, 1), (144, 3, 1), (96, 5, 2)] {
-        let g = ConvGeometry::new(1, c, c, c, &[7, 9], &[k, k])
+    for (c, k, stride, w, act) in [
+        (8, 3, 1, 9, Activation::None),
+        (40, 3, 2, 9, Activation::None),
+        (72, 5, 1, 9, Activation::None),
+        (144, 3, 1, 9, Activation::None),
+        (144, 3, 1, 10, Activation::Relu6),
+        (144, 3, 1, 3, Activation::None),
+        (144, 3, 1, 4, Activation::Relu6),
+        (144, 3, 2, 11, Activation::Relu),
+        (144, 3, 2, 13, Activation::None),
+        (96, 5, 2, 9, Activation::None),
+    ] {
+        let g = ConvGeometry::new(1, c, c, c, &[7, w], &[k, k])
             .and_then(|g| g.with_stride(&[stride, stride]))
             .and_then(|g| g.with_padding(&[k / 2, k / 2]))
             .expect("valid geometry");
@@ -154,7 +167,7 @@ fn depthwise_pair_saturation_and_the_exact_product() {
             out_scale: 0.5,
             out_zero_point: 120,
             bias: None,
-            activation: Activation::None,
+            activation: act,
         };
         // the exact product runs per input column on 3×3 windows, per pixel on 5×5 ones
         let exact = if k == 3 {

@@ -99,9 +99,15 @@ fn direct_conv_is_the_same_on_any_pool() {
 
 #[test]
 fn winograd_conv_is_the_same_on_any_pool() {
-    // one image: channel tasks, odd output sizes (tiles half outside the plane)
+    // one image: bands of output rows, odd output sizes (tiles half outside the plane)
     let g = Conv2dGeom::new(16, 27, ConvWindow::new([33, 35], [3, 3]).padding([1, 1]));
     check_conv(ConvAlgorithm::Winograd, 1, &g, true, 3);
+    // one image with fewer tiles than output channels: channel tasks
+    let g = Conv2dGeom::new(64, 130, ConvWindow::new([13, 14], [3, 3]).padding([1, 1]));
+    check_conv(ConvAlgorithm::Winograd, 1, &g, false, 9);
+    // two images on 3 threads: bands of output rows; vertical padding 2, none across
+    let g = Conv2dGeom::new(16, 21, ConvWindow::new([30, 27], [3, 3]).padding([2, 0]));
+    check_conv(ConvAlgorithm::Winograd, 2, &g, true, 8);
     // image tasks whose 64-tile blocks no longer span the same images
     let g = Conv2dGeom::new(20, 17, ConvWindow::new([21, 19], [3, 3]));
     check_conv(ConvAlgorithm::Winograd, 7, &g, true, 4);

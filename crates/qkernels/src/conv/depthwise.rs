@@ -287,7 +287,7 @@ fn accumulate_for(
 #[cfg(target_arch = "x86_64")]
 enum Rows<'a> {
     /// `depthwise_avx512` (weights packed for the `Avx512Vnni` family).
-    Avx512(RowKernel512),
+    Avx512(RowKernel512<'a>),
     /// `depthwise_avx2` (every other x86 family but the scalar one).
     Avx2(RowKernel<'a>),
 }

@@ -33,6 +33,7 @@
 
 use super::depthwise_avx2::RowTaps;
 use super::depthwise_lanes::{Lanes, Ymm, Ymm2, Zmm};
+use super::depthwise_pairs9 as pairs9;
 use super::geometry::ConvGeometry;
 use super::pack::DepthwiseWeights;
 use crate::gemm::Stage;
@@ -130,16 +131,98 @@ pub(crate) enum Product {
     Cols,
 }
 
+/// The weight vectors of the blocks for `product` (`units` vectors of each block's width
+/// per block, from the `[tap][O]` weights `w`), in the order the products read them.
+fn weight_layout(w: &[i16], o: usize, taps: usize, product: Product, blocks: &[Block]) -> Vec<i8> {
+    let padded = blocks.last().map_or(0, |b| b.c0 + b.width);
+    let units = RowKernel512::units(taps, product);
+    let pairs = taps / 2;
+    let mut wv = vec![0i8; padded * units];
+    // the values are i8 weights widened to i16, so narrowing back is exact
+    let wt = |t: usize, c: usize| -> i8 { if c < o { w[t * o + c] as i8 } else { 0 } };
+    for b in blocks {
+        // the block's weight vectors, `units` of `width` bytes
+        let bw = &mut wv[b.c0 * units..(b.c0 + b.width) * units];
+        let mut vecs = bw.chunks_exact_mut(b.width);
+        if product == Product::Cols {
+            // per kernel column tx and accumulator j: dword e of lane L is channel
+            // 16L + 4j + e, bytes (w[tx], w[3 + tx], w[6 + tx], 0) (the three rows)
+            for tx in 0..3 {
+                for j in 0..4 {
+                    let v = vecs.next().expect("units");
+                    for (i, x) in v.iter_mut().enumerate() {
+                        if i % 4 < 3 {
+                            *x = wt(3 * (i % 4) + tx, b.c0 + acc_channel(j, i / 4));
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        if product == Product::Pairs {
+            // per pair, the low and high byte unpacks: word i of lane L is channel
+            // 16L + i (low) or 16L + 8 + i (high), bytes (w[2p], w[2p + 1])
+            for p in 0..pairs {
+                for half in 0..2 {
+                    let v = vecs.next().expect("units");
+                    for (i, x) in v.iter_mut().enumerate() {
+                        let c = b.c0 + 16 * (i / 16) + 8 * half + (i % 16) / 2;
+                        *x = wt(2 * p + i % 2, c);
+                    }
+                }
+            }
+        } else {
+            // per two pairs and accumulator j: dword e of lane L is channel
+            // 16L + 4j + e, bytes (w[2p], w[2p + 1], w[2p + 2], w[2p + 3])
+            for g in 0..pairs.div_ceil(2) {
+                for j in 0..4 {
+                    let v = vecs.next().expect("units");
+                    for (i, x) in v.iter_mut().enumerate() {
+                        let t = 4 * g + i % 4;
+                        if t < 2 * pairs {
+                            *x = wt(t, b.c0 + acc_channel(j, i / 4));
+                        }
+                    }
+                }
+            }
+        }
+        if taps % 2 == 1 {
+            // the odd last tap: for accumulator j the weight in byte j of each dword
+            // (the byte `lone_ctl` puts there)
+            for j in 0..4 {
+                let v = vecs.next().expect("units");
+                for (i, x) in v.iter_mut().enumerate().skip(j).step_by(4) {
+                    *x = wt(taps - 1, b.c0 + acc_channel(j, i / 4));
+                }
+            }
+        }
+        if b.paired {
+            // lane 1 (the second pixel) takes lane 0's channels: channels ≥ 16 are
+            // beyond the block's n ≤ 16, so lane 1 held zeros
+            for v in bw.chunks_exact_mut(32) {
+                v.copy_within(..16, 16);
+            }
+        }
+    }
+    wv
+}
+
+/// 64 bytes on a cache line (the `asm!` loops' per-channel vectors are loaded whole).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(super) struct Line(pub [u32; 16]);
+
 /// Per-call constants of the AVX-512 row kernel; vectors in accumulator order per block.
-pub(crate) struct RowKernel512 {
+pub(crate) struct RowKernel512<'a> {
     pub(super) o: usize,
     taps: usize,
     pub(super) product: Product,
     blocks: Vec<Block>,
-    /// Weight vectors per block (`units` vectors of the block's width), see [`Self::units`].
-    pub(super) w: Vec<i8>,
+    /// Weight vectors per block (`units` vectors of the block's width), see [`Self::units`]
+    /// (built once per product and kept in the packed weights' layouts).
+    pub(super) w: &'a [i8],
     /// The `vpshufb` control of the odd last tap.
-    lone_ctl: [i8; 64],
+    pub(super) lone_ctl: [i8; 64],
     pub(super) init: Vec<i32>,
     pub(super) mult: Vec<f32>,
     pub(super) bias_a: Vec<f32>,
@@ -147,6 +230,11 @@ pub(crate) struct RowKernel512 {
     /// `bias_a·bias_b` when every channel's product is exact in f32 (per-channel qparams:
     /// `bias_a` is 1 or both are 0), so `fma(bias_a, bias_b, x)` is `x + bias_ab`.
     pub(super) bias_ab: Option<Vec<f32>>,
+    /// With the folded bias on the pair-saturating 3×3 product (the `asm!` interior loops,
+    /// [`super::depthwise_pairs9`]): per block from word `3·c0`, as raw 32-bit words, its
+    /// `width` accumulator starts (i32), bias values and multipliers (f32), one pointer
+    /// for all.
+    pub(super) epi: Option<Vec<Line>>,
     /// The activation zero point (the padding value).
     pub(super) za: u8,
     /// Horizontal stride and left padding (the column kernel's).
@@ -157,14 +245,14 @@ pub(crate) struct RowKernel512 {
     pub(super) hi: i32,
 }
 
-impl RowKernel512 {
+impl<'a> RowKernel512<'a> {
     /// The kernel for `w` (symmetric weights) with activation zero point `za`, pairs
     /// saturated as fbgemm's if `saturate` (and some pair can saturate), or `None` when
     /// the CPU lacks the `Avx512Vnni` level, the weights are asymmetric or the stage is not
     /// a requantization.
     pub(crate) fn new(
         g: &ConvGeometry,
-        w: &DepthwiseWeights,
+        w: &'a DepthwiseWeights,
         za: i32,
         stage: &Stage,
         saturate: bool,
@@ -182,16 +270,15 @@ impl RowKernel512 {
             b.paired = b.width == 32 && b.n <= 16 && product != Product::Cols;
         }
         let padded = blocks.last().map_or(0, |b| b.c0 + b.width);
-        let units = Self::units(taps, product);
-        let pairs = taps / 2;
+        // the weight vectors, built on the first call for this product and kept with the
+        // packed weights
+        let wv = w.layouts.0[product as usize]
+            .get_or_init(|| weight_layout(&w.w, o, taps, product, &blocks));
         // per-channel vectors: entry c0 + j·(width/4) + i of a block is the channel
         // acc_channel(j, i) of accumulator j (zero for channels ≥ O)
         let mut init = vec![0i32; padded];
         let (mut mult, mut bias_a, mut bias_b) =
             (vec![0f32; padded], vec![0f32; padded], vec![0f32; padded]);
-        let mut wv = vec![0i8; padded * units];
-        // the values are i8 weights widened to i16, so narrowing back is exact
-        let wt = |t: usize, c: usize| -> i8 { if c < o { w.w[t * o + c] as i8 } else { 0 } };
         for b in &blocks {
             let q = b.width / 4;
             for j in 0..4 {
@@ -206,67 +293,8 @@ impl RowKernel512 {
                     }
                 }
             }
-            // the block's weight vectors, `units` of `width` bytes
-            let bw = &mut wv[b.c0 * units..(b.c0 + b.width) * units];
-            let mut vecs = bw.chunks_exact_mut(b.width);
-            if product == Product::Cols {
-                // per kernel column tx and accumulator j: dword e of lane L is channel
-                // 16L + 4j + e, bytes (w[tx], w[3 + tx], w[6 + tx], 0) (the three rows)
-                for tx in 0..3 {
-                    for j in 0..4 {
-                        let v = vecs.next().expect("units");
-                        for (i, x) in v.iter_mut().enumerate() {
-                            if i % 4 < 3 {
-                                *x = wt(3 * (i % 4) + tx, b.c0 + acc_channel(j, i / 4));
-                            }
-                        }
-                    }
-                }
-                continue;
-            }
-            if saturate {
-                // per pair, the low and high byte unpacks: word i of lane L is channel
-                // 16L + i (low) or 16L + 8 + i (high), bytes (w[2p], w[2p + 1])
-                for p in 0..pairs {
-                    for half in 0..2 {
-                        let v = vecs.next().expect("units");
-                        for (i, x) in v.iter_mut().enumerate() {
-                            let c = b.c0 + 16 * (i / 16) + 8 * half + (i % 16) / 2;
-                            *x = wt(2 * p + i % 2, c);
-                        }
-                    }
-                }
-            } else {
-                // per two pairs and accumulator j: dword e of lane L is channel
-                // 16L + 4j + e, bytes (w[2p], w[2p + 1], w[2p + 2], w[2p + 3])
-                for g in 0..pairs.div_ceil(2) {
-                    for j in 0..4 {
-                        let v = vecs.next().expect("units");
-                        for (i, x) in v.iter_mut().enumerate() {
-                            let t = 4 * g + i % 4;
-                            if t < 2 * pairs {
-                                *x = wt(t, b.c0 + acc_channel(j, i / 4));
-                            }
-                        }
-                    }
-                }
-            }
-            if taps % 2 == 1 {
-                // the odd last tap: for accumulator j the weight in byte j of each dword
-                // (the byte `lone_ctl` puts there)
-                for j in 0..4 {
-                    let v = vecs.next().expect("units");
-                    for (i, x) in v.iter_mut().enumerate().skip(j).step_by(4) {
-                        *x = wt(taps - 1, b.c0 + acc_channel(j, i / 4));
-                    }
-                }
-            }
             if b.paired {
-                // lane 1 (the second pixel) takes lane 0's channels: channels ≥ 16 are
-                // beyond the block's n ≤ 16, so lane 1 held zeros
-                for v in bw.chunks_exact_mut(32) {
-                    v.copy_within(..16, 16);
-                }
+                // lane 1 (the second pixel) takes lane 0's channels
                 for j in 0..4 {
                     let at = b.c0 + j * 8;
                     init.copy_within(at..at + 4, at + 4);
@@ -284,7 +312,30 @@ impl RowKernel512 {
                 let p = f64::from(r.bias_a[c]) * f64::from(r.bias_b[c]);
                 f64::from(p as f32) == p
             })
-            .then(|| bias_a.iter().zip(&bias_b).map(|(a, b)| a * b).collect());
+            .then(|| {
+                bias_a
+                    .iter()
+                    .zip(&bias_b)
+                    .map(|(a, b)| a * b)
+                    .collect::<Vec<f32>>()
+            });
+        let epi = bias_ab
+            .as_ref()
+            .filter(|_| saturate && taps == 9)
+            .map(|ab| {
+                let mut e = vec![0u32; 3 * padded];
+                for b in &blocks {
+                    let (c, n) = (b.c0, b.width);
+                    for i in 0..n {
+                        e[3 * c + i] = init[c + i] as u32;
+                        e[3 * c + n + i] = ab[c + i].to_bits();
+                        e[3 * c + 2 * n + i] = mult[c + i].to_bits();
+                    }
+                }
+                e.chunks_exact(16)
+                    .map(|c| Line(c.try_into().expect("16 words")))
+                    .collect()
+            });
         Some(RowKernel512 {
             o,
             taps,
@@ -297,6 +348,7 @@ impl RowKernel512 {
             bias_a,
             bias_b,
             bias_ab,
+            epi,
             za: za as u8,
             sx: g.stride[2],
             px: g.padding[2],
@@ -572,7 +624,18 @@ unsafe fn row_block<
             single(x, tab.add(x * nt), 0);
         }
         let vecs = (b - a) / L::PX;
-        if vecs > 0 {
+        // whole zmm blocks of the pair-saturating 3×3 product with the folded bias at
+        // stride 1 or 2, and whole 16-channel tails (pixel pairs, two per ymm): the `asm!`
+        // interior loops (the same operations in fixed registers; one asm call per border
+        // pixel instead of `single` was slower, 86 → 94 µs on 1,144,56)
+        let asm9 = T == 9 && SAT && FULL && ADD && k.epi.is_some();
+        if vecs > 0 && asm9 && L::PX == 2 {
+            pairs9::interior_pairs::<CLAMP>(k, c0, &taps.bases, step, vecs, dst(a));
+        } else if vecs > 0 && asm9 && L::W == 64 && k.sx == 1 {
+            pairs9::interior::<1, CLAMP>(k, c0, &taps.bases, vecs, dst(a));
+        } else if vecs > 0 && asm9 && L::W == 64 && k.sx == 2 {
+            pairs9::interior::<2, CLAMP>(k, c0, &taps.bases, vecs, dst(a));
+        } else if vecs > 0 {
             // Software-pipelined: the epilogue of vector v − 1 is interleaved with the
             // accumulation of vector v, so the scheduler always holds ready work (a pixel's
             // chain from the tap loads to the store is ~50 cycles; in sequence the vector

@@ -66,6 +66,8 @@ mod depthwise_avx512;
 mod depthwise_cols;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_lanes;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_pairs9;
 mod error;
 mod geometry;
 mod implicit;

@@ -31,6 +31,34 @@ pub(crate) struct DepthwiseWeights {
     /// The same pairs as i16 for `vpmaddwd`: per block and pair, four vectors of eight
     /// channels in accumulator order ([`dw_lane_channel`]).
     pub pairs16: Vec<i16>,
+    /// The AVX-512 row kernel's weight vectors, built on first use (one per product).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub layouts: Layouts,
+}
+
+/// Weight layouts a kernel derives from the packed weights on its first call and keeps
+/// with them (the AVX-512 depthwise row kernel's, one per product, indexed by it), so calls
+/// do not rebuild them. A cache, not part of the weights' value: every two compare equal,
+/// a clone starts empty.
+#[derive(Default)]
+pub(crate) struct Layouts(pub [std::sync::OnceLock<Vec<i8>>; 3]);
+
+impl Clone for Layouts {
+    fn clone(&self) -> Self {
+        Layouts::default()
+    }
+}
+
+impl PartialEq for Layouts {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Layouts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Layouts")
+    }
 }
 
 /// Channels of one vector block of the depthwise row kernel.
@@ -247,6 +275,7 @@ impl PackedConvWeights {
             Form::Depthwise(DepthwiseWeights {
                 pairs8,
                 pairs16,
+                layouts: Layouts::default(),
                 w,
                 col_offsets,
                 zero_points,

@@ -39,7 +39,7 @@ const TASKS_PER_THREAD: usize = 2;
 const MIN_CHANNELS: usize = 8;
 
 /// `m` cut into `parts` ranges `(start, len)` of near-equal length.
-fn even(m: usize, parts: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(super) fn even(m: usize, parts: usize) -> impl Iterator<Item = (usize, usize)> {
     let (base, extra) = (m / parts, m % parts);
     (0..parts).map(move |t| (t * base + t.min(extra), base + usize::from(t < extra)))
 }
@@ -106,16 +106,28 @@ where
     let mut items = Vec::with_capacity(parts.len());
     let mut rest = out;
     let mut at = 0;
-    for (i, p) in parts.iter().enumerate() {
+    for p in parts {
         let r = p.range(channels, plane);
         let (_, tail) = rest.split_at_mut(r.start - at);
         let (mine, tail) = tail.split_at_mut(r.len());
-        items.push((i, *p, mine));
+        items.push((*p, mine));
         (rest, at) = (tail, r.end);
     }
+    for_each_fallible(items, |(p, o)| call(p, o))
+}
+
+/// Runs `call(item)` for every item on the current pool; returns the first error in item
+/// order.
+pub(super) fn for_each_fallible<T, E, F>(items: Vec<T>, call: F) -> Result<(), E>
+where
+    T: Send,
+    E: Send,
+    F: Fn(T) -> Result<(), E> + Sync + Send,
+{
     let first_error: Mutex<Option<(usize, E)>> = Mutex::new(None);
-    par::for_each_item(items, |(i, p, o)| {
-        if let Err(e) = call(p, o) {
+    let items: Vec<(usize, T)> = items.into_iter().enumerate().collect();
+    par::for_each_item(items, |(i, item)| {
+        if let Err(e) = call(item) {
             let mut slot = first_error.lock().unwrap_or_else(|e| e.into_inner());
             if slot.as_ref().is_none_or(|(j, _)| i < *j) {
                 *slot = Some((i, e));

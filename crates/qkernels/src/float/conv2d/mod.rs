@@ -36,6 +36,7 @@
 //! # Ok::<(), qkernels::float::FloatGemmError>(())
 //! ```
 
+mod bands;
 mod reference;
 mod scalar;
 mod winograd;
@@ -211,9 +212,10 @@ pub const CONV2D_PAR_MIN_MACS: usize = 1 << 22;
 
 /// [`conv2d`] by an explicitly chosen algorithm and family. Calls of at least
 /// [`CONV2D_PAR_MIN_MACS`] multiply-adds are split over the current rayon pool into tasks of
-/// whole images or (fewer images than threads) output-channel ranges, each a smaller
-/// [`conv2d_with`] / [`winograd_conv2d_with`] call; every output is the same chain in any
-/// task, so the bits do not depend on the pool's size. Errors as [`conv2d_with`] (direct) or
+/// whole images or (fewer images than threads) output-channel ranges, or for Winograd on
+/// images with more 2 × 2 tiles than output channels, bands of output rows (`bands.rs`), each
+/// a smaller [`conv2d_with`] / [`winograd_conv2d_with`] call; every output is the same chain
+/// in any task, so the bits do not depend on the pool's size. Errors as [`conv2d_with`] (direct) or
 /// [`winograd_conv2d_with`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_using(
@@ -234,15 +236,17 @@ pub fn conv2d_using(
     let [oh, ow] = check(x, n, g, weight, bias, out)?;
     let (cout, k, plane) = (g.out_channels, g.depth(), oh * ow);
     let macs = [n, cout, k].into_iter().fold(plane, usize::saturating_mul);
-    let parts = conv_tasks::plan(
-        n,
-        cout,
-        macs,
-        CONV2D_PAR_MIN_MACS,
-        rayon::current_num_threads(),
-    );
+    let threads = rayon::current_num_threads();
+    let parts = conv_tasks::plan(n, cout, macs, CONV2D_PAR_MIN_MACS, threads);
     if parts.len() <= 1 {
         return one(x, n, g, weight, bias, out);
+    }
+    if algorithm == ConvAlgorithm::Winograd && n < threads && winograd::applies(g) {
+        let rows = bands::bands([oh, ow], cout, n, threads);
+        if rows.len() > 1 {
+            bands::winograd_bands(kind, x, g, weight, bias, out, [oh, ow], &rows)?;
+            return Ok(kind);
+        }
     }
     let in_img = g.in_channels * g.window.input_plane();
     conv_tasks::run(&parts, cout, plane, out, |p, o| {
