@@ -142,64 +142,82 @@ fn depthwise_pair_saturation_and_the_exact_product() {
         (144, 3, 2, 13, Activation::None),
         (96, 5, 2, 9, Activation::None),
     ] {
-        let g = ConvGeometry::new(1, c, c, c, &[7, w], &[k, k])
-            .and_then(|g| g.with_stride(&[stride, stride]))
-            .and_then(|g| g.with_padding(&[k / 2, k / 2]))
-            .expect("valid geometry");
-        assert!(g.fbgemm_depthwise_saturates());
-        let mut next = stream(c as u64);
-        // mostly saturated pixels, so many pairs reach ±2¹⁵ in the saturating case
-        let input: Vec<u8> = (0..g.input_len())
-            .map(|_| match next() % 4 {
-                0 => next() as u8,
-                1 => 0,
-                _ => 255,
+        pair_saturation_case(c, k, stride, 7, w, act);
+    }
+}
+
+/// The same on pools of 1–3 threads, on a shape above the depthwise kernel's parallel
+/// threshold (rows split between the pool's threads).
+#[test]
+fn depthwise_pair_saturation_on_any_thread_count() {
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| pair_saturation_case(144, 3, 1, 18, 18, Activation::Relu6));
+    }
+}
+
+/// One case of [`depthwise_pair_saturation_and_the_exact_product`] on a `h × w` input.
+fn pair_saturation_case(c: usize, k: usize, stride: usize, h: usize, w: usize, act: Activation) {
+    let g = ConvGeometry::new(1, c, c, c, &[h, w], &[k, k])
+        .and_then(|g| g.with_stride(&[stride, stride]))
+        .and_then(|g| g.with_padding(&[k / 2, k / 2]))
+        .expect("valid geometry");
+    assert!(g.fbgemm_depthwise_saturates());
+    let mut next = stream(c as u64);
+    // mostly saturated pixels, so many pairs reach ±2¹⁵ in the saturating case
+    let input: Vec<u8> = (0..g.input_len())
+        .map(|_| match next() % 4 {
+            0 => next() as u8,
+            1 => 0,
+            _ => 255,
+        })
+        .collect();
+    let scales: Vec<f32> = (0..c).map(|i| 0.002 + i as f32 * 1e-5).collect();
+    let zps = vec![0; c];
+    let q = WeightQParams::PerChannel {
+        scales: &scales,
+        zero_points: &zps,
+    };
+    let p = Requantize {
+        act_scale: 0.02,
+        out_scale: 0.5,
+        out_zero_point: 120,
+        bias: None,
+        activation: act,
+    };
+    // the exact product runs per input column on 3×3 windows, per pixel on 5×5 ones
+    let exact = if k == 3 {
+        "avx512-cols"
+    } else {
+        "avx512-exact"
+    };
+    for (saturating, product) in [(true, "avx512-pairs"), (false, exact)] {
+        let weights: Vec<i8> = (0..c * k * k)
+            .map(|_| {
+                let v = next() as i8;
+                match (saturating, next() % 3) {
+                    (true, 0) => 127,
+                    (true, 1) => -128,
+                    (true, _) => v,
+                    (false, _) => v / 2,
+                }
             })
             .collect();
-        let scales: Vec<f32> = (0..c).map(|i| 0.002 + i as f32 * 1e-5).collect();
-        let zps = vec![0; c];
-        let q = WeightQParams::PerChannel {
-            scales: &scales,
-            zero_points: &zps,
-        };
-        let p = Requantize {
-            act_scale: 0.02,
-            out_scale: 0.5,
-            out_zero_point: 120,
-            bias: None,
-            activation: act,
-        };
-        // the exact product runs per input column on 3×3 windows, per pixel on 5×5 ones
-        let exact = if k == 3 {
-            "avx512-cols"
-        } else {
-            "avx512-exact"
-        };
-        for (saturating, product) in [(true, "avx512-pairs"), (false, exact)] {
-            let weights: Vec<i8> = (0..c * k * k)
-                .map(|_| {
-                    let v = next() as i8;
-                    match (saturating, next() % 3) {
-                        (true, 0) => 127,
-                        (true, 1) => -128,
-                        (true, _) => v,
-                        (false, _) => v / 2,
-                    }
-                })
-                .collect();
-            let want = reference::conv_u8s8(&g, &input, 0, &weights, q, p).expect("oracle");
-            for kind in KernelKind::all_runnable() {
-                if kind.saturates_pairs() {
-                    continue;
-                }
-                let w = PackedConvWeights::pack(&weights, &g, q, kind).expect("pack");
-                if kind == KernelKind::Avx512Vnni {
-                    assert_eq!(conv::depthwise_kernel(&g, &w), Some(product), "{g:?}");
-                }
-                let mut got = vec![0u8; want.len()];
-                conv::conv_u8s8(&g, &input, 0, &w, p, &mut got).expect("conv");
-                assert_eq!(got, want, "kind {kind} saturating {saturating} {g:?}");
+        let want = reference::conv_u8s8(&g, &input, 0, &weights, q, p).expect("oracle");
+        for kind in KernelKind::all_runnable() {
+            if kind.saturates_pairs() {
+                continue;
             }
+            let w = PackedConvWeights::pack(&weights, &g, q, kind).expect("pack");
+            if kind == KernelKind::Avx512Vnni {
+                assert_eq!(conv::depthwise_kernel(&g, &w), Some(product), "{g:?}");
+            }
+            let mut got = vec![0u8; want.len()];
+            conv::conv_u8s8(&g, &input, 0, &w, p, &mut got).expect("conv");
+            assert_eq!(got, want, "kind {kind} saturating {saturating} {g:?}");
         }
     }
 }
