@@ -81,11 +81,14 @@ fn families_equal_the_oracle_on_benchmark_like_shapes() {
         (1, 5, 70, 30, 31, 0),
         (2, 33, 7, 7, 130, 1),
         (1, 3, 13, 3, 3, 0),
-        // output-channel-major on AVX-512 (module doc): the 1,256,14,256 layer, a
-        // last group of 3 panels with 12 padding channels, 35 channels over 18 tiles
+        // output-channel-major on AVX-512 (module doc), one block of tiles (the weight
+        // transformed per 64 channels): the 1,256,14,256 layer, a last group of 3
+        // panels with 12 padding channels, 35 channels over 18 tiles
         (1, 256, 256, 14, 14, 1),
         (1, 24, 100, 6, 5, 1),
         (2, 19, 35, 5, 6, 1),
+        // the same over 100 tiles (two blocks: the weight transformed once up front)
+        (1, 20, 80, 20, 20, 1),
     ];
     for (seed, &(n, ci, co, h, w, p)) in shapes.iter().enumerate() {
         check_families(

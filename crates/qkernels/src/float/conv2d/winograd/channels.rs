@@ -18,14 +18,16 @@ use crate::fp16::avx512::Avx512;
 type Taps = [[f32; L]; 9];
 type Taps16 = [[f32; L]; 9 * L];
 
-/// The transformed weight: `u[ξ·stride + c·ldo + o] = U_ξ` of filter `(o, c)` of `weight`
-/// (`cout × cin` filters of 9 taps, PyTorch's layout), zero for `cout ≤ o < ldo`, 16 output
-/// channels at a time, their taps `9·cin` floats apart made tap-major by `block` for 16 input
-/// channels at a time and by `gather` for the last `cin mod 16`.
+/// The transformed weight of the output channels `lo .. hi`: `u[ξ·stride + c·ldo + o - lo] =
+/// U_ξ` of filter `(o, c)` of `weight` (`cout × cin` filters of 9 taps, PyTorch's layout),
+/// zero for `o ≥ cout`, 16 output channels at a time, their taps `9·cin` floats apart made
+/// tap-major by `block` for 16 input channels at a time and by `gather` for the last
+/// `cin mod 16`.
 #[inline(always)]
 fn weight_body(
     weight: &[f32],
     [cin, cout]: [usize; 2],
+    [lo, hi]: [usize; 2],
     [ldo, stride]: [usize; 2],
     u: &mut [f32],
     (gather, block): (
@@ -33,17 +35,18 @@ fn weight_body(
         impl Fn(&[f32], usize, &mut Taps16),
     ),
 ) {
-    assert!(ldo.is_multiple_of(L) && cout <= ldo && cin * ldo <= stride);
+    assert!(lo.is_multiple_of(L) && lo <= hi && hi - lo <= ldo && hi <= cout.next_multiple_of(L));
+    assert!(ldo.is_multiple_of(L) && cin * ldo <= stride);
     assert!(weight.len() >= cout * cin * 9 && (XI - 1) * stride + cin * ldo <= u.len());
     let mut store = |c: usize, o0: usize, g: &Taps| {
         for (x, vals) in filters_lanes(g).iter().enumerate() {
-            let at = x * stride + c * ldo + o0;
+            let at = x * stride + c * ldo + o0 - lo;
             let dst: &mut [f32; L] = (&mut u[at..at + L]).try_into().expect("16 values");
             *dst = *vals;
         }
     };
     let mut taps = [[0.0f32; L]; 9 * L];
-    for o0 in (0..ldo).step_by(L) {
+    for o0 in (lo..hi).step_by(L) {
         let n = L.min(cout.saturating_sub(o0));
         let mut c = 0;
         if n == L {
@@ -137,7 +140,13 @@ fn output_body(m: &[f32], [ldo, xs]: [usize; 2], s: OutTiles<'_>) {
 }
 
 #[target_feature(enable = "avx512f")]
-fn weight_avx512(weight: &[f32], shape: [usize; 2], strides: [usize; 2], u: &mut [f32]) {
+fn weight_avx512(
+    weight: &[f32],
+    shape: [usize; 2],
+    chans: [usize; 2],
+    strides: [usize; 2],
+    u: &mut [f32],
+) {
     // SAFETY: this function runs only where AVX-512F was detected (`weight`'s proof).
     let gather = |s: &[f32], stride, g: &mut Taps| unsafe {
         super::x86_64::gather_taps_strided(s, stride, g)
@@ -145,7 +154,7 @@ fn weight_avx512(weight: &[f32], shape: [usize; 2], strides: [usize; 2], u: &mut
     // SAFETY: as above.
     let block =
         |s: &[f32], stride, g: &mut Taps16| unsafe { super::x86_64::transpose_taps(s, stride, g) };
-    weight_body(weight, shape, strides, u, (gather, block))
+    weight_body(weight, shape, chans, strides, u, (gather, block))
 }
 
 #[target_feature(enable = "avx512f")]
@@ -153,17 +162,19 @@ fn output_avx512(m: &[f32], strides: [usize; 2], s: OutTiles<'_>) {
     output_body(m, strides, s)
 }
 
-/// The weight transform into the channel-major layout (module doc) for `[cin, cout]`
-/// filters and `[ldo, stride]`.
+/// The weight transform into the channel-major layout (module doc) of the output channels
+/// `chans = [lo, hi]` of `[cin, cout]` filters (`U_ξ` of filter `(o, c)` at
+/// `ξ·stride + c·ldo + o - lo` for `[ldo, stride]`; zero for `o ≥ cout`).
 pub(super) fn weight(
     _cpu: &Avx512,
     weight: &[f32],
     shape: [usize; 2],
+    chans: [usize; 2],
     strides: [usize; 2],
     u: &mut [f32],
 ) {
     // SAFETY: an `Avx512` exists only after AVX-512F was detected.
-    unsafe { weight_avx512(weight, shape, strides, u) }
+    unsafe { weight_avx512(weight, shape, chans, strides, u) }
 }
 
 /// The output transform of one segment in up to 16 channels from `m` (`M_ξ` of the segment's

@@ -13,7 +13,10 @@
 //! Where that rounds a block's tiles up to 16 lanes wastefully (49 tiles of a 14 × 14 plane
 //! in 64 lanes), the AVX-512 family turns the products around: rows of up to 6 tiles × 64
 //! output channels, the weight and products output-channel-major ([`channels`]; the
-//! selection is [`Engine::layout`]).
+//! selection is [`Engine::layout`]). When such a call is a single block of tiles (planes up
+//! to 16 × 16), the weight is transformed 64 output channels at a time right before their
+//! products, so the transformed weight is read back from cache (1,512,7,512: 16 MB through
+//! memory took 4.6–4.8 ms, per group 2.3 ms).
 //!
 //! Every family computes the same operations in the same order (the transforms are one
 //! source compiled per family; each product is one fused multiply-add chain over `c` in
@@ -41,6 +44,11 @@ use crate::float::window::conv_error;
 
 /// Tiles per block: the transformed inputs and products of a block stay in L2.
 const BT: usize = SEG;
+
+/// Output channels per weight transform of the channel-major layout when the call is one
+/// block of tiles (4 zmm: one register tile's width).
+#[cfg(target_arch = "x86_64")]
+const GROUP: usize = 64;
 
 /// Row stride of the transformed inputs and products: a block's lanes plus room for the
 /// transforms' whole 16-lane steps.
@@ -157,14 +165,15 @@ enum Layout {
 }
 
 impl Engine {
-    /// The layout that computes fewer padding lanes for `tiles` tiles into `cout` channels
-    /// (the tile-major one when equal).
+    /// The layout that computes no more padding lanes for `tiles` tiles into `cout` channels
+    /// (on a tie the channel-major one: its weight transform is the faster, 1,256,7,256
+    /// 0.78 -> 0.53 ms, 1,64,56,64 1.44 -> 1.39 ms).
     fn layout(&self, tiles: usize, cout: usize) -> Layout {
         #[cfg(target_arch = "x86_64")]
         if let Gemm::Zmm(_) = self.gemm {
             let tile_lanes = tiles / BT * BT + (tiles % BT).next_multiple_of(16);
             let ldo = cout.next_multiple_of(16);
-            if tiles * ldo < tile_lanes * cout {
+            if tiles * ldo <= tile_lanes * cout {
                 return Layout::Channels(ldo);
             }
         }
@@ -173,24 +182,24 @@ impl Engine {
     }
 }
 
-/// `m[t·ldo + o] = Σ_c v[c·LD + t] · u[c·ldo + o]` (one chain per output) for the block's
-/// tiles `t` in the row tiles `tile_rows` and the `cout` channels `o` (rounded up to 16).
+/// `m[t·ldm + o] = Σ_c v[c·LD + t] · u[c·ldu + o]` (one chain per output) for the block's
+/// tiles `t` in the row tiles `tile_rows` and the channels `o < cols` (a multiple of 16).
 #[cfg(target_arch = "x86_64")]
 fn product_channels(
     z: &crate::fp16::avx512::Avx512,
-    u: &[f32],
+    (u, ldu): (&[f32], usize),
     v: &[f32],
-    [cin, cout, ldo]: [usize; 3],
+    [cin, cols]: [usize; 2],
     tile_rows: &[(usize, usize)],
-    m: &mut [f32],
+    (m, ldm): (&mut [f32], usize),
 ) {
     use crate::fp16::avx512::{MP, TileOut};
-    for o0 in (0..cout).step_by(16 * MP) {
-        let count = (cout - o0).div_ceil(16).min(MP);
+    for o0 in (0..cols).step_by(16 * MP) {
+        let count = ((cols - o0) / 16).min(MP);
         for &(t0, rows) in tile_rows {
             let out = TileOut {
-                out: &mut m[t0 * ldo + o0..],
-                ld: ldo,
+                out: &mut m[t0 * ldm + o0..],
+                ld: ldm,
                 first: true,
             };
             z.tile(
@@ -198,7 +207,7 @@ fn product_channels(
                 [1, LD],
                 rows,
                 &u[o0..],
-                [16, ldo],
+                [16, ldu],
                 count,
                 cin,
                 out,
@@ -300,8 +309,13 @@ pub fn winograd_conv2d_with(
     // one cache line between the 16 transformed weights, so that the transform's 16 store
     // streams do not fall into the same cache sets (their 2^k-float distance did: 1,256,14
     // took 0.15 ms longer)
+    let one_block = tiles <= BT;
     let (ustride, lm) = match layout {
         Layout::Tiles => (cout * cin + 16, XI * cout * LD),
+        // (one block of tiles: the weight of 64 channels at a time, right before their
+        // products, so that it is read back from L2 or L3 and not from memory)
+        #[cfg(target_arch = "x86_64")]
+        Layout::Channels(ldo) if one_block => (cin * ldo.min(GROUP) + 16, XI * BT * ldo),
         #[cfg(target_arch = "x86_64")]
         Layout::Channels(ldo) => (cin * ldo + 16, XI * BT * ldo),
     };
@@ -319,7 +333,9 @@ pub fn winograd_conv2d_with(
                 let Gemm::Zmm(z) = &engine.gemm else {
                     unreachable!("the channel-major layout is the AVX-512 tile's")
                 };
-                channels::weight(z, weight, [cin, cout], [ldo, ustride], u);
+                if !one_block {
+                    channels::weight(z, weight, [cin, cout], [0, ldo], [ldo, ustride], u);
+                }
             }
         }
         let offsets: Vec<usize> = (0..cin).map(|c| c * LD).collect();
@@ -372,11 +388,26 @@ pub fn winograd_conv2d_with(
                         unreachable!("the channel-major layout is the AVX-512 tile's")
                     };
                     let tile_rows = split_rows(nt, crate::fp16::avx512::MR);
-                    for (ui, (vi, mi)) in u
-                        .chunks_exact(ustride)
-                        .zip(v.chunks_exact(cin * LD).zip(m.chunks_exact_mut(BT * ldo)))
-                    {
-                        product_channels(z, ui, vi, [cin, cout, ldo], &tile_rows, mi);
+                    let (groups, ldu): (Vec<[usize; 2]>, usize) = if one_block {
+                        let starts = (0..ldo).step_by(GROUP);
+                        (
+                            starts.map(|o0| [o0, ldo.min(o0 + GROUP)]).collect(),
+                            GROUP.min(ldo),
+                        )
+                    } else {
+                        (vec![[0, ldo]], ldo)
+                    };
+                    for &[o0, o1] in &groups {
+                        if one_block {
+                            channels::weight(z, weight, [cin, cout], [o0, o1], [ldu, ustride], u);
+                        }
+                        for (ui, (vi, mi)) in u
+                            .chunks_exact(ustride)
+                            .zip(v.chunks_exact(cin * LD).zip(m.chunks_exact_mut(BT * ldo)))
+                        {
+                            let (u, m) = ((ui, ldu), (&mut mi[o0..], ldo));
+                            product_channels(z, u, vi, [cin, o1 - o0], &tile_rows, m);
+                        }
                     }
                     for s in &segs {
                         let image = &mut out[s.img * cout * plane_out..][..cout * plane_out];
