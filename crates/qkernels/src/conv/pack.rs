@@ -41,6 +41,7 @@ pub(crate) struct DepthwiseWeights {
 /// do not rebuild them. A cache, not part of the weights' value: every two compare equal,
 /// a clone starts empty.
 #[derive(Default)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86 kernels only
 pub(crate) struct Layouts(pub [std::sync::OnceLock<Vec<i8>>; 3]);
 
 impl Clone for Layouts {
