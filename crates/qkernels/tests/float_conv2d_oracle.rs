@@ -4,30 +4,12 @@
 
 mod float_support;
 
+use float_support::{runnable, values};
+
 use proptest::prelude::*;
 use qkernels::float::{
     Conv2dGeom, ConvWindow, DirectConvKernel, FloatGemmError, conv2d, conv2d_with, reference_conv2d,
 };
-
-/// Deterministic values in [-2, 2) (xorshift32).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 22) as f32 - 2.0
-        })
-        .collect()
-}
-
-fn runnable() -> Vec<DirectConvKernel> {
-    DirectConvKernel::ALL
-        .into_iter()
-        .filter(|k| k.is_runnable())
-        .collect()
-}
 
 /// Runs every runnable family and the oracle on one problem; asserts bit equality.
 fn check_families(n: usize, g: &Conv2dGeom, bias: bool, seed: u32) {

@@ -3,32 +3,16 @@
 //! bits of a 1-thread pool, and those are the oracle's, for every runnable family. Also the
 //! f32 GEMM with `Threads::Rayon` (qnn's 1 × 1 convolutions): the bits of `Threads::Single`.
 
+mod float_support;
+
+use float_support::{runnable, values};
+
 use qkernels::float::{
     CONV2D_PAR_MIN_MACS, Conv2dGeom, ConvAlgorithm, ConvWindow, DEPTHWISE_PAR_MIN_MACS,
-    DepthwiseGeom, DirectConvKernel, MatMut, MatRef, Threads, conv2d_using, depthwise_conv2d_vec,
+    DepthwiseGeom, MatMut, MatRef, Threads, conv2d_using, depthwise_conv2d_vec,
     depthwise_conv2d_with, reference_conv2d, reference_depthwise_conv2d, reference_winograd_conv2d,
     sgemm,
 };
-
-/// Deterministic values in [-2, 2) (xorshift32).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 22) as f32 - 2.0
-        })
-        .collect()
-}
-
-fn runnable() -> Vec<DirectConvKernel> {
-    DirectConvKernel::ALL
-        .into_iter()
-        .filter(|k| k.is_runnable())
-        .collect()
-}
 
 /// Runs `f` in a pool of exactly `threads` threads.
 fn on<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {

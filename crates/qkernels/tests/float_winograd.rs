@@ -6,31 +6,13 @@
 
 mod float_support;
 
+use float_support::{runnable, values};
+
 use proptest::prelude::*;
 use qkernels::float::{
     Conv2dGeom, ConvAlgorithm, ConvWindow, DirectConvKernel, FloatGemmError, conv2d, conv2d_using,
     reference_conv2d, reference_winograd_conv2d, winograd_conv2d_with,
 };
-
-/// Deterministic values in [-2, 2) (xorshift32).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 22) as f32 - 2.0
-        })
-        .collect()
-}
-
-fn runnable() -> Vec<DirectConvKernel> {
-    DirectConvKernel::ALL
-        .into_iter()
-        .filter(|k| k.is_runnable())
-        .collect()
-}
 
 /// A 3 × 3 stride-1 geometry.
 fn geom(ci: usize, co: usize, [h, w]: [usize; 2], [ph, pw]: [usize; 2]) -> Conv2dGeom {

@@ -1,5 +1,8 @@
-//! Shared by the float direct-conv oracle tests: the kernel family this CPU should pick,
-//! derived from the CPU features independently of `DirectConvKernel::best`.
+//! Shared by the float convolution tests (each binary uses a part): deterministic data, the
+//! runnable families, and the kernel family this CPU should pick, derived from the CPU
+//! features independently of `DirectConvKernel::best`.
+
+#![allow(dead_code)] // every test binary compiles this module and uses a part of it
 
 use qkernels::float::DirectConvKernel;
 
@@ -19,4 +22,25 @@ pub fn expected_direct_kernel() -> Option<DirectConvKernel> {
         });
     }
     None
+}
+
+/// Deterministic values in [-2, 2) (xorshift32).
+pub fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 22) as f32 - 2.0
+        })
+        .collect()
+}
+
+/// Every family this CPU can run.
+pub fn runnable() -> Vec<DirectConvKernel> {
+    DirectConvKernel::ALL
+        .into_iter()
+        .filter(|k| k.is_runnable())
+        .collect()
 }
