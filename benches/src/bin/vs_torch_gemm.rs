@@ -20,7 +20,7 @@
 //!   issue 5's "our fp32 is at least as fast as PyTorch's fp32" comparison:
 //!   `qnn::float::Linear::apply` itself (its per-row-count kernel choice included), in the
 //!   pool of that many threads (`gemm_f32_rows` splits large products over the pool; the
-//!   crate's blocked GEMM path stays on one thread).
+//!   crate's blocked GEMM path, for more rows, is cut into bands of rows over the pool).
 //! * `peak`: a register-only `vpdpbusd` zmm loop (1 thread); every GEMM line also carries its
 //!   `gops` (2·M·N·K / time) and `pct_peak` (against `threads ×` the 1-thread peak).
 //!

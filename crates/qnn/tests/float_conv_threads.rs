@@ -1,8 +1,8 @@
 //! The float convolution layers' forward and backward on rayon pools of 1, 2 and 3 threads
 //! give the same bits (direct, Winograd, depthwise, 1 × 1 GEMM one image and batched, grouped,
-//! transposed), on shapes large enough to be split.
+//! transposed), on shapes large enough to be split; so does Linear's forward.
 
-use qnn::float::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use qnn::float::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear};
 use qnn::init::Rng;
 use qnn::qtensor::Tensor;
 use qnn::{Module, Value};
@@ -106,4 +106,17 @@ fn backward_is_the_same_on_any_pool() {
     same_bits("conv transpose backward", || {
         gradients(&mut *conv.lock().unwrap(), &x)
     });
+}
+
+#[test]
+fn linear_forward_is_the_same_on_any_pool() {
+    // 257 rows: bands of rows with a short last band; 300 outputs (> 64, so it is split);
+    // with and without bias.
+    for bias in [true, false] {
+        let lin = Linear::new(512, 300, bias, &mut Rng::new(6));
+        let x = Tensor::from_fn(&[257, 512], |i| ((i * 37 % 101) as f32 - 50.0) / 25.0);
+        same_bits(&format!("Linear 512 -> 300, bias {bias}"), || {
+            lin.apply(&x).unwrap()
+        });
+    }
 }

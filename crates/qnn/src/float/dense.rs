@@ -22,8 +22,10 @@
 //! when `in > out`), the crate's blocked GEMM runs (f16 weights widened one column block at a
 //! time by [`qkernels::float::gemm_mixed`]). `gemm_f32_rows` splits products of at least
 //! [`qkernels::fp16::PAR_MIN_MACS`] multiply-adds over the current rayon pool (install a
-//! one-thread pool for single-threaded runs); the other paths run on the calling thread. All
-//! paths compute the same products; results differ only by summation order.
+//! one-thread pool for single-threaded runs), and the crate's blocked GEMM on f32 weights is
+//! cut into bands of rows over the pool (`Threads::Rayon`, same bits on any pool); the one-row
+//! paths and the crate path on f16 weights run on the calling thread. All paths compute the
+//! same products; results differ only by summation order.
 
 use half::f16;
 use qkernels::float::{FloatMat, MatMut, MatRef, Threads, gemm_mixed};
@@ -103,9 +105,18 @@ pub(crate) fn dense(
         }
         None => 0.0,
     };
-    let w = match w {
-        DenseWeight::F32(w) => FloatMat::F32(MatRef::row_major(w, outf, inf)?.t()),
-        DenseWeight::F16(w) => FloatMat::F16(MatRef::row_major(w, outf, inf)?.t()),
+    // f32 weights: bands of rows on the current pool above qkernels' size threshold (each band
+    // one single-thread call with the same k blocking, so the bits do not depend on the pool);
+    // f16 weights stay on one thread.
+    let (w, threads) = match w {
+        DenseWeight::F32(w) => (
+            FloatMat::F32(MatRef::row_major(w, outf, inf)?.t()),
+            Threads::Rayon(0),
+        ),
+        DenseWeight::F16(w) => (
+            FloatMat::F16(MatRef::row_major(w, outf, inf)?.t()),
+            Threads::Single,
+        ),
     };
     gemm_mixed(
         1.0,
@@ -113,7 +124,7 @@ pub(crate) fn dense(
         w,
         beta,
         MatMut::row_major(&mut out, rows, outf)?,
-        Threads::Single,
+        threads,
     )?;
     Ok(out)
 }
