@@ -5,7 +5,7 @@
 //! to the cap in `QSTACK_ISA` if one is set, and caches the result for the life of the process.
 //!
 //! `QSTACK_ISA` takes one of the names of [`Isa::name`] (`scalar`, `avx2`, `avxvnni`,
-//! `avx512vnni`, `neon`, `dotprod`, `i8mm`). A cap can only lower the level: asking for a level
+//! `avx512vnni`, `amx`, `neon`, `dotprod`, `i8mm`). A cap can only lower the level: asking for a level
 //! the CPU lacks gives the best level the CPU has below it. An unknown name is reported once on
 //! stderr and ignored.
 
@@ -26,6 +26,11 @@ pub enum Isa {
     AvxVnni,
     /// x86-64 AVX-512 F/BW/VL + VNNI: `vpdpbusd` on zmm.
     Avx512Vnni,
+    /// x86-64 Intel AMX (AMX-TILE + AMX-INT8, `tdpbusd` on tile registers) on top of
+    /// [`Isa::Avx512Vnni`]; needs the OS to enable the tile state (XCR0) and grant this
+    /// process its use (Linux `arch_prctl(ARCH_REQ_XCOMP_PERM)`, requested once by the
+    /// detection). See [`crate::isa_amx`].
+    Amx,
     /// aarch64 Advanced SIMD (`smlal`/`umlal` widening multiply-accumulate).
     Neon,
     /// aarch64 FEAT_DotProd (`sdot`/`udot`).
@@ -36,11 +41,12 @@ pub enum Isa {
 
 impl Isa {
     /// Every level, lowest first within each architecture.
-    pub const ALL: [Isa; 7] = [
+    pub const ALL: [Isa; 8] = [
         Isa::Scalar,
         Isa::Avx2,
         Isa::AvxVnni,
         Isa::Avx512Vnni,
+        Isa::Amx,
         Isa::Neon,
         Isa::DotProd,
         Isa::I8mm,
@@ -53,6 +59,7 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::AvxVnni => "avxvnni",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::Amx => "amx",
             Isa::Neon => "neon",
             Isa::DotProd => "dotprod",
             Isa::I8mm => "i8mm",
@@ -91,6 +98,8 @@ impl Isa {
                     && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => Isa::Avx512Vnni.is_supported() && crate::isa_amx::usable(),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[cfg(target_arch = "aarch64")]
@@ -112,7 +121,7 @@ impl Isa {
         if self == Isa::Scalar {
             return true;
         }
-        let x86 = |i: Isa| matches!(i, Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni);
+        let x86 = |i: Isa| matches!(i, Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni | Isa::Amx);
         let arm = |i: Isa| matches!(i, Isa::Neon | Isa::DotProd | Isa::I8mm);
         ((x86(self) && x86(cap)) || (arm(self) && arm(cap))) && self <= cap
     }
@@ -191,6 +200,7 @@ mod tests {
         }
         assert_eq!(Isa::parse("AVX512_VNNI"), Some(Isa::Avx512Vnni));
         assert_eq!(Isa::parse("DotProd"), Some(Isa::DotProd));
+        assert_eq!(Isa::parse("AMX"), Some(Isa::Amx));
         assert_eq!(Isa::parse("sse9"), None);
     }
 
@@ -198,6 +208,9 @@ mod tests {
     fn caps_stay_within_an_architecture() {
         assert!(Isa::Avx2.is_at_most(Isa::Avx512Vnni));
         assert!(!Isa::Avx512Vnni.is_at_most(Isa::Avx2));
+        assert!(Isa::Avx512Vnni.is_at_most(Isa::Amx));
+        assert!(!Isa::Amx.is_at_most(Isa::Avx512Vnni));
+        assert!(!Isa::Amx.is_at_most(Isa::I8mm));
         assert!(!Isa::Neon.is_at_most(Isa::Avx512Vnni));
         assert!(Isa::Scalar.is_at_most(Isa::Neon));
         assert!(Isa::Scalar.is_at_most(Isa::Scalar));

@@ -1,6 +1,6 @@
 //! # qkernels — int8 compute on slices and packed buffers
 //!
-//! SIMD int8 GEMM and convolution kernels for x86-64 (AVX2, AVX-512 VNNI, AVX-VNNI) and
+//! SIMD int8 GEMM and convolution kernels for x86-64 (AVX2, AVX-512 VNNI, AVX-VNNI, AMX) and
 //! aarch64 (NEON, dotprod, i8mm), chosen at run time, each tested bit for bit against a scalar
 //! oracle. All of the workspace's `unsafe` lives in this crate, one `// SAFETY:` line per block.
 //!
@@ -27,6 +27,8 @@ pub mod fp16;
 pub mod gates;
 pub mod gemm;
 pub mod isa;
+#[cfg(target_arch = "x86_64")]
+mod isa_amx;
 pub mod par;
 pub mod pin;
 pub mod pool;

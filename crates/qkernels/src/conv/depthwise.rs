@@ -269,8 +269,8 @@ fn accumulate_for(
             unsafe { accumulate_avx2(taps, w, saturate, init, acc, 0) }
         }
         #[cfg(target_arch = "x86_64")]
-        KernelKind::Avx512Vnni => {
-            // SAFETY: as above; the Avx512Vnni level requires AVX2 and AVX-512 F and BW.
+        KernelKind::Avx512Vnni | KernelKind::Amx => {
+            // SAFETY: as above; the Avx512Vnni level (which Amx includes) requires AVX2 and AVX-512 F and BW.
             unsafe {
                 match taps.len() {
                     9 => accumulate_avx512::<9>(taps, w, saturate, init, acc),
@@ -305,7 +305,7 @@ impl<'a> Rows<'a> {
     ) -> Option<Self> {
         match kind {
             KernelKind::Scalar => None,
-            KernelKind::Avx512Vnni => {
+            KernelKind::Avx512Vnni | KernelKind::Amx => {
                 RowKernel512::new(g, w, za, stage, saturate).map(Rows::Avx512)
             }
             _ => RowKernel::new(g, w, za, stage, saturate).map(Rows::Avx2),
@@ -346,7 +346,7 @@ pub fn depthwise_kernel(
         let saturate = saturates(geometry, kind);
         match kind {
             KernelKind::Scalar => {}
-            KernelKind::Avx512Vnni => {
+            KernelKind::Avx512Vnni | KernelKind::Amx => {
                 if let Some(product) = RowKernel512::product(geometry, w, saturate) {
                     return Some(RowKernel512::product_name(product));
                 }

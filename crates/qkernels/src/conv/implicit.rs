@@ -28,6 +28,7 @@ fn a_is_row_major(kind: KernelKind) -> bool {
             | KernelKind::Avx2Saturating
             | KernelKind::AvxVnni
             | KernelKind::Avx512Vnni
+            | KernelKind::Amx
     )
 }
 

@@ -145,7 +145,7 @@ pub fn indirect_applies(geometry: &ConvGeometry, kind: KernelKind) -> bool {
 /// included); exposed so tests can prove that path ran.
 pub fn row_run_applies(geometry: &ConvGeometry, kind: KernelKind) -> bool {
     cfg!(target_arch = "x86_64")
-        && kind == KernelKind::Avx512Vnni
+        && kind.has_avx512_vnni()
         && geometry.dilation[2] == 1
         && pack::row_run_packs(geometry, kind)
 }

@@ -178,7 +178,7 @@ impl RowRunWeights {
 /// Whether [`PackedConvWeights::pack`] makes [`Form::RowRun`] weights (checked after the
 /// depthwise and small-C forms).
 pub(crate) fn row_run_packs(geometry: &ConvGeometry, kind: KernelKind) -> bool {
-    kind == KernelKind::Avx512Vnni
+    kind.has_avx512_vnni()
         && geometry.groups == 1
         && !(geometry.out_channels <= SMALL_MAX_OUT && geometry.k() <= SMALL_MAX_K)
 }

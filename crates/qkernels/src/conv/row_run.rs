@@ -28,7 +28,7 @@ use crate::par;
 use super::implicit::Plan;
 use super::indirect::Requant;
 use super::pack::{ROW_RUN_PANEL, RowRunWeights};
-use crate::gemm::{KernelKind, OutRow, RowFix};
+use crate::gemm::{OutRow, RowFix};
 
 /// Multiply-accumulates above which tasks are spread over rayon's threads.
 const PARALLEL_MACS: usize = 1 << 19;
@@ -42,9 +42,7 @@ const ACC_LD: usize = ROW_RUN_PANEL;
 /// Whether the row-run kernel runs `plan` (weights packed as [`RowRunWeights`], the AVX-512
 /// VNNI family, width dilation 1; width-dilated calls take the implicit GEMM).
 pub(crate) fn applies(plan: &Plan<'_>) -> bool {
-    plan.kernel.kind() == KernelKind::Avx512Vnni
-        && plan.groups.len() == 1
-        && plan.g.dilation[2] == 1
+    plan.kernel.kind().has_avx512_vnni() && plan.groups.len() == 1 && plan.g.dilation[2] == 1
 }
 
 /// One `R × 16V` tile over a K block: for each of the `ptrs.len() / R` runs `t`, for

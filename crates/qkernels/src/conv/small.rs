@@ -87,7 +87,8 @@ fn dots_for(kind: KernelKind, src: &[u8], segs: &[Seg], w: &[i32], acc: &mut [i3
         KernelKind::Avx2
         | KernelKind::Avx2Saturating
         | KernelKind::AvxVnni
-        | KernelKind::Avx512Vnni => {
+        | KernelKind::Avx512Vnni
+        | KernelKind::Amx => {
             // SAFETY: the weights were packed for `kind`, which `kernel_for` (called by the
             // pack) only accepts when the CPU supports its level, which includes AVX2.
             unsafe { dots_avx2(src, segs, w, acc) }
@@ -138,9 +139,7 @@ pub(crate) fn pool_fuses(plan: &Plan<'_>) -> bool {
             let top = (bound + b.abs()) * f64::from(rq.mult[j]).abs();
             top.is_finite() && top < f64::from(1u32 << 30)
         });
-        monotone
-            && plan.kernel.kind() == KernelKind::Avx512Vnni
-            && super::small_vnni::applies(plan.g)
+        monotone && plan.kernel.kind().has_avx512_vnni() && super::small_vnni::applies(plan.g)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -180,7 +179,7 @@ pub(crate) fn run(plan: &Plan<'_>, w: &[i32], pool: bool, out: &mut [u8]) {
         && out.len().saturating_mul(k) >= PARALLEL_MACS
         && out.len() > row_len;
     #[cfg(target_arch = "x86_64")]
-    if pool || (kind == KernelKind::Avx512Vnni && super::small_vnni::applies(g)) {
+    if pool || (kind.has_avx512_vnni() && super::small_vnni::applies(g)) {
         let planes = g.batch * plan.out_dims[0];
         let planes_parallel = rayon::current_num_threads() > 1
             && planes > 1

@@ -413,17 +413,25 @@ impl<T: OutElem> TaskCtx<'_, T> {
     }
 }
 
+/// A 64-byte aligned cache line of scratch: packed A rows and accumulator tiles whose offsets
+/// are multiples of 64 bytes start on a line (AMX tile loads of unaligned rows run several
+/// times slower; vector loads never split lines).
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
 thread_local! {
     /// Each thread's packed-A and accumulator buffers, reused across calls (a fresh zeroed
     /// allocation per task, up to [`A_BLOCK_BYTES`] + 64 KiB, costs page faults and zeroing
     /// on every call). Each thread keeps the largest it has needed.
-    static SCRATCH: RefCell<(Vec<u8>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<(Vec<Line>, Vec<Line>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// A task's scratch buffers, taken from this thread's [`SCRATCH`] (empty if it is in use).
+/// A task's scratch buffers (64-byte aligned), taken from this thread's [`SCRATCH`] (empty if
+/// it is in use).
 struct Scratch {
-    a: Vec<u8>,
-    acc: Vec<i32>,
+    a: Vec<Line>,
+    acc: Vec<Line>,
 }
 
 impl Scratch {
@@ -435,22 +443,27 @@ impl Scratch {
     }
 
     /// `a_len` bytes, `acc_len` accumulators and `fix_len` column corrections (the
-    /// accumulator buffer's tail). Their contents are stale: every packed A row, accumulator
-    /// and correction is written before it is read (the first K block of a tile overwrites).
+    /// accumulator buffer's tail), the first two starting on a 64-byte boundary. Their
+    /// contents are stale: every packed A row, accumulator and correction is written before
+    /// it is read (the first K block of a tile overwrites).
     fn split(
         &mut self,
         a_len: usize,
         acc_len: usize,
         fix_len: usize,
     ) -> (&mut [u8], &mut [i32], &mut [i32]) {
-        if self.a.len() < a_len {
-            self.a.resize(a_len, 0);
+        let a_lines = a_len.div_ceil(64);
+        if self.a.len() < a_lines {
+            self.a.resize(a_lines, Line([0; 64]));
         }
-        if self.acc.len() < acc_len + fix_len {
-            self.acc.resize(acc_len + fix_len, 0);
+        let acc_lines = (acc_len + fix_len).div_ceil(16);
+        if self.acc.len() < acc_lines {
+            self.acc.resize(acc_lines, Line([0; 64]));
         }
-        let (acc, fix) = self.acc[..acc_len + fix_len].split_at_mut(acc_len);
-        (&mut self.a[..a_len], acc, fix)
+        let acc: &mut [i32] = bytemuck::cast_slice_mut(&mut self.acc[..acc_lines]);
+        let (acc, fix) = acc[..acc_len + fix_len].split_at_mut(acc_len);
+        let a: &mut [u8] = bytemuck::cast_slice_mut(&mut self.a[..a_lines]);
+        (&mut a[..a_len], acc, fix)
     }
 
     /// Returns the buffers to this thread's slot, keeping the larger ones.

@@ -22,6 +22,9 @@ pub enum KernelKind {
     AvxVnni,
     /// x86-64 AVX-512 VNNI: `vpdpbusd` on zmm.
     Avx512Vnni,
+    /// x86-64 Intel AMX: `tdpbusd` on 16-row tiles, with the weight layout of
+    /// [`KernelKind::Avx512Vnni`] and its AVX-512 epilogues and convolution paths.
+    Amx,
     /// aarch64 Advanced SIMD widening multiply-accumulate.
     Neon,
     /// aarch64 `sdot`/`udot`.
@@ -32,12 +35,13 @@ pub enum KernelKind {
 
 impl KernelKind {
     /// Every kernel family, lowest first within each architecture.
-    pub const ALL: [KernelKind; 8] = [
+    pub const ALL: [KernelKind; 9] = [
         KernelKind::Scalar,
         KernelKind::Avx2,
         KernelKind::Avx2Saturating,
         KernelKind::AvxVnni,
         KernelKind::Avx512Vnni,
+        KernelKind::Amx,
         KernelKind::Neon,
         KernelKind::DotProd,
         KernelKind::I8mm,
@@ -50,6 +54,7 @@ impl KernelKind {
             KernelKind::Avx2 | KernelKind::Avx2Saturating => Isa::Avx2,
             KernelKind::AvxVnni => Isa::AvxVnni,
             KernelKind::Avx512Vnni => Isa::Avx512Vnni,
+            KernelKind::Amx => Isa::Amx,
             KernelKind::Neon => Isa::Neon,
             KernelKind::DotProd => Isa::DotProd,
             KernelKind::I8mm => Isa::I8mm,
@@ -64,6 +69,7 @@ impl KernelKind {
             KernelKind::Avx2Saturating => "avx2-saturating",
             KernelKind::AvxVnni => "avxvnni",
             KernelKind::Avx512Vnni => "avx512vnni",
+            KernelKind::Amx => "amx",
             KernelKind::Neon => "neon",
             KernelKind::DotProd => "dotprod",
             KernelKind::I8mm => "i8mm",
@@ -75,6 +81,13 @@ impl KernelKind {
         self == KernelKind::Avx2Saturating
     }
 
+    /// Whether the family's weights use the AVX-512 VNNI panel layout and its CPUs have
+    /// AVX-512 F/BW/VL + VNNI ([`KernelKind::Avx512Vnni`] and [`KernelKind::Amx`]): the
+    /// convolution forms and epilogues written for AVX-512 serve both.
+    pub fn has_avx512_vnni(self) -> bool {
+        matches!(self, KernelKind::Avx512Vnni | KernelKind::Amx)
+    }
+
     /// The exact family for a dispatch level (pure; [`KernelKind::best`] applies it to
     /// [`isa::detect`]).
     pub fn best_for(level: Isa) -> KernelKind {
@@ -83,6 +96,7 @@ impl KernelKind {
             Isa::Avx2 => KernelKind::Avx2,
             Isa::AvxVnni => KernelKind::AvxVnni,
             Isa::Avx512Vnni => KernelKind::Avx512Vnni,
+            Isa::Amx => KernelKind::Amx,
             Isa::Neon => KernelKind::Neon,
             Isa::DotProd => KernelKind::DotProd,
             Isa::I8mm => KernelKind::I8mm,

@@ -161,7 +161,8 @@ pub(crate) fn kernel_compiled(kind: KernelKind) -> bool {
         KernelKind::Avx2
         | KernelKind::Avx2Saturating
         | KernelKind::AvxVnni
-        | KernelKind::Avx512Vnni => cfg!(target_arch = "x86_64"),
+        | KernelKind::Avx512Vnni
+        | KernelKind::Amx => cfg!(target_arch = "x86_64"),
         KernelKind::Neon | KernelKind::DotProd | KernelKind::I8mm => {
             cfg!(target_arch = "aarch64")
         }
@@ -184,6 +185,8 @@ pub(crate) fn kernel_for(kind: KernelKind) -> Result<&'static dyn Microkernel> {
         KernelKind::AvxVnni => super::x86_64::avx_vnni::kernel(),
         #[cfg(target_arch = "x86_64")]
         KernelKind::Avx512Vnni => super::x86_64::avx512_vnni::kernel(),
+        #[cfg(target_arch = "x86_64")]
+        KernelKind::Amx => super::x86_64::amx::kernel(),
         #[cfg(target_arch = "aarch64")]
         KernelKind::Neon => super::aarch64::neon::kernel(),
         #[cfg(target_arch = "aarch64")]

@@ -29,12 +29,12 @@ pub(crate) enum Level {
 
 impl Level {
     /// The family used at dispatch level `isa`: AVX2 for `avx2`/`avxvnni`, AVX-512 for
-    /// `avx512vnni`, NEON for every aarch64 level, portable for `scalar`. Falls back to a lower
+    /// `avx512vnni` and `amx`, NEON for every aarch64 level, portable for `scalar`. Falls back to a lower
     /// family if the CPU lacks the features (callers check runnability first).
     pub(crate) fn for_isa(isa: Isa) -> Level {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Vnni => x86_64::Avx512Checked::new()
+            Isa::Avx512Vnni | Isa::Amx => x86_64::Avx512Checked::new()
                 .map_or_else(|| Level::for_isa(Isa::Avx2), Level::Avx512),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::AvxVnni => {

@@ -20,7 +20,8 @@ use crate::gemm::pipeline::{OutRow, RowFix, Stage};
 /// zmm vectors per panel.
 const V: usize = 3;
 const LAYOUT: PanelLayout = PanelLayout { nr: 16 * V, kr: 4 };
-const MAX: TileShape = TileShape { rows: 8, panels: 2 };
+/// The largest tile (also the bound of the tiles `amx` runs through [`TABLES`]).
+pub(super) const MAX: TileShape = TileShape { rows: 8, panels: 2 };
 
 /// The family's kernel object; exists only if the CPU has AVX-512 F/BW/VL/VNNI (+AVX2/FMA).
 pub(crate) struct Avx512VnniKernel {
@@ -37,7 +38,8 @@ pub(crate) fn kernel() -> Option<&'static dyn Microkernel> {
 }
 
 /// `TABLES[vl − 1][rows − 1][panels − 1]`: tiles whose last panel has `vl` zmm of columns.
-const TABLES: [[[TileFn; 2]; 8]; V] = [table::<1>(), table::<2>(), table::<3>()];
+/// (The `amx` family runs its small tiles with these too: same layout, same A rows.)
+pub(super) const TABLES: [[[TileFn; 2]; 8]; V] = [table::<1>(), table::<2>(), table::<3>()];
 
 const fn table<const VL: usize>() -> [[TileFn; 2]; 8] {
     [
@@ -62,15 +64,7 @@ impl Microkernel for Avx512VnniKernel {
     }
 
     fn tile_shape(&self, m: usize) -> TileShape {
-        match m {
-            0..=2 => TileShape {
-                rows: m.max(1),
-                panels: 2,
-            },
-            3..=4 => TileShape { rows: 4, panels: 2 },
-            5..=7 => TileShape { rows: 7, panels: 1 },
-            _ => TileShape { rows: 8, panels: 1 },
-        }
+        tile_shape(m)
     }
 
     fn a_row_stride(&self, kp: usize) -> usize {
@@ -78,10 +72,7 @@ impl Microkernel for Avx512VnniKernel {
     }
 
     fn compute(&self, job: TileJob<'_>) {
-        // The last panel's zmm vectors that hold any of the columns read back: the rest are
-        // zero padding (N = 1024: 16 of the last 48 columns), neither loaded nor stored.
-        let last = job.cols.saturating_sub((job.panels - 1) * LAYOUT.nr);
-        let vl = last.div_ceil(16).clamp(1, V);
+        let vl = last_panel_vectors(&job);
         // SAFETY: `self` exists only after the CPU check in `kernel()`, so the CPU has the
         // features `TABLES`' tiles are compiled for.
         unsafe { run_tile(self, &TABLES[vl - 1], MAX, 1, job) }
@@ -101,6 +92,26 @@ impl Microkernel for Avx512VnniKernel {
     ) {
         epilogue::finish_fixed(stage, n0, acc, fix, out, self.cpu);
     }
+}
+
+/// The tile for a GEMM of `m` rows: 8 × 48 for M ≥ 8, 7 × 48 for M = 5..7, M ≤ 4 rows × 96.
+pub(super) fn tile_shape(m: usize) -> TileShape {
+    match m {
+        0..=2 => TileShape {
+            rows: m.max(1),
+            panels: 2,
+        },
+        3..=4 => TileShape { rows: 4, panels: 2 },
+        5..=7 => TileShape { rows: 7, panels: 1 },
+        _ => TileShape { rows: 8, panels: 1 },
+    }
+}
+
+/// The last panel's zmm vectors that hold any of the columns read back: the rest are zero
+/// padding (N = 1024: 16 of the last 48 columns), neither loaded nor stored.
+pub(super) fn last_panel_vectors(job: &TileJob<'_>) -> usize {
+    let last = job.cols.saturating_sub((job.panels - 1) * LAYOUT.nr);
+    last.div_ceil(16).clamp(1, V)
 }
 
 /// One `R × 48P` tile over one K block, of which the last panel computes (and stores) only
