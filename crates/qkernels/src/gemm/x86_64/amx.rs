@@ -357,6 +357,72 @@ mod tests {
         assert_eq!(kernel().is_some(), Isa::Amx.is_supported());
     }
 
+    /// The `tdpbusd` path itself (rows ≥ `MIN_ROWS`, one panel), job by job against a
+    /// scalar sum: every row count, 1..3 column vectors, K blocks with and without tails, at
+    /// an offset `k0`, overwriting and accumulating.
+    #[test]
+    fn tiles_equal_scalar_sums() {
+        let Some(kernel) = kernel() else {
+            return;
+        };
+        let mut seed = 1u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as u8
+        };
+        for kp in [4, 60, 64, 68, 132, 256, 516] {
+            let stride = kernel.a_row_stride(kp);
+            let a: Vec<u8> = (0..ROWS * stride).map(|_| next()).collect();
+            let b: Vec<i8> = (0..kp * 48).map(|_| next() as i8).collect();
+            for rows in MIN_ROWS..=ROWS {
+                for cols in [1, 16, 17, 33, 48] {
+                    for (k0, kc) in [(0, kp), (0, kp.min(64)), (kp / 8 * 4, kp - kp / 8 * 4)] {
+                        if kc == 0 {
+                            continue;
+                        }
+                        for accumulate in [false, true] {
+                            let acc_ld = 96;
+                            let init: Vec<i32> = (0..rows * acc_ld).map(|i| i as i32 - 7).collect();
+                            let mut acc = init.clone();
+                            kernel.compute(TileJob {
+                                a: &a,
+                                rows,
+                                b: &b,
+                                panels: 1,
+                                cols,
+                                kp,
+                                k0,
+                                kc,
+                                accumulate,
+                                acc: &mut acc,
+                                acc_ld,
+                            });
+                            for r in 0..rows {
+                                for c in 0..cols {
+                                    let mut want =
+                                        if accumulate { init[r * acc_ld + c] } else { 0 };
+                                    for k in k0..k0 + kc {
+                                        let w = b[(k / 4) * 192 + c * 4 + k % 4];
+                                        want = want.wrapping_add(
+                                            i32::from(a[r * stride + k]) * i32::from(w),
+                                        );
+                                    }
+                                    assert_eq!(
+                                        acc[r * acc_ld + c],
+                                        want,
+                                        "kp {kp} rows {rows} cols {cols} k {k0}+{kc} acc {accumulate}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn config_shapes_c_and_a_by_rows_and_b_by_16() {
         let c = TileConfig::new(5);
