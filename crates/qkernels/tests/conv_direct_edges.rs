@@ -20,7 +20,7 @@ fn expected_family(kind: KernelKind, symmetric: bool) -> &'static str {
     match kind {
         _ if !cfg!(target_arch = "x86_64") || !symmetric => "per",
         KernelKind::Scalar => "per",
-        KernelKind::Avx512Vnni => "avx512",
+        KernelKind::Avx512Vnni | KernelKind::Amx => "avx512",
         _ => "avx2",
     }
 }
@@ -212,7 +212,7 @@ fn pair_saturation_case(c: usize, k: usize, stride: usize, h: usize, w: usize, a
                 continue;
             }
             let w = PackedConvWeights::pack(&weights, &g, q, kind).expect("pack");
-            if kind == KernelKind::Avx512Vnni {
+            if kind.has_avx512_vnni() {
                 assert_eq!(conv::depthwise_kernel(&g, &w), Some(product), "{g:?}");
             }
             let mut got = vec![0u8; want.len()];

@@ -117,7 +117,7 @@ fn check(g: &ConvGeometry, d: &Data, per_channel: bool, p: Requantize<'_>, fuse_
             conv::conv_u8s8_max_pool2(g, &d.input, d.za, &w, p, &mut got).expect("pooled");
             assert_eq!(&got, pooled, "pooled, kind {kind} geometry {g:?}");
             let fuses = conv::max_pool2_fuses(g, d.za, &w, p);
-            let vnni = kind == KernelKind::Avx512Vnni
+            let vnni = kind.has_avx512_vnni()
                 && cfg!(target_arch = "x86_64")
                 && vbmi()
                 && g.stride[2] == 1
