@@ -22,10 +22,11 @@ fn assert_row_run(g: &ConvGeometry, expected: bool) {
         "{g:?}"
     );
     assert!(!conv::row_run_applies(g, KernelKind::Avx2));
-    // The AMX family packs and runs the AVX-512 VNNI forms.
+    // The AMX family packs and runs the AVX-512 VNNI forms below 128 input channels (from
+    // there on the GEMM forms: `conv_amx.rs`).
     assert_eq!(
         conv::row_run_applies(g, KernelKind::Amx),
-        conv::row_run_applies(g, KernelKind::Avx512Vnni)
+        conv::row_run_applies(g, KernelKind::Avx512Vnni) && g.in_channels < 128
     );
     if KernelKind::Avx512Vnni.is_runnable() {
         let n_w = g.out_channels * g.group_in() * g.taps();

@@ -11,7 +11,7 @@
 use crate::par;
 
 use super::geometry::ConvGeometry;
-use crate::gemm::{KernelKind, Microkernel, OutRow, PackedWeights, Stage, TileJob};
+use crate::gemm::{AlignedBuf, KernelKind, Microkernel, OutRow, PackedWeights, Stage, TileJob};
 
 /// Multiply-accumulates above which work is split over rayon's threads.
 const PARALLEL_MACS: usize = 1 << 19;
@@ -171,13 +171,16 @@ impl Plan<'_> {
         let tile_a = kernel.a_tile_bytes(shape.rows, kp);
         let rows_of = |mt: usize| shape.rows.min(m - mt * shape.rows);
         let r_first = tiles.start * shape.rows;
-        let mut apack = vec![0u8; tile_a * tiles.len()];
+        // 64-byte aligned (AMX tile loads of unaligned rows are several times slower).
+        let mut apack_buf = AlignedBuf::zeroed(tile_a * tiles.len());
+        let apack = apack_buf.bytes(tile_a * tiles.len());
         let mut staging = vec![0u8; shape.rows * k];
         let row_major = a_is_row_major(kernel.kind());
         let a_stride = kernel.a_row_stride(kp);
         let mut row_sums = vec![0i32; tiles.len() * shape.rows];
         let tile_acc = shape.rows * tile_cols;
-        let mut acc = vec![0i32; tile_acc * tiles.len()];
+        let mut acc_buf = AlignedBuf::zeroed(4 * tile_acc * tiles.len());
+        let acc = acc_buf.i32s(tile_acc * tiles.len());
         let kc_max = (kernel.k_block().max(layout.kr) / layout.kr * layout.kr).min(kp);
         for (grp, plan) in self.groups.iter().enumerate() {
             let symmetric = plan.w.is_symmetric();

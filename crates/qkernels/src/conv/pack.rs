@@ -175,10 +175,22 @@ impl RowRunWeights {
     }
 }
 
+/// Input channels from which one-group convolutions packed for the AMX family take the GEMM
+/// forms instead of the row-run kernel.
+pub(crate) const AMX_GEMM_MIN_CHANNELS: usize = 128;
+
 /// Whether [`PackedConvWeights::pack`] makes [`Form::RowRun`] weights (checked after the
 /// depthwise and small-C forms).
 pub(crate) fn row_run_packs(geometry: &ConvGeometry, kind: KernelKind) -> bool {
-    kind.has_avx512_vnni()
+    let family = match kind {
+        KernelKind::Avx512Vnni => true,
+        // AMX runs wide reductions faster as GEMMs (the 1×1 as a direct GEMM, K×K as the
+        // implicit GEMM on `tdpbusd` tiles): measured 2.2× the row-run kernel at C = 256, 3×3
+        // and 1.4× at C = 256, 1×1; at C = 64, 3×3 the two tie and the row-run form stays.
+        KernelKind::Amx => geometry.in_channels < AMX_GEMM_MIN_CHANNELS,
+        _ => false,
+    };
+    family
         && geometry.groups == 1
         && !(geometry.out_channels <= SMALL_MAX_OUT && geometry.k() <= SMALL_MAX_K)
 }

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 
+use super::aligned::AlignedBuf;
 use super::microkernel::{Microkernel, TileJob};
 use super::pack::PackedWeights;
 use super::pipeline::{OutRow, RowFix, Stage};
@@ -413,25 +414,18 @@ impl<T: OutElem> TaskCtx<'_, T> {
     }
 }
 
-/// A 64-byte aligned cache line of scratch: packed A rows and accumulator tiles whose offsets
-/// are multiples of 64 bytes start on a line (AMX tile loads of unaligned rows run several
-/// times slower; vector loads never split lines).
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C, align(64))]
-struct Line([u8; 64]);
-
 thread_local! {
     /// Each thread's packed-A and accumulator buffers, reused across calls (a fresh zeroed
     /// allocation per task, up to [`A_BLOCK_BYTES`] + 64 KiB, costs page faults and zeroing
     /// on every call). Each thread keeps the largest it has needed.
-    static SCRATCH: RefCell<(Vec<Line>, Vec<Line>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<(AlignedBuf, AlignedBuf)> = RefCell::new(Default::default());
 }
 
 /// A task's scratch buffers (64-byte aligned), taken from this thread's [`SCRATCH`] (empty if
 /// it is in use).
 struct Scratch {
-    a: Vec<Line>,
-    acc: Vec<Line>,
+    a: AlignedBuf,
+    acc: AlignedBuf,
 }
 
 impl Scratch {
@@ -452,28 +446,20 @@ impl Scratch {
         acc_len: usize,
         fix_len: usize,
     ) -> (&mut [u8], &mut [i32], &mut [i32]) {
-        let a_lines = a_len.div_ceil(64);
-        if self.a.len() < a_lines {
-            self.a.resize(a_lines, Line([0; 64]));
-        }
-        let acc_lines = (acc_len + fix_len).div_ceil(16);
-        if self.acc.len() < acc_lines {
-            self.acc.resize(acc_lines, Line([0; 64]));
-        }
-        let acc: &mut [i32] = bytemuck::cast_slice_mut(&mut self.acc[..acc_lines]);
-        let (acc, fix) = acc[..acc_len + fix_len].split_at_mut(acc_len);
-        let a: &mut [u8] = bytemuck::cast_slice_mut(&mut self.a[..a_lines]);
-        (&mut a[..a_len], acc, fix)
+        self.a.grow(a_len);
+        self.acc.grow(4 * (acc_len + fix_len));
+        let (acc, fix) = self.acc.i32s(acc_len + fix_len).split_at_mut(acc_len);
+        (self.a.bytes(a_len), acc, fix)
     }
 
     /// Returns the buffers to this thread's slot, keeping the larger ones.
     fn give_back(self) {
         SCRATCH.with(|s| {
             if let Ok(mut slot) = s.try_borrow_mut() {
-                if slot.0.capacity() < self.a.capacity() {
+                if slot.0.capacity_bytes() < self.a.capacity_bytes() {
                     slot.0 = self.a;
                 }
-                if slot.1.capacity() < self.acc.capacity() {
+                if slot.1.capacity_bytes() < self.acc.capacity_bytes() {
                     slot.1 = self.acc;
                 }
             }

@@ -72,6 +72,7 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+mod aligned;
 mod driver;
 mod kind;
 mod microkernel;
@@ -99,6 +100,7 @@ use crate::error::{GemmError, Result};
 
 // Crate-private hooks for the convolution drivers (crate::conv), which feed their own
 // gathered A tiles to the same micro-kernels and epilogues.
+pub(crate) use aligned::AlignedBuf;
 pub(crate) use driver::check_matrix;
 pub(crate) use microkernel::{Microkernel, TileJob, kernel_for};
 #[cfg(target_arch = "x86_64")]
