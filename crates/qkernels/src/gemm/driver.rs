@@ -231,7 +231,13 @@ fn run_fixed<T: OutElem>(
     let tile_a = kernel.a_tile_bytes(shape.rows, kp);
     let mb = (A_BLOCK_BYTES / tile_a.max(1)).clamp(1, m_tiles);
     let (m_blocks, n_split) = if parallel {
-        split(m_tiles, n_tiles, mb, threads)
+        split(
+            m_tiles,
+            n_tiles,
+            mb,
+            threads,
+            kernel.min_m_blocks_per_thread(),
+        )
     } else {
         (m_tiles.div_ceil(mb), 1)
     };
@@ -287,12 +293,22 @@ fn part(len: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
 
 /// The parallel task grid `(m_blocks, n_split)` for `m_tiles × n_tiles` tiles with at most
 /// `mb` M tiles per block: about [`TASKS_PER_THREAD`] tasks per thread (so that work
-/// stealing evens out a thread that starts late or is preempted), at least two M blocks per
-/// thread where M allows (every task packs its own A block, so splitting only N would pack
-/// A over and over), the rest along N.
-fn split(m_tiles: usize, n_tiles: usize, mb: usize, threads: usize) -> (usize, usize) {
+/// stealing evens out a thread that starts late or is preempted), at least
+/// `m_blocks_per_thread` M blocks per thread where M allows (the family's
+/// `Microkernel::min_m_blocks_per_thread`: 2 by default, since every task packs its own A
+/// block and splitting only N would pack A over and over; 0 for AMX, whose tiles outrun the
+/// weight stream that each M block reads again), the rest along N.
+fn split(
+    m_tiles: usize,
+    n_tiles: usize,
+    mb: usize,
+    threads: usize,
+    m_blocks_per_thread: usize,
+) -> (usize, usize) {
     let target = TASKS_PER_THREAD * threads;
-    let m_blocks = m_tiles.div_ceil(mb).max((2 * threads).min(m_tiles));
+    let m_blocks = m_tiles
+        .div_ceil(mb)
+        .max((m_blocks_per_thread * threads).min(m_tiles));
     let n_split = target.div_ceil(m_blocks).clamp(1, n_tiles);
     (m_blocks, n_split)
 }
@@ -464,5 +480,20 @@ impl Scratch {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn split_keeps_two_m_blocks_per_thread_unless_the_family_asks_for_none() {
+        // 128 × 768 × 3072 on two threads: 8 M tiles of 16 rows, 64 N tiles.
+        assert_eq!(split(8, 64, 8, 2, 2), (4, 4));
+        assert_eq!(split(8, 64, 8, 2, 0), (1, 16));
+        // A block limit still cuts M.
+        assert_eq!(split(32, 86, 7, 2, 0), (5, 4));
+        assert_eq!(split(3, 2, 8, 2, 2), (3, 2));
     }
 }
