@@ -231,13 +231,11 @@ fn run_fixed<T: OutElem>(
     let tile_a = kernel.a_tile_bytes(shape.rows, kp);
     let mb = (A_BLOCK_BYTES / tile_a.max(1)).clamp(1, m_tiles);
     let (m_blocks, n_split) = if parallel {
-        split(
-            m_tiles,
-            n_tiles,
-            mb,
-            threads,
-            kernel.min_m_blocks_per_thread(),
-        )
+        let traffic = kernel.split_by_traffic().then(|| {
+            let w_bytes = w.panel_bytes() * n.div_ceil(layout.nr);
+            (m_tiles * tile_a, w_bytes)
+        });
+        split(m_tiles, n_tiles, mb, threads, traffic)
     } else {
         (m_tiles.div_ceil(mb), 1)
     };
@@ -293,24 +291,34 @@ fn part(len: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
 
 /// The parallel task grid `(m_blocks, n_split)` for `m_tiles × n_tiles` tiles with at most
 /// `mb` M tiles per block: about [`TASKS_PER_THREAD`] tasks per thread (so that work
-/// stealing evens out a thread that starts late or is preempted), at least
-/// `m_blocks_per_thread` M blocks per thread where M allows (the family's
-/// `Microkernel::min_m_blocks_per_thread`: 2 by default, since every task packs its own A
-/// block and splitting only N would pack A over and over; 0 for AMX, whose tiles outrun the
-/// weight stream that each M block reads again), the rest along N.
+/// stealing evens out a thread that starts late or is preempted), the rest along N. By
+/// default at least two M blocks per thread where M allows (every task packs its own A
+/// block, so splitting only N would pack A over and over). With `traffic = Some((a_bytes,
+/// w_bytes))` (families whose tiles outrun the memory stream: `Microkernel::split_by_traffic`)
+/// the M blocks minimise the bytes the tasks stream, `a_bytes·n_split + w_bytes·m_blocks`
+/// (each N part packs its M block of A again, each M block reads the weights again), fewest
+/// M blocks on ties.
 fn split(
     m_tiles: usize,
     n_tiles: usize,
     mb: usize,
     threads: usize,
-    m_blocks_per_thread: usize,
+    traffic: Option<(usize, usize)>,
 ) -> (usize, usize) {
     let target = TASKS_PER_THREAD * threads;
-    let m_blocks = m_tiles
-        .div_ceil(mb)
-        .max((m_blocks_per_thread * threads).min(m_tiles));
-    let n_split = target.div_ceil(m_blocks).clamp(1, n_tiles);
-    (m_blocks, n_split)
+    let n_split_for = |m_blocks: usize| target.div_ceil(m_blocks).clamp(1, n_tiles);
+    let fewest = m_tiles.div_ceil(mb);
+    let m_blocks = match traffic {
+        None => fewest.max((2 * threads).min(m_tiles)),
+        Some((a_bytes, w_bytes)) => (fewest..=m_tiles.min(target).max(fewest))
+            .min_by_key(|&b| {
+                a_bytes
+                    .saturating_mul(n_split_for(b))
+                    .saturating_add(w_bytes.saturating_mul(b))
+            })
+            .unwrap_or(fewest),
+    };
+    (m_blocks, n_split_for(m_blocks))
 }
 
 struct TaskCtx<'a, T> {
@@ -488,12 +496,15 @@ mod tests {
     use super::split;
 
     #[test]
-    fn split_keeps_two_m_blocks_per_thread_unless_the_family_asks_for_none() {
+    fn split_keeps_two_m_blocks_per_thread_or_minimises_the_bytes_streamed() {
         // 128 × 768 × 3072 on two threads: 8 M tiles of 16 rows, 64 N tiles.
-        assert_eq!(split(8, 64, 8, 2, 2), (4, 4));
-        assert_eq!(split(8, 64, 8, 2, 0), (1, 16));
-        // A block limit still cuts M.
-        assert_eq!(split(32, 86, 7, 2, 0), (5, 4));
-        assert_eq!(split(3, 2, 8, 2, 2), (3, 2));
+        assert_eq!(split(8, 64, 8, 2, None), (4, 4));
+        // A 104 KiB, weights 2.3 MiB: one M block (A packed 16 times, weights read once).
+        assert_eq!(split(8, 64, 8, 2, Some((106_496, 2_359_296))), (1, 16));
+        // 1×1 conv 196 × 256 × 1024: A 63 KiB, weights 256 KiB: two M blocks.
+        assert_eq!(split(13, 22, 13, 2, Some((66_560, 262_144))), (2, 8));
+        // The A block limit still cuts M.
+        assert_eq!(split(32, 86, 7, 2, Some((2_129_920, 16_777_216))), (5, 4));
+        assert_eq!(split(3, 2, 3, 2, None), (3, 2));
     }
 }

@@ -109,12 +109,11 @@ pub(crate) trait Microkernel: Sync {
     fn k_block(&self) -> usize {
         512
     }
-    /// The least number of M blocks per thread a parallel call is split into (default 2:
-    /// every task packs its own A block, so splitting only N packs A over and over). A family
-    /// whose tiles outrun the weight stream returns 0 (split N first: each task then reads
-    /// only its share of the weights, once).
-    fn min_m_blocks_per_thread(&self) -> usize {
-        2
+    /// Whether parallel calls choose their M blocks by the bytes the tasks stream (packed A
+    /// once per N part, the weights once per M block) instead of at least two M blocks per
+    /// thread (default): for a family whose tiles outrun the memory stream.
+    fn split_by_traffic(&self) -> bool {
+        false
     }
     /// Bytes between consecutive packed A rows (default `kp`; x86 families pad it by a
     /// cache line so rows of a 4 KiB-multiple K do not alias in the L1 sets).
