@@ -41,6 +41,9 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 /// Helpers spawned but not started yet.
 static PENDING: AtomicUsize = AtomicUsize::new(0);
+/// The CPU of the thread that last spawned helpers (`usize::MAX`: unknown); a helper does not
+/// spin there.
+static CALLER_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// Helpers spawned since the process started (see [`helpers_spawned`]).
 static SPAWNED: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds since [`epoch`] until which helpers may spin.
@@ -83,6 +86,14 @@ pub fn helpers_spawned() -> u64 {
 /// the set-up rather than after the tasks are posted.
 pub(crate) fn wake() {
     keep_awake();
+    if SPINNING.load(Ordering::Acquire) == 0 && PENDING.load(Ordering::Acquire) > 0 {
+        // A helper waits to start, so its worker may have been asleep, and the OS may have
+        // queued the woken worker on this thread's CPU, behind this thread (the 2-vCPU guest
+        // of docs/PERFORMANCE.md does that). Giving up the CPU once lets it start the helper,
+        // which moves itself to another CPU (see `linger`); with nothing else queued here this
+        // returns at once.
+        std::thread::yield_now();
+    }
 }
 
 /// Runs `task(i)` for every `i` in `0..tasks` on the current rayon pool.
@@ -218,6 +229,8 @@ fn keep_awake() {
     if max == 0 {
         return;
     }
+    let cpu = crate::pin::current_cpu().unwrap_or(usize::MAX);
+    CALLER_CPU.store(cpu, Ordering::Release);
     let spin_ns = u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX);
     UNTIL_NS.fetch_max(now_ns().saturating_add(spin_ns), Ordering::AcqRel);
     let calls = CALLS.load(Ordering::Acquire);
@@ -240,6 +253,12 @@ fn linger(calls: u64, home: Option<usize>, max: usize) {
     // On the thread that spawned it (it popped its own job while waiting), spinning would
     // stall the caller.
     if stale || (home.is_some() && rayon::current_thread_index() == home) {
+        return;
+    }
+    // On the caller's CPU a helper would only take the caller's time: move to another CPU
+    // or do not spin.
+    let caller_cpu = CALLER_CPU.load(Ordering::Acquire);
+    if caller_cpu != usize::MAX && !crate::pin::move_off(caller_cpu) {
         return;
     }
     if SPINNING.fetch_add(1, Ordering::AcqRel) >= max {
