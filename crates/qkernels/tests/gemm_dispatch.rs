@@ -257,7 +257,19 @@ fn k_65536_is_exact_and_a_possible_overflow_is_an_error() {
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let (m, n, k) = (70, 150, 260);
+    // Parallel-sized shapes whose task grids differ: a few M tiles split along N only, many
+    // M tiles split along both, one N tile split along M only.
+    for (m, n, k) in [
+        (70, 150, 260),
+        (16, 700, 200),
+        (300, 100, 260),
+        (200, 40, 300),
+    ] {
+        thread_count_case(m, n, k);
+    }
+}
+
+fn thread_count_case(m: usize, n: usize, k: usize) {
     let a: Vec<u8> = (0..m * k).map(|i| (i * 7919 % 251) as u8).collect();
     let w: Vec<i8> = (0..n * k).map(|i| (i * 104729 % 255) as u8 as i8).collect();
     let scales: Vec<f32> = (0..n).map(|i| 0.001 + i as f32 * 1e-4).collect();
@@ -311,7 +323,7 @@ fn results_do_not_depend_on_the_thread_count() {
                 )
             })
             .unwrap();
-            assert_eq!(got, want, "{kind} with {threads} threads");
+            assert_eq!(got, want, "{kind} with {threads} threads, {m}x{k}x{n}");
         }
     }
 }

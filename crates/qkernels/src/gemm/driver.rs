@@ -231,11 +231,9 @@ fn run_fixed<T: OutElem>(
     let tile_a = kernel.a_tile_bytes(shape.rows, kp);
     let mb = (A_BLOCK_BYTES / tile_a.max(1)).clamp(1, m_tiles);
     let (m_blocks, n_split) = if parallel {
-        let traffic = kernel.split_by_traffic().then(|| {
-            let w_bytes = w.panel_bytes() * n.div_ceil(layout.nr);
-            (m_tiles * tile_a, w_bytes)
-        });
-        split(m_tiles, n_tiles, mb, threads, traffic)
+        let a_bytes = m_tiles * tile_a;
+        let w_bytes = w.panel_bytes() * n.div_ceil(layout.nr);
+        split(m_tiles, n_tiles, mb, threads, (a_bytes, w_bytes))
     } else {
         (m_tiles.div_ceil(mb), 1)
     };
@@ -267,8 +265,10 @@ fn run_fixed<T: OutElem>(
         });
         return;
     }
+    // Consecutive tasks share an N part: rayon hands each thread a run of consecutive
+    // indices, so a thread reads mostly its own share of the weights.
     let task = |t: usize| {
-        let (mi, ni) = (t / n_split, t % n_split);
+        let (ni, mi) = (t / m_blocks, t % m_blocks);
         let mt = part(m_tiles, m_blocks, mi);
         let nt = part(n_tiles, n_split, ni);
         if !nt.is_empty() && !mt.is_empty() {
@@ -289,36 +289,34 @@ fn part(len: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
     len * i / parts..len * (i + 1) / parts
 }
 
-/// The parallel task grid `(m_blocks, n_split)` for `m_tiles × n_tiles` tiles with at most
-/// `mb` M tiles per block: about [`TASKS_PER_THREAD`] tasks per thread (so that work
-/// stealing evens out a thread that starts late or is preempted), the rest along N. By
-/// default at least two M blocks per thread where M allows (every task packs its own A
-/// block, so splitting only N would pack A over and over). With `traffic = Some((a_bytes,
-/// w_bytes))` (families whose tiles outrun the memory stream: `Microkernel::split_by_traffic`)
-/// the M blocks minimise the bytes the tasks stream, `a_bytes·n_split + w_bytes·m_blocks`
-/// (each N part packs its M block of A again, each M block reads the weights again), fewest
-/// M blocks on ties.
+/// The parallel task grid `(m_blocks, n_split)` for `m_tiles × n_tiles` tiles with at most `mb`
+/// M tiles per block: about [`TASKS_PER_THREAD`] tasks per thread (so that work stealing evens
+/// out a thread that starts late or is preempted), cut where it streams the fewest bytes. Every
+/// N part packs the activations of its M block again and every M block reads the weights of
+/// its N part again, so with `(a_bytes, w_bytes)` the packed A of all M tiles and the packed
+/// weights, a grid streams `a_bytes·n_split + w_bytes·m_blocks`: small M splits N only (each
+/// thread then reads only its share of the weights, as one thread reads them once), large M
+/// splits both. Grids of fewer than two tasks per thread (where the tiles allow as many) are
+/// not considered; fewest M blocks on ties.
 fn split(
     m_tiles: usize,
     n_tiles: usize,
     mb: usize,
     threads: usize,
-    traffic: Option<(usize, usize)>,
+    (a_bytes, w_bytes): (usize, usize),
 ) -> (usize, usize) {
     let target = TASKS_PER_THREAD * threads;
-    let n_split_for = |m_blocks: usize| target.div_ceil(m_blocks).clamp(1, n_tiles);
     let fewest = m_tiles.div_ceil(mb);
-    let m_blocks = match traffic {
-        None => fewest.max((2 * threads).min(m_tiles)),
-        Some((a_bytes, w_bytes)) => (fewest..=m_tiles.min(target).max(fewest))
-            .min_by_key(|&b| {
-                a_bytes
-                    .saturating_mul(n_split_for(b))
-                    .saturating_add(w_bytes.saturating_mul(b))
-            })
-            .unwrap_or(fewest),
-    };
-    (m_blocks, n_split_for(m_blocks))
+    let min_tasks = (2 * threads).min(m_tiles * n_tiles);
+    (fewest..=m_tiles.min(target).max(fewest))
+        .map(|m_blocks| (m_blocks, target.div_ceil(m_blocks).clamp(1, n_tiles)))
+        .filter(|&(m_blocks, n_split)| m_blocks * n_split >= min_tasks)
+        .min_by_key(|&(m_blocks, n_split)| {
+            a_bytes
+                .saturating_mul(n_split)
+                .saturating_add(w_bytes.saturating_mul(m_blocks))
+        })
+        .unwrap_or((m_tiles.min(target).max(fewest), n_tiles.min(target)))
 }
 
 struct TaskCtx<'a, T> {
@@ -496,15 +494,19 @@ mod tests {
     use super::split;
 
     #[test]
-    fn split_keeps_two_m_blocks_per_thread_or_minimises_the_bytes_streamed() {
-        // 128 × 768 × 3072 on two threads: 8 M tiles of 16 rows, 64 N tiles.
-        assert_eq!(split(8, 64, 8, 2, None), (4, 4));
-        // A 104 KiB, weights 2.3 MiB: one M block (A packed 16 times, weights read once).
-        assert_eq!(split(8, 64, 8, 2, Some((106_496, 2_359_296))), (1, 16));
-        // 1×1 conv 196 × 256 × 1024: A 63 KiB, weights 256 KiB: two M blocks.
-        assert_eq!(split(13, 22, 13, 2, Some((66_560, 262_144))), (2, 8));
-        // The A block limit still cuts M.
-        assert_eq!(split(32, 86, 7, 2, Some((2_129_920, 16_777_216))), (5, 4));
-        assert_eq!(split(3, 2, 3, 2, None), (3, 2));
+    fn small_m_splits_n_only_and_large_m_both() {
+        // 8-row tiles, 48-column tiles, 2 threads (target 16 tasks); bytes ∝ rows of K.
+        assert_eq!(split(2, 22, 60, 2, (16, 1024)), (1, 16));
+        assert_eq!(split(8, 22, 60, 2, (64, 1024)), (1, 16));
+        assert_eq!(split(32, 22, 60, 2, (256, 1024)), (2, 8));
+        // The A block limit (`mb`) keeps at least ⌈m_tiles / mb⌉ M blocks.
+        assert_eq!(split(64, 86, 15, 2, (512, 4096)), (5, 4));
+        // One N tile: M blocks give the tasks.
+        assert_eq!(split(32, 1, 60, 2, (256, 48)), (4, 1));
+        // AMX 128 × 768 × 3072: A 104 KiB, weights 2.3 MiB: one M block (A packed 16 times,
+        // the weights read once).
+        assert_eq!(split(8, 64, 8, 2, (106_496, 2_359_296)), (1, 16));
+        // AMX 1×1 conv 196 × 256 × 1024: A 63 KiB, weights 256 KiB: two M blocks.
+        assert_eq!(split(13, 22, 13, 2, (66_560, 262_144)), (2, 8));
     }
 }

@@ -109,12 +109,6 @@ pub(crate) trait Microkernel: Sync {
     fn k_block(&self) -> usize {
         512
     }
-    /// Whether parallel calls choose their M blocks by the bytes the tasks stream (packed A
-    /// once per N part, the weights once per M block) instead of at least two M blocks per
-    /// thread (default): for a family whose tiles outrun the memory stream.
-    fn split_by_traffic(&self) -> bool {
-        false
-    }
     /// Bytes between consecutive packed A rows (default `kp`; x86 families pad it by a
     /// cache line so rows of a 4 KiB-multiple K do not alias in the L1 sets).
     fn a_row_stride(&self, kp: usize) -> usize {

@@ -127,13 +127,6 @@ impl Microkernel for AmxKernel {
         }
     }
 
-    /// The tiles outrun the memory stream: parallel calls pick the M blocks that stream the
-    /// fewest bytes (at 128 × 768 × 3072 on two pinned threads the default's four M blocks
-    /// read the 2.3 MiB of weights four times: 469 µs median against 274 µs with one).
-    fn split_by_traffic(&self) -> bool {
-        true
-    }
-
     fn a_row_stride(&self, kp: usize) -> usize {
         kp.next_multiple_of(64) + 64
     }
