@@ -1,27 +1,41 @@
 //! The kernels' parallel loops: disjoint tasks on the current rayon pool, with the pool's
-//! other workers kept awake for a short while after each parallel call ("linger").
+//! other workers kept awake, on their own CPUs, while loops run and for a short while after
+//! each ("linger").
 //!
-//! Why: a rayon worker that finds no work yields a few dozen times and then sleeps on a
-//! futex. On a KVM guest whose other vCPU then idles, waking it again can take about as long
-//! as a 0.1–1.5 ms kernel call, so back-to-back 2-thread calls often ran every task on the
-//! calling thread (docs/PERFORMANCE.md, "Two threads"). OpenMP runtimes keep their workers
-//! spinning for a while between parallel regions for the same reason.
+//! Why: a rayon worker that finds no work yields a few dozen times (tens of µs) and then
+//! sleeps on a futex. On the 2-vCPU KVM guest of docs/PERFORMANCE.md ("Two threads") waking it
+//! costs 20–50 µs when its vCPU has halted, and the guest kernel (`kernel.sched_vcpu_pack`)
+//! often queues the woken worker on the *waker's* vCPU, behind the caller, where it waits
+//! milliseconds for a tick to move it; a worker that spins there takes the caller's time. So
+//! 0.03–1.5 ms calls ran on one thread. OpenMP runtimes keep their workers spinning between
+//! parallel regions (which is why PyTorch's never meet this).
 //!
-//! How: after a parallel loop, and at the start of a call that is going to run one
-//! (`wake`), helper jobs are spawned on the current pool, at most
-//! `min(threads − 1, cores − 1)` at a time (so the calling thread always keeps a core, and one
-//! thread spawns nothing). A helper spins (`spin_loop`, running any rayon job that turns up,
-//! via `rayon::yield_now`) until the next parallel loop posts its tasks, or until
-//! [`SPIN_ENV`] microseconds have passed since the last call, then hands its worker back to
-//! rayon, which finds the new tasks at once. A helper never spins on the thread that spawned
-//! it. The tasks and their split are the same with or without helpers, so results are too.
+//! How: every parallel loop (and a call that will run one, at its start: `wake`) spawns
+//! helper jobs on the current pool if fewer than `min(threads − 1, cores − 1)` are alive (so
+//! the calling thread always keeps a core, and one thread spawns nothing). They are spawned
+//! *before* the loop posts its tasks, so a worker that runs out of tasks spins in a helper
+//! instead of falling asleep. A helper
+//! - first moves its thread off the caller's CPU (a transient affinity change, the mask put
+//!   back at once: `pin::move_off`), or does not spin if it cannot, and checks that again
+//!   while it spins;
+//! - spins (`spin_loop`), running any rayon job that turns up via `rayon::yield_now` (the
+//!   loop's tasks among them), while any parallel loop runs or until [`SPIN_ENV`] µs after the
+//!   last one ended, then hands its worker back to rayon;
+//! - records its thread id. When a helper is spawned with none alive (the workers may be
+//!   asleep), the recorded workers' masks exclude the caller's CPU while they are woken
+//!   (`pin::steer_off`), so the OS places them on another CPU; the masks are put back at once.
 //!
-//! Cost: after every parallel call up to `cores − 1` cores stay busy for up to [`spin`]
-//! (default [`DEFAULT_SPIN_US`] µs) doing nothing useful, as OpenMP's do; `QSTACK_SPIN_US=0`
-//! turns lingering off (plain rayon).
+//! A helper never spins on the thread that spawned it, nor inside another helper. The tasks and
+//! their split do not depend on the helpers, so neither do results.
+//!
+//! Cost: while parallel calls follow each other, up to `cores − 1` cores spin between them and
+//! for up to [`spin`] (default [`DEFAULT_SPIN_US`] µs) after the last, as OpenMP's do;
+//! `QSTACK_SPIN_US=0` turns lingering off (plain rayon, no affinity changes). A pool's very
+//! first wake-up is not steered (no worker id is known yet).
 
+use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -35,8 +49,10 @@ const MAX_SPIN_US: u64 = 1_000_000;
 /// `spin_loop` hints between two looks at the clock and the pool.
 const SPINS_PER_CHECK: usize = 32;
 
-/// Bumped whenever a parallel loop posts its tasks; a helper stops when it changes.
-static CALLS: AtomicU64 = AtomicU64::new(0);
+/// Parallel loops running now (in any pool).
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// Helpers started and not finished (spinning or running a job).
+static ALIVE: AtomicUsize = AtomicUsize::new(0);
 /// Helpers spinning now.
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 /// Helpers spawned but not started yet.
@@ -44,6 +60,13 @@ static PENDING: AtomicUsize = AtomicUsize::new(0);
 /// The CPU of the thread that last spawned helpers (`usize::MAX`: unknown); a helper does not
 /// spin there.
 static CALLER_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Thread ids of workers that ran helpers (0: free), most recent last; steered off the
+/// caller's CPU when a helper is spawned with none spinning (see [`keep_awake`]).
+static HELPER_TIDS: [AtomicI32; MAX_TIDS] = [const { AtomicI32::new(0) }; MAX_TIDS];
+/// Slots in [`HELPER_TIDS`].
+const MAX_TIDS: usize = 16;
+/// Next slot of [`HELPER_TIDS`] to overwrite.
+static NEXT_TID: AtomicUsize = AtomicUsize::new(0);
 /// Helpers spawned since the process started (see [`helpers_spawned`]).
 static SPAWNED: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds since [`epoch`] until which helpers may spin.
@@ -86,14 +109,6 @@ pub fn helpers_spawned() -> u64 {
 /// the set-up rather than after the tasks are posted.
 pub(crate) fn wake() {
     keep_awake();
-    if SPINNING.load(Ordering::Acquire) == 0 && PENDING.load(Ordering::Acquire) > 0 {
-        // A helper waits to start, so its worker may have been asleep, and the OS may have
-        // queued the woken worker on this thread's CPU, behind this thread (the 2-vCPU guest
-        // of docs/PERFORMANCE.md does that). Giving up the CPU once lets it start the helper,
-        // which moves itself to another CPU (see `linger`); with nothing else queued here this
-        // returns at once.
-        std::thread::yield_now();
-    }
 }
 
 /// Runs `task(i)` for every `i` in `0..tasks` on the current rayon pool.
@@ -101,9 +116,8 @@ pub(crate) fn for_each_index<F>(tasks: usize, task: F)
 where
     F: Fn(usize) + Sync + Send,
 {
-    posting();
+    let _call = Call::begin();
     (0..tasks).into_par_iter().for_each(task);
-    keep_awake();
 }
 
 /// Runs `task(item)` for every item on the current rayon pool (tasks cut beforehand, such as
@@ -113,9 +127,8 @@ where
     T: Send,
     F: Fn(T) + Sync + Send,
 {
-    posting();
+    let _call = Call::begin();
     items.into_par_iter().for_each(task);
-    keep_awake();
 }
 
 /// Runs `task(i, count)` once on each thread `i` of the current pool's `count` (rayon's
@@ -126,9 +139,8 @@ pub(crate) fn for_each_thread<F>(task: F)
 where
     F: Fn(usize, usize) + Sync,
 {
-    posting();
+    let _call = Call::begin();
     rayon::broadcast(|ctx| task(ctx.index(), ctx.num_threads()));
-    keep_awake();
 }
 
 /// Runs `task((i, chunk))` for every `chunk_len`-element chunk of `out` on the current pool.
@@ -137,9 +149,8 @@ where
     T: Send,
     F: Fn((usize, &mut [T])) + Sync + Send,
 {
-    posting();
+    let _call = Call::begin();
     out.par_chunks_mut(chunk_len).enumerate().for_each(task);
-    keep_awake();
 }
 
 /// [`for_each_chunk`] with per-worker state made by `init` (rayon's `for_each_init`).
@@ -150,11 +161,10 @@ where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, (usize, &mut [T])) + Sync + Send,
 {
-    posting();
+    let _call = Call::begin();
     out.par_chunks_mut(chunk_len)
         .enumerate()
         .for_each_init(init, task);
-    keep_awake();
 }
 
 /// Runs `task(s, d)` over matching `chunk_len`-element chunks of `src` and `dst` on the current
@@ -165,11 +175,10 @@ where
     D: Send,
     F: Fn(&[S], &mut [D]) + Sync + Send,
 {
-    posting();
+    let _call = Call::begin();
     src.par_chunks(chunk_len)
         .zip(dst.par_chunks_mut(chunk_len))
         .for_each(|(s, d)| task(s, d));
-    keep_awake();
 }
 
 /// Maps every `chunk_len`-element chunk of `src` on the current pool and folds the results
@@ -187,18 +196,34 @@ where
     M: Fn(&[S]) -> R + Sync + Send,
     F: Fn(R, R) -> R + Sync + Send,
 {
-    posting();
+    let _call = Call::begin();
     let r = src
         .par_chunks(chunk_len)
         .map(map)
         .reduce(|| identity, reduce);
-    keep_awake();
     r
 }
 
-/// Releases the spinning helpers: tasks are about to be posted.
-fn posting() {
-    CALLS.fetch_add(1, Ordering::AcqRel);
+/// A parallel loop in progress: helpers keep spinning (and run its tasks) while any is.
+struct Call;
+
+impl Call {
+    /// Counts the loop in and spawns the helpers that are missing, before its tasks are
+    /// posted: a worker that runs out of tasks before the caller then spins in a helper
+    /// instead of going to sleep.
+    fn begin() -> Self {
+        ACTIVE.fetch_add(1, Ordering::AcqRel);
+        keep_awake();
+        Call
+    }
+}
+
+impl Drop for Call {
+    /// Counts the loop out and opens the linger window from now.
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        keep_awake();
+    }
 }
 
 /// The process's clock origin.
@@ -233,8 +258,18 @@ fn keep_awake() {
     CALLER_CPU.store(cpu, Ordering::Release);
     let spin_ns = u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX);
     UNTIL_NS.fetch_max(now_ns().saturating_add(spin_ns), Ordering::AcqRel);
-    let calls = CALLS.load(Ordering::Acquire);
     let home = rayon::current_thread_index();
+    // With no helper spinning or on its way, the workers may be asleep, and the OS may queue a
+    // woken one on this thread's CPU, behind this thread, for milliseconds (the 2-vCPU guest
+    // of docs/PERFORMANCE.md does): keep the known workers off this CPU while waking them.
+    let cold = ALIVE.load(Ordering::Acquire) == 0 && PENDING.load(Ordering::Acquire) == 0;
+    let _steered = cold.then(|| {
+        let tids: Vec<i32> = HELPER_TIDS
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .collect();
+        crate::pin::steer_off(&tids, cpu)
+    });
     while PENDING
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
             (p + SPINNING.load(Ordering::Acquire) < max).then_some(p + 1)
@@ -242,35 +277,86 @@ fn keep_awake() {
         .is_ok()
     {
         SPAWNED.fetch_add(1, Ordering::Relaxed);
-        rayon::spawn(move || linger(calls, home, max));
+        rayon::spawn(move || linger(home, max));
     }
 }
 
-/// A helper: spins while no new tasks were posted since `calls` and the window is open.
-fn linger(calls: u64, home: Option<usize>, max: usize) {
+thread_local! {
+    /// Whether this thread is inside [`linger`] (a helper job popped by a spinning helper
+    /// returns at once instead of nesting).
+    static IN_HELPER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is on another CPU than the last caller, after moving it there if it
+/// was not: on the caller's CPU a helper would only take the caller's time.
+fn off_the_callers_cpu() -> bool {
+    let caller = CALLER_CPU.load(Ordering::Acquire);
+    caller == usize::MAX || crate::pin::move_off(caller)
+}
+
+/// Adds this thread's id to [`HELPER_TIDS`] (once).
+fn remember_thread() {
+    let tid = crate::pin::thread_id();
+    if tid == 0 || HELPER_TIDS.iter().any(|t| t.load(Ordering::Relaxed) == tid) {
+        return;
+    }
+    let slot = NEXT_TID.fetch_add(1, Ordering::Relaxed) % MAX_TIDS;
+    HELPER_TIDS[slot].store(tid, Ordering::Relaxed);
+}
+
+/// Whether helpers may spin: a parallel loop runs, or the linger window is open.
+fn wanted() -> bool {
+    ACTIVE.load(Ordering::Acquire) > 0 || now_ns() < UNTIL_NS.load(Ordering::Acquire)
+}
+
+/// A helper: spins while [`wanted`], running the pool's jobs as they come. It counts in
+/// [`SPINNING`] only while it waits, not while it runs a job (which may be long, e.g. a
+/// whole `install` closure), so that a call meanwhile still gets a helper on another worker.
+fn linger(home: Option<usize>, max: usize) {
     PENDING.fetch_sub(1, Ordering::AcqRel);
-    let stale = CALLS.load(Ordering::Acquire) != calls;
     // On the thread that spawned it (it popped its own job while waiting), spinning would
     // stall the caller.
-    if stale || (home.is_some() && rayon::current_thread_index() == home) {
+    if IN_HELPER.get() || (home.is_some() && rayon::current_thread_index() == home) {
         return;
     }
-    // On the caller's CPU a helper would only take the caller's time: move to another CPU
-    // or do not spin.
-    let caller_cpu = CALLER_CPU.load(Ordering::Acquire);
-    if caller_cpu != usize::MAX && !crate::pin::move_off(caller_cpu) {
+    if !off_the_callers_cpu() {
         return;
     }
-    if SPINNING.fetch_add(1, Ordering::AcqRel) >= max {
+    IN_HELPER.set(true);
+    ALIVE.fetch_add(1, Ordering::AcqRel);
+    remember_thread();
+    spin_while_wanted(max);
+    ALIVE.fetch_sub(1, Ordering::AcqRel);
+    IN_HELPER.set(false);
+}
+
+/// [`linger`]'s loop: holds one of the `max` [`SPINNING`] places while it waits.
+fn spin_while_wanted(max: usize) {
+    let claim = || {
+        SPINNING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s < max).then_some(s + 1)
+            })
+            .is_ok()
+    };
+    if !claim() {
+        return;
+    }
+    while wanted() {
         SPINNING.fetch_sub(1, Ordering::AcqRel);
-        return;
-    }
-    while CALLS.load(Ordering::Acquire) == calls && now_ns() < UNTIL_NS.load(Ordering::Acquire) {
-        if let Some(rayon::Yield::Executed) = rayon::yield_now() {
-            continue;
+        let ran = rayon::yield_now() == Some(rayon::Yield::Executed);
+        if !claim() {
+            // Another helper took the place while this one ran a job.
+            return;
         }
-        for _ in 0..SPINS_PER_CHECK {
-            std::hint::spin_loop();
+        if !ran {
+            for _ in 0..SPINS_PER_CHECK {
+                std::hint::spin_loop();
+            }
+        }
+        if !off_the_callers_cpu() {
+            // The OS moved this thread to the caller's CPU (or the caller to this one).
+            break;
         }
     }
     SPINNING.fetch_sub(1, Ordering::AcqRel);

@@ -9,6 +9,10 @@
 //! [`pin_current_thread`] to your own builder's `start_handler`) and run the model inside
 //! `pool.install(..)`. Results do not depend on it.
 //!
+//! Besides that opt-in pool, [`crate::par`] moves its helper threads off the caller's CPU by
+//! short-lived affinity changes whose masks are put back at once (`move_off`, `steer_off`):
+//! a thread's mask is never left changed.
+//!
 //! ```
 //! let pool = qkernels::pin::pinned_pool(2).expect("a rayon pool");
 //! let sum: u64 = pool.install(|| (0..1000u64).sum());
@@ -68,6 +72,50 @@ pub(crate) fn move_off(cpu: usize) -> bool {
     current_cpu().is_some_and(|now| now != cpu)
 }
 
+/// The calling thread's id (`gettid`; 0 where unsupported).
+pub(crate) fn thread_id() -> i32 {
+    os::thread_id()
+}
+
+/// Threads whose affinity masks [`steer_off`] narrowed, with the masks to put back.
+#[must_use = "the masks are put back when this is dropped"]
+pub(crate) struct Steered(Vec<(i32, Vec<usize>)>);
+
+/// Narrows the affinity masks of the live threads of this process among `tids` to exclude
+/// `cpu` (where they allow another CPU) until the returned value is dropped, which puts each
+/// mask back as it was. A thread woken meanwhile is placed on another CPU than `cpu`, and one
+/// queued on `cpu` moves; putting the mask back does not move it again. Ids that are 0, the
+/// caller's own or not threads of this process are skipped.
+pub(crate) fn steer_off(tids: &[i32], cpu: usize) -> Steered {
+    let me = thread_id();
+    let mut saved = Vec::new();
+    for &tid in tids {
+        if tid == 0 || tid == me || !os::is_own_thread(tid) {
+            continue;
+        }
+        let Some(mask) = os::affinity_of(tid) else {
+            continue;
+        };
+        let others: Vec<usize> = mask.iter().copied().filter(|&c| c != cpu).collect();
+        if others.len() == mask.len() || others.is_empty() {
+            continue;
+        }
+        if os::set_affinity_of(tid, &others).is_ok() {
+            saved.push((tid, mask));
+        }
+    }
+    Steered(saved)
+}
+
+impl Drop for Steered {
+    fn drop(&mut self) {
+        for (tid, mask) in self.0.drain(..) {
+            // Best effort: a thread that exited meanwhile has no mask to restore.
+            let _ = os::set_affinity_of(tid, &mask);
+        }
+    }
+}
+
 /// A rayon pool of `threads` workers, worker *i* pinned to the *i*-th allowed CPU (wrapping
 /// around when there are more workers than CPUs). Where pinning fails or is unsupported the
 /// worker runs unpinned, as in a plain pool: pinning only moves threads, never results.
@@ -89,12 +137,18 @@ mod os {
     use std::io;
 
     pub(super) fn allowed_cpus() -> Option<Vec<usize>> {
+        affinity_of(0)
+    }
+
+    /// The affinity mask of thread `tid` (0: the calling thread).
+    pub(super) fn affinity_of(tid: i32) -> Option<Vec<usize>> {
         // SAFETY: `cpu_set_t` is a plain bit array for which all-zero is a valid value.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: `set` is a live, writable `cpu_set_t` and the size passed is its own size,
-        // so the kernel writes only inside it; pid 0 means the calling thread.
-        let rc =
-            unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        // so the kernel writes only inside it.
+        let rc = unsafe {
+            libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+        };
         if rc != 0 {
             return None;
         }
@@ -112,6 +166,11 @@ mod os {
 
     /// Sets the calling thread's affinity mask to `cpus`.
     pub(super) fn set_allowed(cpus: &[usize]) -> io::Result<()> {
+        set_affinity_of(0, cpus)
+    }
+
+    /// Sets thread `tid`'s affinity mask to `cpus` (0: the calling thread).
+    pub(super) fn set_affinity_of(tid: i32, cpus: &[usize]) -> io::Result<()> {
         let max = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
         // SAFETY: `cpu_set_t` is a plain bit array for which all-zero is a valid value.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -126,9 +185,9 @@ mod os {
             unsafe { libc::CPU_SET(cpu, &mut set) };
         }
         // SAFETY: `set` is a live `cpu_set_t` and the size passed is its own size, so the
-        // kernel reads only inside it; pid 0 means the calling thread.
+        // kernel reads only inside it.
         let rc =
-            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
         if rc == 0 {
             Ok(())
         } else {
@@ -140,6 +199,19 @@ mod os {
         // SAFETY: `sched_getcpu` takes no arguments and only returns a number (or -1).
         let cpu = unsafe { libc::sched_getcpu() };
         usize::try_from(cpu).ok()
+    }
+
+    /// The calling thread's id.
+    pub(super) fn thread_id() -> i32 {
+        // SAFETY: `gettid` takes no arguments, cannot fail and only returns a number.
+        unsafe { libc::gettid() }
+    }
+
+    /// Whether `tid` is a live thread of this process (signal 0 checks without sending).
+    pub(super) fn is_own_thread(tid: i32) -> bool {
+        // SAFETY: `getpid` takes no arguments and only returns a number; `tgkill` with
+        // signal 0 only checks that `tid` exists in thread group `pid`, delivering nothing.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
     }
 }
 
@@ -161,6 +233,22 @@ mod os {
 
     pub(super) fn current_cpu() -> Option<usize> {
         None
+    }
+
+    pub(super) fn affinity_of(_tid: i32) -> Option<Vec<usize>> {
+        None
+    }
+
+    pub(super) fn set_affinity_of(_tid: i32, _cpus: &[usize]) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    pub(super) fn thread_id() -> i32 {
+        0
+    }
+
+    pub(super) fn is_own_thread(_tid: i32) -> bool {
+        false
     }
 }
 
@@ -192,5 +280,38 @@ mod tests {
         })
         .join()
         .expect("thread");
+    }
+
+    #[test]
+    fn steer_off_narrows_other_threads_until_dropped() {
+        let Some(cpus) = allowed_cpus() else {
+            return;
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            tx.send(thread_id()).expect("send");
+            done_rx.recv().expect("recv");
+        });
+        let tid = rx.recv().expect("tid");
+        let cpu = cpus[0];
+        {
+            let steered = steer_off(&[tid, thread_id(), 0], cpu);
+            let during = os::affinity_of(tid).expect("readable");
+            if cpus.len() > 1 {
+                assert_eq!(steered.0.len(), 1, "only the other live thread is steered");
+                assert!(!during.contains(&cpu), "CPU {cpu} excluded while steered");
+            } else {
+                assert!(steered.0.is_empty(), "one CPU: nothing to steer to");
+            }
+            assert_eq!(
+                allowed_cpus(),
+                Some(cpus.clone()),
+                "the caller is never steered"
+            );
+        }
+        assert_eq!(os::affinity_of(tid), Some(cpus), "the mask is put back");
+        done_tx.send(()).expect("send");
+        worker.join().expect("thread");
     }
 }

@@ -6,6 +6,7 @@
 //! a per-element epilogue; so results do not depend on the task split or the thread count.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::aligned::AlignedBuf;
 use super::microkernel::{Microkernel, TileJob};
@@ -251,6 +252,7 @@ fn run_fixed<T: OutElem>(
         row_sums: row_sums.as_deref(),
         out: &shared,
         reverse: w.next_sweep_reversed(),
+        call: CALL_SEQ.fetch_add(1, Ordering::Relaxed),
     };
     let n_panels = n.div_ceil(layout.nr);
     if parallel && m_tiles == 1 {
@@ -328,6 +330,9 @@ struct TaskCtx<'a, T> {
     row_sums: Option<&'a [i32]>,
     out: &'a SharedOut<T>,
     reverse: bool,
+    /// This call's number ([`CALL_SEQ`]): a thread's packed A block is reused by its next
+    /// task of the same call and M block.
+    call: u64,
 }
 
 impl<T: OutElem> TaskCtx<'_, T> {
@@ -357,9 +362,11 @@ impl<T: OutElem> TaskCtx<'_, T> {
         let group_cols = group * tile_cols;
         let tile_acc = shape.rows * group_cols;
         let mut scratch = Scratch::take();
+        let key = (self.call, m_tiles.start, m_tiles.end);
+        let packed = scratch.packed.replace(key) == Some(key);
         let (apack, acc, fix_buf) =
             scratch.split(tile_a * m_tiles.len(), tile_acc * m_tiles.len(), group_cols);
-        for (i, mt) in m_tiles.clone().enumerate() {
+        for (i, mt) in m_tiles.clone().enumerate().filter(|_| !packed) {
             let r0 = mt * shape.rows;
             let rows = shape.rows.min(m - r0);
             let src = &self.a.data[r0 * self.a.row_stride..];
@@ -440,22 +447,27 @@ thread_local! {
     /// Each thread's packed-A and accumulator buffers, reused across calls (a fresh zeroed
     /// allocation per task, up to [`A_BLOCK_BYTES`] + 64 KiB, costs page faults and zeroing
     /// on every call). Each thread keeps the largest it has needed.
-    static SCRATCH: RefCell<(AlignedBuf, AlignedBuf)> = RefCell::new(Default::default());
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
+
+/// Numbers the parallel GEMM calls of the process (see `TaskCtx::call`).
+static CALL_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A task's scratch buffers (64-byte aligned), taken from this thread's [`SCRATCH`] (empty if
 /// it is in use).
+#[derive(Default)]
 struct Scratch {
     a: AlignedBuf,
     acc: AlignedBuf,
+    /// `(call, first M tile, end M tile)` whose packed A the start of `a` holds.
+    packed: Option<(u64, usize, usize)>,
 }
 
 impl Scratch {
     fn take() -> Self {
-        let (a, acc) = SCRATCH
+        SCRATCH
             .with(|s| s.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)))
-            .unwrap_or_default();
-        Scratch { a, acc }
+            .unwrap_or_default()
     }
 
     /// `a_len` bytes, `acc_len` accumulators and `fix_len` column corrections (the
@@ -478,11 +490,12 @@ impl Scratch {
     fn give_back(self) {
         SCRATCH.with(|s| {
             if let Ok(mut slot) = s.try_borrow_mut() {
-                if slot.0.capacity_bytes() < self.a.capacity_bytes() {
-                    slot.0 = self.a;
+                if slot.a.capacity_bytes() <= self.a.capacity_bytes() {
+                    slot.a = self.a;
+                    slot.packed = self.packed;
                 }
-                if slot.1.capacity_bytes() < self.acc.capacity_bytes() {
-                    slot.1 = self.acc;
+                if slot.acc.capacity_bytes() < self.acc.capacity_bytes() {
+                    slot.acc = self.acc;
                 }
             }
         });
