@@ -87,7 +87,7 @@ impl Plan<'_> {
         let threads = rayon::current_num_threads();
         let parallel = threads > 1 && m.saturating_mul(o).saturating_mul(k) >= PARALLEL_MACS;
         if parallel {
-            mb = mb.min(m_tiles.div_ceil(4 * threads)).max(1);
+            mb = mb.min(m_tiles.div_ceil(8 * threads)).max(1);
         }
         let chunk = mb * shape.rows * o;
         let task = |(bi, dst): (usize, &mut [u8])| {

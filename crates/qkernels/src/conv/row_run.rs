@@ -415,7 +415,7 @@ pub(crate) fn run(plan: &Plan<'_>, w: &RowRunWeights, out: &mut [u8]) {
     let threads = rayon::current_num_threads();
     let parallel = threads > 1 && macs >= PARALLEL_MACS && m_tiles > 1;
     let per_task = if parallel {
-        m_tiles.div_ceil(4 * threads).clamp(1, TASK_TILES)
+        m_tiles.div_ceil(8 * threads).clamp(1, TASK_TILES)
     } else {
         TASK_TILES.min(m_tiles)
     };
