@@ -20,10 +20,13 @@
 //!   while it spins;
 //! - spins (`spin_loop`), running any rayon job that turns up via `rayon::yield_now` (the
 //!   loop's tasks among them), while any parallel loop runs or until [`SPIN_ENV`] µs after the
-//!   last one ended, then hands its worker back to rayon;
-//! - records its thread id. When a helper is spawned with none alive (the workers may be
-//!   asleep), the recorded workers' masks exclude the caller's CPU while they are woken
-//!   (`pin::steer_off`), so the OS places them on another CPU; the masks are put back at once.
+//!   last one ended;
+//! - leaves its worker to rayon when neither holds.
+//!
+//! Workers record their thread ids when they first run a task or a helper. When a helper is
+//! spawned with none alive (the workers may be asleep), the recorded workers' masks exclude the
+//! caller's CPU while they are woken (`pin::steer_off`), so the OS places them on another CPU;
+//! the masks are put back at once.
 //!
 //! A helper never spins on the thread that spawned it, nor inside another helper. The tasks and
 //! their split do not depend on the helpers, so neither do results.
@@ -60,7 +63,7 @@ static PENDING: AtomicUsize = AtomicUsize::new(0);
 /// The CPU of the thread that last spawned helpers (`usize::MAX`: unknown); a helper does not
 /// spin there.
 static CALLER_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
-/// Thread ids of workers that ran helpers (0: free), most recent last; steered off the
+/// Thread ids of workers that ran tasks or helpers (0: free); steered off the
 /// caller's CPU when a helper is spawned with none spinning (see [`keep_awake`]).
 static HELPER_TIDS: [AtomicI32; MAX_TIDS] = [const { AtomicI32::new(0) }; MAX_TIDS];
 /// Slots in [`HELPER_TIDS`].
@@ -117,7 +120,10 @@ where
     F: Fn(usize) + Sync + Send,
 {
     let _call = Call::begin();
-    (0..tasks).into_par_iter().for_each(task);
+    (0..tasks).into_par_iter().for_each(|i| {
+        remember_thread();
+        task(i)
+    });
 }
 
 /// Runs `task(item)` for every item on the current rayon pool (tasks cut beforehand, such as
@@ -128,7 +134,10 @@ where
     F: Fn(T) + Sync + Send,
 {
     let _call = Call::begin();
-    items.into_par_iter().for_each(task);
+    items.into_par_iter().for_each(|item| {
+        remember_thread();
+        task(item)
+    });
 }
 
 /// Runs `task(i, count)` once on each thread `i` of the current pool's `count` (rayon's
@@ -140,7 +149,10 @@ where
     F: Fn(usize, usize) + Sync,
 {
     let _call = Call::begin();
-    rayon::broadcast(|ctx| task(ctx.index(), ctx.num_threads()));
+    rayon::broadcast(|ctx| {
+        remember_thread();
+        task(ctx.index(), ctx.num_threads())
+    });
 }
 
 /// Runs `task((i, chunk))` for every `chunk_len`-element chunk of `out` on the current pool.
@@ -150,7 +162,10 @@ where
     F: Fn((usize, &mut [T])) + Sync + Send,
 {
     let _call = Call::begin();
-    out.par_chunks_mut(chunk_len).enumerate().for_each(task);
+    out.par_chunks_mut(chunk_len).enumerate().for_each(|x| {
+        remember_thread();
+        task(x)
+    });
 }
 
 /// [`for_each_chunk`] with per-worker state made by `init` (rayon's `for_each_init`).
@@ -164,7 +179,10 @@ where
     let _call = Call::begin();
     out.par_chunks_mut(chunk_len)
         .enumerate()
-        .for_each_init(init, task);
+        .for_each_init(init, |state, x| {
+            remember_thread();
+            task(state, x)
+        });
 }
 
 /// Runs `task(s, d)` over matching `chunk_len`-element chunks of `src` and `dst` on the current
@@ -178,7 +196,10 @@ where
     let _call = Call::begin();
     src.par_chunks(chunk_len)
         .zip(dst.par_chunks_mut(chunk_len))
-        .for_each(|(s, d)| task(s, d));
+        .for_each(|(s, d)| {
+            remember_thread();
+            task(s, d)
+        });
 }
 
 /// Maps every `chunk_len`-element chunk of `src` on the current pool and folds the results
@@ -199,7 +220,10 @@ where
     let _call = Call::begin();
     let r = src
         .par_chunks(chunk_len)
-        .map(map)
+        .map(|chunk| {
+            remember_thread();
+            map(chunk)
+        })
         .reduce(|| identity, reduce);
     r
 }
@@ -294,8 +318,14 @@ fn off_the_callers_cpu() -> bool {
     caller == usize::MAX || crate::pin::move_off(caller)
 }
 
-/// Adds this thread's id to [`HELPER_TIDS`] (once).
+/// Adds this thread's id to [`HELPER_TIDS`] (once per thread).
 fn remember_thread() {
+    thread_local! {
+        static KNOWN: Cell<bool> = const { Cell::new(false) };
+    }
+    if KNOWN.replace(true) {
+        return;
+    }
     let tid = crate::pin::thread_id();
     if tid == 0 || HELPER_TIDS.iter().any(|t| t.load(Ordering::Relaxed) == tid) {
         return;
