@@ -218,14 +218,12 @@ where
     F: Fn(R, R) -> R + Sync + Send,
 {
     let _call = Call::begin();
-    let r = src
-        .par_chunks(chunk_len)
+    src.par_chunks(chunk_len)
         .map(|chunk| {
             remember_thread();
             map(chunk)
         })
-        .reduce(|| identity, reduce);
-    r
+        .reduce(|| identity, reduce)
 }
 
 /// A parallel loop in progress: helpers keep spinning (and run its tasks) while any is.
