@@ -21,7 +21,9 @@
 //! - spins (`spin_loop`), running any rayon job that turns up via `rayon::yield_now` (the
 //!   loop's tasks among them), while any parallel loop runs or until [`SPIN_ENV`] µs after the
 //!   last one ended;
-//! - leaves its worker to rayon when neither holds.
+//! - leaves its worker to rayon when neither holds, or when it has run no job for [`spin`]
+//!   (a helper can be picked up by a worker waiting inside a `join`, which resumes only when
+//!   the helper returns: an unbounded spin there deadlocked two workers in a test).
 //!
 //! Workers record their thread ids when they first run a task or a helper. When a helper is
 //! spawned with none alive (the workers may be asleep), the recorded workers' masks exclude the
@@ -370,14 +372,22 @@ fn spin_while_wanted(max: usize) {
     if !claim() {
         return;
     }
-    while wanted() {
+    // Never idle longer than the linger time, even while a loop runs: a helper may have been
+    // picked up by a worker waiting inside a `join` (rayon runs other jobs while it waits),
+    // and that join (perhaps part of the running loop) resumes only when the helper returns.
+    // Spinning "while a loop runs" without this bound deadlocked two workers that way.
+    let limit = spin();
+    let mut idle_since = Instant::now();
+    while wanted() && idle_since.elapsed() < limit {
         SPINNING.fetch_sub(1, Ordering::AcqRel);
         let ran = rayon::yield_now() == Some(rayon::Yield::Executed);
         if !claim() {
             // Another helper took the place while this one ran a job.
             return;
         }
-        if !ran {
+        if ran {
+            idle_since = Instant::now();
+        } else {
             for _ in 0..SPINS_PER_CHECK {
                 std::hint::spin_loop();
             }
