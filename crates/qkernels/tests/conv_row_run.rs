@@ -22,10 +22,11 @@ fn assert_row_run(g: &ConvGeometry, expected: bool) {
         "{g:?}"
     );
     assert!(!conv::row_run_applies(g, KernelKind::Avx2));
-    // The AMX family packs and runs the AVX-512 VNNI forms below 128 input channels (from
-    // there on the GEMM forms: `conv_amx.rs`).
+    // The AMX family packs the row-run form below 128 input channels and runs it on the AMX
+    // row-run kernel (from 128 on the GEMM forms: `conv_amx.rs`).
+    assert!(!conv::row_run_applies(g, KernelKind::Amx));
     assert_eq!(
-        conv::row_run_applies(g, KernelKind::Amx),
+        conv::row_run_amx_applies(g, KernelKind::Amx),
         conv::row_run_applies(g, KernelKind::Avx512Vnni) && g.in_channels < 128
     );
     if KernelKind::Avx512Vnni.is_runnable() {

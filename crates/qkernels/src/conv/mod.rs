@@ -78,6 +78,8 @@ mod pooled;
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
 mod row_run;
+#[cfg(target_arch = "x86_64")]
+mod row_run_amx;
 mod small;
 #[cfg(target_arch = "x86_64")]
 mod small_pixels;
@@ -142,10 +144,23 @@ pub fn indirect_applies(geometry: &ConvGeometry, kind: KernelKind) -> bool {
 
 /// Whether [`conv_u8s8`] runs `geometry` with weights packed for `kind` on the AVX-512 VNNI
 /// row-run kernel (one group, width dilation 1, not the small-C kernel's shape; pointwise
-/// included); exposed so tests can prove that path ran.
+/// included; not what [`row_run_amx_applies`] takes); exposed so tests can prove that path
+/// ran.
 pub fn row_run_applies(geometry: &ConvGeometry, kind: KernelKind) -> bool {
     cfg!(target_arch = "x86_64")
         && kind.has_avx512_vnni()
+        && geometry.dilation[2] == 1
+        && pack::row_run_packs(geometry, kind)
+        && !row_run_amx_applies(geometry, kind)
+}
+
+/// Whether [`conv_u8s8`] runs `geometry` with weights packed for `kind` on the AMX row-run
+/// kernel (the AMX family, where the row-run weights are packed: one group, fewer than 128
+/// input channels, width dilation 1, not the small-C kernel's shape); exposed so tests can
+/// prove that path ran.
+pub fn row_run_amx_applies(geometry: &ConvGeometry, kind: KernelKind) -> bool {
+    cfg!(target_arch = "x86_64")
+        && kind == KernelKind::Amx
         && geometry.dilation[2] == 1
         && pack::row_run_packs(geometry, kind)
 }
@@ -251,6 +266,13 @@ pub fn conv_u8s8(
                 za,
                 groups,
             };
+            #[cfg(target_arch = "x86_64")]
+            if let Form::RowRun(rr, _) = &weights.form
+                && row_run_amx::applies(&plan, rr)
+            {
+                row_run_amx::run(&plan, rr, out);
+                return Ok(kernel.kind());
+            }
             #[cfg(target_arch = "x86_64")]
             if let Form::RowRun(rr, _) = &weights.form
                 && row_run::applies(&plan)

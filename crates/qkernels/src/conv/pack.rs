@@ -127,9 +127,10 @@ pub(crate) struct RowRunWeights {
 }
 
 impl RowRunWeights {
-    /// Packs `mat` (`o × runs·run` row-major, reduction index `t·run + j`).
-    fn pack(mat: &[i8], o: usize, runs: usize, run: usize) -> Self {
-        let run4 = run.div_ceil(4) * 4;
+    /// Packs `mat` (`o × runs·run` row-major, reduction index `t·run + j`), each run
+    /// zero-padded to a multiple of `align` (4, or 64 for the AMX kernel's K steps).
+    fn pack(mat: &[i8], o: usize, runs: usize, run: usize, align: usize) -> Self {
+        let run4 = run.div_ceil(align) * align;
         let quads = runs * run4 / 4;
         let k = runs * run;
         let total = o.div_ceil(ROW_RUN_PANEL) * quads * ROW_RUN_PANEL * 4;
@@ -329,7 +330,9 @@ impl PackedConvWeights {
                 Form::Small(wt, mats.pop().expect("one group"))
             } else if row_run_packs(geometry, kind) {
                 let runs = geometry.kernel[0] * geometry.kernel[1];
-                let rr = RowRunWeights::pack(&mat, o, runs, k / runs);
+                // the AMX row-run kernel steps through K 64 bytes at a time
+                let align = if kind == KernelKind::Amx { 64 } else { 4 };
+                let rr = RowRunWeights::pack(&mat, o, runs, k / runs, align);
                 Form::RowRun(rr, mats)
             } else {
                 Form::Gemm(mats)

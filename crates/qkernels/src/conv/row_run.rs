@@ -37,7 +37,7 @@ const K_BLOCK_BYTES: usize = 16 * 1024;
 /// Most M tiles per task (its accumulators: up to 24 × 8 × 64 i32 = 48 KiB).
 const TASK_TILES: usize = 24;
 /// Accumulator row stride of a tile (one panel).
-const ACC_LD: usize = ROW_RUN_PANEL;
+pub(super) const ACC_LD: usize = ROW_RUN_PANEL;
 
 /// Whether the row-run kernel runs `plan` (weights packed as [`RowRunWeights`], the AVX-512
 /// VNNI family, width dilation 1; width-dilated calls take the implicit GEMM).
@@ -142,7 +142,7 @@ unsafe fn tile_dyn(
 /// AVX-512 F/BW/VL are available.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn requant_tile(
+pub(super) unsafe fn requant_tile(
     acc: &[i32; 8 * ACC_LD],
     rows: usize,
     nc: usize,
