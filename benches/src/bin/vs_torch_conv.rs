@@ -276,6 +276,8 @@ fn run(s: &Settings) -> Result<(), String> {
                     match packed.path() {
                         "gemm" if geometry.is_pointwise() => "gemm",
                         "gemm" if conv::indirect_applies(&geometry, packed.kind()) => "indirect",
+                        "row-run" if conv::row_run_amx_applies(&geometry, packed.kind()) =>
+                            "row-run-amx",
                         "row-run" if !conv::row_run_applies(&geometry, packed.kind()) =>
                             "implicit-gemm",
                         "gemm" => "implicit-gemm",

@@ -36,12 +36,14 @@ use super::row_run::{ACC_LD, requant_tile};
 
 /// Run padding of [`RowRunWeights`] packed for this kernel (one AMX K step).
 pub(crate) const RUN_ALIGN: usize = 64;
-/// Pixels per tile (the AMX maximum of tile rows).
+/// Tile rows (the AMX maximum).
 const ROWS: usize = 16;
+/// Pixels per block: two A tiles, so each B tile loaded serves 32 pixels.
+const BLOCK: usize = 32;
 /// Multiply-accumulates above which tasks are spread over rayon's threads.
 const PARALLEL_MACS: usize = 1 << 19;
-/// Most tiles per task.
-const TASK_TILES: usize = 8;
+/// Most pixel blocks per task.
+const TASK_BLOCKS: usize = 4;
 
 /// Whether this kernel runs `plan` with the row-run weights `w`: the AMX family (whose kernel
 /// object exists only where the CPU has AMX-TILE/AMX-INT8 with the OS permission and
@@ -70,26 +72,30 @@ impl TileConfig {
     }
 }
 
-/// One tile's accumulators: 16 rows of [`ACC_LD`] i32, as two 8-row halves (the shape
+/// A block's accumulators: [`BLOCK`] rows of [`ACC_LD`] i32, as 8-row quarters (the shape
 /// `requant_tile` takes), 64-byte aligned for the tile stores.
 #[repr(C, align(64))]
-struct Acc([[i32; 8 * ACC_LD]; 2]);
+struct Acc([[i32; 8 * ACC_LD]; BLOCK / 8]);
 
-/// `steps` K steps of 64 into a 16 × `16·V` C tile set; see [`STEPS`].
+/// Byte offset in [`Acc`] of the second 16-row pixel tile.
+const ACC_HALF: usize = 16 * ACC_LD * 4;
+
+/// The compute of one block and one or two column vectors; see [`steps_fn`].
 type StepsFn = unsafe fn(&TileConfig, *const u8, usize, *const i8, usize, usize, *mut i32);
 
-/// `STEPS[v − 1]`: the compute for a panel of `v` column vectors (16 channels each).
-const STEPS: [StepsFn; 4] = [steps_1, steps_2, steps_3, steps_4];
-
-/// Defines `steps_V`: configure the tiles for `cfg` (if the thread's configuration differs),
-/// zero the C tiles, run `steps ≥ 1` K steps (`a` advanced 64 bytes, `b` 16 quad rows of
-/// `wq` bytes per step), store the C tiles to `acc` (rows of 64 i32 at stride 256 bytes).
+/// Defines `steps_*`: configure the tiles for `cfg` (if the thread's configuration
+/// differs), zero the C tiles, run `steps ≥ 1` K steps over two 16-pixel A tiles (rows
+/// `0..16` and `16..32` of `a`, advanced 64 bytes per step) and one or two B tiles (16 quad
+/// rows of `wq` bytes from `b`, the second at `b + 64`; `b` advanced `16·wq` per step), store
+/// the C tiles to `acc` (pixel tile `i`, vector `v` at `acc + i·ACC_HALF + 64·v` bytes, rows
+/// of 64 i32 at stride 256 bytes).
 ///
-/// # Safety (of each `steps_V`)
+/// # Safety (of each `steps_*`)
 /// AMX-TILE and AMX-INT8 available with the OS permission granted; `steps ≥ 1`; `cfg` made
-/// by [`TileConfig::all_full`]; `a` points at 16 rows (stride `a_stride`) of at least
-/// `64·steps` readable bytes; `b` at `16·steps` rows of `wq ≥ 64·V` bytes (stride `wq`) of
-/// which the first `64·V` are read; `acc` at 16 rows of 64 i32, the first `16·V` written.
+/// by [`TileConfig::all_full`]; `a` points at 32 rows (stride `a_stride`) of at least
+/// `64·steps` readable bytes; `b` at `16·steps` rows (stride `wq`) of at least 64 (one B
+/// tile) or 128 (two) readable bytes; `acc` at 32 rows of 64 i32 (stride 256 bytes), of which
+/// the first 16 (or 32) of each row are written.
 macro_rules! steps_fn {
     ($name:ident; [$($zero:literal),+]; [$($step:literal),+]; [$($store:literal),+]) => {
         unsafe fn $name(
@@ -139,6 +145,7 @@ macro_rules! steps_fn {
                     "5:",
                     $($step,)+
                     "add {a}, 64",
+                    "add {a2}, 64",
                     "add {b}, {bstep}",
                     "dec {n}",
                     "jnz 5b",
@@ -147,12 +154,14 @@ macro_rules! steps_fn {
                     cfg = in(reg) cfg.0.as_ptr(),
                     t = out(reg) _,
                     a = inout(reg) a => _,
+                    a2 = inout(reg) a.wrapping_add(16 * a_stride) => _,
                     sa = in(reg) a_stride,
                     b = inout(reg) b => _,
                     sb = in(reg) wq,
                     bstep = in(reg) 16 * wq,
                     n = inout(reg) steps => _,
                     c = in(reg) acc,
+                    c2 = in(reg) acc.wrapping_byte_add(ACC_HALF),
                     sc = in(reg) 4 * ACC_LD,
                     options(nostack),
                 );
@@ -161,70 +170,50 @@ macro_rules! steps_fn {
     };
 }
 
-steps_fn!(steps_1;
-    ["tilezero tmm0"];
-    [
-        "tileloadd tmm4, [{a} + {sa}*1]",
-        "tileloadd tmm5, [{b} + {sb}*1]",
-        "tdpbusd tmm0, tmm4, tmm5"
-    ];
-    ["tilestored [{c} + {sc}*1], tmm0"]
-);
-
-steps_fn!(steps_2;
-    ["tilezero tmm0", "tilezero tmm1"];
-    [
-        "tileloadd tmm4, [{a} + {sa}*1]",
-        "tileloadd tmm5, [{b} + {sb}*1]",
-        "tdpbusd tmm0, tmm4, tmm5",
-        "tileloadd tmm6, [{b} + {sb}*1 + 64]",
-        "tdpbusd tmm1, tmm4, tmm6"
-    ];
-    ["tilestored [{c} + {sc}*1], tmm0", "tilestored [{c} + {sc}*1 + 64], tmm1"]
-);
-
-steps_fn!(steps_3;
-    ["tilezero tmm0", "tilezero tmm1", "tilezero tmm2"];
-    [
-        "tileloadd tmm4, [{a} + {sa}*1]",
-        "tileloadd tmm5, [{b} + {sb}*1]",
-        "tdpbusd tmm0, tmm4, tmm5",
-        "tileloadd tmm6, [{b} + {sb}*1 + 64]",
-        "tdpbusd tmm1, tmm4, tmm6",
-        "tileloadd tmm7, [{b} + {sb}*1 + 128]",
-        "tdpbusd tmm2, tmm4, tmm7"
-    ];
-    [
-        "tilestored [{c} + {sc}*1], tmm0",
-        "tilestored [{c} + {sc}*1 + 64], tmm1",
-        "tilestored [{c} + {sc}*1 + 128], tmm2"
-    ]
-);
-
-steps_fn!(steps_4;
+steps_fn!(steps_pair;
     ["tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3"];
     [
         "tileloadd tmm4, [{a} + {sa}*1]",
-        "tileloadd tmm5, [{b} + {sb}*1]",
-        "tdpbusd tmm0, tmm4, tmm5",
-        "tileloadd tmm6, [{b} + {sb}*1 + 64]",
-        "tdpbusd tmm1, tmm4, tmm6",
-        "tileloadd tmm7, [{b} + {sb}*1 + 128]",
-        "tdpbusd tmm2, tmm4, tmm7",
-        "tileloadd tmm5, [{b} + {sb}*1 + 192]",
-        "tdpbusd tmm3, tmm4, tmm5"
+        "tileloadd tmm6, [{b} + {sb}*1]",
+        "tdpbusd tmm0, tmm4, tmm6",
+        "tileloadd tmm7, [{b} + {sb}*1 + 64]",
+        "tdpbusd tmm1, tmm4, tmm7",
+        "tileloadd tmm5, [{a2} + {sa}*1]",
+        "tdpbusd tmm2, tmm5, tmm6",
+        "tdpbusd tmm3, tmm5, tmm7"
     ];
     [
         "tilestored [{c} + {sc}*1], tmm0",
         "tilestored [{c} + {sc}*1 + 64], tmm1",
-        "tilestored [{c} + {sc}*1 + 128], tmm2",
-        "tilestored [{c} + {sc}*1 + 192], tmm3"
+        "tilestored [{c2} + {sc}*1], tmm2",
+        "tilestored [{c2} + {sc}*1 + 64], tmm3"
     ]
+);
+
+steps_fn!(steps_single;
+    ["tilezero tmm0", "tilezero tmm2"];
+    [
+        "tileloadd tmm4, [{a} + {sa}*1]",
+        "tileloadd tmm6, [{b} + {sb}*1]",
+        "tdpbusd tmm0, tmm4, tmm6",
+        "tileloadd tmm5, [{a2} + {sa}*1]",
+        "tdpbusd tmm2, tmm5, tmm6"
+    ];
+    ["tilestored [{c} + {sc}*1], tmm0", "tilestored [{c2} + {sc}*1], tmm2"]
 );
 
 /// `Σ v` (wrapping, like the GEMM's row sums).
 fn byte_sum(v: &[u8]) -> i32 {
     v.iter().fold(0i32, |s, &x| s.wrapping_add(i32::from(x)))
+}
+
+/// Copies `src` into `dst` (equal lengths, a multiple of 64) 64 bytes at a time.
+fn copy_lines(dst: &mut [u8], src: &[u8]) {
+    assert!(dst.len() == src.len() && dst.len().is_multiple_of(64));
+    for (d, s) in dst.chunks_exact_mut(64).zip(src.chunks_exact(64)) {
+        let line: [u8; 64] = s.try_into().expect("64 bytes");
+        d.copy_from_slice(&line);
+    }
 }
 
 /// Copies the kernel-row runs of pixel `[n, z, y, x]` into `row` (run `t` at `t·run4`; the
@@ -264,7 +253,7 @@ fn gather_pixel(
                 // x0 ≥ 0 when lo = 0
                 let start = (line + x0 as usize) * c;
                 if start + run4 <= input.len() {
-                    seg.copy_from_slice(&input[start..start + run4]);
+                    copy_lines(seg, &input[start..start + run4]);
                 } else {
                     seg[..run].copy_from_slice(&input[start..start + run]);
                 }
@@ -288,19 +277,19 @@ pub(crate) fn run(plan: &Plan<'_>, w: &RowRunWeights, out: &mut [u8]) {
     let g = plan.g;
     let m = g.batch * plan.out_dims.iter().product::<usize>();
     let o = g.out_channels;
-    let m_tiles = m.div_ceil(ROWS);
+    let blocks = m.div_ceil(BLOCK);
     let macs = m.saturating_mul(o).saturating_mul(g.k());
     let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && macs >= PARALLEL_MACS && m_tiles > 1;
+    let parallel = threads > 1 && macs >= PARALLEL_MACS && blocks > 1;
     let per_task = if parallel {
-        m_tiles.div_ceil(4 * threads).clamp(1, TASK_TILES)
+        blocks.div_ceil(4 * threads).clamp(1, TASK_BLOCKS)
     } else {
-        TASK_TILES.min(m_tiles)
+        TASK_BLOCKS.min(blocks)
     };
-    let chunk = per_task * ROWS * o;
+    let chunk = per_task * BLOCK * o;
     let task = |(ti, dst): (usize, &mut [u8])| {
-        let t0 = ti * per_task;
-        run_task(plan, w, t0..(t0 + per_task).min(m_tiles), m, dst);
+        let b0 = ti * per_task;
+        run_task(plan, w, b0..(b0 + per_task).min(blocks), m, dst);
     };
     if parallel {
         par::for_each_chunk(out, chunk, task);
@@ -309,11 +298,12 @@ pub(crate) fn run(plan: &Plan<'_>, w: &RowRunWeights, out: &mut [u8]) {
     }
 }
 
-/// Runs tiles `tiles` (16 pixels each, pixels from `tiles.start · 16`) into `dst`.
+/// Runs pixel blocks `blocks` ([`BLOCK`] pixels each, from pixel `blocks.start · BLOCK`)
+/// into `dst`.
 fn run_task(
     plan: &Plan<'_>,
     w: &RowRunWeights,
-    tiles: std::ops::Range<usize>,
+    blocks: std::ops::Range<usize>,
     m: usize,
     dst: &mut [u8],
 ) {
@@ -325,67 +315,90 @@ fn run_task(
     let steps = k4 / RUN_ALIGN;
     // A rows one line longer than K (64-byte aligned, not a multiple of 4 KiB apart)
     let a_stride = k4 + 64;
-    let mut a_lines = vec![Line64([plan.za as i8; 64]); ROWS * a_stride / 64];
-    let mut acc = Acc([[0; 8 * ACC_LD]; 2]);
-    let mut row_sums = [0i32; ROWS];
+    let mut a_lines = vec![Line64([plan.za as i8; 64]); BLOCK * a_stride / 64];
+    let mut acc = Acc([[0; 8 * ACC_LD]; BLOCK / 8]);
+    let mut row_sums = [0i32; BLOCK];
     let fused = Requant::of(&gp.stage).filter(|_| symmetric);
     let zw = gp.w.zero_points();
     let cfg = TileConfig::all_full();
-    for (i, tile) in tiles.clone().enumerate() {
-        let first = tile * ROWS;
-        let real = ROWS.min(m - first);
+    // the next pixel's [n, z, y, x], stepped without divisions
+    let p0 = blocks.start * BLOCK;
+    let mut px = [
+        p0 / (ow * oh * od),
+        (p0 / (ow * oh)) % od,
+        (p0 / ow) % oh,
+        p0 % ow,
+    ];
+    for (i, block) in blocks.clone().enumerate() {
+        let first = block * BLOCK;
+        let real = BLOCK.min(m - first);
         {
             let a: &mut [u8] = bytemuck::cast_slice_mut(&mut a_lines);
             for (r, row) in a.chunks_exact_mut(a_stride).take(real).enumerate() {
-                let p = first + r;
-                let px = [
-                    p / (ow * oh * od),
-                    (p / (ow * oh)) % od,
-                    (p / ow) % oh,
-                    p % ow,
-                ];
                 row_sums[r] = gather_pixel(plan, w, px, row, !symmetric);
+                px[3] += 1;
+                if px[3] == ow {
+                    px[3] = 0;
+                    px[2] += 1;
+                    if px[2] == oh {
+                        px[2] = 0;
+                        px[1] += 1;
+                        if px[1] == od {
+                            px[1] = 0;
+                            px[0] += 1;
+                        }
+                    }
+                }
             }
         }
         let a: &[u8] = bytemuck::cast_slice(&a_lines);
-        let tile_dst = &mut dst[i * ROWS * o..];
+        let block_dst = &mut dst[i * BLOCK * o..];
         for p in 0..o.div_ceil(ROW_RUN_PANEL) {
             let n0 = p * ROW_RUN_PANEL;
             let nc = ROW_RUN_PANEL.min(o - n0);
             let width = RowRunWeights::width_of(o, p);
             let (vectors, wq) = (width / 16, width * 4);
             let panel = w.panel(p);
-            assert!(a.len() >= ROWS * a_stride && panel.len() >= steps * 16 * wq);
-            // SAFETY: `applies` checked the family: its kernel object exists only where the
-            // CPU has AMX-TILE/AMX-INT8 with the permission granted. `a` holds 16 rows of
-            // `a_stride ≥ 64·steps` bytes, the panel `16·steps` quad rows of `wq = 64·vectors`
-            // bytes (both asserted), and `acc` 16 rows of 64 i32 at stride 256 bytes.
-            unsafe {
-                STEPS[vectors - 1](
-                    &cfg,
-                    a.as_ptr(),
-                    a_stride,
-                    panel.as_ptr(),
-                    wq,
-                    steps,
-                    acc.0.as_mut_ptr().cast(),
-                )
-            };
+            assert!(a.len() >= BLOCK * a_stride && panel.len() >= steps * 16 * wq);
+            for v in (0..vectors).step_by(2) {
+                let f: StepsFn = if v + 1 < vectors {
+                    steps_pair
+                } else {
+                    steps_single
+                };
+                // SAFETY: `applies` checked the family: its kernel object exists only where
+                // the CPU has AMX-TILE/AMX-INT8 with the permission granted. `a` holds 32
+                // rows of `a_stride ≥ 64·steps` bytes and the panel `16·steps` quad rows of
+                // `wq = 64·vectors` bytes (both asserted), of which bytes `64·v..64·(v + 2)`
+                // (or `..64·(v + 1)` for a single vector) are read; `acc` holds 32 rows of
+                // 64 i32 at stride 256 bytes, written at columns `16·v..16·(v + 2)` ≤ 64.
+                unsafe {
+                    f(
+                        &cfg,
+                        a.as_ptr(),
+                        a_stride,
+                        panel[64 * v..].as_ptr(),
+                        wq,
+                        steps,
+                        acc.0.as_mut_ptr().cast::<i32>().add(16 * v),
+                    )
+                };
+            }
             if let Some(rq) = &fused {
-                for (h, half) in acc.0.iter().enumerate() {
+                for (h, quarter) in acc.0.iter().enumerate() {
                     let rows = real.saturating_sub(8 * h).min(8);
                     if rows > 0 {
                         // SAFETY: AVX-512 F/BW/VL, part of the AMX family's level.
                         unsafe {
                             requant_tile(
-                                half,
+                                quarter,
                                 rows,
                                 nc,
                                 rq,
                                 &gp.corr,
                                 n0,
                                 o,
-                                &mut tile_dst[8 * h * o..],
+                                &mut block_dst[8 * h * o..],
                             )
                         };
                     }
@@ -403,7 +416,7 @@ fn run_task(
                     n0,
                     row,
                     fix,
-                    OutRow::U8(&mut tile_dst[r * o + n0..r * o + n0 + nc]),
+                    OutRow::U8(&mut block_dst[r * o + n0..r * o + n0 + nc]),
                 );
             }
         }
