@@ -36,7 +36,10 @@
 //!   LeNet's second layer) the `row_run` kernel runs instead: weights packed per kernel row
 //!   ([`PackedConvWeights::path`] `"row-run"`), each tile of up to 8 pixels × 64 channels
 //!   reads its pixels' `kw·C`-byte kernel-row runs in place through a pointer table and
-//!   multiplies them by `vpdpbusd` ([`row_run_applies`]).
+//!   multiplies them by `vpdpbusd` ([`row_run_applies`]). Packed for the AMX family (below
+//!   128 input channels; from there the GEMM forms on AMX tiles are faster), the same
+//!   runs, padded to 64 bytes, are copied into aligned 32-pixel A tiles and multiplied by
+//!   `tdpbusd` (`row_run_amx`, [`row_run_amx_applies`]).
 //!   On the exact AVX2 family with one group (e.g. LeNet's second layer) the tile instead
 //!   reads each pixel's kernel-row runs straight from a u16 copy of the input through a
 //!   pointer table ([`indirect_applies`]).

@@ -113,8 +113,9 @@ pub(crate) const ROW_RUN_PANEL: usize = 64;
 
 /// One-group weights of the AVX-512 VNNI row-run kernel (`conv::row_run`): the reduction
 /// is split into `runs = kd·kh` kernel rows of `run = kw·C` values (one contiguous NDHWC
-/// run when the width dilation is 1), each zero-padded to `run4` (a multiple of 4) so that
-/// `vpdpbusd`'s 4-byte groups never straddle two runs. Output channels are packed in panels
+/// run when the width dilation is 1), each zero-padded to `run4` (a multiple of 4 so that
+/// `vpdpbusd`'s 4-byte groups never straddle two runs; of 64 when packed for the AMX
+/// family, whose `tdpbusd` K steps are 64 bytes: `conv::row_run_amx`). Output channels are packed in panels
 /// of up to [`ROW_RUN_PANEL`] columns (width rounded up to 16, extra columns zero), each
 /// panel `[runs·run4/4][width][4]` bytes; panel `p` starts at byte `p·quads·256`.
 #[derive(Clone, Debug, PartialEq)]
@@ -187,7 +188,8 @@ pub(crate) fn row_run_packs(geometry: &ConvGeometry, kind: KernelKind) -> bool {
         KernelKind::Avx512Vnni => true,
         // AMX runs wide reductions faster as GEMMs (the 1×1 as a direct GEMM, K×K as the
         // implicit GEMM on `tdpbusd` tiles): measured 2.2× the row-run kernel at C = 256, 3×3
-        // and 1.4× at C = 256, 1×1; at C = 64, 3×3 the two tie and the row-run form stays.
+        // and 1.4× at C = 256, 1×1; below, the row-run form runs on the AMX row-run kernel
+        // (`conv::row_run_amx`; 1,64,56,64,3: 453 µs on VNNI row runs, ~200 µs on AMX).
         KernelKind::Amx => geometry.in_channels < AMX_GEMM_MIN_CHANNELS,
         _ => false,
     };
