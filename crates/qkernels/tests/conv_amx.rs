@@ -96,7 +96,13 @@ fn narrow_convs_take_the_amx_row_run_kernel_and_match_the_oracle() {
         assert!(conv::row_run_amx_applies(g, KernelKind::Amx), "{g:?}");
         assert!(!conv::row_run_applies(g, KernelKind::Amx), "{g:?}");
         let seed = i as u64;
-        check(g, seed, seed.is_multiple_of(2), seed % 3 != 2, (seed % 3) as u8);
+        check(
+            g,
+            seed,
+            seed.is_multiple_of(2),
+            seed % 3 != 2,
+            (seed % 3) as u8,
+        );
     }
     // C = 160 (≥ 128) keeps the GEMM forms and matches too.
     for (s, p) in [(1, 1), (2, 2)] {
