@@ -26,6 +26,7 @@
 
 use std::arch::asm;
 
+use crate::gemm::amx_config::{TileConfig, load_tile_config_if_changed};
 use crate::gemm::{KernelKind, OutRow, RowFix};
 use crate::par;
 
@@ -55,21 +56,9 @@ pub(crate) fn applies(plan: &Plan<'_>, w: &RowRunWeights) -> bool {
         && w.run4.is_multiple_of(RUN_ALIGN)
 }
 
-/// A 64-byte tile configuration (palette 1).
-#[repr(C, align(64))]
-struct TileConfig([u8; 64]);
-
-impl TileConfig {
-    /// Palette 1, tiles tmm0..tmm7 of 16 rows × 64 bytes.
-    fn all_full() -> Self {
-        let mut c = [0u8; 64];
-        c[0] = 1;
-        for t in 0..8 {
-            c[16 + 2 * t] = 64;
-            c[48 + t] = ROWS as u8;
-        }
-        TileConfig(c)
-    }
+/// Palette 1, tiles tmm0..tmm7 of 16 rows × 64 bytes.
+fn all_full() -> TileConfig {
+    TileConfig::with_rows([ROWS as u8; 8])
 }
 
 /// A block's accumulators: [`BLOCK`] rows of [`ACC_LD`] i32, as 8-row quarters (the shape
@@ -92,7 +81,7 @@ type StepsFn = unsafe fn(&TileConfig, *const u8, usize, *const i8, usize, usize,
 ///
 /// # Safety (of each `steps_*`)
 /// AMX-TILE and AMX-INT8 available with the OS permission granted; `steps ≥ 1`; `cfg` made
-/// by [`TileConfig::all_full`]; `a` points at 32 rows (stride `a_stride`) of at least
+/// by [`all_full`]; `a` points at 32 rows (stride `a_stride`) of at least
 /// `64·steps` readable bytes; `b` at `16·steps` rows (stride `wq`) of at least 64 (one B
 /// tile) or 128 (two) readable bytes; `acc` at 32 rows of 64 i32 (stride 256 bytes), of which
 /// the first 16 (or 32) of each row are written.
@@ -108,39 +97,12 @@ macro_rules! steps_fn {
             acc: *mut i32,
         ) {
             debug_assert!(steps >= 1);
-            let mut current = TileConfig([0; 64]);
+            let mut current = TileConfig::zeroed();
             // SAFETY: the function's contract: the memory operands stay inside the extents
             // it names, and `current` is a writable, aligned 64-byte configuration buffer.
             unsafe {
                 asm!(
-                    "sttilecfg [{cur}]",
-                    "mov {t}, qword ptr [{cur} + 0]",
-                    "cmp {t}, qword ptr [{cfg} + 0]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 8]",
-                    "cmp {t}, qword ptr [{cfg} + 8]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 16]",
-                    "cmp {t}, qword ptr [{cfg} + 16]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 24]",
-                    "cmp {t}, qword ptr [{cfg} + 24]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 32]",
-                    "cmp {t}, qword ptr [{cfg} + 32]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 40]",
-                    "cmp {t}, qword ptr [{cfg} + 40]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 48]",
-                    "cmp {t}, qword ptr [{cfg} + 48]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 56]",
-                    "cmp {t}, qword ptr [{cfg} + 56]",
-                    "je 4f",
-                    "3:",
-                    "ldtilecfg [{cfg}]",
-                    "4:",
+                    load_tile_config_if_changed!(),
                     $($zero,)+
                     "5:",
                     $($step,)+
@@ -312,7 +274,7 @@ fn run_task(
     let mut row_sums = [0i32; BLOCK];
     let fused = Requant::of(&gp.stage).filter(|_| symmetric);
     let zw = gp.w.zero_points();
-    let cfg = TileConfig::all_full();
+    let cfg = all_full();
     // the next pixel's [n, z, y, x], stepped without divisions
     let p0 = blocks.start * BLOCK;
     let mut px = [
@@ -421,7 +383,7 @@ mod tests {
 
     #[test]
     fn config_is_palette_1_with_eight_full_tiles() {
-        let c = TileConfig::all_full();
+        let c = all_full();
         assert_eq!(c.0[0], 1);
         assert!((0..8).all(|t| c.0[16 + 2 * t] == 64 && c.0[48 + t] == 16));
     }

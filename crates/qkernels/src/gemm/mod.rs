@@ -83,6 +83,8 @@ pub mod reference;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86_64::amx_config;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -31,6 +31,7 @@
 use std::arch::asm;
 use std::sync::OnceLock;
 
+use super::amx_config::{TileConfig, load_tile_config_if_changed};
 use super::avx512_vnni;
 use super::epilogue::{self, CpuChecked};
 use super::run_tile;
@@ -77,23 +78,12 @@ pub(crate) fn kernel() -> Option<&'static dyn Microkernel> {
         .map(|k| k as &dyn Microkernel)
 }
 
-/// A 64-byte tile configuration (palette 1).
-#[repr(C, align(64))]
-struct TileConfig([u8; 64]);
-
-impl TileConfig {
-    /// C tiles tmm0..tmm2 and the A tile tmm3 with `rows` rows, B tiles tmm4..tmm6 with 16;
-    /// every configured tile is 64 bytes wide; tmm7 is unused.
-    fn new(rows: usize) -> Self {
-        debug_assert!((1..=ROWS).contains(&rows));
-        let mut c = [0u8; 64];
-        c[0] = 1;
-        for t in 0..7 {
-            c[16 + 2 * t] = 64;
-            c[48 + t] = if t >= 4 { ROWS as u8 } else { rows as u8 };
-        }
-        TileConfig(c)
-    }
+/// The GEMM tiles' configuration: C tiles tmm0..tmm2 and the A tile tmm3 with `rows` rows,
+/// B tiles tmm4..tmm6 with 16; tmm7 is unused.
+fn tile_config(rows: usize) -> TileConfig {
+    debug_assert!((1..=ROWS).contains(&rows));
+    let r = rows as u8;
+    TileConfig::with_rows([r, r, r, r, ROWS as u8, ROWS as u8, ROWS as u8, 0])
 }
 
 /// A 16 × 64-byte A tile on the stack (K tails).
@@ -144,7 +134,7 @@ impl Microkernel for AmxKernel {
         job.assert_valid(LAYOUT, self.a_tile_bytes(job.rows, job.kp), MAX);
         let vl = avx512_vnni::last_panel_vectors(&job);
         let f = STEPS[vl - 1];
-        let cfg = TileConfig::new(job.rows);
+        let cfg = tile_config(job.rows);
         let a_stride = self.a_row_stride(job.kp);
         let a = &job.a[job.k0..];
         let b = &job.b[job.k0 * LAYOUT.nr..];
@@ -222,7 +212,7 @@ impl Microkernel for AmxKernel {
 ///
 /// # Safety (of each `steps_VL`)
 /// AMX-TILE and AMX-INT8 available with the OS permission granted; `steps ≥ 1`; `cfg` was
-/// made by [`TileConfig::new`]`(rows)`; `a` points at `rows` rows (stride `a_stride`) of at
+/// made by [`tile_config`]`(rows)`; `a` points at `rows` rows (stride `a_stride`) of at
 /// least `64·steps` readable bytes; `b` at `16·steps` rows of 192 bytes (stride 192) of which
 /// the first `64·VL` bytes are read; `acc` at `rows` rows (stride `acc_stride` bytes) of
 /// `16·VL` i32, read if `accumulate` and written.
@@ -240,39 +230,12 @@ macro_rules! steps_fn {
             accumulate: bool,
         ) {
             debug_assert!(steps >= 1);
-            let mut current = TileConfig([0; 64]);
+            let mut current = TileConfig::zeroed();
             // SAFETY: the function's contract: the memory operands stay inside the extents
             // it names, and `current` is a writable, aligned 64-byte configuration buffer.
             unsafe {
                 asm!(
-                    "sttilecfg [{cur}]",
-                    "mov {t}, qword ptr [{cur}]",
-                    "cmp {t}, qword ptr [{cfg}]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 8]",
-                    "cmp {t}, qword ptr [{cfg} + 8]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 16]",
-                    "cmp {t}, qword ptr [{cfg} + 16]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 24]",
-                    "cmp {t}, qword ptr [{cfg} + 24]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 32]",
-                    "cmp {t}, qword ptr [{cfg} + 32]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 40]",
-                    "cmp {t}, qword ptr [{cfg} + 40]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 48]",
-                    "cmp {t}, qword ptr [{cfg} + 48]",
-                    "jne 3f",
-                    "mov {t}, qword ptr [{cur} + 56]",
-                    "cmp {t}, qword ptr [{cfg} + 56]",
-                    "je 4f",
-                    "3:",
-                    "ldtilecfg [{cfg}]",
-                    "4:",
+                    load_tile_config_if_changed!(),
                     "test {accf}, {accf}",
                     "jz 5f",
                     $($load,)+
@@ -428,7 +391,7 @@ mod tests {
 
     #[test]
     fn config_shapes_c_and_a_by_rows_and_b_by_16() {
-        let c = TileConfig::new(5);
+        let c = tile_config(5);
         assert_eq!(c.0[0], 1);
         assert_eq!(&c.0[48..56], &[5, 5, 5, 5, 16, 16, 16, 0]);
         assert_eq!(c.0[16 + 2 * 7], 0);

@@ -80,6 +80,7 @@ macro_rules! tile_table {
 }
 
 pub(crate) mod amx;
+pub(crate) mod amx_config;
 pub(crate) mod avx2;
 pub(crate) mod avx2_saturating;
 pub(crate) mod avx512_vnni;
