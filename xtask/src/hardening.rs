@@ -29,7 +29,12 @@ pub const FUZZ_TARGETS: &[&str] = &[
 const MIRI_QTENSOR_TESTS: &[&str] = &["errors", "proptest_quantize", "proptest_fake_quant"];
 
 /// The qkernels test binaries that exercise the scalar paths under Miri (fast enough there).
-const MIRI_QKERNELS_TESTS: &[&str] = &["gemm_oracle", "quant_oracle", "eltwise_props"];
+const MIRI_QKERNELS_TESTS: &[&str] = &[
+    "gemm_oracle",
+    "gemm_into_vec",
+    "quant_oracle",
+    "eltwise_props",
+];
 
 /// Miri flags for the qkernels suites. The GEMM driver asks rayon for its thread count, which
 /// starts the global pool: its crossbeam-epoch violates Stacked Borrows in an intrusive list

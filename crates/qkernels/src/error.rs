@@ -26,6 +26,14 @@ pub enum GemmError {
         /// Elements given.
         got: usize,
     },
+    /// An output of `rows × cols` elements cannot be allocated.
+    #[error("cannot allocate an output of {rows} × {cols} elements")]
+    OutputTooLarge {
+        /// Rows (M).
+        rows: usize,
+        /// Columns (N).
+        cols: usize,
+    },
     /// A row stride is smaller than the row length.
     #[error("{what} row stride {stride} is smaller than the row length {row_len}")]
     StrideTooSmall {

@@ -6,7 +6,8 @@
 //! a per-element epilogue; so results do not depend on the task split or the thread count.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::aligned::AlignedBuf;
 use super::microkernel::{Microkernel, TileJob};
@@ -40,8 +41,8 @@ pub struct Activations<'a> {
     pub zero_point: i32,
 }
 
-/// Elements an output row segment can hold.
-pub(crate) trait OutElem: Copy + Send + Sync {
+/// Elements an output row segment can hold (all-zero bytes are a valid value: `Zeroable`).
+pub(crate) trait OutElem: Copy + Send + Sync + bytemuck::Zeroable {
     fn wrap(s: &mut [Self]) -> OutRow<'_>;
 }
 impl OutElem for u8 {
@@ -65,23 +66,46 @@ struct SharedOut<T> {
     ptr: *mut T,
     len: usize,
     ldc: usize,
+    /// The memory may be uninitialized (a `Vec`'s spare capacity): [`SharedOut::row`] zeroes
+    /// each segment before handing it out, on the thread that then writes it.
+    fresh: bool,
+    /// Elements handed out by [`SharedOut::row`] (added once per task).
+    written: AtomicUsize,
 }
 
-// SAFETY: SharedOut is only a pointer to a `&mut [T]` borrowed for the whole call; tasks
-// write disjoint (row, column-range) segments (see `row`), so sharing it across threads is
-// like handing out disjoint `&mut` sub-slices.
+// SAFETY: SharedOut is only a pointer to a `&mut [T]` (or `&mut [MaybeUninit<T>]`) borrowed
+// for the whole call; tasks write disjoint (row, column-range) segments (see `row`), so
+// sharing it across threads is like handing out disjoint `&mut` sub-slices.
 unsafe impl<T: Send> Sync for SharedOut<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Send for SharedOut<T> {}
 
-impl<T> SharedOut<T> {
-    /// Row `m`, columns `n0..n0 + nc`. Callers guarantee no two live segments overlap.
+impl<T: OutElem> SharedOut<T> {
+    fn new(ptr: *mut T, len: usize, ldc: usize, fresh: bool) -> Self {
+        Self {
+            ptr,
+            len,
+            ldc,
+            fresh,
+            written: AtomicUsize::new(0),
+        }
+    }
+
+    /// Row `m`, columns `n0..n0 + nc`. Callers guarantee no two live segments overlap, and
+    /// that each segment is asked for once.
     #[allow(clippy::mut_from_ref)]
     fn row(&self, m: usize, n0: usize, nc: usize) -> &mut [T] {
         let start = m * self.ldc + n0;
         assert!(start + nc <= self.len, "output segment out of bounds");
-        // SAFETY: in bounds (asserted above) of the `&mut [T]` this was made from, which
-        // outlives the call; the tiles partition the output so segments are disjoint.
+        if self.fresh {
+            // SAFETY: in bounds (asserted above) of the buffer this was made from, which
+            // outlives the call, and no other segment overlaps it; writing zero bytes to
+            // possibly uninitialized memory initializes it (`T: Zeroable`).
+            unsafe { std::ptr::write_bytes(self.ptr.add(start), 0, nc) };
+        }
+        // SAFETY: in bounds (asserted above) of the `&mut [T]` this was made from (or of the
+        // fresh buffer, whose segment was just zeroed, so every element is initialized),
+        // which outlives the call; the tiles partition the output so segments are disjoint.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), nc) }
     }
 }
@@ -188,6 +212,35 @@ pub(crate) fn run<T: OutElem>(
     out: &mut [T],
     ldc: usize,
 ) {
+    let shared = SharedOut::new(out.as_mut_ptr(), out.len(), ldc, false);
+    run_shared(kernel, a, w, stage, corr, &shared);
+}
+
+/// [`run`] into possibly uninitialized memory: the `M × N` result with row stride N, each
+/// row segment zeroed and then written by the thread that computes it (no zeroing pass by the
+/// caller, and no segment first owned by another core's cache). Returns how many elements
+/// were written: `M·N` (every element) whenever the call returns.
+pub(crate) fn run_uninit<T: OutElem>(
+    kernel: &dyn Microkernel,
+    a: &Activations<'_>,
+    w: &PackedWeights,
+    stage: &Stage<'_>,
+    corr: Option<&[i32]>,
+    out: &mut [MaybeUninit<T>],
+) -> usize {
+    let shared = SharedOut::new(out.as_mut_ptr().cast::<T>(), out.len(), w.n(), true);
+    run_shared(kernel, a, w, stage, corr, &shared);
+    shared.written.load(Ordering::Acquire)
+}
+
+fn run_shared<T: OutElem>(
+    kernel: &dyn Microkernel,
+    a: &Activations<'_>,
+    w: &PackedWeights,
+    stage: &Stage<'_>,
+    corr: Option<&[i32]>,
+    out: &SharedOut<T>,
+) {
     let (m, n, k) = (a.rows, w.n(), w.k());
     if m == 0 {
         return;
@@ -197,7 +250,7 @@ pub(crate) fn run<T: OutElem>(
     if parallel {
         par::wake();
     }
-    run_fixed(kernel, a, w, stage, corr, parallel, out, ldc);
+    run_fixed(kernel, a, w, stage, corr, parallel, out);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -208,8 +261,7 @@ fn run_fixed<T: OutElem>(
     stage: &Stage<'_>,
     corr: Option<&[i32]>,
     parallel: bool,
-    out: &mut [T],
-    ldc: usize,
+    out: &SharedOut<T>,
 ) {
     let (m, n, k) = (a.rows, w.n(), w.k());
     let threads = rayon::current_num_threads();
@@ -238,11 +290,6 @@ fn run_fixed<T: OutElem>(
     } else {
         (m_tiles.div_ceil(mb), 1)
     };
-    let shared = SharedOut {
-        ptr: out.as_mut_ptr(),
-        len: out.len(),
-        ldc,
-    };
     let ctx = TaskCtx {
         kernel,
         a,
@@ -250,7 +297,7 @@ fn run_fixed<T: OutElem>(
         stage,
         corr,
         row_sums: row_sums.as_deref(),
-        out: &shared,
+        out,
         reverse: w.next_sweep_reversed(),
         call: CALL_SEQ.fetch_add(1, Ordering::Relaxed),
     };
@@ -382,6 +429,7 @@ impl<T: OutElem> TaskCtx<'_, T> {
         let tile_col = |t: usize| ((panels.start + t * shape.panels).min(panels.end) * nr).min(n);
         let groups = n_tiles.div_ceil(group);
         let k_blocks = kp.div_ceil(kc_max);
+        let mut written = 0;
         for gi in 0..groups {
             let nt = order(gi, groups) * group;
             let nt_end = (nt + group).min(n_tiles);
@@ -436,9 +484,11 @@ impl<T: OutElem> TaskCtx<'_, T> {
                     };
                     let dst = self.out.row(r0 + r, g0, gnc);
                     kernel.finish_fixed(self.stage, g0, &mut acc[at..at + gnc], fix, T::wrap(dst));
+                    written += gnc;
                 }
             }
         }
+        self.out.written.fetch_add(written, Ordering::AcqRel);
         scratch.give_back();
     }
 }

@@ -104,6 +104,33 @@ pub enum Output<'a> {
     },
 }
 
+/// The pipeline of [`super::gemm_u8s8_into_vec`] and the `Vec` that receives the result: it
+/// is cleared and refilled with the `M × N` result (row stride N), its capacity reused.
+#[derive(Debug)]
+pub enum VecOutput<'a> {
+    /// Requantize to quint8 ([`Output::QUInt8`]).
+    QUInt8 {
+        /// Pipeline parameters.
+        params: Requantize<'a>,
+        /// Receives the result.
+        out: &'a mut Vec<u8>,
+    },
+    /// Requantize through a prepared pipeline ([`Output::QUInt8Prepared`]).
+    QUInt8Prepared {
+        /// The prepared pipeline (same conditions as [`Output::QUInt8Prepared`]).
+        params: &'a super::PreparedRequantize,
+        /// Receives the result.
+        out: &'a mut Vec<u8>,
+    },
+    /// Dequantize to f32 ([`Output::F32`]).
+    F32 {
+        /// Pipeline parameters.
+        params: Dequantize<'a>,
+        /// Receives the result.
+        out: &'a mut Vec<f32>,
+    },
+}
+
 /// Per-output-channel vectors of the requantization, computed per call from [`Requantize`]
 /// or once by [`super::PreparedRequantize`].
 #[derive(Clone, Debug)]

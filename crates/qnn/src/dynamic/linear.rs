@@ -73,7 +73,6 @@ impl Core {
             Some(_) => {}
         }
         let m = x.numel() / k;
-        let mut out = vec![0.0f32; m * n];
         let row_major;
         let x = if x.layout() == Layout::RowMajor {
             x
@@ -81,8 +80,9 @@ impl Core {
             row_major = x.to_row_major()?;
             &row_major
         };
-        self.weight
-            .apply(x.data(), m, self.relu, &mut out, &mut self.scratch)?;
+        let out = self
+            .weight
+            .apply_new(x.data(), m, self.relu, &mut self.scratch)?;
         let mut out_shape = shape.to_vec();
         if let Some(last) = out_shape.last_mut() {
             *last = n;

@@ -3,7 +3,7 @@
 //! f16 values, plus the call that computes `x Wᵀ + b` with PyTorch's dynamic numerics.
 
 use qkernels::fp16::{self, Fp16Epilogue, PackedF16};
-use qkernels::gemm::{self, Activations, Dequantize, Output, WeightQParams};
+use qkernels::gemm::{self, Activations, Dequantize, Output, VecOutput, WeightQParams};
 use qtensor::{
     IntRepr, QDType, QParams, QTensor, Tensor, f32_to_f16_saturating, quantize_per_channel,
     quantize_per_tensor,
@@ -343,6 +343,51 @@ impl DynWeight {
             }
         }
         Ok(())
+    }
+
+    /// [`Self::apply`] into a new `m × N` buffer. The qint8 GEMM writes it straight into the
+    /// `Vec`'s capacity (no zeroing pass; each thread first touches the part it computes:
+    /// [`gemm::gemm_u8s8_into_vec`]); f16 weights fill a zeroed buffer.
+    pub(crate) fn apply_new(
+        &self,
+        x: &[f32],
+        m: usize,
+        relu: bool,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<f32>> {
+        let (n, k) = (self.n(), self.k());
+        let Stored::QInt8(q) = &self.stored else {
+            let mut out = vec![0.0f32; m * n];
+            self.apply(x, m, relu, &mut out, scratch)?;
+            return Ok(out);
+        };
+        let mut out = Vec::new();
+        if m == 0 {
+            return Ok(out);
+        }
+        let x = &x[..m * k];
+        let (scale, zp) = quantize_dynamic(x, scratch)?;
+        let acts = Activations {
+            data: scratch,
+            rows: m,
+            row_stride: k,
+            zero_point: zp,
+        };
+        let params = Dequantize {
+            act_scale: scale,
+            bias: self.bias.as_ref().map(Tensor::data),
+            relu,
+        };
+        let weights = q.packed.for_data(scratch);
+        gemm::gemm_u8s8_into_vec(
+            acts,
+            weights,
+            VecOutput::F32 {
+                params,
+                out: &mut out,
+            },
+        )?;
+        Ok(out)
     }
 
     /// Visits the saved state: `<w>` (i8 values or f16 values widened to f32), for qint8

@@ -2,7 +2,7 @@
 //! `torch.ao.nn.intrinsic.quantized.LinearReLU`): quint8 input × qint8 weight packed once,
 //! fbgemm-exact requantization to the module's output qparams.
 
-use qkernels::gemm::{self, Activation, Activations, Output, Requantize, WeightQParams};
+use qkernels::gemm::{self, Activation, Activations, Requantize, VecOutput, WeightQParams};
 use qtensor::{Layout, QParams, QTensor, Tensor};
 
 use super::common::{
@@ -110,7 +110,7 @@ impl LinearCore {
         let data = row_major_bytes(&a)?;
         let m = data.len() / k;
         let n = self.packed.n();
-        let mut out = vec![0u8; m * n];
+        let mut out = Vec::new();
         if m > 0 {
             let params = Requantize {
                 act_scale: a.scale,
@@ -128,13 +128,14 @@ impl LinearCore {
             };
             self.requant
                 .with(weights, params, a.zero_point, |prepared| {
-                    gemm::gemm_u8s8(
+                    // Into the Vec's capacity: no zeroing pass, each thread first touches
+                    // the rows it computes.
+                    gemm::gemm_u8s8_into_vec(
                         acts,
                         weights,
-                        Output::QUInt8Prepared {
+                        VecOutput::QUInt8Prepared {
                             params: prepared,
                             out: &mut out,
-                            ldc: n,
                         },
                     )
                 })??;
