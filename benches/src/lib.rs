@@ -1,6 +1,54 @@
 //! Criterion benchmarks for the qstack workspace live in `benches/benches/`; this library
 //! holds nothing but shared helpers for them.
 
+/// Warm-up time every timed call gets at least (after its `--warmup` runs).
+pub const MIN_WARMUP_NS: u128 = 20_000_000;
+/// Timed time every call gets at least: short calls take more than `--repeats` samples.
+pub const MIN_TIMED_NS: u128 = 50_000_000;
+/// The most samples a call takes.
+pub const MAX_SAMPLES: usize = 5000;
+
+/// One call's timing: median and minimum wall time in ns, and the number of timed samples.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Median of the samples.
+    pub median: u128,
+    /// Fastest sample.
+    pub min: u128,
+    /// Timed samples taken.
+    pub samples: usize,
+}
+
+/// The wall time of `f` in ns: `warmup` untimed runs continued until
+/// [`MIN_WARMUP_NS`] have passed, then `repeats` timed runs continued until
+/// [`MIN_TIMED_NS`] of them have been timed (at most [`MAX_SAMPLES`]). A 8 µs call thus gets
+/// 20 ms to reach its steady state (a pool whose workers slept, caches filled by another
+/// shape) and ~5000 samples instead of 15 whose median moved by 30 % between runs;
+/// `tools/bench/torch_*.py` time PyTorch with the same rule.
+pub fn time_calls(repeats: usize, warmup: usize, mut f: impl FnMut()) -> Timing {
+    let start = std::time::Instant::now();
+    let mut runs = 0;
+    while runs < warmup || start.elapsed().as_nanos() < MIN_WARMUP_NS {
+        f();
+        runs += 1;
+    }
+    let mut t: Vec<u128> = Vec::with_capacity(repeats);
+    let mut timed = 0u128;
+    while t.len() < repeats.max(1) || (timed < MIN_TIMED_NS && t.len() < MAX_SAMPLES) {
+        let s = std::time::Instant::now();
+        f();
+        let ns = s.elapsed().as_nanos();
+        timed += ns;
+        t.push(ns);
+    }
+    t.sort_unstable();
+    Timing {
+        median: t[t.len() / 2],
+        min: t[0],
+        samples: t.len(),
+    }
+}
+
 /// The environment variable that makes the `vs_torch_*` binaries pin their pools' workers
 /// (`1`), see [`bench_pool`].
 pub const PIN_ENV: &str = "QSTACK_BENCH_PIN";

@@ -14,7 +14,8 @@ torch.set_num_threads(threads):
            nnqd.Linear runs, reduce_range=True);
   f32:     torch.nn.functional.linear(x, w, bias), the float Linear (not run by default).
 The same inputs as benches/src/bin/vs_torch_gemm.rs in distribution (not in values). Each call
-runs `warmup` untimed times, then `repeats` timed times (time.perf_counter_ns); the median is
+runs at least `warmup` untimed times and 20 ms, then at least `repeats` timed times and 50 ms
+of them, at most 5000 (time.perf_counter_ns; the rule of qstack_benches::time_calls); the median is
 reported as one JSON object per line on stdout:
 
     {"suite": "gemm", "mode": "static", "m": 64, "k": 1024, "n": 1024, "threads": 1, "ns": 123456, ...}
@@ -35,15 +36,29 @@ REQUIRED_TORCH = "2.15.0"
 SHAPES = "1x1024x1024,16x1024x1024,64x1024x1024,256x1024x1024,128x768x3072,128x3072x768,512x4096x4096"
 
 
-def median_ns(fn, repeats: int, warmup: int) -> int:
-    for _ in range(warmup):
+# The same rule as qstack_benches::time_calls (benches/src/lib.rs): at least `warmup` runs
+# and 20 ms of warm-up, at least `repeats` samples and 50 ms of them (at most 5000).
+MIN_WARMUP_NS = 20_000_000
+MIN_TIMED_NS = 50_000_000
+MAX_SAMPLES = 5000
+
+
+def median_ns(fn, repeats: int, warmup: int) -> tuple[int, int]:
+    """(median ns, samples) of `fn` by the shared warm-up and sample rule."""
+    start = time.perf_counter_ns()
+    runs = 0
+    while runs < warmup or time.perf_counter_ns() - start < MIN_WARMUP_NS:
         fn()
+        runs += 1
     times = []
-    for _ in range(repeats):
+    timed = 0
+    while len(times) < max(repeats, 1) or (timed < MIN_TIMED_NS and len(times) < MAX_SAMPLES):
         t0 = time.perf_counter_ns()
         fn()
-        times.append(time.perf_counter_ns() - t0)
-    return int(statistics.median(times))
+        ns = time.perf_counter_ns() - t0
+        timed += ns
+        times.append(ns)
+    return int(statistics.median(times)), len(times)
 
 
 def main(argv: list[str]) -> int:
@@ -86,10 +101,10 @@ def main(argv: list[str]) -> int:
                 else:
                     print(f"torch_gemm: unknown mode {mode!r}", file=sys.stderr)
                     return 2
-                ns = median_ns(fn, args.repeats, args.warmup)
+                ns, samples = median_ns(fn, args.repeats, args.warmup)
                 print(json.dumps({
                     "suite": "gemm", "mode": mode, "m": m, "k": k, "n": n, "threads": threads,
-                    "ns": ns, "gops": round(2.0 * m * n * k / ns, 1), "repeats": args.repeats,
+                    "ns": ns, "gops": round(2.0 * m * n * k / ns, 1), "repeats": samples,
                     "torch": torch.__version__,
                 }), flush=True)
     return 0

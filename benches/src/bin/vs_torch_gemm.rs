@@ -8,7 +8,7 @@
 //!   requantized to quint8; the output tensor is allocated per call. The layer keeps its
 //!   requantization pipeline prepared for the activation qparams it last saw
 //!   (`qkernels::gemm::PreparedRequantize`), so a call builds nothing when they repeat.
-//! * `static-raw` (on request): the kernel alone, `qkernels::gemm::gemm_u8s8` with the
+//! * `static-raw` (on request): the kernel alone, `qkernels::gemm::gemm_u8s8_into_vec` with the
 //!   per-call `Requantize` pipeline (multipliers and bias terms divided on every call) into a
 //!   freshly allocated buffer; compare it with PyTorch's `static` line.
 //! * `dynamic`: `qnn::dynamic::Linear::apply` on an f32 `[M, K]` tensor, the module users
@@ -24,7 +24,9 @@
 //! * `peak`: a register-only `vpdpbusd` zmm loop (1 thread); every GEMM line also carries its
 //!   `gops` (2·M·N·K / time) and `pct_peak` (against `threads ×` the 1-thread peak).
 //!
-//! `ns` is the median of `--repeats` timed calls after `--warmup` untimed ones, each thread
+//! `ns` is the median of at least `--repeats` timed calls (more for short calls: at least
+//! 50 ms of them, at most 5000) after at least `--warmup` untimed ones and 20 ms
+//! (`qstack_benches::time_calls`; `repeats` in the output is the sample count), each thread
 //! count inside a rayon pool of exactly that many threads (its workers pinned one per CPU with
 //! `QSTACK_BENCH_PIN=1`, see `qstack_benches::bench_pool`).
 //!
@@ -32,7 +34,7 @@
 //! [--modes static,dynamic,static-raw,f32] [--repeats 15] [--warmup 3]` (shapes are MxKxN).
 
 use qkernels::gemm::{
-    self, Activation, Activations, KernelKind, Output, PackedWeights, Requantize, WeightQParams,
+    self, Activation, Activations, KernelKind, PackedWeights, Requantize, VecOutput, WeightQParams,
 };
 use qnn::dynamic::Linear as DynamicLinear;
 use qnn::float::Linear;
@@ -40,7 +42,6 @@ use qnn::quantized::Linear as QuantizedLinear;
 use qtensor::{Layout, QDType, QParams, QTensor, Tensor};
 use std::hint::black_box;
 use std::process::ExitCode;
-use std::time::Instant;
 
 /// The shapes (M, K, N).
 const SHAPES: [(usize, usize, usize); 7] = [
@@ -115,20 +116,10 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// (median, minimum) wall time of `f` in ns over `repeats` runs after `warmup` runs.
-fn median_ns(repeats: usize, warmup: usize, mut f: impl FnMut()) -> (u128, u128) {
-    for _ in 0..warmup {
-        f();
-    }
-    let mut t: Vec<u128> = (0..repeats)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_nanos()
-        })
-        .collect();
-    t.sort_unstable();
-    (t[t.len() / 2], t[0])
+/// (median, minimum, samples) of `f` by the shared rule ([`qstack_benches::time_calls`]).
+fn median_ns(repeats: usize, warmup: usize, f: impl FnMut()) -> (u128, u128, usize) {
+    let t = qstack_benches::time_calls(repeats, warmup, f);
+    (t.median, t.min, t.samples)
 }
 
 /// How many GEMM calls each kernel family has run so far.
@@ -220,12 +211,12 @@ fn run(s: &Settings) -> Result<(), String> {
             let pool = qstack_benches::bench_pool(threads)?;
             for mode in &s.modes {
                 let runs_before = kernel_runs();
-                let (ns, ns_min) = pool.install(|| match mode.as_str() {
+                let (ns, ns_min, samples) = pool.install(|| match mode.as_str() {
                     "static" => Ok(median_ns(s.repeats, s.warmup, || {
                         black_box(quantized.apply(&qx).expect("quantized linear"));
                     })),
                     "static-raw" => Ok(median_ns(s.repeats, s.warmup, || {
-                        let mut out = vec![0u8; m * n];
+                        let mut out = Vec::new();
                         let params = Requantize {
                             act_scale: 0.02,
                             out_scale: 0.5,
@@ -239,13 +230,12 @@ fn run(s: &Settings) -> Result<(), String> {
                             row_stride: k,
                             zero_point: 120,
                         };
-                        gemm::gemm_u8s8(
+                        gemm::gemm_u8s8_into_vec(
                             acts,
                             &packed,
-                            Output::QUInt8 {
+                            VecOutput::QUInt8 {
                                 params,
                                 out: &mut out,
-                                ldc: n,
                             },
                         )
                         .expect("gemm");
@@ -273,8 +263,7 @@ fn run(s: &Settings) -> Result<(), String> {
                     format!("{:.1}", 100.0 * gops / (p * threads as f64))
                 });
                 println!(
-                    "{{\"suite\":\"gemm\",\"mode\":\"{mode}\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"ns\":{ns},\"gops\":{gops:.1},\"pct_peak\":{pct},\"kernel\":\"{ran}\",\"ns_min\":{ns_min},\"repeats\":{}}}",
-                    s.repeats
+                    "{{\"suite\":\"gemm\",\"mode\":\"{mode}\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"ns\":{ns},\"gops\":{gops:.1},\"pct_peak\":{pct},\"kernel\":\"{ran}\",\"ns_min\":{ns_min},\"repeats\":{samples}}}"
                 );
             }
         }
