@@ -3,7 +3,7 @@
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
-use super::{Avx512Checked, CLIP};
+use super::{Avx512Checked, CLIP, prefetch_ahead};
 
 /// Alignment in bytes of the streaming (non-temporal) stores.
 const ALIGN: usize = 64;
@@ -76,11 +76,13 @@ fn quantize_slice<const SIGNED: bool>(
     let (dst_blocks, dst_tail) = dst.as_chunks_mut::<BLOCK>();
     if stream {
         for (s, d) in src_blocks.iter().zip(dst_blocks) {
+            prefetch_ahead(s);
             quantize_block::<SIGNED, true>(s, d, &k);
         }
         _mm_sfence();
     } else {
         for (s, d) in src_blocks.iter().zip(dst_blocks) {
+            prefetch_ahead(s);
             quantize_block::<SIGNED, false>(s, d, &k);
         }
     }
