@@ -2,8 +2,11 @@
 //! matrix of a recurrent layer: qint8 values with their qparams and the packed GEMM panels, or
 //! f16 values, plus the call that computes `x Wᵀ + b` with PyTorch's dynamic numerics.
 
+use qkernels::GemmError;
 use qkernels::fp16::{self, Fp16Epilogue, PackedF16};
-use qkernels::gemm::{self, Activations, Dequantize, Output, VecOutput, WeightQParams};
+use qkernels::gemm::{
+    self, Activations, Dequantize, KernelKind, Output, PackedWeights, VecOutput, WeightQParams,
+};
 use qtensor::{
     IntRepr, QDType, QParams, QTensor, Tensor, f32_to_f16_saturating, quantize_per_channel,
     quantize_per_tensor,
@@ -34,6 +37,39 @@ struct QInt8Weight {
     /// `-1` per-tensor, `0` per-channel.
     axis: i64,
     packed: Int8Panels,
+}
+
+impl QInt8Weight {
+    /// Quantizes `x` (`m × K`) into `scratch` with the per-call dynamic qparams and hands `gemm`
+    /// the activations, the dequantizing pipeline and the panels chosen for them.
+    fn run(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        relu: bool,
+        scratch: &mut Vec<u8>,
+        gemm: impl FnOnce(
+            Activations<'_>,
+            Dequantize<'_>,
+            &PackedWeights,
+        ) -> std::result::Result<KernelKind, GemmError>,
+    ) -> Result<()> {
+        let (scale, zp) = quantize_dynamic(x, scratch)?;
+        let acts = Activations {
+            data: scratch,
+            rows: m,
+            row_stride: self.values.shape()[1],
+            zero_point: zp,
+        };
+        let params = Dequantize {
+            act_scale: scale,
+            bias,
+            relu,
+        };
+        gemm(acts, params, self.packed.for_data(scratch))?;
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -315,27 +351,14 @@ impl DynWeight {
         let bias = self.bias.as_ref().map(Tensor::data);
         match &self.stored {
             Stored::QInt8(q) => {
-                let (scale, zp) = quantize_dynamic(x, scratch)?;
-                let acts = Activations {
-                    data: scratch,
-                    rows: m,
-                    row_stride: k,
-                    zero_point: zp,
-                };
-                let params = Dequantize {
-                    act_scale: scale,
-                    bias,
-                    relu,
-                };
-                gemm::gemm_u8s8(
-                    acts,
-                    q.packed.for_data(scratch),
-                    Output::F32 {
+                q.run(x, m, bias, relu, scratch, |acts, params, weights| {
+                    let out = Output::F32 {
                         params,
                         out: &mut out[..m * n],
                         ldc: n,
-                    },
-                )?;
+                    };
+                    gemm::gemm_u8s8(acts, weights, out)
+                })?;
             }
             Stored::Fp16 { packed, .. } => {
                 let epilogue = Fp16Epilogue { bias, relu };
@@ -365,26 +388,19 @@ impl DynWeight {
         if m == 0 {
             return Ok(out);
         }
-        let x = &x[..m * k];
-        let (scale, zp) = quantize_dynamic(x, scratch)?;
-        let acts = Activations {
-            data: scratch,
-            rows: m,
-            row_stride: k,
-            zero_point: zp,
-        };
-        let params = Dequantize {
-            act_scale: scale,
-            bias: self.bias.as_ref().map(Tensor::data),
+        let bias = self.bias.as_ref().map(Tensor::data);
+        q.run(
+            &x[..m * k],
+            m,
+            bias,
             relu,
-        };
-        let weights = q.packed.for_data(scratch);
-        gemm::gemm_u8s8_into_vec(
-            acts,
-            weights,
-            VecOutput::F32 {
-                params,
-                out: &mut out,
+            scratch,
+            |acts, params, weights| {
+                let out = VecOutput::F32 {
+                    params,
+                    out: &mut out,
+                };
+                gemm::gemm_u8s8_into_vec(acts, weights, out)
             },
         )?;
         Ok(out)
