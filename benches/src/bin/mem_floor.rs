@@ -5,7 +5,10 @@
 //! - `fill_4mib`: storing 4 MiB into a cached buffer (what a 1M-element dequantize writes);
 //! - `widen_1mib`: 1 MiB u8 → 4 MiB u32 in cache (a 1M dequantize's traffic);
 //! - `read_64mib`: reading 64 MiB from memory (a 16M-element quantize's input);
-//! - `narrow_64mib`: 64 MiB u32 → 16 MiB u8 (a 16M quantize's traffic).
+//! - `narrow_64mib`: 64 MiB u32 → 16 MiB u8 (a 16M quantize's traffic);
+//! - `l2_stream_1mib`: 1 MiB of L2-resident int8 streamed through `vpdpbusd` in the small-M
+//!   GEMM tile's pattern (`qkernels::gemm::vpdpbusd_stream_gbps`, best of 200 passes; the
+//!   ceiling of a batch-1 1024 × 1024 int8 Linear; AVX-512 VNNI CPUs only).
 //!
 //! Usage: `cargo run --release -p qstack-benches --bin mem_floor` (build with
 //! `RUSTFLAGS="-C target-cpu=native"` for the widest vectors).
@@ -75,4 +78,9 @@ fn main() {
         black_box(&out);
     });
     emit("narrow_64mib", 80 << 20, ns);
+
+    if let Some(gbs) = qkernels::gemm::vpdpbusd_stream_gbps(1 << 20, 200) {
+        let ns = ((1u64 << 20) as f64 / gbs) as u128;
+        emit("l2_stream_1mib", 1 << 20, ns);
+    }
 }

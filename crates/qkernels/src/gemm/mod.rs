@@ -127,6 +127,31 @@ pub fn vpdpbusd_peak_gops(iterations: u64) -> Option<f64> {
     }
 }
 
+/// The rate in GB/s at which one thread streams an L2-resident buffer of `bytes` bytes
+/// (rounded up to 768) through `vpdpbusd` in the small-M tile's load pattern: the ceiling of
+/// a batch-1 GEMM whose weight fits L2 (best of `passes` after as many warm-up passes).
+/// `None` without AVX-512 VNNI, or for an empty buffer.
+pub fn vpdpbusd_stream_gbps(bytes: usize, passes: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let len = bytes.checked_next_multiple_of(768)?;
+        if len == 0 {
+            return None;
+        }
+        // 64-byte aligned, as packed weights are.
+        let mut buf = AlignedBuf::zeroed(len);
+        let data: &[i8] = bytemuck::cast_slice(buf.bytes(len));
+        x86_64::peak::vpdpbusd_stream(data, passes)?;
+        let secs = x86_64::peak::vpdpbusd_stream(data, passes.max(1))?;
+        Some(len as f64 / secs / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (bytes, passes);
+        None
+    }
+}
+
 /// How many GEMM calls the kernel object of `kind` has executed in this process.
 pub fn kernel_runs(kind: KernelKind) -> u64 {
     let i = KernelKind::ALL.iter().position(|&k| k == kind).unwrap_or(0);
