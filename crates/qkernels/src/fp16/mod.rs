@@ -51,6 +51,8 @@
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_transpose;
 mod driver;
 mod kernel;
 mod pack;

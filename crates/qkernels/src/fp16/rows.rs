@@ -150,9 +150,17 @@ pub fn gemm_f32_rows_with(
     let mut out_t = Vec::new();
     for m0 in (0..m).step_by(M_CHUNK) {
         let mc = M_CHUNK.min(m - m0);
-        pack_x(&x[m0 * ldx..], mc, ldx, k, &mut panels);
         let ldt = mc.div_ceil(NR) * NR;
-        out_t.clear();
+        match &tile {
+            #[cfg(target_arch = "x86_64")]
+            Tile::Avx512(z, _) => {
+                // Every value is written (zeros past the last row): no clearing first.
+                panels.resize(ldt * k, 0.0);
+                z.pack_panels(&x[m0 * ldx..], mc, ldx, k, &mut panels);
+            }
+            _ => pack_x(&x[m0 * ldx..], mc, ldx, k, &mut panels),
+        }
+        // Every value is written before it is read (the first K block stores its sums).
         out_t.resize(n * ldt, 0.0f32);
         let np = mc.div_ceil(NR);
         let tasks = if mc * n * k >= PAR_MIN_MACS {
@@ -186,7 +194,11 @@ pub fn gemm_f32_rows_with(
                 },
             );
         }
-        untranspose(&out_t, ldt, n, mc, &mut out[m0 * ldo..], ldo);
+        match &tile {
+            #[cfg(target_arch = "x86_64")]
+            Tile::Avx512(z, _) => z.untranspose(&out_t, ldt, n, mc, &mut out[m0 * ldo..], ldo),
+            _ => untranspose(&out_t, ldt, n, mc, &mut out[m0 * ldo..], ldo),
+        }
     }
     if epilogue.bias.is_some() || epilogue.relu {
         for r in 0..m {
