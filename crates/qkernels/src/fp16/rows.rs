@@ -141,18 +141,72 @@ pub fn gemm_f32_rows_with(
         });
     }
     let tile = Tile::new(kind)?;
-    let mut panels_buf = Vec::new();
+    // The calling thread's buffers from its last call, if it has them (a nested call on the
+    // same thread, from a pool job it ran while waiting, takes new ones).
+    let kept = KEPT.with(|k| k.try_borrow_mut().map(|mut k| std::mem::take(&mut *k)));
+    let (mut panels_buf, mut out_t_buf) = kept.unwrap_or_default();
+    run_chunks(
+        &tile,
+        (x, m, ldx),
+        w,
+        (n, k),
+        out,
+        ldo,
+        (&mut panels_buf, &mut out_t_buf),
+    );
+    if panels_buf.len() + out_t_buf.len() <= KEEP_MAX {
+        KEPT.with(|k| {
+            if let Ok(mut k) = k.try_borrow_mut() {
+                *k = (panels_buf, out_t_buf);
+            }
+        });
+    }
+    if epilogue.bias.is_some() || epilogue.relu {
+        for r in 0..m {
+            let o = &mut out[r * ldo..r * ldo + n];
+            if let Some(b) = epilogue.bias {
+                o.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
+            }
+            if epilogue.relu {
+                o.iter_mut().filter(|y| **y < 0.0).for_each(|y| *y = 0.0);
+            }
+        }
+    }
+    Ok(kind)
+}
+
+/// Most values (panels and transposed output together) a thread keeps between calls: 5 MiB
+/// of f32 (a 4096-wide layer's buffers take 4 MiB). Allocating them per call cost the fp32 Linear at
+/// 256 × 1024 → 1024 its zeroing and page faults (1–2 % on the Intel Xeon).
+const KEEP_MAX: usize = 5 << 18;
+
+thread_local! {
+    /// The activation panels and transposed output a thread's last call used.
+    static KEPT: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
+/// The chunks of [`gemm_f32_rows_with`] (arguments checked), into `out` before the epilogue.
+fn run_chunks(
+    tile: &Tile,
+    (x, m, ldx): (&[f32], usize, usize),
+    w: WeightRows<'_>,
+    (n, k): (usize, usize),
+    out: &mut [f32],
+    ldo: usize,
+    (panels_buf, out_t_buf): (&mut Vec<f32>, &mut Vec<f32>),
+) {
     let mut wide = Vec::new();
     let mut scratch = Vec::new();
     // The chunk's outputs transposed (`n` rows of `ldt = 16·panels` values): the tiles write
     // runs of 16 contiguous values there; writing them straight into `out` would scatter
     // them 16 rows apart, which for wide layers are 4 KiB apart and evict each other from L1.
-    let mut out_t_buf = Vec::new();
     for m0 in (0..m).step_by(M_CHUNK) {
         let mc = M_CHUNK.min(m - m0);
         let ldt = mc.div_ceil(NR) * NR;
-        let panels = aligned(&mut panels_buf, ldt * k);
-        match &tile {
+        let panels = aligned(panels_buf, ldt * k);
+        match tile {
             // Every value is written (zeros past the last row).
             #[cfg(target_arch = "x86_64")]
             Tile::Avx512(z, _) => z.pack_panels(&x[m0 * ldx..], mc, ldx, k, panels),
@@ -160,7 +214,7 @@ pub fn gemm_f32_rows_with(
         }
         let panels = &*panels;
         // Every value is written before it is read (the first K block stores its sums).
-        let out_t = aligned(&mut out_t_buf, n * ldt);
+        let out_t = aligned(out_t_buf, n * ldt);
         let np = mc.div_ceil(NR);
         let tasks = if mc * n * k >= PAR_MIN_MACS {
             rayon::current_num_threads().min(n.div_ceil(MR))
@@ -173,11 +227,10 @@ pub fn gemm_f32_rows_with(
                 out_t,
                 ldt,
             };
-            run_rows(&tile, w, k, panels, np, part, &mut scratch, &mut wide);
+            run_rows(tile, w, k, panels, np, part, &mut scratch, &mut wide);
         } else {
             // Whole 6-row tiles per task; each task writes its own rows of `out_t`.
             let rows_per_task = n.div_ceil(tasks).div_ceil(MR) * MR;
-            let tile = &tile;
             par::for_each_chunk_init(
                 out_t,
                 rows_per_task * ldt,
@@ -192,24 +245,12 @@ pub fn gemm_f32_rows_with(
                 },
             );
         }
-        match &tile {
+        match tile {
             #[cfg(target_arch = "x86_64")]
             Tile::Avx512(z, _) => z.untranspose(out_t, ldt, n, mc, &mut out[m0 * ldo..], ldo),
             _ => untranspose(out_t, ldt, n, mc, &mut out[m0 * ldo..], ldo),
         }
     }
-    if epilogue.bias.is_some() || epilogue.relu {
-        for r in 0..m {
-            let o = &mut out[r * ldo..r * ldo + n];
-            if let Some(b) = epilogue.bias {
-                o.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
-            }
-            if epilogue.relu {
-                o.iter_mut().filter(|y| **y < 0.0).for_each(|y| *y = 0.0);
-            }
-        }
-    }
-    Ok(kind)
 }
 
 /// Weight rows `r_lo..` of one chunk and their rows of the transposed output (`ldt` values
