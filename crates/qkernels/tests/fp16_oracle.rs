@@ -446,3 +446,58 @@ fn unpacked_rows_split_over_threads_equal_the_oracle() {
         }
     }
 }
+
+/// Tails in every dimension (rows past two activation chunks and not a multiple of 16,
+/// outputs not a multiple of 16 or of the 6-row tile, K past two K blocks and not a multiple
+/// of 16), large enough to split over the pool: 1 and 2 threads give the oracle's bits, and
+/// so does a smaller call after them on the same thread (the kept panel and transposed-output
+/// buffers hold the larger call's values then).
+#[test]
+fn unpacked_rows_tails_at_one_and_two_threads_equal_the_oracle() {
+    let shapes = [
+        (2 * M_CHUNK + 17, 53, 2 * K_BLOCK + 13),
+        (M_CHUNK + 1, 1024 + 5, 301),
+        (37, 7, 19),
+    ];
+    for (m, n, k) in shapes {
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919 % 1009) as f32) / 504.5 - 1.0)
+            .collect();
+        let w: Vec<f16> = (0..n * k)
+            .map(|i| f16::from_f32(((i * 104_729 % 997) as f32) / 4986.0 - 0.1))
+            .collect();
+        let w32: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+        let epi = Fp16Epilogue::default();
+        let want = reference_fp16_gemm(&x, m, k, &w, n, epi);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for kind in Fp16Kernel::all_runnable() {
+                let mut got = vec![f32::NAN; m * n];
+                pool.install(|| {
+                    gemm_f32_rows_with(
+                        kind,
+                        &x,
+                        m,
+                        k,
+                        WeightRows::F32(&w32),
+                        n,
+                        k,
+                        &mut got,
+                        n,
+                        epi,
+                    )
+                })
+                .unwrap();
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{kind} {m}×{k}→{n} on {threads} threads"
+                );
+            }
+        }
+    }
+}

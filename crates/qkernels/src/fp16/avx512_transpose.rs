@@ -54,7 +54,10 @@ impl Avx512 {
             ldt >= rows && ldt % NR == 0 && out_t.len() >= n * ldt,
             "out_t too short"
         );
-        assert!(ldo >= n && out.len() >= (rows - 1) * ldo + n, "out too short");
+        assert!(
+            ldo >= n && out.len() >= (rows - 1) * ldo + n,
+            "out too short"
+        );
         // SAFETY: `self` proves AVX-512F; the asserts are the extents `untranspose_rp` reads
         // (`n` rows of `ldt` f32, `ldt` a multiple of 16 covering `rows`) and writes (`rows`
         // rows of `n` f32 at stride `ldo`).
@@ -149,6 +152,57 @@ unsafe fn untranspose_rp(
             for (j, rj) in r.iter().enumerate().take(jn) {
                 // SAFETY: row `j0 + j < rows` of `out`, values `t0..t0 + tn ≤ n` (masked).
                 unsafe { _mm512_mask_storeu_ps(out.add((j0 + j) * ldo + t0), m, *rj) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row and column tail of both moves equals the definition, value for value, and
+    /// nothing outside the rows is written.
+    #[test]
+    fn moves_equal_their_definitions_on_every_tail() {
+        let Some(z) = Avx512::new() else { return };
+        for rows in [1usize, 5, 15, 16, 17, 33, 64] {
+            for cols in [1, 7, 16, 17, 40] {
+                // pack: `rows × cols` activations with a padded stride
+                let ldx = cols + 3;
+                let x: Vec<f32> = (0..rows * ldx).map(|i| i as f32).collect();
+                let np = rows.div_ceil(NR);
+                let mut panels = vec![f32::NAN; np * cols * NR];
+                z.pack_panels(&x, rows, ldx, cols, &mut panels);
+                for p in 0..np {
+                    for kk in 0..cols {
+                        for j in 0..NR {
+                            let r = p * NR + j;
+                            let want = if r < rows { x[r * ldx + kk] } else { 0.0 };
+                            let got = panels[(p * cols + kk) * NR + j];
+                            assert_eq!(got.to_bits(), want.to_bits(), "pack {rows}×{cols}");
+                        }
+                    }
+                }
+                // untranspose: `cols` rows of `ldt` values back into `rows × cols`
+                let ldt = np * NR;
+                let out_t: Vec<f32> = (0..cols * ldt).map(|i| i as f32 + 0.5).collect();
+                let ldo = cols + 2;
+                let mut out = vec![-7.0f32; rows * ldo + 5];
+                z.untranspose(&out_t, ldt, cols, rows, &mut out, ldo);
+                for (i, &v) in out.iter().enumerate() {
+                    let (j, t) = (i / ldo, i % ldo);
+                    let want = if j < rows && t < cols {
+                        out_t[t * ldt + j]
+                    } else {
+                        -7.0
+                    };
+                    assert_eq!(
+                        v.to_bits(),
+                        want.to_bits(),
+                        "untranspose {rows}×{cols} at {i}"
+                    );
+                }
             }
         }
     }
