@@ -3,6 +3,18 @@
 //! (10 loads per 24 zmm FMAs, against 8 per 12 ymm FMAs in the AVX2 tile: Zen 4 splits a zmm
 //! FMA into two 256-bit halves, so the FMA rate is the same and the win is the load ratio).
 //!
+//! On the Intel Xeon of session 20 (Sapphire/Granite Rapids class, two full-rate 512-bit FMA
+//! ports, 48 KiB L1d, 2 MiB L2) the same tile keeps the two FMA ports ~85 % busy with its
+//! panels in L1 and about as busy streaming them from L2 (24 accumulators are 12 cycles of
+//! FMAs per k, well past the 4-cycle latency; 10 loads fit the two load ports in 5). Measured
+//! there and dropped: other register shapes (8 × 3, 12 × 2, 14 × 2 — within noise of 6 × 4,
+//! which has the fewest loads per FMA of the shapes that fit 32 registers), cutting K into
+//! L1-sized pieces with the chains resumed from memory (25–35 % slower: the weight rows then
+//! arrive in short runs from L3), software prefetch of the weight rows or of the sums (within
+//! noise). What the Intel core needs is the panels on 64-byte boundaries: an unaligned zmm
+//! load touches two cache lines, and at one panel line per FMA group that cost 10–15 %
+//! (`super::rows` aligns its buffers).
+//!
 //! Each accumulator is one fused multiply-add chain over k in increasing order, started from
 //! zero: the scalar tile's chain exactly (`fma` is symmetric in its factors). The chain's sum
 //! is stored into the output tile, or added to it (one f32 addition, the driver's in-order sum

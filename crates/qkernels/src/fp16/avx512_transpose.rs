@@ -51,7 +51,7 @@ impl Avx512 {
             return;
         }
         assert!(
-            ldt >= rows && ldt % NR == 0 && out_t.len() >= n * ldt,
+            ldt >= rows && ldt.is_multiple_of(NR) && out_t.len() >= n * ldt,
             "out_t too short"
         );
         assert!(

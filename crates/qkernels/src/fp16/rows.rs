@@ -22,6 +22,15 @@
 //! [`PAR_MIN_MACS`] multiply-adds splits its weight rows (whole 6-row tiles) over the current
 //! rayon pool, each task writing its own rows of the transposed output: the same chains, so
 //! the same bits at every thread count.
+//!
+//! Around the tiles (the AVX-512 family; tuned on the Intel Xeon of session 20, where the
+//! tiles run near the FMA ports' rate and these steps were a quarter of the time at 256 ×
+//! 1024 → 1024): the panels and the transposed output start on 64-byte boundaries (a zmm
+//! load or store then never straddles two cache lines); the packing and the untranspose move
+//! 16 × 16 blocks through zmm transposes (`super::avx512_transpose`) instead of one scalar
+//! load and store per value; and each thread keeps both buffers between calls (up to
+//! [`KEEP_MAX`] values), so a call neither zeroes nor page-faults fresh memory (every value
+//! is written before it is read). These only move values: the bits are unchanged.
 
 use half::f16;
 
@@ -176,7 +185,7 @@ pub fn gemm_f32_rows_with(
 }
 
 /// Most values (panels and transposed output together) a thread keeps between calls: 5 MiB
-/// of f32 (a 4096-wide layer's buffers take 4 MiB). Allocating them per call cost the fp32 Linear at
+/// of f32 (a 4096-wide layer's buffers take 4 MiB); larger buffers are freed after the call. Allocating them per call cost the fp32 Linear at
 /// 256 × 1024 → 1024 its zeroing and page faults (1–2 % on the Intel Xeon).
 const KEEP_MAX: usize = 5 << 18;
 
