@@ -34,8 +34,9 @@ impl Avx512 {
         unsafe { pack_rp(x.as_ptr(), rows, ldx, k, panels.as_mut_ptr()) }
     }
 
-    /// `out[j·ldo + t] = out_t[t·ldt + j]` for `j < rows`, `t < n` (`ldt ≥ rows`, a multiple
-    /// of 16).
+    /// `out[j·ldo + t] = out_t[t·ldt + j]` for `j < rows`, `t < n`; each row of `out_t` is
+    /// read in runs of 16 up to `⌈rows / 16⌉·16` values (`ldt` at least that, and the last
+    /// row too).
     ///
     /// Panics if a slice is shorter than the shapes need.
     pub(crate) fn untranspose(
@@ -50,8 +51,9 @@ impl Avx512 {
         if rows == 0 || n == 0 {
             return;
         }
+        let run = rows.div_ceil(NR) * NR;
         assert!(
-            ldt >= rows && ldt.is_multiple_of(NR) && out_t.len() >= n * ldt,
+            ldt >= run && out_t.len() >= (n - 1) * ldt + run,
             "out_t too short"
         );
         assert!(
@@ -59,8 +61,8 @@ impl Avx512 {
             "out too short"
         );
         // SAFETY: `self` proves AVX-512F; the asserts are the extents `untranspose_rp` reads
-        // (`n` rows of `ldt` f32, `ldt` a multiple of 16 covering `rows`) and writes (`rows`
-        // rows of `n` f32 at stride `ldo`).
+        // (`n` rows at stride `ldt` of `⌈rows / 16⌉·16` f32) and writes (`rows` rows of `n`
+        // f32 at stride `ldo`).
         unsafe { untranspose_rp(out_t.as_ptr(), ldt, n, rows, out.as_mut_ptr(), ldo) }
     }
 }
@@ -126,8 +128,8 @@ unsafe fn pack_rp(x: *const f32, rows: usize, ldx: usize, k: usize, panels: *mut
 }
 
 /// # Safety
-/// AVX-512F available; `out_t` points at `n` rows (stride `ldt`, a multiple of 16 that is at
-/// least `rows`) of readable f32, `out` at `rows` rows (stride `ldo`) of `n` writable f32.
+/// AVX-512F available; `out_t` points at `n` rows (stride `ldt`) of `⌈rows / 16⌉·16`
+/// readable f32, `out` at `rows` rows (stride `ldo`) of `n` writable f32.
 #[target_feature(enable = "avx512f")]
 unsafe fn untranspose_rp(
     out_t: *const f32,
@@ -145,7 +147,7 @@ unsafe fn untranspose_rp(
             let jn = NR.min(rows - j0);
             let mut r = [zero; 16];
             for (t, rt) in r.iter_mut().enumerate().take(tn) {
-                // SAFETY: row `t0 + t < n` of `out_t`, values `j0..j0 + 16 ≤ ldt`.
+                // SAFETY: row `t0 + t < n` of `out_t`, values `j0..j0 + 16 ≤ ⌈rows / 16⌉·16`.
                 *rt = unsafe { _mm512_loadu_ps(out_t.add((t0 + t) * ldt + j0)) };
             }
             transpose16(&mut r);

@@ -215,21 +215,30 @@ fn run_chunks(
         let mc = M_CHUNK.min(m - m0);
         let ldt = mc.div_ceil(NR) * NR;
         let panels = aligned(panels_buf, ldt * k);
-        match tile {
-            // Every value is written (zeros past the last row).
-            #[cfg(target_arch = "x86_64")]
-            Tile::Avx512(z, _) => z.pack_panels(&x[m0 * ldx..], mc, ldx, k, panels),
-            _ => pack_x(&x[m0 * ldx..], mc, ldx, k, panels),
-        }
-        let panels = &*panels;
-        // Every value is written before it is read (the first K block stores its sums).
-        let out_t = aligned(out_t_buf, n * ldt);
         let np = mc.div_ceil(NR);
         let tasks = if mc * n * k >= PAR_MIN_MACS {
             rayon::current_num_threads().min(n.div_ceil(MR))
         } else {
             1
         };
+        let xc = &x[m0 * ldx..];
+        match tile {
+            // Every value is written (zeros past the last row); one panel per task when the
+            // chunk is split (the moves around the tiles were a tenth of the 2-thread time).
+            #[cfg(target_arch = "x86_64")]
+            Tile::Avx512(z, _) if tasks > 1 => {
+                par::for_each_chunk(panels, k * NR, |(p, panel)| {
+                    let rows = NR.min(mc - p * NR);
+                    z.pack_panels(&xc[p * NR * ldx..], rows, ldx, k, panel);
+                });
+            }
+            #[cfg(target_arch = "x86_64")]
+            Tile::Avx512(z, _) => z.pack_panels(xc, mc, ldx, k, panels),
+            _ => pack_x(xc, mc, ldx, k, panels),
+        }
+        let panels = &*panels;
+        // Every value is written before it is read (the first K block stores its sums).
+        let out_t = aligned(out_t_buf, n * ldt);
         if tasks <= 1 {
             let part = RowsPart {
                 r_lo: 0,
@@ -254,10 +263,20 @@ fn run_chunks(
                 },
             );
         }
+        let oc = &mut out[m0 * ldo..(m0 + mc - 1) * ldo + n];
         match tile {
+            // 16 output rows per task when the chunk is split.
             #[cfg(target_arch = "x86_64")]
-            Tile::Avx512(z, _) => z.untranspose(out_t, ldt, n, mc, &mut out[m0 * ldo..], ldo),
-            _ => untranspose(out_t, ldt, n, mc, &mut out[m0 * ldo..], ldo),
+            Tile::Avx512(z, _) if tasks > 1 => {
+                let out_t = &*out_t;
+                par::for_each_chunk(oc, NR * ldo, |(i, o)| {
+                    let j0 = i * NR;
+                    z.untranspose(&out_t[j0..], ldt, n, NR.min(mc - j0), o, ldo);
+                });
+            }
+            #[cfg(target_arch = "x86_64")]
+            Tile::Avx512(z, _) => z.untranspose(out_t, ldt, n, mc, oc, ldo),
+            _ => untranspose(out_t, ldt, n, mc, oc, ldo),
         }
     }
 }
