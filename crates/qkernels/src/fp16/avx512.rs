@@ -9,7 +9,7 @@
 //! FMAs per k, well past the 4-cycle latency; 10 loads fit the two load ports in 5). Measured
 //! there and dropped: other register shapes (8 × 3, 12 × 2, 14 × 2 — within noise of 6 × 4,
 //! which has the fewest loads per FMA of the shapes that fit 32 registers), cutting K into
-//! L1-sized pieces with the chains resumed from memory (25–35 % slower: the weight rows then
+//! L1-sized pieces with the chains resumed from memory (20–35 % slower: the weight rows then
 //! arrive in short runs from L3), software prefetch of the weight rows or of the sums (within
 //! noise). What the Intel core needs is the panels on 64-byte boundaries: an unaligned zmm
 //! load touches two cache lines, and at one panel line per FMA group that cost 10–15 %

@@ -30,7 +30,9 @@
 //! 16 × 16 blocks through zmm transposes (`super::avx512_transpose`) instead of one scalar
 //! load and store per value; and each thread keeps both buffers between calls (up to
 //! [`KEEP_MAX`] values), so a call neither zeroes nor page-faults fresh memory (every value
-//! is written before it is read). These only move values: the bits are unchanged.
+//! is written before it is read); when a chunk splits over the pool, so do its packing (a
+//! panel per task) and its untranspose (16 output rows per task). These only move values: the
+//! bits are unchanged.
 
 use half::f16;
 
