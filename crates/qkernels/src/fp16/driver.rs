@@ -193,18 +193,31 @@ fn drive<'w>(
             }
         }
     }
-    if epilogue.bias.is_some() || epilogue.relu {
-        for r in 0..m {
-            let o = &mut out[r * ldo..r * ldo + n];
-            if let Some(b) = epilogue.bias {
-                o.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
-            }
-            if epilogue.relu {
-                o.iter_mut().filter(|y| **y < 0.0).for_each(|y| *y = 0.0);
-            }
+    apply_epilogue(epilogue, out, m, n, ldo);
+    Ok(kind)
+}
+
+/// Adds the bias and applies ReLU (as asked) to the `m × n` output (row stride `ldo`), after
+/// every K block's sums are in: the last step of each output's chain in both drivers.
+pub(super) fn apply_epilogue(
+    epilogue: Fp16Epilogue<'_>,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    ldo: usize,
+) {
+    if epilogue.bias.is_none() && !epilogue.relu {
+        return;
+    }
+    for r in 0..m {
+        let o = &mut out[r * ldo..r * ldo + n];
+        if let Some(b) = epilogue.bias {
+            o.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
+        }
+        if epilogue.relu {
+            o.iter_mut().filter(|y| **y < 0.0).for_each(|y| *y = 0.0);
         }
     }
-    Ok(kind)
 }
 
 /// The tile function of the family that runs, with its CPU proof.

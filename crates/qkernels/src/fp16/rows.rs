@@ -38,7 +38,7 @@ use half::f16;
 
 #[cfg(target_arch = "x86_64")]
 use super::avx512::{self, TileOut};
-use super::driver::{MR, Panel, Tile, row_tiles};
+use super::driver::{MR, Panel, Tile, apply_epilogue, row_tiles};
 use super::kernel::Fp16Kernel;
 use super::{Fp16Epilogue, K_BLOCK, NR};
 use crate::error::{GemmError, Result};
@@ -172,17 +172,7 @@ pub fn gemm_f32_rows_with(
             }
         });
     }
-    if epilogue.bias.is_some() || epilogue.relu {
-        for r in 0..m {
-            let o = &mut out[r * ldo..r * ldo + n];
-            if let Some(b) = epilogue.bias {
-                o.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
-            }
-            if epilogue.relu {
-                o.iter_mut().filter(|y| **y < 0.0).for_each(|y| *y = 0.0);
-            }
-        }
-    }
+    apply_epilogue(epilogue, out, m, n, ldo);
     Ok(kind)
 }
 
