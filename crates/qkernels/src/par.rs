@@ -170,6 +170,19 @@ where
     });
 }
 
+/// [`for_each_chunk`] when `parallel`, else the same tasks in order on the calling thread.
+pub(crate) fn for_each_chunk_if<T, F>(parallel: bool, out: &mut [T], chunk_len: usize, task: F)
+where
+    T: Send,
+    F: Fn((usize, &mut [T])) + Sync + Send,
+{
+    if parallel {
+        for_each_chunk(out, chunk_len, task);
+    } else {
+        out.chunks_mut(chunk_len).enumerate().for_each(task);
+    }
+}
+
 /// [`for_each_chunk`] with per-worker state made by `init` (rayon's `for_each_init`).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // its callers are x86 kernels
 pub(crate) fn for_each_chunk_init<T, S, I, F>(out: &mut [T], chunk_len: usize, init: I, task: F)

@@ -94,11 +94,7 @@ impl Plan<'_> {
             let t0 = bi * mb;
             self.run_block(t0..(t0 + mb).min(m_tiles), m, dst);
         };
-        if parallel {
-            par::for_each_chunk(out, chunk, task);
-        } else {
-            out.chunks_mut(chunk).enumerate().for_each(task);
-        }
+        par::for_each_chunk_if(parallel, out, chunk, task);
     }
 
     /// Gathers row `m` of group `grp` (all taps) into `row` (length K). Along the width a

@@ -344,9 +344,5 @@ pub(crate) fn run(plan: &Plan<'_>, out: &mut [u8]) {
         }
     };
     let chunk = tiles_per_task * MR * o;
-    if parallel {
-        par::for_each_chunk(out, chunk, task);
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(task);
-    }
+    par::for_each_chunk_if(parallel, out, chunk, task);
 }

@@ -424,11 +424,7 @@ pub(crate) fn run(plan: &Plan<'_>, w: &RowRunWeights, out: &mut [u8]) {
         let t0 = ti * per_task;
         run_task(plan, w, rows, t0..(t0 + per_task).min(m_tiles), m, dst);
     };
-    if parallel {
-        par::for_each_chunk(out, chunk, task);
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(task);
-    }
+    par::for_each_chunk_if(parallel, out, chunk, task);
 }
 
 /// Runs M tiles `tiles` (`rows` pixels each; pixels from `tiles.start · rows`) into `dst`.

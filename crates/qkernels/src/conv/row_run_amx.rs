@@ -245,11 +245,7 @@ pub(crate) fn run(plan: &Plan<'_>, w: &RowRunWeights, out: &mut [u8]) {
         let b0 = ti * per_task;
         run_task(plan, w, b0..(b0 + per_task).min(blocks), m, dst);
     };
-    if parallel {
-        par::for_each_chunk(out, chunk, task);
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(task);
-    }
+    par::for_each_chunk_if(parallel, out, chunk, task);
 }
 
 /// Runs pixel blocks `blocks` ([`BLOCK`] pixels each, from pixel `blocks.start · BLOCK`)

@@ -177,8 +177,9 @@ pub fn gemm_f32_rows_with(
 }
 
 /// Most values (panels and transposed output together) a thread keeps between calls: 5 MiB
-/// of f32 (a 4096-wide layer's buffers take 4 MiB); larger buffers are freed after the call. Allocating them per call cost the fp32 Linear at
-/// 256 × 1024 → 1024 its zeroing and page faults (1–2 % on the Intel Xeon).
+/// of f32 (a 4096-wide layer's buffers take 4 MiB); larger buffers are freed after the call.
+/// Allocating them per call cost the fp32 Linear at 256 × 1024 → 1024 its zeroing and page
+/// faults (1–2 % on the Intel Xeon).
 const KEEP_MAX: usize = 5 << 18;
 
 thread_local! {

@@ -266,7 +266,7 @@ fn fill_vec<T: driver::OutElem>(
         rows: a.rows,
         cols: w.n(),
     };
-    let len = a.rows.checked_mul(w.n()).ok_or(too_large.clone())?;
+    let len = a.rows.checked_mul(w.n()).ok_or_else(|| too_large.clone())?;
     out.try_reserve(len).map_err(|_| too_large)?;
     let spare = &mut out.spare_capacity_mut()[..len];
     let written = driver::run_uninit(kernel, a, w, stage, corr, spare);
