@@ -100,34 +100,43 @@ pub fn gemv_f16(
             }
             _ => dot_scalar(row, &op.x[..op.k]),
         };
-        let out = &mut y[j * y_stride];
-        *out = if beta == 0.0 {
-            alpha * s
-        } else {
-            alpha.mul_add(s, beta * *out)
-        };
+        store(alpha, s, beta, &mut y[j * y_stride]);
     }
     Some(())
 }
 
-/// The oracle: the documented summation order in portable Rust.
-fn dot_scalar(w: &[f16], x: &[f32]) -> f32 {
+/// The documented last step: `alpha * s` when `beta == 0` (`out` not read), else
+/// `fma(alpha, s, beta * out)`.
+pub(super) fn store(alpha: f32, s: f32, beta: f32, out: &mut f32) {
+    *out = if beta == 0.0 {
+        alpha * s
+    } else {
+        alpha.mul_add(s, beta * *out)
+    };
+}
+
+/// The oracle: the documented summation order in portable Rust (f16 or f32 weights; `gemv_f32`
+/// shares it).
+pub(super) fn dot_scalar<W: Copy>(w: &[W], x: &[f32]) -> f32
+where
+    f32: From<W>,
+{
     let k16 = w.len() / 16 * 16;
     let mut p = [0.0f32; 16];
     for (wc, xc) in w[..k16].chunks_exact(16).zip(x[..k16].chunks_exact(16)) {
         for l in 0..16 {
-            p[l] = wc[l].to_f32().mul_add(xc[l], p[l]);
+            p[l] = f32::from(wc[l]).mul_add(xc[l], p[l]);
         }
     }
     let mut s = reduce16(&p);
     for (wv, xv) in w[k16..].iter().zip(&x[k16..]) {
-        s = wv.to_f32().mul_add(*xv, s);
+        s = f32::from(*wv).mul_add(*xv, s);
     }
     s
 }
 
 /// The documented horizontal sum of the 16 partial sums.
-fn reduce16(p: &[f32; 16]) -> f32 {
+pub(super) fn reduce16(p: &[f32; 16]) -> f32 {
     let q: [f32; 8] = std::array::from_fn(|l| p[l] + p[l + 8]);
     ((q[0] + q[4]) + (q[2] + q[6])) + ((q[1] + q[5]) + (q[3] + q[7]))
 }

@@ -5,6 +5,7 @@ use half::f16;
 use super::call::{check_shapes, crate_gemm};
 use super::error::Result;
 use super::gemv_f16::{GemvF16, GemvF16Kernel, gemv_f16};
+use super::gemv_f32::{GemvF32, GemvF32Kernel, gemv_f32};
 use super::sgemm::sgemm;
 use super::threads::Threads;
 use super::view::{MatMut, MatRef};
@@ -240,6 +241,27 @@ pub fn gemm_mixed(
     threads: Threads,
 ) -> Result<()> {
     match (a, b) {
+        // One row times the transpose of a row-major f32 weight: the fp32 Linear at batch 1.
+        (FloatMat::F32(a), FloatMat::F32(b))
+            if a.rows() == 1
+                && a.cols() > 0
+                && (a.cols() == 1 || a.col_stride() == 1)
+                && (b.rows() == 1 || b.row_stride() == 1)
+                && GemvF32Kernel::detect() != GemvF32Kernel::Scalar =>
+        {
+            check_shapes(&a, &b, &c)?;
+            let (k, n) = (b.rows(), b.cols());
+            let c_cs = c.col_stride();
+            let op = GemvF32::new(b.data(), n, k, b.col_stride().max(k), a.data());
+            let mut c = c;
+            if let Some(op) = op {
+                let kernel = GemvF32Kernel::detect();
+                if gemv_f32(kernel, alpha, &op, beta, c.data_mut(), c_cs, threads).is_some() {
+                    return Ok(());
+                }
+            }
+            sgemm(alpha, a, b, beta, c, threads)
+        }
         (FloatMat::F32(a), FloatMat::F32(b)) => sgemm(alpha, a, b, beta, c, threads),
         // One row times the transpose of a row-major f16 weight: the batch-1 Linear.
         (FloatMat::F32(a), FloatMat::F16(b))

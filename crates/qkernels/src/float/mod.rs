@@ -12,6 +12,9 @@
 //!   One-row products with a transposed f16 weight (a halved Linear at batch 1) take
 //!   [`gemv_f16`], which widens in registers (F16C + FMA on AVX2 CPUs, a scalar oracle in the
 //!   same summation order elsewhere) instead of widening the weight into a buffer first.
+//!   One-row products with a transposed f32 weight (the fp32 Linear at batch 1) take
+//!   [`gemv_f32`] on AVX2 CPUs: the same order, the output rows split over the pool with each
+//!   thread taking the same rows on every call (same bits for any pool).
 //! - [`reference_sgemm`]: the naive oracle the above are tested against.
 //! - [`conv2d`]: f32 convolution on NCHW data, one group. Direct (implicit-GEMM,
 //!   [`conv2d_with`]): no column matrix, 6 × 16 AVX2 + FMA tiles reading zero-padded input
@@ -99,6 +102,7 @@ mod depthwise;
 mod direct_kernel;
 mod error;
 mod gemv_f16;
+mod gemv_f32;
 mod hgemm;
 mod pair_split;
 mod phases;
@@ -124,6 +128,7 @@ pub use depthwise::{
 pub use direct_kernel::DirectConvKernel;
 pub use error::{FloatGemmError, Result};
 pub use gemv_f16::{GemvF16, GemvF16Kernel, gemv_f16};
+pub use gemv_f32::{GEMV_F32_PAR_MIN_MACS, GemvF32, GemvF32Kernel, gemv_f32};
 pub use hgemm::{FloatMat, gemm_mixed, hgemm};
 pub use reference::reference_sgemm;
 pub use sgemm::sgemm;

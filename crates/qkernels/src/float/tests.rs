@@ -385,3 +385,48 @@ fn gemm_mixed_one_row_and_f16_left_operand_match_the_reference() {
         assert_close(&got, &want, 1e-5 * k as f32);
     }
 }
+
+/// `gemm_mixed`'s one-row f32 path (the fp32 Linear at batch 1: `gemv_f32` on AVX2 CPUs, the
+/// crate elsewhere) against the naive product, with and without accumulation, on one thread
+/// and on a 2-thread pool above the split threshold (same bits as one thread).
+#[test]
+fn gemm_mixed_one_row_f32_matches_the_reference_on_any_pool() {
+    for (k, n) in [(1usize, 1usize), (17, 5), (400, 120), (1024, 300)] {
+        let x = values(k, 51);
+        let w = values(n * k, 52);
+        for beta in [0.0f32, 1.0] {
+            let c0 = values(n, 53);
+            let run = |threads: Threads| {
+                let mut got = c0.clone();
+                gemm_mixed(
+                    0.5,
+                    FloatMat::F32(MatRef::row_major(&x, 1, k).unwrap()),
+                    FloatMat::F32(MatRef::row_major(&w, n, k).unwrap().t()),
+                    beta,
+                    MatMut::row_major(&mut got, 1, n).unwrap(),
+                    threads,
+                )
+                .unwrap();
+                got
+            };
+            let got = run(Threads::Single);
+            let mut want = c0.clone();
+            reference_sgemm(
+                0.5,
+                MatRef::row_major(&x, 1, k).unwrap(),
+                MatRef::row_major(&w, n, k).unwrap().t(),
+                beta,
+                MatMut::row_major(&mut want, 1, n).unwrap(),
+            )
+            .unwrap();
+            assert_close(&got, &want, 1e-5 * k as f32);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            let two = pool.install(|| run(Threads::Rayon(0)));
+            let b = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(b(&two), b(&got), "k={k} n={n} beta={beta}");
+        }
+    }
+}

@@ -13,8 +13,9 @@
 //! The `gemm` crate packs the transposed weight on every call (strided copies of all `N·K`
 //! values), which dominates below a few hundred rows; `gemm_f32_rows` packs only the
 //! activations and reads the weight in place, so nothing is cached and a weight changed by an
-//! optimizer step or a state-dict load is used as is on the next call. One row keeps the
-//! crate's matrix-vector path (f32) or [`qkernels::float::gemv_f16`] (f16), and so does each
+//! optimizer step or a state-dict load is used as is on the next call. One row takes
+//! [`qkernels::float::gemv_f32`] (f32, on AVX2 CPUs; the crate's matrix-vector path elsewhere)
+//! or [`qkernels::float::gemv_f16`] (f16), and so does each
 //! row of a product with up to [`PER_ROW_MAX`] rows. Where `gemm_f32_rows` runs its AVX-512
 //! family (Zen 4), it takes every larger product: at 256 × 1024 → 1024 it ran at 105 GFLOP/s
 //! against the crate's 70 (PyTorch 80–100), at 512 × 4096 → 4096 at 95 against 83 (one
@@ -23,8 +24,10 @@
 //! time by [`qkernels::float::gemm_mixed`]). `gemm_f32_rows` splits products of at least
 //! [`qkernels::fp16::PAR_MIN_MACS`] multiply-adds over the current rayon pool (install a
 //! one-thread pool for single-threaded runs), and the crate's blocked GEMM on f32 weights is
-//! cut into bands of rows over the pool (`Threads::Rayon`, same bits on any pool); the one-row
-//! paths and the crate path on f16 weights run on the calling thread. All paths compute the
+//! cut into bands of rows over the pool (`Threads::Rayon`, same bits on any pool); `gemv_f32`
+//! splits its output rows over the pool from [`qkernels::float::GEMV_F32_PAR_MIN_MACS`]
+//! multiply-adds (same bits on any pool); `gemv_f16` and the crate path on f16 weights run on
+//! the calling thread. All paths compute the
 //! same products; results differ only by summation order.
 
 use half::f16;
