@@ -305,9 +305,12 @@ fn run_fixed<T: OutElem>(
     if parallel && m_tiles == 1 {
         // Small M: the weights are the whole cost and are read again by the next call. Each
         // thread of the pool takes the same share of the panels on every call, so on a
-        // pinned pool (or one the OS leaves in place) each core's L2 keeps its share.
+        // pinned pool (or one the OS leaves in place) each core's L2 keeps its share. The
+        // calling worker's share is larger ([`CALLER_SHARE`]): it starts at once, while the
+        // others start after the hand-off (which share a thread computes never changes a bit).
+        let caller = rayon::current_thread_index();
         par::for_each_thread(|i, count| {
-            let panels = part(n_panels, count, i);
+            let panels = share(n_panels, count, caller, i);
             if !panels.is_empty() {
                 ctx.run_block(0..1, panels);
             }
@@ -331,6 +334,28 @@ fn run_fixed<T: OutElem>(
     } else {
         (0..tasks).for_each(task);
     }
+}
+
+/// The calling worker's weight in [`share`], against [`OTHER_SHARE`] for each other thread: at
+/// 2 threads it takes 12 of the 22 panels of a 1024-column weight. A 2-thread 1 × 1024 × 1024
+/// call on the session-21 Xeon went from 6.4 to 5.3–5.7 µs static and from 6.7–7.0 to 5.8–6.3 µs
+/// dynamic (four rounds each; docs/PERFORMANCE.md).
+const CALLER_SHARE: usize = 6;
+/// Every other thread's weight in [`share`].
+const OTHER_SHARE: usize = 5;
+
+/// Thread `i`'s consecutive range of `0..len` when `count` threads split it and thread
+/// `caller` (the pool index of the thread that posted the work, if it is one of them) takes a
+/// [`CALLER_SHARE`] : [`OTHER_SHARE`] larger share; near-equal parts without a caller. The
+/// ranges cover `0..len` in order of `i`, without overlap.
+fn share(len: usize, count: usize, caller: Option<usize>, i: usize) -> std::ops::Range<usize> {
+    let Some(c) = caller.filter(|&c| c < count) else {
+        return part(len, count, i);
+    };
+    let weight = |j: usize| if j == c { CALLER_SHARE } else { OTHER_SHARE };
+    let total: usize = (0..count).map(weight).sum();
+    let before: usize = (0..i).map(weight).sum();
+    len * before / total..len * (before + weight(i)) / total
 }
 
 /// Part `i` of `0..len` cut into `parts` near-equal consecutive ranges.
@@ -555,6 +580,28 @@ impl Scratch {
 #[cfg(test)]
 mod tests {
     use super::split;
+
+    #[test]
+    fn shares_cover_the_range_in_order_with_the_caller_larger() {
+        use super::share;
+        for len in [0usize, 1, 2, 21, 22, 64, 1000] {
+            for count in 1..=5 {
+                for caller in [None, Some(0), Some(1), Some(count - 1), Some(count)] {
+                    let mut next = 0;
+                    for i in 0..count {
+                        let r = share(len, count, caller, i);
+                        assert_eq!(r.start, next, "len {len} count {count} caller {caller:?}");
+                        next = r.end;
+                    }
+                    assert_eq!(next, len);
+                }
+            }
+        }
+        assert_eq!(share(22, 2, Some(0), 0), 0..12);
+        assert_eq!(share(22, 2, Some(1), 0), 0..10);
+        assert_eq!(share(22, 2, Some(1), 1), 10..22);
+        assert_eq!(share(22, 2, None, 0), 0..11);
+    }
 
     #[test]
     fn small_m_splits_n_only_and_large_m_both() {
