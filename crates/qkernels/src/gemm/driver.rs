@@ -450,8 +450,10 @@ impl<T: OutElem> TaskCtx<'_, T> {
         // `PackedWeights::next_sweep_reversed`).
         let order = |i: usize, len: usize| if self.reverse { len - 1 - i } else { i };
         let n_tiles = panels.len().div_ceil(shape.panels);
-        // The first column of tile `t` of this block (`n` past the last).
-        let tile_col = |t: usize| ((panels.start + t * shape.panels).min(panels.end) * nr).min(n);
+        // The first panel of tile `t` of this block (`panels.end` past the last), and its first
+        // column (`n` past the last); no division in the tile loop (`nr` is not a power of 2).
+        let tile_panel = |t: usize| (panels.start + t * shape.panels).min(panels.end);
+        let tile_col = |t: usize| (tile_panel(t) * nr).min(n);
         let groups = n_tiles.div_ceil(group);
         let k_blocks = kp.div_ceil(kc_max);
         let mut written = 0;
@@ -465,8 +467,11 @@ impl<T: OutElem> TaskCtx<'_, T> {
                 let n0 = tile_col(t);
                 let col = n0 - g0;
                 let nc = tile_col(t + 1) - n0;
-                let panels = nc.div_ceil(nr);
-                let b = self.w.panel_bytes_of(n0 / nr, panels);
+                // The panels of tile t: every panel holds at least one of the `n` columns.
+                let p0 = tile_panel(t);
+                let panels = tile_panel(t + 1) - p0;
+                debug_assert_eq!(panels, nc.div_ceil(nr));
+                let b = self.w.panel_bytes_of(p0, panels);
                 // K blocks outer, M tiles inner: the block of weights stays in L1 across the
                 // tiles.
                 for bi in 0..k_blocks {

@@ -41,11 +41,19 @@ pub(crate) fn lanes(src: &[f32]) -> (f32, f32) {
             hi[j] = greater(c[j], hi[j]);
         }
     }
-    let (mut l, mut h) = (first, first);
-    for &v in lo.iter().chain(chunks.remainder()) {
-        l = lesser(v, l);
+    // Halve the lanes in vector steps (a scalar chain over all 32 took ~0.1 µs of a 1024-wide
+    // dynamic Linear call), then fold the remainder in.
+    let mut width = LANES / 2;
+    while width > 0 {
+        for j in 0..width {
+            lo[j] = lesser(lo[j + width], lo[j]);
+            hi[j] = greater(hi[j + width], hi[j]);
+        }
+        width /= 2;
     }
-    for &v in hi.iter().chain(chunks.remainder()) {
+    let (mut l, mut h) = (lo[0], hi[0]);
+    for &v in chunks.remainder() {
+        l = lesser(v, l);
         h = greater(v, h);
     }
     (l, h)
