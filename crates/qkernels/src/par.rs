@@ -20,7 +20,8 @@
 //!   while it spins;
 //! - spins (`spin_loop`), running any rayon job that turns up via `rayon::yield_now` (the
 //!   loop's tasks among them), while any parallel loop runs or until [`SPIN_ENV`] µs after the
-//!   last one ended;
+//!   last one ended (¾ of that at least: a call that finds the window still that long open
+//!   leaves it alone, so that it does not write the line every helper polls);
 //! - leaves its worker to rayon when neither holds, or when it has run no job for [`spin`]
 //!   (a helper can be picked up by a worker waiting inside a `join`, which resumes only when
 //!   the helper returns: an unbounded spin there deadlocked two workers in a test).
@@ -54,17 +55,30 @@ const MAX_SPIN_US: u64 = 1_000_000;
 /// `spin_loop` hints between two looks at the clock and the pool.
 const SPINS_PER_CHECK: usize = 32;
 
+/// A value alone on its cache lines (two, against the adjacent-line prefetcher): the helpers
+/// write [`SPINNING`] on every turn of their loop, and the callers' counters must not share
+/// its line (each access would fetch it from the helper's core).
+#[repr(align(128))]
+struct OwnLine<T>(T);
+
+impl<T> std::ops::Deref for OwnLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Parallel loops running now (in any pool).
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+static ACTIVE: OwnLine<AtomicUsize> = OwnLine(AtomicUsize::new(0));
 /// Helpers started and not finished (spinning or running a job).
-static ALIVE: AtomicUsize = AtomicUsize::new(0);
+static ALIVE: OwnLine<AtomicUsize> = OwnLine(AtomicUsize::new(0));
 /// Helpers spinning now.
-static SPINNING: AtomicUsize = AtomicUsize::new(0);
+static SPINNING: OwnLine<AtomicUsize> = OwnLine(AtomicUsize::new(0));
 /// Helpers spawned but not started yet.
-static PENDING: AtomicUsize = AtomicUsize::new(0);
+static PENDING: OwnLine<AtomicUsize> = OwnLine(AtomicUsize::new(0));
 /// The CPU of the thread that last spawned helpers (`usize::MAX`: unknown); a helper does not
 /// spin there.
-static CALLER_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+static CALLER_CPU: OwnLine<AtomicUsize> = OwnLine(AtomicUsize::new(usize::MAX));
 /// Thread ids of workers that ran tasks or helpers (0: free); steered off the
 /// caller's CPU when a helper is spawned with none spinning (see [`keep_awake`]).
 static HELPER_TIDS: [AtomicI32; MAX_TIDS] = [const { AtomicI32::new(0) }; MAX_TIDS];
@@ -75,7 +89,7 @@ static NEXT_TID: AtomicUsize = AtomicUsize::new(0);
 /// Helpers spawned since the process started (see [`helpers_spawned`]).
 static SPAWNED: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds since [`epoch`] until which helpers may spin.
-static UNTIL_NS: AtomicU64 = AtomicU64::new(0);
+static UNTIL_NS: OwnLine<AtomicU64> = OwnLine(AtomicU64::new(0));
 
 /// The linger time: [`SPIN_ENV`] read once, [`DEFAULT_SPIN_US`] if unset; an unparsable value
 /// is reported once on stderr and ignored.
@@ -292,9 +306,16 @@ fn keep_awake() {
         return;
     }
     let cpu = crate::pin::current_cpu().unwrap_or(usize::MAX);
-    CALLER_CPU.store(cpu, Ordering::Release);
+    // The spinning helpers read these lines all the time: write them only when they change
+    // (each write takes the line from the helpers' cores, ~0.1 µs here).
+    if CALLER_CPU.load(Ordering::Acquire) != cpu {
+        CALLER_CPU.store(cpu, Ordering::Release);
+    }
     let spin_ns = u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX);
-    UNTIL_NS.fetch_max(now_ns().saturating_add(spin_ns), Ordering::AcqRel);
+    let until = now_ns().saturating_add(spin_ns);
+    if UNTIL_NS.load(Ordering::Acquire) < until.saturating_sub(spin_ns / 4) {
+        UNTIL_NS.fetch_max(until, Ordering::AcqRel);
+    }
     let home = rayon::current_thread_index();
     // With no helper spinning or on its way, the workers may be asleep, and the OS may queue a
     // woken one on this thread's CPU, behind this thread, for milliseconds (the 2-vCPU guest
