@@ -48,20 +48,24 @@ impl GemvF16Kernel {
     }
 }
 
-/// The operands of one [`gemv_f16`] call; lengths are checked by [`GemvF16::new`].
+/// The operands of one one-row product with weights stored as `W` (f16 for [`gemv_f16`], f32
+/// for [`super::gemv_f32`]); lengths are checked by [`Gemv::new`].
 #[derive(Clone, Copy, Debug)]
-pub struct GemvF16<'a> {
-    w: &'a [f16],
-    n: usize,
-    k: usize,
-    ld: usize,
-    x: &'a [f32],
+pub struct Gemv<'a, W> {
+    pub(super) w: &'a [W],
+    pub(super) n: usize,
+    pub(super) k: usize,
+    pub(super) ld: usize,
+    pub(super) x: &'a [f32],
 }
 
-impl<'a> GemvF16<'a> {
+/// The operands of one [`gemv_f16`] call.
+pub type GemvF16<'a> = Gemv<'a, f16>;
+
+impl<'a, W> Gemv<'a, W> {
     /// `w` holds `n` rows of `k` weights at row stride `ld >= k`; `x` has `k` values. `None` if
     /// a length does not fit.
-    pub fn new(w: &'a [f16], n: usize, k: usize, ld: usize, x: &'a [f32]) -> Option<Self> {
+    pub fn new(w: &'a [W], n: usize, k: usize, ld: usize, x: &'a [f32]) -> Option<Self> {
         let need = if n == 0 {
             0
         } else {
@@ -70,7 +74,8 @@ impl<'a> GemvF16<'a> {
         (ld >= k && w.len() >= need && x.len() >= k).then_some(Self { w, n, k, ld, x })
     }
 
-    fn row(&self, j: usize) -> &'a [f16] {
+    /// Weight row `j` (its `k` values).
+    pub(super) fn row(&self, j: usize) -> &'a [W] {
         &self.w[j * self.ld..j * self.ld + self.k]
     }
 }

@@ -15,71 +15,19 @@
 
 use std::sync::Mutex;
 
-use super::gemv_f16::{dot_scalar, store};
+use super::gemv_f16::{Gemv, GemvF16Kernel, dot_scalar, store};
 use super::threads::Threads;
-use crate::isa::Isa;
 
 /// Products of at least this many multiply-adds are split over the pool (a 512 × 512 weight,
 /// 1 MiB: ~30 µs on one thread).
 pub const GEMV_F32_PAR_MIN_MACS: usize = 1 << 18;
 
-/// Which implementation [`gemv_f32`] runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GemvF32Kernel {
-    /// Portable Rust in the documented order: the oracle.
-    Scalar,
-    /// x86-64 AVX2 + FMA, four output rows at a time.
-    Avx2,
-}
+/// Which implementation [`gemv_f32`] runs: the same choice as [`super::gemv_f16`]'s (`Avx2` is
+/// AVX2 + FMA + F16C, which every AVX2 CPU has; the f32 kernel uses no F16C instruction).
+pub type GemvF32Kernel = GemvF16Kernel;
 
-impl GemvF32Kernel {
-    /// The best kernel the CPU supports under the `QSTACK_ISA` cap.
-    pub fn detect() -> Self {
-        if Self::Avx2.is_supported() && crate::isa::detect() >= Isa::Avx2 {
-            Self::Avx2
-        } else {
-            Self::Scalar
-        }
-    }
-
-    /// Whether this CPU can run the kernel.
-    pub fn is_supported(self) -> bool {
-        match self {
-            Self::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx2 => Isa::Avx2.is_supported(),
-            #[cfg(not(target_arch = "x86_64"))]
-            Self::Avx2 => false,
-        }
-    }
-}
-
-/// The operands of one [`gemv_f32`] call; lengths are checked by [`GemvF32::new`].
-#[derive(Clone, Copy, Debug)]
-pub struct GemvF32<'a> {
-    w: &'a [f32],
-    n: usize,
-    k: usize,
-    ld: usize,
-    x: &'a [f32],
-}
-
-impl<'a> GemvF32<'a> {
-    /// `w` holds `n` rows of `k` weights at row stride `ld >= k`; `x` has `k` values. `None` if
-    /// a length does not fit.
-    pub fn new(w: &'a [f32], n: usize, k: usize, ld: usize, x: &'a [f32]) -> Option<Self> {
-        let need = if n == 0 {
-            0
-        } else {
-            (n - 1).checked_mul(ld)?.checked_add(k)?
-        };
-        (ld >= k && w.len() >= need && x.len() >= k).then_some(Self { w, n, k, ld, x })
-    }
-
-    fn row(&self, j: usize) -> &'a [f32] {
-        &self.w[j * self.ld..j * self.ld + self.k]
-    }
-}
+/// The operands of one [`gemv_f32`] call (checked by [`Gemv::new`]).
+pub type GemvF32<'a> = Gemv<'a, f32>;
 
 /// `y[j * y_stride] = alpha * (W x)[j] + beta * y[j * y_stride]` for `j < n` (with `beta == 0`,
 /// `y` is overwritten without being read), the rows cut over the current rayon pool when
@@ -108,13 +56,13 @@ pub fn gemv_f32(
     };
     let parallel = pool > 1 && op.n >= 2 && op.n.saturating_mul(op.k) >= GEMV_F32_PAR_MIN_MACS;
     if !parallel {
-        rows(kernel, alpha, op, beta, 0..op.n, y, y_stride);
+        rows_at(kernel, alpha, op, beta, 0..op.n, y, y_stride, 0);
         return Some(());
     }
-    // The pool's threads each take the same contiguous rows on every call: `count` parts of
-    // `y` cut here at row boundaries (part `i` from its first row's output up to the next
-    // part's), one taken by each thread (a lock nobody else waits for).
-    let count = rayon::current_num_threads();
+    // `count` parts of `y` cut here at row boundaries (part `i` from its first row's output up
+    // to the next part's), each taken once (a lock nobody else waits for). With the whole pool,
+    // each thread takes the same part on every call.
+    let count = pool;
     let mut parts = Vec::with_capacity(count);
     let mut rest = y;
     for i in 0..count {
@@ -128,36 +76,25 @@ pub fn gemv_f32(
         rest = tail;
         parts.push(Mutex::new(Some((r, mine))));
     }
-    crate::par::for_each_thread(|i, n_threads| {
-        debug_assert_eq!(n_threads, count);
-        let taken = parts.get(i).and_then(|p| p.lock().ok()?.take());
+    let run_part = |part: &Mutex<Option<(std::ops::Range<usize>, &mut [f32])>>| {
+        let taken = part.lock().ok().and_then(|mut p| p.take());
         if let Some((r, out)) = taken {
-            let start = r.start;
-            rows_at(kernel, alpha, op, beta, r, out, y_stride, start);
+            let base = r.start;
+            rows_at(kernel, alpha, op, beta, r, out, y_stride, base);
         }
-    });
-    // Any part no thread took (a pool of another size than counted) runs here.
-    for part in parts {
-        let taken = part.into_inner().ok().flatten();
-        if let Some((r, out)) = taken {
-            let start = r.start;
-            rows_at(kernel, alpha, op, beta, r, out, y_stride, start);
-        }
+    };
+    if count == rayon::current_num_threads() {
+        crate::par::for_each_thread(|i, _| {
+            if let Some(part) = parts.get(i) {
+                run_part(part);
+            }
+        });
+    } else {
+        crate::par::for_each_index(count, |i| run_part(&parts[i]));
     }
+    // Any part no thread took (a pool of another size than counted) runs here.
+    parts.iter().for_each(run_part);
     Some(())
-}
-
-/// [`rows_at`] for outputs addressed from row 0.
-fn rows(
-    kernel: GemvF32Kernel,
-    alpha: f32,
-    op: &GemvF32<'_>,
-    beta: f32,
-    r: std::ops::Range<usize>,
-    y: &mut [f32],
-    y_stride: usize,
-) {
-    rows_at(kernel, alpha, op, beta, r, y, y_stride, 0);
 }
 
 /// Rows `r` of the product into `y`, where `y[0]` is row `base`'s output.
@@ -180,7 +117,7 @@ fn rows_at(
             let four = [op.row(j), op.row(j + 1), op.row(j + 2), op.row(j + 3)];
             // SAFETY: `is_supported` checked AVX2 and FMA on this CPU, the only precondition of
             // the target-feature function; each row and `x` hold `k` values.
-            let s = unsafe { x86::dot4_avx2(four, x) };
+            let s = unsafe { x86::dots_avx2(four, x) };
             for (d, s) in s.into_iter().enumerate() {
                 store(alpha, s, beta, &mut y[(j + d - base) * y_stride]);
             }
@@ -188,7 +125,7 @@ fn rows_at(
         }
         while j < r.end {
             // SAFETY: as above.
-            let s = unsafe { x86::dot_avx2(op.row(j), x) };
+            let [s] = unsafe { x86::dots_avx2([op.row(j)], x) };
             store(alpha, s, beta, &mut y[(j - base) * y_stride]);
             j += 1;
         }
@@ -227,48 +164,23 @@ mod x86 {
         s
     }
 
-    /// [`super::dot_scalar`]'s order for one row: two 8-lane FMA accumulators. `w` and `x`
-    /// have the same length.
+    /// [`super::dot_scalar`]'s order for `R` rows at once: two 8-lane FMA accumulators per
+    /// row (`R` independent FMA chains per load of `x`; each row's order is unchanged). Every
+    /// row has at least `x.len()` values.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn dot_avx2(w: &[f32], x: &[f32]) -> f32 {
-        let k = w.len().min(x.len());
-        let k16 = k / 16 * 16;
-        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut i = 0;
-        while i < k16 {
-            // SAFETY: i + 16 <= k16 <= k <= w.len(), x.len(): the 2 × 32 bytes read from each
-            // are inside them; unaligned loads are allowed.
-            unsafe {
-                let (x0, x1) = (
-                    _mm256_loadu_ps(x.as_ptr().add(i)),
-                    _mm256_loadu_ps(x.as_ptr().add(i + 8)),
-                );
-                lo = _mm256_fmadd_ps(_mm256_loadu_ps(w.as_ptr().add(i)), x0, lo);
-                hi = _mm256_fmadd_ps(_mm256_loadu_ps(w.as_ptr().add(i + 8)), x1, hi);
-            }
-            i += 16;
-        }
-        finish(lo, hi, &w[..k], x, k16)
-    }
-
-    /// [`dot_avx2`] for four rows at once (four independent FMA chains per load of `x`; each
-    /// row's order is unchanged). Every row has `x.len()` values.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn dot4_avx2(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    pub(super) fn dots_avx2<const R: usize>(w: [&[f32]; R], x: &[f32]) -> [f32; R] {
         let k = w.iter().map(|r| r.len()).fold(x.len(), usize::min);
         let k16 = k / 16 * 16;
-        let mut lo = [_mm256_setzero_ps(); 4];
-        let mut hi = [_mm256_setzero_ps(); 4];
+        let mut lo = [_mm256_setzero_ps(); R];
+        let mut hi = [_mm256_setzero_ps(); R];
         let mut i = 0;
         while i < k16 {
             // SAFETY: i + 16 <= k16 <= k, the length of `x` and of every row: each 32-byte
             // unaligned load reads inside its slice.
             unsafe {
-                let (x0, x1) = (
-                    _mm256_loadu_ps(x.as_ptr().add(i)),
-                    _mm256_loadu_ps(x.as_ptr().add(i + 8)),
-                );
-                for d in 0..4 {
+                let x0 = _mm256_loadu_ps(x.as_ptr().add(i));
+                let x1 = _mm256_loadu_ps(x.as_ptr().add(i + 8));
+                for d in 0..R {
                     lo[d] = _mm256_fmadd_ps(_mm256_loadu_ps(w[d].as_ptr().add(i)), x0, lo[d]);
                     hi[d] = _mm256_fmadd_ps(_mm256_loadu_ps(w[d].as_ptr().add(i + 8)), x1, hi[d]);
                 }
@@ -340,8 +252,8 @@ mod tests {
         }
     }
 
-    /// Split over pools of 2 and 3 threads (every part boundary, strided outputs, stride gaps
-    /// untouched), the bits equal one thread's.
+    /// Split over pools of 2 and 3 threads, whole or capped at 2 threads (strided outputs, the
+    /// whole output compared), the bits equal one thread's.
     #[test]
     fn any_pool_gives_the_same_bits() {
         let mut seed = 5;
@@ -360,15 +272,15 @@ mod tests {
                         .num_threads(threads)
                         .build()
                         .unwrap();
-                    let mut got = y0.clone();
-                    pool.install(|| {
-                        gemv_f32(kernel, 1.0, &op, 1.0, &mut got, 3, Threads::Rayon(0)).unwrap()
-                    });
-                    assert_eq!(
-                        bits(&got),
-                        bits(&want),
-                        "{kernel:?} n={n} threads={threads}"
-                    );
+                    // the whole pool (one part per thread), and at most two of its threads
+                    for setting in [Threads::Rayon(0), Threads::Rayon(2)] {
+                        let mut got = y0.clone();
+                        pool.install(|| {
+                            gemv_f32(kernel, 1.0, &op, 1.0, &mut got, 3, setting).unwrap()
+                        });
+                        let what = format!("{kernel:?} n={n} threads={threads} {setting:?}");
+                        assert_eq!(bits(&got), bits(&want), "{what}");
+                    }
                 }
             }
         }
@@ -387,14 +299,5 @@ mod tests {
         assert!(gemv_f32(k, 1.0, &op, 0.0, &mut y, 2, Threads::Single).is_none());
         assert!(gemv_f32(k, 1.0, &op, 0.0, &mut y, 0, Threads::Single).is_none());
         assert!(gemv_f32(k, 1.0, &op, 0.0, &mut y, 1, Threads::Single).is_some());
-    }
-
-    #[test]
-    fn detection_respects_the_cap() {
-        let k = GemvF32Kernel::detect();
-        assert!(k.is_supported());
-        if crate::isa::detect() < Isa::Avx2 {
-            assert_eq!(k, GemvF32Kernel::Scalar);
-        }
     }
 }

@@ -127,7 +127,7 @@ pub use depthwise::{
 };
 pub use direct_kernel::DirectConvKernel;
 pub use error::{FloatGemmError, Result};
-pub use gemv_f16::{GemvF16, GemvF16Kernel, gemv_f16};
+pub use gemv_f16::{Gemv, GemvF16, GemvF16Kernel, gemv_f16};
 pub use gemv_f32::{GEMV_F32_PAR_MIN_MACS, GemvF32, GemvF32Kernel, gemv_f32};
 pub use hgemm::{FloatMat, gemm_mixed, hgemm};
 pub use reference::reference_sgemm;
