@@ -94,8 +94,9 @@ fn as_uninit<T>(dst: &mut [T]) -> &mut [MaybeUninit<T>] {
 /// on x86 (they bypass the caches and skip the read-for-ownership of the destination; measured
 /// 1.6x faster at 16M-element dequantize into a reused buffer). Smaller outputs stay in the
 /// last-level cache for their next reader: at 4 MiB (a 1M-element dequantize) streaming
-/// measured 2.2x slower on a Zen 4 with 32 MiB of L3 (150 vs 67 µs). Fresh allocations never
-/// stream: on not-yet-faulted pages streaming stores measured slower (also with huge pages).
+/// measured 2.2x slower on a Zen 4 with 32 MiB of L3 (150 vs 67 µs). Fresh allocations stream
+/// only when the allocator handed back memory that is already backed (reused heap memory): on
+/// not-yet-faulted pages streaming stores measured slower (also with huge pages).
 pub const STREAM_MIN_BYTES: usize = 16 << 20;
 
 /// Whether an output of `len` elements of `T` written into a caller's buffer should stream.

@@ -9,14 +9,20 @@ use super::huge_pages;
 use super::level::Level;
 use super::{QuantError, Result, as_uninit, run_dequantize, run_quantize, stream_into};
 
-/// A vector of `n` elements, every one written by `fill`.
+/// A vector of `n` elements, every one written by `fill`, which is told whether to use
+/// streaming stores: for outputs of at least [`super::STREAM_MIN_BYTES`] that the allocator
+/// handed back already backed by memory (`huge_pages::spare_is_resident`), as for a caller's
+/// reused buffer (a 16M-element quantize into reused heap memory: 5.8–6.5 → 5.1–5.8 ms on
+/// the session-21 Xeon, three alternated rounds).
 ///
 /// `fill` must write every element of the slice it is given; the callers below pass this
 /// module's `run_quantize` / `run_dequantize`, which do.
-fn filled<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+fn filled<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>], bool)) -> Vec<T> {
     let mut out = Vec::with_capacity(n);
+    let stream = stream_into::<T>(n)
+        && huge_pages::spare_is_resident(&mut out, n.saturating_mul(std::mem::size_of::<T>()));
     huge_pages::advise_spare(&mut out);
-    fill(&mut out.spare_capacity_mut()[..n]);
+    fill(&mut out.spare_capacity_mut()[..n], stream);
     // SAFETY: capacity is at least `n`, and `fill` (a kernel run, see above) initialized all
     // `n` elements.
     unsafe { out.set_len(n) };
@@ -47,11 +53,11 @@ pub fn quantize_per_tensor_fast(
     // qtensor's per-tensor path: the f32 scale, its f32 reciprocal, an i32 zero point.
     let (inv, zp) = (1.0 / scale as f32, zero_point as i32);
     let src = x.data();
-    let bytes = filled(src.len(), |dst| {
+    let bytes = filled(src.len(), |dst, stream| {
         if signed {
-            run_quantize::<true>(level, src, inv, zp, dst, false)
+            run_quantize::<true>(level, src, inv, zp, dst, stream)
         } else {
-            run_quantize::<false>(level, src, inv, zp, dst, false)
+            run_quantize::<false>(level, src, inv, zp, dst, stream)
         }
     });
     let qparams = QParams::PerTensor { scale, zero_point };
@@ -79,11 +85,11 @@ fn per_tensor_8bit(q: &QTensor) -> Option<(&[u8], f32, i32, bool)> {
 }
 
 fn dequantize_on(level: Level, src: &[u8], scale: f32, zp: i32, signed: bool) -> Vec<f32> {
-    filled(src.len(), |dst| {
+    filled(src.len(), |dst, stream| {
         if signed {
-            run_dequantize::<true>(level, src, scale, zp, dst, false)
+            run_dequantize::<true>(level, src, scale, zp, dst, stream)
         } else {
-            run_dequantize::<false>(level, src, scale, zp, dst, false)
+            run_dequantize::<false>(level, src, scale, zp, dst, stream)
         }
     })
 }
