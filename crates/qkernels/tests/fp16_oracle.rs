@@ -409,12 +409,9 @@ fn bad_arguments_are_errors() {
     }
 }
 
-/// Chunks of at least `PAR_MIN_MACS` multiply-adds split their weight rows over the pool:
-/// in a 3-thread pool every family still gives the oracle's bits (f32 and f16 weights).
-#[test]
-fn unpacked_rows_split_over_threads_equal_the_oracle() {
-    let (m, n, k) = (M_CHUNK + 5, 211, K_BLOCK + 300);
-    assert!(M_CHUNK * n * k >= fp16::PAR_MIN_MACS);
+/// Activations `[m, k]` in [-1, 1) and an f16 weight `[n, k]` (with its f32 copy) for the
+/// unpacked-rows tests.
+fn rows_inputs(m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f16>, Vec<f32>) {
     let x: Vec<f32> = (0..m * k)
         .map(|i| ((i * 7919 % 1009) as f32) / 504.5 - 1.0)
         .collect();
@@ -422,6 +419,16 @@ fn unpacked_rows_split_over_threads_equal_the_oracle() {
         .map(|i| f16::from_f32(((i * 104_729 % 997) as f32) / 4986.0 - 0.1))
         .collect();
     let w32: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+    (x, w, w32)
+}
+
+/// Chunks of at least `PAR_MIN_MACS` multiply-adds split their weight rows over the pool:
+/// in a 3-thread pool every family still gives the oracle's bits (f32 and f16 weights).
+#[test]
+fn unpacked_rows_split_over_threads_equal_the_oracle() {
+    let (m, n, k) = (M_CHUNK + 5, 211, K_BLOCK + 300);
+    assert!(M_CHUNK * n * k >= fp16::PAR_MIN_MACS);
+    let (x, w, w32) = rows_inputs(m, n, k);
     let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.01 - 0.2).collect();
     let epi = Fp16Epilogue {
         bias: Some(&bias),
@@ -460,13 +467,7 @@ fn unpacked_rows_tails_at_one_and_two_threads_equal_the_oracle() {
         (37, 7, 19),
     ];
     for (m, n, k) in shapes {
-        let x: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7919 % 1009) as f32) / 504.5 - 1.0)
-            .collect();
-        let w: Vec<f16> = (0..n * k)
-            .map(|i| f16::from_f32(((i * 104_729 % 997) as f32) / 4986.0 - 0.1))
-            .collect();
-        let w32: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+        let (x, w, w32) = rows_inputs(m, n, k);
         let epi = Fp16Epilogue::default();
         let want = reference_fp16_gemm(&x, m, k, &w, n, epi);
         for threads in [1, 2] {

@@ -133,24 +133,36 @@ where
             p[l] = f32::from(wc[l]).mul_add(xc[l], p[l]);
         }
     }
-    let mut s = reduce16(&p);
-    for (wv, xv) in w[k16..].iter().zip(&x[k16..]) {
+    add_tail(reduce16(&p), &w[k16..], &x[k16..])
+}
+
+/// The documented horizontal sum of the 16 partial sums.
+fn reduce16(p: &[f32; 16]) -> f32 {
+    reduce8(&std::array::from_fn(|l| p[l] + p[l + 8]))
+}
+
+/// Its second half, on `q[l] = p[l] + p[l + 8]` (what the SIMD kernels add lane-wise).
+pub(super) fn reduce8(q: &[f32; 8]) -> f32 {
+    ((q[0] + q[4]) + (q[2] + q[6])) + ((q[1] + q[5]) + (q[3] + q[7]))
+}
+
+/// The documented tail: the elements past the 16-wide body added to `s` with fused
+/// multiply-adds in increasing order.
+pub(super) fn add_tail<W: Copy>(mut s: f32, w: &[W], x: &[f32]) -> f32
+where
+    f32: From<W>,
+{
+    for (wv, xv) in w.iter().zip(x) {
         s = f32::from(*wv).mul_add(*xv, s);
     }
     s
 }
 
-/// The documented horizontal sum of the 16 partial sums.
-pub(super) fn reduce16(p: &[f32; 16]) -> f32 {
-    let q: [f32; 8] = std::array::from_fn(|l| p[l] + p[l + 8]);
-    ((q[0] + q[4]) + (q[2] + q[6])) + ((q[1] + q[5]) + (q[3] + q[7]))
-}
-
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use std::arch::x86_64::{
-        __m128i, _mm_loadu_si128, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
-        _mm256_setzero_ps, _mm256_storeu_ps,
+        __m128i, __m256, _mm_loadu_si128, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps,
+        _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
     };
 
     use half::f16;
@@ -178,16 +190,26 @@ mod x86 {
             hi = _mm256_fmadd_ps(_mm256_cvtph_ps(w_hi), x_hi, hi);
             i += 16;
         }
-        let q = _mm256_add_ps(lo, hi);
-        let mut lanes = [0.0f32; 8];
-        // SAFETY: `lanes` is 8 f32 = 32 bytes, exactly what the unaligned store writes.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), q) };
-        let mut s = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
-            + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
-        for (wv, xv) in w[k16..k].iter().zip(&x[k16..k]) {
-            s = wv.to_f32().mul_add(*xv, s);
-        }
-        s
+        finish(lo, hi, &w[k16..k], &x[k16..k])
+    }
+
+    /// The documented end of a row from its two 8-lane halves of the 16 partial sums (`lo`
+    /// lanes 0..8, `hi` lanes 8..16): their sum, [`super::reduce8`], then the tail elements
+    /// (`w_tail`, `x_tail`) by [`super::add_tail`]. Shared with `gemv_f32`.
+    #[target_feature(enable = "avx")]
+    pub(in crate::float) fn finish<W: Copy>(
+        lo: __m256,
+        hi: __m256,
+        w_tail: &[W],
+        x_tail: &[f32],
+    ) -> f32
+    where
+        f32: From<W>,
+    {
+        let mut q = [0.0f32; 8];
+        // SAFETY: `q` is 8 f32 = 32 bytes, exactly what the unaligned store writes.
+        unsafe { _mm256_storeu_ps(q.as_mut_ptr(), _mm256_add_ps(lo, hi)) };
+        super::add_tail(super::reduce8(&q), w_tail, x_tail)
     }
 }
 

@@ -56,7 +56,7 @@ pub fn gemv_f32(
     };
     let parallel = pool > 1 && op.n >= 2 && op.n.saturating_mul(op.k) >= GEMV_F32_PAR_MIN_MACS;
     if !parallel {
-        rows_at(kernel, alpha, op, beta, 0..op.n, y, y_stride, 0);
+        rows_at(kernel, alpha, op, beta, 0..op.n, y, y_stride);
         return Some(());
     }
     // `count` parts of `y` cut here at row boundaries (part `i` from its first row's output up
@@ -79,8 +79,7 @@ pub fn gemv_f32(
     let run_part = |part: &Mutex<Option<(std::ops::Range<usize>, &mut [f32])>>| {
         let taken = part.lock().ok().and_then(|mut p| p.take());
         if let Some((r, out)) = taken {
-            let base = r.start;
-            rows_at(kernel, alpha, op, beta, r, out, y_stride, base);
+            rows_at(kernel, alpha, op, beta, r, out, y_stride);
         }
     };
     if count == rayon::current_num_threads() {
@@ -97,8 +96,7 @@ pub fn gemv_f32(
     Some(())
 }
 
-/// Rows `r` of the product into `y`, where `y[0]` is row `base`'s output.
-#[allow(clippy::too_many_arguments)]
+/// Rows `r` of the product into `y`, where `y[0]` is row `r.start`'s output.
 fn rows_at(
     kernel: GemvF32Kernel,
     alpha: f32,
@@ -107,12 +105,12 @@ fn rows_at(
     r: std::ops::Range<usize>,
     y: &mut [f32],
     y_stride: usize,
-    base: usize,
 ) {
+    let base = r.start;
     let x = &op.x[..op.k];
-    let mut j = r.start;
     #[cfg(target_arch = "x86_64")]
     if kernel == GemvF32Kernel::Avx2 && kernel.is_supported() {
+        let mut j = r.start;
         while j + 4 <= r.end {
             let four = [op.row(j), op.row(j + 1), op.row(j + 2), op.row(j + 3)];
             // SAFETY: `is_supported` checked AVX2 and FMA on this CPU, the only precondition of
@@ -132,7 +130,7 @@ fn rows_at(
         return;
     }
     let _ = kernel;
-    for j in j..r.end {
+    for j in r {
         store(
             alpha,
             dot_scalar(op.row(j), x),
@@ -144,25 +142,9 @@ fn rows_at(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use std::arch::x86_64::{
-        __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
-        _mm256_storeu_ps,
-    };
+    use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps};
 
-    /// The documented horizontal sum of the two 8-lane halves of the 16 partial sums, then the
-    /// tail.
-    #[target_feature(enable = "avx2,fma")]
-    fn finish(lo: __m256, hi: __m256, w: &[f32], x: &[f32], k16: usize) -> f32 {
-        let q = _mm256_add_ps(lo, hi);
-        let mut l = [0.0f32; 8];
-        // SAFETY: `l` is 8 f32 = 32 bytes, exactly what the unaligned store writes.
-        unsafe { _mm256_storeu_ps(l.as_mut_ptr(), q) };
-        let mut s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
-        for (wv, xv) in w[k16..].iter().zip(&x[k16..w.len()]) {
-            s = wv.mul_add(*xv, s);
-        }
-        s
-    }
+    use crate::float::gemv_f16::x86::finish;
 
     /// [`super::dot_scalar`]'s order for `R` rows at once: two 8-lane FMA accumulators per
     /// row (`R` independent FMA chains per load of `x`; each row's order is unchanged). Every
@@ -187,7 +169,7 @@ mod x86 {
             }
             i += 16;
         }
-        std::array::from_fn(|d| finish(lo[d], hi[d], &w[d][..k], x, k16))
+        std::array::from_fn(|d| finish(lo[d], hi[d], &w[d][k16..k], &x[k16..k]))
     }
 }
 

@@ -4,8 +4,8 @@ use half::f16;
 
 use super::call::{check_shapes, crate_gemm};
 use super::error::Result;
-use super::gemv_f16::{GemvF16, GemvF16Kernel, gemv_f16};
-use super::gemv_f32::{GemvF32, GemvF32Kernel, gemv_f32};
+use super::gemv_f16::{Gemv, GemvF16Kernel, gemv_f16};
+use super::gemv_f32::{GemvF32Kernel, gemv_f32};
 use super::sgemm::sgemm;
 use super::threads::Threads;
 use super::view::{MatMut, MatRef};
@@ -243,18 +243,12 @@ pub fn gemm_mixed(
     match (a, b) {
         // One row times the transpose of a row-major f32 weight: the fp32 Linear at batch 1.
         (FloatMat::F32(a), FloatMat::F32(b))
-            if a.rows() == 1
-                && a.cols() > 0
-                && (a.cols() == 1 || a.col_stride() == 1)
-                && (b.rows() == 1 || b.row_stride() == 1)
+            if one_row_times_transposed(&a, &b)
                 && GemvF32Kernel::detect() != GemvF32Kernel::Scalar =>
         {
             check_shapes(&a, &b, &c)?;
-            let (k, n) = (b.rows(), b.cols());
-            let c_cs = c.col_stride();
-            let op = GemvF32::new(b.data(), n, k, b.col_stride().max(k), a.data());
-            let mut c = c;
-            if let Some(op) = op {
+            let (c_cs, mut c) = (c.col_stride(), c);
+            if let Some(op) = gemv_operands(&a, &b) {
                 let kernel = GemvF32Kernel::detect();
                 if gemv_f32(kernel, alpha, &op, beta, c.data_mut(), c_cs, threads).is_some() {
                     return Ok(());
@@ -264,18 +258,10 @@ pub fn gemm_mixed(
         }
         (FloatMat::F32(a), FloatMat::F32(b)) => sgemm(alpha, a, b, beta, c, threads),
         // One row times the transpose of a row-major f16 weight: the batch-1 Linear.
-        (FloatMat::F32(a), FloatMat::F16(b))
-            if a.rows() == 1
-                && a.cols() > 0
-                && (a.cols() == 1 || a.col_stride() == 1)
-                && (b.rows() == 1 || b.row_stride() == 1) =>
-        {
+        (FloatMat::F32(a), FloatMat::F16(b)) if one_row_times_transposed(&a, &b) => {
             check_shapes(&a, &b, &c)?;
-            let (k, n) = (b.rows(), b.cols());
-            let c_cs = c.col_stride();
-            let op = GemvF16::new(b.data(), n, k, b.col_stride().max(k), a.data());
-            let mut c = c;
-            if let Some(op) = op {
+            let (c_cs, mut c) = (c.col_stride(), c);
+            if let Some(op) = gemv_operands(&a, &b) {
                 let kernel = GemvF16Kernel::detect();
                 if gemv_f16(kernel, alpha, &op, beta, c.data_mut(), c_cs).is_some() {
                     return Ok(());
@@ -316,4 +302,19 @@ pub fn gemm_mixed(
             )
         }
     }
+}
+
+/// Whether `a · b` is one contiguous activation row times the transpose of a row-major weight
+/// (`b = Wᵀ`, its columns contiguous): the batch-1 Linear the one-row kernels take.
+fn one_row_times_transposed<W>(a: &MatRef<'_, f32>, b: &MatRef<'_, W>) -> bool {
+    a.rows() == 1
+        && a.cols() > 0
+        && (a.cols() == 1 || a.col_stride() == 1)
+        && (b.rows() == 1 || b.row_stride() == 1)
+}
+
+/// The one-row kernels' operands for such a product (`None` if a length does not fit).
+fn gemv_operands<'a, W>(a: &MatRef<'a, f32>, b: &MatRef<'a, W>) -> Option<Gemv<'a, W>> {
+    let (k, n) = (b.rows(), b.cols());
+    Gemv::new(b.data(), n, k, b.col_stride().max(k), a.data())
 }

@@ -36,8 +36,8 @@ pub(crate) fn advise_spare<T>(buf: &mut Vec<T>) {
 /// mapping. Such an output takes streaming stores like a caller's reused buffer; a new mapping
 /// does not (streaming into not-yet-faulted pages measured slower). `false` where it cannot
 /// tell (other OS, Miri, an error).
-pub(crate) fn spare_is_resident<T>(buf: &mut Vec<T>, bytes: usize) -> bool {
-    let start = buf.as_mut_ptr() as usize;
+pub(crate) fn spare_is_resident<T>(buf: &Vec<T>, bytes: usize) -> bool {
+    let start = buf.as_ptr() as usize;
     let end = start.saturating_add(bytes.min(buf.capacity() * std::mem::size_of::<T>()));
     if end <= start {
         return false;
@@ -88,18 +88,18 @@ mod tests {
         // Above glibc's largest mmap threshold (32 MiB): always a new mapping, not yet backed.
         let bytes = 40 << 20;
         let mut fresh: Vec<u8> = Vec::with_capacity(bytes);
-        let before = spare_is_resident(&mut fresh, bytes);
+        let before = spare_is_resident(&fresh, bytes);
         fresh.resize(bytes, 1);
         fresh.clear();
-        let after = spare_is_resident(&mut fresh, bytes);
+        let after = spare_is_resident(&fresh, bytes);
         if cfg!(all(target_os = "linux", not(miri))) {
             assert!(!before, "a fresh mapping reported resident");
             assert!(after, "written pages reported not resident");
         } else {
             assert!(!before && !after);
         }
-        let mut empty: Vec<u8> = Vec::new();
-        assert!(!spare_is_resident(&mut empty, 0));
+        let empty: Vec<u8> = Vec::new();
+        assert!(!spare_is_resident(&empty, 0));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::{QuantError, Result, as_uninit, run_dequantize, run_quantize, stream_
 fn filled<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>], bool)) -> Vec<T> {
     let mut out = Vec::with_capacity(n);
     let stream = stream_into::<T>(n)
-        && huge_pages::spare_is_resident(&mut out, n.saturating_mul(std::mem::size_of::<T>()));
+        && huge_pages::spare_is_resident(&out, n.saturating_mul(std::mem::size_of::<T>()));
     huge_pages::advise_spare(&mut out);
     fill(&mut out.spare_capacity_mut()[..n], stream);
     // SAFETY: capacity is at least `n`, and `fill` (a kernel run, see above) initialized all
